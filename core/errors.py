@@ -1,0 +1,60 @@
+"""The one error tree of the bot. Refusals are values (see ``core.results``), not errors.
+
+    ChatOpsError
+    ├── ConfigError          settings that cannot work (unknown target kind, bad limits)
+    ├── RegistryError        the model registry failed or answered something unusable
+    │   └── NotFound         a model, version or alias that does not exist
+    ├── TargetError          a serving target failed a step
+    │   ├── BuildFailed      the model could not be loaded or built (log tail attached)
+    │   ├── DeployFailed     the server did not come up healthy (log tail attached)
+    │   ├── TargetUnavailable the target cannot be reached at all
+    │   └── StepTimeout      a remote wait ran past its deadline
+    └── StoreError           the state database failed
+"""
+
+from __future__ import annotations
+
+
+class ChatOpsError(Exception):
+    """Root of every error the bot raises on purpose."""
+
+    def __init__(self, message: str, *, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.log_tail = log_tail
+
+
+class ConfigError(ChatOpsError):
+    pass
+
+
+class RegistryError(ChatOpsError):
+    pass
+
+
+class NotFound(RegistryError):
+    pass
+
+
+class TargetError(ChatOpsError):
+    pass
+
+
+class BuildFailed(TargetError):
+    pass
+
+
+class DeployFailed(TargetError):
+    pass
+
+
+class TargetUnavailable(TargetError):
+    pass
+
+
+class StepTimeout(TargetError):
+    pass
+
+
+class StoreError(ChatOpsError):
+    pass
