@@ -1,0 +1,89 @@
+"""`chatops`: run the bot, drive it from a console, seed the demo, stop local endpoints."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+
+from rich.console import Console
+
+from bot.console.app import ConsoleApp
+from core.config import Settings
+from core.errors import ChatOpsError
+from core.runtime import Runtime
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatops", description=(
+        "Deploy MLflow model versions to live endpoints from Slack or a console."))
+    parser.add_argument("--state-dir", help="where state, registry and logs live "
+                        "(default: $CHATOPS_STATE_DIR or ./.state)")
+    sub = parser.add_subparsers(dest="cmd")
+    sub.add_parser("run", help="run the bot (the console when no Slack tokens are set)")
+    console = sub.add_parser("console", help="type commands in a terminal")
+    console.add_argument("-c", "--command", action="append", default=[], metavar="TEXT",
+                         help="run this command and exit (repeatable); exit code 1 if any failed")
+    console.add_argument("--as", dest="actor", default=None,
+                         help="who the console acts as (default: $CHATOPS_CONSOLE_USER or login)")
+    sub.add_parser("demo", help="create the demo model iris (v1, v2) in the registry")
+    sub.add_parser("down", help="stop every local endpoint of the state directory")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.state_dir:
+        os.environ["CHATOPS_STATE_DIR"] = args.state_dir
+    out = Console(highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out.width = max(out.width, 160)  # piped output: do not squeeze tables into 80 columns
+    try:
+        runtime = Runtime(Settings())
+    except (ChatOpsError, ValueError) as exc:
+        out.print(f"[red]cannot start: {exc}[/]")
+        return 2
+    try:
+        return _dispatch(args, runtime, out)
+    except ChatOpsError as exc:
+        out.print(f"[red]{exc.message}[/]")
+        return 1
+    finally:
+        runtime.close()
+
+
+def _dispatch(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
+    actor = getattr(args, "actor", None) or os.environ.get("CHATOPS_CONSOLE_USER") or _login()
+    app = ConsoleApp(runtime, actor=actor, console=out)
+    if args.cmd == "demo":
+        if runtime.registry_is_empty():
+            app.create_demo()
+        else:
+            out.print(f"The registry already has models: {', '.join(runtime.registry.models())}")
+        return 0
+    if args.cmd == "down":
+        stopped = runtime.shut_down_endpoints()
+        out.print(f"Stopped: {', '.join(stopped)}" if stopped else "No local endpoints.")
+        return 0
+    runtime.warm_up()
+    if args.cmd == "console" and args.command:
+        return 0 if app.run_lines(args.command) else 1
+    settings = runtime.settings
+    envs = ", ".join(f"{e.name} ({e.target})" for e in settings.environments)
+    out.print(f"chatops console — state in {settings.state_dir}; environments: {envs}; "
+              f"acting as {actor}")
+    app.offer_demo(ask=sys.stdin.isatty())
+    app.interactive()
+    return 0
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "console"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

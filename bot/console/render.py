@@ -1,0 +1,94 @@
+"""Replies and events as terminal output (rich)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from commands.base import HelpText, Reply, StatusReport, UsageError
+from core.events import EndpointStatus, Event, EventKind, Outcome, Refusal
+
+
+def ago(when: datetime) -> str:
+    seconds = int((datetime.now(UTC) - when).total_seconds())
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
+    return f"{seconds // 86400}d ago"
+
+
+class ConsoleReporter:
+    """Each event as one line, as it happens."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def report(self, event: Event) -> None:
+        c, msg, t = self.console, escape(event.message), f"[dim]{event.elapsed_s:6.2f}s[/]"
+        if event.kind is EventKind.STARTED:
+            c.print(f"[bold]▶ {msg}[/]")
+        elif event.kind is EventKind.STEP:
+            c.print(f"{t} [cyan]…[/] {msg}")
+        elif event.kind is EventKind.DONE:
+            c.print(f"{t} [green]✓[/] {msg}")
+        elif event.kind is EventKind.INFO:
+            c.print(f"{t}   {msg}")
+        elif event.kind is EventKind.SUCCEEDED:
+            c.print(f"{t} [bold green]✔ {msg}[/]")
+        elif event.kind is EventKind.FAILED:
+            c.print(f"{t} [bold red]✘ {msg}[/]")
+            tail = str(event.data.get("log_tail") or "")
+            if tail:
+                c.print(Panel(escape(tail), title="log tail", border_style="red"))
+            c.print(f"       [yellow]{escape(str(event.data.get('serving', '')))}[/]")
+
+
+def render(console: Console, reply: Reply) -> None:
+    if isinstance(reply, UsageError):
+        console.print(f"[red]{escape(reply.text)}[/]")
+    elif isinstance(reply, Refusal):
+        console.print(f"[yellow]{escape(reply.text)}[/]")
+    elif isinstance(reply, HelpText):
+        console.print(escape(reply.text))
+    elif isinstance(reply, StatusReport):
+        _status(console, reply)
+    elif isinstance(reply, Outcome):
+        pass  # its events already told the story, ending with the outcome
+
+
+def _health(ep: EndpointStatus) -> str:
+    return "[green]up[/]" if ep.up else "[red]down[/]"
+
+
+def _status(console: Console, report: StatusReport) -> None:
+    if not report.endpoints:
+        where = f" in {report.env}" if report.env else ""
+        console.print(f"No endpoints{where} yet. Deploy one with `/deploy <model> v<N>`.")
+        return
+    if report.detail:
+        for ep in report.endpoints:
+            table = Table(title=f"{ep.name} ({ep.env})", show_header=False)
+            for key, value in [
+                ("model", f"{ep.model} v{ep.version}"), ("health", _health(ep)),
+                ("detail", escape(ep.detail)), ("resources", ep.resources),
+                ("since", f"{ep.since:%Y-%m-%d %H:%M:%S} UTC ({ago(ep.since)})"),
+                ("url", ep.url), ("target", ep.target),
+            ]:
+                table.add_row(key, value)
+            console.print(table)
+        return
+    table = Table(title="Endpoints")
+    for column in ("env", "endpoint", "model", "version", "resources", "replicas", "health",
+                   "since", "url"):
+        table.add_column(column, no_wrap=column == "url")
+    for ep in report.endpoints:
+        table.add_row(ep.env, ep.name, ep.model, f"v{ep.version}", ep.resources,
+                      str(ep.replicas), _health(ep), ago(ep.since), ep.url)
+    console.print(table)

@@ -1,0 +1,91 @@
+"""What every command module shares: the usage error, the context a handler runs in, tokens."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.deployer import Deployer
+from core.events import EndpointStatus, Outcome, Refusal, Reporter
+
+
+class CommandName(StrEnum):
+    DEPLOY = "deploy"
+    SCALE = "scale"
+    STATUS = "status"
+    HELP = "help"
+
+
+@dataclass(frozen=True)
+class UsageError:
+    """The text could not be understood: what was wrong, the correct form, an example."""
+
+    problem: str
+    usage: str = ""
+    example: str = ""
+    ok: bool = False
+
+    @property
+    def text(self) -> str:
+        lines = [self.problem]
+        if self.usage:
+            lines.append(f"Usage: `{self.usage}`")
+        if self.example:
+            lines.append(f"Example: `{self.example}`")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class HelpText:
+    text: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    endpoints: list[EndpointStatus]
+    detail: bool
+    env: str | None
+    ok: bool = True
+
+
+Reply = Outcome | Refusal | UsageError | HelpText | StatusReport
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who asks, through which reporter progress goes, and the core that does the work."""
+
+    deployer: Deployer
+    actor: str
+    reporter: Reporter
+    text: str
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MAX_TEXT = 500
+
+
+def check_name(value: str, what: str, usage: str, example: str) -> UsageError | None:
+    if NAME.match(value):
+        return None
+    return UsageError(
+        f"`{_shown(value)}` is not a valid {what}: use letters, digits, `.`, `_` or `-`, "
+        "starting with a letter or digit",
+        usage, example,
+    )
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    value = value.replace("`", "'")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def shown(value: str) -> str:
+    """A piece of user text fit to quote back: no backticks, not too long."""
+    return _shown(value)
+
+
+def tokens(text: str) -> list[str]:
+    return text.split()

@@ -1,0 +1,74 @@
+"""`/deploy <model> v<N> | <N> | @<alias> [to <env>]`"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+from commands.base import Context, Reply, UsageError, check_name, shown, tokens
+
+NAME = "deploy"
+SUMMARY = "serve a registered model version on its endpoint"
+USAGE = "/deploy <model> v<N>|<N>|@<alias> [to <env>]"
+EXAMPLES = ["/deploy iris v2", "/deploy iris 2 to prod", "/deploy iris @champion"]
+DETAILS = """\
+The endpoint is named after the model. A new deployment starts beside the old one and takes
+the traffic only after its health check and a smoke-test prediction on the model's input
+example pass; the old one then stops. If anything fails, what served before keeps serving.
+Resources stay those of the endpoint (or the environment's defaults): change them with /scale."""
+
+_VERSION = re.compile(r"^[vV]?(-?\d+)$")
+_ALIAS = re.compile(r"^@([A-Za-z0-9_-]{1,64})$")
+
+
+class Deploy(BaseModel):
+    model: str
+    version: int | None = None
+    alias: str | None = None
+    env: str | None = None
+
+
+def _error(problem: str) -> UsageError:
+    return UsageError(problem, USAGE, EXAMPLES[0])
+
+
+def parse(text: str) -> Deploy | UsageError:
+    words = tokens(text)
+    if not words:
+        return _error("Say which model and version to deploy.")
+    model, rest = words[0], words[1:]
+    if bad := check_name(model, "model name", USAGE, EXAMPLES[0]):
+        return bad
+    if not rest:
+        return _error(f"Say which version of `{model}` to deploy: v<N>, <N> or @<alias>.")
+    which, rest = rest[0], rest[1:]
+    version = alias = None
+    if (match := _VERSION.match(which)) is not None:
+        version = int(match.group(1))
+        if version < 1:
+            return _error(f"`{shown(which)}` is not a version: versions start at v1.")
+    elif (match := _ALIAS.match(which)) is not None:
+        alias = match.group(1)
+    elif which.lower() in ("to", "in"):
+        return _error(f"Say which version of `{model}` to deploy before `{which}`.")
+    else:
+        return _error(f"`{shown(which)}` is not a version: use v<N> (e.g. v3), <N> or @<alias>.")
+    env = None
+    if rest:
+        if rest[0].lower() not in ("to", "in"):
+            return _error(f"Unexpected `{shown(rest[0])}`: after the version comes `to <env>`.")
+        if len(rest) == 1:
+            return _error(f"Say which environment after `{rest[0]}`, e.g. `to prod`.")
+        env = rest[1]
+        if bad := check_name(env, "environment name", USAGE, EXAMPLES[1]):
+            return bad
+        if len(rest) > 2:
+            return _error(f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
+    return Deploy(model=model, version=version, alias=alias, env=env)
+
+
+def run(cmd: Deploy, ctx: Context) -> Reply:
+    return ctx.deployer.deploy(model=cmd.model, version=cmd.version, alias=cmd.alias,
+                               env=cmd.env, actor=ctx.actor, command=ctx.text,
+                               reporter=ctx.reporter)

@@ -1,0 +1,49 @@
+"""`/help [command]`"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from commands.base import Context, HelpText, Reply, UsageError, shown, tokens
+
+NAME = "help"
+SUMMARY = "explain the commands, with examples"
+USAGE = "/help [command]"
+EXAMPLES = ["/help", "/help scale"]
+DETAILS = "Without a command: every command in one line. With one: its grammar and examples."
+
+
+class Help(BaseModel):
+    command: str | None = None
+
+
+def parse(text: str) -> Help | UsageError:
+    from commands.registry import COMMANDS
+
+    words = tokens(text)
+    if not words:
+        return Help()
+    name = words[0].lstrip("/").lower()
+    if name not in COMMANDS or len(words) > 1:
+        known = ", ".join(COMMANDS)
+        return UsageError(f"There is no command `{shown(' '.join(words))}` to explain "
+                          f"(commands: {known}).", USAGE, EXAMPLES[1])
+    return Help(command=name)
+
+
+def run(cmd: Help, ctx: Context) -> Reply:
+    return HelpText(describe(cmd.command))
+
+
+def describe(name: str | None = None) -> str:
+    from commands.registry import COMMANDS
+
+    if name is None:
+        width = max(len(m.USAGE) for m in COMMANDS.values())
+        lines = ["Commands:"]
+        lines += [f"  {m.USAGE.ljust(width)}  {m.SUMMARY}" for m in COMMANDS.values()]
+        lines.append("`/help <command>` explains one in detail.")
+        return "\n".join(lines)
+    module = COMMANDS[name]
+    examples = "\n".join(f"  {e}" for e in module.EXAMPLES)
+    return f"{module.USAGE}\n{module.SUMMARY}.\n\n{module.DETAILS}\n\nExamples:\n{examples}"

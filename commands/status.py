@@ -1,0 +1,53 @@
+"""`/status [endpoint] [in <env>]`"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from commands.base import Context, Reply, StatusReport, UsageError, check_name, shown, tokens
+from core.events import Refusal
+
+NAME = "status"
+SUMMARY = "show what serves: every endpoint, or one in detail"
+USAGE = "/status [endpoint] [in <env>]"
+EXAMPLES = ["/status", "/status iris", "/status in prod"]
+DETAILS = """\
+Without an endpoint: a table of every endpoint (model, version, resources, replicas, health,
+since when, URL). With one: that endpoint in detail. Health is checked live, so an endpoint
+whose servers died shows as down."""
+
+
+class Status(BaseModel):
+    endpoint: str | None = None
+    env: str | None = None
+
+
+def _error(problem: str) -> UsageError:
+    return UsageError(problem, USAGE, EXAMPLES[1])
+
+
+def parse(text: str) -> Status | UsageError:
+    words = tokens(text)
+    endpoint = env = None
+    if words and words[0].lower() != "in":
+        endpoint, words = words[0], words[1:]
+        if bad := check_name(endpoint, "endpoint name", USAGE, EXAMPLES[1]):
+            return bad
+    if words:
+        if words[0].lower() != "in":
+            return _error(f"Unexpected `{shown(words[0])}`: after the endpoint comes `in <env>`.")
+        if len(words) == 1:
+            return _error("Say which environment after `in`, e.g. `in prod`.")
+        env = words[1]
+        if bad := check_name(env, "environment name", USAGE, EXAMPLES[2]):
+            return bad
+        if len(words) > 2:
+            return _error(f"Unexpected `{shown(' '.join(words[2:]))}` after the environment.")
+    return Status(endpoint=endpoint, env=env)
+
+
+def run(cmd: Status, ctx: Context) -> Reply:
+    found = ctx.deployer.status(env=cmd.env, endpoint=cmd.endpoint)
+    if isinstance(found, Refusal):
+        return found
+    return StatusReport(endpoints=found, detail=cmd.endpoint is not None, env=cmd.env)

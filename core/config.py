@@ -1,0 +1,84 @@
+"""Settings, read from the environment or `.env` (pydantic-settings).
+
+Everything has an embedded default, so the bot runs with no configuration at all: state in
+`./.state`, an MLflow registry in SQLite inside it, and two local environments, `dev` and `prod`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.resources import Resources
+
+
+class Limits(BaseModel):
+    """The most an environment allows one endpoint to ask for."""
+
+    cpu: float = 4
+    memory_mb: int = 8192
+    replicas: int = 4
+    gpus: int = 0
+
+
+class Environment(BaseModel):
+    name: str
+    target: Literal["local", "cml"] = "local"
+    default: Resources = Field(default_factory=lambda: Resources(cpu=1, memory_mb=1024, replicas=1))
+    limits: Limits = Field(default_factory=Limits)
+    # local target: endpoints of this environment get ports from this range
+    port_range: tuple[int, int] = (18000, 18999)
+
+    @model_validator(mode="after")
+    def _default_within_limits(self) -> Environment:
+        if self.port_range[0] > self.port_range[1]:
+            raise ValueError(f"port_range of {self.name} is empty: {self.port_range}")
+        return self
+
+
+def _embedded_environments() -> list[Environment]:
+    return [
+        Environment(name="dev", port_range=(18000, 18499)),
+        Environment(name="prod", port_range=(18500, 18999)),
+    ]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHATOPS_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    state_dir: Path = Path(".state")
+    database_url: str = ""
+    mlflow_tracking_uri: str = ""
+    environments: list[Environment] = Field(default_factory=_embedded_environments)
+    default_environment: str = "dev"
+    # how long a model server may take to load its model and answer /ping
+    start_timeout_s: float = 60.0
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
+        self.state_dir = self.state_dir.expanduser().absolute()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.state_dir / 'chatops.db'}"
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = f"sqlite:///{self.state_dir / 'mlflow.db'}"
+        names = [e.name for e in self.environments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"environment names repeat: {names}")
+        if self.default_environment not in names:
+            raise ValueError(
+                f"default_environment {self.default_environment!r} is not one of {names}"
+            )
+        return self
+
+    def environment(self, name: str | None) -> Environment | None:
+        wanted = name or self.default_environment
+        return next((e for e in self.environments if e.name == wanted), None)
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.state_dir / "mlartifacts"

@@ -1,0 +1,73 @@
+"""What an operation tells the people watching it, and the results it ends with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class EventKind(StrEnum):
+    STARTED = "started"  # the operation began (message: who does what)
+    STEP = "step"  # a step began
+    DONE = "done"  # a step finished well
+    INFO = "info"  # something worth saying inside a step
+    SUCCEEDED = "succeeded"  # the operation ended well (message: the end state)
+    FAILED = "failed"  # the operation ended badly (message: cause; data: log_tail, serving)
+
+
+@dataclass(frozen=True)
+class Event:
+    operation: str
+    kind: EventKind
+    step: str
+    message: str
+    elapsed_s: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Reporter(Protocol):
+    """Turns events into something people see: console lines, a Slack thread."""
+
+    def report(self, event: Event) -> None: ...
+
+
+class NullReporter:
+    def report(self, event: Event) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The bot will not do what was asked; `text` says why and what to do instead."""
+
+    text: str
+    ok: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an operation ended."""
+
+    ok: bool
+    text: str
+    operation: str | None = None
+    url: str = ""
+    log_tail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    env: str
+    name: str
+    model: str
+    version: int
+    resources: str
+    replicas: int
+    up: bool
+    since: datetime
+    url: str
+    target: str
+    detail: str = ""

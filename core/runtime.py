@@ -1,0 +1,61 @@
+"""Builds the bot's core from settings: store, registry, targets and the Deployer."""
+
+from __future__ import annotations
+
+import threading
+
+from core.config import Settings
+from core.deployer import Deployer
+from core.errors import ConfigError
+from core.registry.demo import create_demo_model
+from core.registry.mlflow import Registry
+from core.store import Store
+from core.targets.base import EndpointRef, Target
+from core.targets.local.target import LocalTarget, Zygote
+
+
+class Runtime:
+    """Everything one bot process needs, built once; `close()` leaves endpoints serving."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.database_url)
+        self.registry = Registry(tracking_uri=settings.mlflow_tracking_uri)
+        self.zygote = Zygote(state_dir=settings.state_dir)
+        targets: dict[str, Target] = {}
+        for env in settings.environments:
+            if env.target != "local":
+                raise ConfigError(f"environment {env.name}: target `{env.target}` is not "
+                                  "available in this version (use `local`)")
+            targets[env.name] = LocalTarget(env=env, state_dir=settings.state_dir,
+                                            zygote=self.zygote,
+                                            start_timeout_s=settings.start_timeout_s)
+        self.deployer = Deployer(settings=settings, store=self.store, registry=self.registry,
+                                 targets=targets)
+
+    def warm_up(self) -> None:
+        """Start the model-server runtime and open the registry in the background."""
+        self.zygote.prewarm()
+        threading.Thread(target=lambda: self.registry.client, daemon=True).start()
+
+    def registry_is_empty(self) -> bool:
+        return not self.registry.models()
+
+    def create_demo(self) -> list[int]:
+        return create_demo_model(tracking_uri=self.settings.mlflow_tracking_uri,
+                                 artifact_root=self.settings.artifact_root)
+
+    def shut_down_endpoints(self) -> list[str]:
+        """Stop every local endpoint of this state directory; the names stopped."""
+        stopped = []
+        for row in self.store.endpoints():
+            target = self.deployer.targets[row.env]
+            if isinstance(target, LocalTarget):
+                target.shutdown(EndpointRef(row.env, row.name))
+                stopped.append(f"{row.name} ({row.env})")
+        return stopped
+
+    def close(self) -> None:
+        self.deployer.close()
+        self.zygote.close()

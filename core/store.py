@@ -1,0 +1,179 @@
+"""The state database: endpoints, operations and their events (SQLAlchemy; SQLite by default).
+
+Every write commits at once, so what the bot did survives it stopping mid-operation.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from core.errors import StoreError
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class OperationState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class Endpoint(Base):
+    """One serving endpoint per (environment, name); `deployment` is what serves it now."""
+
+    __tablename__ = "endpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    env: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    cpu: Mapped[float] = mapped_column(Float)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    replicas: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    url: Mapped[str] = mapped_column(String(512))
+    deployment: Mapped[str] = mapped_column(String(128))
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Operation(Base):
+    __tablename__ = "operations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    env: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    command: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=OperationState.RUNNING)
+    step: Mapped[str] = mapped_column(String(64), default="")
+    remote: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url, json_serializer=json.dumps)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the state database failed: {type(exc).__name__}") from exc
+
+    # -- endpoints -------------------------------------------------------------------------
+    def endpoint(self, env: str, name: str) -> Endpoint | None:
+        with self.session() as s:
+            return s.scalar(select(Endpoint).where(Endpoint.env == env, Endpoint.name == name))
+
+    def endpoints(self, env: str | None = None) -> list[Endpoint]:
+        query = select(Endpoint).order_by(Endpoint.env, Endpoint.name)
+        if env:
+            query = query.where(Endpoint.env == env)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def save_endpoint(self, **fields: Any) -> Endpoint:
+        """Insert or update the endpoint (env, name); `since` moves only when what serves changes."""
+        with self.session() as s:
+            row = s.scalar(select(Endpoint).where(Endpoint.env == fields["env"],
+                                                  Endpoint.name == fields["name"]))
+            if row is None:
+                row = Endpoint(**fields)
+                s.add(row)
+            else:
+                for key, value in fields.items():
+                    setattr(row, key, value)
+            row.since = row.updated_at = utcnow()
+            return row
+
+    # -- operations ------------------------------------------------------------------------
+    def start_operation(self, *, kind: str, env: str, endpoint: str, requested_by: str,
+                        command: str) -> Operation:
+        op = Operation(id=new_id("op"), kind=kind, env=env, endpoint=endpoint,
+                       requested_by=requested_by, command=command, remote={})
+        with self.session() as s:
+            s.add(op)
+        return op
+
+    def record(self, op_id: str, *, step: str | None = None, **remote: Any) -> None:
+        """Note the current step and remote ids of an operation, before waiting on them."""
+        with self.session() as s:
+            op = s.get(Operation, op_id)
+            assert op is not None
+            if step is not None:
+                op.step = step
+            if remote:
+                op.remote = {**op.remote, **remote}
+
+    def finish(self, op_id: str, state: OperationState, error: str = "") -> None:
+        with self.session() as s:
+            op = s.get(Operation, op_id)
+            assert op is not None
+            op.state, op.error, op.finished_at = state, error, utcnow()
+
+    def add_event(self, op_id: str, kind: str, step: str, message: str) -> None:
+        with self.session() as s:
+            s.add(EventRow(operation_id=op_id, kind=kind, step=step, message=message))
+
+    def operation(self, op_id: str) -> Operation | None:
+        with self.session() as s:
+            return s.get(Operation, op_id)
+
+    def events(self, op_id: str) -> list[EventRow]:
+        with self.session() as s:
+            query = select(EventRow).where(EventRow.operation_id == op_id).order_by(EventRow.id)
+            return list(s.scalars(query))
+
+    def operations(self, limit: int = 50) -> list[Operation]:
+        with self.session() as s:
+            return list(s.scalars(select(Operation).order_by(Operation.created_at.desc()).limit(limit)))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,265 @@
+"""The endpoint host: one long-lived process per local endpoint.
+
+It owns the endpoint's listening socket (so the URL never changes), forks the workers of each
+deployment from its already-warm interpreter, and answers a small JSON-lines control protocol
+on a unix socket. It outlives the bot: a restarted bot finds it again through that socket.
+
+Deployment states: starting -> ready -> active -> retiring -> stopped, or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.targets.local.server import WorkerSpec, run_worker
+
+LOG_TAIL_LINES = 20
+MAX_RESTARTS = 3
+
+
+@dataclass
+class Worker:
+    pid: int
+    ready_fd: int | None
+    private_port: int | None = None
+    exit_code: int | None = None
+    restarts: int = 0
+
+
+@dataclass
+class Deployment:
+    spec: WorkerSpec
+    workers_wanted: int
+    log_path: Path
+    state: str = "starting"
+    error: str = ""
+    workers: list[Worker] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "deployment": self.spec.deployment,
+            "model": self.spec.model,
+            "version": self.spec.version,
+            "memory_mb": self.spec.memory_mb,
+            "state": self.state,
+            "error": self.error,
+            "log_tail": log_tail(self.log_path) if self.state == "failed" else "",
+            "started_at": self.started_at,
+            "workers": [
+                {"pid": w.pid, "private_port": w.private_port, "alive": w.exit_code is None,
+                 "restarts": w.restarts}
+                for w in self.workers
+            ],
+        }
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Host:
+    def __init__(self, *, endpoint: str, listener: socket.socket, control: socket.socket,
+                 log_dir: Path) -> None:
+        self.endpoint = endpoint
+        self.listener = listener
+        self.control = control
+        self.log_dir = log_dir
+        self.deployments: dict[str, Deployment] = {}
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(control, selectors.EVENT_READ, "control")
+        self.stopping = False
+
+    # -- workers ---------------------------------------------------------------------------
+    def _fork_worker(self, dep: Deployment) -> Worker:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(read_fd)
+                self.control.close()
+                log = os.open(dep.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                run_worker(dep.spec, self.listener, write_fd)
+            finally:
+                os._exit(3)
+        os.close(write_fd)
+        worker = Worker(pid=pid, ready_fd=read_fd)
+        self.selector.register(read_fd, selectors.EVENT_READ, ("ready", dep, worker))
+        return worker
+
+    def _on_ready(self, dep: Deployment, worker: Worker) -> None:
+        assert worker.ready_fd is not None
+        data = os.read(worker.ready_fd, 4096)
+        self.selector.unregister(worker.ready_fd)
+        os.close(worker.ready_fd)
+        worker.ready_fd = None
+        if data:
+            worker.private_port = json.loads(data)["private_port"]
+        if dep.state == "starting" and all(w.private_port for w in dep.workers):
+            dep.state = "ready"
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            for dep in self.deployments.values():
+                for worker in dep.workers:
+                    if worker.pid == pid:
+                        worker.exit_code = os.waitstatus_to_exitcode(status)
+                        self._on_exit(dep, worker)
+
+    def _on_exit(self, dep: Deployment, worker: Worker) -> None:
+        if worker.ready_fd is not None:
+            self.selector.unregister(worker.ready_fd)
+            os.close(worker.ready_fd)
+            worker.ready_fd = None
+        if dep.state == "starting":
+            dep.state = "failed"
+            dep.error = f"a model server exited while starting (exit code {worker.exit_code})"
+            for other in dep.workers:
+                if other.exit_code is None:
+                    os.kill(other.pid, signal.SIGTERM)
+        elif dep.state == "active" and worker.restarts < MAX_RESTARTS:
+            replacement = self._fork_worker(dep)
+            replacement.restarts = worker.restarts + 1
+            dep.workers[dep.workers.index(worker)] = replacement
+        elif dep.state == "retiring" and all(w.exit_code is not None for w in dep.workers):
+            dep.state = "stopped"
+
+    # -- control protocol ------------------------------------------------------------------
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "status":
+            return {"ok": True, "endpoint": self.endpoint, "pid": os.getpid(),
+                    "port": self.listener.getsockname()[1],
+                    "deployments": [d.as_dict() for d in self.deployments.values()]}
+        if op == "start":
+            spec = WorkerSpec(**request["spec"])
+            if spec.deployment in self.deployments:
+                return {"ok": True, "deployment": self.deployments[spec.deployment].as_dict()}
+            dep = Deployment(spec=spec, workers_wanted=int(request["workers"]),
+                             log_path=self.log_dir / f"{spec.deployment}.log")
+            self.deployments[spec.deployment] = dep
+            dep.workers = [self._fork_worker(dep) for _ in range(dep.workers_wanted)]
+            return {"ok": True, "deployment": dep.as_dict()}
+        dep = self.deployments.get(str(request.get("deployment")))
+        if op in ("activate", "retire") and dep is None:
+            return {"ok": False, "error": f"no deployment {request.get('deployment')}"}
+        if op == "activate" and dep is not None:
+            if dep.state not in ("ready", "active"):
+                return {"ok": False, "error": f"deployment is {dep.state}, not ready"}
+            self._signal(dep, signal.SIGUSR1)
+            dep.state = "active"
+            return {"ok": True}
+        if op == "retire" and dep is not None:
+            self._retire(dep)
+            return {"ok": True}
+        if op == "shutdown":
+            for d in self.deployments.values():
+                self._retire(d)
+            self.stopping = True
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def _retire(self, dep: Deployment) -> None:
+        if dep.state in ("stopped", "failed"):
+            return
+        dep.state = "retiring"
+        self._signal(dep, signal.SIGTERM)
+        if all(w.exit_code is not None for w in dep.workers):
+            dep.state = "stopped"
+
+    @staticmethod
+    def _signal(dep: Deployment, sig: int) -> None:
+        for worker in dep.workers:
+            if worker.exit_code is None:
+                try:
+                    os.kill(worker.pid, sig)
+                except ProcessLookupError:
+                    pass
+
+    def _serve_control(self) -> None:
+        conn, _ = self.control.accept()
+        with conn:
+            conn.settimeout(5)
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            try:
+                reply = self.handle(json.loads(buf))
+            except Exception as exc:  # a bad request must not take the endpoint down
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            conn.sendall((json.dumps(reply) + "\n").encode())
+
+    def run(self) -> None:
+        while True:
+            for key, _ in self.selector.select(timeout=0.05):
+                if key.data == "control":
+                    self._serve_control()
+                else:
+                    _, dep, worker = key.data
+                    self._on_ready(dep, worker)
+            self._reap()
+            busy = any(w.exit_code is None for d in self.deployments.values() for w in d.workers)
+            if self.stopping and not busy:
+                return
+
+
+def host_main(*, endpoint: str, port: int, control_path: str, log_dir: str, report_fd: int) -> None:
+    """Run in a fresh session (forked by the zygote): bind, report, serve. Never returns."""
+    logs = Path(log_dir)
+    logs.mkdir(parents=True, exist_ok=True)
+    log = os.open(logs / "host.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    try:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(1024)
+        listener.setblocking(False)  # several processes accept on it: none may block
+    except OSError as exc:
+        os.write(report_fd, (json.dumps({"ok": False, "error": exc.strerror}) + "\n").encode())
+        os._exit(1)
+    if os.path.exists(control_path):
+        os.unlink(control_path)
+    control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    control.bind(control_path)
+    control.listen(16)
+    os.write(report_fd, (json.dumps({"ok": True, "pid": os.getpid()}) + "\n").encode())
+    os.close(report_fd)
+    print(f"host of {endpoint} on 127.0.0.1:{port}, control {control_path}", flush=True)
+    try:
+        Host(endpoint=endpoint, listener=listener, control=control, log_dir=logs).run()
+    finally:
+        try:
+            os.unlink(control_path)
+        except OSError:
+            pass
+        sys.stdout.flush()
+        os._exit(0)
