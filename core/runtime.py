@@ -17,12 +17,13 @@ from core.targets.local.target import LocalTarget, Zygote
 class Runtime:
     """Everything one bot process needs, built once; `close()` leaves endpoints serving."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, zygote: Zygote | None = None) -> None:
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.database_url)
         self.registry = Registry(tracking_uri=settings.mlflow_tracking_uri)
-        self.zygote = Zygote(state_dir=settings.state_dir)
+        self._own_zygote = zygote is None
+        self.zygote = zygote or Zygote(state_dir=settings.state_dir)
         targets: dict[str, Target] = {}
         for env in settings.environments:
             if env.target != "local":
@@ -58,4 +59,5 @@ class Runtime:
 
     def close(self) -> None:
         self.deployer.close()
-        self.zygote.close()
+        if self._own_zygote:
+            self.zygote.close()

@@ -37,7 +37,11 @@ class CMLEmulator:
         self.api_key = api_key
         self.timings = timings or Timings()
         self.faults = faults or Faults()
-        self.user = {"username": username, "name": username.title(), "email": f"{username}@example.com"}
+        self.user = {
+            "username": username,
+            "name": username.title(),
+            "email": f"{username}@example.com",
+        }
         self.registry = MlflowRegistry(
             tracking_uri=tracking_uri, owner=self.user, timings=self.timings, clock=clock
         )
@@ -64,7 +68,11 @@ class CMLEmulator:
             time.sleep(self.faults.latency)
         status = self.faults.failure_for_next_call()
         if status is not None:
-            raise ApiError(status, f"injected failure ({status}) from the emulator's fault switches")
+            raise ApiError(
+                status, f"injected failure ({status}) from the emulator's fault switches"
+            )
         scheme, _, key = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip(), self.api_key):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            key.strip().encode(), self.api_key.encode()
+        ):
             raise ApiError(401, "Unauthorized: missing or invalid API key")

@@ -53,7 +53,11 @@ class BuildRecord:
 
     def view(self, now: float) -> dict[str, Any]:
         status = self.status(now)
-        view = {**self.fields, "status": status, "updated_at": iso(self.timeline.last_change(now), millis=False)}
+        view = {
+            **self.fields,
+            "status": status,
+            "updated_at": iso(self.timeline.last_change(now), millis=False),
+        }
         built_at = self.timeline.reached_at("built", now)
         if built_at is not None:
             view["built_at"] = iso(built_at, millis=False)
@@ -73,7 +77,11 @@ class DeploymentRecord:
 
     def view(self, now: float) -> dict[str, Any]:
         status = self.timeline.status(now)
-        view = {**self.fields, "status": status, "updated_at": iso(self.timeline.last_change(now), millis=False)}
+        view = {
+            **self.fields,
+            "status": status,
+            "updated_at": iso(self.timeline.last_change(now), millis=False),
+        }
         stopped_at = self.timeline.reached_at("stopped", now)
         if status == "stopped" and stopped_at is not None:
             view["stopped_at"] = iso(stopped_at, millis=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from emulators.cml.errors import ApiError
@@ -25,7 +25,14 @@ def field(item: Mapping[str, Any], dotted: str) -> Any:
 def _same(actual: Any, wanted: Any) -> bool:
     if isinstance(actual, bool):
         text = str(wanted).lower()
-        return actual == (text in ("t", "true", "1")) and text in ("t", "f", "true", "false", "1", "0")
+        return actual == (text in ("t", "true", "1")) and text in (
+            "t",
+            "f",
+            "true",
+            "false",
+            "1",
+            "0",
+        )
     if actual is None:
         return wanted in (None, "")
     return str(actual) == str(wanted)
@@ -66,7 +73,7 @@ def apply(
     wanted = parse_filter(search_filter, filter_keys)
     chosen = [i for i in items if all(_same(field(i, k), v) for k, v in wanted.items())]
     for key, descending in reversed(_parse_sort(sort, sort_keys)):
-        chosen.sort(key=lambda i, k=key: _sort_key(field(i, k)), reverse=descending)
+        chosen.sort(key=_sorter(key), reverse=descending)
     size = page_size if page_size and page_size > 0 else DEFAULT_PAGE_SIZE
     size = min(size, MAX_PAGE_SIZE)
     start = _offset(page_token)
@@ -87,6 +94,10 @@ def _parse_sort(sort: str | None, allowed: Sequence[str] | None) -> list[tuple[s
             raise ApiError.invalid(f"unsupported sort key {key!r}; supported: {sorted(allowed)}")
         keys.append((key, descending))
     return keys
+
+
+def _sorter(key: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
+    return lambda item: _sort_key(field(item, key))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

@@ -87,9 +87,7 @@ class Faults:
 
 def public_fields(obj: Any) -> dict[str, Any]:
     return {
-        f.name: getattr(obj, f.name)
-        for f in dataclasses.fields(obj)
-        if not f.name.startswith("_")
+        f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if not f.name.startswith("_")
     }
 
 

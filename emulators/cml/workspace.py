@@ -72,8 +72,9 @@ class Workspace:
         spec = {"name": seed} if isinstance(seed, str) else dict(seed)
         name = str(spec["name"])
         stamp = iso(self.now(), millis=False)
-        project = {
-            "id": spec.get("id") or short_id("project", name),
+        project_id = str(spec.get("id") or short_id("project", name))
+        project: dict[str, Any] = {
+            "id": project_id,
             "name": name,
             "owner": self.user,
             "creator": self.user,
@@ -87,7 +88,7 @@ class Workspace:
             "slug": f"{self.user['username']}/{name}",
         }
         with self._lock:
-            self.projects[project["id"]] = project
+            self.projects[project_id] = project
         return project
 
     def project(self, project_id: str) -> dict[str, Any]:
@@ -127,7 +128,11 @@ class Workspace:
                 },
                 "registered_model_id": body.get("registered_model_id") or "",
                 "visibility": body.get("visibility") or "private",
-                "default_resources": {"cpu_millicores": "1000", "memory_mb": "2048", "nvidia_gpus": "0"},
+                "default_resources": {
+                    "cpu_millicores": "1000",
+                    "memory_mb": "2048",
+                    "nvidia_gpus": "0",
+                },
                 "default_replication_policy": {"num_replicas": "1", "type": "fixed"},
             }
             self.models[model_id] = model
@@ -231,7 +236,9 @@ class Workspace:
             self.deployments[deployment_id] = record
         return record
 
-    def deployments_of(self, project_id: str, model_id: str, build_id: str) -> list[DeploymentRecord]:
+    def deployments_of(
+        self, project_id: str, model_id: str, build_id: str
+    ) -> list[DeploymentRecord]:
         self.build(project_id, model_id, build_id)
         return [d for d in self.deployments.values() if d.fields["build_id"] == build_id]
 
