@@ -138,7 +138,9 @@ class MlflowRegistry:
             filter_string=f"source_run_id = '{run_id}' AND name = '{_quote(model_path)}'",
         )
         if logged:
-            return str(logged[0].model_uri), str(logged[0].model_id)
+            # The storage location, not models:/m-..., which MLflow would resolve through the
+            # process-global tracking URI rather than this registry's.
+            return str(logged[0].artifact_location), str(logged[0].model_id)
         if self._client.list_artifacts(run_id, model_path):
             return f"{run.info.artifact_uri}/{model_path}", None
         raise ApiError.invalid(f"no model at {model_path!r} in run {run_id}")

@@ -136,7 +136,10 @@ class Host:
             worker.ready_fd = None
         if dep.state == "starting":
             dep.state = "failed"
+            last = log_tail(dep.log_path, 1).strip()
             dep.error = f"a model server exited while starting (exit code {worker.exit_code})"
+            if last:
+                dep.error += f": {last}"
             for other in dep.workers:
                 if other.exit_code is None:
                     os.kill(other.pid, signal.SIGTERM)

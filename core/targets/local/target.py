@@ -111,7 +111,8 @@ class LocalTarget:
         self.zygote = zygote
         self.start_timeout_s = start_timeout_s
         self._ports_lock = threading.Lock()
-        self._http = httpx.Client(timeout=10)
+        # no keep-alive: an idle connection would hold a retiring worker for its drain time
+        self._http = httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
 
     # -- where things live -----------------------------------------------------------------
     def _run_dir(self) -> Path:
