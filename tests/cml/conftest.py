@@ -11,6 +11,7 @@ import pytest
 import sklearn
 from cml_support import API_KEY, PROJECT_ID, MlflowRuns, RecordingTransport
 from cml_swagger import SPEC_PATH, Swagger
+from mlflow.models import Model
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -42,8 +43,9 @@ def mlflow_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowRuns
         with mlflow.start_run(experiment_id=experiment_id) as broken:
             info = mlflow.sklearn.log_model(classifier, name="model", pip_requirements=requirements)
         location = mlflow.get_logged_model(info.model_id).artifact_location
-        pickle = Path(unquote(urlsplit(location).path)) / "model.pkl"
-        pickle.write_bytes(b"this is not a pickle")
+        model_dir = Path(unquote(urlsplit(location).path))
+        serialized = Model.load(model_dir).flavors["sklearn"]["pickled_model"]
+        (model_dir / serialized).write_bytes(b"these bytes are no serialized model")
     finally:
         mlflow.set_tracking_uri(previous)
     yield MlflowRuns(
