@@ -127,8 +127,9 @@ class Lifecycle:
             record.timeline.add([(queued_until, "timedout")])
         else:
             record.deadline = queued_until + t.build_timeout
+            what = f"{mlflow_name} version {mlflow_version}"
             future = self._executor.submit(self._load, record.id, mlflow_name, mlflow_version)
-            future.add_done_callback(lambda f: self._finish_build(record, f))
+            future.add_done_callback(lambda f: self._finish_build(record, f, what))
         return record
 
     def _load(self, build_id: str, name: str, version: str) -> Any:
@@ -139,15 +140,16 @@ class Lifecycle:
         )
         return mlflow.pyfunc.load_model(local)
 
-    def _finish_build(self, record: BuildRecord, future: Future[Any]) -> None:
+    def _finish_build(self, record: BuildRecord, future: Future[Any], what: str) -> None:
         now = self._clock()
         if record.status(now) in BUILD_TERMINAL:
             return
         start = max(now, record.queued_until)
         error = future.exception() if not future.cancelled() else None
         if future.cancelled() or error is not None:
-            detail = "".join(traceback.format_exception(error)) if error else "cancelled"
-            record.log = detail[-4000:]
+            detail = "".join(traceback.format_exception(error)) if error else "cancelled\n"
+            headline = f"could not load {what}: {type(error).__name__}: {error}\n"
+            record.log = headline + detail[-4000:]
             logger.info("build %s failed: %s", record.id, str(error)[:200])
             record.timeline.add([(start, "build failed")])
             return

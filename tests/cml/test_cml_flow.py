@@ -126,8 +126,7 @@ def test_broken_artifacts_fail_the_build_with_the_load_error_in_its_log(
     assert build.status == BuildStatus.BUILD_FAILED
     assert BuildStatus.PUSHING not in statuses and BuildStatus.BUILT not in statuses
     log = httpx.get(f"{emulator.url}/_emulator/builds/{build.id}/log").json()["log"]
-    print(log)
-    assert "pickle" in log.lower()
+    assert log.startswith("could not load iris-broken version 1: ")
     assert build.id
     with pytest.raises(CMLAPIError, match="not 'built'"):
         client.create_model_deployment(
