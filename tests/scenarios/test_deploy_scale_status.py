@@ -33,8 +33,18 @@ def predict(url: str, body: dict[str, object]) -> httpx.Response:
     return httpx.post(url, json=body, timeout=10)
 
 
+def expected_predictions(registry_uri: str, version: int) -> list[int]:
+    """What the registered version itself predicts for ROWS, loaded in this process."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlflow.set_tracking_uri(registry_uri)
+    model = mlflow.pyfunc.load_model(f"models:/iris/{version}")
+    return [int(p) for p in model.predict(pd.DataFrame(ROWS, columns=COLUMNS))]
+
+
 def test_deploy_reports_each_step_and_serves_every_mlflow_format(
-    runtime: Runtime, recorder: Recorder
+    runtime: Runtime, recorder: Recorder, registry_uri: str
 ) -> None:
     outcome = run(runtime, "/deploy iris v1", recorder)
 
@@ -53,10 +63,11 @@ def test_deploy_reports_each_step_and_serves_every_mlflow_format(
         {"instances": [dict(zip(COLUMNS, row, strict=True)) for row in ROWS]},
         {"inputs": {c: [row[i] for row in ROWS] for i, c in enumerate(COLUMNS)}},
     ]
+    expected = expected_predictions(registry_uri, 1)
     for body in bodies:
         response = predict(outcome.url, body)
         assert response.status_code == 200, response.text
-        assert response.json() == {"predictions": [0, 1, 2]}
+        assert response.json() == {"predictions": expected}
         assert response.headers["x-model"] == "iris/1"
     assert httpx.get(outcome.url.replace("invocations", "ping")).status_code == 200
     bad = predict(outcome.url, {"dataframe_split": {"columns": ["nope"], "data": [[1]]}})
