@@ -36,9 +36,17 @@ from core.registry.demo import create_demo_model  # noqa: E402
 from core.runtime import Runtime  # noqa: E402
 from core.targets.local.target import Zygote  # noqa: E402
 
-BODY = {"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)",
-                                        "petal length (cm)", "petal width (cm)"],
-                            "data": [[5.1, 3.5, 1.4, 0.2]]}}
+BODY = {
+    "dataframe_split": {
+        "columns": [
+            "sepal length (cm)",
+            "sepal width (cm)",
+            "petal length (cm)",
+            "petal width (cm)",
+        ],
+        "data": [[5.1, 3.5, 1.4, 0.2]],
+    }
+}
 
 
 def free_port() -> int:
@@ -66,8 +74,12 @@ def ours_warm(work: Path, uri: str, zygote: Zygote, run: int) -> float:
     _ = runtime.registry.client  # opened at start by a running bot (warm_up)
     try:
         begun = time.perf_counter()
-        ctx = Context(deployer=runtime.deployer, actor="bench", reporter=NullReporter(),
-                      text="/deploy iris v1")
+        ctx = Context(
+            deployer=runtime.deployer,
+            actor="bench",
+            reporter=NullReporter(),
+            text="/deploy iris v1",
+        )
         outcome = execute("/deploy iris v1", ctx)
         assert outcome.ok, outcome
         done = wait_ok(lambda: httpx.post(outcome.url, json=BODY))  # type: ignore[union-attr]
@@ -81,12 +93,22 @@ def ours_cold(work: Path, uri: str, run: int) -> float:
     state = work / f"cold-{run}"
     env = {**os.environ, "CHATOPS_STATE_DIR": str(state), "CHATOPS_MLFLOW_TRACKING_URI": uri}
     begun = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bot.cli", "console", "-c", "/deploy iris v1"],
-                   env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "console", "-c", "/deploy iris v1"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     url = Runtime(Settings(state_dir=state, mlflow_tracking_uri=uri)).store.endpoints()[0].url
     done = wait_ok(lambda: httpx.post(url, json=BODY))
-    subprocess.run([sys.executable, "-m", "bot.cli", "down"], env=env, cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "down"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return done - begun
 
 
@@ -97,9 +119,26 @@ def theirs(uri: str) -> float:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
     begun = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/iris/1",
-         "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/iris/1",
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         done = wait_ok(lambda: httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1))
         assert httpx.post(f"http://127.0.0.1:{port}/invocations", json=BODY).status_code == 200
@@ -126,16 +165,20 @@ def main() -> int:
             zygote.close()
         cold = [ours_cold(work, uri, i) for i in range(args.runs)]
         base = [theirs(uri) for _ in range(args.runs)]
-    rows = [("ours, bot running: /deploy -> first prediction", warm),
-            ("ours, from a cold start: chatops console -c -> first prediction", cold),
-            ("mlflow models serve -> first /ping", base)]
+    rows = [
+        ("ours, bot running: /deploy -> first prediction", warm),
+        ("ours, from a cold start: chatops console -c -> first prediction", cold),
+        ("mlflow models serve -> first /ping", base),
+    ]
     print(f"{'':66}{'median':>9}{'min':>9}{'max':>9}")
     for name, values in rows:
         print(f"{name:66}{statistics.median(values):8.3f}s{min(values):8.3f}s{max(values):8.3f}s")
     ratio = statistics.median(warm) / statistics.median(base)
     cold_ratio = statistics.median(cold) / statistics.median(base)
-    print(f"ratio (bot running): {ratio:.3f}x   ratio (cold start): {cold_ratio:.3f}x   "
-          f"target <= 0.1x (bot running)")
+    print(
+        f"ratio (bot running): {ratio:.3f}x   ratio (cold start): {cold_ratio:.3f}x   "
+        f"target <= 0.1x (bot running)"
+    )
     return 1 if args.check and ratio > 0.1 else 0
 
 

@@ -16,17 +16,31 @@ from core.runtime import Runtime
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chatops", description=(
-        "Deploy MLflow model versions to live endpoints from Slack or a console."))
-    parser.add_argument("--state-dir", help="where state, registry and logs live "
-                        "(default: $CHATOPS_STATE_DIR or ./.state)")
+    parser = argparse.ArgumentParser(
+        prog="chatops",
+        description=("Deploy MLflow model versions to live endpoints from Slack or a console."),
+    )
+    parser.add_argument(
+        "--state-dir",
+        help="where state, registry and logs live (default: $CHATOPS_STATE_DIR or ./.state)",
+    )
     sub = parser.add_subparsers(dest="cmd")
     sub.add_parser("run", help="run the bot (the console when no Slack tokens are set)")
     console = sub.add_parser("console", help="type commands in a terminal")
-    console.add_argument("-c", "--command", action="append", default=[], metavar="TEXT",
-                         help="run this command and exit (repeatable); exit code 1 if any failed")
-    console.add_argument("--as", dest="actor", default=None,
-                         help="who the console acts as (default: $CHATOPS_CONSOLE_USER or login)")
+    console.add_argument(
+        "-c",
+        "--command",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="run this command and exit (repeatable); exit code 1 if any failed",
+    )
+    console.add_argument(
+        "--as",
+        dest="actor",
+        default=None,
+        help="who the console acts as (default: $CHATOPS_CONSOLE_USER or login)",
+    )
     sub.add_parser("demo", help="create the demo model iris (v1, v2) in the registry")
     sub.add_parser("down", help="stop every local endpoint of the state directory")
     return parser
@@ -71,8 +85,9 @@ def _dispatch(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
         return 0 if app.run_lines(args.command) else 1
     settings = runtime.settings
     envs = ", ".join(f"{e.name} ({e.target})" for e in settings.environments)
-    out.print(f"chatops console — state in {settings.state_dir}; environments: {envs}; "
-              f"acting as {actor}")
+    out.print(
+        f"chatops console — state in {settings.state_dir}; environments: {envs}; acting as {actor}"
+    )
     app.offer_demo(ask=sys.stdin.isatty())
     app.interactive()
     return 0

@@ -73,7 +73,8 @@ def check_name(value: str, what: str, usage: str, example: str) -> UsageError | 
     return UsageError(
         f"`{_shown(value)}` is not a valid {what}: use letters, digits, `.`, `_` or `-`, "
         "starting with a letter or digit",
-        usage, example,
+        usage,
+        example,
     )
 
 

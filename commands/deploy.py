@@ -69,6 +69,12 @@ def parse(text: str) -> Deploy | UsageError:
 
 
 def run(cmd: Deploy, ctx: Context) -> Reply:
-    return ctx.deployer.deploy(model=cmd.model, version=cmd.version, alias=cmd.alias,
-                               env=cmd.env, actor=ctx.actor, command=ctx.text,
-                               reporter=ctx.reporter)
+    return ctx.deployer.deploy(
+        model=cmd.model,
+        version=cmd.version,
+        alias=cmd.alias,
+        env=cmd.env,
+        actor=ctx.actor,
+        command=ctx.text,
+        reporter=ctx.reporter,
+    )

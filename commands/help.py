@@ -26,8 +26,11 @@ def parse(text: str) -> Help | UsageError:
     name = words[0].lstrip("/").lower()
     if name not in COMMANDS or len(words) > 1:
         known = ", ".join(COMMANDS)
-        return UsageError(f"There is no command `{shown(' '.join(words))}` to explain "
-                          f"(commands: {known}).", USAGE, EXAMPLES[1])
+        return UsageError(
+            f"There is no command `{shown(' '.join(words))}` to explain (commands: {known}).",
+            USAGE,
+            EXAMPLES[1],
+        )
     return Help(command=name)
 
 

@@ -22,11 +22,17 @@ def parse(name: str, text: str) -> tuple[ModuleType, Any] | UsageError:
     module = COMMANDS.get(name.lstrip("/").lower())
     if module is None:
         known = ", ".join(f"/{n}" for n in COMMANDS)
-        return UsageError(f"There is no command `/{shown(name.lstrip('/'))}` (commands: {known}).",
-                          "/help [command]", "/help deploy")
+        return UsageError(
+            f"There is no command `/{shown(name.lstrip('/'))}` (commands: {known}).",
+            "/help [command]",
+            "/help deploy",
+        )
     if len(text) > MAX_TEXT:
-        return UsageError(f"That is {len(text)} characters: commands are at most {MAX_TEXT}.",
-                          module.USAGE, module.EXAMPLES[0])
+        return UsageError(
+            f"That is {len(text)} characters: commands are at most {MAX_TEXT}.",
+            module.USAGE,
+            module.EXAMPLES[0],
+        )
     parsed = module.parse(text)
     if isinstance(parsed, UsageError):
         return parsed

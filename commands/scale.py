@@ -23,11 +23,24 @@ once healthy, and the old one stops: the endpoint URL stays the same.
 Values over the environment's limits are refused and name the limit."""
 
 _UNITS = {
-    "cpu": "cpu", "cpus": "cpu", "vcpu": "cpu", "vcpus": "cpu", "core": "cpu", "cores": "cpu",
-    "gb": "gb", "g": "gb", "gib": "gb", "gi": "gb",
-    "mb": "mb", "m": "mb", "mib": "mb", "mi": "mb",
-    "replica": "replicas", "replicas": "replicas",
-    "gpu": "gpus", "gpus": "gpus",
+    "cpu": "cpu",
+    "cpus": "cpu",
+    "vcpu": "cpu",
+    "vcpus": "cpu",
+    "core": "cpu",
+    "cores": "cpu",
+    "gb": "gb",
+    "g": "gb",
+    "gib": "gb",
+    "gi": "gb",
+    "mb": "mb",
+    "m": "mb",
+    "mib": "mb",
+    "mi": "mb",
+    "replica": "replicas",
+    "replicas": "replicas",
+    "gpu": "gpus",
+    "gpus": "gpus",
 }
 _NUMBER = r"-?\d{1,9}(?:\.\d{1,6})?"
 _JOINED = re.compile(rf"^({_NUMBER})([A-Za-z]+)$")
@@ -59,8 +72,10 @@ def _amounts(words: list[str]) -> list[tuple[str, str, str]] | UsageError:
             i += 1
         elif _BARE.match(word):
             if i + 1 >= len(words) or words[i + 1].lower() not in _UNITS:
-                return _error(f"`{shown(word)}` needs a unit: {word}cpu, {word}gb, {word}mb or "
-                              f"{word} replicas.")
+                return _error(
+                    f"`{shown(word)}` needs a unit: {word}cpu, {word}gb, {word}mb or "
+                    f"{word} replicas."
+                )
             number, unit = word, words[i + 1]
             word = f"{word} {unit}"
             i += 2
@@ -68,12 +83,16 @@ def _amounts(words: list[str]) -> list[tuple[str, str, str]] | UsageError:
             number, unit = match.group(1), "replicas"
             i += 1
         else:
-            return _error(f"Unexpected `{shown(word)}`: expected an amount such as 2cpu, 4gb, "
-                          "512mb or 2 replicas.")
+            return _error(
+                f"Unexpected `{shown(word)}`: expected an amount such as 2cpu, 4gb, "
+                "512mb or 2 replicas."
+            )
         kind = _UNITS.get(unit.lower())
         if kind is None:
-            return _error(f"`{shown(word)}` has an unknown unit `{shown(unit)}`: use cpu, gb, mb, "
-                          "replicas or gpu.")
+            return _error(
+                f"`{shown(word)}` has an unknown unit `{shown(unit)}`: use cpu, gb, mb, "
+                "replicas or gpu."
+            )
         found.append((word, number, kind))
     return found
 
@@ -95,7 +114,7 @@ def parse(text: str) -> Scale | UsageError:
         if bad := check_name(env, "environment name", USAGE, EXAMPLES[1]):
             return bad
         if at + 2 < len(rest):
-            return _error(f"Unexpected `{shown(' '.join(rest[at + 2:]))}` after the environment.")
+            return _error(f"Unexpected `{shown(' '.join(rest[at + 2 :]))}` after the environment.")
         rest = rest[:at]
     if not rest:
         return _error(f"Say what to give `{endpoint}`: cpu, memory and/or replicas.")
@@ -120,7 +139,9 @@ def parse(text: str) -> Scale | UsageError:
     if memory is not None and round(memory) < 1:
         return _error("memory must be at least 1mb.")
     return Scale(
-        endpoint=endpoint, env=env, cpu=values.get("cpu"),
+        endpoint=endpoint,
+        env=env,
+        cpu=values.get("cpu"),
         memory_mb=round(memory) if memory is not None else None,
         replicas=int(values["replicas"]) if "replicas" in values else None,
         gpus=int(values["gpus"]) if "gpus" in values else None,
@@ -128,6 +149,14 @@ def parse(text: str) -> Scale | UsageError:
 
 
 def run(cmd: Scale, ctx: Context) -> Reply:
-    return ctx.deployer.scale(endpoint=cmd.endpoint, cpu=cmd.cpu, memory_mb=cmd.memory_mb,
-                              replicas=cmd.replicas, gpus=cmd.gpus, env=cmd.env,
-                              actor=ctx.actor, command=ctx.text, reporter=ctx.reporter)
+    return ctx.deployer.scale(
+        endpoint=cmd.endpoint,
+        cpu=cmd.cpu,
+        memory_mb=cmd.memory_mb,
+        replicas=cmd.replicas,
+        gpus=cmd.gpus,
+        env=cmd.env,
+        actor=ctx.actor,
+        command=ctx.text,
+        reporter=ctx.reporter,
+    )

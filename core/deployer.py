@@ -55,8 +55,9 @@ def _ms(seconds: float) -> str:
 
 
 class Deployer:
-    def __init__(self, *, settings: Settings, store: Store, registry: Registry,
-                 targets: dict[str, Target]) -> None:
+    def __init__(
+        self, *, settings: Settings, store: Store, registry: Registry, targets: dict[str, Target]
+    ) -> None:
         self.settings = settings
         self.store = store
         self.registry = registry
@@ -76,27 +77,48 @@ class Deployer:
             return self._locks.setdefault((env, name), threading.Lock())
 
     # -- deploy ----------------------------------------------------------------------------
-    def deploy(self, *, model: str, version: int | None = None, alias: str | None = None,
-               env: str | None = None, actor: str, command: str,
-               reporter: Reporter) -> Outcome | Refusal:
+    def deploy(
+        self,
+        *,
+        model: str,
+        version: int | None = None,
+        alias: str | None = None,
+        env: str | None = None,
+        actor: str,
+        command: str,
+        reporter: Reporter,
+    ) -> Outcome | Refusal:
         """Serve `model` at `version` (or `alias`) on the endpoint of the same name in `env`."""
         environment = self._env(env)
         if isinstance(environment, Refusal):
             return environment
         current = self.store.endpoint(environment.name, model)
-        resources = (Resources(cpu=current.cpu, memory_mb=current.memory_mb,
-                               replicas=current.replicas, gpus=current.gpus)
-                     if current else environment.default)
+        resources = (
+            Resources(
+                cpu=current.cpu,
+                memory_mb=current.memory_mb,
+                replicas=current.replicas,
+                gpus=current.gpus,
+            )
+            if current
+            else environment.default
+        )
         what = f"v{version}" if version is not None else f"@{alias}"
         return self._rollout(
-            kind="deploy", environment=environment, endpoint=model, actor=actor, command=command,
-            reporter=reporter, resources=resources,
+            kind="deploy",
+            environment=environment,
+            endpoint=model,
+            actor=actor,
+            command=command,
+            reporter=reporter,
+            resources=resources,
             headline=f"{actor} is deploying {model} {what} to {environment.name}",
             pick=lambda run: self._resolve(run, model, version, alias),
         )
 
-    def _resolve(self, run: _Run, model: str, version: int | None, alias: str | None
-                 ) -> ModelVersion:
+    def _resolve(
+        self, run: _Run, model: str, version: int | None, alias: str | None
+    ) -> ModelVersion:
         what = f"v{version}" if version is not None else f"@{alias}"
         with run.step("resolve", f"resolving {model} {what} in the registry") as done:
             mv = self.registry.resolve(model, version=version, alias=alias)
@@ -106,9 +128,19 @@ class Deployer:
         return mv
 
     # -- scale -----------------------------------------------------------------------------
-    def scale(self, *, endpoint: str, cpu: float | None = None, memory_mb: int | None = None,
-              replicas: int | None = None, gpus: int | None = None, env: str | None = None,
-              actor: str, command: str, reporter: Reporter) -> Outcome | Refusal:
+    def scale(
+        self,
+        *,
+        endpoint: str,
+        cpu: float | None = None,
+        memory_mb: int | None = None,
+        replicas: int | None = None,
+        gpus: int | None = None,
+        env: str | None = None,
+        actor: str,
+        command: str,
+        reporter: Reporter,
+    ) -> Outcome | Refusal:
         """Serve the same version with new resources: new deployment first, old one after."""
         environment = self._env(env)
         if isinstance(environment, Refusal):
@@ -116,8 +148,10 @@ class Deployer:
         current = self.store.endpoint(environment.name, endpoint)
         if current is None:
             known = ", ".join(e.name for e in self.store.endpoints(environment.name)) or "none"
-            return Refusal(f"there is no endpoint `{endpoint}` in {environment.name} (endpoints: "
-                           f"{known}); deploy it first with `/deploy {endpoint} v<N>`")
+            return Refusal(
+                f"there is no endpoint `{endpoint}` in {environment.name} (endpoints: "
+                f"{known}); deploy it first with `/deploy {endpoint} v<N>`"
+            )
         resources = Resources(
             cpu=cpu if cpu is not None else current.cpu,
             memory_mb=memory_mb if memory_mb is not None else current.memory_mb,
@@ -126,34 +160,64 @@ class Deployer:
         )
         version = current.version
         return self._rollout(
-            kind="scale", environment=environment, endpoint=endpoint, actor=actor, command=command,
-            reporter=reporter, resources=resources,
-            headline=f"{actor} is scaling {endpoint} in {environment.name} to {resources.describe()}",
+            kind="scale",
+            environment=environment,
+            endpoint=endpoint,
+            actor=actor,
+            command=command,
+            reporter=reporter,
+            resources=resources,
+            headline=(
+                f"{actor} is scaling {endpoint} in {environment.name} to {resources.describe()}"
+            ),
             pick=lambda run: self._resolve(run, current.model, version, None),
         )
 
     # -- the shared rollout ----------------------------------------------------------------
-    def _rollout(self, *, kind: str, environment: Environment, endpoint: str, actor: str,
-                 command: str, reporter: Reporter, resources: Resources, headline: str,
-                 pick: Callable[[_Run], ModelVersion]) -> Outcome | Refusal:
+    def _rollout(
+        self,
+        *,
+        kind: str,
+        environment: Environment,
+        endpoint: str,
+        actor: str,
+        command: str,
+        reporter: Reporter,
+        resources: Resources,
+        headline: str,
+        pick: Callable[[_Run], ModelVersion],
+    ) -> Outcome | Refusal:
         refusal = check_limits(environment, resources)
         if refusal:
             return refusal
         lock = self._lock(environment.name, endpoint)
         if not lock.acquire(blocking=False):
-            return Refusal(f"{endpoint} in {environment.name} is being changed right now; "
-                           "try again when that operation ends")
+            return Refusal(
+                f"{endpoint} in {environment.name} is being changed right now; "
+                "try again when that operation ends"
+            )
         try:
-            op = self.store.start_operation(kind=kind, env=environment.name, endpoint=endpoint,
-                                            requested_by=actor, command=command)
+            op = self.store.start_operation(
+                kind=kind,
+                env=environment.name,
+                endpoint=endpoint,
+                requested_by=actor,
+                command=command,
+            )
             run = _Run(op.id, reporter, self.store, time.monotonic())
             run.emit(EventKind.STARTED, "", headline)
             return self._run_rollout(run, environment, endpoint, resources, pick)
         finally:
             lock.release()
 
-    def _run_rollout(self, run: _Run, environment: Environment, endpoint: str,
-                     resources: Resources, pick: Callable[[_Run], ModelVersion]) -> Outcome:
+    def _run_rollout(
+        self,
+        run: _Run,
+        environment: Environment,
+        endpoint: str,
+        resources: Resources,
+        pick: Callable[[_Run], ModelVersion],
+    ) -> Outcome:
         target = self.targets[environment.name]
         ep = EndpointRef(environment.name, endpoint)
         current = self.store.endpoint(environment.name, endpoint)
@@ -161,8 +225,13 @@ class Deployer:
         started = None
         try:
             mv = pick(run)
-            if (current and current.version == mv.version and current.model == mv.model
-                    and _same(current, resources) and target.health(ep).up):
+            if (
+                current
+                and current.version == mv.version
+                and current.model == mv.model
+                and _same(current, resources)
+                and target.health(ep).up
+            ):
                 text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
                 run.emit(EventKind.SUCCEEDED, "", text)
                 self.store.finish(run.op_id, OperationState.SUCCEEDED)
@@ -172,45 +241,81 @@ class Deployer:
                 done(f"artifacts verified{'' if built.example else ' (no input example)'}")
             self.store.record(run.op_id, deployment=deployment)
             with run.step("start", f"starting {mv.label} with {resources.describe()}") as done:
-                started = target.start(ep, mv, built, resources, deployment,
-                                       lambda text: run.emit(EventKind.INFO, "start", text))
+                started = target.start(
+                    ep,
+                    mv,
+                    built,
+                    resources,
+                    deployment,
+                    lambda text: run.emit(EventKind.INFO, "start", text),
+                )
                 done(f"model servers up: {started.detail}")
             latency_ms = self._check(run, target, ep, started, built)
             with run.step("switch", "switching traffic to the new deployment") as done:
                 url = target.switch(ep, deployment, current.deployment if current else None)
-                before = (f"; the previous deployment (v{current.version}) drains and stops"
-                          if current else "")
+                before = (
+                    f"; the previous deployment (v{current.version}) drains and stops"
+                    if current
+                    else ""
+                )
                 done(f"{endpoint} now serves v{mv.version} with {resources.describe()}{before}")
         except ChatOpsError as exc:
             if started is not None:
                 target.stop(ep, started.deployment)
             return self._failed(run, target, ep, current, exc)
         self.store.save_endpoint(
-            env=environment.name, name=endpoint, target=target.kind, model=mv.model,
-            version=mv.version, cpu=resources.cpu, memory_mb=resources.memory_mb,
-            replicas=resources.replicas, gpus=resources.gpus, url=url, deployment=deployment,
+            env=environment.name,
+            name=endpoint,
+            target=target.kind,
+            model=mv.model,
+            version=mv.version,
+            cpu=resources.cpu,
+            memory_mb=resources.memory_mb,
+            replicas=resources.replicas,
+            gpus=resources.gpus,
+            url=url,
+            deployment=deployment,
         )
         self.store.finish(run.op_id, OperationState.SUCCEEDED)
         text = f"{mv.label} is live at {url}"
-        run.emit(EventKind.SUCCEEDED, "", text, url=url, version=mv.version,
-                 resources=resources.describe(), latency_ms=latency_ms)
-        return Outcome(ok=True, text=text, operation=run.op_id, url=url,
-                       data={"latency_ms": latency_ms, "resources": resources.describe()})
+        run.emit(
+            EventKind.SUCCEEDED,
+            "",
+            text,
+            url=url,
+            version=mv.version,
+            resources=resources.describe(),
+            latency_ms=latency_ms,
+        )
+        return Outcome(
+            ok=True,
+            text=text,
+            operation=run.op_id,
+            url=url,
+            data={"latency_ms": latency_ms, "resources": resources.describe()},
+        )
 
     @staticmethod
-    def _check(run: _Run, target: Target, ep: EndpointRef, started: Started,
-               built: Built) -> float:
+    def _check(run: _Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
         with run.step("check", "health check and smoke test on the input example") as done:
             checked = target.check(ep, started, built)
             if built.example is None:
                 done("health check passed (no input example to smoke-test with)")
             else:
-                done(f"smoke test answered {_short(checked.prediction)} in "
-                     f"{checked.latency_ms:.0f} ms")
+                done(
+                    f"smoke test answered {_short(checked.prediction)} in "
+                    f"{checked.latency_ms:.0f} ms"
+                )
         return checked.latency_ms
 
-    def _failed(self, run: _Run, target: Target, ep: EndpointRef, current: Endpoint | None,
-                exc: ChatOpsError) -> Outcome:
+    def _failed(
+        self,
+        run: _Run,
+        target: Target,
+        ep: EndpointRef,
+        current: Endpoint | None,
+        exc: ChatOpsError,
+    ) -> Outcome:
         if current is None:
             serving = f"nothing was serving {ep.name} in {ep.env} before, and nothing serves now"
         elif target.health(ep).up:
@@ -220,12 +325,18 @@ class Deployer:
         text = exc.message if isinstance(exc, NotFound) else f"failed: {exc.message}"
         self.store.finish(run.op_id, OperationState.FAILED, exc.message)
         run.emit(EventKind.FAILED, "", text, log_tail=exc.log_tail, serving=serving)
-        return Outcome(ok=False, text=f"{text}\n{serving}", operation=run.op_id,
-                       log_tail=exc.log_tail, data={"serving": serving})
+        return Outcome(
+            ok=False,
+            text=f"{text}\n{serving}",
+            operation=run.op_id,
+            log_tail=exc.log_tail,
+            data={"serving": serving},
+        )
 
     # -- status ----------------------------------------------------------------------------
-    def status(self, *, env: str | None = None, endpoint: str | None = None
-               ) -> list[EndpointStatus] | Refusal:
+    def status(
+        self, *, env: str | None = None, endpoint: str | None = None
+    ) -> list[EndpointStatus] | Refusal:
         """Every recorded endpoint (of `env`, or of all environments) with its live health."""
         if env is not None and isinstance(self._env(env), Refusal):
             return self._env(env)  # type: ignore[return-value]
@@ -237,18 +348,30 @@ class Deployer:
                 known = ", ".join(sorted({r.name for r in self.store.endpoints(env)})) or "none"
                 return Refusal(f"there is no endpoint `{endpoint}`{where} (endpoints: {known})")
         with ThreadPoolExecutor(max_workers=8) as pool:
-            healths = list(pool.map(
-                lambda r: self.targets[r.env].health(EndpointRef(r.env, r.name)), rows))
+            healths = list(
+                pool.map(lambda r: self.targets[r.env].health(EndpointRef(r.env, r.name)), rows)
+            )
         result = []
         for row, health in zip(rows, healths, strict=True):
-            resources = Resources(cpu=row.cpu, memory_mb=row.memory_mb, replicas=row.replicas,
-                                  gpus=row.gpus)
+            resources = Resources(
+                cpu=row.cpu, memory_mb=row.memory_mb, replicas=row.replicas, gpus=row.gpus
+            )
             since = row.since if row.since.tzinfo else row.since.replace(tzinfo=UTC)
-            result.append(EndpointStatus(
-                env=row.env, name=row.name, model=row.model, version=row.version,
-                resources=resources.describe(replicas=False), replicas=row.replicas, up=health.up,
-                since=since, url=row.url, target=row.target, detail=health.detail,
-            ))
+            result.append(
+                EndpointStatus(
+                    env=row.env,
+                    name=row.name,
+                    model=row.model,
+                    version=row.version,
+                    resources=resources.describe(replicas=False),
+                    replicas=row.replicas,
+                    up=health.up,
+                    since=since,
+                    url=row.url,
+                    target=row.target,
+                    detail=health.detail,
+                )
+            )
         return result
 
     def close(self) -> None:
@@ -258,7 +381,11 @@ class Deployer:
 
 def _same(row: Endpoint, resources: Resources) -> bool:
     return (row.cpu, row.memory_mb, row.replicas, row.gpus) == (
-        resources.cpu, resources.memory_mb, resources.replicas, resources.gpus)
+        resources.cpu,
+        resources.memory_mb,
+        resources.replicas,
+        resources.gpus,
+    )
 
 
 def _short(value: object, limit: int = 60) -> str:

@@ -1,15 +1,15 @@
 """The one error tree of the bot. Refusals are values (see ``core.results``), not errors.
 
-    ChatOpsError
-    ├── ConfigError          settings that cannot work (unknown target kind, bad limits)
-    ├── RegistryError        the model registry failed or answered something unusable
-    │   └── NotFound         a model, version or alias that does not exist
-    ├── TargetError          a serving target failed a step
-    │   ├── BuildFailed      the model could not be loaded or built (log tail attached)
-    │   ├── DeployFailed     the server did not come up healthy (log tail attached)
-    │   ├── TargetUnavailable the target cannot be reached at all
-    │   └── StepTimeout      a remote wait ran past its deadline
-    └── StoreError           the state database failed
+ChatOpsError
+├── ConfigError          settings that cannot work (unknown target kind, bad limits)
+├── RegistryError        the model registry failed or answered something unusable
+│   └── NotFound         a model, version or alias that does not exist
+├── TargetError          a serving target failed a step
+│   ├── BuildFailed      the model could not be loaded or built (log tail attached)
+│   ├── DeployFailed     the server did not come up healthy (log tail attached)
+│   ├── TargetUnavailable the target cannot be reached at all
+│   └── StepTimeout      a remote wait ran past its deadline
+└── StoreError           the state database failed
 """
 
 from __future__ import annotations

@@ -27,13 +27,19 @@ class Runtime:
         targets: dict[str, Target] = {}
         for env in settings.environments:
             if env.target != "local":
-                raise ConfigError(f"environment {env.name}: target `{env.target}` is not "
-                                  "available in this version (use `local`)")
-            targets[env.name] = LocalTarget(env=env, state_dir=settings.state_dir,
-                                            zygote=self.zygote,
-                                            start_timeout_s=settings.start_timeout_s)
-        self.deployer = Deployer(settings=settings, store=self.store, registry=self.registry,
-                                 targets=targets)
+                raise ConfigError(
+                    f"environment {env.name}: target `{env.target}` is not "
+                    "available in this version (use `local`)"
+                )
+            targets[env.name] = LocalTarget(
+                env=env,
+                state_dir=settings.state_dir,
+                zygote=self.zygote,
+                start_timeout_s=settings.start_timeout_s,
+            )
+        self.deployer = Deployer(
+            settings=settings, store=self.store, registry=self.registry, targets=targets
+        )
 
     def warm_up(self) -> None:
         """Start the model-server runtime and open the registry in the background."""
@@ -44,8 +50,10 @@ class Runtime:
         return not self.registry.models()
 
     def create_demo(self) -> list[int]:
-        return create_demo_model(tracking_uri=self.settings.mlflow_tracking_uri,
-                                 artifact_root=self.settings.artifact_root)
+        return create_demo_model(
+            tracking_uri=self.settings.mlflow_tracking_uri,
+            artifact_root=self.settings.artifact_root,
+        )
 
     def shut_down_endpoints(self) -> list[str]:
         """Stop every local endpoint of this state directory; the names stopped."""

@@ -14,7 +14,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -116,10 +127,13 @@ class Store:
             return list(s.scalars(query))
 
     def save_endpoint(self, **fields: Any) -> Endpoint:
-        """Insert or update the endpoint (env, name); `since` moves only when what serves changes."""
+        """Insert or update the endpoint (env, name); `since`: when this deployment took over."""
         with self.session() as s:
-            row = s.scalar(select(Endpoint).where(Endpoint.env == fields["env"],
-                                                  Endpoint.name == fields["name"]))
+            row = s.scalar(
+                select(Endpoint).where(
+                    Endpoint.env == fields["env"], Endpoint.name == fields["name"]
+                )
+            )
             if row is None:
                 row = Endpoint(**fields)
                 s.add(row)
@@ -130,10 +144,18 @@ class Store:
             return row
 
     # -- operations ------------------------------------------------------------------------
-    def start_operation(self, *, kind: str, env: str, endpoint: str, requested_by: str,
-                        command: str) -> Operation:
-        op = Operation(id=new_id("op"), kind=kind, env=env, endpoint=endpoint,
-                       requested_by=requested_by, command=command, remote={})
+    def start_operation(
+        self, *, kind: str, env: str, endpoint: str, requested_by: str, command: str
+    ) -> Operation:
+        op = Operation(
+            id=new_id("op"),
+            kind=kind,
+            env=env,
+            endpoint=endpoint,
+            requested_by=requested_by,
+            command=command,
+            remote={},
+        )
         with self.session() as s:
             s.add(op)
         return op
@@ -169,7 +191,9 @@ class Store:
 
     def operations(self, limit: int = 50) -> list[Operation]:
         with self.session() as s:
-            return list(s.scalars(select(Operation).order_by(Operation.created_at.desc()).limit(limit)))
+            return list(
+                s.scalars(select(Operation).order_by(Operation.created_at.desc()).limit(limit))
+            )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -55,16 +55,23 @@ def _log_broken_versions(tracking_uri: str, artifact_root: Path, work: Path) -> 
     x, y = load_iris(return_X_y=True, as_frame=True)
     with mlflow.start_run(experiment_id=experiment.experiment_id), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        info = mlflow.sklearn.log_model(LogisticRegression(max_iter=300).fit(x, y), name="model",
-                                        registered_model_name="iris",
-                                        pip_requirements=["scikit-learn"])
-    path = Path(client.get_model_version_download_uri("iris", info.registered_model_version)
-                .removeprefix("file://"))
+        info = mlflow.sklearn.log_model(
+            LogisticRegression(max_iter=300).fit(x, y),
+            name="model",
+            registered_model_name="iris",
+            pip_requirements=["scikit-learn"],
+        )
+    path = Path(
+        client.get_model_version_download_uri("iris", info.registered_model_version).removeprefix(
+            "file://"
+        )
+    )
     for weights in path.glob("model.*"):
         weights.write_bytes(b"these bytes are not a model")
 
     module = work / "crasher_model.py"
-    module.write_text(textwrap.dedent("""
+    module.write_text(
+        textwrap.dedent("""
         import os, sys
         import mlflow.pyfunc
 
@@ -75,15 +82,20 @@ def _log_broken_versions(tracking_uri: str, artifact_root: Path, work: Path) -> 
 
             def predict(self, context, model_input):
                 return model_input
-    """))
+    """)
+    )
     sys.path.insert(0, str(work))
     try:
         import crasher_model
 
         with mlflow.start_run(experiment_id=experiment.experiment_id):
-            mlflow.pyfunc.log_model(name="model", python_model=crasher_model.Crasher(),
-                                    code_paths=[str(module)], registered_model_name="crasher",
-                                    pip_requirements=["mlflow"])
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=crasher_model.Crasher(),
+                code_paths=[str(module)],
+                registered_model_name="crasher",
+                pip_requirements=["mlflow"],
+            )
     finally:
         sys.path.remove(str(work))
 
@@ -120,15 +132,25 @@ def free_port_range(size: int = 20) -> tuple[int, int]:
 def make_settings(state_dir: Path, registry_uri: str, **overrides: object) -> Settings:
     low, high = free_port_range()
     environments = [
-        Environment(name="dev", port_range=(low, low + 9),
-                    default=Resources(cpu=1, memory_mb=1024, replicas=1),
-                    limits=Limits(cpu=4, memory_mb=4096, replicas=3)),
-        Environment(name="prod", port_range=(low + 10, high),
-                    default=Resources(cpu=1, memory_mb=1024, replicas=1),
-                    limits=Limits(cpu=2, memory_mb=2048, replicas=2)),
+        Environment(
+            name="dev",
+            port_range=(low, low + 9),
+            default=Resources(cpu=1, memory_mb=1024, replicas=1),
+            limits=Limits(cpu=4, memory_mb=4096, replicas=3),
+        ),
+        Environment(
+            name="prod",
+            port_range=(low + 10, high),
+            default=Resources(cpu=1, memory_mb=1024, replicas=1),
+            limits=Limits(cpu=2, memory_mb=2048, replicas=2),
+        ),
     ]
-    fields: dict[str, object] = {"state_dir": state_dir, "mlflow_tracking_uri": registry_uri,
-                                 "environments": environments, "start_timeout_s": 30}
+    fields: dict[str, object] = {
+        "state_dir": state_dir,
+        "mlflow_tracking_uri": registry_uri,
+        "environments": environments,
+        "start_timeout_s": 30,
+    }
     fields.update(overrides)
     return Settings(**fields)  # type: ignore[arg-type]
 

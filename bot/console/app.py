@@ -27,13 +27,15 @@ class ConsoleApp:
             return True
         if not line.startswith("/"):
             line = "/" + line
-        ctx = Context(deployer=self.runtime.deployer, actor=self.actor, reporter=self.reporter,
-                      text=line)
+        ctx = Context(
+            deployer=self.runtime.deployer, actor=self.actor, reporter=self.reporter, text=line
+        )
         try:
             reply = execute(line, ctx)
-        except Exception as exc:  # noqa: BLE001 - the prompt must survive any one command
-            self.console.print(f"[red]internal error: {escape(type(exc).__name__)}: "
-                               f"{escape(str(exc))}[/]")
+        except Exception as exc:
+            self.console.print(
+                f"[red]internal error: {escape(type(exc).__name__)}: {escape(str(exc))}[/]"
+            )
             return False
         render(self.console, reply)
         return bool(reply.ok)
@@ -48,7 +50,8 @@ class ConsoleApp:
         if ask:
             answer = self.console.input(
                 "The model registry is empty. Create the demo model [bold]iris[/] "
-                "(versions 1 and 2, scikit-learn)? [Y/n] ")
+                "(versions 1 and 2, scikit-learn)? [Y/n] "
+            )
             if answer.strip().lower() not in ("", "y", "yes"):
                 self.console.print("No demo. Register a model in MLflow, then `/deploy` it.")
                 return
@@ -58,12 +61,15 @@ class ConsoleApp:
         with self.console.status("Training and registering the demo model iris…"):
             versions = self.runtime.create_demo()
         listed = ", ".join(f"v{v}" for v in versions)
-        self.console.print(f"Created the demo model [bold]iris[/] ({listed}; alias @champion "
-                           f"-> v{versions[-1]}) in {self.runtime.settings.mlflow_tracking_uri}")
+        self.console.print(
+            f"Created the demo model [bold]iris[/] ({listed}; alias @champion "
+            f"-> v{versions[-1]}) in {self.runtime.settings.mlflow_tracking_uri}"
+        )
 
     def interactive(self) -> None:
-        self.console.print("Type a command such as [bold]/deploy iris v1[/], [bold]/help[/], "
-                           "or [bold]exit[/].")
+        self.console.print(
+            "Type a command such as [bold]/deploy iris v1[/], [bold]/help[/], or [bold]exit[/]."
+        )
         while True:
             try:
                 line = self.console.input("[bold]chatops>[/] ")

@@ -76,19 +76,40 @@ def _status(console: Console, report: StatusReport) -> None:
         for ep in report.endpoints:
             table = Table(title=f"{ep.name} ({ep.env})", show_header=False)
             for key, value in [
-                ("model", f"{ep.model} v{ep.version}"), ("health", _health(ep)),
-                ("detail", escape(ep.detail)), ("resources", ep.resources),
+                ("model", f"{ep.model} v{ep.version}"),
+                ("health", _health(ep)),
+                ("detail", escape(ep.detail)),
+                ("resources", ep.resources),
                 ("since", f"{ep.since:%Y-%m-%d %H:%M:%S} UTC ({ago(ep.since)})"),
-                ("url", ep.url), ("target", ep.target),
+                ("url", ep.url),
+                ("target", ep.target),
             ]:
                 table.add_row(key, value)
             console.print(table)
         return
     table = Table(title="Endpoints")
-    for column in ("env", "endpoint", "model", "version", "resources", "replicas", "health",
-                   "since", "url"):
+    for column in (
+        "env",
+        "endpoint",
+        "model",
+        "version",
+        "resources",
+        "replicas",
+        "health",
+        "since",
+        "url",
+    ):
         table.add_column(column, no_wrap=column == "url")
     for ep in report.endpoints:
-        table.add_row(ep.env, ep.name, ep.model, f"v{ep.version}", ep.resources,
-                      str(ep.replicas), _health(ep), ago(ep.since), ep.url)
+        table.add_row(
+            ep.env,
+            ep.name,
+            ep.model,
+            f"v{ep.version}",
+            ep.resources,
+            str(ep.replicas),
+            _health(ep),
+            ago(ep.since),
+            ep.url,
+        )
     console.print(table)

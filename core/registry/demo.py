@@ -42,7 +42,10 @@ def create_demo_model(*, tracking_uri: str, artifact_root: Path) -> list[int]:
     versions = []
     for name, estimator in candidates:
         estimator.fit(x_train, y_train)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=name), warnings.catch_warnings():
+        with (
+            mlflow.start_run(experiment_id=experiment_id, run_name=name),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             mlflow.log_param("estimator", name)
             mlflow.log_metric("accuracy", float(estimator.score(x_test, y_test)))

@@ -58,7 +58,9 @@ class Registry:
         except MlflowException as exc:
             raise RegistryError(f"the model registry failed: {exc.message}") from None
 
-    def resolve(self, model: str, *, version: int | None = None, alias: str | None = None) -> ModelVersion:
+    def resolve(
+        self, model: str, *, version: int | None = None, alias: str | None = None
+    ) -> ModelVersion:
         """The registered version named by number or alias; `NotFound` says what does exist."""
         known = self.models()
         if model not in known:

@@ -65,8 +65,15 @@ class Target(Protocol):
 
     def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry) -> Built: ...
 
-    def start(self, ep: EndpointRef, mv: ModelVersion, built: Built, resources: Resources,
-              deployment: str, progress: Progress) -> Started: ...
+    def start(
+        self,
+        ep: EndpointRef,
+        mv: ModelVersion,
+        built: Built,
+        resources: Resources,
+        deployment: str,
+        progress: Progress,
+    ) -> Started: ...
 
     def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked: ...
 

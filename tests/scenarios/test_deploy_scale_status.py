@@ -24,8 +24,9 @@ COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal 
 
 
 def run(runtime: Runtime, line: str, recorder: Recorder | None = None):  # type: ignore[no-untyped-def]
-    ctx = Context(deployer=runtime.deployer, actor="alice", reporter=recorder or Recorder(),
-                  text=line)
+    ctx = Context(
+        deployer=runtime.deployer, actor="alice", reporter=recorder or Recorder(), text=line
+    )
     return execute(line, ctx)
 
 
@@ -85,8 +86,11 @@ def test_scale_keeps_the_url_and_loses_no_request(runtime: Runtime) -> None:
         with httpx.Client(timeout=10) as http:
             while not stop.is_set() and len(results) < 20000:
                 try:
-                    r = (http.post(first.url, json=body) if keep_alive
-                         else httpx.post(first.url, json=body, timeout=10))
+                    r = (
+                        http.post(first.url, json=body)
+                        if keep_alive
+                        else httpx.post(first.url, json=body, timeout=10)
+                    )
                     results.append(r.status_code)
                 except httpx.HTTPError as exc:
                     results.append(repr(exc))
@@ -135,12 +139,17 @@ def test_restarted_bot_adopts_live_endpoints_and_shows_dead_ones_down(
         report = run(second, "/status")
         assert isinstance(report, StatusReport)
         assert [(e.env, e.name, e.version, e.up) for e in report.endpoints] == [
-            ("dev", "iris", 1, True), ("prod", "iris", 2, True)]
+            ("dev", "iris", 1, True),
+            ("prod", "iris", 2, True),
+        ]
         url = report.endpoints[1].url
-        assert predict(url, {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}).status_code == 200
+        assert (
+            predict(url, {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}).status_code == 200
+        )
 
         host_pid = second.deployer.targets["prod"]._call(  # type: ignore[attr-defined]
-            _ref("prod"), {"op": "status"})["pid"]
+            _ref("prod"), {"op": "status"}
+        )["pid"]
         os.kill(host_pid, signal.SIGKILL)
         _wait_until(lambda: not _answers(url))
         report = run(second, "/status")

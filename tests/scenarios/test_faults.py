@@ -24,13 +24,18 @@ def serving(runtime: Runtime) -> list[tuple[str, str, int, bool]]:
     return [(e.env, e.name, e.version, e.up) for e in report.endpoints]
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("/deploy nope v1", "there is no model called `nope` in the registry (registered models: "
-                        "crasher, iris)"),
-    ("/deploy iris v7", "iris has no version 7 (versions: v1, v2, v3)"),
-    ("/deploy iris @staging", "iris has no alias @staging (aliases: @champion)"),
-    ("/deploy iris v1 to qa", "there is no environment called `qa` (environments: dev, prod)"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "/deploy nope v1",
+            "there is no model called `nope` in the registry (registered models: crasher, iris)",
+        ),
+        ("/deploy iris v7", "iris has no version 7 (versions: v1, v2, v3)"),
+        ("/deploy iris @staging", "iris has no alias @staging (aliases: @champion)"),
+        ("/deploy iris v1 to qa", "there is no environment called `qa` (environments: dev, prod)"),
+    ],
+)
 def test_what_does_not_exist_is_named_with_what_does(
     runtime: Runtime, line: str, expected: str
 ) -> None:
@@ -49,8 +54,10 @@ def test_artifacts_that_fail_to_load_never_replace_what_serves(
     broken = run(runtime, "/deploy iris v3", recorder)
 
     assert isinstance(broken, Outcome) and not broken.ok
-    assert "iris v3 failed to start: a model server exited while starting (exit code 3): " \
+    assert (
+        "iris v3 failed to start: a model server exited while starting (exit code 3): "
         "zipfile.BadZipFile: File is not a zip file" in broken.text
+    )
     assert "iris v1 still serves at " + live.url in broken.text
     failure = recorder.events[-1]
     assert failure.kind is EventKind.FAILED
@@ -110,14 +117,17 @@ def test_a_port_taken_by_another_program_is_named(runtime: Runtime) -> None:
         squatter.close()
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("/scale iris 8cpu", "8 cpu is over the limit of dev: at most 4 cpu per endpoint"),
-    ("/scale iris 8gb", "8 GB is over the limit of dev: at most 4 GB per endpoint"),
-    ("/scale iris 3 replicas in prod", "there is no endpoint `iris` in prod"),
-    ("/scale iris 5 replicas", "5 replicas is over the limit of dev: at most 3"),
-    ("/scale iris 1gpu", "dev has no GPUs: leave out the gpu count"),
-    ("/scale ghost 2cpu", "there is no endpoint `ghost` in dev (endpoints: iris)"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("/scale iris 8cpu", "8 cpu is over the limit of dev: at most 4 cpu per endpoint"),
+        ("/scale iris 8gb", "8 GB is over the limit of dev: at most 4 GB per endpoint"),
+        ("/scale iris 3 replicas in prod", "there is no endpoint `iris` in prod"),
+        ("/scale iris 5 replicas", "5 replicas is over the limit of dev: at most 3"),
+        ("/scale iris 1gpu", "dev has no GPUs: leave out the gpu count"),
+        ("/scale ghost 2cpu", "there is no endpoint `ghost` in dev (endpoints: iris)"),
+    ],
+)
 def test_requests_over_limits_are_refused_and_change_nothing(
     runtime: Runtime, line: str, expected: str
 ) -> None:
@@ -132,4 +142,8 @@ def test_requests_over_limits_are_refused_and_change_nothing(
     assert expected in reply.text
     assert len(runtime.store.operations()) == operations
     after = target.health(EndpointRef("dev", "iris"))
-    assert (after.deployment, after.processes, after.up) == (before.deployment, before.processes, True)
+    assert (after.deployment, after.processes, after.up) == (
+        before.deployment,
+        before.processes,
+        True,
+    )

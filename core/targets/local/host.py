@@ -9,6 +9,7 @@ Deployment states: starting -> ready -> active -> retiring -> stopped, or failed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -56,8 +57,12 @@ class Deployment:
             "log_tail": log_tail(self.log_path) if self.state == "failed" else "",
             "started_at": self.started_at,
             "workers": [
-                {"pid": w.pid, "private_port": w.private_port, "alive": w.exit_code is None,
-                 "restarts": w.restarts}
+                {
+                    "pid": w.pid,
+                    "private_port": w.private_port,
+                    "alive": w.exit_code is None,
+                    "restarts": w.restarts,
+                }
                 for w in self.workers
             ],
         }
@@ -74,8 +79,9 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 class Host:
-    def __init__(self, *, endpoint: str, listener: socket.socket, control: socket.socket,
-                 log_dir: Path) -> None:
+    def __init__(
+        self, *, endpoint: str, listener: socket.socket, control: socket.socket, log_dir: Path
+    ) -> None:
         self.endpoint = endpoint
         self.listener = listener
         self.control = control
@@ -154,29 +160,36 @@ class Host:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "status":
-            return {"ok": True, "endpoint": self.endpoint, "pid": os.getpid(),
-                    "port": self.listener.getsockname()[1],
-                    "deployments": [d.as_dict() for d in self.deployments.values()]}
+            return {
+                "ok": True,
+                "endpoint": self.endpoint,
+                "pid": os.getpid(),
+                "port": self.listener.getsockname()[1],
+                "deployments": [d.as_dict() for d in self.deployments.values()],
+            }
         if op == "start":
             spec = WorkerSpec(**request["spec"])
             if spec.deployment in self.deployments:
                 return {"ok": True, "deployment": self.deployments[spec.deployment].as_dict()}
-            dep = Deployment(spec=spec, workers_wanted=int(request["workers"]),
-                             log_path=self.log_dir / f"{spec.deployment}.log")
+            dep = Deployment(
+                spec=spec,
+                workers_wanted=int(request["workers"]),
+                log_path=self.log_dir / f"{spec.deployment}.log",
+            )
             self.deployments[spec.deployment] = dep
             dep.workers = [self._fork_worker(dep) for _ in range(dep.workers_wanted)]
             return {"ok": True, "deployment": dep.as_dict()}
-        dep = self.deployments.get(str(request.get("deployment")))
-        if op in ("activate", "retire") and dep is None:
-            return {"ok": False, "error": f"no deployment {request.get('deployment')}"}
-        if op == "activate" and dep is not None:
-            if dep.state not in ("ready", "active"):
-                return {"ok": False, "error": f"deployment is {dep.state}, not ready"}
-            self._signal(dep, signal.SIGUSR1)
-            dep.state = "active"
-            return {"ok": True}
-        if op == "retire" and dep is not None:
-            self._retire(dep)
+        if op in ("activate", "retire"):
+            target = self.deployments.get(str(request.get("deployment")))
+            if target is None:
+                return {"ok": False, "error": f"no deployment {request.get('deployment')}"}
+            if op == "retire":
+                self._retire(target)
+                return {"ok": True}
+            if target.state not in ("ready", "active"):
+                return {"ok": False, "error": f"deployment is {target.state}, not ready"}
+            self._signal(target, signal.SIGUSR1)
+            target.state = "active"
             return {"ok": True}
         if op == "shutdown":
             for d in self.deployments.values():
@@ -197,10 +210,8 @@ class Host:
     def _signal(dep: Deployment, sig: int) -> None:
         for worker in dep.workers:
             if worker.exit_code is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.pid, sig)
-                except ProcessLookupError:
-                    pass
 
     def _serve_control(self) -> None:
         conn, _ = self.control.accept()
@@ -260,9 +271,7 @@ def host_main(*, endpoint: str, port: int, control_path: str, log_dir: str, repo
     try:
         Host(endpoint=endpoint, listener=listener, control=control, log_dir=logs).run()
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(control_path)
-        except OSError:
-            pass
         sys.stdout.flush()
         os._exit(0)

@@ -63,7 +63,9 @@ class _App:
         from mlflow.pyfunc import scoring_server
 
         try:
-            result = scoring_server.invocations(body, content_type, self.model, self.schema)
+            result = scoring_server.invocations(  # type: ignore[no-untyped-call]
+                body, content_type, self.model, self.schema
+            )
         except MlflowException as exc:
             error = {"error_code": exc.error_code, "message": exc.message}
             return 400, "application/json", json.dumps(error).encode()
@@ -78,7 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = KEEP_ALIVE_S
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request would drown the log tail people read on failure
 
     def do_GET(self) -> None:
@@ -137,8 +139,11 @@ def _watch_memory(limit_mb: int) -> None:
     while True:
         rss = _rss_mb()
         if rss > limit_mb:
-            print(f"memory limit of {limit_mb} MB exceeded (resident {rss:.0f} MB): exiting",
-                  file=sys.stderr, flush=True)
+            print(
+                f"memory limit of {limit_mb} MB exceeded (resident {rss:.0f} MB): exiting",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(137)
         time.sleep(0.25)
 
@@ -170,8 +175,11 @@ def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int) -> None:
             raise MemoryError(
                 f"the loaded model needs {rss:.0f} MB, more than the {spec.memory_mb} MB limit"
             )
-        print(f"loaded {spec.model} v{spec.version} in {time.perf_counter() - started:.3f}s, "
-              f"resident {rss:.0f} MB", flush=True)
+        print(
+            f"loaded {spec.model} v{spec.version} in {time.perf_counter() - started:.3f}s, "
+            f"resident {rss:.0f} MB",
+            flush=True,
+        )
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
@@ -195,7 +203,12 @@ def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int) -> None:
     closing = [s for s in (public, private) if s is not None]
     for server in closing:
         server.shutdown()
-    closer = threading.Thread(target=lambda: [s.server_close() for s in closing], daemon=True)
+
+    def close_all() -> None:
+        for server in closing:
+            server.server_close()  # joins the threads still answering requests
+
+    closer = threading.Thread(target=close_all, daemon=True)
     closer.start()
     closer.join(DRAIN_LIMIT_S)
     print("stopped", flush=True)

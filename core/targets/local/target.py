@@ -56,7 +56,10 @@ class Zygote:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
             proc = subprocess.Popen(
                 [self.python, "-m", "core.targets.local.zygote", str(log)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
             )
             line = _readline(proc, ZYGOTE_START_S)
             if not line:
@@ -104,8 +107,9 @@ def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
 class LocalTarget:
     kind = "local"
 
-    def __init__(self, *, env: Environment, state_dir: Path, zygote: Zygote,
-                 start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, *, env: Environment, state_dir: Path, zygote: Zygote, start_timeout_s: float = 60.0
+    ) -> None:
         self.env = env
         self.state_dir = state_dir
         self.zygote = zygote
@@ -177,17 +181,25 @@ class LocalTarget:
             return status
         port = self.port(ep)
         progress(f"opening 127.0.0.1:{port} for {ep.name}")
-        reply = self.zygote.spawn_host({
-            "endpoint": ep.name, "port": port, "control": self._control_path(ep),
-            "log_dir": str(self._log_dir(ep)),
-        })
+        reply = self.zygote.spawn_host(
+            {
+                "endpoint": ep.name,
+                "port": port,
+                "control": self._control_path(ep),
+                "log_dir": str(self._log_dir(ep)),
+            }
+        )
         if not reply.get("ok"):
-            raise DeployFailed(f"could not listen on 127.0.0.1:{port}: {reply.get('error')}"
-                               f"{_who_holds(port)} — free the port and run the command again")
+            raise DeployFailed(
+                f"could not listen on 127.0.0.1:{port}: {reply.get('error')}"
+                f"{_who_holds(port)} — free the port and run the command again"
+            )
         status = self._call(ep, {"op": "status"})
         if status is None:
-            raise DeployFailed(f"the server host of {ep.name} exited right after it started",
-                               log_tail=log_tail(self._log_dir(ep) / "host.log"))
+            raise DeployFailed(
+                f"the server host of {ep.name} exited right after it started",
+                log_tail=log_tail(self._log_dir(ep) / "host.log"),
+            )
         return status
 
     # -- the Target interface --------------------------------------------------------------
@@ -195,20 +207,34 @@ class LocalTarget:
         path = registry.download(mv, self.state_dir / "artifacts" / mv.model / str(mv.version))
         mlmodel = (path / "MLmodel").read_text()
         if "python_function" not in mlmodel:
-            raise BuildFailed(f"{mv.label} has no python_function flavor, so it cannot be served",
-                              log_tail=mlmodel[-2000:])
+            raise BuildFailed(
+                f"{mv.label} has no python_function flavor, so it cannot be served",
+                log_tail=mlmodel[-2000:],
+            )
         example_path = path / "serving_input_example.json"
         example = json.loads(example_path.read_text()) if example_path.exists() else None
         return Built(ref=str(path), example=example, detail=f"artifacts in {path}")
 
-    def start(self, ep: EndpointRef, mv: ModelVersion, built: Built, resources: Resources,
-              deployment: str, progress: Progress) -> Started:
+    def start(
+        self,
+        ep: EndpointRef,
+        mv: ModelVersion,
+        built: Built,
+        resources: Resources,
+        deployment: str,
+        progress: Progress,
+    ) -> Started:
         if resources.gpus:
             raise DeployFailed("the local target has no GPUs: leave out the gpu count")
         self._ensure_host(ep, progress)
         workers = resources.replicas * max(1, math.ceil(resources.cpu))
-        spec = {"deployment": deployment, "model": mv.model, "version": mv.version,
-                "model_path": built.ref, "memory_mb": resources.memory_mb}
+        spec = {
+            "deployment": deployment,
+            "model": mv.model,
+            "version": mv.version,
+            "model_path": built.ref,
+            "memory_mb": resources.memory_mb,
+        }
         progress(f"starting {workers} model server process{'es' if workers > 1 else ''}")
         reply = self._call(ep, {"op": "start", "spec": spec, "workers": workers})
         if reply is None or not reply.get("ok"):
@@ -220,15 +246,21 @@ class LocalTarget:
                 raise DeployFailed(f"the server host of {ep.name} stopped during the start")
             if dep["state"] in ("ready", "active"):
                 ports = ", ".join(str(w["private_port"]) for w in dep["workers"])
-                return Started(deployment=deployment, url=self.url(ep),
-                               detail=f"{workers} process(es), private ports {ports}")
+                return Started(
+                    deployment=deployment,
+                    url=self.url(ep),
+                    detail=f"{workers} process(es), private ports {ports}",
+                )
             if dep["state"] == "failed":
-                raise DeployFailed(f"{mv.label} failed to start: {dep['error']}",
-                                   log_tail=dep["log_tail"])
+                raise DeployFailed(
+                    f"{mv.label} failed to start: {dep['error']}", log_tail=dep["log_tail"]
+                )
             time.sleep(0.01)
         self.stop(ep, deployment)
-        raise StepTimeout(f"{mv.label} was not ready after {self.start_timeout_s:.0f}s",
-                          log_tail=log_tail(self._log_dir(ep) / f"{deployment}.log"))
+        raise StepTimeout(
+            f"{mv.label} was not ready after {self.start_timeout_s:.0f}s",
+            log_tail=log_tail(self._log_dir(ep) / f"{deployment}.log"),
+        )
 
     def _deployment(self, ep: EndpointRef, deployment: str) -> dict[str, Any] | None:
         status = self._call(ep, {"op": "status"})
@@ -247,15 +279,19 @@ class LocalTarget:
             if built.example is None:
                 return Checked(latency_ms=0.0, prediction=None)
             begun = time.perf_counter()
-            response = self._http.post(f"http://127.0.0.1:{ports[0]}/invocations",
-                                       json=built.example)
+            response = self._http.post(
+                f"http://127.0.0.1:{ports[0]}/invocations", json=built.example
+            )
             latency = (time.perf_counter() - begun) * 1000
         except httpx.HTTPError as exc:
-            raise DeployFailed(f"the new model server did not answer: {exc}",
-                               log_tail=log_tail(self._log_dir(ep) / f"{started.deployment}.log"))
+            raise DeployFailed(
+                f"the new model server did not answer: {exc}",
+                log_tail=log_tail(self._log_dir(ep) / f"{started.deployment}.log"),
+            ) from None
         if response.status_code != 200:
-            raise DeployFailed(f"smoke test failed with HTTP {response.status_code}: "
-                               f"{response.text[:500]}")
+            raise DeployFailed(
+                f"smoke test failed with HTTP {response.status_code}: {response.text[:500]}"
+            )
         return Checked(latency_ms=latency, prediction=response.json().get("predictions"))
 
     def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
@@ -287,8 +323,15 @@ class LocalTarget:
         detail = f"{len(pids)}/{len(dep['workers'])} processes up"
         if restarts:
             detail += f", {restarts} restart(s)"
-        return Health(up=ok and bool(pids), url=url, deployment=dep["deployment"],
-                      model=dep["model"], version=dep["version"], detail=detail, processes=pids)
+        return Health(
+            up=ok and bool(pids),
+            url=url,
+            deployment=dep["deployment"],
+            model=dep["model"],
+            version=dep["version"],
+            detail=detail,
+            processes=pids,
+        )
 
     def shutdown(self, ep: EndpointRef) -> None:
         self._call(ep, {"op": "shutdown"})

@@ -20,7 +20,7 @@ def _warm_up() -> None:
     import warnings
 
     import mlflow.pyfunc
-    import mlflow.pyfunc.scoring_server  # noqa: F401
+    import mlflow.pyfunc.scoring_server
     import mlflow.sklearn
     import pandas as pd
     import psutil  # noqa: F401
@@ -31,8 +31,9 @@ def _warm_up() -> None:
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = os.path.join(tmp, "warm")
-        mlflow.sklearn.save_model(estimator, path, input_example=frame.head(1),
-                                  pip_requirements=["scikit-learn"])
+        mlflow.sklearn.save_model(
+            estimator, path, input_example=frame.head(1), pip_requirements=["scikit-learn"]
+        )
         mlflow.pyfunc.load_model(path).predict(frame)
 
 
@@ -48,9 +49,13 @@ def _spawn_host(request: dict[str, Any]) -> dict[str, Any]:
             if os.fork() == 0:
                 os.closerange(3, write_fd)
                 os.closerange(write_fd + 1, 1024)
-                host_main(endpoint=request["endpoint"], port=int(request["port"]),
-                          control_path=request["control"], log_dir=request["log_dir"],
-                          report_fd=write_fd)
+                host_main(
+                    endpoint=request["endpoint"],
+                    port=int(request["port"]),
+                    control_path=request["control"],
+                    log_dir=request["log_dir"],
+                    report_fd=write_fd,
+                )
         finally:
             os._exit(0)
     os.close(write_fd)
@@ -76,8 +81,11 @@ def main() -> None:
     for line in sys.stdin:
         try:
             request = json.loads(line)
-            reply = _spawn_host(request) if request.get("op") == "host" else {
-                "ok": False, "error": f"unknown op {request.get('op')!r}"}
+            reply = (
+                _spawn_host(request)
+                if request.get("op") == "host"
+                else {"ok": False, "error": f"unknown op {request.get('op')!r}"}
+            )
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         replies.write(json.dumps(reply) + "\n")

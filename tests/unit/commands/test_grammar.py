@@ -16,41 +16,59 @@ def parsed(line: str) -> object:
     return found if isinstance(found, UsageError) else found[1]
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("/deploy iris v3", Deploy(model="iris", version=3)),
-    ("/deploy iris V3", Deploy(model="iris", version=3)),
-    ("/deploy iris 3 to prod", Deploy(model="iris", version=3, env="prod")),
-    ("/deploy iris @champion", Deploy(model="iris", alias="champion")),
-    ("/deploy fraud-model.v2 v12 in dev", Deploy(model="fraud-model.v2", version=12, env="dev")),
-    ("  /DEPLOY   iris   v1  ", Deploy(model="iris", version=1)),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("/deploy iris v3", Deploy(model="iris", version=3)),
+        ("/deploy iris V3", Deploy(model="iris", version=3)),
+        ("/deploy iris 3 to prod", Deploy(model="iris", version=3, env="prod")),
+        ("/deploy iris @champion", Deploy(model="iris", alias="champion")),
+        (
+            "/deploy fraud-model.v2 v12 in dev",
+            Deploy(model="fraud-model.v2", version=12, env="dev"),
+        ),
+        ("  /DEPLOY   iris   v1  ", Deploy(model="iris", version=1)),
+    ],
+)
 def test_deploy_accepts(line: str, expected: Deploy) -> None:
     assert parsed(line) == expected
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("/scale iris 4cpu 8gb", Scale(endpoint="iris", cpu=4, memory_mb=8192)),
-    ("/scale iris 4 cpu 8GB", Scale(endpoint="iris", cpu=4, memory_mb=8192)),
-    ("/scale iris 4 cpus 8 gb 2 replicas", Scale(endpoint="iris", cpu=4, memory_mb=8192, replicas=2)),
-    ("/scale iris 0.5vcpu 512mb", Scale(endpoint="iris", cpu=0.5, memory_mb=512)),
-    ("/scale iris 512 MB", Scale(endpoint="iris", memory_mb=512)),
-    ("/scale iris 1.5gb", Scale(endpoint="iris", memory_mb=1536)),
-    ("/scale iris 2 cores 8g", Scale(endpoint="iris", cpu=2, memory_mb=8192)),
-    ("/scale iris x3", Scale(endpoint="iris", replicas=3)),
-    ("/scale iris 1 replica in prod", Scale(endpoint="iris", replicas=1, env="prod")),
-    ("/scale iris 8cpu 32gb 1gpu", Scale(endpoint="iris", cpu=8, memory_mb=32768, gpus=1)),
-    ("/scale iris 2CPU 1GiB 2 Replicas", Scale(endpoint="iris", cpu=2, memory_mb=1024, replicas=2)),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("/scale iris 4cpu 8gb", Scale(endpoint="iris", cpu=4, memory_mb=8192)),
+        ("/scale iris 4 cpu 8GB", Scale(endpoint="iris", cpu=4, memory_mb=8192)),
+        (
+            "/scale iris 4 cpus 8 gb 2 replicas",
+            Scale(endpoint="iris", cpu=4, memory_mb=8192, replicas=2),
+        ),
+        ("/scale iris 0.5vcpu 512mb", Scale(endpoint="iris", cpu=0.5, memory_mb=512)),
+        ("/scale iris 512 MB", Scale(endpoint="iris", memory_mb=512)),
+        ("/scale iris 1.5gb", Scale(endpoint="iris", memory_mb=1536)),
+        ("/scale iris 2 cores 8g", Scale(endpoint="iris", cpu=2, memory_mb=8192)),
+        ("/scale iris x3", Scale(endpoint="iris", replicas=3)),
+        ("/scale iris 1 replica in prod", Scale(endpoint="iris", replicas=1, env="prod")),
+        ("/scale iris 8cpu 32gb 1gpu", Scale(endpoint="iris", cpu=8, memory_mb=32768, gpus=1)),
+        (
+            "/scale iris 2CPU 1GiB 2 Replicas",
+            Scale(endpoint="iris", cpu=2, memory_mb=1024, replicas=2),
+        ),
+    ],
+)
 def test_scale_accepts_the_common_spellings(line: str, expected: Scale) -> None:
     assert parsed(line) == expected
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("/status", Status()),
-    ("/status iris", Status(endpoint="iris")),
-    ("/status in prod", Status(env="prod")),
-    ("/status iris in prod", Status(endpoint="iris", env="prod")),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("/status", Status()),
+        ("/status iris", Status(endpoint="iris")),
+        ("/status in prod", Status(env="prod")),
+        ("/status iris in prod", Status(endpoint="iris", env="prod")),
+    ],
+)
 def test_status_accepts(line: str, expected: Status) -> None:
     assert parsed(line) == expected
 
@@ -78,7 +96,10 @@ MALFORMED = [
     ("/scale iris 1.5 replicas", "`1.5 replicas`: replicas must be a whole number."),
     ("/scale iris 2cpu 4cpu", "cpu is given twice (`4cpu`): give each once."),
     ("/scale iris 1gb 512mb", "memory is given twice (`512mb`): give each once."),
-    ("/scale iris fast", "Unexpected `fast`: expected an amount such as 2cpu, 4gb, 512mb or 2 replicas."),
+    (
+        "/scale iris fast",
+        "Unexpected `fast`: expected an amount such as 2cpu, 4gb, 512mb or 2 replicas.",
+    ),
     ("/scale iris 2cpu in", "Say which environment after `in`, e.g. `in prod`."),
     ("/scale iris 2cpu in prod please", "Unexpected `please` after the environment."),
     ("/scale iris 0.5gpu", "`0.5gpu`: the gpu count must be a whole number, 0 or more."),
