@@ -7,12 +7,16 @@ import getpass
 import os
 import sys
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 
-from bot.console.app import ConsoleApp
 from core.config import Settings
 from core.errors import ChatOpsError
-from core.runtime import Runtime
+from core.targets.local.target import Zygote
+
+if TYPE_CHECKING:
+    from core.runtime import Runtime
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,9 +58,22 @@ def main(argv: list[str] | None = None) -> int:
     if not out.is_terminal:
         out.width = max(out.width, 160)  # piped output: do not squeeze tables into 80 columns
     try:
-        runtime = Runtime(Settings())
-    except (ChatOpsError, ValueError) as exc:
-        out.print(f"[red]cannot start: {exc}[/]")
+        settings = Settings()
+    except ValueError as exc:
+        out.print(f"[red]cannot start, the settings are wrong: {exc}[/]")
+        return 2
+    zygote = Zygote(state_dir=settings.state_dir)
+    if args.cmd in (None, "run", "console"):
+        # Warm the model-server runtime while this process imports MLflow: both take seconds.
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        zygote.prewarm()
+    from core.runtime import Runtime
+
+    try:
+        runtime = Runtime(settings, zygote=zygote)
+    except ChatOpsError as exc:
+        out.print(f"[red]cannot start: {exc.message}[/]")
+        zygote.close()
         return 2
     try:
         return _dispatch(args, runtime, out)
@@ -65,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         runtime.close()
+        zygote.close()
 
 
 def _dispatch(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
+    from bot.console.app import ConsoleApp
+
     actor = getattr(args, "actor", None) or os.environ.get("CHATOPS_CONSOLE_USER") or _login()
     app = ConsoleApp(runtime, actor=actor, console=out)
     if args.cmd == "demo":

@@ -225,12 +225,13 @@ class Deployer:
         started = None
         try:
             mv = pick(run)
+            was_up = current is not None and target.health(ep).up
             if (
                 current
+                and was_up
                 and current.version == mv.version
                 and current.model == mv.model
                 and _same(current, resources)
-                and target.health(ep).up
             ):
                 text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
                 run.emit(EventKind.SUCCEEDED, "", text)
@@ -255,7 +256,7 @@ class Deployer:
                 url = target.switch(ep, deployment, current.deployment if current else None)
                 before = (
                     f"; the previous deployment (v{current.version}) drains and stops"
-                    if current
+                    if current and was_up
                     else ""
                 )
                 done(f"{endpoint} now serves v{mv.version} with {resources.describe()}{before}")

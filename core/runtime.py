@@ -43,7 +43,8 @@ class Runtime:
 
     def warm_up(self) -> None:
         """Start the model-server runtime and open the registry in the background."""
-        self.zygote.prewarm()
+        if not self.zygote.ready:
+            self.zygote.prewarm()
         threading.Thread(target=lambda: self.registry.client, daemon=True).start()
 
     def registry_is_empty(self) -> bool:

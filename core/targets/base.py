@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
+
+if TYPE_CHECKING:  # the registry imports MLflow: seconds a bot can spend warming up instead
+    from core.registry.mlflow import ModelVersion, Registry
 
 Progress = Callable[[str], None]
 

@@ -7,6 +7,7 @@ of an endpoint accept on the endpoint's one port.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -17,16 +18,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from core.config import Environment
 from core.errors import BuildFailed, DeployFailed, StepTimeout, TargetUnavailable
-from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
 from core.targets.base import Built, Checked, EndpointRef, Health, Progress, Started
 from core.targets.local.host import log_tail
+
+if TYPE_CHECKING:
+    from core.registry.mlflow import ModelVersion, Registry
 
 ZYGOTE_START_S = 120.0
 
@@ -41,9 +44,18 @@ class Zygote:
         self._lock = threading.Lock()
         self.warm_s: float | None = None
 
+    @property
+    def ready(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def prewarm(self) -> None:
         """Start warming in the background; the first spawn waits for it if needed."""
-        threading.Thread(target=self._ensure, daemon=True, name="zygote-warmup").start()
+
+        def warm() -> None:
+            with contextlib.suppress(TargetUnavailable):  # told at the first spawn instead
+                self._ensure()
+
+        threading.Thread(target=warm, daemon=True, name="zygote-warmup").start()
 
     def _ensure(self) -> subprocess.Popen[str]:
         with self._lock:
@@ -180,6 +192,8 @@ class LocalTarget:
         if status is not None:
             return status
         port = self.port(ep)
+        if not self.zygote.ready:
+            progress("waiting for the model-server runtime to warm up (once per bot start)")
         progress(f"opening 127.0.0.1:{port} for {ep.name}")
         reply = self.zygote.spawn_host(
             {
