@@ -6,7 +6,6 @@ import argparse
 import getpass
 import os
 import sys
-
 from typing import TYPE_CHECKING
 
 from rich.console import Console
