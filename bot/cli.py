@@ -28,7 +28,17 @@ def _parser() -> argparse.ArgumentParser:
         help="where state, registry and logs live (default: $CHATOPS_STATE_DIR or ./.state)",
     )
     sub = parser.add_subparsers(dest="cmd")
-    sub.add_parser("run", help="run the bot (the console when no Slack tokens are set)")
+    run = sub.add_parser(
+        "run",
+        help="run the bot: Socket Mode, HTTP or the console, by the "
+        "Slack settings found (see README)",
+    )
+    run.add_argument(
+        "--mode",
+        choices=["auto", "socket", "http", "console"],
+        default="auto",
+        help="force a front instead of choosing it from the environment",
+    )
     console = sub.add_parser("console", help="type commands in a terminal")
     console.add_argument(
         "-c",
@@ -100,6 +110,13 @@ def _dispatch(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
         out.print(f"Stopped: {', '.join(stopped)}" if stopped else "No local endpoints.")
         return 0
     runtime.warm_up()
+    if args.cmd == "run":
+        from bot.slack.settings import Mode, SlackSettings
+
+        slack = SlackSettings()
+        mode = slack.mode if args.mode == "auto" else Mode(args.mode)
+        if mode is not Mode.CONSOLE:
+            return _run_slack(runtime, slack, mode, out)
     if args.cmd == "console" and args.command:
         return 0 if app.run_lines(args.command) else 1
     settings = runtime.settings
@@ -109,6 +126,37 @@ def _dispatch(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     )
     app.offer_demo(ask=sys.stdin.isatty())
     app.interactive()
+    return 0
+
+
+def _run_slack(runtime: Runtime, slack: object, mode: object, out: Console) -> int:
+    import logging
+
+    from bot.slack.app import EVENTS_PATH, SlackFront
+    from bot.slack.settings import Mode, SlackSettings
+
+    assert isinstance(slack, SlackSettings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        front = SlackFront(runtime, slack)
+    except ValueError as exc:
+        out.print(f"[red]cannot start the Slack front: {exc}[/]")
+        return 2
+    try:
+        if mode is Mode.SOCKET:
+            out.print("chatops: Slack Socket Mode")
+            front.socket_mode_handler().start()
+        else:
+            server = front.http_server()
+            out.print(
+                f"chatops: Slack HTTP mode on {slack.host}:{slack.port}{EVENTS_PATH} "
+                "(health: /healthz)"
+            )
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        front.close()
     return 0
 
 

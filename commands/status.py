@@ -1,4 +1,4 @@
-"""`/status [endpoint] [in <env>]`"""
+"""`/status [endpoint] [in <env>] [public]`"""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ from core.events import Refusal
 
 NAME = "status"
 SUMMARY = "show what serves: every endpoint, or one in detail"
-USAGE = "/status [endpoint] [in <env>]"
-EXAMPLES = ["/status", "/status iris", "/status in prod"]
+USAGE = "/status [endpoint] [in <env>] [public]"
+EXAMPLES = ["/status", "/status iris", "/status in prod", "/status public"]
 DETAILS = """\
 Without an endpoint: a table of every endpoint (model, version, resources, replicas, health,
 since when, URL). With one: that endpoint in detail. Health is checked live, so an endpoint
-whose servers died shows as down."""
+whose servers died shows as down. In Slack the answer is for you alone; add `public` to post
+it for the whole channel."""
 
 
 class Status(BaseModel):
     endpoint: str | None = None
     env: str | None = None
+    public: bool = False
 
 
 def _error(problem: str) -> UsageError:
@@ -28,6 +30,9 @@ def _error(problem: str) -> UsageError:
 
 def parse(text: str) -> Status | UsageError:
     words = tokens(text)
+    public = bool(words) and words[-1].lower() == "public"
+    if public:
+        words = words[:-1]
     endpoint = env = None
     if words and words[0].lower() != "in":
         endpoint, words = words[0], words[1:]
@@ -43,7 +48,7 @@ def parse(text: str) -> Status | UsageError:
             return bad
         if len(words) > 2:
             return _error(f"Unexpected `{shown(' '.join(words[2:]))}` after the environment.")
-    return Status(endpoint=endpoint, env=env)
+    return Status(endpoint=endpoint, env=env, public=public)
 
 
 def run(cmd: Status, ctx: Context) -> Reply:

@@ -7,6 +7,7 @@ A failure at any step stops only the new deployment; whatever served before keep
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from core.resources import Resources
 from core.store import Endpoint, OperationState, Store, new_id
 from core.targets.base import Built, EndpointRef, Started, Target
 
+log = logging.getLogger("chatops.core")
+
 
 @dataclass
 class _Run:
@@ -37,7 +40,10 @@ class _Run:
     def emit(self, kind: EventKind, step: str, message: str, **data: object) -> None:
         self.store.add_event(self.op_id, kind, step, message)
         elapsed = time.monotonic() - self.started
-        self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
+        try:
+            self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
+        except Exception:  # noqa: BLE001 - telling people must never stop the work itself
+            log.exception("reporting %s of %s failed", kind, self.op_id)
 
     @contextmanager
     def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:

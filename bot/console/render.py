@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from bot.text import ago
 from commands.base import HelpText, Reply, StatusReport, UsageError
 from core.events import EndpointStatus, Event, EventKind, Outcome, Refusal
-
-
-def ago(when: datetime) -> str:
-    seconds = int((datetime.now(UTC) - when).total_seconds())
-    if seconds < 60:
-        return f"{seconds}s ago"
-    if seconds < 3600:
-        return f"{seconds // 60}m ago"
-    if seconds < 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
-    return f"{seconds // 86400}d ago"
 
 
 class ConsoleReporter:

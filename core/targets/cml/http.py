@@ -1,7 +1,7 @@
 """One HTTP exchange with CML: auth, retries with backoff, and errors translated at the edge.
 
-Retried: connection failures, timeouts, 429 and 5xx. Not retried: any other 4xx, which
-another try cannot fix. The API key lives only in the auth flow and is scrubbed from any
+Retried: connection failures, timeouts, 429 and 5xx. Not retried: any other 4xx, and
+failures before anything was sent (bad URL scheme, bad header), which another try cannot fix. The API key lives only in the auth flow and is scrubbed from any
 text that leaves this module.
 """
 
@@ -20,6 +20,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from core.errors import ConfigError
 from core.targets.cml.errors import (
     CMLAPIError,
     CMLAuthError,
@@ -31,6 +32,10 @@ from core.targets.cml.errors import (
 logger = logging.getLogger("core.targets.cml")
 
 REDACTED = "<redacted>"
+
+
+# Failures on the way that another try may not meet; a bad URL or header would.
+_RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 class _BearerAuth(httpx.Auth):
@@ -71,6 +76,8 @@ class CMLHttp:
         backoff: float,
         max_backoff: float = 10.0,
     ) -> None:
+        if not api_key or not api_key.isprintable() or any(c.isspace() for c in api_key):
+            raise ConfigError("the CML API key is empty or holds whitespace or control characters")
         self._secret = api_key
         self._retries = retries
         self._backoff = backoff
@@ -99,8 +106,10 @@ class CMLHttp:
         def send() -> httpx.Response:
             try:
                 response = self._client.request(method, path, params=query, json=body)
-            except httpx.TransportError as exc:
+            except _RETRYABLE as exc:
                 raise _Transient(error=exc) from exc
+            except httpx.TransportError as exc:
+                raise self._unreachable(method, path, exc, tries=1) from None
             if response.status_code >= 500 or response.status_code == 429:
                 raise _Transient(response=response)
             return response
@@ -117,11 +126,7 @@ class CMLHttp:
         except _Transient as exc:
             if exc.response is not None:
                 raise self._api_error(method, path, exc.response) from None
-            detail = self._redact(str(exc.error) or type(exc.error).__name__)
-            raise CMLUnreachable(
-                f"CML cannot be reached ({method} {path}): {detail}; "
-                f"gave up after {self._retries + 1} tries"
-            ) from None
+            raise self._unreachable(method, path, exc.error, tries=self._retries + 1) from None
         if response.status_code >= 400:
             raise self._api_error(method, path, response)
         try:
@@ -133,6 +138,13 @@ class CMLHttp:
                 method=method,
                 path=path,
             ) from None
+
+    def _unreachable(
+        self, method: str, path: str, error: Exception | None, *, tries: int
+    ) -> CMLUnreachable:
+        detail = self._redact(str(error) or type(error).__name__)
+        after = f"; gave up after {tries} tries" if tries > 1 else ""
+        return CMLUnreachable(f"CML cannot be reached ({method} {path}): {detail}{after}")
 
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, REDACTED) if self._secret else text
@@ -146,13 +158,13 @@ class CMLHttp:
             why = type(exc.error).__name__
         wait = state.next_action.sleep if state.next_action else 0.0
         logger.warning(
-            "CML %s %s failed (%s); try %d of %d again in %.2fs",
+            "CML %s %s failed (%s); retrying in %.2fs (try %d of %d)",
             method,
             path,
             why,
+            wait,
             state.attempt_number + 1,
             self._retries + 1,
-            wait,
         )
 
     def _api_error(self, method: str, path: str, response: httpx.Response) -> CMLAPIError:

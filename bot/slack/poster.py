@@ -1,0 +1,92 @@
+"""Web API calls that are never silently lost: retried with backoff, else logged.
+
+HTTP 429 is honoured inside slack_sdk (RateLimitErrorRetryHandler sleeps `Retry-After`);
+what is still transient after that is retried here; what is permanent is returned to the
+caller, which decides where the message goes instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+log = logging.getLogger("chatops.slack")
+
+TRANSIENT = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
+NO_ACCESS = {
+    "not_in_channel",
+    "channel_not_found",
+    "is_archived",
+    "restricted_action",
+    "cannot_dm_bot",
+    "missing_scope",
+}
+
+
+def web_client(*, token: str, base_url: str) -> WebClient:
+    client = WebClient(token=token, base_url=base_url, timeout=15)
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+    return client
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, SlackApiError):
+        return exc.response.get("error") in TRANSIENT or exc.response.status_code >= 500
+    return isinstance(exc, SlackClientError)
+
+
+class Poster:
+    def __init__(self, client: WebClient, *, attempts: int = 4, wait_max: float = 8) -> None:
+        self.client = client
+        self._retrying = Retrying(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=0.5, max=wait_max),
+            reraise=True,
+        )
+
+    def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """The response data; raises SlackApiError for what retrying cannot mend."""
+        for attempt in self._retrying:
+            with attempt:
+                response = self.client.api_call(method, json=_drop_none(kwargs))
+                return dict(response.data) if isinstance(response.data, dict) else {}
+        raise AssertionError("unreachable")
+
+    def try_call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+        """Like `call`, but a failure is logged (without secrets) and None returned."""
+        try:
+            return self.call(method, **kwargs)
+        except SlackApiError as exc:
+            log.warning("%s failed: %s", method, exc.response.get("error"))
+        except SlackClientError as exc:
+            log.warning("%s failed: %s", method, type(exc).__name__)
+        return None
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,0 +1,201 @@
+"""Events of one operation as one Slack thread.
+
+The parent message says who does what and is kept current with `chat.update` (at most about
+once a second, the last state always sent); each step is a short reply in its thread; a
+failure is a reply broadcast to the channel with its cause, log tail and what still serves.
+Where the bot cannot post (not in the channel, a DM), the requester is told how to invite it
+and the thread moves to a direct message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.slack import messages
+from bot.slack.blocks import Blocks, context, fields, section
+from bot.slack.poster import NO_ACCESS, Poster
+from bot.text import duration
+from core.events import Event, EventKind
+
+Respond = Callable[..., Any]
+
+
+@dataclass
+class _Parent:
+    headline: str = ""
+    status: str = ""
+    detail: Blocks = field(default_factory=list)
+
+    def blocks(self) -> Blocks:
+        return [section(f"*{self.headline}*"), *self.detail, context(self.status)]
+
+    def text(self) -> str:
+        return f"{self.headline} — {self.status}"
+
+
+class ThreadReporter:
+    def __init__(
+        self,
+        *,
+        poster: Poster,
+        channel: str,
+        user: str,
+        command: str,
+        respond: Respond,
+        bot_name: str = "chatops",
+        min_interval: float = 1.0,
+    ) -> None:
+        self.poster = poster
+        self.channel = channel
+        self.user = user
+        self.command = command
+        self.respond = respond
+        self.bot_name = bot_name
+        self.min_interval = min_interval
+        self.ts: str | None = None
+        self._parent = _Parent()
+        self._step = ""
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._last_update = 0.0
+        self._dirty = False
+
+    # -- the Reporter interface ------------------------------------------------------------
+    def report(self, event: Event) -> None:
+        elapsed = duration(event.elapsed_s)
+        if event.kind is EventKind.STARTED:
+            self._parent = _Parent(
+                headline=event.message,
+                status=messages.RUNNING.format(step="starting", elapsed=elapsed),
+            )
+            self._open()
+            return
+        if event.kind is EventKind.STEP:
+            self._step = event.step
+            self._set_status(messages.RUNNING.format(step=event.message, elapsed=elapsed))
+        elif event.kind in (EventKind.DONE, EventKind.INFO):
+            mark = ":heavy_check_mark:" if event.kind is EventKind.DONE else ":small_blue_diamond:"
+            self._reply(f"{mark} {event.message}")
+            self._set_status(messages.RUNNING.format(step=event.message, elapsed=elapsed))
+        elif event.kind is EventKind.SUCCEEDED:
+            self._parent.detail = _success_fields(event)
+            self._set_status(
+                messages.SUCCEEDED.format(text=event.message) + f" · {elapsed}", final=True
+            )
+        elif event.kind is EventKind.FAILED:
+            self._failure(event, elapsed)
+
+    # -- posting ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        parent = self._parent
+        try:
+            data = self.poster.call(
+                "chat.postMessage", channel=self.channel, text=parent.text(), blocks=parent.blocks()
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") not in NO_ACCESS:
+                raise
+            self._move_to_dm()
+            data = self.poster.call(
+                "chat.postMessage", channel=self.channel, text=parent.text(), blocks=parent.blocks()
+            )
+        self.channel, self.ts = data.get("channel", self.channel), data.get("ts")
+        self._last_update = time.monotonic()
+
+    def _move_to_dm(self) -> None:
+        self.respond(
+            response_type="ephemeral", text=messages.NOT_IN_CHANNEL.format(bot=self.bot_name)
+        )
+        opened = self.poster.call("conversations.open", users=self.user)
+        original, self.channel = self.channel, opened["channel"]["id"]
+        self.poster.try_call(
+            "chat.postMessage",
+            channel=self.channel,
+            text=messages.DM_FALLBACK_HEADER.format(command=self.command, channel=original),
+        )
+
+    def _reply(self, text: str, *, broadcast: bool = False) -> None:
+        if self.ts is None:
+            return
+        sent = self.poster.try_call(
+            "chat.postMessage",
+            channel=self.channel,
+            thread_ts=self.ts,
+            text=text,
+            blocks=[section(text)],
+            reply_broadcast=broadcast or None,
+        )
+        if sent is None and broadcast:
+            # the channel refused the failure report: it must still reach the requester
+            self.respond(response_type="ephemeral", text=text)
+
+    def _set_status(self, status: str, *, final: bool = False) -> None:
+        with self._lock:
+            self._parent.status = status
+            self._dirty = True
+            if final:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                wait = self._last_update + self.min_interval - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                self._flush_locked()
+                return
+            if self._timer is None:
+                wait = max(0.0, self._last_update + self.min_interval - time.monotonic())
+                self._timer = threading.Timer(wait, self._flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._dirty or self.ts is None:
+            return
+        self._dirty = False
+        self._last_update = time.monotonic()
+        self.poster.try_call(
+            "chat.update",
+            channel=self.channel,
+            ts=self.ts,
+            text=self._parent.text(),
+            blocks=self._parent.blocks(),
+        )
+
+    def _failure(self, event: Event, elapsed: str) -> None:
+        serving = str(event.data.get("serving") or "")
+        tail = str(event.data.get("log_tail") or "")
+        lines = [messages.FAILED.format(text=event.message)]
+        if tail:
+            lines.append(messages.LOG_TAIL.format(tail=tail[-2500:]))
+        if serving:
+            lines.append(messages.STILL_SERVING.format(serving=serving))
+        self._reply("\n".join(lines), broadcast=True)
+        self._parent.detail = [
+            section(messages.FAILED.format(text=event.message)),
+            context(messages.STILL_SERVING.format(serving=serving)),
+        ]
+        step = self._step or "start"
+        self._set_status(messages.FAILED_AT.format(step=step, elapsed=elapsed), final=True)
+
+
+def _success_fields(event: Event) -> Blocks:
+    data = event.data
+    pairs = [("Version", f"v{data['version']}")] if "version" in data else []
+    if "resources" in data:
+        pairs.append(("Resources", str(data["resources"])))
+    if data.get("latency_ms"):
+        pairs.append(("Smoke test", f"{float(data['latency_ms']):.0f} ms"))
+    if "url" in data:
+        pairs.append(("Endpoint", str(data["url"])))
+    return [fields(pairs)] if pairs else []
