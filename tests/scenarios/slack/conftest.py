@@ -1,0 +1,116 @@
+"""The Slack front for real: a running HTTP app, signed requests, a Slack Web API emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from bot.slack.app import EVENTS_PATH, SlackFront
+from bot.slack.settings import SlackSettings
+from core.runtime import Runtime
+from tests.slack_api.emulator import SlackEmulator
+
+BOT_TOKEN = "xoxb-1111-2222-emulated0token"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+OPS, RANDOM = "C0OPS", "C0RANDOM"
+ALICE = "U0ALICE"
+
+
+@pytest.fixture
+def slack_api() -> Iterator[SlackEmulator]:
+    emulator = SlackEmulator(bot_token=BOT_TOKEN).start()
+    emulator.add_channel(OPS, name="ops", member=True)
+    emulator.add_channel(RANDOM, name="random", member=False)
+    emulator.add_user(ALICE, name="alice")
+    yield emulator
+    emulator.stop()
+
+
+@dataclass
+class RunningFront:
+    front: SlackFront
+    url: str
+    api: SlackEmulator
+
+    def post(
+        self,
+        command: str,
+        text: str = "",
+        *,
+        channel: str = OPS,
+        user: str = ALICE,
+        secret: str = SIGNING_SECRET,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """A slash-command request signed exactly as Slack signs it."""
+        body = urllib.parse.urlencode(
+            {
+                "token": "verification-token-unused",
+                "team_id": "T0001",
+                "team_domain": "acme",
+                "channel_id": channel,
+                "channel_name": "ops",
+                "user_id": user,
+                "user_name": "alice",
+                "command": command,
+                "text": text,
+                "api_app_id": "A0001",
+                "is_enterprise_install": "false",
+                "response_url": self.api.response_url(command),
+                "trigger_id": "1.2.3",
+            }
+        )
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+        return httpx.post(
+            self.url,
+            content=body,
+            timeout=10,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": signature,
+                **(headers or {}),
+            },
+        )
+
+    def drain(self, timeout: float = 60) -> None:
+        """Wait until every operation the front started has ended."""
+        assert self.front.listeners.wait_idle(timeout), "operations still running"
+
+
+@pytest.fixture
+def slack_settings(slack_api: SlackEmulator, monkeypatch: pytest.MonkeyPatch) -> SlackSettings:
+    # the same variables a deployment sets; the Web API URL points at the emulator
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", slack_api.api_url)
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    return SlackSettings()
+
+
+@pytest.fixture
+def running_front(
+    runtime: Runtime, slack_settings: SlackSettings, slack_api: SlackEmulator
+) -> Iterator[RunningFront]:
+    front = SlackFront(runtime, slack_settings, min_interval=0.3)
+    server = front.http_server(host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    port = server.effective_port
+    yield RunningFront(front=front, url=f"http://127.0.0.1:{port}{EVENTS_PATH}", api=slack_api)
+    server.close()
+    front.close()
+
+
+def texts(messages: list[Any]) -> str:
+    return "\n".join(m.text for m in messages)

@@ -1,0 +1,178 @@
+"""Slash commands over HTTP: signed requests in, Web API calls out, as a channel would see them."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+
+import httpx
+
+from tests.scenarios.slack.conftest import ALICE, OPS, RANDOM, RunningFront
+
+
+def thread_of(front: RunningFront, channel: str = OPS) -> tuple[object, list[object]]:
+    messages = front.api.messages(channel)
+    parents = [m for m in messages if not m.thread_ts or m.thread_ts == m.ts]
+    assert len(parents) == 1, [m.text for m in messages]
+    parent = parents[0]
+    replies = [m for m in messages if m.thread_ts == parent.ts and m.ts != parent.ts]
+    return parent, replies
+
+
+def test_deploy_reports_in_one_thread_and_ends_in_the_parent(running_front: RunningFront) -> None:
+    response = running_front.post("/deploy", "iris v1")
+    assert response.status_code == 200 and response.text == ""
+    running_front.drain()
+
+    parent, replies = thread_of(running_front)
+    assert f"<@{ALICE}> is deploying iris v1 to dev" in parent.text
+    assert "iris v1 is live at http://127.0.0.1:" in parent.text
+    blocks = str(parent.blocks)
+    for field in ("Version", "v1", "Resources", "1 cpu, 1 GB, 1 replica", "Smoke test", "Endpoint"):
+        assert field in blocks
+    steps = "\n".join(r.text for r in replies)
+    for step in (
+        "resolved iris v1",
+        "artifacts verified",
+        "model servers up",
+        "smoke test answered",
+        "now serves v1",
+    ):
+        assert step in steps
+    assert not any(r.reply_broadcast for r in replies)
+    # the parent was kept current, at most about once per interval (0.3 s here)
+    updates = [c.at for c in running_front.api.calls_to("chat.update")]
+    assert len(updates) >= 1
+    assert all(b - a >= 0.25 for a, b in itertools.pairwise(updates))
+    assert running_front.api.responses == []  # nothing ephemeral was needed
+
+
+def test_usage_errors_answer_only_the_requester_in_the_ack(running_front: RunningFront) -> None:
+    response = running_front.post("/scale", "iris 4")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_type"] == "ephemeral"
+    assert "`4` needs a unit: 4cpu, 4gb, 4mb or 4 replicas." in body["text"]
+    assert "Usage: `/scale" in body["text"]
+    help_text = running_front.post("/help", "deploy").json()["text"]
+    assert "/deploy <model> v<N>|<N>|@<alias> [to <env>]" in help_text
+    running_front.drain()
+    assert running_front.api.calls_to("chat.postMessage") == []
+
+
+def test_refusals_are_ephemeral_and_change_nothing(running_front: RunningFront) -> None:
+    running_front.post("/deploy", "iris v1")
+    running_front.drain()
+    before = len(running_front.api.calls_to("chat.postMessage"))
+
+    assert running_front.post("/scale", "iris 64cpu").status_code == 200
+    running_front.drain()
+
+    (reply,) = running_front.api.responses
+    assert reply.body["response_type"] == "ephemeral"
+    assert "64 cpu is over the limit of dev: at most 4 cpu per endpoint" in reply.body["text"]
+    assert len(running_front.api.calls_to("chat.postMessage")) == before
+
+
+def test_a_failure_is_broadcast_with_its_log_tail_and_what_still_serves(
+    running_front: RunningFront,
+) -> None:
+    running_front.post("/deploy", "crasher v1")
+    running_front.drain()
+
+    parent, replies = thread_of(running_front)
+    (failure,) = [r for r in replies if r.reply_broadcast]
+    assert "exited while starting (exit code 70)" in failure.text
+    assert "fatal: cannot open /dev/accel0" in failure.text  # the log tail
+    assert "nothing was serving crasher in dev before" in failure.text
+    assert "failed at *start*" in str(parent.blocks)
+
+
+def test_outside_the_channel_the_requester_is_told_and_progress_goes_to_a_dm(
+    running_front: RunningFront,
+) -> None:
+    running_front.post("/deploy", "iris v1", channel=RANDOM)
+    running_front.drain()
+
+    (told,) = running_front.api.responses
+    assert told.body["response_type"] == "ephemeral"
+    assert "Invite me with `/invite @" in told.body["text"]
+    (opened,) = running_front.api.calls_to("conversations.open")
+    assert opened.args["users"] == ALICE
+    posted = [
+        c
+        for c in running_front.api.calls_to("chat.postMessage")
+        if c.args.get("channel") not in (RANDOM,)
+    ]
+    channels = {c.args["channel"] for c in posted}
+    assert len(channels) == 1
+    dm = running_front.api.messages(channels.pop())
+    assert any("is live at http://127.0.0.1:" in m.text for m in dm)
+    assert running_front.api.messages(RANDOM) == []
+
+
+def test_rate_limits_are_honoured_and_the_final_message_still_lands(
+    running_front: RunningFront,
+) -> None:
+    running_front.api.rate_limit("chat.update", times=2, retry_after=1)
+    running_front.post("/deploy", "iris v1")
+    running_front.drain()
+
+    statuses = [c.status for c in running_front.api.calls_to("chat.update")]
+    assert statuses[:2] == [429, 429] and 200 in statuses
+    parent, _ = thread_of(running_front)
+    assert "iris v1 is live at" in parent.text
+
+
+def test_forged_or_stale_requests_get_401_and_start_nothing(running_front: RunningFront) -> None:
+    forged = running_front.post("/deploy", "iris v1", secret="not-the-signing-secret")
+    stale = running_front.post("/deploy", "iris v1", timestamp=int(time.time()) - 6 * 60)
+    assert (forged.status_code, stale.status_code) == (401, 401)
+    running_front.drain()
+    assert running_front.api.calls_to("chat.postMessage") == []
+    assert running_front.front.runtime.store.operations() == []
+
+
+def test_ack_comes_back_while_the_operation_is_held(
+    running_front: RunningFront, registry_uri: str
+) -> None:
+    path = registry_uri.removeprefix("sqlite:///")
+    lock = sqlite3.connect(path, timeout=5)
+    lock.execute("BEGIN EXCLUSIVE")  # the registry cannot answer: the deploy waits
+    try:
+        began = time.perf_counter()
+        response = running_front.post("/deploy", "iris v1")
+        acked = time.perf_counter() - began
+        assert response.status_code == 200 and acked < 1.0
+        running_front.api.wait_for(lambda api: api.messages(OPS))
+        parent, _ = thread_of(running_front)
+        assert "running" in parent.text and "is live" not in parent.text
+    finally:
+        time.sleep(0.5)
+        lock.rollback()
+        lock.close()
+    running_front.drain()
+    parent, _ = thread_of(running_front)
+    assert "iris v1 is live at" in parent.text
+
+
+def test_status_is_private_unless_asked_public(running_front: RunningFront) -> None:
+    running_front.post("/deploy", "iris v1")
+    running_front.drain()
+
+    running_front.post("/status")
+    running_front.post("/status", "public")
+    running_front.api.wait_for(lambda api: len(api.responses) == 2)
+
+    private, public = running_front.api.responses
+    assert private.body["response_type"] == "ephemeral"
+    assert public.body["response_type"] == "in_channel"
+    for reply in (private, public):
+        assert "iris" in reply.body["text"] and "v1" in reply.body["text"]
+        assert "up" in reply.body["text"]
+
+
+def test_healthz_answers(running_front: RunningFront) -> None:
+    health = httpx.get(running_front.url.replace("/slack/events", "/healthz"))
+    assert health.status_code == 200 and health.json()["ok"] is True

@@ -1,0 +1,431 @@
+"""The emulated workspace: channels, users, user groups, the messages posted into them, and the
+Web API methods that read and change them.
+
+A method takes the call's arguments and returns the JSON answer, or raises ``SlackError`` with
+Slack's error code. Not thread-safe on its own: ``SlackEmulator`` runs every call under one lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+Args = Mapping[str, Any]
+Answer = dict[str, Any]
+Blocks = list[dict[str, Any]]
+
+BOT_ID = "B0001"
+BOT_NAME = "chatops"
+MAX_TEXT = 40_000
+MAX_BLOCKS = 50
+_FIRST_TS = 1_700_000_000_000_000  # microseconds; ts values are deterministic, not wall time
+
+
+class SlackError(Exception):
+    """A refusal, answered as HTTP 200 ``{"ok": false, "error": code}``."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as it stands now in a channel; thread replies carry ``thread_ts``."""
+
+    ts: str
+    channel: str
+    text: str
+    blocks: Blocks
+    thread_ts: str | None
+    user: str
+    reply_broadcast: bool
+    updates: int = 0
+
+
+@dataclass(frozen=True)
+class Ephemeral:
+    """A ``chat.postEphemeral``: seen by ``user`` only, so never in the channel's history."""
+
+    channel: str
+    user: str
+    text: str
+    blocks: Blocks
+    thread_ts: str | None
+    message_ts: str
+    at: float
+
+
+@dataclass(frozen=True)
+class PublishedView:
+    """A ``views.publish``: the App Home ``view`` last shown to ``user_id``."""
+
+    user_id: str
+    view: dict[str, Any]
+    at: float
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    member: bool
+    is_im: bool = False
+    is_mpim: bool = False
+    users: tuple[str, ...] = ()  # the other parties of an IM or MPIM
+
+    def info(self) -> Answer:
+        info: Answer = {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": not (self.is_im or self.is_mpim),
+            "is_im": self.is_im,
+            "is_mpim": self.is_mpim,
+            "is_private": self.is_im or self.is_mpim,
+            "is_member": self.member,
+            "is_archived": False,
+        }
+        if self.is_im:
+            info["user"] = self.users[0] if self.users else None
+        return info
+
+
+@dataclass
+class User:
+    id: str
+    name: str
+    real_name: str
+    is_bot: bool = False
+
+    def info(self, team_id: str) -> Answer:
+        return {
+            "id": self.id,
+            "team_id": team_id,
+            "name": self.name,
+            "real_name": self.real_name,
+            "deleted": False,
+            "is_bot": self.is_bot,
+            "profile": {
+                "display_name": self.name,
+                "display_name_normalized": self.name,
+                "real_name": self.real_name,
+                "real_name_normalized": self.real_name,
+            },
+        }
+
+
+@dataclass
+class Usergroup:
+    id: str
+    handle: str
+    users: list[str] = field(default_factory=list)
+
+    def info(self, team_id: str, *, include_users: bool) -> Answer:
+        info: Answer = {
+            "id": self.id,
+            "team_id": team_id,
+            "is_usergroup": True,
+            "name": self.handle,
+            "handle": self.handle,
+            "description": "",
+            "is_external": False,
+            "user_count": len(self.users),
+        }
+        if include_users:
+            info["users"] = list(self.users)
+        return info
+
+
+class Workspace:
+    """One team with one bot user; ``methods`` maps Web API method names to their handlers."""
+
+    def __init__(self, *, team_id: str, bot_user_id: str, clock: Callable[[], float]) -> None:
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self._clock = clock
+        self.channels: dict[str, Channel] = {}
+        self.users: dict[str, User] = {
+            bot_user_id: User(bot_user_id, BOT_NAME, BOT_NAME, is_bot=True)
+        }
+        self.usergroups: dict[str, Usergroup] = {}
+        self.history: dict[str, list[Message]] = {}
+        self.ephemerals: list[Ephemeral] = []
+        self.views: list[PublishedView] = []
+        self._ts = itertools.count(1)
+        self._ims = itertools.count(1)
+        self._views = itertools.count(1)
+        self.methods: dict[str, Callable[[Args], Answer]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "conversations.open": self._conversations_open,
+            "conversations.info": self._conversations_info,
+            "users.info": self._users_info,
+            "usergroups.list": self._usergroups_list,
+            "usergroups.users.list": self._usergroups_users_list,
+            "views.publish": self._views_publish,
+        }
+
+    # -- world, as tests set it up --------------------------------------------------------------
+
+    def add_channel(self, channel_id: str, *, name: str, member: bool, is_im: bool) -> None:
+        self.channels[channel_id] = Channel(channel_id, name, member, is_im=is_im)
+        self.history.setdefault(channel_id, [])
+
+    def add_user(self, user_id: str, *, name: str, real_name: str, groups: list[str]) -> None:
+        self.users[user_id] = User(user_id, name, real_name)
+        for group_id in groups:
+            group = self.usergroups.setdefault(group_id, Usergroup(group_id, group_id.lower()))
+            if user_id not in group.users:
+                group.users.append(user_id)
+
+    def add_usergroup(self, group_id: str, *, handle: str, users: list[str]) -> None:
+        earlier = self.usergroups[group_id].users if group_id in self.usergroups else []
+        merged = list(dict.fromkeys([*users, *earlier]))
+        self.usergroups[group_id] = Usergroup(group_id, handle, merged)
+
+    def find(self, ref: str) -> Channel | None:
+        """The channel ``ref`` names: an id, ``name`` or ``#name``, or a user id for their IM."""
+        if ref in self.channels:
+            return self.channels[ref]
+        for channel in self.channels.values():
+            if channel.is_im and channel.users == (ref,):
+                return channel
+            if not channel.is_im and ref.lstrip("#") == channel.name:
+                return channel
+        return None
+
+    def messages(self, ref: str) -> list[Message]:
+        channel = self.find(ref)
+        if channel is None:
+            if ref in self.users:
+                return []  # no IM opened with this user yet, so nothing sent to them
+            raise KeyError(f"no channel {ref!r}; known: {sorted(self.channels)}")
+        return [replace(m, blocks=copy.deepcopy(m.blocks)) for m in self.history[channel.id]]
+
+    def next_ts(self) -> str:
+        micros = _FIRST_TS + 100 * next(self._ts)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def post(self, channel: Channel, args: Args) -> Message:
+        text, blocks = _content(args)
+        message = Message(
+            ts=self.next_ts(),
+            channel=channel.id,
+            text=text or "",
+            blocks=blocks or [],
+            thread_ts=_str(args, "thread_ts"),
+            user=self.bot_user_id,
+            reply_broadcast=_bool(args, "reply_broadcast"),
+        )
+        self.history[channel.id].append(message)
+        return message
+
+    def edit(self, channel: Channel, ts: str, args: Args) -> Message:
+        """Replace text and blocks of ``ts``; an argument left out keeps what was there."""
+        text, blocks = _content(args)
+        history = self.history[channel.id]
+        for i, old in enumerate(history):
+            if old.ts == ts:
+                history[i] = replace(
+                    old,
+                    text=old.text if text is None else text,
+                    blocks=old.blocks if blocks is None else blocks,
+                    updates=old.updates + 1,
+                )
+                return history[i]
+        raise SlackError("message_not_found")
+
+    def delete(self, channel: Channel, ts: str) -> None:
+        self.history[channel.id] = [m for m in self.history[channel.id] if m.ts != ts]
+
+    # -- Web API methods -----------------------------------------------------------------------
+
+    def _auth_test(self, args: Args) -> Answer:
+        return {
+            "url": "https://emulated.slack.com/",
+            "team": "Emulated",
+            "user": BOT_NAME,
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: Args) -> Answer:
+        ref = _required(args, "channel", "channel_not_found")
+        channel = self.find(ref)
+        if channel is None and ref in self.users:
+            channel = self._open([ref])  # Slack opens the IM when posting to a user id
+        if channel is None:
+            raise SlackError("channel_not_found")
+        if not channel.member:
+            raise SlackError("not_in_channel")
+        message = self.post(channel, args)
+        return {"channel": channel.id, "ts": message.ts, "message": self._payload(message)}
+
+    def _chat_update(self, args: Args) -> Answer:
+        channel = self.channels.get(_required(args, "channel", "channel_not_found"))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        message = self.edit(channel, _required(args, "ts", "message_not_found"), args)
+        return {
+            "channel": channel.id,
+            "ts": message.ts,
+            "text": message.text,
+            "message": self._payload(message),
+        }
+
+    def _chat_post_ephemeral(self, args: Args) -> Answer:
+        channel = self.find(_required(args, "channel", "channel_not_found"))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        if not channel.member:
+            raise SlackError("not_in_channel")
+        user = _required(args, "user", "user_not_in_channel")
+        if user not in self.users:
+            raise SlackError("user_not_in_channel")
+        text, blocks = _content(args)
+        ephemeral = Ephemeral(
+            channel=channel.id,
+            user=user,
+            text=text or "",
+            blocks=blocks or [],
+            thread_ts=_str(args, "thread_ts"),
+            message_ts=self.next_ts(),
+            at=self._clock(),
+        )
+        self.ephemerals.append(ephemeral)
+        return {"message_ts": ephemeral.message_ts}
+
+    def _conversations_open(self, args: Args) -> Answer:
+        users = [u.strip() for u in _required(args, "users", "users_list_not_supplied").split(",")]
+        if any(u not in self.users for u in users):
+            raise SlackError("user_not_found")
+        before = len(self.channels)
+        channel = self._open(users)
+        answer: Answer = {"channel": {"id": channel.id}}
+        if len(self.channels) == before:
+            answer.update(no_op=True, already_open=True)
+        if _bool(args, "return_im"):
+            answer["channel"] = channel.info()
+        return answer
+
+    def _conversations_info(self, args: Args) -> Answer:
+        channel = self.channels.get(_required(args, "channel", "channel_not_found"))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        return {"channel": channel.info()}
+
+    def _users_info(self, args: Args) -> Answer:
+        user = self.users.get(_required(args, "user", "user_not_found"))
+        if user is None:
+            raise SlackError("user_not_found")
+        return {"user": user.info(self.team_id)}
+
+    def _usergroups_list(self, args: Args) -> Answer:
+        include_users = _bool(args, "include_users")
+        groups = [
+            g.info(self.team_id, include_users=include_users) for g in self.usergroups.values()
+        ]
+        return {"usergroups": groups}
+
+    def _usergroups_users_list(self, args: Args) -> Answer:
+        group = self.usergroups.get(_required(args, "usergroup", "no_such_subteam"))
+        if group is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(group.users)}
+
+    def _views_publish(self, args: Args) -> Answer:
+        user_id = _required(args, "user_id", "invalid_arguments")
+        if user_id not in self.users:
+            raise SlackError("user_not_found")
+        view = _json(args.get("view"), "invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise SlackError("invalid_arguments")
+        self.views.append(PublishedView(user_id, view, self._clock()))
+        return {"view": {**view, "id": f"V{next(self._views):04d}", "team_id": self.team_id}}
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _open(self, users: list[str]) -> Channel:
+        others = tuple(u for u in users if u != self.bot_user_id) or (self.bot_user_id,)
+        for channel in self.channels.values():
+            if (channel.is_im or channel.is_mpim) and channel.users == others:
+                return channel
+        n = next(self._ims)
+        is_im = len(others) == 1
+        channel_id = f"D{n:04d}" if is_im else f"G{n:04d}"
+        name = others[0] if is_im else "mpdm-" + "--".join(others)
+        channel = Channel(channel_id, name, True, is_im=is_im, is_mpim=not is_im, users=others)
+        self.channels[channel_id] = channel
+        self.history[channel_id] = []
+        return channel
+
+    def _payload(self, message: Message) -> Answer:
+        payload: Answer = {
+            "type": "message",
+            "user": message.user,
+            "bot_id": BOT_ID,
+            "team": self.team_id,
+            "text": message.text,
+            "ts": message.ts,
+        }
+        if message.blocks:
+            payload["blocks"] = message.blocks
+        if message.thread_ts:
+            payload["thread_ts"] = message.thread_ts
+            if message.reply_broadcast:
+                payload["subtype"] = "thread_broadcast"
+        return payload
+
+
+def _str(args: Args, key: str) -> str | None:
+    value = args.get(key)
+    return None if value is None or value == "" else str(value)
+
+
+def _required(args: Args, key: str, error: str) -> str:
+    value = _str(args, key)
+    if value is None:
+        raise SlackError(error)
+    return value
+
+
+def _bool(args: Args, key: str) -> bool:
+    value = args.get(key)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def _json(value: Any, error: str) -> Any:
+    """Form bodies carry structured arguments as JSON text; JSON bodies carry them as is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise SlackError(error) from None
+
+
+def _content(args: Args) -> tuple[str | None, Blocks | None]:
+    """``text`` and ``blocks`` as Slack checks them: one of them (or attachments) is needed."""
+    text = _str(args, "text")
+    blocks = None if args.get("blocks") is None else _json(args["blocks"], "invalid_blocks_format")
+    if blocks is not None and (
+        not isinstance(blocks, list)
+        or len(blocks) > MAX_BLOCKS
+        or not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks)
+    ):
+        raise SlackError("invalid_blocks")
+    if text is None and not blocks and not args.get("attachments"):
+        raise SlackError("no_text")
+    if text is not None and len(text) > MAX_TEXT:
+        raise SlackError("msg_too_long")
+    return text, blocks
