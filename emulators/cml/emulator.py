@@ -56,14 +56,12 @@ class CMLEmulator:
             runtimes=runtimes,
             clock=clock,
         )
-        self.calls = 0
 
     def close(self) -> None:
         self.lifecycle.close()
 
     def admit(self, authorization: str | None) -> None:
         """What every API v2 call goes through: latency, injected failures, then the key."""
-        self.calls += 1
         if self.faults.latency > 0:
             time.sleep(self.faults.latency)
         status = self.faults.failure_for_next_call()

@@ -102,15 +102,18 @@ class MlflowRegistry:
                 self._client.create_registered_model(name, description=body.get("description"))
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise ApiError(500, f"registry: {exc.message}") from None
-            version = self._client.create_model_version(
-                name,
-                source,
-                run_id=run_id,
-                tags=tags,
-                description=body.get("notes"),
-                model_id=logged_model_id,
-            )
+                    raise ApiError.invalid(f"registry refused the model: {exc.message}") from None
+            try:
+                version = self._client.create_model_version(
+                    name,
+                    source,
+                    run_id=run_id,
+                    tags=tags,
+                    description=body.get("notes"),
+                    model_id=logged_model_id,
+                )
+            except MlflowException as exc:
+                raise ApiError.invalid(f"registry refused the version: {exc.message}") from None
             model = self._client.get_registered_model(name)
             model_id = short_id(name)
             details = self._model_details(model)

@@ -75,6 +75,10 @@ def serve_in_thread(
     it accepts connections. Stop it with ``.stop()`` or a ``with`` block."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # asyncio only disables Nagle for sockets whose proto is IPPROTO_TCP, not 0 as here;
+    # accepted sockets inherit this instead. Without it every keep-alive answer waits out
+    # the client's delayed ACK (~40 ms), as uvicorn writes headers and body separately.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     config = uvicorn.Config(
         build_app(emulator), log_level="warning", access_log=False, lifespan="off"

@@ -140,7 +140,9 @@ class Workspace:
 
     def models_of(self, project_id: str) -> list[dict[str, Any]]:
         self.project(project_id)
-        return [m for m in self.models.values() if m["project"]["public_identifier"] == project_id]
+        with self._lock:
+            models = list(self.models.values())
+        return [m for m in models if m["project"]["public_identifier"] == project_id]
 
     def model(self, project_id: str, model_id: str) -> dict[str, Any]:
         model = self.models.get(model_id)
@@ -194,7 +196,9 @@ class Workspace:
 
     def builds_of(self, project_id: str, model_id: str) -> list[BuildRecord]:
         self.model(project_id, model_id)
-        return [b for b in self.builds.values() if b.fields["model_id"] == model_id]
+        with self._lock:
+            builds = list(self.builds.values())
+        return [b for b in builds if b.fields["model_id"] == model_id]
 
     def build(self, project_id: str, model_id: str, build_id: str) -> BuildRecord:
         self.model(project_id, model_id)
@@ -240,7 +244,9 @@ class Workspace:
         self, project_id: str, model_id: str, build_id: str
     ) -> list[DeploymentRecord]:
         self.build(project_id, model_id, build_id)
-        return [d for d in self.deployments.values() if d.fields["build_id"] == build_id]
+        with self._lock:
+            deployments = list(self.deployments.values())
+        return [d for d in deployments if d.fields["build_id"] == build_id]
 
     def deployment(
         self, project_id: str, model_id: str, build_id: str, deployment_id: str
@@ -254,13 +260,15 @@ class Workspace:
     def serving(self, access_key: str) -> tuple[dict[str, Any] | None, DeploymentRecord | None]:
         """The model with ``access_key`` and its active deployment: the one that most recently
         became deployed and is still deployed (older ones stay up until stopped)."""
-        model = next((m for m in self.models.values() if m["access_key"] == access_key), None)
+        with self._lock:
+            models, deployments = list(self.models.values()), list(self.deployments.values())
+        model = next((m for m in models if m["access_key"] == access_key), None)
         if model is None:
             return None, None
         now = self.now()
         live = [
             d
-            for d in self.deployments.values()
+            for d in deployments
             if d.fields["model_id"] == model["id"] and d.timeline.status(now) == "deployed"
         ]
         live.sort(key=lambda d: d.timeline.reached_at("deployed", now) or 0.0)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from cml_support import API_KEY, PROJECT_ID, RecordingTransport
 
-from core.errors import ChatOpsError, TargetError, TargetUnavailable
+from core.errors import ChatOpsError, ConfigError, TargetError, TargetUnavailable
 from core.targets.cml import (
     CMLAPIError,
     CMLAuthError,
@@ -44,7 +44,7 @@ def test_a_burst_of_5xx_is_ridden_out_by_retries(
 
     assert [p.name for p in projects.projects] == ["demo", "other"]
     assert [e.status for e in traffic.exchanges] == [503, 503, 503, 200]
-    assert "try 4 of 4" in caplog.text
+    assert "(try 4 of 4)" in caplog.text
     assert API_KEY not in caplog.text
 
 
@@ -200,3 +200,11 @@ def test_paging_stops_when_the_server_repeats_a_page_token() -> None:
 
     with pytest.raises(CMLAPIError, match="already given"):
         list(iter_all(_client_answering(answer).list_projects))
+
+
+def test_an_unusable_api_key_is_a_config_error_that_does_not_echo_it() -> None:
+    for key in ("", "two words-5f2a9c", "line\nbreak-5f2a9c"):
+        with pytest.raises(ConfigError) as refused:
+            CMLClient(base_url="https://cml.example", api_key=key)
+        assert "API key" in str(refused.value)
+        assert not key or key not in str(refused.value)

@@ -1,8 +1,9 @@
 """One HTTP exchange with CML: auth, retries with backoff, and errors translated at the edge.
 
 Retried: connection failures, timeouts, 429 and 5xx. Not retried: any other 4xx, and
-failures before anything was sent (bad URL scheme, bad header), which another try cannot fix. The API key lives only in the auth flow and is scrubbed from any
-text that leaves this module.
+failures before anything was sent (bad URL scheme, bad header), which another try cannot
+fix. The API key lives only in the auth flow and is scrubbed from any text that leaves
+this module.
 """
 
 from __future__ import annotations
