@@ -42,7 +42,7 @@ class _Run:
         elapsed = time.monotonic() - self.started
         try:
             self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
-        except Exception:  # noqa: BLE001 - telling people must never stop the work itself
+        except Exception:  # telling people must never stop the work itself
             log.exception("reporting %s of %s failed", kind, self.op_id)
 
     @contextmanager

@@ -106,7 +106,7 @@ def running_front(
     server = front.http_server(host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    port = server.effective_port
+    port = server.port
     yield RunningFront(front=front, url=f"http://127.0.0.1:{port}{EVENTS_PATH}", api=slack_api)
     server.close()
     front.close()

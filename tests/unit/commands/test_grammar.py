@@ -67,8 +67,8 @@ def test_scale_accepts_the_common_spellings(line: str, expected: Scale) -> None:
         ("/status iris", Status(endpoint="iris")),
         ("/status in prod", Status(env="prod")),
         ("/status iris in prod", Status(endpoint="iris", env="prod")),
-    ("/status public", Status(public=True)),
-    ("/status iris in prod public", Status(endpoint="iris", env="prod", public=True)),
+        ("/status public", Status(public=True)),
+        ("/status iris in prod public", Status(endpoint="iris", env="prod", public=True)),
     ],
 )
 def test_status_accepts(line: str, expected: Status) -> None:
