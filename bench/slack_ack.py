@@ -2,17 +2,19 @@
 
     python bench/slack_ack.py [--requests 200] [--concurrency 20]
 
-Starts the real HTTP app (waitress + Bolt) against the Slack Web API emulator, with the
-embedded registry holding the demo model, then sends signed `/status` and `/deploy iris v1`
-requests (half each) from `--concurrency` threads and reports the time to each HTTP response
-(the ack). Slack's deadline is 3,000 ms; the target is p99 <= 50 ms.
+Starts `chatops run --mode http` (front and worker processes, as deployed) against the Slack
+Web API emulator, with a registry holding the demo model, then sends signed `/status` and
+`/deploy iris v1` requests (half each) on `--concurrency` connections and reports the time to
+each HTTP response (the ack). Slack's deadline is 3,000 ms; the target is p99 <= 50 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -26,33 +28,11 @@ from slack_sdk.signature import SignatureVerifier
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.slack.app import EVENTS_PATH, SlackFront  # noqa: E402
-from bot.slack.settings import SlackSettings  # noqa: E402
-from core.config import Settings  # noqa: E402
+from bot.slack.app import EVENTS_PATH  # noqa: E402
 from core.registry.demo import create_demo_model  # noqa: E402
-from core.runtime import Runtime  # noqa: E402
 from tests.slack_api.emulator import SlackEmulator  # noqa: E402
 
 TOKEN, SECRET = "xoxb-0000-bench-token", "bench-signing-secret"
-
-
-def serve(tmp: Path, ready: Path, api_url: str) -> None:
-    """The bot: HTTP front and the embedded registry with the demo model."""
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    create_demo_model(tracking_uri=uri, artifact_root=tmp / "artifacts")
-    runtime = Runtime(Settings(state_dir=tmp / "state", mlflow_tracking_uri=uri))
-    runtime.warm_up()
-    front = SlackFront(
-        runtime, SlackSettings(bot_token=TOKEN, signing_secret=SECRET, api_url=api_url)
-    )
-    server = front.http_server(host="127.0.0.1", port=0)
-    ready.write_text(f"http://127.0.0.1:{server.port}{EVENTS_PATH}")
-    try:
-        server.run()
-    finally:
-        front.listeners.wait_idle(120)
-        runtime.shut_down_endpoints()
-        runtime.close()
 
 
 def signed(
@@ -128,31 +108,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--api-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve.parent, args.serve, args.api_url)
-        return 0
     with tempfile.TemporaryDirectory() as tmp, SlackEmulator(bot_token=TOKEN) as api:
         api.add_channel("C0OPS", name="ops", member=True)
-        response_url = api.response_url()
-        ready = Path(tmp) / "ready"
-        # The bot runs in its own process, as in production; this one plays Slack: it sends
-        # the requests and answers the bot's Web API calls.
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        create_demo_model(tracking_uri=uri, artifact_root=Path(tmp) / "artifacts")
+        port = free_port()
+        env = {
+            **os.environ,
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": api.api_url,
+            "PORT": str(port),
+            "SLACK_HOST": "127.0.0.1",
+            "CHATOPS_STATE_DIR": str(Path(tmp) / "state"),
+            "CHATOPS_MLFLOW_TRACKING_URI": uri,
+        }
+        env.pop("SLACK_APP_TOKEN", None)
+        # The bot runs as deployed (`chatops run`: a front process and its worker process);
+        # this process plays Slack: it sends the requests and answers the Web API calls.
         bot = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(ready), "--api-url", api.api_url],
+            [sys.executable, "-m", "bot.cli", "run", "--mode", "http"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
+        response_url = api.response_url()
         try:
-            deadline = time.monotonic() + 120
-            while not ready.exists():
-                assert time.monotonic() < deadline and bot.poll() is None, "bot did not start"
-                time.sleep(0.1)
-            url = ready.read_text()
-            time.sleep(5)  # the bot warms its model-server runtime at start, as it always does
+            wait_healthy(f"http://127.0.0.1:{port}/healthz", bot)
+            time.sleep(6)  # the worker warms its model-server runtime at start, as it always does
             verifier = SignatureVerifier(SECRET)
-            # a warm-up burst, not measured: connections, thread pools, the first deploy
+            # a warm-up burst, not measured: connections, pools, the first real deploy
             warm = [signed(i, response_url, verifier) for i in range(2 * args.concurrency)]
             asyncio.run(load(url, warm, args.concurrency))
             time.sleep(2)
@@ -161,16 +149,44 @@ def main() -> int:
         finally:
             bot.send_signal(signal.SIGINT)
             bot.wait(120)
+            subprocess.run(
+                [sys.executable, "-m", "bot.cli", "down"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                check=False,
+            )
     bad = [r for r in results if r[2] != 200]
     print(f"{args.requests} signed requests, concurrency {args.concurrency}, non-200: {len(bad)}")
     for name in ("/status", "/deploy", "all"):
         ms = sorted(r[1] for r in results if name in ("all", r[0]))
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
         print(
-            f"{name:8} n={len(ms):4}  p50 {statistics.median(ms):6.1f} ms   p99 {p99:6.1f} ms   "
-            f"max {ms[-1]:6.1f} ms"
+            f"{name:8} n={len(ms):4}  p50 {statistics.median(ms):6.1f} ms   "
+            f"p99 {p99:6.1f} ms   max {ms[-1]:6.1f} ms"
         )
     return 1 if bad else 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, bot: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert bot.poll() is None, "the bot exited"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the bot did not become healthy")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from core.errors import ChatOpsError
 from core.targets.local.target import Zygote
 
 if TYPE_CHECKING:
+    from bot.slack.settings import Mode, SlackSettings
     from core.runtime import Runtime
 
 
@@ -71,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         out.print(f"[red]cannot start, the settings are wrong: {exc}[/]")
         return 2
+    if args.cmd == "run":
+        from bot.slack.settings import Mode, SlackSettings
+
+        slack = SlackSettings()
+        mode = slack.mode if args.mode == "auto" else Mode(args.mode)
+        if mode is not Mode.CONSOLE:
+            # The front only acks; its worker process builds the core and runs commands.
+            return _run_slack(slack, mode, out)
     zygote = Zygote(state_dir=settings.state_dir)
     if args.cmd in (None, "run", "console"):
         # Warm the model-server runtime while this process imports MLflow: both take seconds.
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         zygote.close()
         return 2
     try:
-        return _dispatch(args, runtime, out)
+        return _console(args, runtime, out)
     except ChatOpsError as exc:
         out.print(f"[red]{exc.message}[/]")
         return 1
@@ -94,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         zygote.close()
 
 
-def _dispatch(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
+def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     from bot.console.app import ConsoleApp
 
     actor = getattr(args, "actor", None) or os.environ.get("CHATOPS_CONSOLE_USER") or _login()
@@ -110,13 +120,6 @@ def _dispatch(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
         out.print(f"Stopped: {', '.join(stopped)}" if stopped else "No local endpoints.")
         return 0
     runtime.warm_up()
-    if args.cmd == "run":
-        from bot.slack.settings import Mode, SlackSettings
-
-        slack = SlackSettings()
-        mode = slack.mode if args.mode == "auto" else Mode(args.mode)
-        if mode is not Mode.CONSOLE:
-            return _run_slack(runtime, slack, mode, out)
     if args.cmd == "console" and args.command:
         return 0 if app.run_lines(args.command) else 1
     settings = runtime.settings
@@ -129,16 +132,13 @@ def _dispatch(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     return 0
 
 
-def _run_slack(runtime: Runtime, slack: object, mode: object, out: Console) -> int:
-    import logging
-
+def _run_slack(slack: SlackSettings, mode: Mode, out: Console) -> int:
     from bot.slack.app import EVENTS_PATH, SlackFront
-    from bot.slack.settings import Mode, SlackSettings
+    from bot.slack.settings import Mode
 
-    assert isinstance(slack, SlackSettings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        front = SlackFront(runtime, slack)
+        front = SlackFront(slack)
     except ValueError as exc:
         out.print(f"[red]cannot start the Slack front: {exc}[/]")
         return 2
@@ -149,7 +149,7 @@ def _run_slack(runtime: Runtime, slack: object, mode: object, out: Console) -> i
         else:
             server = front.http_server()
             out.print(
-                f"chatops: Slack HTTP mode on {slack.host}:{slack.port}{EVENTS_PATH} "
+                f"chatops: Slack HTTP mode on {slack.host}:{server.port}{EVENTS_PATH} "
                 "(health: /healthz)"
             )
             server.run()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from core.deployer import Deployer
 from core.events import EndpointStatus, Outcome, Refusal, Reporter
+
+if TYPE_CHECKING:  # the front that only parses need not import MLflow
+    from core.deployer import Deployer
 
 
 class CommandName(StrEnum):

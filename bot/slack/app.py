@@ -11,17 +11,20 @@ import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_bolt.adapter.asgi import SlackRequestHandler
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+from bot.slack.dispatch import Dispatcher, ProcessDispatcher, ThreadDispatcher
 from bot.slack.listeners import Listeners
 from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
-from core.runtime import Runtime
+from bot.slack.work import Work
+
+if TYPE_CHECKING:
+    from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
 
@@ -29,36 +32,45 @@ EVENTS_PATH = "/slack/events"
 
 
 class SlackFront:
+    """The Bolt app and its transports. Commands run where `dispatcher` sends them: by
+    default a worker process; with `runtime`, threads of this process."""
+
     def __init__(
-        self, runtime: Runtime, settings: SlackSettings, *, min_interval: float = 1.0
+        self,
+        settings: SlackSettings,
+        *,
+        runtime: Runtime | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         if settings.bot_token is None:
             raise ValueError("SLACK_BOT_TOKEN is not set")
-        self.runtime = runtime
         self.settings = settings
         self.client = web_client(
             token=settings.bot_token.get_secret_value(), base_url=settings.api_url
         )
         secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
-        # Listeners only parse and hand work to pools, so the ack can wait for them: this
-        # saves Bolt's polling for the ack (up to 10 ms a request).
+        # Listeners only parse and queue work, so the ack can wait for them: this saves
+        # Bolt's polling for the ack (up to 10 ms a request).
         self.app = App(
             client=self.client,
             signing_secret=secret,
             request_verification_enabled=secret is not None,
             process_before_response=True,
         )
-        bot_name = str(self.client.auth_test().get("user") or "chatops")
-        self.executor = ThreadPoolExecutor(
-            max_workers=settings.workers, thread_name_prefix="operation"
-        )
-        self.listeners = Listeners(
-            runtime=runtime,
-            poster=Poster(self.client),
-            executor=self.executor,
-            bot_name=bot_name,
-            min_interval=min_interval,
-        )
+        if dispatcher is None:
+            if runtime is None:
+                dispatcher = ProcessDispatcher()
+            else:
+                bot_name = str(self.client.auth_test().get("user") or "chatops")
+                work = Work(
+                    runtime=runtime,
+                    poster=Poster(self.client),
+                    bot_name=bot_name,
+                    min_interval=settings.update_interval,
+                )
+                dispatcher = ThreadDispatcher(work, workers=settings.workers)
+        self.dispatcher = dispatcher
+        self.listeners = Listeners(dispatcher)
         self.listeners.register(self.app)
 
     # -- HTTP mode -------------------------------------------------------------------------
@@ -94,8 +106,7 @@ class SlackFront:
         )
 
     def close(self) -> None:
-        self.listeners.queries.shutdown(wait=True)
-        self.executor.shutdown(wait=True)
+        self.dispatcher.close()
 
 
 class HttpServer:

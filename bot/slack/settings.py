@@ -25,6 +25,8 @@ class SlackSettings(BaseSettings):
     host: str = Field(default="0.0.0.0", validation_alias="SLACK_HOST")
     # operations running at once; more wait their turn
     workers: int = Field(default=4, validation_alias="CHATOPS_SLACK_WORKERS")
+    # the least time between two updates of one progress message (Slack allows ~1/s)
+    update_interval: float = Field(default=1.0, validation_alias="CHATOPS_SLACK_UPDATE_INTERVAL")
 
     @property
     def mode(self) -> Mode:

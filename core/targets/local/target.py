@@ -40,16 +40,25 @@ class Zygote:
     def __init__(self, *, state_dir: Path, python: str = sys.executable) -> None:
         self.state_dir = state_dir
         self.python = python
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[str] | None = None  # warm and answering
+        self._launched: subprocess.Popen[str] | None = None  # started, still warming
         self._lock = threading.Lock()
         self.warm_s: float | None = None
+
+    @property
+    def _log(self) -> Path:
+        return self.state_dir / "logs" / "zygote.log"
 
     @property
     def ready(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def prewarm(self) -> None:
-        """Start warming in the background; the first spawn waits for it if needed."""
+        """Start the process now and let it warm in the background; the first spawn waits
+        for it if needed."""
+        with self._lock:
+            if self._proc is None and self._launched is None:
+                self._launched = self._launch()
 
         def warm() -> None:
             with contextlib.suppress(TargetUnavailable):  # told at the first spawn instead
@@ -57,27 +66,29 @@ class Zygote:
 
         threading.Thread(target=warm, daemon=True, name="zygote-warmup").start()
 
+    def _launch(self) -> subprocess.Popen[str]:
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        root = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        return subprocess.Popen(
+            [self.python, "-m", "core.targets.local.zygote", str(self._log)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
     def _ensure(self) -> subprocess.Popen[str]:
         with self._lock:
             if self._proc is not None and self._proc.poll() is None:
                 return self._proc
-            log = self.state_dir / "logs" / "zygote.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-            root = str(Path(__file__).resolve().parents[3])
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-            proc = subprocess.Popen(
-                [self.python, "-m", "core.targets.local.zygote", str(log)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
+            proc, self._launched = self._launched or self._launch(), None
             line = _readline(proc, ZYGOTE_START_S)
             if not line:
                 proc.kill()
                 raise TargetUnavailable(
-                    "the local model-server runtime failed to start", log_tail=log_tail(log)
+                    "the local model-server runtime failed to start", log_tail=log_tail(self._log)
                 )
             self.warm_s = float(json.loads(line).get("warm_s", 0))
             self._proc = proc
@@ -97,6 +108,9 @@ class Zygote:
 
     def close(self) -> None:
         with self._lock:
+            if self._launched is not None:
+                self._launched.kill()
+                self._launched = None
             if self._proc is not None and self._proc.poll() is None:
                 assert self._proc.stdin is not None
                 self._proc.stdin.close()

@@ -34,58 +34,64 @@ def slack_api() -> Iterator[SlackEmulator]:
     emulator.stop()
 
 
+def post_command(
+    url: str,
+    api: SlackEmulator,
+    command: str,
+    text: str = "",
+    *,
+    channel: str = OPS,
+    user: str = ALICE,
+    secret: str = SIGNING_SECRET,
+    timestamp: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """A slash-command request signed exactly as Slack signs it."""
+    body = urllib.parse.urlencode(
+        {
+            "token": "verification-token-unused",
+            "team_id": "T0001",
+            "team_domain": "acme",
+            "channel_id": channel,
+            "channel_name": "ops",
+            "user_id": user,
+            "user_name": "alice",
+            "command": command,
+            "text": text,
+            "api_app_id": "A0001",
+            "is_enterprise_install": "false",
+            "response_url": api.response_url(command),
+            "trigger_id": "1.2.3",
+        }
+    )
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return httpx.post(
+        url,
+        content=body,
+        timeout=10,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+            **(headers or {}),
+        },
+    )
+
+
 @dataclass
 class RunningFront:
     front: SlackFront
     url: str
     api: SlackEmulator
+    runtime: Runtime
 
-    def post(
-        self,
-        command: str,
-        text: str = "",
-        *,
-        channel: str = OPS,
-        user: str = ALICE,
-        secret: str = SIGNING_SECRET,
-        timestamp: int | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """A slash-command request signed exactly as Slack signs it."""
-        body = urllib.parse.urlencode(
-            {
-                "token": "verification-token-unused",
-                "team_id": "T0001",
-                "team_domain": "acme",
-                "channel_id": channel,
-                "channel_name": "ops",
-                "user_id": user,
-                "user_name": "alice",
-                "command": command,
-                "text": text,
-                "api_app_id": "A0001",
-                "is_enterprise_install": "false",
-                "response_url": self.api.response_url(command),
-                "trigger_id": "1.2.3",
-            }
-        )
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-        return httpx.post(
-            self.url,
-            content=body,
-            timeout=10,
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": ts,
-                "X-Slack-Signature": signature,
-                **(headers or {}),
-            },
-        )
+    def post(self, command: str, text: str = "", **options: Any) -> httpx.Response:
+        return post_command(self.url, self.api, command, text, **options)
 
     def drain(self, timeout: float = 60) -> None:
         """Wait until every operation the front started has ended."""
-        assert self.front.listeners.wait_idle(timeout), "operations still running"
+        assert self.front.dispatcher.wait_idle(timeout), "operations still running"
 
 
 @pytest.fixture
@@ -94,6 +100,7 @@ def slack_settings(slack_api: SlackEmulator, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     monkeypatch.setenv("SLACK_API_URL", slack_api.api_url)
+    monkeypatch.setenv("CHATOPS_SLACK_UPDATE_INTERVAL", "0.3")
     monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
     return SlackSettings()
 
@@ -102,12 +109,14 @@ def slack_settings(slack_api: SlackEmulator, monkeypatch: pytest.MonkeyPatch) ->
 def running_front(
     runtime: Runtime, slack_settings: SlackSettings, slack_api: SlackEmulator
 ) -> Iterator[RunningFront]:
-    front = SlackFront(runtime, slack_settings, min_interval=0.3)
+    front = SlackFront(slack_settings, runtime=runtime)
     server = front.http_server(host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     port = server.port
-    yield RunningFront(front=front, url=f"http://127.0.0.1:{port}{EVENTS_PATH}", api=slack_api)
+    yield RunningFront(
+        front=front, url=f"http://127.0.0.1:{port}{EVENTS_PATH}", api=slack_api, runtime=runtime
+    )
     server.close()
     front.close()
 

@@ -131,7 +131,7 @@ def test_forged_or_stale_requests_get_401_and_start_nothing(running_front: Runni
     assert (forged.status_code, stale.status_code) == (401, 401)
     running_front.drain()
     assert running_front.api.calls_to("chat.postMessage") == []
-    assert running_front.front.runtime.store.operations() == []
+    assert running_front.runtime.store.operations() == []
 
 
 def test_ack_comes_back_while_the_operation_is_held(

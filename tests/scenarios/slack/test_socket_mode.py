@@ -60,10 +60,11 @@ def socket_front(
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A0001-1111-emulated")
     monkeypatch.setenv("SLACK_API_URL", slack_api.api_url)
+    monkeypatch.setenv("CHATOPS_SLACK_UPDATE_INTERVAL", "0.3")
     monkeypatch.delenv("SLACK_SIGNING_SECRET", raising=False)
     settings = SlackSettings()
     assert settings.mode is Mode.SOCKET
-    front = SlackFront(runtime, settings, min_interval=0.3)
+    front = SlackFront(settings, runtime=runtime)
     yield front
     front.close()
 
@@ -86,5 +87,5 @@ def test_a_deploy_over_socket_mode_reports_in_the_channel(
     socket_front.socket_mode_handler().handle(client, envelope("/deploy", "iris v1"))
     (ack,) = client.sent
     assert ack.envelope_id == "env-/deploy-iris v1" and not ack.payload
-    assert socket_front.listeners.wait_idle(60)
+    assert socket_front.dispatcher.wait_idle(60)
     assert any("iris v1 is live at" in m.text for m in slack_api.messages(OPS))

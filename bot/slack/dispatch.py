@@ -1,0 +1,106 @@
+"""Where acked commands go to run: threads of this process, or a worker process.
+
+The worker process keeps the front's event loop free of the operations' CPU work (CPython
+runs one thread at a time), so acks stay fast while deploys run; tests use threads so they
+can share one warm model-server runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, Protocol
+
+from bot.slack.work import Command, Work
+
+QUERIES = ("/status",)
+
+
+class Dispatcher(Protocol):
+    def submit(self, command: Command) -> None: ...
+
+    def wait_idle(self, timeout: float | None = None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadDispatcher:
+    """Operations on one pool, quick queries on another so they never wait behind deploys."""
+
+    def __init__(self, work: Work, *, workers: int = 4) -> None:
+        self.work = work
+        self.operations = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="operation")
+        self.queries = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query")
+        self.in_flight: set[Future[None]] = set()
+        self._guard = threading.Lock()
+
+    def submit(self, command: Command) -> Future[None]:
+        pool = self.queries if command.get("command") in QUERIES else self.operations
+        future = pool.submit(self.work.run, command)
+        with self._guard:
+            self.in_flight.add(future)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future[None]) -> None:
+        with self._guard:
+            self.in_flight.discard(future)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._guard:
+            pending = set(self.in_flight)
+        return not wait(pending, timeout=timeout).not_done
+
+    def close(self) -> None:
+        self.queries.shutdown(wait=True)
+        self.operations.shutdown(wait=True)
+
+
+class ProcessDispatcher:
+    """Commands as JSON lines to `python -m bot.slack.worker`; it answers `done` per command."""
+
+    def __init__(self, *, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.slack.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env or dict(os.environ),
+        )
+        self._next = 0
+        self._pending: set[int] = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        threading.Thread(target=self._read, daemon=True, name="worker-replies").start()
+
+    def submit(self, command: Command) -> None:
+        with self._lock:
+            self._next += 1
+            self._pending.add(self._next)
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"id": self._next, "command": command}) + "\n")
+            self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            reply: dict[str, Any] = json.loads(line)
+            with self._lock:
+                self._pending.discard(int(reply["id"]))
+                self._idle.notify_all()
+        with self._lock:  # the worker is gone: nothing it held will finish
+            self._pending.clear()
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._pending, timeout)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the worker finishes what it holds, then exits
+        self.proc.wait()

@@ -1,0 +1,70 @@
+"""The Slack worker process: runs the commands its front acked, one JSON line each.
+
+Started by the front (`ProcessDispatcher`); reads `{"id", "command"}` lines on stdin, runs each
+on its pools, writes `{"id", "done": true}` when it ends. Stops when stdin closes, after
+finishing what it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from bot.slack.dispatch import ThreadDispatcher
+from bot.slack.poster import Poster, web_client
+from bot.slack.settings import SlackSettings
+from bot.slack.work import Work
+from core.config import Settings
+from core.runtime import Runtime
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    slack = SlackSettings()
+    assert slack.bot_token is not None, "SLACK_BOT_TOKEN is not set"
+    runtime = Runtime(Settings())
+    runtime.warm_up()  # starts the model-server runtime now, at normal priority
+    # Acks have a deadline and deploys do not: when both want the CPU, the front goes first.
+    # Model servers come from the runtime started above, so they keep normal priority.
+    os.nice(10)
+    client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
+    bot_name = str(client.auth_test().get("user") or "chatops")
+    work = Work(
+        runtime=runtime,
+        poster=Poster(client),
+        bot_name=bot_name,
+        min_interval=slack.update_interval,
+    )
+    dispatcher = ThreadDispatcher(work, workers=slack.workers)
+    out = sys.stdout
+    sys.stdout = sys.stderr  # only replies go to the front
+    write = threading.Lock()
+
+    def done(request_id: int) -> Any:
+        def callback(_: Future[None]) -> None:
+            with write:
+                out.write(json.dumps({"id": request_id, "done": True}) + "\n")
+                out.flush()
+
+        return callback
+
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            dispatcher.submit(request["command"]).add_done_callback(done(int(request["id"])))
+    finally:
+        dispatcher.close()
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""`chatops run` in HTTP mode as deployed: a front process that acks, a worker process that
+runs, both configured only through the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port_range
+from tests.scenarios.slack.conftest import BOT_TOKEN, OPS, SIGNING_SECRET, post_command
+from tests.slack_api.emulator import SlackEmulator
+
+ROOT = Path(__file__).parents[3]
+
+
+def test_chatops_run_serves_slack_over_http_with_a_worker_process(
+    slack_api: SlackEmulator, registry_uri: str, tmp_path: Path
+) -> None:
+    low, _ = free_port_range()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack_api.api_url,
+        "PORT": str(low),
+        "SLACK_HOST": "127.0.0.1",
+        "CHATOPS_STATE_DIR": str(tmp_path / "state"),
+        "CHATOPS_MLFLOW_TRACKING_URI": registry_uri,
+        "CHATOPS_ENVIRONMENTS": json.dumps([{"name": "dev", "port_range": [low + 1, low + 9]}]),
+        "CHATOPS_SLACK_UPDATE_INTERVAL": "0.3",
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    log = tmp_path / "bot.log"
+    with open(log, "w") as out:
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{low}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").json()["mode"] == "http":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert bot.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        url = f"{base}/slack/events"
+        began = time.perf_counter()
+        assert post_command(url, slack_api, "/deploy", "iris v1").status_code == 200
+        assert time.perf_counter() - began < 1.0
+        slack_api.wait_for(
+            lambda api: any("is live at" in m.text for m in api.messages(OPS)), timeout=60
+        )
+        post_command(url, slack_api, "/status", "public")
+        slack_api.wait_for(lambda api: len(api.responses) == 1)
+        assert "iris" in slack_api.responses[0].body["text"]
+    finally:
+        bot.send_signal(signal.SIGINT)
+        bot.wait(30)
+        subprocess.run(
+            [sys.executable, "-m", "bot.cli", "down"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            check=False,
+        )
+    text = log.read_text()
+    assert "Slack HTTP mode on 127.0.0.1" in text
+    for secret in (BOT_TOKEN, SIGNING_SECRET):
+        assert secret not in text
