@@ -31,11 +31,22 @@ class Environment(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     # local target: endpoints of this environment get ports from this range
     port_range: tuple[int, int] = (18000, 18999)
+    # cml target: the workspace, and the name of the variable that holds its API v2 key
+    url: str = ""
+    api_key_env: str = "CML_API_KEY"
+    project_id: str = ""
+    runtime_identifier: str = ""
+    # models are created with authentication on unless an environment says otherwise
+    model_auth: bool = True
+    build_timeout_s: float = 1800.0
+    deploy_timeout_s: float = 1800.0
 
     @model_validator(mode="after")
-    def _default_within_limits(self) -> Environment:
+    def _check(self) -> Environment:
         if self.port_range[0] > self.port_range[1]:
             raise ValueError(f"port_range of {self.name} is empty: {self.port_range}")
+        if self.target == "cml" and not (self.url and self.project_id):
+            raise ValueError(f"environment {self.name} (cml) needs `url` and `project_id`")
         return self
 
 
