@@ -23,7 +23,7 @@ from core.policy import check_limits
 from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
 from core.store import Endpoint, OperationState, Store, new_id
-from core.targets.base import Built, EndpointRef, Started, Target
+from core.targets.base import Built, EndpointRef, Started, Step, Target
 
 log = logging.getLogger("chatops.core")
 
@@ -44,6 +44,12 @@ class _Run:
             self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
         except Exception:  # telling people must never stop the work itself
             log.exception("reporting %s of %s failed", kind, self.op_id)
+
+    def target_step(self, name: str) -> Step:
+        return Step(
+            say=lambda text: self.emit(EventKind.INFO, name, text),
+            remember=lambda **ids: self.store.record(self.op_id, **ids),
+        )
 
     @contextmanager
     def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:
@@ -243,23 +249,19 @@ class Deployer:
                 run.emit(EventKind.SUCCEEDED, "", text)
                 self.store.finish(run.op_id, OperationState.SUCCEEDED)
                 return Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
-            with run.step("build", f"fetching and verifying the artifacts of {mv.label}") as done:
-                built = target.build(ep, mv, self.registry)
-                done(f"artifacts verified{'' if built.example else ' (no input example)'}")
+            with run.step("build", f"building {mv.label} on {target.kind}") as done:
+                built = target.build(ep, mv, self.registry, run.target_step("build"))
+                done(built.detail or f"{mv.label} built")
             self.store.record(run.op_id, deployment=deployment)
             with run.step("start", f"starting {mv.label} with {resources.describe()}") as done:
                 started = target.start(
-                    ep,
-                    mv,
-                    built,
-                    resources,
-                    deployment,
-                    lambda text: run.emit(EventKind.INFO, "start", text),
+                    ep, mv, built, resources, deployment, run.target_step("start")
                 )
                 done(f"model servers up: {started.detail}")
             latency_ms = self._check(run, target, ep, started, built)
             with run.step("switch", "switching traffic to the new deployment") as done:
-                url = target.switch(ep, deployment, current.deployment if current else None)
+                old = current.deployment if current else None
+                url = target.switch(ep, started.deployment, old)
                 before = (
                     f"; the previous deployment (v{current.version}) drains and stops"
                     if current and was_up
@@ -281,7 +283,7 @@ class Deployer:
             replicas=resources.replicas,
             gpus=resources.gpus,
             url=url,
-            deployment=deployment,
+            deployment=started.deployment,
         )
         self.store.finish(run.op_id, OperationState.SUCCEEDED)
         text = f"{mv.label} is live at {url}"
@@ -354,7 +356,8 @@ class Deployer:
                 where = f" in {env}" if env else ""
                 known = ", ".join(sorted({r.name for r in self.store.endpoints(env)})) or "none"
                 return Refusal(f"there is no endpoint `{endpoint}`{where} (endpoints: {known})")
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        # every endpoint at once: on a remote target each check is network round trips
+        with ThreadPoolExecutor(max_workers=max(1, min(32, len(rows)))) as pool:
             healths = list(
                 pool.map(lambda r: self.targets[r.env].health(EndpointRef(r.env, r.name)), rows)
             )

@@ -21,6 +21,19 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Step:
+    """What a target may do while a step runs: `say` progress for people, `remember` the
+    remote ids it creates (before waiting on them), so a restarted bot can resume."""
+
+    say: Progress
+    remember: Callable[..., None]
+
+
+def quiet_step() -> Step:
+    return Step(say=lambda _text: None, remember=lambda **_ids: None)
+
+
+@dataclass(frozen=True)
 class EndpointRef:
     env: str
     name: str
@@ -65,7 +78,7 @@ class Health:
 class Target(Protocol):
     kind: str
 
-    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry) -> Built: ...
+    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry, step: Step) -> Built: ...
 
     def start(
         self,
@@ -74,12 +87,18 @@ class Target(Protocol):
         built: Built,
         resources: Resources,
         deployment: str,
-        progress: Progress,
-    ) -> Started: ...
+        step: Step,
+    ) -> Started:
+        """A new deployment, healthy but not yet taking the endpoint's traffic. `deployment`
+        is the bot's id for it; `Started.deployment` is the target's (what `switch`, `stop`
+        and later rollouts use)."""
+        ...
 
     def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked: ...
 
-    def switch(self, ep: EndpointRef, new: str, old: str | None) -> str: ...
+    def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
+        """`new` takes the traffic, then `old` (if any) stops; returns the endpoint URL."""
+        ...
 
     def stop(self, ep: EndpointRef, deployment: str) -> None: ...
 

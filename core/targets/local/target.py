@@ -25,7 +25,7 @@ import httpx
 from core.config import Environment
 from core.errors import BuildFailed, DeployFailed, StepTimeout, TargetUnavailable
 from core.resources import Resources
-from core.targets.base import Built, Checked, EndpointRef, Health, Progress, Started
+from core.targets.base import Built, Checked, EndpointRef, Health, Progress, Started, Step
 from core.targets.local.host import log_tail
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ class LocalTarget:
         return status
 
     # -- the Target interface --------------------------------------------------------------
-    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry) -> Built:
+    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry, step: Step) -> Built:
         path = registry.download(mv, self.state_dir / "artifacts" / mv.model / str(mv.version))
         mlmodel = (path / "MLmodel").read_text()
         if "python_function" not in mlmodel:
@@ -241,7 +241,8 @@ class LocalTarget:
             )
         example_path = path / "serving_input_example.json"
         example = json.loads(example_path.read_text()) if example_path.exists() else None
-        return Built(ref=str(path), example=example, detail=f"artifacts in {path}")
+        detail = "artifacts fetched and verified" + ("" if example else " (no input example)")
+        return Built(ref=str(path), example=example, detail=detail)
 
     def start(
         self,
@@ -250,11 +251,11 @@ class LocalTarget:
         built: Built,
         resources: Resources,
         deployment: str,
-        progress: Progress,
+        step: Step,
     ) -> Started:
         if resources.gpus:
             raise DeployFailed("the local target has no GPUs: leave out the gpu count")
-        self._ensure_host(ep, progress)
+        self._ensure_host(ep, step.say)
         workers = resources.replicas * max(1, math.ceil(resources.cpu))
         spec = {
             "deployment": deployment,
@@ -263,7 +264,7 @@ class LocalTarget:
             "model_path": built.ref,
             "memory_mb": resources.memory_mb,
         }
-        progress(f"starting {workers} model server process{'es' if workers > 1 else ''}")
+        step.say(f"starting {workers} model server process{'es' if workers > 1 else ''}")
         reply = self._call(ep, {"op": "start", "spec": spec, "workers": workers})
         if reply is None or not reply.get("ok"):
             raise DeployFailed(f"the server host of {ep.name} refused the deployment: {reply}")
