@@ -176,3 +176,18 @@ def test_status_is_private_unless_asked_public(running_front: RunningFront) -> N
 def test_healthz_answers(running_front: RunningFront) -> None:
     health = httpx.get(running_front.url.replace("/slack/events", "/healthz"))
     assert health.status_code == 200 and health.json()["ok"] is True
+
+
+def test_a_transient_slack_error_is_retried_and_nothing_is_lost(
+    running_front: RunningFront,
+) -> None:
+    running_front.api.fail("chat.postMessage", "internal_error", times=2)
+    running_front.api.fail("chat.update", "service_unavailable", times=1)
+    running_front.post("/deploy", "iris v1")
+    running_front.drain()
+
+    posts = running_front.api.calls_to("chat.postMessage")
+    assert [c.error for c in posts[:3]] == ["internal_error", "internal_error", None]
+    parent, replies = thread_of(running_front)
+    assert "iris v1 is live at" in parent.text
+    assert len(replies) == len([c for c in posts if c.args.get("thread_ts")]) >= 5
