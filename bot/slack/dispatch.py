@@ -8,6 +8,7 @@ can share one warm model-server runtime.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from bot.slack.work import Command, Work
 
 QUERIES = ("/status",)
+log = logging.getLogger("chatops.slack")
 
 
 class Dispatcher(Protocol):
@@ -61,39 +63,61 @@ class ThreadDispatcher:
 
 
 class ProcessDispatcher:
-    """Commands as JSON lines to `python -m bot.slack.worker`; it answers `done` per command."""
+    """Commands as JSON lines to `python -m bot.slack.worker`; it answers `done` per command.
+    A worker that died is started again at the next command."""
 
     def __init__(self, *, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.slack.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env or dict(os.environ),
-        )
+        self.env = env or dict(os.environ)
         self._next = 0
         self._pending: set[int] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        threading.Thread(target=self._read, daemon=True, name="worker-replies").start()
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.slack.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+        reader = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        reader.start()
+        return proc
 
     def submit(self, command: Command) -> None:
         with self._lock:
             self._next += 1
-            self._pending.add(self._next)
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"id": self._next, "command": command}) + "\n")
-            self.proc.stdin.flush()
+            line = json.dumps({"id": self._next, "command": command}) + "\n"
+            for _attempt in range(2):
+                if self.proc.poll() is not None:
+                    log.error(
+                        "the worker process exited (code %s): starting a new one",
+                        self.proc.returncode,
+                    )
+                    self.proc = self._start()
+                try:
+                    assert self.proc.stdin is not None
+                    self.proc.stdin.write(line)
+                    self.proc.stdin.flush()
+                except OSError:  # it died under us: the next attempt starts another
+                    self.proc.wait()
+                    continue
+                self._pending.add(self._next)
+                return
+            raise RuntimeError("the worker process cannot be started")
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
             reply: dict[str, Any] = json.loads(line)
             with self._lock:
                 self._pending.discard(int(reply["id"]))
                 self._idle.notify_all()
-        with self._lock:  # the worker is gone: nothing it held will finish
-            self._pending.clear()
+        with self._lock:  # this worker is gone: nothing it held will finish
+            if proc is self.proc:
+                self._pending.clear()
             self._idle.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.conftest import free_port_range
 from tests.scenarios.slack.conftest import BOT_TOKEN, OPS, SIGNING_SECRET, post_command
@@ -67,6 +68,21 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
         post_command(url, slack_api, "/status", "public")
         slack_api.wait_for(lambda api: len(api.responses) == 1)
         assert "iris" in slack_api.responses[0].body["text"]
+
+        # the worker dies: the front starts another at the next command, which still runs
+        (worker,) = [
+            p
+            for p in psutil.Process(bot.pid).children()
+            if "bot.slack.worker" in " ".join(p.cmdline())
+        ]
+        worker.kill()
+        deadline = time.monotonic() + 10
+        while worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        post_command(url, slack_api, "/status", "public")
+        slack_api.wait_for(lambda api: len(api.responses) == 2, timeout=60)
+        assert "iris" in slack_api.responses[1].body["text"]
     finally:
         bot.send_signal(signal.SIGINT)
         bot.wait(30)
