@@ -16,7 +16,7 @@ def test_every_command_is_a_slash_command_with_its_usage() -> None:
     assert set(offered) == {f"/{name}" for name in COMMANDS}
     for name, module in COMMANDS.items():
         hint = offered[f"/{name}"]["usage_hint"]
-        assert module.USAGE == f"/{name} {hint}"
+        assert f"/{name} {hint}" == module.USAGE
         assert offered[f"/{name}"]["url"].endswith("/slack/events")
 
 
