@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from core.events import EndpointStatus, Outcome, Refusal, Reporter
+from core.roles import Actor
 
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
     from core.deployer import Deployer
@@ -61,7 +62,7 @@ class Context:
     """Who asks, through which reporter progress goes, and the core that does the work."""
 
     deployer: Deployer
-    actor: str
+    actor: Actor
     reporter: Reporter
     text: str
 

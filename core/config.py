@@ -24,6 +24,9 @@ class Limits(BaseModel):
     gpus: int = 0
 
 
+CONSOLE_USER = "console"  # the user id of whoever types at the console front
+
+
 class Environment(BaseModel):
     name: str
     target: Literal["local", "cml"] = "local"
@@ -40,6 +43,9 @@ class Environment(BaseModel):
     model_auth: bool = True
     build_timeout_s: float = 1800.0
     deploy_timeout_s: float = 1800.0
+    # who may change what serves here: user ids (U0123ABCD) or group handles (@mlops-admins)
+    admins: list[str] = Field(default_factory=lambda: [CONSOLE_USER])
+    developers: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> Environment:
@@ -69,6 +75,10 @@ class Settings(BaseSettings):
     default_environment: str = "dev"
     # how long a model server may take to load its model and answer /ping
     start_timeout_s: float = 60.0
+    # how long a /promote approval request stays open
+    approval_ttl_s: float = 24 * 3600.0
+    # how long a Slack user group's member list is trusted before it is fetched again
+    group_cache_ttl_s: float = 300.0
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -22,6 +22,7 @@ from core.events import EndpointStatus, Event, EventKind, Outcome, Refusal, Repo
 from core.policy import check_limits
 from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
+from core.roles import Action, Actor, authorize
 from core.store import Endpoint, OperationState, Store, new_id
 from core.targets.base import Built, EndpointRef, Started, Step, Target
 
@@ -96,14 +97,21 @@ class Deployer:
         version: int | None = None,
         alias: str | None = None,
         env: str | None = None,
-        actor: str,
+        actor: Actor,
         command: str,
         reporter: Reporter,
+        approver: Actor | None = None,
     ) -> Outcome | Refusal:
-        """Serve `model` at `version` (or `alias`) on the endpoint of the same name in `env`."""
+        """Serve `model` at `version` (or `alias`) on the endpoint of the same name in `env`.
+        With `approver`, it is that admin's approval of `actor`'s request that is checked."""
         environment = self._env(env)
         if isinstance(environment, Refusal):
-            return environment
+            return self._audited(Action.DEPLOY, actor, command, env, model, environment)
+        what = f"v{version}" if version is not None else f"@{alias}"
+        hint = f"ask for it with `/promote {model} {what} to {environment.name}`"
+        refusal = authorize(environment, approver or actor, Action.DEPLOY, hint=hint)
+        if refusal:
+            return self._audited(Action.DEPLOY, actor, command, env, model, refusal, approver)
         current = self.store.endpoint(environment.name, model)
         resources = (
             Resources(
@@ -115,8 +123,10 @@ class Deployer:
             if current
             else environment.default
         )
-        what = f"v{version}" if version is not None else f"@{alias}"
-        return self._rollout(
+        headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
+        if approver:
+            headline += f" (approved by {approver.shown})"
+        result = self._rollout(
             kind="deploy",
             environment=environment,
             endpoint=model,
@@ -124,9 +134,10 @@ class Deployer:
             command=command,
             reporter=reporter,
             resources=resources,
-            headline=f"{actor} is deploying {model} {what} to {environment.name}",
+            headline=headline,
             pick=lambda run: self._resolve(run, model, version, alias),
         )
+        return self._audited(Action.DEPLOY, actor, command, env, model, result, approver)
 
     def _resolve(
         self, run: _Run, model: str, version: int | None, alias: str | None
@@ -149,21 +160,25 @@ class Deployer:
         replicas: int | None = None,
         gpus: int | None = None,
         env: str | None = None,
-        actor: str,
+        actor: Actor,
         command: str,
         reporter: Reporter,
     ) -> Outcome | Refusal:
         """Serve the same version with new resources: new deployment first, old one after."""
         environment = self._env(env)
         if isinstance(environment, Refusal):
-            return environment
+            return self._audited(Action.SCALE, actor, command, env, endpoint, environment)
+        refusal = authorize(environment, actor, Action.SCALE)
+        if refusal:
+            return self._audited(Action.SCALE, actor, command, env, endpoint, refusal)
         current = self.store.endpoint(environment.name, endpoint)
         if current is None:
             known = ", ".join(e.name for e in self.store.endpoints(environment.name)) or "none"
-            return Refusal(
+            missing = Refusal(
                 f"there is no endpoint `{endpoint}` in {environment.name} (endpoints: "
                 f"{known}); deploy it first with `/deploy {endpoint} v<N>`"
             )
+            return self._audited(Action.SCALE, actor, command, env, endpoint, missing)
         resources = Resources(
             cpu=cpu if cpu is not None else current.cpu,
             memory_mb=memory_mb if memory_mb is not None else current.memory_mb,
@@ -171,7 +186,7 @@ class Deployer:
             gpus=gpus if gpus is not None else current.gpus,
         )
         version = current.version
-        return self._rollout(
+        result = self._rollout(
             kind="scale",
             environment=environment,
             endpoint=endpoint,
@@ -180,10 +195,41 @@ class Deployer:
             reporter=reporter,
             resources=resources,
             headline=(
-                f"{actor} is scaling {endpoint} in {environment.name} to {resources.describe()}"
+                f"{actor.shown} is scaling {endpoint} in {environment.name} to "
+                f"{resources.describe()}"
             ),
             pick=lambda run: self._resolve(run, current.model, version, None),
         )
+        return self._audited(Action.SCALE, actor, command, env, endpoint, result)
+
+    def _audited(
+        self,
+        action: Action,
+        actor: Actor,
+        command: str,
+        env: str | None,
+        endpoint: str,
+        result: Outcome | Refusal,
+        approver: Actor | None = None,
+    ) -> Outcome | Refusal:
+        """Record the attempt, whatever became of it, and hand the result on."""
+        if isinstance(result, Refusal):
+            outcome, operation = "refused", ""
+        else:
+            outcome, operation = ("succeeded" if result.ok else "failed"), result.operation or ""
+        self.store.audit(
+            actor_id=actor.id,
+            actor_name=actor.shown,
+            action=action.value,
+            command=command,
+            env=env or self.settings.default_environment,
+            endpoint=endpoint,
+            outcome=outcome,
+            detail=result.text.splitlines()[0][:500] if result.text else "",
+            operation_id=operation,
+            approver=approver.shown if approver else "",
+        )
+        return result
 
     # -- the shared rollout ----------------------------------------------------------------
     def _rollout(
@@ -192,7 +238,7 @@ class Deployer:
         kind: str,
         environment: Environment,
         endpoint: str,
-        actor: str,
+        actor: Actor,
         command: str,
         reporter: Reporter,
         resources: Resources,
@@ -213,7 +259,7 @@ class Deployer:
                 kind=kind,
                 env=environment.name,
                 endpoint=endpoint,
-                requested_by=actor,
+                requested_by=actor.shown,
                 command=command,
             )
             run = _Run(op.id, reporter, self.store, time.monotonic())

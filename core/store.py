@@ -96,6 +96,24 @@ class EventRow(Base):
     message: Mapped[str] = mapped_column(Text)
 
 
+class AuditRow(Base):
+    """One attempt to act, allowed or refused, as compliance reads it later."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[str] = mapped_column(String(128))
+    actor_name: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(32))
+    command: Mapped[str] = mapped_column(Text)
+    env: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(128), default="", index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    operation_id: Mapped[str] = mapped_column(String(32), default="")
+    approver: Mapped[str] = mapped_column(String(256), default="")
+
+
 class Store:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -187,6 +205,23 @@ class Store:
     def events(self, op_id: str) -> list[EventRow]:
         with self.session() as s:
             query = select(EventRow).where(EventRow.operation_id == op_id).order_by(EventRow.id)
+            return list(s.scalars(query))
+
+    # -- audit ---------------------------------------------------------------------------
+    def audit(self, **fields: Any) -> None:
+        with self.session() as s:
+            s.add(AuditRow(**fields))
+
+    def audit_entries(
+        self, *, endpoint: str | None = None, since: datetime | None = None, limit: int = 20
+    ) -> list[AuditRow]:
+        """Newest first."""
+        query = select(AuditRow).order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
+        if endpoint:
+            query = query.where(AuditRow.endpoint == endpoint)
+        if since:
+            query = query.where(AuditRow.at >= since)
+        with self.session() as s:
             return list(s.scalars(query))
 
     def operations(self, limit: int = 50) -> list[Operation]:

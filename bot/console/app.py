@@ -10,6 +10,8 @@ from rich.markup import escape
 from bot.console.render import ConsoleReporter, render
 from commands.base import Context, UsageError
 from commands.registry import execute
+from core.config import CONSOLE_USER
+from core.roles import Actor
 from core.runtime import Runtime
 
 
@@ -28,7 +30,10 @@ class ConsoleApp:
         if not line.startswith("/"):
             line = "/" + line
         ctx = Context(
-            deployer=self.runtime.deployer, actor=self.actor, reporter=self.reporter, text=line
+            deployer=self.runtime.deployer,
+            actor=Actor(id=CONSOLE_USER, name=self.actor),
+            reporter=self.reporter,
+            text=line,
         )
         try:
             reply = execute(line, ctx)

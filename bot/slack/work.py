@@ -14,12 +14,14 @@ from slack_sdk.webhook import WebhookClient
 from bot.slack import messages
 from bot.slack.blocks import section
 from bot.slack.blocks import status as status_blocks
+from bot.slack.groups import GroupDirectory
 from bot.slack.poster import Poster
 from bot.slack.reporter import ThreadReporter
 from commands import status as status_command
 from commands.base import Context, HelpText, StatusReport, UsageError
 from commands.registry import parse
 from core.events import NullReporter, Outcome, Refusal, Reporter
+from core.roles import Actor
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -70,6 +72,17 @@ class Work:
         self.poster = poster
         self.bot_name = bot_name
         self.min_interval = min_interval
+        settings = runtime.settings
+        handles = {
+            entry
+            for env in settings.environments
+            for entry in (*env.admins, *env.developers)
+            if entry.startswith("@")
+        }
+        self.groups = GroupDirectory(poster, handles, ttl_s=settings.group_cache_ttl_s)
+
+    def groups_of(self, user: str) -> frozenset[str]:
+        return self.groups.groups_of(user)
 
     def run(self, command: Command) -> None:
         """Run the command (already parsed once to ack it); never raises."""
@@ -95,7 +108,8 @@ class Work:
                 log.exception("could not tell the requester")
 
     def _context(self, command: Command, reporter: Reporter) -> Context:
-        actor = f"<@{command.get('user_id', '')}>"
+        user = str(command.get("user_id", ""))
+        actor = Actor(id=user, name=f"<@{user}>", groups=self.groups_of(user))
         return Context(
             deployer=self.runtime.deployer, actor=actor, reporter=reporter, text=line_of(command)
         )

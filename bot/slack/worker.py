@@ -44,6 +44,7 @@ def main() -> None:
         bot_name=bot_name,
         min_interval=slack.update_interval,
     )
+    work.groups.check()  # a workspace without user groups is reported now, not at first use
     dispatcher = ThreadDispatcher(work, workers=slack.workers)
     out = sys.stdout
     sys.stdout = sys.stderr  # only replies go to the front

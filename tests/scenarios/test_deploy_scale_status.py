@@ -15,17 +15,19 @@ from commands.base import Context, StatusReport
 from commands.registry import execute
 from core.config import Settings
 from core.events import EventKind, Outcome
+from core.roles import Actor
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
 from tests.conftest import Recorder
 
+ADMIN = Actor(id="console", name="alice")  # the embedded settings make the console an admin
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.1, 4.4, 1.4], [6.3, 3.3, 6.0, 2.5]]
 COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
 
 def run(runtime: Runtime, line: str, recorder: Recorder | None = None):  # type: ignore[no-untyped-def]
     ctx = Context(
-        deployer=runtime.deployer, actor="alice", reporter=recorder or Recorder(), text=line
+        deployer=runtime.deployer, actor=ADMIN, reporter=recorder or Recorder(), text=line
     )
     return execute(line, ctx)
 

@@ -7,6 +7,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,13 +16,24 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.app import EVENTS_PATH, SlackFront
 from bot.slack.settings import SlackSettings
+from core.config import Settings
 from core.runtime import Runtime
+from tests.conftest import make_settings
 from tests.slack_api.emulator import SlackEmulator
 
 BOT_TOKEN = "xoxb-1111-2222-emulated0token"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 OPS, RANDOM = "C0OPS", "C0RANDOM"
 ALICE = "U0ALICE"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, registry_uri: str) -> Settings:
+    """Alice administers dev and prod; everyone else is a viewer."""
+    base = make_settings(tmp_path / "state", registry_uri)
+    for env in base.environments:
+        env.admins = [ALICE]
+    return base
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import httpx
 import psutil
 
 from tests.conftest import free_port_range
-from tests.scenarios.slack.conftest import BOT_TOKEN, OPS, SIGNING_SECRET, post_command
+from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, OPS, SIGNING_SECRET, post_command
 from tests.slack_api.emulator import SlackEmulator
 
 ROOT = Path(__file__).parents[3]
@@ -34,7 +34,9 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
         "SLACK_HOST": "127.0.0.1",
         "CHATOPS_STATE_DIR": str(tmp_path / "state"),
         "CHATOPS_MLFLOW_TRACKING_URI": registry_uri,
-        "CHATOPS_ENVIRONMENTS": json.dumps([{"name": "dev", "port_range": [low + 1, low + 9]}]),
+        "CHATOPS_ENVIRONMENTS": json.dumps(
+            [{"name": "dev", "port_range": [low + 1, low + 9], "admins": [ALICE]}]
+        ),
         "CHATOPS_SLACK_UPDATE_INTERVAL": "0.3",
     }
     env.pop("SLACK_APP_TOKEN", None)

@@ -34,7 +34,7 @@ def test_deploy_reports_in_one_thread_and_ends_in_the_parent(running_front: Runn
     steps = "\n".join(r.text for r in replies)
     for step in (
         "resolved iris v1",
-        "artifacts verified",
+        "artifacts fetched and verified",
         "model servers up",
         "smoke test answered",
         "now serves v1",
