@@ -5,19 +5,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from core.events import EndpointStatus, Outcome, Refusal, Reporter
 from core.roles import Actor
 
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
-    from core.deployer import Deployer
+    from core.approvals import ApprovalRequested, Decided
+    from core.runtime import Runtime
+    from core.store import AuditRow
 
 
 class CommandName(StrEnum):
     DEPLOY = "deploy"
     SCALE = "scale"
     STATUS = "status"
+    PROMOTE = "promote"
+    APPROVE = "approve"
+    REJECT = "reject"
+    HISTORY = "history"
     HELP = "help"
 
 
@@ -54,14 +60,39 @@ class StatusReport:
     ok: bool = True
 
 
-Reply = Outcome | Refusal | UsageError | HelpText | StatusReport
+@dataclass(frozen=True)
+class HistoryReport:
+    entries: list[AuditRow]
+    endpoint: str | None
+    ok: bool = True
+
+    @property
+    def text(self) -> str:
+        if not self.entries:
+            return "Nothing recorded yet" + (f" for {self.endpoint}." if self.endpoint else ".")
+        return "\n".join(history_line(e) for e in self.entries)
+
+
+def history_line(e: AuditRow) -> str:
+    approver = f", approved by {e.approver}" if e.approver else ""
+    op = f" ({e.operation_id})" if e.operation_id else ""
+    return (
+        f"{e.at:%Y-%m-%d %H:%M:%S} {e.actor_name}: `{e.command}` in {e.env} -> "
+        f"{e.outcome}{op}{approver}" + (f" — {e.detail}" if e.detail else "")
+    )
+
+
+Reply: TypeAlias = (
+    "Outcome | Refusal | UsageError | HelpText | StatusReport | HistoryReport"
+    " | ApprovalRequested | Decided"
+)
 
 
 @dataclass(frozen=True)
 class Context:
     """Who asks, through which reporter progress goes, and the core that does the work."""
 
-    deployer: Deployer
+    core: Runtime
     actor: Actor
     reporter: Reporter
     text: str

@@ -69,7 +69,7 @@ def parse(text: str) -> Deploy | UsageError:
 
 
 def run(cmd: Deploy, ctx: Context) -> Reply:
-    return ctx.deployer.deploy(
+    return ctx.core.deployer.deploy(
         model=cmd.model,
         version=cmd.version,
         alias=cmd.alias,

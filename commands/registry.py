@@ -5,10 +5,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from commands import deploy, help, scale, status
+from commands import approve, deploy, help, history, promote, reject, scale, status
 from commands.base import MAX_TEXT, Context, Reply, UsageError, shown
 
-COMMANDS: dict[str, ModuleType] = {m.NAME: m for m in (deploy, scale, status, help)}
+COMMANDS: dict[str, ModuleType] = {
+    m.NAME: m for m in (deploy, scale, status, promote, approve, reject, history, help)
+}
 
 
 def split(line: str) -> tuple[str, str]:

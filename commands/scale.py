@@ -149,7 +149,7 @@ def parse(text: str) -> Scale | UsageError:
 
 
 def run(cmd: Scale, ctx: Context) -> Reply:
-    return ctx.deployer.scale(
+    return ctx.core.deployer.scale(
         endpoint=cmd.endpoint,
         cpu=cmd.cpu,
         memory_mb=cmd.memory_mb,

@@ -52,7 +52,7 @@ def parse(text: str) -> Status | UsageError:
 
 
 def run(cmd: Status, ctx: Context) -> Reply:
-    found = ctx.deployer.status(env=cmd.env, endpoint=cmd.endpoint)
+    found = ctx.core.deployer.status(env=cmd.env, endpoint=cmd.endpoint)
     if isinstance(found, Refusal):
         return found
     return StatusReport(endpoints=found, detail=cmd.endpoint is not None, env=cmd.env)

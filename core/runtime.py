@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from core.approvals import Approvals
 from core.config import Settings
 from core.deployer import Deployer
 from core.errors import ConfigError
@@ -39,6 +40,9 @@ class Runtime:
             )
         self.deployer = Deployer(
             settings=settings, store=self.store, registry=self.registry, targets=targets
+        )
+        self.approvals = Approvals(
+            settings=settings, store=self.store, registry=self.registry, deployer=self.deployer
         )
 
     def warm_up(self) -> None:

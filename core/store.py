@@ -25,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    update,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -112,6 +113,28 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     operation_id: Mapped[str] = mapped_column(String(32), default="")
     approver: Mapped[str] = mapped_column(String(256), default="")
+
+
+class ApprovalRow(Base):
+    """A developer's request to serve one version in one environment, and its decision."""
+
+    __tablename__ = "approvals"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    env: Mapped[str] = mapped_column(String(64))
+    requester_id: Mapped[str] = mapped_column(String(128))
+    requester_name: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    command: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str] = mapped_column(String(256), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    # where the front showed the request (Slack: channel and message ts), to update it
+    where: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Store:
@@ -206,6 +229,33 @@ class Store:
         with self.session() as s:
             query = select(EventRow).where(EventRow.operation_id == op_id).order_by(EventRow.id)
             return list(s.scalars(query))
+
+    # -- approvals -----------------------------------------------------------------------
+    def add_approval(self, row: ApprovalRow) -> ApprovalRow:
+        with self.session() as s:
+            s.add(row)
+        return row
+
+    def approval(self, approval_id: str) -> ApprovalRow | None:
+        with self.session() as s:
+            return s.get(ApprovalRow, approval_id)
+
+    def decide_approval(self, approval_id: str, *, state: str, by: str, reason: str) -> bool:
+        """Move a pending request to `state`; False when it was no longer pending (someone
+        else decided first): one decision, however many clicks arrive at once."""
+        with self.session() as s:
+            result = s.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.id == approval_id, ApprovalRow.state == "pending")
+                .values(state=state, decided_by=by, decided_at=utcnow(), decision_reason=reason)
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    def set_approval_where(self, approval_id: str, where: dict[str, Any]) -> None:
+        with self.session() as s:
+            row = s.get(ApprovalRow, approval_id)
+            if row is not None:
+                row.where = where
 
     # -- audit ---------------------------------------------------------------------------
     def audit(self, **fields: Any) -> None:

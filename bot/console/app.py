@@ -30,7 +30,7 @@ class ConsoleApp:
         if not line.startswith("/"):
             line = "/" + line
         ctx = Context(
-            deployer=self.runtime.deployer,
+            core=self.runtime,
             actor=Actor(id=CONSOLE_USER, name=self.actor),
             reporter=self.reporter,
             text=line,

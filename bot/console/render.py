@@ -8,7 +8,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from bot.text import ago
-from commands.base import HelpText, Reply, StatusReport, UsageError
+from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageError
+from core.approvals import ApprovalRequested, Decided
 from core.events import EndpointStatus, Event, EventKind, Outcome, Refusal
 
 
@@ -49,6 +50,19 @@ def render(console: Console, reply: Reply) -> None:
         _status(console, reply)
     elif isinstance(reply, Outcome):
         pass  # its events already told the story, ending with the outcome
+    elif isinstance(reply, HistoryReport):
+        _history(console, reply)
+    elif isinstance(reply, ApprovalRequested):
+        console.print(Panel(escape(reply.text), title=f"approval request {reply.approval.id}"))
+    elif isinstance(reply, Decided):
+        a = reply.approval
+        verb = "approved" if reply.approved else "rejected"
+        reason = f": {a.decision_reason}" if a.decision_reason else ""
+        console.print(
+            f"{escape(a.decided_by)} {verb} {a.model} v{a.version} for {a.env}{escape(reason)}"
+        )
+        if isinstance(reply.outcome, Refusal):
+            console.print(f"[yellow]{escape(reply.outcome.text)}[/]")
 
 
 def _health(ep: EndpointStatus) -> str:
@@ -99,5 +113,35 @@ def _status(console: Console, report: StatusReport) -> None:
             _health(ep),
             ago(ep.since),
             ep.url,
+        )
+    console.print(table)
+
+
+def _history(console: Console, report: HistoryReport) -> None:
+    if not report.entries:
+        console.print(report.text)
+        return
+    table = Table(title="History" + (f" of {report.endpoint}" if report.endpoint else ""))
+    for column in (
+        "when (UTC)",
+        "who",
+        "command",
+        "env",
+        "outcome",
+        "operation",
+        "approver",
+        "detail",
+    ):
+        table.add_column(column)
+    for e in report.entries:
+        table.add_row(
+            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            escape(e.actor_name),
+            escape(e.command),
+            e.env,
+            e.outcome,
+            e.operation_id,
+            escape(e.approver),
+            escape(e.detail),
         )
     console.print(table)

@@ -110,9 +110,7 @@ class Work:
     def _context(self, command: Command, reporter: Reporter) -> Context:
         user = str(command.get("user_id", ""))
         actor = Actor(id=user, name=f"<@{user}>", groups=self.groups_of(user))
-        return Context(
-            deployer=self.runtime.deployer, actor=actor, reporter=reporter, text=line_of(command)
-        )
+        return Context(core=self.runtime, actor=actor, reporter=reporter, text=line_of(command))
 
     def _status(self, parsed: Any, command: Command, respond: Responder) -> None:
         reply = status_command.run(parsed, self._context(command, NullReporter()))

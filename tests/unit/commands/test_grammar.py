@@ -108,10 +108,27 @@ MALFORMED = [
     ("/status iris prod", "Unexpected `prod`: after the endpoint comes `in <env>`."),
     ("/status in", "Say which environment after `in`, e.g. `in prod`."),
     ("/help deploy now", "There is no command `deploy now` to explain"),
-    ("/help fly", "There is no command `fly` to explain (commands: deploy, scale, status, help)."),
-    ("/launch iris", "There is no command `/launch` (commands: /deploy, /scale, /status, /help)."),
+    (
+        "/help fly",
+        "There is no command `fly` to explain (commands: deploy, scale, status, promote, "
+        "approve, reject, history, help).",
+    ),
+    (
+        "/launch iris",
+        "There is no command `/launch` (commands: /deploy, /scale, /status, /promote, "
+        "/approve, /reject, /history, /help).",
+    ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
     ("/deploy `rm -rf /` v1", "`'rm` is not a valid model name"),
+    ("/promote iris", "Say which version of `iris` to promote, e.g. `v2`."),
+    ("/promote iris @champion to prod", "`@champion` is not a version: use v<N> (e.g. v2)"),
+    ("/promote iris v2", "Say where to promote `iris` v2: `to <env>`."),
+    ("/promote iris v2 to prod since", "Unexpected `since`: a reason comes as `because <reason>`."),
+    ("/approve", "Say which request, e.g. the `apr-…` id in the request message."),
+    ("/approve 42", "`42` is not a request id: they look like `apr-1a2b3c4d5e`."),
+    ("/approve apr-1a2b3c4d5e now", "Unexpected `now`: approving takes only the request id."),
+    ("/history iris 500", "`500` is not a number of entries from 1 to 50."),
+    ("/history iris 5 more", "Unexpected `more` after the number of entries."),
 ]
 
 

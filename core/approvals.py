@@ -1,0 +1,237 @@
+"""Developer requests to serve a version, and the admin decisions on them.
+
+A request is bound to one version of one model in one environment; it can be decided once
+(pending -> approved | rejected), by an admin of that environment who is not the requester,
+before it expires. Approval deploys exactly that version, by the approver's authority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from core.config import Settings
+from core.deployer import Deployer
+from core.errors import NotFound, RegistryError
+from core.events import Outcome, Refusal, Reporter
+from core.registry.mlflow import ModelVersion, Registry
+from core.roles import Action, Actor, authorize
+from core.store import ApprovalRow, Store, new_id, utcnow
+
+
+@dataclass(frozen=True)
+class ApprovalRequested:
+    """A request is open: fronts show it with its evidence and ways to decide."""
+
+    approval: ApprovalRow
+    candidate: ModelVersion
+    live: ModelVersion | None
+    ok: bool = True
+
+    @property
+    def text(self) -> str:
+        a = self.approval
+        lines = [f"{a.requester_name} asks to deploy {a.model} v{a.version} to {a.env}"]
+        if a.reason:
+            lines.append(f"Why: {a.reason}")
+        lines.append(f"Candidate v{a.version}: {metrics_text(self.candidate)}")
+        if self.live is not None:
+            lines.append(f"Live now v{self.live.version}: {metrics_text(self.live)}")
+        else:
+            lines.append(f"Nothing of {a.model} serves in {a.env} yet.")
+        lines.append(
+            f"An admin of {a.env} decides with `/approve {a.id}` or `/reject {a.id}` "
+            f"(open until {a.expires_at:%Y-%m-%d %H:%M} UTC)."
+        )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Decided:
+    approval: ApprovalRow
+    approved: bool
+    outcome: Outcome | Refusal | None = None  # the deploy that approval started
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is None or self.outcome.ok
+
+    @property
+    def text(self) -> str:
+        a = self.approval
+        verb = "approved" if self.approved else "rejected"
+        line = f"{a.decided_by} {verb} deploying {a.model} v{a.version} to {a.env}"
+        if a.decision_reason:
+            line += f": {a.decision_reason}"
+        if self.outcome is not None:
+            line += f"\n{self.outcome.text}"
+        return line
+
+
+def metrics_text(mv: ModelVersion) -> str:
+    if not mv.metrics:
+        return "no metrics logged"
+    return ", ".join(f"{k} {v:.4g}" for k, v in sorted(mv.metrics.items()))
+
+
+class Approvals:
+    def __init__(
+        self, *, settings: Settings, store: Store, registry: Registry, deployer: Deployer
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.deployer = deployer
+
+    def request(
+        self, *, model: str, version: int, env: str | None, actor: Actor, reason: str, command: str
+    ) -> ApprovalRequested | Refusal:
+        """Open a request for `model` v`version` in `env`, with the evidence to decide on."""
+        environment = self.settings.environment(env)
+        name = environment.name if environment else (env or "")
+        if environment is None:
+            known = ", ".join(e.name for e in self.settings.environments)
+            unknown = Refusal(f"there is no environment called `{env}` (environments: {known})")
+            return self._refused(actor, "promote", command, name, model, unknown)
+        refusal: Refusal | None = authorize(environment, actor, Action.PROMOTE)
+        if refusal is None:
+            try:
+                candidate = self.registry.resolve(model, version=version)
+            except (NotFound, RegistryError) as exc:
+                refusal = Refusal(exc.message)
+        if refusal is not None:
+            return self._refused(actor, "promote", command, name, model, refusal)
+        live_row = self.store.endpoint(environment.name, model)
+        live = None
+        if live_row is not None:
+            try:
+                live = self.registry.resolve(live_row.model, version=live_row.version)
+            except (NotFound, RegistryError):
+                live = None
+        row = self.store.add_approval(
+            ApprovalRow(
+                id=new_id("apr"),
+                model=model,
+                version=candidate.version,
+                env=environment.name,
+                requester_id=actor.id,
+                requester_name=actor.shown,
+                reason=reason,
+                command=command,
+                created_at=utcnow(),
+                expires_at=utcnow() + timedelta(seconds=self.settings.approval_ttl_s),
+                where={},
+            )
+        )
+        self._audit(
+            actor,
+            "promote",
+            command,
+            environment.name,
+            model,
+            "requested",
+            detail=f"request {row.id}",
+        )
+        return ApprovalRequested(approval=row, candidate=candidate, live=live)
+
+    def decide(
+        self,
+        approval_id: str,
+        *,
+        actor: Actor,
+        approve: bool,
+        reason: str = "",
+        command: str,
+        reporter: Reporter,
+    ) -> Decided | Refusal:
+        """Approve (and deploy) or reject a pending request; refusals say why not."""
+        action = Action.APPROVE if approve else Action.REJECT
+        row = self.store.approval(approval_id)
+        if row is None:
+            missing = Refusal(f"there is no approval request `{approval_id}`")
+            return self._refused(actor, action.value, command, "", "", missing)
+        environment = self.settings.environment(row.env)
+        refusal: Refusal | None = (
+            authorize(environment, actor, action)
+            if environment
+            else Refusal(f"the environment {row.env} of this request is no longer configured")
+        )
+        if refusal is None and actor.id == row.requester_id:
+            refusal = Refusal(
+                f"you asked for this deploy yourself: another admin of {row.env} "
+                f"must {action.value} it"
+            )
+        if refusal is None and row.state != "pending":
+            when = f" at {row.decided_at:%Y-%m-%d %H:%M} UTC" if row.decided_at else ""
+            refusal = Refusal(f"this request was already {row.state} by {row.decided_by}{when}")
+        if refusal is None and _aware(row.expires_at) < datetime.now(UTC):
+            self.store.decide_approval(row.id, state="expired", by="", reason="expired")
+            refusal = Refusal(
+                f"this request expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: ask "
+                f"again with `/promote {row.model} v{row.version} to {row.env}`"
+            )
+        if refusal is None and not self.store.decide_approval(
+            row.id, state="approved" if approve else "rejected", by=actor.shown, reason=reason
+        ):
+            latest = self.store.approval(row.id)
+            state = latest.state if latest else "decided"
+            by = latest.decided_by if latest else "someone else"
+            refusal = Refusal(f"this request was already {state} by {by}")
+        if refusal is not None:
+            return self._refused(actor, action.value, command, row.env, row.model, refusal)
+        decided = self.store.approval(row.id)
+        assert decided is not None
+        self._audit(
+            actor,
+            action.value,
+            command,
+            row.env,
+            row.model,
+            "approved" if approve else "rejected",
+            detail=reason or f"request {row.id}",
+        )
+        if not approve:
+            return Decided(approval=decided, approved=False)
+        requester = Actor(id=row.requester_id, name=row.requester_name)
+        outcome = self.deployer.deploy(
+            model=row.model,
+            version=row.version,
+            env=row.env,
+            actor=requester,
+            command=row.command or command,
+            reporter=reporter,
+            approver=actor,
+        )
+        return Decided(approval=decided, approved=True, outcome=outcome)
+
+    def _audit(
+        self,
+        actor: Actor,
+        action: str,
+        command: str,
+        env: str,
+        endpoint: str,
+        outcome: str,
+        *,
+        detail: str = "",
+    ) -> None:
+        self.store.audit(
+            actor_id=actor.id,
+            actor_name=actor.shown,
+            action=action,
+            command=command,
+            env=env,
+            endpoint=endpoint,
+            outcome=outcome,
+            detail=detail[:500],
+        )
+
+    def _refused(
+        self, actor: Actor, action: str, command: str, env: str, endpoint: str, refusal: Refusal
+    ) -> Refusal:
+        self._audit(actor, action, command, env, endpoint, "refused", detail=refusal.text)
+        return refusal
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
