@@ -76,7 +76,7 @@ def ours_warm(work: Path, uri: str, zygote: Zygote, run: int) -> float:
     try:
         begun = time.perf_counter()
         ctx = Context(
-            deployer=runtime.deployer,
+            core=runtime,
             actor=Actor(id=CONSOLE_USER, name="bench"),
             reporter=NullReporter(),
             text="/deploy iris v1",

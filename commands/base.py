@@ -12,6 +12,7 @@ from core.roles import Actor
 
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
     from core.approvals import ApprovalRequested, Decided
+    from core.registry.runs import Registered
     from core.runtime import Runtime
     from core.store import AuditRow
 
@@ -20,6 +21,7 @@ class CommandName(StrEnum):
     DEPLOY = "deploy"
     SCALE = "scale"
     STATUS = "status"
+    REGISTER = "register"
     PROMOTE = "promote"
     APPROVE = "approve"
     REJECT = "reject"
@@ -84,7 +86,7 @@ def history_line(e: AuditRow) -> str:
 
 Reply: TypeAlias = (
     "Outcome | Refusal | UsageError | HelpText | StatusReport | HistoryReport"
-    " | ApprovalRequested | Decided"
+    " | ApprovalRequested | Decided | Registered"
 )
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from commands import approve, deploy, help, history, promote, reject, scale, status
+from commands import (
+    approve,
+    deploy,
+    help,
+    history,
+    promote,
+    register,
+    reject,
+    scale,
+    status,
+)
 from commands.base import MAX_TEXT, Context, Reply, UsageError, shown
 
 COMMANDS: dict[str, ModuleType] = {
-    m.NAME: m for m in (deploy, scale, status, promote, approve, reject, history, help)
+    m.NAME: m for m in (deploy, scale, status, register, promote, approve, reject, history, help)
 }
 
 

@@ -8,8 +8,10 @@ from core.approvals import Approvals
 from core.config import Settings
 from core.deployer import Deployer
 from core.errors import ConfigError
+from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
+from core.registry.runs import RunRegistrar
 from core.store import Store
 from core.targets.base import EndpointRef, Target
 from core.targets.local.target import LocalTarget, Zygote
@@ -43,6 +45,11 @@ class Runtime:
         )
         self.approvals = Approvals(
             settings=settings, store=self.store, registry=self.registry, deployer=self.deployer
+        )
+        self.registration = Registration(
+            settings=settings,
+            store=self.store,
+            registrar=RunRegistrar(tracking_uri=settings.mlflow_tracking_uri),
         )
 
     def warm_up(self) -> None:

@@ -11,6 +11,7 @@ from bot.text import ago
 from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageError
 from core.approvals import ApprovalRequested, Decided
 from core.events import EndpointStatus, Event, EventKind, Outcome, Refusal
+from core.registry.runs import Registered
 
 
 class ConsoleReporter:
@@ -44,6 +45,8 @@ def render(console: Console, reply: Reply) -> None:
         console.print(f"[red]{escape(reply.text)}[/]")
     elif isinstance(reply, Refusal):
         console.print(f"[yellow]{escape(reply.text)}[/]")
+    elif isinstance(reply, Registered):
+        console.print(f"[green]{escape(reply.text)}[/]")
     elif isinstance(reply, HelpText):
         console.print(escape(reply.text))
     elif isinstance(reply, StatusReport):

@@ -27,7 +27,7 @@ COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal 
 
 def run(runtime: Runtime, line: str, recorder: Recorder | None = None):  # type: ignore[no-untyped-def]
     ctx = Context(
-        deployer=runtime.deployer, actor=ADMIN, reporter=recorder or Recorder(), text=line
+        core=runtime, actor=ADMIN, reporter=recorder or Recorder(), text=line
     )
     return execute(line, ctx)
 

@@ -110,16 +110,20 @@ MALFORMED = [
     ("/help deploy now", "There is no command `deploy now` to explain"),
     (
         "/help fly",
-        "There is no command `fly` to explain (commands: deploy, scale, status, promote, "
-        "approve, reject, history, help).",
+        "There is no command `fly` to explain (commands: deploy, scale, status, register, "
+        "promote, approve, reject, history, help).",
     ),
     (
         "/launch iris",
-        "There is no command `/launch` (commands: /deploy, /scale, /status, /promote, "
-        "/approve, /reject, /history, /help).",
+        "There is no command `/launch` (commands: /deploy, /scale, /status, /register, "
+        "/promote, /approve, /reject, /history, /help).",
     ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
     ("/deploy `rm -rf /` v1", "`'rm` is not a valid model name"),
+    ("/register", "Say which experiment to register a run of."),
+    ("/register churn run xyz", "`xyz` is not a run id (hexadecimal, as MLflow shows)."),
+    ("/register churn as", "Say what comes after `as`."),
+    ("/register churn now", "Unexpected `now`: after the experiment come `run <run_id>` and"),
     ("/promote iris", "Say which version of `iris` to promote, e.g. `v2`."),
     ("/promote iris @champion to prod", "`@champion` is not a version: use v<N> (e.g. v2)"),
     ("/promote iris v2", "Say where to promote `iris` v2: `to <env>`."),
