@@ -7,6 +7,7 @@ import re
 from pydantic import BaseModel
 
 from commands.base import Context, Reply, UsageError, shown, tokens
+from core.events import Refusal
 
 NAME = "approve"
 SUMMARY = "approve a /promote request, which deploys it (admins)"
@@ -51,11 +52,10 @@ def parse(text: str) -> Decide | UsageError:
 
 
 def run(cmd: Decide, ctx: Context) -> Reply:
-    return ctx.core.approvals.decide(
-        cmd.request,
-        actor=ctx.actor,
-        approve=cmd.approve,
-        reason=cmd.reason,
-        command=ctx.text,
-        reporter=ctx.reporter,
+    approvals = ctx.core.approvals
+    decided = approvals.decide(
+        cmd.request, actor=ctx.actor, approve=cmd.approve, reason=cmd.reason, command=ctx.text
     )
+    if isinstance(decided, Refusal):
+        return decided
+    return approvals.carry_out(decided, approver=ctx.actor, reporter=ctx.reporter)

@@ -135,16 +135,10 @@ class Approvals:
         return ApprovalRequested(approval=row, candidate=candidate, live=live)
 
     def decide(
-        self,
-        approval_id: str,
-        *,
-        actor: Actor,
-        approve: bool,
-        reason: str = "",
-        command: str,
-        reporter: Reporter,
+        self, approval_id: str, *, actor: Actor, approve: bool, reason: str = "", command: str
     ) -> Decided | Refusal:
-        """Approve (and deploy) or reject a pending request; refusals say why not."""
+        """Approve or reject a pending request (deploying it is `carry_out`); refusals say
+        why not."""
         action = Action.APPROVE if approve else Action.REJECT
         row = self.store.approval(approval_id)
         if row is None:
@@ -190,19 +184,23 @@ class Approvals:
             "approved" if approve else "rejected",
             detail=reason or f"request {row.id}",
         )
-        if not approve:
-            return Decided(approval=decided, approved=False)
-        requester = Actor(id=row.requester_id, name=row.requester_name)
+        return Decided(approval=decided, approved=approve)
+
+    def carry_out(self, decided: Decided, *, approver: Actor, reporter: Reporter) -> Decided:
+        """Deploy what an approval names, on the approver's authority; a rejection is kept."""
+        if not decided.approved:
+            return decided
+        row = decided.approval
         outcome = self.deployer.deploy(
             model=row.model,
             version=row.version,
             env=row.env,
-            actor=requester,
-            command=row.command or command,
+            actor=Actor(id=row.requester_id, name=row.requester_name),
+            command=row.command,
             reporter=reporter,
-            approver=actor,
+            approver=approver,
         )
-        return Decided(approval=decided, approved=True, outcome=outcome)
+        return Decided(approval=row, approved=True, outcome=outcome)
 
     def _audit(
         self,

@@ -21,7 +21,6 @@ from bot.slack.dispatch import Dispatcher, ProcessDispatcher, ThreadDispatcher
 from bot.slack.listeners import Listeners
 from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
-from bot.slack.work import Work
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -61,6 +60,8 @@ class SlackFront:
             if runtime is None:
                 dispatcher = ProcessDispatcher()
             else:
+                from bot.slack.work import Work
+
                 bot_name = str(self.client.auth_test().get("user") or "chatops")
                 work = Work(
                     runtime=runtime,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.slack import messages
+from bot.slack.ids import APPROVE, REJECT
 from bot.text import ago
 from commands.base import StatusReport
+from core.approvals import ApprovalRequested, metrics_text
 
 Blocks = list[dict[str, Any]]
 MAX_SECTION = 2900  # Slack rejects a text object over 3,000 characters
@@ -50,3 +52,49 @@ def status(report: StatusReport) -> tuple[str, Blocks]:
             f"{'up' if ep.up else 'down'}, {ep.url}"
         )
     return "\n".join(lines), blocks
+
+
+def approval(req: ApprovalRequested) -> tuple[str, Blocks]:
+    """The request with its evidence, and Approve / Reject buttons bound to its id."""
+    a = req.approval
+    head = f"*{a.requester_name} asks to deploy {a.model} v{a.version} to {a.env}*"
+    if a.reason:
+        head += f"\n_Why:_ {a.reason}"
+    live = (
+        (f"Live now: v{req.live.version}", metrics_text(req.live))
+        if req.live is not None
+        else ("Live now", f"nothing of {a.model} serves in {a.env}")
+    )
+    blocks: Blocks = [
+        section(head),
+        fields([(f"Candidate: v{a.version}", metrics_text(req.candidate)), live]),
+        context(
+            f"Request `{a.id}` · open until {a.expires_at:%Y-%m-%d %H:%M} UTC · an admin of "
+            f"{a.env} who did not ask decides, once"
+        ),
+        {
+            "type": "actions",
+            "block_id": f"decide-{a.id}",
+            "elements": [
+                _button("Approve", APPROVE, a.id, "primary"),
+                _button("Reject", REJECT, a.id, "danger"),
+            ],
+        },
+    ]
+    return req.text, blocks
+
+
+def decided(blocks: Blocks, text: str) -> Blocks:
+    """The request as it was shown, its buttons replaced by the decision."""
+    kept = [b for b in blocks if b.get("type") != "actions"]
+    return [*kept, section(text)]
+
+
+def _button(label: str, action_id: str, value: str, style: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": action_id,
+        "value": value,
+        "style": style,
+    }

@@ -14,11 +14,14 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.slack.work import Command, Work
+if TYPE_CHECKING:  # the front process never runs work itself
+    from bot.slack.work import Work
 
-QUERIES = ("/status",)
+Command = dict[str, Any]
+
+QUERIES = ("/status", "/history")
 log = logging.getLogger("chatops.slack")
 
 

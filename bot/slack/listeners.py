@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.slack.dispatch import Dispatcher
+from bot.slack.ids import APPROVE, REJECT
 from commands import help as help_command
 from commands.base import UsageError
 from commands.registry import COMMANDS, parse
@@ -24,6 +25,25 @@ class Listeners:
     def register(self, app: App) -> None:
         for name in COMMANDS:
             app.command(f"/{name}")(self.on_command)
+        for action in (APPROVE, REJECT):
+            app.action(action)(self.on_decision)
+
+    def on_decision(self, ack: Ack, body: dict[str, Any]) -> None:
+        """Approve / Reject clicked on an approval request: decided in the worker."""
+        action = (body.get("actions") or [{}])[0]
+        self.dispatcher.submit(
+            {
+                "type": "block_actions",
+                "action": action.get("action_id", ""),
+                "request": action.get("value", ""),
+                "user_id": (body.get("user") or {}).get("id", ""),
+                "channel_id": (body.get("channel") or {}).get("id", ""),
+                "response_url": body.get("response_url", ""),
+                "command": f"/{action.get('action_id', '')}",
+                "text": f"{action.get('value', '')} (button)",
+            }
+        )
+        ack()
 
     def on_command(self, ack: Ack, command: dict[str, Any]) -> None:
         found = parse(command.get("command", ""), command.get("text") or "")

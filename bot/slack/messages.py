@@ -22,3 +22,7 @@ STATUS_EMPTY = "No endpoints{where} yet. Deploy one with `/deploy <model> v<N>`.
 STATUS_TITLE = "Endpoints{where}"
 UP = ":large_green_circle: up"
 DOWN = ":red_circle: down"
+NOT_IN_CHANNEL_REQUEST = (
+    "I can't post the approval request in this channel because I'm not a member of it: invite "
+    "me with `/invite @{bot}`, or share this with an admin, who can decide with `/approve`:"
+)

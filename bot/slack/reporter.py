@@ -50,8 +50,11 @@ class ThreadReporter:
         respond: Respond,
         bot_name: str = "chatops",
         min_interval: float = 1.0,
+        thread_ts: str | None = None,
     ) -> None:
         self.poster = poster
+        # an existing thread (an approval request's) to report in, instead of a new one
+        self.thread_ts = thread_ts
         self.channel = channel
         self.user = user
         self.command = command
@@ -96,12 +99,17 @@ class ThreadReporter:
         parent = self._parent
         try:
             data = self.poster.call(
-                "chat.postMessage", channel=self.channel, text=parent.text(), blocks=parent.blocks()
+                "chat.postMessage",
+                channel=self.channel,
+                text=parent.text(),
+                blocks=parent.blocks(),
+                thread_ts=self.thread_ts,
             )
         except SlackApiError as exc:
             if exc.response.get("error") not in NO_ACCESS:
                 raise
             self._move_to_dm()
+            self.thread_ts = None
             data = self.poster.call(
                 "chat.postMessage", channel=self.channel, text=parent.text(), blocks=parent.blocks()
             )
@@ -126,7 +134,7 @@ class ThreadReporter:
         sent = self.poster.try_call(
             "chat.postMessage",
             channel=self.channel,
-            thread_ts=self.ts,
+            thread_ts=self.thread_ts or self.ts,
             text=text,
             blocks=[section(text)],
             reply_broadcast=broadcast or None,

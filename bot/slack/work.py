@@ -9,18 +9,26 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.slack import messages
+from bot.slack.blocks import approval as approval_blocks
+from bot.slack.blocks import decided as decided_blocks
 from bot.slack.blocks import section
 from bot.slack.blocks import status as status_blocks
 from bot.slack.groups import GroupDirectory
-from bot.slack.poster import Poster
+from bot.slack.ids import APPROVE
+from bot.slack.poster import NO_ACCESS, Poster
 from bot.slack.reporter import ThreadReporter
+from commands import approve as approve_command
+from commands import reject as reject_command
 from commands import status as status_command
-from commands.base import Context, HelpText, StatusReport, UsageError
+from commands.base import Context, StatusReport, UsageError
 from commands.registry import parse
+from core.approvals import ApprovalRequested
 from core.events import NullReporter, Outcome, Refusal, Reporter
+from core.registry.runs import Registered
 from core.roles import Actor
 
 if TYPE_CHECKING:
@@ -28,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatops.slack")
 
-Command = dict[str, Any]
+Command = dict[str, Any]  # a slash command's payload, or a button click's (type block_actions)
 
 
 def line_of(command: Command) -> str:
@@ -52,8 +60,9 @@ class Responder:
         if not self.url:
             log.warning("no response_url to answer on")
             return
+        # never replace_original: a button's message changes only through chat.update
         response = WebhookClient(self.url, timeout=15).send(
-            text=text, blocks=blocks, response_type=response_type
+            text=text, blocks=blocks, response_type=response_type, replace_original=False
         )
         if response.status_code != 200:
             log.warning("response_url answered HTTP %s", response.status_code)
@@ -85,15 +94,21 @@ class Work:
         return self.groups.groups_of(user)
 
     def run(self, command: Command) -> None:
-        """Run the command (already parsed once to ack it); never raises."""
+        """Run a slash command (already parsed once to ack it) or a button click; never
+        raises: what goes wrong is told to the requester."""
         respond = Responder(str(command.get("response_url") or ""))
         try:
+            if command.get("type") == "block_actions":
+                self._decision(command, respond)
+                return
             found = parse(command.get("command", ""), command.get("text") or "")
             if isinstance(found, UsageError):  # the ack said so already
                 return
             module, parsed = found
             if module is status_command:
                 self._status(parsed, command, respond)
+            elif module in (approve_command, reject_command):
+                self._decision(command, respond, parsed=parsed)
             else:
                 self._operation(module.run, parsed, command, respond)
         except Exception as exc:
@@ -107,10 +122,36 @@ class Work:
             except Exception:
                 log.exception("could not tell the requester")
 
-    def _context(self, command: Command, reporter: Reporter) -> Context:
+    def _actor(self, command: Command) -> Actor:
         user = str(command.get("user_id", ""))
-        actor = Actor(id=user, name=f"<@{user}>", groups=self.groups_of(user))
-        return Context(core=self.runtime, actor=actor, reporter=reporter, text=line_of(command))
+        return Actor(id=user, name=f"<@{user}>", groups=self.groups_of(user))
+
+    def _context(self, command: Command, reporter: Reporter) -> Context:
+        return Context(
+            core=self.runtime,
+            actor=self._actor(command),
+            reporter=reporter,
+            text=line_of(command),
+        )
+
+    def _reporter(
+        self,
+        command: Command,
+        respond: Responder,
+        *,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+    ) -> ThreadReporter:
+        return ThreadReporter(
+            poster=self.poster,
+            channel=channel or command.get("channel_id", ""),
+            user=command.get("user_id", ""),
+            command=line_of(command),
+            respond=respond,
+            bot_name=self.bot_name,
+            min_interval=self.min_interval,
+            thread_ts=thread_ts,
+        )
 
     def _status(self, parsed: Any, command: Command, respond: Responder) -> None:
         reply = status_command.run(parsed, self._context(command, NullReporter()))
@@ -125,18 +166,74 @@ class Work:
             respond(text=reply.text)
 
     def _operation(self, run: Any, parsed: Any, command: Command, respond: Responder) -> None:
-        reporter = ThreadReporter(
-            poster=self.poster,
-            channel=command.get("channel_id", ""),
-            user=command.get("user_id", ""),
-            command=line_of(command),
-            respond=respond,
-            bot_name=self.bot_name,
-            min_interval=self.min_interval,
-        )
+        reporter = self._reporter(command, respond)
         reply = run(parsed, self._context(command, reporter))
-        if isinstance(reply, (Refusal, UsageError, HelpText)):
+        if isinstance(reply, ApprovalRequested):
+            self._post_request(reply, command, respond)
+        elif isinstance(reply, Registered):
+            respond(response_type="in_channel", text=reply.text)
+        elif isinstance(reply, Outcome):
+            if reporter.ts is None:
+                # the thread could not be opened anywhere: the requester still gets the end
+                respond(text=reply.text, blocks=[section(reply.text)])
+        else:
             respond(text=reply.text)
-        elif isinstance(reply, Outcome) and reporter.ts is None:
-            # the thread could not be opened anywhere: the requester still gets the end
-            respond(text=reply.text, blocks=[section(reply.text)])
+
+    def _post_request(self, req: ApprovalRequested, command: Command, respond: Responder) -> None:
+        text, blocks = approval_blocks(req)
+        try:
+            posted = self.poster.call(
+                "chat.postMessage",
+                channel=command.get("channel_id", ""),
+                text=text,
+                blocks=blocks,
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") not in NO_ACCESS:
+                raise
+            respond(text=messages.NOT_IN_CHANNEL_REQUEST.format(bot=self.bot_name) + "\n" + text)
+            return
+        self.runtime.store.set_approval_where(
+            req.approval.id,
+            {"channel": posted.get("channel"), "ts": posted.get("ts"), "blocks": blocks},
+        )
+
+    def _decision(self, command: Command, respond: Responder, *, parsed: Any = None) -> None:
+        """A click on Approve / Reject, or `/approve` / `/reject`: decide, show the decision
+        in place of the buttons, then deploy in the request's thread."""
+        if parsed is None:
+            approve, request, reason = command["action"] == APPROVE, command["request"], ""
+        else:
+            approve, request, reason = parsed.approve, parsed.request, parsed.reason
+        approvals = self.runtime.approvals
+        actor = self._actor(command)
+        decided = approvals.decide(
+            request, actor=actor, approve=approve, reason=reason, command=line_of(command)
+        )
+        if isinstance(decided, Refusal):
+            respond(text=decided.text)
+            return
+        where = decided.approval.where or {}
+        stamp = f"{decided.approval.decided_at:%Y-%m-%d %H:%M} UTC"
+        verdict = (
+            f":white_check_mark: Approved by {actor.shown} at {stamp}; deploying in this thread"
+            if approve
+            else f":no_entry: Rejected by {actor.shown} at {stamp}"
+            + (f": {reason}" if reason else "")
+        )
+        if where.get("ts"):
+            self.poster.try_call(
+                "chat.update",
+                channel=where["channel"],
+                ts=where["ts"],
+                text=verdict,
+                blocks=decided_blocks(list(where.get("blocks") or []), verdict),
+            )
+        else:
+            respond(response_type="in_channel", text=verdict)
+        reporter = self._reporter(
+            command, respond, channel=where.get("channel"), thread_ts=where.get("ts")
+        )
+        done = approvals.carry_out(decided, approver=actor, reporter=reporter)
+        if isinstance(done.outcome, Refusal):
+            respond(text=done.outcome.text)

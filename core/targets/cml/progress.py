@@ -1,0 +1,54 @@
+"""What the CML target tells people while it waits, and what it leaves them when a build
+fails (API v2 offers no build log, so the tail is what the API does say)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.targets.base import Step
+from core.targets.cml.models import Model, ModelBuild
+
+if TYPE_CHECKING:
+    from core.registry.mlflow import ModelVersion
+
+
+def short(ident: str | None) -> str:
+    """The first block of a CML id, as people read ids in a thread."""
+    return (ident or "?").split("-")[0][:8]
+
+
+def build_comment(mv: ModelVersion) -> str:
+    """The comment on a build: which MLflow version it is, readable in the CML UI too."""
+    return f"{mv.model} v{mv.version}"
+
+
+def parse_build_comment(build: ModelBuild) -> tuple[str, int | None]:
+    model, _, version = (build.comment or "").rpartition(" v")
+    return (model, int(version)) if model and version.isdigit() else ("", None)
+
+
+class Statuses:
+    """Says each new status of a remote object once, and keeps the ones seen."""
+
+    def __init__(self, step: Step, what: str, first: str | None) -> None:
+        self.step = step
+        self.what = what
+        self.seen: list[str] = [first or "unknown"]
+
+    def hear(self, status: str | None) -> None:
+        status = status or "unknown"
+        if status != self.seen[-1]:
+            self.seen.append(status)
+            self.step.say(f"CML {self.what}: {status}")
+
+
+def build_tail(model: Model, build: ModelBuild, seen: list[str]) -> str:
+    lines = [
+        f"CML build {build.id} of model {model.name} ({model.id})",
+        f"registered model version: {build.registered_model_version_id or '?'}",
+        f"runtime: {build.runtime_identifier or 'the project default'}",
+        f"statuses seen: {' -> '.join(seen)}",
+        f"created {build.created_at or '?'}, last change {build.updated_at or '?'}",
+        f"the build log is in the workspace: Model Deployments > {model.name} > Builds",
+    ]
+    return "\n".join(lines)

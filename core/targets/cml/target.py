@@ -1,0 +1,499 @@
+"""The CML target: endpoints served as CML models of one Cloudera AI workspace (API v2).
+
+An endpoint is one CML model named `<env>-<endpoint>`, tied to the registered model of its
+MLflow name. A rollout builds the registered version (or reuses a build of it: `/scale` and
+rollbacks build nothing), creates a deployment of that build with the requested resources
+(they belong to the deployment), smoke-tests it through the model service, then stops the
+deployment that served before. Every remote id is remembered before it is waited on; a step
+called again after a crash finds what it had created (a build of the same version, a
+deployment tagged with the bot's id for it) instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from core.config import Environment
+from core.errors import BuildFailed, ConfigError, DeployFailed, StepTimeout, TargetError
+from core.resources import Resources
+from core.targets.base import Built, Checked, EndpointRef, Health, Started, Step
+from core.targets.cml.calls import CallCounter
+from core.targets.cml.client import CMLClient
+from core.targets.cml.errors import CMLAuthError, CMLNotFound
+from core.targets.cml.models import (
+    BUILD_TERMINAL,
+    ROLLOUT_TERMINAL,
+    BuildStatus,
+    CreateModelBuildRequest,
+    CreateModelDeploymentRequest,
+    DeploymentStatus,
+    Model,
+    ModelBuild,
+    ModelDeployment,
+)
+from core.targets.cml.poller import Poller
+from core.targets.cml.progress import (
+    Statuses,
+    build_comment,
+    build_tail,
+    parse_build_comment,
+    short,
+)
+from core.targets.cml.serving import input_example, model_service_url
+from core.targets.cml.workspace import Placed, Workspace
+
+if TYPE_CHECKING:
+    from core.registry.mlflow import ModelVersion, Registry
+
+log = logging.getLogger("core.targets.cml")
+
+DEPLOYMENT_TAG = "CHATOPS_DEPLOYMENT"  # environment variable on a deployment: the bot's id for it
+REDACTED = "<redacted>"
+
+
+class CMLTarget:
+    """One CML environment. `calls` must be the transport `client` sends through for API calls
+    to be counted (`connect` and `from_environment` wire both)."""
+
+    kind = "cml"
+
+    def __init__(
+        self,
+        *,
+        env: Environment,
+        client: CMLClient,
+        api_key: str,
+        calls: CallCounter | None = None,
+        model_url: str | None = None,
+        poll_initial_s: float = 1.0,
+        poll_max_s: float = 10.0,
+        stop_timeout_s: float = 120.0,
+        smoke_timeout_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.env = env
+        self.client = client
+        self.calls = calls or CallCounter()
+        self.model_url = model_url or model_service_url(env.url)
+        self.poller = Poller(initial_s=poll_initial_s, max_s=poll_max_s, sleep=sleep)
+        self.stop_timeout_s = stop_timeout_s
+        self.smoke_timeout_s = smoke_timeout_s
+        self.workspace = Workspace(client=client, env=env, poller=self.poller)
+        self._api_key = api_key
+        self._http = httpx.Client(timeout=30.0)
+        self._lock = threading.Lock()
+        self._placed: dict[str, Placed] = {}  # CML deployment id -> where it lives
+        self._serving: dict[str, str] = {}  # CML model name -> the deployment switched to
+        self._steps: dict[str, Step] = {}  # CML model name -> the step of its rollout
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        env: Environment,
+        api_key: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        **options: Any,
+    ) -> CMLTarget:
+        """A target with its own client, whose every request is counted."""
+        calls = CallCounter(transport)
+        client = CMLClient(
+            base_url=env.url,
+            api_key=api_key,
+            transport=calls,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+        )
+        return cls(env=env, client=client, api_key=api_key, calls=calls, **options)
+
+    @classmethod
+    def from_environment(cls, env: Environment) -> CMLTarget:
+        """The target of a `cml` environment, its API key read from `$<env.api_key_env>`."""
+        if env.target != "cml":
+            raise ConfigError(f"environment {env.name} is a `{env.target}` environment, not cml")
+        api_key = os.environ.get(env.api_key_env, "").strip()
+        if not api_key:
+            raise ConfigError(
+                f"environment {env.name}: the variable {env.api_key_env} that should hold the "
+                "CML API v2 key is not set"
+            )
+        return cls.connect(env=env, api_key=api_key)
+
+    @property
+    def api_calls(self) -> int:
+        """API requests the calling thread sent since its operation began (its `build`)."""
+        return self.calls.this_thread
+
+    # -- build -----------------------------------------------------------------------------
+    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry, step: Step) -> Built:
+        self.calls.begin()
+        begun = time.monotonic()
+        ws = self.workspace
+        with self._auth_hint():
+            version = ws.registered_version(mv, registry, step)
+            model = ws.model(_name(ep), version.model_id or "", step)
+            build = ws.reusable_build(model, version.model_version_id or "")
+            reused = build is not None
+            if build is None:
+                body = CreateModelBuildRequest(
+                    registered_model_version_id=version.model_version_id,
+                    runtime_identifier=self.env.runtime_identifier or None,
+                    comment=build_comment(mv),
+                )
+                build = self.client.create_model_build(body, ws.project, _id(model))
+            step.remember(cml_model_id=model.id, build_id=build.id, api_calls=self.api_calls)
+            build = self._wait_built(model, build, mv, step)
+        example = input_example(registry, mv)
+        calls = self.api_calls
+        step.remember(api_calls=calls)
+        took = time.monotonic() - begun
+        what = f"reused build {short(build.id)}" if reused else f"build {short(build.id)} built"
+        lacks = "" if example else ", no input example"
+        return Built(
+            ref=_id(build),
+            example=example,
+            detail=f"{what} of {mv.label} in {took:.1f} s ({calls} API calls{lacks})",
+        )
+
+    def _wait_built(
+        self, model: Model, build: ModelBuild, mv: ModelVersion, step: Step
+    ) -> ModelBuild:
+        name = f"build {short(build.id)} of {mv.label}"
+        statuses = Statuses(step, name, build.status)
+        if build.status not in BUILD_TERMINAL:
+            step.say(f"CML {name} is {build.status}; waiting until it is built")
+            polled = self.poller.until(
+                lambda: self.client.get_model_build(self.workspace.project, _id(model), _id(build)),
+                lambda b: b.status in BUILD_TERMINAL,
+                timeout_s=self.env.build_timeout_s,
+                seen=lambda b: statuses.hear(b.status),
+            )
+            build = polled.value
+            if not polled.done:
+                raise StepTimeout(
+                    f"the CML {name} was still {build.status} after "
+                    f"{self.env.build_timeout_s:g} s (build_timeout_s of {self.env.name})",
+                    log_tail=build_tail(model, build, statuses.seen),
+                )
+        if build.status != BuildStatus.BUILT:
+            raise BuildFailed(
+                f'the CML {name} ended "{build.status}"',
+                log_tail=build_tail(model, build, statuses.seen),
+            )
+        return build
+
+    # -- start -----------------------------------------------------------------------------
+    def start(
+        self,
+        ep: EndpointRef,
+        mv: ModelVersion,
+        built: Built,
+        resources: Resources,
+        deployment: str,
+        step: Step,
+    ) -> Started:
+        if resources.gpus and not self.env.limits.gpus:
+            raise DeployFailed(f"{self.env.name} has no GPUs: leave out the gpu count")
+        begun = time.monotonic()
+        ws = self.workspace
+        with self._auth_hint():
+            model = ws.model_named(_name(ep), required=True)
+            assert model is not None
+            build_id = built.ref
+            dep = ws.tagged_deployment(model, build_id, DEPLOYMENT_TAG, deployment)
+            if dep is None:
+                body = CreateModelDeploymentRequest(
+                    cpu=resources.cpu,
+                    memory=resources.memory_mb / 1024,
+                    nvidia_gpus=resources.gpus or None,
+                    replicas=resources.replicas,
+                    environment={DEPLOYMENT_TAG: deployment},
+                )
+                dep = self.client.create_model_deployment(body, ws.project, _id(model), build_id)
+            step.remember(cml_deployment_id=dep.id, api_calls=self.api_calls)
+            with self._lock:
+                self._steps[_name(ep)] = step
+            dep = self._wait_deployed(model, build_id, dep, mv, step)
+        self._place(Placed.of(model, build_id, dep, mv.model, mv.version))
+        calls = self.api_calls
+        step.remember(api_calls=calls)
+        took = time.monotonic() - begun
+        return Started(
+            deployment=_id(dep),
+            url=self.model_url,
+            detail=(
+                f"CML deployment {short(dep.id)} deployed with {resources.describe()} in "
+                f"{took:.1f} s ({calls} API calls so far)"
+            ),
+        )
+
+    def _wait_deployed(
+        self, model: Model, build_id: str, dep: ModelDeployment, mv: ModelVersion, step: Step
+    ) -> ModelDeployment:
+        name = f"deployment {short(dep.id)} of {mv.label}"
+        statuses = Statuses(step, name, dep.status)
+        if dep.status not in ROLLOUT_TERMINAL:
+            step.say(f"CML {name} is {dep.status}; waiting until it is deployed")
+            polled = self.poller.until(
+                lambda: self.client.get_model_deployment(
+                    self.workspace.project, _id(model), build_id, _id(dep)
+                ),
+                lambda d: d.status in ROLLOUT_TERMINAL,
+                timeout_s=self.env.deploy_timeout_s,
+                seen=lambda d: statuses.hear(d.status),
+            )
+            if not polled.done:
+                self._stop_quietly(_id(model), build_id, _id(dep))
+                raise StepTimeout(
+                    f"the CML {name} was still {polled.value.status} after "
+                    f"{self.env.deploy_timeout_s:g} s (deploy_timeout_s of {self.env.name}); "
+                    "it was told to stop",
+                    log_tail=" -> ".join(statuses.seen),
+                )
+            dep = polled.value
+        if dep.status != DeploymentStatus.DEPLOYED:
+            raise DeployFailed(
+                f"the CML {name} ended {dep.status}", log_tail=" -> ".join(statuses.seen)
+            )
+        return dep
+
+    # -- check -----------------------------------------------------------------------------
+    def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked:
+        with self._auth_hint():
+            model = self.workspace.model_named(_name(ep), required=True)
+            assert model is not None
+            placed = self._locate(ep, started.deployment)
+        if built.example is None:
+            return Checked(latency_ms=0.0, prediction=None)
+        payload = {"accessKey": model.access_key, "request": built.example}
+        auth = model.auth_enabled if model.auth_enabled is not None else self.env.model_auth
+        headers = {"authorization": f"Bearer {self._api_key}"} if auth else {}
+        latency: list[float] = []
+
+        def send() -> httpx.Response | None:
+            begun = time.perf_counter()
+            try:
+                response = self._http.post(self.model_url, json=payload, headers=headers)
+            except httpx.TransportError:
+                response = None
+            latency.append((time.perf_counter() - begun) * 1000)
+            return response
+
+        polled = self.poller.until(  # a deployment just up may refuse for a moment
+            send,
+            lambda r: r is not None and r.status_code not in (502, 503, 504),
+            timeout_s=self.smoke_timeout_s,
+        )
+        response = polled.value
+        if response is None:
+            raise DeployFailed(f"the model service at {self.model_url} did not answer")
+        body = _json(response)
+        if response.status_code != 200 or body.get("success") is not True:
+            said = self._scrub(str(body.get("error") or response.text))[:300]
+            raise DeployFailed(
+                f"the smoke test through {self.model_url} failed with HTTP "
+                f"{response.status_code}: {said}"
+            )
+        answer = body.get("response")
+        answer = answer if isinstance(answer, dict) else {"prediction": answer}
+        crn = answer.get("model_deployment_crn")
+        if placed is not None and placed.crn and crn and crn != placed.crn:
+            raise DeployFailed(
+                f"the smoke test was answered by another deployment than {short(placed.id)}"
+            )
+        return Checked(latency_ms=latency[-1], prediction=answer.get("prediction"))
+
+    # -- switch and stop -------------------------------------------------------------------
+    def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
+        """CML routes a model's traffic to its newest deployed deployment: `new`, once up."""
+        with self._lock:
+            self._serving[_name(ep)] = new
+            step = self._steps.pop(_name(ep), None)
+        if old and old != new:
+            self._retire(ep, old, step)
+        return self.model_url
+
+    def _retire(self, ep: EndpointRef, old: str, step: Step | None) -> None:
+        def say(text: str) -> None:
+            log.warning("%s/%s: %s", ep.env, ep.name, text)
+            if step is not None:
+                step.say(text)
+
+        try:
+            with self._auth_hint():
+                placed = self._locate(ep, old)
+                if placed is None:
+                    say(f"the previous deployment {short(old)} is not in CML any more")
+                    return
+                ids = (self.workspace.project, placed.model_id, placed.build_id, placed.id)
+                if self.client.get_model_deployment(*ids).status in ("stopped", "failed"):
+                    return
+                self.client.stop_model_deployment(*ids)
+                polled = self.poller.until(
+                    lambda: self.client.get_model_deployment(*ids),
+                    lambda d: d.status in ("stopped", "failed"),
+                    timeout_s=self.stop_timeout_s,
+                )
+        except TargetError as exc:
+            say(f"could not stop the previous deployment {short(old)}: {exc.message}")
+            return
+        if not polled.done:
+            say(
+                f"the previous deployment {short(old)} is still {polled.value.status} after "
+                f"{self.stop_timeout_s:g} s; CML goes on stopping it"
+            )
+
+    def stop(self, ep: EndpointRef, deployment: str) -> None:
+        """Tells CML to stop `deployment`. Best effort: it runs while a rollout is already
+        failing, so a failure to stop is logged, not raised."""
+        try:
+            with self._auth_hint():
+                placed = self._locate(ep, deployment)
+                if placed is not None:
+                    self._stop_quietly(placed.model_id, placed.build_id, placed.id)
+        except TargetError as exc:
+            log.warning("could not stop CML deployment %s: %s", deployment, exc.message)
+
+    def _stop_quietly(self, model_id: str, build_id: str, deployment: str) -> None:
+        try:
+            self.client.stop_model_deployment(
+                self.workspace.project, model_id, build_id, deployment
+            )
+        except TargetError as exc:
+            log.warning("could not stop CML deployment %s: %s", deployment, exc.message)
+
+    # -- health ----------------------------------------------------------------------------
+    def health(self, ep: EndpointRef) -> Health:
+        """One API call when this process switched the endpoint; a few more otherwise."""
+        try:
+            with self._auth_hint():
+                return self._health(ep)
+        except TargetError as exc:
+            return Health(up=False, url=self.model_url, detail=f"CML did not answer: {exc.message}")
+
+    def _health(self, ep: EndpointRef) -> Health:
+        name = _name(ep)
+        with self._lock:
+            placed = self._placed.get(self._serving.get(name, ""))
+        if placed is not None:
+            try:
+                dep = self.client.get_model_deployment(
+                    self.workspace.project, placed.model_id, placed.build_id, placed.id
+                )
+            except CMLNotFound:
+                dep = None
+            if dep is not None and dep.status == DeploymentStatus.DEPLOYED:
+                return self._up(placed, dep)
+        model = self.workspace.model_named(name, required=False)
+        if model is None:
+            return Health(
+                up=False,
+                url=self.model_url,
+                detail=f"there is no CML model {name} in project {self.workspace.project}",
+            )
+        found = self.workspace.serving_deployment(model)
+        if found is None:
+            return Health(
+                up=False, url=self.model_url, detail=f"CML model {name} has no deployed deployment"
+            )
+        build, dep = found
+        placed = Placed.of(model, _id(build), dep, *parse_build_comment(build))
+        self._place(placed)
+        with self._lock:
+            self._serving[name] = placed.id
+        return self._up(placed, dep)
+
+    def _up(self, placed: Placed, dep: ModelDeployment) -> Health:
+        gpus = f", {dep.nvidia_gpu} GPU" if dep.nvidia_gpu else ""
+        replicas = dep.replicas or 1
+        return Health(
+            up=True,
+            url=self.model_url,
+            deployment=placed.id,
+            model=placed.model,
+            version=placed.version,
+            detail=(
+                f"CML deployment {short(placed.id)} deployed: {replicas} replica"
+                f"{'s' if replicas != 1 else ''} of {dep.cpu:g} vCPU, {dep.memory:g} GB{gpus}"
+            ),
+        )
+
+    # -- where deployments live ------------------------------------------------------------
+    def _place(self, placed: Placed) -> None:
+        with self._lock:
+            self._placed[placed.id] = placed
+
+    def _locate(self, ep: EndpointRef, deployment: str) -> Placed | None:
+        with self._lock:
+            placed = self._placed.get(deployment)
+        if placed is not None:
+            return placed
+        model = self.workspace.model_named(_name(ep), required=False)
+        if model is None:
+            return None
+        found = self.workspace.find_deployment(model, deployment)
+        if found is None:
+            return None
+        build, dep = found
+        placed = Placed.of(model, _id(build), dep, *parse_build_comment(build))
+        self._place(placed)
+        return placed
+
+    # -- secrets ---------------------------------------------------------------------------
+    @contextmanager
+    def _auth_hint(self) -> Iterator[None]:
+        try:
+            yield
+        except CMLAuthError as exc:
+            raise CMLAuthError(
+                f"CML at {self.client.base_url} refused the API key in ${self.env.api_key_env} "
+                f"(HTTP {exc.status_code} on {exc.method} {exc.path}): put a valid API v2 key "
+                "for this workspace in that variable",
+                status_code=exc.status_code,
+                cml_message=exc.cml_message,
+                code=exc.code,
+                method=exc.method,
+                path=exc.path,
+            ) from None
+
+    def _scrub(self, text: str) -> str:
+        secrets = [self._api_key, *self.workspace.access_keys()]
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def close(self) -> None:
+        self._http.close()
+        self.client.close()
+
+
+def _name(ep: EndpointRef) -> str:
+    return f"{ep.env}-{ep.name}"
+
+
+def _id(obj: Model | ModelBuild | ModelDeployment) -> str:
+    if not obj.id:
+        raise TargetError(f"CML answered a {type(obj).__name__} without an id")
+    return obj.id
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except json.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,269 @@
+"""What the CML target finds or creates in its project: registered versions, models, builds
+and deployments. Names and ids are matched on the client side too, never trusting a server's
+filter to be exact or a list to come in any order it was not asked for."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from core.config import Environment
+from core.errors import BuildFailed, DeployFailed, RegistryError, StepTimeout
+from core.targets.base import Step
+from core.targets.cml.client import CMLClient, iter_all
+from core.targets.cml.errors import CMLAPIError
+from core.targets.cml.models import (
+    BuildStatus,
+    CreateModelRequest,
+    CreateRegisteredModelRequest,
+    DeploymentStatus,
+    Model,
+    ModelBuild,
+    ModelDeployment,
+    RegisteredModelVersion,
+    RegisteredVersionStatus,
+)
+from core.targets.cml.poller import Poller
+
+if TYPE_CHECKING:
+    from core.registry.mlflow import ModelVersion, Registry
+
+# a build in any of these may still serve, or become able to: worth reusing
+REUSABLE_BUILDS = frozenset(
+    {BuildStatus.PENDING, BuildStatus.QUEUED, BuildStatus.PUSHING, BuildStatus.SUCCEEDED}
+    | {BuildStatus.BUILT}
+)
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a deployment lives (CML addresses a deployment by model, build and its own id),
+    and what it serves."""
+
+    id: str
+    model_id: str
+    build_id: str
+    crn: str
+    model: str
+    version: int | None
+
+    @classmethod
+    def of(
+        cls, model: Model, build_id: str, dep: ModelDeployment, name: str, version: int | None
+    ) -> Placed:
+        return cls(dep.id or "", model.id or "", build_id, dep.crn or "", name, version)
+
+
+class Workspace:
+    def __init__(self, *, client: CMLClient, env: Environment, poller: Poller) -> None:
+        self.client = client
+        self.env = env
+        self.project = env.project_id
+        self.poller = poller
+        self._lock = threading.Lock()
+        self._models: dict[str, Model] = {}  # by name: a model's id and access key never change
+
+    # -- registry --------------------------------------------------------------------------
+    def registered_version(
+        self, mv: ModelVersion, registry: Registry, step: Step
+    ) -> RegisteredModelVersion:
+        """The CML registry's entry for `mv` (registered from its MLflow run if the workspace's
+        registry lacks it), once it is ready to build."""
+        version = self._find_version(mv)
+        if version is None:
+            version = self._register(mv, registry, step)
+        model_id, version_id = version.model_id or "", version.model_version_id or ""
+        if version.status == RegisteredVersionStatus.REGISTERING:
+            step.say(f"waiting for {mv.label} to be ready in the CML registry")
+            polled = self.poller.until(
+                lambda: self.client.get_registered_model_version(model_id, version_id),
+                lambda v: v.status != RegisteredVersionStatus.REGISTERING,
+                timeout_s=self.env.build_timeout_s,
+            )
+            if not polled.done:
+                raise StepTimeout(
+                    f"{mv.label} was still registering in CML after {self.env.build_timeout_s:g} s"
+                )
+            version = polled.value
+        if version.status == RegisteredVersionStatus.FAILED:
+            raise BuildFailed(
+                f"{mv.label} failed to register in CML", log_tail=version.error_message or ""
+            )
+        return version.model_copy(update={"model_id": model_id})
+
+    def _find_version(self, mv: ModelVersion) -> RegisteredModelVersion | None:
+        listed = iter_all(
+            self.client.list_registered_models, search_filter={"model_name": mv.model}
+        )
+        found = next((m for m in listed if m.name == mv.model and m.model_id), None)
+        if found is None or found.model_id is None:
+            return None
+        number = {"version_number": str(mv.version)}
+        versions = iter_all(self.client.get_registered_model, found.model_id, search_filter=number)
+        version = next((v for v in versions if v.number == mv.version), None)
+        return version.model_copy(update={"model_id": found.model_id}) if version else None
+
+    def _register(self, mv: ModelVersion, registry: Registry, step: Step) -> RegisteredModelVersion:
+        if not mv.run_id:
+            raise BuildFailed(
+                f"{mv.label} is not in the CML registry, and has no MLflow run to register from"
+            )
+        try:
+            experiment_id = registry.client.get_run(mv.run_id).info.experiment_id
+        except Exception as exc:  # MLflow raises its own types; any of them means "unknown"
+            raise RegistryError(f"could not read the run of {mv.label}: {exc}") from None
+        created = self.client.create_registered_model(
+            CreateRegisteredModelRequest(
+                project_id=self.project,
+                experiment_id=str(experiment_id),
+                run_id=mv.run_id,
+                model_path=_model_path(mv),
+                model_name=mv.model,
+            )
+        )
+        if not created.model_versions:
+            raise BuildFailed(f"CML registered {mv.label} but answered no version")
+        version = created.model_versions[0]
+        step.remember(cml_registered_version_id=version.model_version_id)
+        step.say(
+            f"{mv.label} was not in the CML registry: registered its run there as version "
+            f"{version.number}"
+        )
+        return version.model_copy(update={"model_id": version.model_id or created.model_id})
+
+    # -- models ----------------------------------------------------------------------------
+    def model(self, name: str, registered_model_id: str, step: Step) -> Model:
+        """The endpoint's CML model, created (with auth unless the environment turns it off)
+        the first time."""
+        model = self.model_named(name, required=False)
+        if model is not None:
+            return model
+        body = CreateModelRequest(
+            project_id=self.project,
+            name=name,
+            description=f"chatops endpoint {name}",
+            registered_model_id=registered_model_id or None,
+            disable_authentication=not self.env.model_auth,
+        )
+        try:
+            model = self.client.create_model(body, self.project)
+        except CMLAPIError as exc:
+            if exc.status_code != 409:  # another process created it between our list and now
+                raise
+            model = self.model_named(name, required=True)
+            assert model is not None
+            return model
+        auth = "on" if model.auth_enabled else "off"
+        step.say(f"created CML model {name} (authentication {auth})")
+        return self._keep(model)
+
+    def model_named(self, name: str, *, required: bool) -> Model | None:
+        with self._lock:
+            model = self._models.get(name)
+        if model is not None:
+            return model
+        listed = iter_all(self.client.list_models, self.project, search_filter={"name": name})
+        model = next((m for m in listed if m.name == name and m.id), None)
+        if model is None:
+            if required:
+                raise DeployFailed(f"there is no CML model {name} in project {self.project}")
+            return None
+        return self._keep(model)
+
+    def _keep(self, model: Model) -> Model:
+        with self._lock:
+            self._models[model.name or ""] = model
+        return model
+
+    def access_keys(self) -> list[str]:
+        with self._lock:
+            return [m.access_key for m in self._models.values() if m.access_key]
+
+    # -- builds ----------------------------------------------------------------------------
+    def reusable_build(self, model: Model, version_id: str) -> ModelBuild | None:
+        """The newest build of `version_id` on `model` that is built or still building, with
+        the environment's runtime (any, if it names none)."""
+        runtime = self.env.runtime_identifier
+        for build in self._builds(model):
+            if (
+                build.registered_model_version_id == version_id
+                and build.status in REUSABLE_BUILDS
+                and (not runtime or build.runtime_identifier == runtime)
+            ):
+                return build
+        return None
+
+    def _builds(self, model: Model, status: str | None = None) -> list[ModelBuild]:
+        wanted = {"status": status} if status else None
+        builds = iter_all(
+            self.client.list_model_builds,
+            self.project,
+            model.id or "",
+            search_filter=wanted,
+            sort="-created_at",
+        )
+        chosen = [b for b in builds if b.id and (status is None or b.status == status)]
+        return sorted(chosen, key=lambda b: b.created_at or _EPOCH, reverse=True)
+
+    # -- deployments -----------------------------------------------------------------------
+    def tagged_deployment(
+        self, model: Model, build_id: str, tag: str, value: str
+    ) -> ModelDeployment | None:
+        """A deployment of `build_id` created for the bot's deployment `value` and not ended."""
+        deployments = iter_all(
+            self.client.list_model_deployments, self.project, model.id or "", build_id
+        )
+        for dep in deployments:
+            if _environment(dep).get(tag) == value and dep.status not in ("stopping", "stopped"):
+                return dep
+        return None
+
+    def serving_deployment(self, model: Model) -> tuple[ModelBuild, ModelDeployment] | None:
+        """The deployment `model` serves from: the newest deployed one of its newest build that
+        has one (CML routes a model's traffic to its newest deployed deployment)."""
+        for build in self._builds(model, status=BuildStatus.BUILT):
+            deployed = [
+                d
+                for d in iter_all(
+                    self.client.list_model_deployments,
+                    self.project,
+                    model.id or "",
+                    build.id or "",
+                    search_filter={"status": DeploymentStatus.DEPLOYED.value},
+                )
+                if d.id and d.status == DeploymentStatus.DEPLOYED
+            ]
+            if deployed:
+                return build, max(deployed, key=lambda d: d.created_at or _EPOCH)
+        return None
+
+    def find_deployment(
+        self, model: Model, deployment_id: str
+    ) -> tuple[ModelBuild, ModelDeployment] | None:
+        """Where deployment `deployment_id` of `model` lives (after a restart of the bot)."""
+        for build in self._builds(model, status=BuildStatus.BUILT):
+            for dep in iter_all(
+                self.client.list_model_deployments, self.project, model.id or "", build.id or ""
+            ):
+                if dep.id == deployment_id:
+                    return build, dep
+        return None
+
+
+def _environment(dep: ModelDeployment) -> dict[str, str]:
+    try:
+        data = json.loads(dep.environment or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _model_path(mv: ModelVersion) -> str:
+    """Where in its run the version's model was logged (MLflow's default: `model`)."""
+    match = re.search(rf"/{re.escape(mv.run_id or '')}/artifacts/(.+?)/?$", mv.source)
+    return match.group(1) if match else "model"
