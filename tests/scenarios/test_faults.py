@@ -29,7 +29,8 @@ def serving(runtime: Runtime) -> list[tuple[str, str, int, bool]]:
     [
         (
             "/deploy nope v1",
-            "there is no model called `nope` in the registry (registered models: crasher, iris",  # and any registered since
+            # then any model other tests registered since
+            "there is no model called `nope` in the registry (registered models: crasher, iris",
         ),
         ("/deploy iris v7", "iris has no version 7 (versions: v1, v2, v3)"),
         ("/deploy iris @staging", "iris has no alias @staging (aliases: @champion)"),
