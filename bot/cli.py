@@ -7,6 +7,7 @@ import getpass
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -58,7 +59,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("demo", help="create the demo model iris (v1, v2) in the registry")
     sub.add_parser("down", help="stop every local endpoint of the state directory")
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_cmd", required=True)
+    export = audit_sub.add_parser("export", help="write every attempt, allowed or refused")
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument(
+        "--since",
+        type=_moment,
+        default=None,
+        help="only entries at or after this time (ISO 8601, e.g. 2026-11-01 or "
+        "2026-11-01T09:00:00+00:00; UTC when no offset is given)",
+    )
+    export.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
     return parser
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-01 or 2026-11-01T09:00:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +137,16 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
             app.create_demo()
         else:
             out.print(f"The registry already has models: {', '.join(runtime.registry.models())}")
+        return 0
+    if args.cmd == "audit":
+        from core.audit import export
+
+        text = export(runtime.store, fmt=args.format, since=args.since)
+        if args.output == "-":
+            sys.stdout.write(text)
+        else:
+            with open(args.output, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
         return 0
     if args.cmd == "down":
         stopped = runtime.shut_down_endpoints()

@@ -270,9 +270,15 @@ class Store:
         if endpoint:
             query = query.where(AuditRow.endpoint == endpoint)
         if since:
-            query = query.where(AuditRow.at >= since)
+            query = query.where(AuditRow.at >= self._comparable(since))
         with self.session() as s:
             return list(s.scalars(query))
+
+    def _comparable(self, moment: datetime) -> datetime:
+        # SQLite keeps no time zone: rows hold naive UTC, so compare with naive UTC
+        if self.engine.dialect.name == "sqlite" and moment.tzinfo is not None:
+            return moment.astimezone(UTC).replace(tzinfo=None)
+        return moment
 
     def operations(self, limit: int = 50) -> list[Operation]:
         with self.session() as s:
