@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.targets.base import Step
-from core.targets.cml.models import Model, ModelBuild
+from core.targets.cml.models import Model, ModelBuild, ModelDeployment
 
 if TYPE_CHECKING:
     from core.registry.mlflow import ModelVersion
@@ -52,3 +52,12 @@ def build_tail(model: Model, build: ModelBuild, seen: list[str]) -> str:
         f"the build log is in the workspace: Model Deployments > {model.name} > Builds",
     ]
     return "\n".join(lines)
+
+
+def deployment_detail(dep: ModelDeployment) -> str:
+    replicas = dep.replicas or 1
+    gpus = f", {dep.nvidia_gpu} GPU" if dep.nvidia_gpu else ""
+    return (
+        f"CML deployment {short(dep.id)} {dep.status}: {replicas} replica"
+        f"{'s' if replicas != 1 else ''} of {dep.cpu or 0:g} vCPU, {dep.memory or 0:g} GB{gpus}"
+    )

@@ -11,7 +11,6 @@ deployment tagged with the bot's id for it) instead of creating a second one.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -40,16 +39,17 @@ from core.targets.cml.models import (
     ModelBuild,
     ModelDeployment,
 )
+from core.targets.cml.placements import Placed, Placements
 from core.targets.cml.poller import Poller
 from core.targets.cml.progress import (
     Statuses,
     build_comment,
     build_tail,
-    parse_build_comment,
+    deployment_detail,
     short,
 )
-from core.targets.cml.serving import input_example, model_service_url
-from core.targets.cml.workspace import Placed, Workspace
+from core.targets.cml.serving import ModelService, input_example, model_service_url
+from core.targets.cml.workspace import Workspace
 
 if TYPE_CHECKING:
     from core.registry.mlflow import ModelVersion, Registry
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("core.targets.cml")
 
 DEPLOYMENT_TAG = "CHATOPS_DEPLOYMENT"  # environment variable on a deployment: the bot's id for it
-REDACTED = "<redacted>"
+ENDED = frozenset({DeploymentStatus.STOPPED, DeploymentStatus.FAILED})
 
 
 class CMLTarget:
@@ -83,17 +83,19 @@ class CMLTarget:
         self.env = env
         self.client = client
         self.calls = calls or CallCounter()
-        self.model_url = model_url or model_service_url(env.url)
         self.poller = Poller(initial_s=poll_initial_s, max_s=poll_max_s, sleep=sleep)
         self.stop_timeout_s = stop_timeout_s
-        self.smoke_timeout_s = smoke_timeout_s
         self.workspace = Workspace(client=client, env=env, poller=self.poller)
-        self._api_key = api_key
-        self._http = httpx.Client(timeout=30.0)
+        self.placements = Placements(self.workspace)
+        self.service = ModelService(
+            url=model_url or model_service_url(env.url),
+            api_key=api_key,
+            poller=self.poller,
+            timeout_s=smoke_timeout_s,
+        )
         self._lock = threading.Lock()
-        self._placed: dict[str, Placed] = {}  # CML deployment id -> where it lives
-        self._serving: dict[str, str] = {}  # CML model name -> the deployment switched to
-        self._steps: dict[str, Step] = {}  # CML model name -> the step of its rollout
+        # `switch` is given no Step: it tells people through the one its rollout's `start` had
+        self._steps: dict[str, Step] = {}
 
     @classmethod
     def connect(
@@ -227,13 +229,13 @@ class CMLTarget:
             with self._lock:
                 self._steps[_name(ep)] = step
             dep = self._wait_deployed(model, build_id, dep, mv, step)
-        self._place(Placed.of(model, build_id, dep, mv.model, mv.version))
+        self.placements.add(Placed.of(model, build_id, dep, mv.model, mv.version))
         calls = self.api_calls
         step.remember(api_calls=calls)
         took = time.monotonic() - begun
         return Started(
             deployment=_id(dep),
-            url=self.model_url,
+            url=self.service.url,
             detail=(
                 f"CML deployment {short(dep.id)} deployed with {resources.describe()} in "
                 f"{took:.1f} s ({calls} API calls so far)"
@@ -272,59 +274,31 @@ class CMLTarget:
 
     # -- check -----------------------------------------------------------------------------
     def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked:
+        """The example through the model service, answered by the new deployment: CML sends
+        a model's traffic to its newest deployed deployment, which `start` just made."""
         with self._auth_hint():
             model = self.workspace.model_named(_name(ep), required=True)
             assert model is not None
-            placed = self._locate(ep, started.deployment)
+            placed = self.placements.locate(_name(ep), started.deployment)
         if built.example is None:
             return Checked(latency_ms=0.0, prediction=None)
-        payload = {"accessKey": model.access_key, "request": built.example}
         auth = model.auth_enabled if model.auth_enabled is not None else self.env.model_auth
-        headers = {"authorization": f"Bearer {self._api_key}"} if auth else {}
-        latency: list[float] = []
-
-        def send() -> httpx.Response | None:
-            begun = time.perf_counter()
-            try:
-                response = self._http.post(self.model_url, json=payload, headers=headers)
-            except httpx.TransportError:
-                response = None
-            latency.append((time.perf_counter() - begun) * 1000)
-            return response
-
-        polled = self.poller.until(  # a deployment just up may refuse for a moment
-            send,
-            lambda r: r is not None and r.status_code not in (502, 503, 504),
-            timeout_s=self.smoke_timeout_s,
-        )
-        response = polled.value
-        if response is None:
-            raise DeployFailed(f"the model service at {self.model_url} did not answer")
-        body = _json(response)
-        if response.status_code != 200 or body.get("success") is not True:
-            said = self._scrub(str(body.get("error") or response.text))[:300]
-            raise DeployFailed(
-                f"the smoke test through {self.model_url} failed with HTTP "
-                f"{response.status_code}: {said}"
-            )
-        answer = body.get("response")
-        answer = answer if isinstance(answer, dict) else {"prediction": answer}
-        crn = answer.get("model_deployment_crn")
-        if placed is not None and placed.crn and crn and crn != placed.crn:
+        answer = self.service.predict(model, built.example, auth=auth)
+        if placed and placed.crn and answer.deployment_crn not in ("", placed.crn):
             raise DeployFailed(
                 f"the smoke test was answered by another deployment than {short(placed.id)}"
             )
-        return Checked(latency_ms=latency[-1], prediction=answer.get("prediction"))
+        return Checked(latency_ms=answer.latency_ms, prediction=answer.prediction)
 
     # -- switch and stop -------------------------------------------------------------------
     def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
         """CML routes a model's traffic to its newest deployed deployment: `new`, once up."""
+        self.placements.switch(_name(ep), new)
         with self._lock:
-            self._serving[_name(ep)] = new
             step = self._steps.pop(_name(ep), None)
         if old and old != new:
             self._retire(ep, old, step)
-        return self.model_url
+        return self.service.url
 
     def _retire(self, ep: EndpointRef, old: str, step: Step | None) -> None:
         def say(text: str) -> None:
@@ -334,17 +308,17 @@ class CMLTarget:
 
         try:
             with self._auth_hint():
-                placed = self._locate(ep, old)
+                placed = self.placements.locate(_name(ep), old)
                 if placed is None:
                     say(f"the previous deployment {short(old)} is not in CML any more")
                     return
                 ids = (self.workspace.project, placed.model_id, placed.build_id, placed.id)
-                if self.client.get_model_deployment(*ids).status in ("stopped", "failed"):
+                if self.client.get_model_deployment(*ids).status in ENDED:
                     return
                 self.client.stop_model_deployment(*ids)
                 polled = self.poller.until(
                     lambda: self.client.get_model_deployment(*ids),
-                    lambda d: d.status in ("stopped", "failed"),
+                    lambda d: d.status in ENDED,
                     timeout_s=self.stop_timeout_s,
                 )
         except TargetError as exc:
@@ -361,7 +335,7 @@ class CMLTarget:
         failing, so a failure to stop is logged, not raised."""
         try:
             with self._auth_hint():
-                placed = self._locate(ep, deployment)
+                placed = self.placements.locate(_name(ep), deployment)
                 if placed is not None:
                     self._stop_quietly(placed.model_id, placed.build_id, placed.id)
         except TargetError as exc:
@@ -377,80 +351,39 @@ class CMLTarget:
 
     # -- health ----------------------------------------------------------------------------
     def health(self, ep: EndpointRef) -> Health:
-        """One API call when this process switched the endpoint; a few more otherwise."""
+        """One API call when this process knows where the endpoint serves from; three or so
+        when it must find out (after a restart)."""
+        name = _name(ep)
         try:
             with self._auth_hint():
-                return self._health(ep)
+                placed = self.placements.serving(name)
+                if placed is not None:
+                    dep = self._deployment(placed)
+                    if dep is not None and dep.status == DeploymentStatus.DEPLOYED:
+                        return self._up(placed, dep)
+                found = self.placements.find_serving(name)
         except TargetError as exc:
-            return Health(up=False, url=self.model_url, detail=f"CML did not answer: {exc.message}")
+            return Health(up=False, url=self.service.url, detail=exc.message)
+        if isinstance(found, str):
+            return Health(up=False, url=self.service.url, detail=found)
+        return self._up(*found)
 
-    def _health(self, ep: EndpointRef) -> Health:
-        name = _name(ep)
-        with self._lock:
-            placed = self._placed.get(self._serving.get(name, ""))
-        if placed is not None:
-            try:
-                dep = self.client.get_model_deployment(
-                    self.workspace.project, placed.model_id, placed.build_id, placed.id
-                )
-            except CMLNotFound:
-                dep = None
-            if dep is not None and dep.status == DeploymentStatus.DEPLOYED:
-                return self._up(placed, dep)
-        model = self.workspace.model_named(name, required=False)
-        if model is None:
-            return Health(
-                up=False,
-                url=self.model_url,
-                detail=f"there is no CML model {name} in project {self.workspace.project}",
-            )
-        found = self.workspace.serving_deployment(model)
-        if found is None:
-            return Health(
-                up=False, url=self.model_url, detail=f"CML model {name} has no deployed deployment"
-            )
-        build, dep = found
-        placed = Placed.of(model, _id(build), dep, *parse_build_comment(build))
-        self._place(placed)
-        with self._lock:
-            self._serving[name] = placed.id
-        return self._up(placed, dep)
+    def _deployment(self, placed: Placed) -> ModelDeployment | None:
+        ids = (self.workspace.project, placed.model_id, placed.build_id, placed.id)
+        try:
+            return self.client.get_model_deployment(*ids)
+        except CMLNotFound:
+            return None
 
     def _up(self, placed: Placed, dep: ModelDeployment) -> Health:
-        gpus = f", {dep.nvidia_gpu} GPU" if dep.nvidia_gpu else ""
-        replicas = dep.replicas or 1
         return Health(
             up=True,
-            url=self.model_url,
+            url=self.service.url,
             deployment=placed.id,
             model=placed.model,
             version=placed.version,
-            detail=(
-                f"CML deployment {short(placed.id)} deployed: {replicas} replica"
-                f"{'s' if replicas != 1 else ''} of {dep.cpu:g} vCPU, {dep.memory:g} GB{gpus}"
-            ),
+            detail=deployment_detail(dep),
         )
-
-    # -- where deployments live ------------------------------------------------------------
-    def _place(self, placed: Placed) -> None:
-        with self._lock:
-            self._placed[placed.id] = placed
-
-    def _locate(self, ep: EndpointRef, deployment: str) -> Placed | None:
-        with self._lock:
-            placed = self._placed.get(deployment)
-        if placed is not None:
-            return placed
-        model = self.workspace.model_named(_name(ep), required=False)
-        if model is None:
-            return None
-        found = self.workspace.find_deployment(model, deployment)
-        if found is None:
-            return None
-        build, dep = found
-        placed = Placed.of(model, _id(build), dep, *parse_build_comment(build))
-        self._place(placed)
-        return placed
 
     # -- secrets ---------------------------------------------------------------------------
     @contextmanager
@@ -469,15 +402,8 @@ class CMLTarget:
                 path=exc.path,
             ) from None
 
-    def _scrub(self, text: str) -> str:
-        secrets = [self._api_key, *self.workspace.access_keys()]
-        for secret in secrets:
-            if secret:
-                text = text.replace(secret, REDACTED)
-        return text
-
     def close(self) -> None:
-        self._http.close()
+        self.service.close()
         self.client.close()
 
 
@@ -489,11 +415,3 @@ def _id(obj: Model | ModelBuild | ModelDeployment) -> str:
     if not obj.id:
         raise TargetError(f"CML answered a {type(obj).__name__} without an id")
     return obj.id
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except json.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -38,25 +37,6 @@ REUSABLE_BUILDS = frozenset(
     | {BuildStatus.BUILT}
 )
 _EPOCH = datetime.fromtimestamp(0, UTC)
-
-
-@dataclass(frozen=True)
-class Placed:
-    """Where a deployment lives (CML addresses a deployment by model, build and its own id),
-    and what it serves."""
-
-    id: str
-    model_id: str
-    build_id: str
-    crn: str
-    model: str
-    version: int | None
-
-    @classmethod
-    def of(
-        cls, model: Model, build_id: str, dep: ModelDeployment, name: str, version: int | None
-    ) -> Placed:
-        return cls(dep.id or "", model.id or "", build_id, dep.crn or "", name, version)
 
 
 class Workspace:
