@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot.slack import messages
@@ -61,9 +61,13 @@ class Responder:
             log.warning("no response_url to answer on")
             return
         # never replace_original: a button's message changes only through chat.update
-        response = WebhookClient(self.url, timeout=15).send(
-            text=text, blocks=blocks, response_type=response_type, replace_original=False
-        )
+        try:
+            response = WebhookClient(self.url, timeout=15).send(
+                text=text, blocks=blocks, response_type=response_type, replace_original=False
+            )
+        except (ValueError, OSError, SlackClientError) as exc:  # a response_url we cannot use
+            log.warning("could not answer on the response_url: %s", type(exc).__name__)
+            return
         if response.status_code != 200:
             log.warning("response_url answered HTTP %s", response.status_code)
 

@@ -1,0 +1,75 @@
+"""Odd Slack payloads (missing fields, huge or strange text) never break the front: each gets
+an answer, and nothing fails unexpectedly behind the ack."""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from slack_sdk.signature import SignatureVerifier
+
+from tests.scenarios.slack.conftest import ALICE, OPS, SIGNING_SECRET, RunningFront
+
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "command": st.sampled_from(
+            [
+                "/status",
+                "/help",
+                "/history",
+                "/scale",
+                "/promote",
+                "/approve",
+                "/deploy",
+                "/nope",
+                "",
+            ]
+        ),
+        "text": st.one_of(
+            st.text(max_size=300),
+            st.text(min_size=3000, max_size=3100),
+            st.sampled_from(["ghost v1", "iris v99", "<script>", "'; --"]),
+        ),
+        "user_id": st.sampled_from([ALICE, "", "U0NOBODY", "💥"]),
+        "channel_id": st.sampled_from([OPS, "", "C0MISSING"]),
+        "response_url": st.sampled_from(["", "not a url"]),
+        "team_id": st.sampled_from(["T0001", ""]),
+    },
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(fields=FIELDS)
+def test_any_payload_gets_an_answer(
+    running_front: RunningFront, caplog: pytest.LogCaptureFixture, fields: dict[str, str]
+) -> None:
+    body = urllib.parse.urlencode(fields)
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
+    with caplog.at_level(logging.ERROR):
+        response = httpx.post(
+            running_front.url,
+            content=body,
+            timeout=10,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": signature,
+            },
+        )
+        running_front.drain()
+    assert response.status_code in (200, 404)
+    if response.content:
+        assert response.headers["content-type"].startswith(("application/json", "text/plain"))
+    unexpected = [r.getMessage() for r in caplog.records if "unexpectedly" in r.getMessage()]
+    assert unexpected == []
