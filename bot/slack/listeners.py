@@ -7,6 +7,9 @@ ack can see the work under way. Nothing slow happens before the ack.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -18,9 +21,37 @@ from commands.base import UsageError
 from commands.registry import COMMANDS, parse
 
 
+class Seen:
+    """Requests already handed on, by Slack's own id for them: a retried delivery or a double
+    click is acknowledged again but runs once."""
+
+    def __init__(
+        self, *, ttl_s: float = 600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._at: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first(self, key: str) -> bool:
+        """True the first time `key` is seen within the TTL."""
+        if not key:
+            return True
+        now = self.clock()
+        with self._lock:
+            if len(self._at) > 10_000:
+                self._at = {k: t for k, t in self._at.items() if now - t < self.ttl_s}
+            seen = self._at.get(key)
+            if seen is not None and now - seen < self.ttl_s:
+                return False
+            self._at[key] = now
+            return True
+
+
 class Listeners:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
+        self.seen = Seen()
 
     def register(self, app: App) -> None:
         for name in COMMANDS:
@@ -31,6 +62,10 @@ class Listeners:
     def on_decision(self, ack: Ack, body: dict[str, Any]) -> None:
         """Approve / Reject clicked on an approval request: decided in the worker."""
         action = (body.get("actions") or [{}])[0]
+        user = (body.get("user") or {}).get("id", "")
+        if not self.seen.first(f"action:{user}:{action.get('action_ts', '')}"):
+            ack()
+            return
         self.dispatcher.submit(
             {
                 "type": "block_actions",
@@ -54,5 +89,6 @@ class Listeners:
         if module is help_command:
             ack(response_type="ephemeral", text=help_command.describe(parsed.command))
             return
-        self.dispatcher.submit(dict(command))
+        if self.seen.first(f"command:{command.get('trigger_id', '')}"):
+            self.dispatcher.submit(dict(command))
         ack()

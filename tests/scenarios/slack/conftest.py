@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import urllib.parse
@@ -25,6 +26,7 @@ BOT_TOKEN = "xoxb-1111-2222-emulated0token"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 OPS, RANDOM = "C0OPS", "C0RANDOM"
 ALICE = "U0ALICE"
+_TRIGGERS = itertools.count(1000)
 
 
 @pytest.fixture
@@ -57,6 +59,7 @@ def post_command(
     secret: str = SIGNING_SECRET,
     timestamp: int | None = None,
     headers: dict[str, str] | None = None,
+    trigger_id: str | None = None,
 ) -> httpx.Response:
     """A slash-command request signed exactly as Slack signs it."""
     body = urllib.parse.urlencode(
@@ -73,7 +76,8 @@ def post_command(
             "api_app_id": "A0001",
             "is_enterprise_install": "false",
             "response_url": api.response_url(command),
-            "trigger_id": "1.2.3",
+            # Slack gives every invocation its own trigger id
+            "trigger_id": trigger_id or f"{next(_TRIGGERS)}.{int(time.time())}",
         }
     )
     ts = str(int(time.time()) if timestamp is None else timestamp)

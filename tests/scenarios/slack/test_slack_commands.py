@@ -191,3 +191,24 @@ def test_a_transient_slack_error_is_retried_and_nothing_is_lost(
     parent, replies = thread_of(running_front)
     assert "iris v1 is live at" in parent.text
     assert len(replies) == len([c for c in posts if c.args.get("thread_ts")]) >= 5
+
+
+def test_a_request_slack_delivers_four_times_runs_once(running_front: RunningFront) -> None:
+    stamp = int(time.time())
+    responses = [
+        running_front.post(
+            "/deploy",
+            "iris v1",
+            timestamp=stamp,
+            trigger_id="13345224609.738",
+            headers={"X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": "http_timeout"}
+            if n
+            else None,
+        )
+        for n in range(4)
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200]
+    running_front.drain()
+    assert len(running_front.runtime.store.operations()) == 1
+    parent, _ = thread_of(running_front)
+    assert "iris v1 is live at" in parent.text
