@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
-from core.events import EndpointStatus, Outcome, Refusal, Reporter
+from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.roles import Actor
 
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
@@ -85,7 +85,7 @@ def history_line(e: AuditRow) -> str:
 
 
 Reply: TypeAlias = (
-    "Outcome | Refusal | UsageError | HelpText | StatusReport | HistoryReport"
+    "Outcome | Notice | Refusal | UsageError | HelpText | StatusReport | HistoryReport"
     " | ApprovalRequested | Decided | Registered"
 )
 

@@ -10,16 +10,31 @@ from commands import (
     deploy,
     help,
     history,
+    lock,
     promote,
     register,
     reject,
     scale,
     status,
+    unlock,
 )
 from commands.base import MAX_TEXT, Context, Reply, UsageError, shown
 
 COMMANDS: dict[str, ModuleType] = {
-    m.NAME: m for m in (deploy, scale, status, register, promote, approve, reject, history, help)
+    m.NAME: m
+    for m in (
+        deploy,
+        scale,
+        status,
+        register,
+        promote,
+        approve,
+        reject,
+        lock,
+        unlock,
+        history,
+        help,
+    )
 }
 
 

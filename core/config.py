@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     start_timeout_s: float = 60.0
     # how long a /promote approval request stays open
     approval_ttl_s: float = 24 * 3600.0
+    # an operation's hold on its endpoint lapses after this, should its bot die mid-way
+    lock_ttl_s: float = 2 * 3600.0
     # how long a Slack user group's member list is trusted before it is fetched again
     group_cache_ttl_s: float = 300.0
 

@@ -8,7 +8,6 @@ A failure at any step stops only the new deployment; whatever served before keep
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +17,12 @@ from datetime import UTC
 
 from core.config import Environment, Settings
 from core.errors import ChatOpsError, NotFound
-from core.events import EndpointStatus, Event, EventKind, Outcome, Refusal, Reporter
+from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal, Reporter
 from core.policy import check_limits
 from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
 from core.roles import Action, Actor, authorize
-from core.store import Endpoint, OperationState, Store, new_id
+from core.store import Endpoint, LockAttempt, OperationState, Store, new_id
 from core.targets.base import Built, EndpointRef, Started, Step, Target
 
 log = logging.getLogger("chatops.core")
@@ -75,8 +74,6 @@ class Deployer:
         self.store = store
         self.registry = registry
         self.targets = targets
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
 
     def _env(self, name: str | None) -> Environment | Refusal:
         env = self.settings.environment(name)
@@ -85,9 +82,75 @@ class Deployer:
             return Refusal(f"there is no environment called `{name}` (environments: {known})")
         return env
 
-    def _lock(self, env: str, name: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault((env, name), threading.Lock())
+    # -- locks -----------------------------------------------------------------------------
+    def freeze(
+        self, *, endpoint: str, env: str | None, reason: str, actor: Actor, command: str
+    ) -> Notice | Refusal:
+        """A sticky lock: no rollout of the endpoint until an admin unlocks it."""
+        environment = self._env(env)
+        if isinstance(environment, Refusal):
+            return self._noted(Action.LOCK, actor, command, env, endpoint, environment)
+        refusal = authorize(environment, actor, Action.LOCK)
+        if refusal:
+            return self._noted(Action.LOCK, actor, command, env, endpoint, refusal)
+        attempt = self.store.try_lock(
+            environment.name,
+            endpoint,
+            holder=actor.shown,
+            reason=reason,
+            ttl_s=None,
+            sticky=True,
+        )
+        result: Notice | Refusal = (
+            Notice(
+                f"{endpoint} in {environment.name} is frozen: {reason}. Nothing deploys or "
+                f"scales it until an admin types `/unlock {endpoint} in {environment.name}`."
+            )
+            if attempt.acquired
+            else Refusal(locked_text(environment.name, endpoint, attempt))
+        )
+        return self._noted(Action.LOCK, actor, command, environment.name, endpoint, result)
+
+    def unlock(
+        self, *, endpoint: str, env: str | None, actor: Actor, command: str
+    ) -> Notice | Refusal:
+        environment = self._env(env)
+        if isinstance(environment, Refusal):
+            return self._noted(Action.UNLOCK, actor, command, env, endpoint, environment)
+        refusal = authorize(environment, actor, Action.UNLOCK)
+        if refusal:
+            return self._noted(Action.UNLOCK, actor, command, env, endpoint, refusal)
+        dropped = self.store.release(environment.name, endpoint)
+        result: Notice | Refusal = (
+            Notice(
+                f"{endpoint} in {environment.name} is unlocked (it was held by "
+                f"{dropped.holder} for: {dropped.reason})."
+            )
+            if dropped
+            else Refusal(f"{endpoint} in {environment.name} is not locked")
+        )
+        return self._noted(Action.UNLOCK, actor, command, environment.name, endpoint, result)
+
+    def _noted(
+        self,
+        action: Action,
+        actor: Actor,
+        command: str,
+        env: str | None,
+        endpoint: str,
+        result: Notice | Refusal,
+    ) -> Notice | Refusal:
+        self.store.audit(
+            actor_id=actor.id,
+            actor_name=actor.shown,
+            action=action.value,
+            command=command,
+            env=env or self.settings.default_environment,
+            endpoint=endpoint,
+            outcome="refused" if isinstance(result, Refusal) else "succeeded",
+            detail=result.text[:500],
+        )
+        return result
 
     # -- deploy ----------------------------------------------------------------------------
     def deploy(
@@ -248,12 +311,15 @@ class Deployer:
         refusal = check_limits(environment, resources)
         if refusal:
             return refusal
-        lock = self._lock(environment.name, endpoint)
-        if not lock.acquire(blocking=False):
-            return Refusal(
-                f"{endpoint} in {environment.name} is being changed right now; "
-                "try again when that operation ends"
-            )
+        attempt = self.store.try_lock(
+            environment.name,
+            endpoint,
+            holder=actor.shown,
+            reason=headline,
+            ttl_s=self.settings.lock_ttl_s,
+        )
+        if not attempt.acquired:
+            return Refusal(locked_text(environment.name, endpoint, attempt))
         try:
             op = self.store.start_operation(
                 kind=kind,
@@ -266,7 +332,7 @@ class Deployer:
             run.emit(EventKind.STARTED, "", headline)
             return self._run_rollout(run, environment, endpoint, resources, pick)
         finally:
-            lock.release()
+            self.store.release(environment.name, endpoint, attempt.token)
 
     def _run_rollout(
         self,
@@ -433,6 +499,20 @@ class Deployer:
     def close(self) -> None:
         for target in self.targets.values():
             target.close()
+
+
+def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
+    since = f" since {attempt.since:%H:%M} UTC" if attempt.since else ""
+    if attempt.sticky:
+        return (
+            f"{endpoint} in {env} is frozen by {attempt.holder}{since}: {attempt.reason}. "
+            f"An admin can lift it with `/unlock {endpoint} in {env}`."
+        )
+    return (
+        f"{endpoint} in {env} is locked by {attempt.holder}{since} for: {attempt.reason}. "
+        "It is released when that operation ends; an admin can force it with "
+        f"`/unlock {endpoint} in {env}`."
+    )
 
 
 def _same(row: Endpoint, resources: Resources) -> bool:

@@ -47,6 +47,14 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """Done at once, nothing to follow: the text says what changed (a lock, an unlock)."""
+
+    text: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How an operation ended."""
 

@@ -9,7 +9,8 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from core.errors import StoreError
@@ -137,6 +138,30 @@ class ApprovalRow(Base):
     where: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class LockRow(Base):
+    """Who holds an endpoint, since when and for what; a sticky lock is a freeze."""
+
+    __tablename__ = "locks"
+    env: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+    holder: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    sticky: Mapped[bool] = mapped_column(default=False)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+@dataclass(frozen=True)
+class LockAttempt:
+    acquired: bool
+    token: str = ""
+    holder: str = ""
+    reason: str = ""
+    since: datetime | None = None
+    sticky: bool = False
+
+
 class Store:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -230,6 +255,69 @@ class Store:
             query = select(EventRow).where(EventRow.operation_id == op_id).order_by(EventRow.id)
             return list(s.scalars(query))
 
+    # -- locks ---------------------------------------------------------------------------
+    def try_lock(
+        self,
+        env: str,
+        endpoint: str,
+        *,
+        holder: str,
+        reason: str,
+        ttl_s: float | None,
+        sticky: bool = False,
+    ) -> LockAttempt:
+        """Take the endpoint, or learn who holds it. An expired lock is taken over; two
+        takers at once cannot both win (the primary key decides)."""
+        token = new_id("lock")
+        now = utcnow()
+        expires = now + timedelta(seconds=ttl_s) if ttl_s is not None else None
+        try:
+            with self._sessions.begin() as s:
+                held = s.get(LockRow, (env, endpoint))
+                if held is not None:
+                    alive = held.expires_at is None or _aware(held.expires_at) > now
+                    if alive:
+                        return LockAttempt(
+                            False, "", held.holder, held.reason, _aware(held.since), held.sticky
+                        )
+                    s.delete(held)
+                    s.flush()
+                s.add(
+                    LockRow(
+                        env=env,
+                        endpoint=endpoint,
+                        token=token,
+                        holder=holder,
+                        reason=reason,
+                        sticky=sticky,
+                        since=now,
+                        expires_at=expires,
+                    )
+                )
+        except IntegrityError:
+            held = self.lock(env, endpoint)
+            if held is None:
+                return self.try_lock(
+                    env, endpoint, holder=holder, reason=reason, ttl_s=ttl_s, sticky=sticky
+                )
+            return LockAttempt(False, "", held.holder, held.reason, _aware(held.since), held.sticky)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the state database failed: {type(exc).__name__}") from exc
+        return LockAttempt(True, token, holder, reason, now, sticky)
+
+    def lock(self, env: str, endpoint: str) -> LockRow | None:
+        with self.session() as s:
+            return s.get(LockRow, (env, endpoint))
+
+    def release(self, env: str, endpoint: str, token: str | None = None) -> LockRow | None:
+        """Drop the lock (only if it still carries `token`, when given); what was dropped."""
+        with self.session() as s:
+            held = s.get(LockRow, (env, endpoint))
+            if held is None or (token is not None and held.token != token):
+                return None
+            s.delete(held)
+            return held
+
     # -- approvals -----------------------------------------------------------------------
     def add_approval(self, row: ApprovalRow) -> ApprovalRow:
         with self.session() as s:
@@ -285,6 +373,10 @@ class Store:
             return list(
                 s.scalars(select(Operation).order_by(Operation.created_at.desc()).limit(limit))
             )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 from bot.text import ago
 from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageError
 from core.approvals import ApprovalRequested, Decided
-from core.events import EndpointStatus, Event, EventKind, Outcome, Refusal
+from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
 from core.registry.runs import Registered
 
 
@@ -45,7 +45,7 @@ def render(console: Console, reply: Reply) -> None:
         console.print(f"[red]{escape(reply.text)}[/]")
     elif isinstance(reply, Refusal):
         console.print(f"[yellow]{escape(reply.text)}[/]")
-    elif isinstance(reply, Registered):
+    elif isinstance(reply, (Notice, Registered)):
         console.print(f"[green]{escape(reply.text)}[/]")
     elif isinstance(reply, HelpText):
         console.print(escape(reply.text))

@@ -27,7 +27,7 @@ from commands import status as status_command
 from commands.base import Context, StatusReport, UsageError
 from commands.registry import parse
 from core.approvals import ApprovalRequested
-from core.events import NullReporter, Outcome, Refusal, Reporter
+from core.events import Notice, NullReporter, Outcome, Refusal, Reporter
 from core.registry.runs import Registered
 from core.roles import Actor
 
@@ -174,7 +174,7 @@ class Work:
         reply = run(parsed, self._context(command, reporter))
         if isinstance(reply, ApprovalRequested):
             self._post_request(reply, command, respond)
-        elif isinstance(reply, Registered):
+        elif isinstance(reply, (Registered, Notice)):
             respond(response_type="in_channel", text=reply.text)
         elif isinstance(reply, Outcome):
             if reporter.ts is None:

@@ -111,12 +111,12 @@ MALFORMED = [
     (
         "/help fly",
         "There is no command `fly` to explain (commands: deploy, scale, status, register, "
-        "promote, approve, reject, history, help).",
+        "promote, approve, reject, lock, unlock, history, help).",
     ),
     (
         "/launch iris",
         "There is no command `/launch` (commands: /deploy, /scale, /status, /register, "
-        "/promote, /approve, /reject, /history, /help).",
+        "/promote, /approve, /reject, /lock, /unlock, /history, /help).",
     ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
     ("/deploy `rm -rf /` v1", "`'rm` is not a valid model name"),
@@ -131,6 +131,10 @@ MALFORMED = [
     ("/approve", "Say which request, e.g. the `apr-…` id in the request message."),
     ("/approve 42", "`42` is not a request id: they look like `apr-1a2b3c4d5e`."),
     ("/approve apr-1a2b3c4d5e now", "Unexpected `now`: approving takes only the request id."),
+    ("/lock iris in prod", "Say why `iris` is frozen: the reason is shown to whoever tries"),
+    ("/lock", "Say which endpoint."),
+    ("/unlock iris in", "Say which environment after `in`, e.g. `in prod`."),
+    ("/unlock iris now", "Unexpected `now`: unlocking takes only the endpoint and `in <env>`."),
     ("/history iris 500", "`500` is not a number of entries from 1 to 50."),
     ("/history iris 5 more", "Unexpected `more` after the number of entries."),
 ]
