@@ -26,9 +26,7 @@ COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal 
 
 
 def run(runtime: Runtime, line: str, recorder: Recorder | None = None):  # type: ignore[no-untyped-def]
-    ctx = Context(
-        core=runtime, actor=ADMIN, reporter=recorder or Recorder(), text=line
-    )
+    ctx = Context(core=runtime, actor=ADMIN, reporter=recorder or Recorder(), text=line)
     return execute(line, ctx)
 
 
