@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("demo", help="create the demo model iris (v1, v2) in the registry")
     sub.add_parser("down", help="stop every local endpoint of the state directory")
+    sub.add_parser(
+        "cml-emulator",
+        add_help=False,
+        help="serve a CML API v2 emulator (for tests and the offline demo); --help for options",
+    )
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True)
     export = audit_sub.add_parser("export", help="write every attempt, allowed or refused")
@@ -85,6 +90,11 @@ def _moment(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["cml-emulator"]:
+        from emulators.cml import main as emulator
+
+        return emulator(argv[1:])
     args = _parser().parse_args(argv)
     if args.state_dir:
         os.environ["CHATOPS_STATE_DIR"] = args.state_dir
