@@ -57,7 +57,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="who the console acts as (default: $CHATOPS_CONSOLE_USER or login)",
     )
-    sub.add_parser("demo", help="create the demo model iris (v1, v2) in the registry")
+    demo = sub.add_parser("demo", help="create the demo model iris (v1, v2) in the registry")
+    demo.add_argument(
+        "--target",
+        choices=["local", "cml"],
+        default="local",
+        help="cml: also run deploy, scale and status against two local CML "
+        "API v2 emulators (dev and prod workspaces sharing the registry)",
+    )
     sub.add_parser("down", help="stop every local endpoint of the state directory")
     sub.add_parser(
         "cml-emulator",
@@ -147,7 +154,7 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
             app.create_demo()
         else:
             out.print(f"The registry already has models: {', '.join(runtime.registry.models())}")
-        return 0
+        return _cml_demo(runtime.settings, out) if args.target == "cml" else 0
     if args.cmd == "audit":
         from core.audit import export
 
@@ -173,6 +180,65 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     app.offer_demo(ask=sys.stdin.isatty())
     app.interactive()
     return 0
+
+
+def _cml_demo(settings: Settings, out: Console) -> int:
+    """The CML flow end to end, offline: two emulated workspaces over the same registry."""
+    import secrets
+
+    from bot.console.app import ConsoleApp
+    from core.config import CONSOLE_USER, Environment
+    from core.runtime import Runtime
+    from emulators.cml import start_emulator
+
+    key_var = "CHATOPS_DEMO_CML_API_KEY"
+    os.environ[key_var] = secrets.token_urlsafe(24)
+    workspaces = {
+        name: start_emulator(
+            tracking_uri=settings.mlflow_tracking_uri,
+            api_key=os.environ[key_var],
+            projects=[{"name": "demo", "id": "demo-project"}],
+        )
+        for name in ("dev", "prod")
+    }
+    try:
+        environments = [
+            Environment(
+                name=name,
+                target="cml",
+                url=ws.url,
+                api_key_env=key_var,
+                project_id="demo-project",
+                admins=[CONSOLE_USER],
+            )
+            for name, ws in workspaces.items()
+        ]
+        for name, ws in workspaces.items():
+            out.print(f"CML API v2 emulator for {name}: {ws.url}")
+        cml = settings.model_copy(
+            update={
+                "environments": environments,
+                "state_dir": settings.state_dir / "cml-demo",
+                "database_url": "",
+            }
+        )
+        runtime = Runtime(Settings.model_validate(cml.model_dump()))
+        try:
+            app = ConsoleApp(runtime, actor=_login(), console=out)
+            ok = app.run_lines(
+                [
+                    "/deploy iris v1",
+                    "/scale iris 2cpu 2gb 2 replicas",
+                    "/deploy iris v2 to prod",
+                    "/status",
+                ]
+            )
+        finally:
+            runtime.close()
+    finally:
+        for ws in workspaces.values():
+            ws.stop()
+    return 0 if ok else 1
 
 
 def _run_slack(slack: SlackSettings, mode: Mode, out: Console) -> int:

@@ -7,13 +7,13 @@ import threading
 from core.approvals import Approvals
 from core.config import Settings
 from core.deployer import Deployer
-from core.errors import ConfigError
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
 from core.store import Store
 from core.targets.base import EndpointRef, Target
+from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
 
 
@@ -29,11 +29,9 @@ class Runtime:
         self.zygote = zygote or Zygote(state_dir=settings.state_dir)
         targets: dict[str, Target] = {}
         for env in settings.environments:
-            if env.target != "local":
-                raise ConfigError(
-                    f"environment {env.name}: target `{env.target}` is not "
-                    "available in this version (use `local`)"
-                )
+            if env.target == "cml":
+                targets[env.name] = CMLTarget.from_environment(env)
+                continue
             targets[env.name] = LocalTarget(
                 env=env,
                 state_dir=settings.state_dir,

@@ -162,12 +162,15 @@ class CMLTarget:
         calls = self.api_calls
         step.remember(api_calls=calls)
         took = time.monotonic() - begun
-        what = f"reused build {short(build.id)}" if reused else f"build {short(build.id)} built"
-        lacks = "" if example else ", no input example"
+        how = "reused" if reused else "built"
+        lacks = "; it has no input example" if example is None else ""
         return Built(
             ref=_id(build),
             example=example,
-            detail=f"{what} of {mv.label} in {took:.1f} s ({calls} API calls{lacks})",
+            detail=(
+                f"{mv.label} {how} as CML build {short(build.id)} in {took:.1f} s "
+                f"({calls} API calls){lacks}"
+            ),
         )
 
     def _wait_built(
@@ -298,6 +301,8 @@ class CMLTarget:
             step = self._steps.pop(_name(ep), None)
         if old and old != new:
             self._retire(ep, old, step)
+        if step is not None:
+            step.remember(api_calls=self.api_calls)
         return self.service.url
 
     def _retire(self, ep: EndpointRef, old: str, step: Step | None) -> None:

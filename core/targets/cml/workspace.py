@@ -31,11 +31,17 @@ from core.targets.cml.poller import Poller
 if TYPE_CHECKING:
     from core.registry.mlflow import ModelVersion, Registry
 
-# a build in any of these may still serve, or become able to: worth reusing
+# a build in any of these serves, or may yet: worth reusing rather than building again
 REUSABLE_BUILDS = frozenset(
-    {BuildStatus.PENDING, BuildStatus.QUEUED, BuildStatus.PUSHING, BuildStatus.SUCCEEDED}
-    | {BuildStatus.BUILT}
+    {
+        BuildStatus.PENDING,
+        BuildStatus.QUEUED,
+        BuildStatus.PUSHING,
+        BuildStatus.SUCCEEDED,
+        BuildStatus.BUILT,
+    }
 )
+ENDING = frozenset({DeploymentStatus.STOPPING, DeploymentStatus.STOPPED})
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -160,10 +166,6 @@ class Workspace:
             self._models[model.name or ""] = model
         return model
 
-    def access_keys(self) -> list[str]:
-        with self._lock:
-            return [m.access_key for m in self._models.values() if m.access_key]
-
     # -- builds ----------------------------------------------------------------------------
     def reusable_build(self, model: Model, version_id: str) -> ModelBuild | None:
         """The newest build of `version_id` on `model` that is built or still building, with
@@ -199,25 +201,19 @@ class Workspace:
             self.client.list_model_deployments, self.project, model.id or "", build_id
         )
         for dep in deployments:
-            if _environment(dep).get(tag) == value and dep.status not in ("stopping", "stopped"):
+            if _environment(dep).get(tag) == value and dep.status not in ENDING:
                 return dep
         return None
 
     def serving_deployment(self, model: Model) -> tuple[ModelBuild, ModelDeployment] | None:
         """The deployment `model` serves from: the newest deployed one of its newest build that
-        has one (CML routes a model's traffic to its newest deployed deployment)."""
+        has one (CML routes a model's traffic to its newest deployed deployment). The spec names
+        no filter or sort keys for deployments: both are done here."""
         for build in self._builds(model, status=BuildStatus.BUILT):
-            deployed = [
-                d
-                for d in iter_all(
-                    self.client.list_model_deployments,
-                    self.project,
-                    model.id or "",
-                    build.id or "",
-                    search_filter={"status": DeploymentStatus.DEPLOYED.value},
-                )
-                if d.id and d.status == DeploymentStatus.DEPLOYED
-            ]
+            listed = iter_all(
+                self.client.list_model_deployments, self.project, model.id or "", build.id or ""
+            )
+            deployed = [d for d in listed if d.id and d.status == DeploymentStatus.DEPLOYED]
             if deployed:
                 return build, max(deployed, key=lambda d: d.created_at or _EPOCH)
         return None
