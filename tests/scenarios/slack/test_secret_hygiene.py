@@ -28,8 +28,11 @@ def test_no_secret_in_anything_the_flows_produce(
         *(json.dumps(c.args) for c in api.calls),
         *(json.dumps(r.body) for r in api.responses),
         *(caplog.text.splitlines()),
-        *(e.message for op in running_front.runtime.store.operations()
-          for e in running_front.runtime.store.events(op.id)),
+        *(
+            e.message
+            for op in running_front.runtime.store.operations()
+            for e in running_front.runtime.store.events(op.id)
+        ),
         *(a.detail + a.command for a in running_front.runtime.store.audit_entries(limit=100)),
     ]
     assert len(api.calls) > 20 and caplog.records  # the flows did run and log
