@@ -75,6 +75,7 @@ class ProcessDispatcher:
         self._pending: set[int] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._closing = False
         self.proc = self._start()
 
     def _start(self) -> subprocess.Popen[str]:
@@ -121,6 +122,12 @@ class ProcessDispatcher:
         with self._lock:  # this worker is gone: nothing it held will finish
             if proc is self.proc:
                 self._pending.clear()
+                if not self._closing:
+                    # start the next one now, so it is warm by the next command
+                    log.error(
+                        "the worker process exited (code %s): starting a new one", proc.wait()
+                    )
+                    self.proc = self._start()
             self._idle.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -128,6 +135,8 @@ class ProcessDispatcher:
             return self._idle.wait_for(lambda: not self._pending, timeout)
 
     def close(self) -> None:
+        with self._lock:
+            self._closing = True
         if self.proc.stdin is not None:
             self.proc.stdin.close()  # the worker finishes what it holds, then exits
         self.proc.wait()
