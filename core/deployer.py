@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
+from typing import TypeVar
 
 from core.config import Environment, Settings
 from core.errors import ChatOpsError, NotFound
@@ -26,6 +27,7 @@ from core.store import Endpoint, LockAttempt, OperationState, Store, new_id
 from core.targets.base import Built, EndpointRef, Started, Step, Target
 
 log = logging.getLogger("chatops.core")
+R = TypeVar("R", bound=Outcome | Notice | Refusal)
 
 
 @dataclass
@@ -82,17 +84,35 @@ class Deployer:
             return Refusal(f"there is no environment called `{name}` (environments: {known})")
         return env
 
+    def _admit(
+        self,
+        action: Action,
+        actor: Actor,
+        command: str,
+        env: str | None,
+        endpoint: str,
+        *,
+        hint: str = "",
+        approver: Actor | None = None,
+    ) -> Environment | Refusal:
+        """The environment, if it exists and `actor` (or `approver`) may act there; else the
+        refusal, already audited."""
+        environment = self._env(env)
+        if isinstance(environment, Refusal):
+            return self._audited(action, actor, command, env, endpoint, environment)
+        refusal = authorize(environment, approver or actor, action, hint=hint)
+        if refusal:
+            return self._audited(action, actor, command, env, endpoint, refusal, approver)
+        return environment
+
     # -- locks -----------------------------------------------------------------------------
     def freeze(
         self, *, endpoint: str, env: str | None, reason: str, actor: Actor, command: str
     ) -> Notice | Refusal:
         """A sticky lock: no rollout of the endpoint until an admin unlocks it."""
-        environment = self._env(env)
+        environment = self._admit(Action.LOCK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
-            return self._noted(Action.LOCK, actor, command, env, endpoint, environment)
-        refusal = authorize(environment, actor, Action.LOCK)
-        if refusal:
-            return self._noted(Action.LOCK, actor, command, env, endpoint, refusal)
+            return environment
         attempt = self.store.try_lock(
             environment.name,
             endpoint,
@@ -109,17 +129,14 @@ class Deployer:
             if attempt.acquired
             else Refusal(locked_text(environment.name, endpoint, attempt))
         )
-        return self._noted(Action.LOCK, actor, command, environment.name, endpoint, result)
+        return self._audited(Action.LOCK, actor, command, environment.name, endpoint, result)
 
     def unlock(
         self, *, endpoint: str, env: str | None, actor: Actor, command: str
     ) -> Notice | Refusal:
-        environment = self._env(env)
+        environment = self._admit(Action.UNLOCK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
-            return self._noted(Action.UNLOCK, actor, command, env, endpoint, environment)
-        refusal = authorize(environment, actor, Action.UNLOCK)
-        if refusal:
-            return self._noted(Action.UNLOCK, actor, command, env, endpoint, refusal)
+            return environment
         dropped = self.store.release(environment.name, endpoint)
         result: Notice | Refusal = (
             Notice(
@@ -129,28 +146,7 @@ class Deployer:
             if dropped
             else Refusal(f"{endpoint} in {environment.name} is not locked")
         )
-        return self._noted(Action.UNLOCK, actor, command, environment.name, endpoint, result)
-
-    def _noted(
-        self,
-        action: Action,
-        actor: Actor,
-        command: str,
-        env: str | None,
-        endpoint: str,
-        result: Notice | Refusal,
-    ) -> Notice | Refusal:
-        self.store.audit(
-            actor_id=actor.id,
-            actor_name=actor.shown,
-            action=action.value,
-            command=command,
-            env=env or self.settings.default_environment,
-            endpoint=endpoint,
-            outcome="refused" if isinstance(result, Refusal) else "succeeded",
-            detail=result.text[:500],
-        )
-        return result
+        return self._audited(Action.UNLOCK, actor, command, environment.name, endpoint, result)
 
     # -- deploy ----------------------------------------------------------------------------
     def deploy(
@@ -167,14 +163,14 @@ class Deployer:
     ) -> Outcome | Refusal:
         """Serve `model` at `version` (or `alias`) on the endpoint of the same name in `env`.
         With `approver`, it is that admin's approval of `actor`'s request that is checked."""
-        environment = self._env(env)
-        if isinstance(environment, Refusal):
-            return self._audited(Action.DEPLOY, actor, command, env, model, environment)
         what = f"v{version}" if version is not None else f"@{alias}"
-        hint = f"ask for it with `/promote {model} {what} to {environment.name}`"
-        refusal = authorize(environment, approver or actor, Action.DEPLOY, hint=hint)
-        if refusal:
-            return self._audited(Action.DEPLOY, actor, command, env, model, refusal, approver)
+        where = self.settings.environment(env)
+        hint = f"ask for it with `/promote {model} {what} to {where.name}`" if where else ""
+        environment = self._admit(
+            Action.DEPLOY, actor, command, env, model, hint=hint, approver=approver
+        )
+        if isinstance(environment, Refusal):
+            return environment
         current = self.store.endpoint(environment.name, model)
         resources = (
             Resources(
@@ -228,12 +224,9 @@ class Deployer:
         reporter: Reporter,
     ) -> Outcome | Refusal:
         """Serve the same version with new resources: new deployment first, old one after."""
-        environment = self._env(env)
+        environment = self._admit(Action.SCALE, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
-            return self._audited(Action.SCALE, actor, command, env, endpoint, environment)
-        refusal = authorize(environment, actor, Action.SCALE)
-        if refusal:
-            return self._audited(Action.SCALE, actor, command, env, endpoint, refusal)
+            return environment
         current = self.store.endpoint(environment.name, endpoint)
         if current is None:
             known = ", ".join(e.name for e in self.store.endpoints(environment.name)) or "none"
@@ -272,14 +265,15 @@ class Deployer:
         command: str,
         env: str | None,
         endpoint: str,
-        result: Outcome | Refusal,
+        result: R,
         approver: Actor | None = None,
-    ) -> Outcome | Refusal:
+    ) -> R:
         """Record the attempt, whatever became of it, and hand the result on."""
         if isinstance(result, Refusal):
             outcome, operation = "refused", ""
         else:
-            outcome, operation = ("succeeded" if result.ok else "failed"), result.operation or ""
+            outcome = "succeeded" if result.ok else "failed"
+            operation = (result.operation if isinstance(result, Outcome) else None) or ""
         self.store.audit(
             actor_id=actor.id,
             actor_name=actor.shown,
