@@ -14,8 +14,10 @@ from commands import (
     promote,
     register,
     reject,
+    rollback,
     scale,
     status,
+    stop,
     unlock,
 )
 from commands.base import MAX_TEXT, Context, Reply, UsageError, shown
@@ -25,6 +27,8 @@ COMMANDS: dict[str, ModuleType] = {
     for m in (
         deploy,
         scale,
+        rollback,
+        stop,
         status,
         register,
         promote,

@@ -288,6 +288,85 @@ class Deployer:
         )
         return result
 
+    # -- rollback and stop ------------------------------------------------------------------
+    def rollback(
+        self, *, endpoint: str, env: str | None, actor: Actor, command: str, reporter: Reporter
+    ) -> Outcome | Refusal:
+        """Serve again the version that served before the current one."""
+        environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
+        if isinstance(environment, Refusal):
+            return environment
+        current = self.store.endpoint(environment.name, endpoint)
+        previous = (
+            self.store.previous_version(environment.name, endpoint, current.version)
+            if current
+            else None
+        )
+        if current is None or previous is None:
+            what = "is not deployed" if current is None else f"has served only v{current.version}"
+            refusal = Refusal(
+                f"{endpoint} in {environment.name} {what}: there is nothing to "
+                f"roll back to (deploy a version with `/deploy {endpoint} v<N>`)"
+            )
+            return self._audited(Action.ROLLBACK, actor, command, env, endpoint, refusal)
+        result = self._rollout(
+            kind="rollback",
+            environment=environment,
+            endpoint=endpoint,
+            actor=actor,
+            command=command,
+            reporter=reporter,
+            resources=Resources(
+                cpu=current.cpu,
+                memory_mb=current.memory_mb,
+                replicas=current.replicas,
+                gpus=current.gpus,
+            ),
+            headline=(
+                f"{actor.shown} is rolling {endpoint} in {environment.name} back from "
+                f"v{current.version} to v{previous}"
+            ),
+            pick=lambda run: self._resolve(run, current.model, previous, None),
+        )
+        return self._audited(Action.ROLLBACK, actor, command, env, endpoint, result)
+
+    def stop(
+        self, *, endpoint: str, env: str | None, actor: Actor, command: str
+    ) -> Notice | Refusal:
+        """Stop serving the endpoint; it leaves /status (its history stays)."""
+        environment = self._admit(Action.STOP, actor, command, env, endpoint)
+        if isinstance(environment, Refusal):
+            return environment
+        current = self.store.endpoint(environment.name, endpoint)
+        if current is None:
+            missing = Refusal(f"there is no endpoint `{endpoint}` in {environment.name}")
+            return self._audited(Action.STOP, actor, command, env, endpoint, missing)
+        attempt = self.store.try_lock(
+            environment.name,
+            endpoint,
+            holder=actor.shown,
+            reason=f"stopping {endpoint}",
+            ttl_s=self.settings.lock_ttl_s,
+        )
+        if not attempt.acquired:
+            locked = Refusal(locked_text(environment.name, endpoint, attempt))
+            return self._audited(Action.STOP, actor, command, env, endpoint, locked)
+        try:
+            self.targets[environment.name].stop(
+                EndpointRef(environment.name, endpoint), current.deployment
+            )
+            self.store.delete_endpoint(environment.name, endpoint)
+        except ChatOpsError as exc:
+            failed = Refusal(f"could not stop {endpoint}: {exc.message}")
+            return self._audited(Action.STOP, actor, command, env, endpoint, failed)
+        finally:
+            self.store.release(environment.name, endpoint, attempt.token)
+        done = Notice(
+            f"{endpoint} in {environment.name} is stopped (it served "
+            f"{current.model} v{current.version} at {current.url})."
+        )
+        return self._audited(Action.STOP, actor, command, environment.name, endpoint, done)
+
     # -- the shared rollout ----------------------------------------------------------------
     def _rollout(
         self,
@@ -391,6 +470,7 @@ class Deployer:
             url=url,
             deployment=started.deployment,
         )
+        self.store.record(run.op_id, version=mv.version)  # what /rollback goes back to
         self.store.finish(run.op_id, OperationState.SUCCEEDED)
         text = f"{mv.label} is live at {url}"
         run.emit(

@@ -209,6 +209,30 @@ class Store:
             row.since = row.updated_at = utcnow()
             return row
 
+    def delete_endpoint(self, env: str, name: str) -> None:
+        with self.session() as s:
+            row = s.scalar(select(Endpoint).where(Endpoint.env == env, Endpoint.name == name))
+            if row is not None:
+                s.delete(row)
+
+    def previous_version(self, env: str, endpoint: str, current: int) -> int | None:
+        """The version the endpoint served before `current`, by its succeeded rollouts."""
+        query = (
+            select(Operation)
+            .where(
+                Operation.env == env,
+                Operation.endpoint == endpoint,
+                Operation.state == OperationState.SUCCEEDED,
+            )
+            .order_by(Operation.created_at.desc())
+        )
+        with self.session() as s:
+            for op in s.scalars(query):
+                version = (op.remote or {}).get("version")
+                if version is not None and int(version) != current:
+                    return int(version)
+        return None
+
     # -- operations ------------------------------------------------------------------------
     def start_operation(
         self, *, kind: str, env: str, endpoint: str, requested_by: str, command: str

@@ -55,7 +55,14 @@ def state(core: Runtime) -> tuple[object, ...]:
     return tuple(endpoints), len(core.store.operations())
 
 
-ADMIN_ONLY = ["/deploy iris v1 to {env}", "/scale iris 2 replicas in {env}"]
+ADMIN_ONLY = [
+    "/deploy iris v1 to {env}",
+    "/scale iris 2 replicas in {env}",
+    "/rollback iris in {env}",
+    "/stop iris in {env}",
+    "/lock iris in {env} freeze",
+    "/unlock iris in {env}",
+]
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -90,7 +97,7 @@ def test_an_admin_of_one_environment_is_not_an_admin_of_the_other(core: Runtime,
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
-@pytest.mark.parametrize("line", ADMIN_ONLY)
+@pytest.mark.parametrize("line", ADMIN_ONLY[:2])
 def test_admins_change_what_serves(core: Runtime, env: str, line: str) -> None:
     admin = ROLES["admin"][env]  # type: ignore[index]
     if line.startswith("/scale"):
@@ -231,3 +238,34 @@ def test_register_is_for_developers_and_admins(core: Runtime) -> None:
         (DEVELOPER.id, "succeeded"),
         (VIEWER.id, "refused"),
     ]
+
+
+def test_rollback_serves_the_previous_version_again(core: Runtime) -> None:
+    assert run(core, ADMIN_PROD, "/deploy iris v1 to prod").ok
+    nothing = run(core, ADMIN_PROD, "/rollback iris in prod")
+    assert isinstance(nothing, Refusal)
+    assert nothing.text.startswith("iris in prod has served only v1: there is nothing to roll")
+    assert run(core, ADMIN_PROD, "/deploy iris v2 to prod").ok
+    back = run(core, ADMIN_PROD, "/rollback iris in prod")
+    assert isinstance(back, Outcome) and back.ok and back.text.startswith("iris v1 is live")
+    (endpoint,) = core.store.endpoints("prod")
+    assert endpoint.version == 1
+    assert core.store.audit_entries(limit=1)[0].action == "rollback"
+
+
+def test_stop_takes_an_endpoint_out_of_service(core: Runtime) -> None:
+    live = run(core, ADMIN_DEV, "/deploy iris v1 to dev")
+    assert isinstance(live, Outcome) and live.ok
+    stopped = run(core, ADMIN_DEV, "/stop iris in dev")
+    assert stopped.ok and stopped.text.startswith("iris in dev is stopped (it served iris v1")
+    assert core.store.endpoints("dev") == []
+    health = core.deployer.targets["dev"].health(_ref("dev"))
+    assert not health.up
+    again = run(core, ADMIN_DEV, "/stop iris in dev")
+    assert isinstance(again, Refusal) and again.text == "there is no endpoint `iris` in dev"
+
+
+def _ref(env: str):  # type: ignore[no-untyped-def]
+    from core.targets.base import EndpointRef
+
+    return EndpointRef(env, "iris")

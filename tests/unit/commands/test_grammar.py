@@ -110,13 +110,13 @@ MALFORMED = [
     ("/help deploy now", "There is no command `deploy now` to explain"),
     (
         "/help fly",
-        "There is no command `fly` to explain (commands: deploy, scale, status, register, "
-        "promote, approve, reject, lock, unlock, history, help).",
+        "There is no command `fly` to explain (commands: deploy, scale, rollback, stop, "
+        "status, register, promote, approve, reject, lock, unlock, history, help).",
     ),
     (
         "/launch iris",
-        "There is no command `/launch` (commands: /deploy, /scale, /status, /register, "
-        "/promote, /approve, /reject, /lock, /unlock, /history, /help).",
+        "There is no command `/launch` (commands: /deploy, /scale, /rollback, /stop, "
+        "/status, /register, /promote, /approve, /reject, /lock, /unlock, /history, /help).",
     ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
     ("/deploy `rm -rf /` v1", "`'rm` is not a valid model name"),
@@ -135,6 +135,8 @@ MALFORMED = [
     ("/lock", "Say which endpoint."),
     ("/unlock iris in", "Say which environment after `in`, e.g. `in prod`."),
     ("/unlock iris now", "Unexpected `now`: unlocking takes only the endpoint and `in <env>`."),
+    ("/rollback iris to v1", "Unexpected `to v1`: a rollback goes to the previous version"),
+    ("/stop iris now", "Unexpected `now`: stopping takes only the endpoint and `in <env>`."),
     ("/history iris 500", "`500` is not a number of entries from 1 to 50."),
     ("/history iris 5 more", "Unexpected `more` after the number of entries."),
 ]
