@@ -12,7 +12,7 @@ from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
 from core.store import Store
-from core.targets.base import EndpointRef, Target
+from core.targets.base import Target
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
 
@@ -66,13 +66,14 @@ class Runtime:
         )
 
     def shut_down_endpoints(self) -> list[str]:
-        """Stop every local endpoint of this state directory; the names stopped."""
+        """Stop every local endpoint of this state directory, recorded or not (a first deploy
+        that failed leaves a host with no endpoint record); the names of those that ran."""
         stopped = []
-        for row in self.store.endpoints():
-            target = self.deployer.targets[row.env]
+        for target in self.deployer.targets.values():
             if isinstance(target, LocalTarget):
-                target.shutdown(EndpointRef(row.env, row.name))
-                stopped.append(f"{row.name} ({row.env})")
+                for ref in target.endpoints():
+                    if target.shutdown(ref):
+                        stopped.append(f"{ref.name} ({ref.env})")
         return stopped
 
     def close(self) -> None:

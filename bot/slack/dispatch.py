@@ -115,7 +115,11 @@ class ProcessDispatcher:
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            reply: dict[str, Any] = json.loads(line)
+            try:
+                reply: dict[str, Any] = json.loads(line)
+            except ValueError:  # not a reply: say so, and keep reading the replies
+                log.warning("the worker wrote something that is not a reply: %.200s", line)
+                continue
             with self._lock:
                 self._pending.discard(int(reply["id"]))
                 self._idle.notify_all()

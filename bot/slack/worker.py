@@ -24,6 +24,11 @@ from core.runtime import Runtime
 
 
 def main() -> None:
+    # Only replies may reach the front through stdout: anything a library prints from the
+    # first moment on goes to stderr (the log) instead, file descriptor and all.
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -46,8 +51,6 @@ def main() -> None:
     )
     work.groups.check()  # a workspace without user groups is reported now, not at first use
     dispatcher = ThreadDispatcher(work, workers=slack.workers)
-    out = sys.stdout
-    sys.stdout = sys.stderr  # only replies go to the front
     write = threading.Lock()
 
     def done(request_id: int) -> Any:

@@ -333,6 +333,17 @@ class LocalTarget:
 
     def stop(self, ep: EndpointRef, deployment: str) -> None:
         self._call(ep, {"op": "retire", "deployment": deployment})
+        status = self._call(ep, {"op": "status"})
+        live = ("starting", "ready", "active")
+        if status is not None and not any(d["state"] in live for d in status["deployments"]):
+            self.shutdown(ep)  # nothing left to serve: the host and its port go too
+
+    def endpoints(self) -> list[EndpointRef]:
+        """Every endpoint of this environment that was ever given a port here."""
+        path = self._run_dir() / "ports.json"
+        ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        pairs = [key.split("/", 1) for key in ports]
+        return [EndpointRef(env, name) for env, name in pairs if env == self.env.name]
 
     def health(self, ep: EndpointRef) -> Health:
         status = self._call(ep, {"op": "status"})
@@ -362,8 +373,9 @@ class LocalTarget:
             processes=pids,
         )
 
-    def shutdown(self, ep: EndpointRef) -> None:
-        self._call(ep, {"op": "shutdown"})
+    def shutdown(self, ep: EndpointRef) -> bool:
+        """Stop the endpoint's host and all its servers; False when none was running."""
+        return self._call(ep, {"op": "shutdown"}) is not None
 
     def close(self) -> None:
         self._http.close()
