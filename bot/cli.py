@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
         help="serve a CML API v2 emulator (for tests and the offline demo); --help for options",
     )
+    db = sub.add_parser("db", help="the state database")
+    db_sub = db.add_subparsers(dest="db_cmd", required=True)
+    db_sub.add_parser("upgrade", help="bring the schema to this version (also done at start)")
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True)
     export = audit_sub.add_parser("export", help="write every attempt, allowed or refused")
@@ -113,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         out.print(f"[red]cannot start, the settings are wrong: {exc}[/]")
         return 2
+    if args.cmd == "db":
+        from core import migrate
+        from core.store import Store
+
+        try:
+            Store(settings.database_url)  # makes the SQLite folder if needed, then migrates
+        except ChatOpsError as exc:
+            out.print(f"[red]{exc.message}[/]")
+            return 1
+        out.print(f"The state database is at revision {migrate.current(settings.database_url)}.")
+        return 0
     if args.cmd == "run":
         from bot.slack.settings import Mode, SlackSettings
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from core import migrate
 from core.errors import StoreError
 
 
@@ -169,7 +170,7 @@ class Store:
         self.engine = create_engine(url, json_serializer=json.dumps)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        migrate.upgrade(url)  # the schema comes from the migrations, on every backend
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
