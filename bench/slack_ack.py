@@ -32,7 +32,7 @@ from bot.slack.app import EVENTS_PATH  # noqa: E402
 from core.registry.demo import create_demo_model  # noqa: E402
 from tests.slack_api.emulator import SlackEmulator  # noqa: E402
 
-TOKEN, SECRET = "xoxb-0000-bench-token", "bench-signing-secret"
+TOKEN, SECRET = "xoxb-bench", "bench-signing-secret"
 
 
 def signed(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from commands.base import Context, Reply, UsageError, check_name, tokens
+from commands.base import Context, Reply, UsageError, check_name, shown, tokens
 
 NAME = "lock"
 SUMMARY = "freeze an endpoint: nothing deploys or scales it until unlocked (admins)"
@@ -39,6 +39,25 @@ def parse_target(
         if bad := check_name(env, "environment name", usage, example):
             return bad
     return endpoint, env, rest
+
+
+class Target(BaseModel):
+    """An endpoint and its environment: what /rollback, /stop and /unlock take."""
+
+    endpoint: str
+    env: str | None = None
+
+
+def parse_endpoint_only(
+    text: str, usage: str, example: str, nothing_else: str
+) -> Target | UsageError:
+    found = parse_target(text, usage, example)
+    if isinstance(found, UsageError):
+        return found
+    endpoint, env, rest = found
+    if rest:
+        return UsageError(f"Unexpected `{shown(' '.join(rest))}`: {nothing_else}", usage, example)
+    return Target(endpoint=endpoint, env=env)
 
 
 def parse(text: str) -> Lock | UsageError:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
-from commands.base import Context, Reply, UsageError, shown
-from commands.lock import parse_target
+from commands.base import Context, Reply, UsageError
+from commands.lock import Target, parse_endpoint_only
 
 NAME = "stop"
 SUMMARY = "stop serving an endpoint (admins)"
@@ -16,27 +14,13 @@ Its servers stop after answering the requests they hold, and it leaves /status; 
 stays in /history and the audit trail. `/deploy` brings it back."""
 
 
-class Stop(BaseModel):
-    endpoint: str
-    env: str | None = None
+def parse(text: str) -> Target | UsageError:
+    return parse_endpoint_only(
+        text, USAGE, EXAMPLES[0], "stopping takes only the endpoint and `in <env>`."
+    )
 
 
-def parse(text: str) -> Stop | UsageError:
-    found = parse_target(text, USAGE, EXAMPLES[0])
-    if isinstance(found, UsageError):
-        return found
-    endpoint, env, rest = found
-    if rest:
-        return UsageError(
-            f"Unexpected `{shown(' '.join(rest))}`: stopping takes only the "
-            "endpoint and `in <env>`.",
-            USAGE,
-            EXAMPLES[0],
-        )
-    return Stop(endpoint=endpoint, env=env)
-
-
-def run(cmd: Stop, ctx: Context) -> Reply:
+def run(cmd: Target, ctx: Context) -> Reply:
     return ctx.core.deployer.stop(
         endpoint=cmd.endpoint, env=cmd.env, actor=ctx.actor, command=ctx.text
     )
