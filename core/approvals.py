@@ -16,7 +16,7 @@ from core.errors import NotFound, RegistryError
 from core.events import Outcome, Refusal, Reporter
 from core.registry.mlflow import ModelVersion, Registry
 from core.roles import Action, Actor, authorize
-from core.store import ApprovalRow, Store, new_id, utcnow
+from core.store import ApprovalRow, Store, aware, new_id, utcnow
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class Approvals:
         if refusal is None and row.state != "pending":
             when = f" at {row.decided_at:%Y-%m-%d %H:%M} UTC" if row.decided_at else ""
             refusal = Refusal(f"this request was already {row.state} by {row.decided_by}{when}")
-        if refusal is None and _aware(row.expires_at) < datetime.now(UTC):
+        if refusal is None and aware(row.expires_at) < datetime.now(UTC):
             self.store.decide_approval(row.id, state="expired", by="", reason="expired")
             refusal = Refusal(
                 f"this request expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: ask "
@@ -229,7 +229,3 @@ class Approvals:
     ) -> Refusal:
         self._audit(actor, action, command, env, endpoint, "refused", detail=refusal.text)
         return refusal
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

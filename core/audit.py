@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
-from core.store import AuditRow, Store
+from core.store import AuditRow, Store, aware
 
 FIELDS = [
     "at",
@@ -38,7 +38,7 @@ def export(store: Store, *, fmt: str, since: datetime | None = None, limit: int 
 
 
 def _record(row: AuditRow) -> dict[str, str]:
-    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+    at = aware(row.at)
     values = {name: str(getattr(row, name) or "") for name in FIELDS}
     values["at"] = at.isoformat()
     return values

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
 from typing import TypeVar
 
 from core.config import Environment, Settings
@@ -23,7 +22,7 @@ from core.policy import check_limits
 from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
 from core.roles import Action, Actor, authorize
-from core.store import Endpoint, LockAttempt, OperationState, Store, new_id
+from core.store import Endpoint, LockAttempt, OperationState, Store, aware, new_id
 from core.targets.base import Built, EndpointRef, Started, Step, Target
 
 log = logging.getLogger("chatops.core")
@@ -172,16 +171,7 @@ class Deployer:
         if isinstance(environment, Refusal):
             return environment
         current = self.store.endpoint(environment.name, model)
-        resources = (
-            Resources(
-                cpu=current.cpu,
-                memory_mb=current.memory_mb,
-                replicas=current.replicas,
-                gpus=current.gpus,
-            )
-            if current
-            else environment.default
-        )
+        resources = current.resources if current else environment.default
         headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
         if approver:
             headline += f" (approved by {approver.shown})"
@@ -316,12 +306,7 @@ class Deployer:
             actor=actor,
             command=command,
             reporter=reporter,
-            resources=Resources(
-                cpu=current.cpu,
-                memory_mb=current.memory_mb,
-                replicas=current.replicas,
-                gpus=current.gpus,
-            ),
+            resources=current.resources,
             headline=(
                 f"{actor.shown} is rolling {endpoint} in {environment.name} back from "
                 f"v{current.version} to v{previous}"
@@ -549,10 +534,8 @@ class Deployer:
             )
         result = []
         for row, health in zip(rows, healths, strict=True):
-            resources = Resources(
-                cpu=row.cpu, memory_mb=row.memory_mb, replicas=row.replicas, gpus=row.gpus
-            )
-            since = row.since if row.since.tzinfo else row.since.replace(tzinfo=UTC)
+            resources = row.resources
+            since = aware(row.since)
             result.append(
                 EndpointStatus(
                     env=row.env,

@@ -33,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from core import migrate
 from core.errors import StoreError
+from core.resources import Resources
 
 
 def utcnow() -> datetime:
@@ -71,6 +72,12 @@ class Endpoint(Base):
     deployment: Mapped[str] = mapped_column(String(128))
     since: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(
+            cpu=self.cpu, memory_mb=self.memory_mb, replicas=self.replicas, gpus=self.gpus
+        )
 
 
 class Operation(Base):
@@ -161,6 +168,10 @@ class LockAttempt:
     reason: str = ""
     since: datetime | None = None
     sticky: bool = False
+
+    @classmethod
+    def refused_by(cls, held: LockRow) -> LockAttempt:
+        return cls(False, "", held.holder, held.reason, aware(held.since), held.sticky)
 
 
 class Store:
@@ -300,11 +311,9 @@ class Store:
             with self._sessions.begin() as s:
                 held = s.get(LockRow, (env, endpoint))
                 if held is not None:
-                    alive = held.expires_at is None or _aware(held.expires_at) > now
+                    alive = held.expires_at is None or aware(held.expires_at) > now
                     if alive:
-                        return LockAttempt(
-                            False, "", held.holder, held.reason, _aware(held.since), held.sticky
-                        )
+                        return LockAttempt.refused_by(held)
                     s.delete(held)
                     s.flush()
                 s.add(
@@ -325,7 +334,7 @@ class Store:
                 return self.try_lock(
                     env, endpoint, holder=holder, reason=reason, ttl_s=ttl_s, sticky=sticky
                 )
-            return LockAttempt(False, "", held.holder, held.reason, _aware(held.since), held.sticky)
+            return LockAttempt.refused_by(held)
         except SQLAlchemyError as exc:
             raise StoreError(f"the state database failed: {type(exc).__name__}") from exc
         return LockAttempt(True, token, holder, reason, now, sticky)
@@ -400,7 +409,8 @@ class Store:
             )
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
+    """A time read back from SQLite (naive, UTC) with its time zone put back."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
