@@ -1,4 +1,4 @@
-"""`chatops`: run the bot, drive it from a console, seed the demo, stop local endpoints."""
+"""`chatops`: run the bot or a worker, drive it from a console, seed the demo, stop endpoints."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import argparse
 import getpass
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -66,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         "API v2 emulators (dev and prod workspaces sharing the registry)",
     )
     sub.add_parser("down", help="stop every local endpoint of the state directory")
+    sub.add_parser(
+        "worker",
+        help="run queued operations, and take over those whose bot process died, until "
+        "interrupted (several may share one PostgreSQL)",
+    )
     sub.add_parser(
         "cml-emulator",
         add_help=False,
@@ -179,6 +187,8 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
             with open(args.output, "w", encoding="utf-8", newline="") as f:
                 f.write(text)
         return 0
+    if args.cmd == "worker":
+        return _worker(runtime, out)
     if args.cmd == "down":
         stopped = runtime.shut_down_endpoints()
         out.print(f"Stopped: {', '.join(stopped)}" if stopped else "No local endpoints.")
@@ -193,6 +203,36 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     )
     app.offer_demo(ask=sys.stdin.isatty())
     app.interactive()
+    return 0
+
+
+def _worker(runtime: Runtime, out: Console) -> int:
+    """Operations from the store, reported in their Slack threads when Slack is configured
+    (else in the log), until SIGINT or SIGTERM."""
+    from bot.slack.settings import SlackSettings
+    from core.events import LogReporter, Reporter
+    from core.runner import Runner
+    from core.store import Operation
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
+    slack = SlackSettings()
+    if slack.bot_token is not None:
+        from bot.slack.poster import Poster, web_client
+        from bot.slack.work import Work
+
+        client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
+        work = Work(runtime=runtime, poster=Poster(client), min_interval=slack.update_interval)
+        reporter_for = work.reporter_for
+    runtime.warm_up()
+    runner = Runner(deployer=runtime.deployer, reporter_for=reporter_for).start()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    out.print(f"chatops worker {runner.owner}: taking operations", highlight=False)
+    stop.wait()
+    out.print("chatops worker: finishing what it holds")
+    runner.stop(wait=True)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The audit trail written out for compliance: CSV or JSON, oldest first."""
+"""The audit trail: one row per attempt to act (`AuditLog`), written out for compliance as
+CSV or JSON, oldest first (`export`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 from datetime import datetime
 
+from core.events import Notice, Outcome, Refusal
 from core.store import AuditRow, Store, aware
 
 FIELDS = [
@@ -42,3 +44,39 @@ def _record(row: AuditRow) -> dict[str, str]:
     values = {name: str(getattr(row, name) or "") for name in FIELDS}
     values["at"] = at.isoformat()
     return values
+
+
+class AuditLog:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def record(
+        self,
+        action: str,
+        *,
+        actor_id: str,
+        actor_name: str,
+        command: str,
+        env: str,
+        endpoint: str,
+        result: Outcome | Notice | Refusal,
+        approver: str = "",
+    ) -> None:
+        """The attempt and what became of it: refused, succeeded or failed."""
+        if isinstance(result, Refusal):
+            outcome, operation = "refused", ""
+        else:
+            outcome = "succeeded" if result.ok else "failed"
+            operation = (result.operation if isinstance(result, Outcome) else None) or ""
+        self.store.audit(
+            actor_id=actor_id,
+            actor_name=actor_name,
+            action=action,
+            command=command,
+            env=env,
+            endpoint=endpoint,
+            outcome=outcome,
+            detail=result.text.splitlines()[0][:500] if result.text else "",
+            operation_id=operation,
+            approver=approver,
+        )

@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     approval_ttl_s: float = 24 * 3600.0
     # an operation's hold on its endpoint lapses after this, should its bot die mid-way
     lock_ttl_s: float = 2 * 3600.0
+    # a bot process holds an operation this long past its last heartbeat (every third of
+    # it); when its holder dies, another process takes the operation over after this
+    lease_s: float = Field(default=30.0, gt=0)
+    # an operation found unfinished (its bot died) this long after it was asked for is
+    # failed instead of resumed; and after this many takeovers, too
+    operation_timeout_s: float = Field(default=3600.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    # how often a bot process looks for queued operations and ones whose holder died
+    runner_poll_s: float = Field(default=1.0, gt=0)
     # how long a Slack user group's member list is trusted before it is fetched again
     group_cache_ttl_s: float = 300.0
 

@@ -1,80 +1,60 @@
 """The Deployer: every change to what serves goes through here, as a recorded operation.
 
-deploy/scale: check -> open an Operation -> steps (resolve, build, start, check, switch),
-each reported as events and recorded in the store -> the endpoint record -> the outcome.
-A failure at any step stops only the new deployment; whatever served before keeps serving.
+deploy/scale/rollback: authorise -> check limits -> lock the endpoint -> record a durable
+Operation with its plan -> run it (`core.rollout`), here or in whichever bot process takes
+it. Refusals are audited here; an operation's outcome is audited when it ends.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TypeVar
 
+from core.audit import AuditLog
 from core.config import Environment, Settings
-from core.errors import ChatOpsError, NotFound
-from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal, Reporter
+from core.errors import ChatOpsError
+from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
+from core.leases import Leases
 from core.policy import check_limits
-from core.registry.mlflow import ModelVersion, Registry
+from core.registry.mlflow import Registry
 from core.resources import Resources
 from core.roles import Action, Actor, authorize
-from core.store import Endpoint, LockAttempt, OperationState, Store, aware, new_id
-from core.targets.base import Built, EndpointRef, Started, Step, Target
+from core.rollout import Plan, Rollouts, where_of
+from core.store import LockAttempt, Operation, Store, aware
+from core.targets.base import EndpointRef, Target
 
 log = logging.getLogger("chatops.core")
 R = TypeVar("R", bound=Outcome | Notice | Refusal)
 
 
-@dataclass
-class _Run:
-    """One operation in flight: where its events go and when it began."""
-
-    op_id: str
-    reporter: Reporter
-    store: Store
-    started: float
-
-    def emit(self, kind: EventKind, step: str, message: str, **data: object) -> None:
-        self.store.add_event(self.op_id, kind, step, message)
-        elapsed = time.monotonic() - self.started
-        try:
-            self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
-        except Exception:  # telling people must never stop the work itself
-            log.exception("reporting %s of %s failed", kind, self.op_id)
-
-    def target_step(self, name: str) -> Step:
-        return Step(
-            say=lambda text: self.emit(EventKind.INFO, name, text),
-            remember=lambda **ids: self.store.record(self.op_id, **ids),
-        )
-
-    @contextmanager
-    def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:
-        self.store.record(self.op_id, step=name)
-        self.emit(EventKind.STEP, name, doing)
-        begun = time.monotonic()
-        done: list[str] = []
-        yield done.append
-        took = time.monotonic() - begun
-        self.emit(EventKind.DONE, name, (done[-1] if done else doing) + f" ({_ms(took)})")
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
-
-
 class Deployer:
     def __init__(
-        self, *, settings: Settings, store: Store, registry: Registry, targets: dict[str, Target]
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        registry: Registry,
+        targets: dict[str, Target],
+        leases: Leases | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.registry = registry
         self.targets = targets
+        self.audit = AuditLog(store)
+        self.rollouts = Rollouts(
+            settings=settings,
+            store=store,
+            registry=registry,
+            targets=targets,
+            leases=leases or Leases(store, lease_s=settings.lease_s),
+            audit=self.audit,
+        )
+
+    def execute(self, op: Operation, reporter: Reporter) -> Outcome:
+        """Run an operation this process took from the store (`Store.claim`)."""
+        return self.rollouts.execute(op, reporter)
 
     def _env(self, name: str | None) -> Environment | Refusal:
         env = self.settings.environment(name)
@@ -159,9 +139,11 @@ class Deployer:
         command: str,
         reporter: Reporter,
         approver: Actor | None = None,
+        wait: bool = True,
     ) -> Outcome | Refusal:
         """Serve `model` at `version` (or `alias`) on the endpoint of the same name in `env`.
-        With `approver`, it is that admin's approval of `actor`'s request that is checked."""
+        With `approver`, it is that admin's approval of `actor`'s request that is checked.
+        `wait=False` queues the operation for any bot process instead of running it here."""
         what = f"v{version}" if version is not None else f"@{alias}"
         where = self.settings.environment(env)
         hint = f"ask for it with `/promote {model} {what} to {where.name}`" if where else ""
@@ -175,8 +157,8 @@ class Deployer:
         headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
         if approver:
             headline += f" (approved by {approver.shown})"
-        result = self._rollout(
-            kind="deploy",
+        return self._rollout(
+            Action.DEPLOY,
             environment=environment,
             endpoint=model,
             actor=actor,
@@ -184,20 +166,12 @@ class Deployer:
             reporter=reporter,
             resources=resources,
             headline=headline,
-            pick=lambda run: self._resolve(run, model, version, alias),
+            model=model,
+            version=version,
+            alias=alias,
+            approver=approver,
+            wait=wait,
         )
-        return self._audited(Action.DEPLOY, actor, command, env, model, result, approver)
-
-    def _resolve(
-        self, run: _Run, model: str, version: int | None, alias: str | None
-    ) -> ModelVersion:
-        what = f"v{version}" if version is not None else f"@{alias}"
-        with run.step("resolve", f"resolving {model} {what} in the registry") as done:
-            mv = self.registry.resolve(model, version=version, alias=alias)
-            metrics = ", ".join(f"{k} {v:.3g}" for k, v in sorted(mv.metrics.items()))
-            run_ref = f"run {mv.run_id[:8]}" if mv.run_id else "no run"
-            done(f"resolved {mv.label} ({run_ref}{', ' + metrics if metrics else ''})")
-        return mv
 
     # -- scale -----------------------------------------------------------------------------
     def scale(
@@ -212,6 +186,7 @@ class Deployer:
         actor: Actor,
         command: str,
         reporter: Reporter,
+        wait: bool = True,
     ) -> Outcome | Refusal:
         """Serve the same version with new resources: new deployment first, old one after."""
         environment = self._admit(Action.SCALE, actor, command, env, endpoint)
@@ -231,9 +206,8 @@ class Deployer:
             replicas=replicas if replicas is not None else current.replicas,
             gpus=gpus if gpus is not None else current.gpus,
         )
-        version = current.version
-        result = self._rollout(
-            kind="scale",
+        return self._rollout(
+            Action.SCALE,
             environment=environment,
             endpoint=endpoint,
             actor=actor,
@@ -244,9 +218,10 @@ class Deployer:
                 f"{actor.shown} is scaling {endpoint} in {environment.name} to "
                 f"{resources.describe()}"
             ),
-            pick=lambda run: self._resolve(run, current.model, version, None),
+            model=current.model,
+            version=current.version,
+            wait=wait,
         )
-        return self._audited(Action.SCALE, actor, command, env, endpoint, result)
 
     def _audited(
         self,
@@ -259,28 +234,28 @@ class Deployer:
         approver: Actor | None = None,
     ) -> R:
         """Record the attempt, whatever became of it, and hand the result on."""
-        if isinstance(result, Refusal):
-            outcome, operation = "refused", ""
-        else:
-            outcome = "succeeded" if result.ok else "failed"
-            operation = (result.operation if isinstance(result, Outcome) else None) or ""
-        self.store.audit(
+        self.audit.record(
+            action.value,
             actor_id=actor.id,
             actor_name=actor.shown,
-            action=action.value,
             command=command,
             env=env or self.settings.default_environment,
             endpoint=endpoint,
-            outcome=outcome,
-            detail=result.text.splitlines()[0][:500] if result.text else "",
-            operation_id=operation,
+            result=result,
             approver=approver.shown if approver else "",
         )
         return result
 
     # -- rollback and stop ------------------------------------------------------------------
     def rollback(
-        self, *, endpoint: str, env: str | None, actor: Actor, command: str, reporter: Reporter
+        self,
+        *,
+        endpoint: str,
+        env: str | None,
+        actor: Actor,
+        command: str,
+        reporter: Reporter,
+        wait: bool = True,
     ) -> Outcome | Refusal:
         """Serve again the version that served before the current one."""
         environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
@@ -299,8 +274,8 @@ class Deployer:
                 f"roll back to (deploy a version with `/deploy {endpoint} v<N>`)"
             )
             return self._audited(Action.ROLLBACK, actor, command, env, endpoint, refusal)
-        result = self._rollout(
-            kind="rollback",
+        return self._rollout(
+            Action.ROLLBACK,
             environment=environment,
             endpoint=endpoint,
             actor=actor,
@@ -311,9 +286,10 @@ class Deployer:
                 f"{actor.shown} is rolling {endpoint} in {environment.name} back from "
                 f"v{current.version} to v{previous}"
             ),
-            pick=lambda run: self._resolve(run, current.model, previous, None),
+            model=current.model,
+            version=previous,
+            wait=wait,
         )
-        return self._audited(Action.ROLLBACK, actor, command, env, endpoint, result)
 
     def stop(
         self, *, endpoint: str, env: str | None, actor: Actor, command: str
@@ -355,8 +331,8 @@ class Deployer:
     # -- the shared rollout ----------------------------------------------------------------
     def _rollout(
         self,
+        action: Action,
         *,
-        kind: str,
         environment: Environment,
         endpoint: str,
         actor: Actor,
@@ -364,154 +340,59 @@ class Deployer:
         reporter: Reporter,
         resources: Resources,
         headline: str,
-        pick: Callable[[_Run], ModelVersion],
+        model: str,
+        version: int | None,
+        alias: str | None = None,
+        approver: Actor | None = None,
+        wait: bool = True,
     ) -> Outcome | Refusal:
+        """Lock the endpoint and record the operation; run it here and now (held by this
+        process), or with `wait=False` leave it queued for any bot process to take."""
+        env = environment.name
         refusal = check_limits(environment, resources)
         if refusal:
-            return refusal
+            return self._audited(action, actor, command, env, endpoint, refusal, approver)
         attempt = self.store.try_lock(
-            environment.name,
-            endpoint,
-            holder=actor.shown,
-            reason=headline,
-            ttl_s=self.settings.lock_ttl_s,
+            env, endpoint, holder=actor.shown, reason=headline, ttl_s=self.settings.lock_ttl_s
         )
         if not attempt.acquired:
-            return Refusal(locked_text(environment.name, endpoint, attempt))
-        try:
-            op = self.store.start_operation(
-                kind=kind,
-                env=environment.name,
-                endpoint=endpoint,
-                requested_by=actor.shown,
-                command=command,
-            )
-            run = _Run(op.id, reporter, self.store, time.monotonic())
-            run.emit(EventKind.STARTED, "", headline)
-            return self._run_rollout(run, environment, endpoint, resources, pick)
-        finally:
-            self.store.release(environment.name, endpoint, attempt.token)
-
-    def _run_rollout(
-        self,
-        run: _Run,
-        environment: Environment,
-        endpoint: str,
-        resources: Resources,
-        pick: Callable[[_Run], ModelVersion],
-    ) -> Outcome:
-        target = self.targets[environment.name]
-        ep = EndpointRef(environment.name, endpoint)
-        current = self.store.endpoint(environment.name, endpoint)
-        deployment = new_id("dep")
-        started = None
-        try:
-            mv = pick(run)
-            was_up = current is not None and target.health(ep).up
-            if (
-                current
-                and was_up
-                and current.version == mv.version
-                and current.model == mv.model
-                and _same(current, resources)
-            ):
-                text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
-                run.emit(EventKind.SUCCEEDED, "", text)
-                self.store.finish(run.op_id, OperationState.SUCCEEDED)
-                return Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
-            with run.step("build", f"building {mv.label} on {target.kind}") as done:
-                built = target.build(ep, mv, self.registry, run.target_step("build"))
-                done(built.detail or f"{mv.label} built")
-            self.store.record(run.op_id, deployment=deployment)
-            with run.step("start", f"starting {mv.label} with {resources.describe()}") as done:
-                started = target.start(
-                    ep, mv, built, resources, deployment, run.target_step("start")
-                )
-                done(f"model servers up: {started.detail}")
-            latency_ms = self._check(run, target, ep, started, built)
-            with run.step("switch", "switching traffic to the new deployment") as done:
-                old = current.deployment if current else None
-                url = target.switch(ep, started.deployment, old)
-                before = (
-                    f"; the previous deployment (v{current.version}) drains and stops"
-                    if current and was_up
-                    else ""
-                )
-                done(f"{endpoint} now serves v{mv.version} with {resources.describe()}{before}")
-        except ChatOpsError as exc:
-            if started is not None:
-                target.stop(ep, started.deployment)
-            return self._failed(run, target, ep, current, exc)
-        self.store.save_endpoint(
-            env=environment.name,
-            name=endpoint,
-            target=target.kind,
-            model=mv.model,
-            version=mv.version,
+            locked = Refusal(locked_text(env, endpoint, attempt))
+            return self._audited(action, actor, command, env, endpoint, locked, approver)
+        plan = Plan(
+            action=action.value,
+            model=model,
+            version=version,
+            alias=alias,
             cpu=resources.cpu,
             memory_mb=resources.memory_mb,
             replicas=resources.replicas,
             gpus=resources.gpus,
-            url=url,
-            deployment=started.deployment,
+            headline=headline,
+            actor_id=actor.id,
+            actor_name=actor.shown,
+            approver=approver.shown if approver else "",
         )
-        self.store.record(run.op_id, version=mv.version)  # what /rollback goes back to
-        self.store.finish(run.op_id, OperationState.SUCCEEDED)
-        text = f"{mv.label} is live at {url}"
-        run.emit(
-            EventKind.SUCCEEDED,
-            "",
-            text,
-            url=url,
-            version=mv.version,
-            resources=resources.describe(),
-            latency_ms=latency_ms,
-        )
-        return Outcome(
-            ok=True,
-            text=text,
-            operation=run.op_id,
-            url=url,
-            data={"latency_ms": latency_ms, "resources": resources.describe()},
-        )
-
-    @staticmethod
-    def _check(run: _Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
-        with run.step("check", "health check and smoke test on the input example") as done:
-            checked = target.check(ep, started, built)
-            if built.example is None:
-                done("health check passed (no input example to smoke-test with)")
-            else:
-                done(
-                    f"smoke test answered {_short(checked.prediction)} in "
-                    f"{checked.latency_ms:.0f} ms"
-                )
-        return checked.latency_ms
-
-    def _failed(
-        self,
-        run: _Run,
-        target: Target,
-        ep: EndpointRef,
-        current: Endpoint | None,
-        exc: ChatOpsError,
-    ) -> Outcome:
-        if current is None:
-            serving = f"nothing was serving {ep.name} in {ep.env} before, and nothing serves now"
-        elif target.health(ep).up:
-            serving = f"{current.model} v{current.version} still serves at {current.url}"
-        else:
-            serving = f"{current.model} v{current.version} was serving before, but is down now"
-        text = exc.message if isinstance(exc, NotFound) else f"failed: {exc.message}"
-        self.store.finish(run.op_id, OperationState.FAILED, exc.message)
-        run.emit(EventKind.FAILED, "", text, log_tail=exc.log_tail, serving=serving)
-        return Outcome(
-            ok=False,
-            text=f"{text}\n{serving}",
-            operation=run.op_id,
-            log_tail=exc.log_tail,
-            data={"serving": serving},
-        )
+        try:
+            op = self.store.enqueue(
+                kind=action.value,
+                env=env,
+                endpoint=endpoint,
+                requested_by=actor.shown,
+                command=command,
+                plan=plan.as_dict(),
+                reply_to=where_of(reporter),
+                lock_token=attempt.token,
+                owner=self.rollouts.leases.owner if wait else "",
+                lease_s=self.settings.lease_s,
+            )
+        except BaseException:
+            self.store.release(env, endpoint, attempt.token)
+            raise
+        if not wait:
+            return Outcome(
+                ok=True, text=f"queued: {headline}", operation=op.id, data={"queued": True}
+            )
+        return self.rollouts.execute(op, reporter)
 
     # -- status ----------------------------------------------------------------------------
     def status(
@@ -554,6 +435,7 @@ class Deployer:
         return result
 
     def close(self) -> None:
+        self.rollouts.leases.close()
         for target in self.targets.values():
             target.close()
 
@@ -570,17 +452,3 @@ def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
         "It is released when that operation ends; an admin can force it with "
         f"`/unlock {endpoint} in {env}`."
     )
-
-
-def _same(row: Endpoint, resources: Resources) -> bool:
-    return (row.cpu, row.memory_mb, row.replicas, row.gpus) == (
-        resources.cpu,
-        resources.memory_mb,
-        resources.replicas,
-        resources.gpus,
-    )
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

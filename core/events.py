@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class EventKind(StrEnum):
@@ -33,9 +34,29 @@ class Reporter(Protocol):
     def report(self, event: Event) -> None: ...
 
 
+@runtime_checkable
+class Addressed(Protocol):
+    """A reporter that can say where it reports (a Slack channel and thread), so a bot process
+    resuming the operation after a crash reports in the same place."""
+
+    @property
+    def where(self) -> dict[str, Any]: ...
+
+
 class NullReporter:
     def report(self, event: Event) -> None:
         pass
+
+
+class LogReporter:
+    """Events as log lines: for operations no front watches (a headless `chatops worker`)."""
+
+    def __init__(self, logger: str = "chatops.operations") -> None:
+        self.log = logging.getLogger(logger)
+
+    def report(self, event: Event) -> None:
+        where = f" [{event.step}]" if event.step else ""
+        self.log.info("%s %s%s: %s", event.operation, event.kind, where, event.message)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
+    and_,
     create_engine,
+    delete,
     event,
+    or_,
     select,
     update,
 )
@@ -45,7 +49,8 @@ def new_id(prefix: str) -> str:
 
 
 class OperationState(StrEnum):
-    RUNNING = "running"
+    QUEUED = "queued"  # waiting for a bot process to take it
+    RUNNING = "running"  # held by `owner` until `lease_expires_at`
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
@@ -58,6 +63,7 @@ class Endpoint(Base):
     """One serving endpoint per (environment, name); `deployment` is what serves it now."""
 
     __tablename__ = "endpoints"
+    __table_args__ = (UniqueConstraint("env", "name", name="uq_endpoints_env_name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     env: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(128))
@@ -81,6 +87,8 @@ class Endpoint(Base):
 
 
 class Operation(Base):
+    """One rollout: its plan, the remote ids its steps created, and who runs it until when."""
+
     __tablename__ = "operations"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -88,12 +96,27 @@ class Operation(Base):
     endpoint: Mapped[str] = mapped_column(String(128))
     requested_by: Mapped[str] = mapped_column(String(128))
     command: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default=OperationState.RUNNING)
+    state: Mapped[str] = mapped_column(String(16), default=OperationState.QUEUED, index=True)
     step: Mapped[str] = mapped_column(String(64), default="")
     remote: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # where a front reports it (Slack: channel, user, thread), so whoever resumes it can too
+    reply_to: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lock_token: Mapped[str] = mapped_column(String(32), default="")
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryRow(Base):
+    """A request a front has handed on (Slack: trigger or action id), so a retry is not."""
+
+    __tablename__ = "deliveries"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class EventRow(Base):
@@ -246,9 +269,21 @@ class Store:
         return None
 
     # -- operations ------------------------------------------------------------------------
-    def start_operation(
-        self, *, kind: str, env: str, endpoint: str, requested_by: str, command: str
+    def enqueue(
+        self,
+        *,
+        kind: str,
+        env: str,
+        endpoint: str,
+        requested_by: str,
+        command: str,
+        plan: dict[str, Any] | None = None,
+        reply_to: dict[str, Any] | None = None,
+        lock_token: str = "",
+        owner: str = "",
+        lease_s: float = 0.0,
     ) -> Operation:
+        """A new operation: queued for any bot process, or already held by `owner`."""
         op = Operation(
             id=new_id("op"),
             kind=kind,
@@ -257,10 +292,90 @@ class Store:
             requested_by=requested_by,
             command=command,
             remote={},
+            plan=plan or {},
+            reply_to=reply_to or {},
+            lock_token=lock_token,
+            state=OperationState.RUNNING if owner else OperationState.QUEUED,
+            owner=owner,
+            lease_expires_at=utcnow() + timedelta(seconds=lease_s) if owner else None,
+            attempts=1 if owner else 0,
         )
         with self.session() as s:
             s.add(op)
         return op
+
+    def claim(self, owner: str, *, lease_s: float, limit: int = 20) -> Operation | None:
+        """The oldest operation nobody holds (queued, or its holder's lease lapsed), now held
+        by `owner`. Each candidate is taken with one conditional UPDATE: when several
+        processes reach for the same one, exactly one of them gets it."""
+        now = utcnow()
+        free = or_(
+            Operation.state == OperationState.QUEUED,
+            and_(
+                Operation.state == OperationState.RUNNING,
+                Operation.lease_expires_at < self._comparable(now),
+            ),
+        )
+        with self.session() as s:
+            candidates = list(
+                s.scalars(
+                    select(Operation.id).where(free).order_by(Operation.created_at).limit(limit)
+                )
+            )
+        for op_id in candidates:
+            with self.session() as s:
+                taken = s.execute(
+                    update(Operation)
+                    .where(Operation.id == op_id, free)
+                    .values(
+                        state=OperationState.RUNNING,
+                        owner=owner,
+                        lease_expires_at=now + timedelta(seconds=lease_s),
+                        attempts=Operation.attempts + 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(taken, "rowcount", 0) == 1:
+                    return s.get(Operation, op_id)
+        return None
+
+    def renew(self, op_ids: list[str], owner: str, *, lease_s: float) -> set[str]:
+        """Extend `owner`'s leases; the ids it still holds (a lapsed one may be another's)."""
+        if not op_ids:
+            return set()
+        with self.session() as s:
+            s.execute(
+                update(Operation)
+                .where(
+                    Operation.id.in_(op_ids),
+                    Operation.owner == owner,
+                    Operation.state == OperationState.RUNNING,
+                )
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+                .execution_options(synchronize_session=False)
+            )
+            held = select(Operation.id).where(
+                Operation.id.in_(op_ids),
+                Operation.owner == owner,
+                Operation.state == OperationState.RUNNING,
+            )
+            return set(s.scalars(held))
+
+    def running(self) -> list[Operation]:
+        """Operations queued or under way, oldest first."""
+        with self.session() as s:
+            query = (
+                select(Operation)
+                .where(Operation.state.in_([OperationState.QUEUED, OperationState.RUNNING]))
+                .order_by(Operation.created_at)
+            )
+            return list(s.scalars(query))
+
+    def set_reply_to(self, op_id: str, reply_to: dict[str, Any]) -> None:
+        with self.session() as s:
+            op = s.get(Operation, op_id)
+            if op is not None:
+                op.reply_to = {**op.reply_to, **reply_to}
 
     def record(self, op_id: str, *, step: str | None = None, **remote: Any) -> None:
         """Note the current step and remote ids of an operation, before waiting on them."""
@@ -277,6 +392,7 @@ class Store:
             op = s.get(Operation, op_id)
             assert op is not None
             op.state, op.error, op.finished_at = state, error, utcnow()
+            op.lease_expires_at = None
 
     def add_event(self, op_id: str, kind: str, step: str, message: str) -> None:
         with self.session() as s:
@@ -352,6 +468,24 @@ class Store:
             s.delete(held)
             return held
 
+    # -- deliveries ------------------------------------------------------------------------
+    def first_delivery(self, key: str, *, keep_s: float = 24 * 3600.0) -> bool:
+        """True only for the first of any number of calls with `key`, from any process
+        (the primary key decides). Keys older than `keep_s` are forgotten."""
+        now = utcnow()
+        try:
+            with self._sessions.begin() as s:
+                s.add(DeliveryRow(key=key[:255], at=now))
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the state database failed: {type(exc).__name__}") from exc
+        if hash(key) % 64 == 0:  # now and then, not on every request
+            with self.session() as s:
+                old = self._comparable(now - timedelta(seconds=keep_s))
+                s.execute(delete(DeliveryRow).where(DeliveryRow.at < old))
+        return True
+
     # -- approvals -----------------------------------------------------------------------
     def add_approval(self, row: ApprovalRow) -> ApprovalRow:
         with self.session() as s:
@@ -417,5 +551,7 @@ def aware(moment: datetime) -> datetime:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # with WAL this cannot corrupt the database; a power cut may lose the last commits
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

@@ -7,6 +7,7 @@ ack can see the work under way. Nothing slow happens before the ack.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,22 +20,32 @@ from bot.slack.ids import APPROVE, REJECT
 from commands import help as help_command
 from commands.base import UsageError
 from commands.registry import COMMANDS, parse
+from core.errors import StoreError
+from core.store import Store
+
+log = logging.getLogger("chatops.slack")
 
 
 class Seen:
     """Requests already handed on, by Slack's own id for them: a retried delivery or a double
-    click is acknowledged again but runs once."""
+    click is acknowledged again but runs once. With `store`, "once" holds across every front
+    sharing its database; this process's memory answers repeats without asking it."""
 
     def __init__(
-        self, *, ttl_s: float = 600.0, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        store: Store | None = None,
+        ttl_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.store = store
         self.ttl_s = ttl_s
         self.clock = clock
         self._at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def first(self, key: str) -> bool:
-        """True the first time `key` is seen within the TTL."""
+        """True the first time `key` is seen (within the TTL, in this process)."""
         if not key:
             return True
         now = self.clock()
@@ -45,13 +56,19 @@ class Seen:
             if seen is not None and now - seen < self.ttl_s:
                 return False
             self._at[key] = now
+        if self.store is None:
+            return True
+        try:
+            return self.store.first_delivery(key)
+        except StoreError as exc:  # better a rare double than a lost command
+            log.warning("could not check %s against the state database: %s", key, exc.message)
             return True
 
 
 class Listeners:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, *, store: Store | None = None) -> None:
         self.dispatcher = dispatcher
-        self.seen = Seen()
+        self.seen = Seen(store=store)
 
     def register(self, app: App) -> None:
         for name in COMMANDS:

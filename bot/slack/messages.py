@@ -9,6 +9,7 @@ NOT_IN_CHANNEL = (
 )
 DM_FALLBACK_HEADER = "Progress of your command `{command}` (I can't post in <#{channel}>):"
 RUNNING = ":hourglass_flowing_sand: running · {step} · {elapsed}"
+RESUMED = ":arrows_counterclockwise: resumed after the bot process running it stopped · {elapsed}"
 SUCCEEDED = ":white_check_mark: {text}"
 FAILED = ":x: {text}"
 FAILED_AT = ":x: failed at *{step}* after {elapsed}"

@@ -9,6 +9,7 @@ and the thread moves to a direct message.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from bot.text import duration
 from core.events import Event, EventKind
 
 Respond = Callable[..., Any]
+log = logging.getLogger("chatops.slack")
 
 
 @dataclass
@@ -51,6 +53,7 @@ class ThreadReporter:
         bot_name: str = "chatops",
         min_interval: float = 1.0,
         thread_ts: str | None = None,
+        ts: str | None = None,
     ) -> None:
         self.poster = poster
         # an existing thread (an approval request's) to report in, instead of a new one
@@ -61,13 +64,44 @@ class ThreadReporter:
         self.respond = respond
         self.bot_name = bot_name
         self.min_interval = min_interval
-        self.ts: str | None = None
+        # the parent message, once posted (given: a resumed operation's, posted before)
+        self.ts: str | None = ts
         self._parent = _Parent()
         self._step = ""
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._last_update = 0.0
         self._dirty = False
+
+    @classmethod
+    def resuming(
+        cls, where: dict[str, Any], *, poster: Poster, bot_name: str, min_interval: float
+    ) -> ThreadReporter:
+        """The reporter of an operation another bot process began: same parent, same thread;
+        with no `response_url` left, ephemeral notes go to the log instead."""
+        return cls(
+            poster=poster,
+            channel=str(where.get("channel") or ""),
+            user=str(where.get("user") or ""),
+            command=str(where.get("command") or ""),
+            respond=_unanswerable,
+            bot_name=bot_name,
+            min_interval=min_interval,
+            thread_ts=where.get("thread_ts") or None,
+            ts=where.get("ts") or None,
+        )
+
+    @property
+    def where(self) -> dict[str, Any]:
+        """Enough to report in the same place from another process (`resuming`)."""
+        return {
+            "front": "slack",
+            "channel": self.channel,
+            "user": self.user,
+            "command": self.command,
+            "thread_ts": self.thread_ts,
+            "ts": self.ts,
+        }
 
     # -- the Reporter interface ------------------------------------------------------------
     def report(self, event: Event) -> None:
@@ -77,7 +111,10 @@ class ThreadReporter:
                 headline=event.message,
                 status=messages.RUNNING.format(step="starting", elapsed=elapsed),
             )
-            self._open()
+            if self.ts is None:
+                self._open()
+            else:  # resumed: the parent is there already, and says so now
+                self._set_status(messages.RESUMED.format(elapsed=elapsed))
             return
         if event.kind is EventKind.STEP:
             self._step = event.step
@@ -195,6 +232,10 @@ class ThreadReporter:
         ]
         step = self._step or "start"
         self._set_status(messages.FAILED_AT.format(step=step, elapsed=elapsed), final=True)
+
+
+def _unanswerable(**message: Any) -> None:
+    log.info("no response_url to tell the requester: %.200s", message.get("text", ""))
 
 
 def _success_fields(event: Event) -> Blocks:

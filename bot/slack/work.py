@@ -27,9 +27,10 @@ from commands import status as status_command
 from commands.base import Context, StatusReport, UsageError
 from commands.registry import parse
 from core.approvals import ApprovalRequested
-from core.events import Notice, NullReporter, Outcome, Refusal, Reporter
+from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
 from core.registry.runs import Registered
 from core.roles import Actor
+from core.store import Operation
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -93,6 +94,17 @@ class Work:
             if entry.startswith("@")
         }
         self.groups = GroupDirectory(poster, handles, ttl_s=settings.group_cache_ttl_s)
+
+    def reporter_for(self, op: Operation) -> Reporter:
+        """Where an operation taken over from another bot process reports: its own thread."""
+        if op.reply_to.get("front") != "slack" or not op.reply_to.get("channel"):
+            return LogReporter()
+        return ThreadReporter.resuming(
+            op.reply_to,
+            poster=self.poster,
+            bot_name=self.bot_name,
+            min_interval=self.min_interval,
+        )
 
     def groups_of(self, user: str) -> frozenset[str]:
         return self.groups.groups_of(user)

@@ -1,8 +1,8 @@
 """The Slack worker process: runs the commands its front acked, one JSON line each.
 
 Started by the front (`ProcessDispatcher`); reads `{"id", "command"}` lines on stdin, runs each
-on its pools, writes `{"id", "done": true}` when it ends. Stops when stdin closes, after
-finishing what it holds.
+on its pools, writes `{"id", "done": true}` when it ends. Its Runner takes queued operations
+and those whose bot process died. Stops when stdin closes, after finishing what it holds.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
 from bot.slack.work import Work
 from core.config import Settings
+from core.runner import Runner
 from core.runtime import Runtime
 
 
@@ -51,6 +52,10 @@ def main() -> None:
     )
     work.groups.check()  # a workspace without user groups is reported now, not at first use
     dispatcher = ThreadDispatcher(work, workers=slack.workers)
+    # operations left by a bot process that died, and queued ones, run here too
+    runner = Runner(
+        deployer=runtime.deployer, reporter_for=work.reporter_for, workers=slack.workers
+    ).start()
     write = threading.Lock()
 
     def done(request_id: int) -> Any:
@@ -66,6 +71,7 @@ def main() -> None:
             request = json.loads(line)
             dispatcher.submit(request["command"]).add_done_callback(done(int(request["id"])))
     finally:
+        runner.stop()
         dispatcher.close()
         runtime.close()
 

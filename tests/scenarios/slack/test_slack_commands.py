@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import threading
 import time
 
 import httpx
 
-from tests.scenarios.slack.conftest import ALICE, OPS, RANDOM, RunningFront
+from bot.slack.app import EVENTS_PATH, SlackFront
+from bot.slack.settings import SlackSettings
+from tests.scenarios.slack.conftest import ALICE, OPS, RANDOM, RunningFront, post_command
 
 
 def thread_of(front: RunningFront, channel: str = OPS) -> tuple[object, list[object]]:
@@ -210,5 +213,44 @@ def test_a_request_slack_delivers_four_times_runs_once(running_front: RunningFro
     assert [r.status_code for r in responses] == [200, 200, 200, 200]
     running_front.drain()
     assert len(running_front.runtime.store.operations()) == 1
+    parent, _ = thread_of(running_front)
+    assert "iris v1 is live at" in parent.text
+
+
+def test_a_retry_reaching_another_front_on_the_same_database_runs_nothing(
+    running_front: RunningFront, slack_settings: SlackSettings
+) -> None:
+    # a second front (its own memory of what it saw) sharing the first one's database
+    other = SlackFront(slack_settings, runtime=running_front.runtime)
+    server = other.http_server(host="127.0.0.1", port=0)
+    threading.Thread(target=server.run, daemon=True).start()
+    other_url = f"http://127.0.0.1:{server.port}{EVENTS_PATH}"
+    try:
+        stamp = int(time.time())
+        first = running_front.post(
+            "/deploy", "iris v1", timestamp=stamp, trigger_id="13345224609.901"
+        )
+        retries = [
+            post_command(
+                other_url,
+                running_front.api,
+                "/deploy",
+                "iris v1",
+                timestamp=stamp,
+                trigger_id="13345224609.901",
+                headers={"X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": "http_timeout"},
+            )
+            for n in (1, 2, 3)
+        ]
+        assert [r.status_code for r in (first, *retries)] == [200] * 4
+        running_front.drain()
+        assert other.dispatcher.wait_idle(30)
+    finally:
+        server.close()
+        other.close()
+    assert len(running_front.runtime.store.operations()) == 1
+    # not even a refused second attempt ("locked", "already live") was made
+    deploys = running_front.runtime.store.audit_entries()
+    assert [(a.action, a.outcome) for a in deploys] == [("deploy", "succeeded")]
     parent, _ = thread_of(running_front)
     assert "iris v1 is live at" in parent.text

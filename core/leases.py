@@ -1,0 +1,76 @@
+"""The operations one bot process holds, and the lease that says so to the others.
+
+A process that takes an operation holds it until its lease lapses; while it runs it, a
+heartbeat renews the lease every third of its length. A process that dies (kill -9, a lost
+machine) stops renewing, and once the lease lapses any other process may take the operation
+over and resume it from what its steps recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from core.errors import StoreError
+from core.store import Store
+
+log = logging.getLogger("chatops.core")
+
+
+def process_owner() -> str:
+    """This process's name in `operations.owner`: host, pid and a nonce (pids recur)."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Leases:
+    def __init__(self, store: Store, *, lease_s: float, owner: str | None = None) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        self.owner = owner or process_owner()
+        self._held: set[str] = set()
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._beat: threading.Thread | None = None
+
+    @contextmanager
+    def hold(self, op_id: str) -> Iterator[None]:
+        """Keep `op_id`'s lease renewed while the block runs."""
+        with self._guard:
+            self._held.add(op_id)
+            if self._beat is None:
+                self._beat = threading.Thread(
+                    target=self._renew_forever, name="lease-heartbeat", daemon=True
+                )
+                self._beat.start()
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._held.discard(op_id)
+
+    @property
+    def held(self) -> set[str]:
+        with self._guard:
+            return set(self._held)
+
+    def _renew_forever(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.lease_s / 3)
+            ids = sorted(self.held)
+            try:
+                kept = self.store.renew(ids, self.owner, lease_s=self.lease_s)
+            except StoreError as exc:  # the database may come back before the lease lapses
+                log.warning("could not renew the leases of %s: %s", ids, exc.message)
+                continue
+            for lost in (set(ids) - kept) & self.held:
+                log.error("the lease of %s lapsed: another bot process may take it over", lost)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()

@@ -1,0 +1,109 @@
+"""Takes operations nobody holds from the store and runs them: queued ones, and those whose
+bot process died (its lease lapsed), which resume from what their steps recorded.
+
+Every bot process that runs operations runs one Runner; any number of them may share one
+database, and each operation is run by exactly one (`Store.claim` decides).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from core.deployer import Deployer
+from core.errors import StoreError
+from core.events import NullReporter, Outcome, Reporter
+from core.store import Operation
+
+log = logging.getLogger("chatops.core")
+
+ReporterFor = Callable[[Operation], Reporter]
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        deployer: Deployer,
+        reporter_for: ReporterFor,
+        workers: int = 4,
+        poll_s: float | None = None,
+    ) -> None:
+        self.deployer = deployer
+        self.reporter_for = reporter_for
+        self.workers = workers
+        self.poll_s = poll_s if poll_s is not None else deployer.settings.runner_poll_s
+        self._slots = threading.Semaphore(workers)
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner")
+        self._thread: threading.Thread | None = None
+
+    @property
+    def owner(self) -> str:
+        return self.deployer.rollouts.leases.owner
+
+    def take(self) -> Operation | None:
+        """One operation nobody holds, now held by this process; None when there is none."""
+        return self.deployer.store.claim(self.owner, lease_s=self.deployer.settings.lease_s)
+
+    def run(self, op: Operation) -> Outcome:
+        if op.attempts > 1:
+            log.warning(
+                "taking over operation %s (%s of %s in %s), attempt %d",
+                op.id,
+                op.kind,
+                op.endpoint,
+                op.env,
+                op.attempts,
+            )
+        try:
+            reporter = self.reporter_for(op)
+        except Exception:  # no way to tell people must not leave the operation unrun
+            log.exception("no reporter for operation %s", op.id)
+            reporter = NullReporter()
+        return self.deployer.execute(op, reporter)
+
+    def run_pending(self) -> int:
+        """Run, one after another in this thread, every operation there is to take now."""
+        count = 0
+        while (op := self.take()) is not None:
+            self.run(op)
+            count += 1
+        return count
+
+    # -- in the background -----------------------------------------------------------------
+    def start(self) -> Runner:
+        self._thread = threading.Thread(target=self._loop, name="runner", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._slots.acquire()
+            try:
+                op = self.take()
+            except StoreError as exc:
+                log.warning("could not look for operations to run: %s", exc.message)
+                op = None
+            if op is None:
+                self._slots.release()
+                self._stop.wait(self.poll_s)
+                continue
+            self._pool.submit(self._run_in_slot, op)
+
+    def _run_in_slot(self, op: Operation) -> None:
+        try:
+            self.run(op)
+        except Exception:
+            log.exception("operation %s failed unexpectedly", op.id)
+        finally:
+            self._slots.release()
+
+    def stop(self, *, wait: bool = True) -> None:
+        """Take nothing more; with `wait`, let what runs finish."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.poll_s + 5)
+        self._pool.shutdown(wait=wait)
