@@ -215,6 +215,32 @@ def test_a_build_slower_than_the_timeout_ends_the_operation_as_failed(
     assert not outcome.ok
     assert "was still queued after 0.3 s (build_timeout_s of dev)" in outcome.text
     assert "nothing was serving iris" in outcome.text
+    # nothing is left "in progress": the operation ended failed, with why, and let go
+    assert outcome.operation is not None
+    op = rig.store.operation(outcome.operation)
+    assert op is not None and op.state == "failed" and "build_timeout_s" in op.error
+    assert op.lease_expires_at is None
+    assert rig.store.lock("dev", "iris") is None
+    assert rig.store.running() == []
+
+
+def test_a_deployment_slower_than_the_timeout_is_stopped_and_the_operation_failed(
+    cml_rig: RigFactory,
+) -> None:
+    rig = cml_rig(deploy_timeout_s=0.5)
+    rig.emulator.timings.deploy_pending = 30
+
+    outcome = deploy(rig, 1)
+
+    assert not outcome.ok
+    assert "(deploy_timeout_s of dev); it was told to stop" in outcome.text
+    assert rig.store.lock("dev", "iris") is None
+    assert rig.store.running() == []
+    op = rig.store.operation(outcome.operation or "")
+    assert op is not None
+    model, build = op.remote["cml_model_id"], op.remote["build_id"]
+    (dep,) = rig.admin.list_model_deployments(PROJECT_ID, model, build).model_deployments
+    assert dep.status in ("stopping", "stopped")
 
 
 def test_5xx_bursts_are_ridden_out(cml_rig: RigFactory, example: dict[str, Any]) -> None:

@@ -1,0 +1,119 @@
+"""Operations taken from the database: a queued deploy runs once wherever a Runner takes it;
+one its bot left behind too long, or too often, ends failed with why and lets go of its
+endpoint instead of staying "in progress"."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.events import EventKind, Outcome, Refusal
+from core.runner import Runner
+from core.runtime import Runtime
+from core.targets.local.target import Zygote
+from tests.conftest import Recorder, make_settings
+from tests.scenarios.test_deploy_scale_status import ADMIN, COLUMNS, ROWS, run
+
+
+@pytest.fixture
+def strict(tmp_path: Path, registry_uri: str, zygote: Zygote) -> Iterator[Runtime]:
+    """A bot that gives up on operations older than 1 s or taken over more than once."""
+    settings = make_settings(
+        tmp_path / "state", registry_uri, operation_timeout_s=1.0, max_attempts=1
+    )
+    rt = Runtime(settings, zygote=zygote)
+    yield rt
+    rt.shut_down_endpoints()
+    rt.close()
+
+
+def test_a_queued_deploy_runs_once_where_a_runner_takes_it(runtime: Runtime) -> None:
+    asked = Recorder()
+    queued = runtime.deployer.deploy(
+        model="iris", version=1, actor=ADMIN, command="/deploy iris v1", reporter=asked, wait=False
+    )
+    assert isinstance(queued, Outcome) and queued.data == {"queued": True}
+    assert queued.operation is not None
+    assert asked.events == []  # nothing ran yet
+    # the endpoint is taken from the moment it is queued
+    second = run(runtime, "/scale iris 2cpu")
+    assert isinstance(second, Refusal)
+    assert "is locked by alice" in second.text or "there is no endpoint" in second.text
+    again = run(runtime, "/deploy iris v2")
+    assert isinstance(again, Refusal) and "is locked by alice" in again.text
+
+    seen = Recorder()
+    runner = Runner(deployer=runtime.deployer, reporter_for=lambda _op: seen)
+    assert runner.run_pending() == 1
+    assert runner.run_pending() == 0  # nothing runs twice
+
+    assert seen.events[0].kind is EventKind.STARTED
+    assert seen.events[-1].kind is EventKind.SUCCEEDED
+    op = runtime.store.operation(queued.operation)
+    assert op is not None and (op.state, op.attempts, op.owner) == (
+        "succeeded",
+        1,
+        runner.owner,
+    )
+    endpoint = runtime.store.endpoint("dev", "iris")
+    assert endpoint is not None and endpoint.version == 1
+    answer = httpx.post(
+        endpoint.url,
+        json={"dataframe_split": {"columns": COLUMNS, "data": ROWS}},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    assert runtime.store.lock("dev", "iris") is None
+    outcomes = [(a.action, a.outcome) for a in runtime.store.audit_entries(endpoint="iris")]
+    assert outcomes.count(("deploy", "succeeded")) == 1
+
+
+def abandoned(runtime: Runtime) -> str:
+    """A deploy whose bot process took it and died at once (its lease lapses in 0.1 s)."""
+    queued = runtime.deployer.deploy(
+        model="iris",
+        version=1,
+        actor=ADMIN,
+        command="/deploy iris v1",
+        reporter=Recorder(),
+        wait=False,
+    )
+    assert isinstance(queued, Outcome) and queued.operation
+    taken = runtime.store.claim("a-bot-that-died", lease_s=0.1)
+    assert taken is not None and taken.id == queued.operation
+    return queued.operation
+
+
+def test_an_operation_left_past_its_timeout_is_failed_and_lets_go(strict: Runtime) -> None:
+    op_id = abandoned(strict)
+    time.sleep(1.2)
+    seen = Recorder()
+    assert Runner(deployer=strict.deployer, reporter_for=lambda _op: seen).run_pending() == 1
+
+    assert seen.events[-1].kind is EventKind.FAILED
+    assert "past operation_timeout_s (1 s)" in seen.events[-1].message
+    op = strict.store.operation(op_id)
+    assert op is not None and op.state == "failed" and "operation_timeout_s" in op.error
+    assert strict.store.lock("dev", "iris") is None  # the endpoint is free again
+    assert strict.store.endpoint("dev", "iris") is None  # and nothing was started
+    assert strict.store.running() == []
+    assert run(strict, "/deploy iris v1").ok
+
+
+def test_an_operation_whose_bots_keep_dying_is_given_up(strict: Runtime) -> None:
+    op_id = abandoned(strict)
+    time.sleep(0.2)
+    seen = Recorder()
+    assert Runner(deployer=strict.deployer, reporter_for=lambda _op: seen).run_pending() == 1
+
+    assert seen.events[-1].kind is EventKind.FAILED
+    assert "stopped 1 times while running it; not trying again" in seen.events[-1].message
+    op = strict.store.operation(op_id)
+    assert op is not None and (op.state, op.attempts) == ("failed", 2)
+    assert strict.store.lock("dev", "iris") is None
+    audit = strict.store.audit_entries(endpoint="iris")
+    assert [(a.action, a.outcome, a.operation_id) for a in audit] == [("deploy", "failed", op_id)]
