@@ -202,7 +202,14 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
         f"chatops console — state in {settings.state_dir}; environments: {envs}; acting as {actor}"
     )
     app.offer_demo(ask=sys.stdin.isatty())
-    app.interactive()
+    from core.runner import Runner
+
+    # an operation a console (or bot) that died left unfinished is finished here
+    runner = Runner(deployer=runtime.deployer, reporter_for=lambda _op: app.reporter).start()
+    try:
+        app.interactive()
+    finally:
+        runner.stop()
     return 0
 
 

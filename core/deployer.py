@@ -413,6 +413,7 @@ class Deployer:
             healths = list(
                 pool.map(lambda r: self.targets[r.env].health(EndpointRef(r.env, r.name)), rows)
             )
+        busy = {(op.env, op.endpoint): op for op in self.store.running()}
         result = []
         for row, health in zip(rows, healths, strict=True):
             resources = row.resources
@@ -430,6 +431,7 @@ class Deployer:
                     url=row.url,
                     target=row.target,
                     detail=health.detail,
+                    underway=_underway(busy.get((row.env, row.name))),
                 )
             )
         return result
@@ -452,3 +454,11 @@ def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
         "It is released when that operation ends; an admin can force it with "
         f"`/unlock {endpoint} in {env}`."
     )
+
+
+def _underway(op: Operation | None) -> str:
+    if op is None:
+        return ""
+    at = f"at {op.step}" if op.step else op.state
+    again = f" (attempt {op.attempts})" if op.attempts > 1 else ""
+    return f"{op.kind} by {op.requested_by}, {at}{again}"

@@ -100,3 +100,5 @@ class EndpointStatus:
     url: str
     target: str
     detail: str = ""
+    # an operation changing it now: "deploy by alice, at build (attempt 2)"
+    underway: str = ""

@@ -88,6 +88,7 @@ def _status(console: Console, report: StatusReport) -> None:
                 ("since", f"{ep.since:%Y-%m-%d %H:%M:%S} UTC ({ago(ep.since)})"),
                 ("url", ep.url),
                 ("target", ep.target),
+                ("underway", escape(ep.underway) or "nothing"),
             ]:
                 table.add_row(key, value)
             console.print(table)
@@ -113,7 +114,7 @@ def _status(console: Console, report: StatusReport) -> None:
             f"v{ep.version}",
             ep.resources,
             str(ep.replicas),
-            _health(ep),
+            _health(ep) + (f" · {escape(ep.underway)}" if ep.underway else ""),
             ago(ep.since),
             ep.url,
         )

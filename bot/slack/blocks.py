@@ -46,6 +46,8 @@ def status(report: StatusReport) -> tuple[str, Blocks]:
         )
         if report.detail:
             line += f"\n{ep.detail} · target {ep.target} · since {ep.since:%Y-%m-%d %H:%M} UTC"
+        if ep.underway:
+            line += f"\n:hourglass_flowing_sand: {ep.underway}"
         blocks.append(section(line))
         lines.append(
             f"{ep.env}/{ep.name}: {ep.model} v{ep.version}, {ep.resources}, "

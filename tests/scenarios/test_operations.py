@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from commands.base import StatusReport
 from core.events import EventKind, Outcome, Refusal
 from core.runner import Runner
 from core.runtime import Runtime
@@ -117,3 +118,26 @@ def test_an_operation_whose_bots_keep_dying_is_given_up(strict: Runtime) -> None
     assert strict.store.lock("dev", "iris") is None
     audit = strict.store.audit_entries(endpoint="iris")
     assert [(a.action, a.outcome, a.operation_id) for a in audit] == [("deploy", "failed", op_id)]
+
+
+def test_status_shows_what_is_under_way_on_an_endpoint(runtime: Runtime) -> None:
+    assert run(runtime, "/deploy iris v1").ok
+    queued = runtime.deployer.deploy(
+        model="iris",
+        version=2,
+        actor=ADMIN,
+        command="/deploy iris v2",
+        reporter=Recorder(),
+        wait=False,
+    )
+    assert isinstance(queued, Outcome)
+    report = run(runtime, "/status iris")
+    assert isinstance(report, StatusReport)
+    (iris,) = report.endpoints
+    assert (iris.version, iris.underway) == (1, "deploy by alice, queued")
+
+    Runner(deployer=runtime.deployer, reporter_for=lambda _op: Recorder()).run_pending()
+    report = run(runtime, "/status iris")
+    assert isinstance(report, StatusReport)
+    (iris,) = report.endpoints
+    assert (iris.version, iris.underway) == (2, "")
