@@ -20,8 +20,8 @@ from core.policy import check_limits
 from core.registry.mlflow import Registry
 from core.resources import Resources
 from core.roles import Action, Actor, authorize
-from core.rollout import Plan, Rollouts, where_of
-from core.store import LockAttempt, Operation, Store, aware
+from core.rollout import Plan, Rollouts, locked_text, where_of
+from core.store import Operation, Store, aware
 from core.targets.base import EndpointRef, Target
 
 log = logging.getLogger("chatops.core")
@@ -440,20 +440,6 @@ class Deployer:
         self.rollouts.leases.close()
         for target in self.targets.values():
             target.close()
-
-
-def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
-    since = f" since {attempt.since:%H:%M} UTC" if attempt.since else ""
-    if attempt.sticky:
-        return (
-            f"{endpoint} in {env} is frozen by {attempt.holder}{since}: {attempt.reason}. "
-            f"An admin can lift it with `/unlock {endpoint} in {env}`."
-        )
-    return (
-        f"{endpoint} in {env} is locked by {attempt.holder}{since} for: {attempt.reason}. "
-        "It is released when that operation ends; an admin can force it with "
-        f"`/unlock {endpoint} in {env}`."
-    )
 
 
 def _underway(op: Operation | None) -> str:

@@ -25,7 +25,16 @@ from core.events import Addressed, Event, EventKind, Outcome, Reporter
 from core.leases import Leases
 from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
-from core.store import Endpoint, Operation, OperationState, Store, aware, new_id, utcnow
+from core.store import (
+    Endpoint,
+    LockAttempt,
+    Operation,
+    OperationState,
+    Store,
+    aware,
+    new_id,
+    utcnow,
+)
 from core.targets.base import Built, EndpointRef, Started, Step, Target
 
 log = logging.getLogger("chatops.core")
@@ -126,20 +135,31 @@ class Rollouts:
         age = (utcnow() - aware(op.created_at)).total_seconds()
         run = _Run(op.id, reporter, self.store, time.monotonic() - max(0.0, age))
         resumed = op.attempts > 1
+        token = op.lock_token or None
         with self.leases.hold(op.id):
             try:
                 run.emit(EventKind.STARTED, "", plan.headline, resumed=resumed)
                 where = where_of(reporter)
                 if where:
                     self.store.set_reply_to(op.id, where)
-                outcome = self._carry_out(run, op, plan, age)
+                hold = self._relock(op, plan) if resumed else token
+                if isinstance(hold, LockAttempt):
+                    current = self.store.endpoint(op.env, op.endpoint)
+                    taken = ChatOpsError(
+                        "while its bot process was away, " + locked_text(op.env, op.endpoint, hold)
+                    )
+                    outcome = self._failed(run, op, current, taken)
+                else:
+                    token = hold
+                    outcome = self._carry_out(run, op, plan, age)
             except Exception as exc:  # a bug must still end the operation, visibly
                 log.exception("operation %s failed unexpectedly", op.id)
                 outcome = self._failed(
                     run, op, None, ChatOpsError(f"an unexpected {type(exc).__name__}")
                 )
             finally:
-                self.store.release(op.env, op.endpoint, op.lock_token or None)
+                if token is not None:
+                    self.store.release(op.env, op.endpoint, token)
         self.audit.record(
             plan.action,
             actor_id=plan.actor_id,
@@ -151,6 +171,21 @@ class Rollouts:
             approver=plan.approver,
         )
         return outcome
+
+    def _relock(self, op: Operation, plan: Plan) -> str | LockAttempt:
+        """The endpoint lock a taken-over operation goes on with: still its own, or taken
+        again if it lapsed or an admin lifted it; who holds it, if someone else does now."""
+        held = self.store.lock(op.env, op.endpoint)
+        if held is not None and held.token == op.lock_token:
+            return op.lock_token
+        attempt = self.store.try_lock(
+            op.env,
+            op.endpoint,
+            holder=plan.actor_name,
+            reason=plan.headline,
+            ttl_s=self.settings.lock_ttl_s,
+        )
+        return attempt.token if attempt.acquired else attempt
 
     def _carry_out(self, run: _Run, op: Operation, plan: Plan, age: float) -> Outcome:
         environment = self.settings.environment(op.env)
@@ -311,6 +346,20 @@ class Rollouts:
             log_tail=exc.log_tail,
             data={"serving": serving},
         )
+
+
+def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
+    since = f" since {attempt.since:%H:%M} UTC" if attempt.since else ""
+    if attempt.sticky:
+        return (
+            f"{endpoint} in {env} is frozen by {attempt.holder}{since}: {attempt.reason}. "
+            f"An admin can lift it with `/unlock {endpoint} in {env}`."
+        )
+    return (
+        f"{endpoint} in {env} is locked by {attempt.holder}{since} for: {attempt.reason}. "
+        "It is released when that operation ends; an admin can force it with "
+        f"`/unlock {endpoint} in {env}`."
+    )
 
 
 def _ms(seconds: float) -> str:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from commands.base import StatusReport
-from core.events import EventKind, Outcome, Refusal
+from core.events import EventKind, Notice, Outcome, Refusal
 from core.runner import Runner
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
@@ -141,3 +141,33 @@ def test_status_shows_what_is_under_way_on_an_endpoint(runtime: Runtime) -> None
     assert isinstance(report, StatusReport)
     (iris,) = report.endpoints
     assert (iris.version, iris.underway) == (2, "")
+
+
+def test_a_taken_over_operation_respects_a_freeze_made_while_its_bot_was_away(
+    runtime: Runtime,
+) -> None:
+    op_id = abandoned(runtime)
+    assert isinstance(run(runtime, "/unlock iris"), Notice)  # an admin lifts its lock...
+    assert isinstance(run(runtime, "/lock iris quarter-end audit"), Notice)  # ...and freezes
+    time.sleep(0.2)
+    seen = Recorder()
+    assert Runner(deployer=runtime.deployer, reporter_for=lambda _op: seen).run_pending() == 1
+
+    failed = seen.events[-1]
+    assert failed.kind is EventKind.FAILED
+    assert "while its bot process was away, iris in dev is frozen by alice" in failed.message
+    assert runtime.store.endpoint("dev", "iris") is None
+    held = runtime.store.lock("dev", "iris")
+    assert held is not None and held.sticky  # the freeze stands
+    op = runtime.store.operation(op_id)
+    assert op is not None and op.state == "failed"
+
+
+def test_a_taken_over_operation_whose_lock_was_lifted_takes_it_again(runtime: Runtime) -> None:
+    op_id = abandoned(runtime)
+    assert isinstance(run(runtime, "/unlock iris"), Notice)
+    time.sleep(0.2)
+    assert Runner(deployer=runtime.deployer, reporter_for=lambda _op: Recorder()).run_pending()
+    op = runtime.store.operation(op_id)
+    assert op is not None and (op.state, op.attempts) == ("succeeded", 2)
+    assert runtime.store.lock("dev", "iris") is None
