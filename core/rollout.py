@@ -80,6 +80,7 @@ class _Run:
     reporter: Reporter
     store: Store
     started: float
+    lost: bool = False  # another process took it over: it is no longer ours to end
 
     def emit(self, kind: EventKind, step: str, message: str, **data: object) -> None:
         self.store.add_event(self.op_id, kind, step, message)
@@ -158,7 +159,7 @@ class Rollouts:
                     run, op, None, ChatOpsError(f"an unexpected {type(exc).__name__}")
                 )
             finally:
-                if token is not None:
+                if token is not None and not run.lost:
                     self.store.release(op.env, op.endpoint, token)
         self.audit.record(
             plan.action,
@@ -171,6 +172,15 @@ class Rollouts:
             approver=plan.approver,
         )
         return outcome
+
+    def _finish(self, run: _Run, state: OperationState, error: str = "") -> None:
+        if not self.store.finish(run.op_id, state, error, owner=self.leases.owner):
+            run.lost = True
+            log.error(
+                "operation %s was taken over by another bot process while this one ran it "
+                "(its lease lapsed): that one ends it",
+                run.op_id,
+            )
 
     def _relock(self, op: Operation, plan: Plan) -> str | LockAttempt:
         """The endpoint lock a taken-over operation goes on with: still its own, or taken
@@ -253,7 +263,7 @@ class Rollouts:
             ):
                 text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
                 run.emit(EventKind.SUCCEEDED, "", text)
-                self.store.finish(run.op_id, OperationState.SUCCEEDED)
+                self._finish(run, OperationState.SUCCEEDED)
                 return Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
             with run.step("build", f"building {mv.label} on {target.kind}") as done:
                 built = target.build(ep, mv, self.registry, run.target_step("build"))
@@ -292,7 +302,7 @@ class Rollouts:
             deployment=started.deployment,
         )
         self.store.record(run.op_id, version=mv.version)  # what /rollback goes back to
-        self.store.finish(run.op_id, OperationState.SUCCEEDED)
+        self._finish(run, OperationState.SUCCEEDED)
         text = f"{mv.label} is live at {url}"
         run.emit(
             EventKind.SUCCEEDED,
@@ -337,7 +347,7 @@ class Rollouts:
         else:
             serving = f"{current.model} v{current.version} was serving before, but is down now"
         text = exc.message if isinstance(exc, NotFound) else f"failed: {exc.message}"
-        self.store.finish(run.op_id, OperationState.FAILED, exc.message)
+        self._finish(run, OperationState.FAILED, exc.message)
         run.emit(EventKind.FAILED, "", text, log_tail=exc.log_tail, serving=serving)
         return Outcome(
             ok=False,

@@ -81,7 +81,12 @@ class Runner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._slots.acquire()
+            # a free slot first, then an operation: nothing is taken that cannot run now
+            if not self._slots.acquire(timeout=self.poll_s):
+                continue
+            if self._stop.is_set():
+                self._slots.release()
+                return
             try:
                 op = self.take()
             except StoreError as exc:
@@ -91,7 +96,12 @@ class Runner:
                 self._slots.release()
                 self._stop.wait(self.poll_s)
                 continue
-            self._pool.submit(self._run_in_slot, op)
+            try:
+                self._pool.submit(self._run_in_slot, op)
+            except RuntimeError:  # stopped meanwhile: let another process run it
+                self.deployer.store.give_back(op.id, self.owner)
+                self._slots.release()
+                return
 
     def _run_in_slot(self, op: Operation) -> None:
         try:
@@ -105,5 +115,5 @@ class Runner:
         """Take nothing more; with `wait`, let what runs finish."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.poll_s + 5)
+            self._thread.join()  # it notices within poll_s, and takes nothing after
         self._pool.shutdown(wait=wait)

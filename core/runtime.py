@@ -51,8 +51,10 @@ class Runtime:
         )
 
     def warm_up(self) -> None:
-        """Start the model-server runtime and open the registry in the background."""
-        if not self.zygote.ready:
+        """Start the model-server runtime (when an environment serves locally) and open the
+        registry in the background."""
+        local = any(env.target == "local" for env in self.settings.environments)
+        if local and not self.zygote.ready:
             self.zygote.prewarm()
         threading.Thread(target=lambda: self.registry.client, daemon=True).start()
 

@@ -361,6 +361,21 @@ class Store:
             )
             return set(s.scalars(held))
 
+    def give_back(self, op_id: str, owner: str) -> None:
+        """Queue again an operation `owner` took but never began (it is stopping)."""
+        with self.session() as s:
+            s.execute(
+                update(Operation)
+                .where(Operation.id == op_id, Operation.owner == owner)
+                .values(
+                    state=OperationState.QUEUED,
+                    owner="",
+                    lease_expires_at=None,
+                    attempts=Operation.attempts - 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
     def running(self) -> list[Operation]:
         """Operations queued or under way, oldest first."""
         with self.session() as s:
@@ -387,12 +402,19 @@ class Store:
             if remote:
                 op.remote = {**op.remote, **remote}
 
-    def finish(self, op_id: str, state: OperationState, error: str = "") -> None:
+    def finish(
+        self, op_id: str, state: OperationState, error: str = "", *, owner: str | None = None
+    ) -> bool:
+        """End the operation; with `owner`, only if that process still holds it (one whose
+        lease lapsed and was taken over must not end it too). False when it did not."""
         with self.session() as s:
             op = s.get(Operation, op_id)
             assert op is not None
+            if owner is not None and op.owner != owner:
+                return False
             op.state, op.error, op.finished_at = state, error, utcnow()
             op.lease_expires_at = None
+            return True
 
     def add_event(self, op_id: str, kind: str, step: str, message: str) -> None:
         with self.session() as s:

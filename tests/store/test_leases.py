@@ -84,3 +84,23 @@ def test_a_delivery_is_first_exactly_once_among_eight_fronts(store: Store) -> No
     with ThreadPoolExecutor(8) as pool:
         assert sorted(pool.map(deliver, range(8))) == [False] * 7 + [True]
     assert store.first_delivery("command:13345224609.739") is True
+
+
+def test_only_the_holder_ends_an_operation_and_one_given_back_is_queued_again(
+    store: Store,
+) -> None:
+    (op_id,) = queue(store, 1, owner="bot-dead", lease_s=0.1)
+    time.sleep(0.2)
+    taken = store.claim("bot-b", lease_s=30)
+    assert taken is not None and taken.id == op_id
+    # the process that lost it wakes up and tries to end it: it no longer may
+    assert store.finish(op_id, OperationState.FAILED, "late", owner="bot-dead") is False
+    op = store.operation(op_id)
+    assert op is not None and (op.state, op.error) == ("running", "")
+
+    store.give_back(op_id, "bot-b")  # b is stopping before it began
+    op = store.operation(op_id)
+    assert op is not None and (op.state, op.owner, op.attempts) == ("queued", "", 1)
+    again = store.claim("bot-c", lease_s=30)
+    assert again is not None and (again.owner, again.attempts) == ("bot-c", 2)
+    assert store.finish(op_id, OperationState.SUCCEEDED, owner="bot-c") is True

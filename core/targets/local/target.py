@@ -42,6 +42,7 @@ class Zygote:
         self.python = python
         self._proc: subprocess.Popen[str] | None = None  # warm and answering
         self._launched: subprocess.Popen[str] | None = None  # started, still warming
+        self._starting: subprocess.Popen[str] | None = None  # being waited for, under _lock
         self._lock = threading.Lock()
         self.warm_s: float | None = None
 
@@ -84,7 +85,11 @@ class Zygote:
             if self._proc is not None and self._proc.poll() is None:
                 return self._proc
             proc, self._launched = self._launched or self._launch(), None
-            line = _readline(proc, ZYGOTE_START_S)
+            self._starting = proc
+            try:
+                line = _readline(proc, ZYGOTE_START_S)
+            finally:
+                self._starting = None
             if not line:
                 proc.kill()
                 raise TargetUnavailable(
@@ -107,6 +112,9 @@ class Zygote:
         return reply
 
     def close(self) -> None:
+        starting = self._starting
+        if starting is not None:  # a warm-up under way ends now, instead of holding the lock
+            starting.kill()
         with self._lock:
             if self._launched is not None:
                 self._launched.kill()
