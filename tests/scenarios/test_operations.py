@@ -89,11 +89,17 @@ def abandoned(runtime: Runtime) -> str:
     return queued.operation
 
 
+def taken_over(runtime: Runtime, *, after: float) -> Recorder:
+    """What a bot process taking over the abandoned operation `after` seconds on reports."""
+    time.sleep(after)
+    seen = Recorder()
+    assert Runner(deployer=runtime.deployer, reporter_for=lambda _op: seen).run_pending() == 1
+    return seen
+
+
 def test_an_operation_left_past_its_timeout_is_failed_and_lets_go(strict: Runtime) -> None:
     op_id = abandoned(strict)
-    time.sleep(1.2)
-    seen = Recorder()
-    assert Runner(deployer=strict.deployer, reporter_for=lambda _op: seen).run_pending() == 1
+    seen = taken_over(strict, after=1.2)
 
     assert seen.events[-1].kind is EventKind.FAILED
     assert "past operation_timeout_s (1 s)" in seen.events[-1].message
@@ -107,9 +113,7 @@ def test_an_operation_left_past_its_timeout_is_failed_and_lets_go(strict: Runtim
 
 def test_an_operation_whose_bots_keep_dying_is_given_up(strict: Runtime) -> None:
     op_id = abandoned(strict)
-    time.sleep(0.2)
-    seen = Recorder()
-    assert Runner(deployer=strict.deployer, reporter_for=lambda _op: seen).run_pending() == 1
+    seen = taken_over(strict, after=0.2)
 
     assert seen.events[-1].kind is EventKind.FAILED
     assert "stopped 1 times while running it; not trying again" in seen.events[-1].message
@@ -149,9 +153,7 @@ def test_a_taken_over_operation_respects_a_freeze_made_while_its_bot_was_away(
     op_id = abandoned(runtime)
     assert isinstance(run(runtime, "/unlock iris"), Notice)  # an admin lifts its lock...
     assert isinstance(run(runtime, "/lock iris quarter-end audit"), Notice)  # ...and freezes
-    time.sleep(0.2)
-    seen = Recorder()
-    assert Runner(deployer=runtime.deployer, reporter_for=lambda _op: seen).run_pending() == 1
+    seen = taken_over(runtime, after=0.2)
 
     failed = seen.events[-1]
     assert failed.kind is EventKind.FAILED
@@ -166,8 +168,7 @@ def test_a_taken_over_operation_respects_a_freeze_made_while_its_bot_was_away(
 def test_a_taken_over_operation_whose_lock_was_lifted_takes_it_again(runtime: Runtime) -> None:
     op_id = abandoned(runtime)
     assert isinstance(run(runtime, "/unlock iris"), Notice)
-    time.sleep(0.2)
-    assert Runner(deployer=runtime.deployer, reporter_for=lambda _op: Recorder()).run_pending()
+    taken_over(runtime, after=0.2)
     op = runtime.store.operation(op_id)
     assert op is not None and (op.state, op.attempts) == ("succeeded", 2)
     assert runtime.store.lock("dev", "iris") is None
