@@ -82,6 +82,7 @@ class Approvals:
         self.store = store
         self.registry = registry
         self.deployer = deployer
+        self.audit = deployer.audit
 
     def request(
         self, *, model: str, version: int, env: str | None, actor: Actor, reason: str, command: str
@@ -213,15 +214,15 @@ class Approvals:
         *,
         detail: str = "",
     ) -> None:
-        self.store.audit(
+        self.audit.write(
+            action,
             actor_id=actor.id,
             actor_name=actor.shown,
-            action=action,
             command=command,
             env=env,
             endpoint=endpoint,
             outcome=outcome,
-            detail=detail[:500],
+            detail=detail,
         )
 
     def _refused(

@@ -47,8 +47,38 @@ def _record(row: AuditRow) -> dict[str, str]:
 
 
 class AuditLog:
+    """The one writer of the audit trail: one row per attempt to act, however it ended."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    def write(
+        self,
+        action: str,
+        *,
+        actor_id: str,
+        actor_name: str,
+        command: str,
+        env: str,
+        endpoint: str,
+        outcome: str,
+        detail: str = "",
+        operation: str = "",
+        approver: str = "",
+    ) -> None:
+        """One row; `outcome` as people read it: refused, succeeded, failed, requested..."""
+        self.store.audit(
+            actor_id=actor_id,
+            actor_name=actor_name,
+            action=action,
+            command=command,
+            env=env,
+            endpoint=endpoint,
+            outcome=outcome,
+            detail=detail.splitlines()[0][:500] if detail else "",
+            operation_id=operation,
+            approver=approver,
+        )
 
     def record(
         self,
@@ -68,15 +98,15 @@ class AuditLog:
         else:
             outcome = "succeeded" if result.ok else "failed"
             operation = (result.operation if isinstance(result, Outcome) else None) or ""
-        self.store.audit(
+        self.write(
+            action,
             actor_id=actor_id,
             actor_name=actor_name,
-            action=action,
             command=command,
             env=env,
             endpoint=endpoint,
             outcome=outcome,
-            detail=result.text.splitlines()[0][:500] if result.text else "",
-            operation_id=operation,
+            detail=result.text,
+            operation=operation,
             approver=approver,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.audit import AuditLog
 from core.config import Settings
 from core.errors import NotFound, RegistryError
 from core.events import Refusal
@@ -15,6 +16,7 @@ class Registration:
         self.settings = settings
         self.store = store
         self.registrar = registrar
+        self.audit = AuditLog(store)
 
     def register(
         self, *, experiment: str, run_id: str | None, model: str | None, actor: Actor, command: str
@@ -30,19 +32,18 @@ class Registration:
                 result = self.registrar.register(experiment, run_id=run_id, model=model)
             except (NotFound, RegistryError) as exc:
                 result = Refusal(exc.message)
-        refused = isinstance(result, Refusal)
-        self.store.audit(
+        self.audit.write(
+            Action.REGISTER.value,
             actor_id=actor.id,
             actor_name=actor.shown,
-            action=Action.REGISTER.value,
             command=command,
             env="*",
             endpoint=model or "",
-            outcome="refused" if refused else "succeeded",
+            outcome="refused" if isinstance(result, Refusal) else "succeeded",
             detail=(
                 result.text
                 if isinstance(result, Refusal)
                 else f"{result.label} from run {result.run_id}"
-            )[:500],
+            ),
         )
         return result
