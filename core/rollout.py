@@ -81,6 +81,7 @@ class _Run:
     store: Store
     started: float
     lost: bool = False  # another process took it over: it is no longer ours to end
+    lock: tuple[str, str, str | None] | None = None  # (env, endpoint, token) while held
 
     def emit(self, kind: EventKind, step: str, message: str, **data: object) -> None:
         self.store.add_event(self.op_id, kind, step, message)
@@ -135,23 +136,25 @@ class Rollouts:
         plan = Plan.of(op)
         age = (utcnow() - aware(op.created_at)).total_seconds()
         run = _Run(op.id, reporter, self.store, time.monotonic() - max(0.0, age))
+        run.lock = (op.env, op.endpoint, op.lock_token or None)
         resumed = op.attempts > 1
-        token = op.lock_token or None
         with self.leases.hold(op.id):
             try:
                 run.emit(EventKind.STARTED, "", plan.headline, resumed=resumed)
                 where = where_of(reporter)
                 if where:
                     self.store.set_reply_to(op.id, where)
-                hold = self._relock(op, plan) if resumed else token
+                hold = self._relock(op, plan) if resumed else None
                 if isinstance(hold, LockAttempt):
+                    run.lock = None  # not ours to release
                     current = self.store.endpoint(op.env, op.endpoint)
                     taken = ChatOpsError(
                         "while its bot process was away, " + locked_text(op.env, op.endpoint, hold)
                     )
                     outcome = self._failed(run, op, current, taken)
                 else:
-                    token = hold
+                    if hold is not None:
+                        run.lock = (op.env, op.endpoint, hold)
                     outcome = self._carry_out(run, op, plan, age)
             except Exception as exc:  # a bug must still end the operation, visibly
                 log.exception("operation %s failed unexpectedly", op.id)
@@ -159,8 +162,7 @@ class Rollouts:
                     run, op, None, ChatOpsError(f"an unexpected {type(exc).__name__}")
                 )
             finally:
-                if token is not None and not run.lost:
-                    self.store.release(op.env, op.endpoint, token)
+                self._let_go(run)
         self.audit.record(
             plan.action,
             actor_id=plan.actor_id,
@@ -173,14 +175,31 @@ class Rollouts:
         )
         return outcome
 
-    def _finish(self, run: _Run, state: OperationState, error: str = "") -> None:
+    def _finish(self, run: _Run, state: OperationState, error: str = "") -> bool:
+        """End the operation and free its endpoint, before the final word reaches anyone
+        (who may act on it at once); False if another process took it over meanwhile."""
         if not self.store.finish(run.op_id, state, error, owner=self.leases.owner):
-            run.lost = True
-            log.error(
-                "operation %s was taken over by another bot process while this one ran it "
-                "(its lease lapsed): that one ends it",
-                run.op_id,
-            )
+            self._lost(run)
+            return False
+        self._let_go(run)
+        return True
+
+    @staticmethod
+    def _lost(run: _Run) -> None:
+        run.lost = True
+        run.lock = None  # the process that took it over holds it now
+        log.error(
+            "operation %s was taken over by another bot process while this one ran it "
+            "(its lease lapsed): that one ends it",
+            run.op_id,
+        )
+
+    def _let_go(self, run: _Run) -> None:
+        if run.lock is not None:
+            env, endpoint, token = run.lock
+            if token is not None:
+                self.store.release(env, endpoint, token)
+            run.lock = None
 
     def _relock(self, op: Operation, plan: Plan) -> str | LockAttempt:
         """The endpoint lock a taken-over operation goes on with: still its own, or taken
@@ -195,7 +214,11 @@ class Rollouts:
             reason=plan.headline,
             ttl_s=self.settings.lock_ttl_s,
         )
-        return attempt.token if attempt.acquired else attempt
+        if not attempt.acquired:
+            return attempt
+        # kept with the operation, so a process taking it over next finds it its own
+        self.store.set_lock_token(op.id, attempt.token)
+        return attempt.token
 
     def _carry_out(self, run: _Run, op: Operation, plan: Plan, age: float) -> Outcome:
         environment = self.settings.environment(op.env)
@@ -224,14 +247,19 @@ class Rollouts:
                 EventKind.INFO,
                 op.step,
                 f"resumed after the bot process running it stopped (attempt {op.attempts}); "
-                f"picking up at {op.step or 'the start'}",
+                f"it had got to {op.step or 'the start'}: what its steps made is found again, "
+                "not made twice",
             )
         return self._run_rollout(run, environment, op, plan, current)
 
-    def _resolve(self, run: _Run, plan: Plan) -> ModelVersion:
-        what = f"v{plan.version}" if plan.version is not None else f"@{plan.alias}"
+    def _resolve(self, run: _Run, op: Operation, plan: Plan) -> ModelVersion:
+        # an alias resolved once stays resolved: a resumed run must not follow it if it moved
+        version = plan.version if plan.version is not None else op.remote.get("resolved")
+        alias = None if version is not None else plan.alias
+        what = f"v{version}" if version is not None else f"@{alias}"
         with run.step("resolve", f"resolving {plan.model} {what} in the registry") as done:
-            mv = self.registry.resolve(plan.model, version=plan.version, alias=plan.alias)
+            mv = self.registry.resolve(plan.model, version=version, alias=alias)
+            self.store.record(run.op_id, resolved=mv.version)
             metrics = ", ".join(f"{k} {v:.3g}" for k, v in sorted(mv.metrics.items()))
             run_ref = f"run {mv.run_id[:8]}" if mv.run_id else "no run"
             done(f"resolved {mv.label} ({run_ref}{', ' + metrics if metrics else ''})")
@@ -252,7 +280,7 @@ class Rollouts:
         deployment = str(op.remote.get("deployment") or new_id("dep"))
         started = None
         try:
-            mv = self._resolve(run, plan)
+            mv = self._resolve(run, op, plan)
             was_up = current is not None and target.health(ep).up
             if (
                 current
@@ -262,8 +290,8 @@ class Rollouts:
                 and current.resources == resources
             ):
                 text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
-                run.emit(EventKind.SUCCEEDED, "", text)
-                self._finish(run, OperationState.SUCCEEDED)
+                if self._finish(run, OperationState.SUCCEEDED):
+                    run.emit(EventKind.SUCCEEDED, "", text)
                 return Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
             with run.step("build", f"building {mv.label} on {target.kind}") as done:
                 built = target.build(ep, mv, self.registry, run.target_step("build"))
@@ -288,6 +316,9 @@ class Rollouts:
             if started is not None:
                 target.stop(ep, started.deployment)
             return self._failed(run, op, current, exc)
+        if not self.store.holds(run.op_id, self.leases.owner):
+            self._lost(run)
+            return Outcome(ok=False, text="taken over by another bot process", operation=op.id)
         self.store.save_endpoint(
             env=environment.name,
             name=op.endpoint,
@@ -302,17 +333,17 @@ class Rollouts:
             deployment=started.deployment,
         )
         self.store.record(run.op_id, version=mv.version)  # what /rollback goes back to
-        self._finish(run, OperationState.SUCCEEDED)
         text = f"{mv.label} is live at {url}"
-        run.emit(
-            EventKind.SUCCEEDED,
-            "",
-            text,
-            url=url,
-            version=mv.version,
-            resources=resources.describe(),
-            latency_ms=latency_ms,
-        )
+        if self._finish(run, OperationState.SUCCEEDED):
+            run.emit(
+                EventKind.SUCCEEDED,
+                "",
+                text,
+                url=url,
+                version=mv.version,
+                resources=resources.describe(),
+                latency_ms=latency_ms,
+            )
         return Outcome(
             ok=True,
             text=text,
@@ -347,8 +378,8 @@ class Rollouts:
         else:
             serving = f"{current.model} v{current.version} was serving before, but is down now"
         text = exc.message if isinstance(exc, NotFound) else f"failed: {exc.message}"
-        self._finish(run, OperationState.FAILED, exc.message)
-        run.emit(EventKind.FAILED, "", text, log_tail=exc.log_tail, serving=serving)
+        if self._finish(run, OperationState.FAILED, exc.message):
+            run.emit(EventKind.FAILED, "", text, log_tail=exc.log_tail, serving=serving)
         return Outcome(
             ok=False,
             text=f"{text}\n{serving}",

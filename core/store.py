@@ -361,6 +361,18 @@ class Store:
             )
             return set(s.scalars(held))
 
+    def holds(self, op_id: str, owner: str) -> bool:
+        """Whether `owner` still holds the operation (its lease was not taken over)."""
+        with self.session() as s:
+            op = s.get(Operation, op_id)
+            return op is not None and op.owner == owner and op.state == OperationState.RUNNING
+
+    def set_lock_token(self, op_id: str, token: str) -> None:
+        with self.session() as s:
+            op = s.get(Operation, op_id)
+            if op is not None:
+                op.lock_token = token
+
     def give_back(self, op_id: str, owner: str) -> None:
         """Queue again an operation `owner` took but never began (it is stopping)."""
         with self.session() as s:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from commands.base import StatusReport
-from core.events import EventKind, Notice, Outcome, Refusal
+from core.events import Event, EventKind, Notice, Outcome, Refusal
 from core.runner import Runner
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
@@ -167,8 +167,53 @@ def test_a_taken_over_operation_respects_a_freeze_made_while_its_bot_was_away(
 
 def test_a_taken_over_operation_whose_lock_was_lifted_takes_it_again(runtime: Runtime) -> None:
     op_id = abandoned(runtime)
+    first = runtime.store.operation(op_id)
+    assert first is not None
     assert isinstance(run(runtime, "/unlock iris"), Notice)
     taken_over(runtime, after=0.2)
     op = runtime.store.operation(op_id)
     assert op is not None and (op.state, op.attempts) == ("succeeded", 2)
+    # the lock it took again is kept with it, for whoever might take it over next
+    assert op.lock_token and op.lock_token != first.lock_token
     assert runtime.store.lock("dev", "iris") is None
+
+
+def test_a_resumed_deploy_of_an_alias_serves_what_it_resolved_before(runtime: Runtime) -> None:
+    queued = runtime.deployer.deploy(
+        model="iris",
+        alias="champion",  # v2 in the registry now
+        actor=ADMIN,
+        command="/deploy iris @champion",
+        reporter=Recorder(),
+        wait=False,
+    )
+    assert isinstance(queued, Outcome) and queued.operation
+    assert runtime.store.claim("a-bot-that-died", lease_s=0.1) is not None
+    # it resolved @champion when it pointed at v1, then died; the alias moved since
+    runtime.store.record(queued.operation, step="build", resolved=1)
+    seen = taken_over(runtime, after=0.2)
+
+    assert "resolving iris v1 in the registry" in seen.text
+    endpoint = runtime.store.endpoint("dev", "iris")
+    assert endpoint is not None and endpoint.version == 1
+
+
+class LockWatcher(Recorder):
+    """Notes whether the endpoint was still locked when the final word arrived."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.locked_at_end: bool | None = None
+
+    def report(self, event: Event) -> None:
+        super().report(event)
+        if event.kind in (EventKind.SUCCEEDED, EventKind.FAILED):
+            self.locked_at_end = self.runtime.store.lock("dev", "iris") is not None
+
+
+@pytest.mark.parametrize("line", ["/deploy iris v1", "/deploy crasher v1"])
+def test_the_endpoint_is_free_when_the_final_word_arrives(runtime: Runtime, line: str) -> None:
+    watcher = LockWatcher(runtime)
+    run(runtime, line, watcher)
+    assert watcher.locked_at_end is False  # whoever reads it may /scale at once

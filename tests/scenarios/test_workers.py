@@ -333,7 +333,8 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
         (
             EventKind.INFO,
             "resolve",
-            "resumed after the bot process running it stopped (attempt 2); picking up at resolve",
+            "resumed after the bot process running it stopped (attempt 2); it had got to resolve: "
+            "what its steps made is found again, not made twice",
         ),
         (EventKind.STEP, "resolve", "resolving iris v1 in the registry"),
     ]
