@@ -223,22 +223,33 @@ def _worker(runtime: Runtime, out: Console) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
+    fronts = frozenset({""})
     slack = SlackSettings()
-    if slack.bot_token is not None:
+    if slack.bot_token is None:
+        out.print(
+            "No SLACK_BOT_TOKEN: this worker takes only operations asked outside Slack "
+            "(a Slack thread is kept current only by a process that can post to it)."
+        )
+    else:
         from bot.slack.poster import Poster, web_client
         from bot.slack.work import Work
 
         client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
         work = Work(runtime=runtime, poster=Poster(client), min_interval=slack.update_interval)
         reporter_for = work.reporter_for
+        fronts = frozenset({"", "slack"})
     runtime.warm_up()
-    runner = Runner(deployer=runtime.deployer, reporter_for=reporter_for).start()
+    runner = Runner(deployer=runtime.deployer, reporter_for=reporter_for, fronts=fronts).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     out.print(f"chatops worker {runner.owner}: taking operations", highlight=False)
     stop.wait()
-    out.print("chatops worker: finishing what it holds")
+    held = len(runtime.deployer.rollouts.leases.held)
+    out.print(
+        f"chatops worker: finishing what it holds ({held} operation(s)); to leave them now, "
+        f"kill it: another bot process takes them over {runtime.settings.lease_s:g} s later"
+    )
     runner.stop(wait=True)
     return 0
 

@@ -20,7 +20,8 @@ from core.policy import check_limits
 from core.registry.mlflow import Registry
 from core.resources import Resources
 from core.roles import Action, Actor, authorize
-from core.rollout import Plan, Rollouts, locked_text, where_of
+from core.rollout import Rollouts, locked_text
+from core.run import Plan, where_of
 from core.store import Operation, Store, aware
 from core.targets.base import EndpointRef, Target
 

@@ -9,7 +9,8 @@ ChatOpsError
 │   ├── DeployFailed     the server did not come up healthy (log tail attached)
 │   ├── TargetUnavailable the target cannot be reached at all
 │   └── StepTimeout      a remote wait ran past its deadline
-└── StoreError           the state database failed
+├── StoreError           the state database failed
+└── LeaseLost            another bot process took over the operation this one was running
 """
 
 from __future__ import annotations
@@ -57,4 +58,8 @@ class StepTimeout(TargetError):
 
 
 class StoreError(ChatOpsError):
+    pass
+
+
+class LeaseLost(ChatOpsError):
     pass

@@ -33,6 +33,7 @@ class Leases:
         self.lease_s = lease_s
         self.owner = owner or process_owner()
         self._held: set[str] = set()
+        self._lost: set[str] = set()  # held here, but their lease lapsed: another may run them
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -53,6 +54,12 @@ class Leases:
         finally:
             with self._guard:
                 self._held.discard(op_id)
+                self._lost.discard(op_id)
+
+    def lost(self, op_id: str) -> bool:
+        """Whether the heartbeat found `op_id`'s lease gone (taken over, or ended elsewhere)."""
+        with self._guard:
+            return op_id in self._lost
 
     @property
     def held(self) -> set[str]:
@@ -69,7 +76,9 @@ class Leases:
                 log.warning("could not renew the leases of %s: %s", ids, exc.message)
                 continue
             for lost in (set(ids) - kept) & self.held:
-                log.error("the lease of %s lapsed: another bot process may take it over", lost)
+                log.error("the lease of %s lapsed: another bot process may have taken it", lost)
+                with self._guard:
+                    self._lost.add(lost)
 
     def close(self) -> None:
         self._closed = True

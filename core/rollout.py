@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from core.audit import AuditLog
 from core.config import Environment, Settings
-from core.errors import ChatOpsError, ConfigError, NotFound, StepTimeout
-from core.events import Addressed, Event, EventKind, Outcome, Reporter
+from core.errors import ChatOpsError, ConfigError, LeaseLost, NotFound, StepTimeout
+from core.events import EventKind, Outcome, Reporter
 from core.leases import Leases
 from core.registry.mlflow import ModelVersion, Registry
-from core.resources import Resources
+from core.run import Plan, Run, span, where_of
 from core.store import (
     Endpoint,
+    Hold,
     LockAttempt,
     Operation,
     OperationState,
@@ -35,82 +32,9 @@ from core.store import (
     new_id,
     utcnow,
 )
-from core.targets.base import Built, EndpointRef, Started, Step, Target
+from core.targets.base import Built, EndpointRef, Started, Target
 
 log = logging.getLogger("chatops.core")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a rollout is to do and for whom, kept with its operation: any bot process can
-    carry it out from this alone."""
-
-    action: str  # deploy, scale or rollback
-    model: str
-    version: int | None
-    alias: str | None
-    cpu: float
-    memory_mb: int
-    replicas: int
-    gpus: int
-    headline: str
-    actor_id: str
-    actor_name: str
-    approver: str = ""
-
-    @classmethod
-    def of(cls, op: Operation) -> Plan:
-        return cls(**op.plan)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def resources(self) -> Resources:
-        return Resources(
-            cpu=self.cpu, memory_mb=self.memory_mb, replicas=self.replicas, gpus=self.gpus
-        )
-
-
-@dataclass
-class _Run:
-    """One operation in flight: where its events go and when it began."""
-
-    op_id: str
-    reporter: Reporter
-    store: Store
-    started: float
-    lost: bool = False  # another process took it over: it is no longer ours to end
-    lock: tuple[str, str, str | None] | None = None  # (env, endpoint, token) while held
-
-    def emit(self, kind: EventKind, step: str, message: str, **data: object) -> None:
-        self.store.add_event(self.op_id, kind, step, message)
-        elapsed = time.monotonic() - self.started
-        try:
-            self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
-        except Exception:  # telling people must never stop the work itself
-            log.exception("reporting %s of %s failed", kind, self.op_id)
-
-    def target_step(self, name: str) -> Step:
-        return Step(
-            say=lambda text: self.emit(EventKind.INFO, name, text),
-            remember=lambda **ids: self.store.record(self.op_id, **ids),
-        )
-
-    @contextmanager
-    def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:
-        self.store.record(self.op_id, step=name)
-        self.emit(EventKind.STEP, name, doing)
-        begun = time.monotonic()
-        done: list[str] = []
-        yield done.append
-        took = time.monotonic() - begun
-        self.emit(EventKind.DONE, name, (done[-1] if done else doing) + f" ({_ms(took)})")
-
-
-def where_of(reporter: Reporter) -> dict[str, Any]:
-    """Where `reporter` reports, for whoever resumes the operation to report there too."""
-    return dict(reporter.where) if isinstance(reporter, Addressed) else {}
 
 
 class Rollouts:
@@ -132,60 +56,62 @@ class Rollouts:
         self.audit = audit
 
     def execute(self, op: Operation, reporter: Reporter) -> Outcome:
-        """Run `op`, which this process holds, to its end from wherever it got to."""
-        plan = Plan.of(op)
-        age = (utcnow() - aware(op.created_at)).total_seconds()
-        run = _Run(op.id, reporter, self.store, time.monotonic() - max(0.0, age))
-        run.lock = (op.env, op.endpoint, op.lock_token or None)
-        resumed = op.attempts > 1
+        """Run `op`, which this process holds, to its end from wherever it got to; ends it
+        succeeded or failed, frees its endpoint and audits it, unless another process took
+        it over meanwhile (that one does)."""
+        age = max(0.0, (utcnow() - aware(op.created_at)).total_seconds())
+        run = Run(
+            op_id=op.id,
+            reporter=reporter,
+            store=self.store,
+            leases=self.leases,
+            hold=Hold.of(op),
+            started=time.monotonic() - age,
+        )
+        if op.lock_token:  # released at the end only while it still carries this token
+            run.lock = (op.env, op.endpoint, op.lock_token)
         with self.leases.hold(op.id):
             try:
-                run.emit(EventKind.STARTED, "", plan.headline, resumed=resumed)
+                headline = str(op.plan.get("headline") or f"{op.requested_by}: {op.command}")
+                run.emit(EventKind.STARTED, "", headline, resumed=op.attempts > 1)
                 where = where_of(reporter)
                 if where:
                     self.store.set_reply_to(op.id, where)
-                hold = self._relock(op, plan) if resumed else None
-                if isinstance(hold, LockAttempt):
-                    run.lock = None  # not ours to release
-                    current = self.store.endpoint(op.env, op.endpoint)
-                    taken = ChatOpsError(
-                        "while its bot process was away, " + locked_text(op.env, op.endpoint, hold)
-                    )
-                    outcome = self._failed(run, op, current, taken)
-                else:
-                    if hold is not None:
-                        run.lock = (op.env, op.endpoint, hold)
-                    outcome = self._carry_out(run, op, plan, age)
+                outcome = self._carry_out(run, op, age)
+            except LeaseLost:
+                outcome = self._lost(run)
+            except ChatOpsError as exc:
+                outcome = self._failed(run, op, self.store.endpoint(op.env, op.endpoint), exc)
             except Exception as exc:  # a bug must still end the operation, visibly
                 log.exception("operation %s failed unexpectedly", op.id)
-                outcome = self._failed(
-                    run, op, None, ChatOpsError(f"an unexpected {type(exc).__name__}")
-                )
+                unexpected = ChatOpsError(f"an unexpected {type(exc).__name__}")
+                outcome = self._failed(run, op, None, unexpected)
             finally:
                 self._let_go(run)
-        self.audit.record(
-            plan.action,
-            actor_id=plan.actor_id,
-            actor_name=plan.actor_name,
-            command=op.command,
-            env=op.env,
-            endpoint=op.endpoint,
-            result=outcome,
-            approver=plan.approver,
-        )
+        if not run.lost:
+            self.audit.record(
+                str(op.plan.get("action") or op.kind),
+                actor_id=str(op.plan.get("actor_id") or ""),
+                actor_name=str(op.plan.get("actor_name") or op.requested_by),
+                command=op.command,
+                env=op.env,
+                endpoint=op.endpoint,
+                result=outcome,
+                approver=str(op.plan.get("approver") or ""),
+            )
         return outcome
 
-    def _finish(self, run: _Run, state: OperationState, error: str = "") -> bool:
+    def _finish(self, run: Run, state: OperationState, error: str = "") -> bool:
         """End the operation and free its endpoint, before the final word reaches anyone
         (who may act on it at once); False if another process took it over meanwhile."""
-        if not self.store.finish(run.op_id, state, error, owner=self.leases.owner):
+        if not self.store.finish(run.op_id, state, error, hold=run.hold):
             self._lost(run)
             return False
         self._let_go(run)
         return True
 
     @staticmethod
-    def _lost(run: _Run) -> None:
+    def _lost(run: Run) -> Outcome:
         run.lost = True
         run.lock = None  # the process that took it over holds it now
         log.error(
@@ -193,20 +119,37 @@ class Rollouts:
             "(its lease lapsed): that one ends it",
             run.op_id,
         )
+        return Outcome(
+            ok=False,
+            text="another bot process took this operation over and reports how it ends",
+            operation=run.op_id,
+        )
 
-    def _let_go(self, run: _Run) -> None:
+    def _let_go(self, run: Run) -> None:
         if run.lock is not None:
-            env, endpoint, token = run.lock
-            if token is not None:
-                self.store.release(env, endpoint, token)
+            self.store.release(*run.lock)
             run.lock = None
 
-    def _relock(self, op: Operation, plan: Plan) -> str | LockAttempt:
-        """The endpoint lock a taken-over operation goes on with: still its own, or taken
-        again if it lapsed or an admin lifted it; who holds it, if someone else does now."""
+    def _relock(self, op: Operation, plan: Plan, current: Endpoint | None) -> str:
+        """The token of the endpoint lock the operation goes on with; a ChatOpsError saying
+        why not when it may not go on. A taken-over operation gives its lock a new token, so
+        the process it was taken from can no longer release it; a lock that lapsed or was
+        lifted meanwhile is taken again, unless the endpoint changed since it was asked for."""
         held = self.store.lock(op.env, op.endpoint)
         if held is not None and held.token == op.lock_token:
-            return op.lock_token
+            if op.attempts == 1:
+                return op.lock_token
+            fresh = new_id("lock")
+            if not self.store.rotate_lock(op.env, op.endpoint, op.lock_token, fresh):
+                return op.lock_token
+            self.store.set_lock_token(op.id, fresh)
+            return fresh
+        if current is not None and aware(current.updated_at) > aware(op.created_at):
+            raise ChatOpsError(
+                f"not resumed: while it waited, {op.endpoint} in {op.env} changed to "
+                f"{current.model} v{current.version} ({span(_since(current))} ago). "
+                "Run the command again if it is still wanted."
+            )
         attempt = self.store.try_lock(
             op.env,
             op.endpoint,
@@ -215,51 +158,54 @@ class Rollouts:
             ttl_s=self.settings.lock_ttl_s,
         )
         if not attempt.acquired:
-            return attempt
-        # kept with the operation, so a process taking it over next finds it its own
-        self.store.set_lock_token(op.id, attempt.token)
+            raise ChatOpsError(f"not resumed: while it waited, {_holder_text(op, attempt)}")
+        self.store.set_lock_token(op.id, attempt.token)  # for whoever takes it over next
         return attempt.token
 
-    def _carry_out(self, run: _Run, op: Operation, plan: Plan, age: float) -> Outcome:
+    def _carry_out(self, run: Run, op: Operation, age: float) -> Outcome:
+        plan = Plan.of(op)
         environment = self.settings.environment(op.env)
         if environment is None or op.env not in self.targets:
-            raise ConfigError(f"environment {op.env} is no longer configured")
+            raise ConfigError(f"environment {op.env} is no longer configured here")
         current = self.store.endpoint(op.env, op.endpoint)
         if op.attempts > 1:
             limit = self.settings.operation_timeout_s
             if age > limit:
                 late = StepTimeout(
-                    f"it was still unfinished {age:.0f} s after it was asked for, past "
-                    f"operation_timeout_s ({limit:g} s), when its bot process stopped"
+                    f"not resumed: it was asked for {span(age)} ago, longer than "
+                    f"operation_timeout_s ({span(limit)}) allows. Nothing it may have started "
+                    "took traffic; run the command again if it is still wanted."
                 )
                 return self._failed(run, op, current, late)
             if op.attempts > self.settings.max_attempts:
-                return self._failed(
-                    run,
-                    op,
-                    current,
-                    ChatOpsError(
-                        f"its bot process stopped {op.attempts - 1} times while running it; "
-                        "not trying again"
-                    ),
+                given_up = ChatOpsError(
+                    f"not resumed: the bot processes running it stopped {op.attempts - 1} "
+                    f"time{'s' if op.attempts > 2 else ''}, the last at {op.step or 'the start'} "
+                    "(max_attempts "
+                    f"{self.settings.max_attempts}); look at their logs (memory, crashes) "
+                    "before running it again"
                 )
+                return self._failed(run, op, current, given_up)
+        if op.lock_token:
+            run.lock = (op.env, op.endpoint, self._relock(op, plan, current))
+        if op.attempts > 1:
             run.emit(
                 EventKind.INFO,
                 op.step,
-                f"resumed after the bot process running it stopped (attempt {op.attempts}); "
-                f"it had got to {op.step or 'the start'}: what its steps made is found again, "
-                "not made twice",
+                f"resumed after the bot process running it stopped at {op.step or 'the start'} "
+                f"(attempt {op.attempts}); what it had already built or started is reused, "
+                "not made again",
             )
         return self._run_rollout(run, environment, op, plan, current)
 
-    def _resolve(self, run: _Run, op: Operation, plan: Plan) -> ModelVersion:
+    def _resolve(self, run: Run, op: Operation, plan: Plan) -> ModelVersion:
         # an alias resolved once stays resolved: a resumed run must not follow it if it moved
         version = plan.version if plan.version is not None else op.remote.get("resolved")
         alias = None if version is not None else plan.alias
         what = f"v{version}" if version is not None else f"@{alias}"
         with run.step("resolve", f"resolving {plan.model} {what} in the registry") as done:
             mv = self.registry.resolve(plan.model, version=version, alias=alias)
-            self.store.record(run.op_id, resolved=mv.version)
+            run.remember(resolved=mv.version)
             metrics = ", ".join(f"{k} {v:.3g}" for k, v in sorted(mv.metrics.items()))
             run_ref = f"run {mv.run_id[:8]}" if mv.run_id else "no run"
             done(f"resolved {mv.label} ({run_ref}{', ' + metrics if metrics else ''})")
@@ -267,7 +213,7 @@ class Rollouts:
 
     def _run_rollout(
         self,
-        run: _Run,
+        run: Run,
         environment: Environment,
         op: Operation,
         plan: Plan,
@@ -276,8 +222,11 @@ class Rollouts:
         target = self.targets[environment.name]
         ep = EndpointRef(environment.name, op.endpoint)
         resources = plan.resources
-        # chosen once: a resumed operation starts (finds) the same deployment
-        deployment = str(op.remote.get("deployment") or new_id("dep"))
+        # chosen once and recorded first: a resumed operation starts (finds) the same one
+        deployment = str(op.remote.get("deployment") or "")
+        if not deployment:
+            deployment = new_id("dep")
+            run.remember(deployment=deployment)
         started = None
         try:
             mv = self._resolve(run, op, plan)
@@ -296,13 +245,13 @@ class Rollouts:
             with run.step("build", f"building {mv.label} on {target.kind}") as done:
                 built = target.build(ep, mv, self.registry, run.target_step("build"))
                 done(built.detail or f"{mv.label} built")
-            self.store.record(run.op_id, deployment=deployment)
             with run.step("start", f"starting {mv.label} with {resources.describe()}") as done:
                 started = target.start(
                     ep, mv, built, resources, deployment, run.target_step("start")
                 )
                 done(f"model servers up: {started.detail}")
             latency_ms = self._check(run, target, ep, started, built)
+            run.confirm()  # traffic moves next: only while the operation is still ours
             with run.step("switch", "switching traffic to the new deployment") as done:
                 old = current.deployment if current else None
                 url = target.switch(ep, started.deployment, old)
@@ -312,13 +261,17 @@ class Rollouts:
                     else ""
                 )
                 done(f"{op.endpoint} now serves v{mv.version} with {resources.describe()}{before}")
-        except ChatOpsError as exc:
-            if started is not None:
-                target.stop(ep, started.deployment)
-            return self._failed(run, op, current, exc)
-        if not self.store.holds(run.op_id, self.leases.owner):
-            self._lost(run)
-            return Outcome(ok=False, text="taken over by another bot process", operation=op.id)
+        except LeaseLost:
+            raise  # the deployment is the new holder's now: leave it be
+        except Exception as exc:
+            failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
+            if started is not None and self.store.holds(run.op_id, run.hold):
+                try:
+                    target.stop(ep, started.deployment)
+                except ChatOpsError as stop_failed:  # the failure to tell is the first one
+                    log.warning("could not stop %s: %s", started.deployment, stop_failed.message)
+            return self._failed(run, op, current, failure)
+        run.confirm()
         self.store.save_endpoint(
             env=environment.name,
             name=op.endpoint,
@@ -332,7 +285,7 @@ class Rollouts:
             url=url,
             deployment=started.deployment,
         )
-        self.store.record(run.op_id, version=mv.version)  # what /rollback goes back to
+        run.remember(version=mv.version)  # what /rollback goes back to
         text = f"{mv.label} is live at {url}"
         if self._finish(run, OperationState.SUCCEEDED):
             run.emit(
@@ -353,7 +306,7 @@ class Rollouts:
         )
 
     @staticmethod
-    def _check(run: _Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
+    def _check(run: Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
         with run.step("check", "health check and smoke test on the input example") as done:
             checked = target.check(ep, started, built)
             if built.example is None:
@@ -366,7 +319,7 @@ class Rollouts:
         return checked.latency_ms
 
     def _failed(
-        self, run: _Run, op: Operation, current: Endpoint | None, exc: ChatOpsError
+        self, run: Run, op: Operation, current: Endpoint | None, exc: ChatOpsError
     ) -> Outcome:
         target = self.targets.get(op.env)
         if current is None:
@@ -403,8 +356,21 @@ def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
     )
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+def _since(endpoint: Endpoint) -> float:
+    return (utcnow() - aware(endpoint.updated_at)).total_seconds()
+
+
+def _holder_text(op: Operation, attempt: LockAttempt) -> str:
+    what = "froze" if attempt.sticky else "took"
+    return (
+        f"{attempt.holder} {what} {op.endpoint} in {op.env} for: {attempt.reason}. "
+        "Run the command again once it is free, if it is still wanted."
+    )
+
+
+def _unexpected(exc: Exception, op: Operation) -> ChatOpsError:
+    log.error("operation %s met an unexpected %s", op.id, type(exc).__name__, exc_info=exc)
+    return ChatOpsError(f"an unexpected {type(exc).__name__}")
 
 
 def _short(value: object, limit: int = 60) -> str:

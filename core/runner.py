@@ -28,11 +28,14 @@ class Runner:
         *,
         deployer: Deployer,
         reporter_for: ReporterFor,
+        fronts: frozenset[str] = frozenset({""}),
         workers: int = 4,
         poll_s: float | None = None,
     ) -> None:
         self.deployer = deployer
         self.reporter_for = reporter_for
+        # only operations this process can report where they were asked ("" : no front)
+        self.fronts = fronts
         self.workers = workers
         self.poll_s = poll_s if poll_s is not None else deployer.settings.runner_poll_s
         self._slots = threading.Semaphore(workers)
@@ -46,7 +49,12 @@ class Runner:
 
     def take(self) -> Operation | None:
         """One operation nobody holds, now held by this process; None when there is none."""
-        return self.deployer.store.claim(self.owner, lease_s=self.deployer.settings.lease_s)
+        return self.deployer.store.claim(
+            self.owner,
+            lease_s=self.deployer.settings.lease_s,
+            fronts=self.fronts,
+            exclude=frozenset(self.deployer.rollouts.leases.held),
+        )
 
     def run(self, op: Operation) -> Outcome:
         if op.attempts > 1:

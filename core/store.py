@@ -6,202 +6,63 @@ Every write commits at once, so what the bot did survives it stopping mid-operat
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    and_,
-    create_engine,
-    delete,
-    event,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import and_, create_engine, delete, event, make_url, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from core import migrate
 from core.errors import StoreError
-from core.resources import Resources
+from core.models import (
+    ApprovalRow,
+    AuditRow,
+    Base,
+    DeliveryRow,
+    Endpoint,
+    EventRow,
+    Hold,
+    LockAttempt,
+    LockRow,
+    Operation,
+    OperationState,
+    aware,
+    new_id,
+    utcnow,
+)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-class OperationState(StrEnum):
-    QUEUED = "queued"  # waiting for a bot process to take it
-    RUNNING = "running"  # held by `owner` until `lease_expires_at`
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
-
-
-class Endpoint(Base):
-    """One serving endpoint per (environment, name); `deployment` is what serves it now."""
-
-    __tablename__ = "endpoints"
-    __table_args__ = (UniqueConstraint("env", "name", name="uq_endpoints_env_name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    env: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str] = mapped_column(String(16))
-    model: Mapped[str] = mapped_column(String(256))
-    version: Mapped[int] = mapped_column(Integer)
-    cpu: Mapped[float] = mapped_column(Float)
-    memory_mb: Mapped[int] = mapped_column(Integer)
-    replicas: Mapped[int] = mapped_column(Integer)
-    gpus: Mapped[int] = mapped_column(Integer, default=0)
-    url: Mapped[str] = mapped_column(String(512))
-    deployment: Mapped[str] = mapped_column(String(128))
-    since: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    @property
-    def resources(self) -> Resources:
-        return Resources(
-            cpu=self.cpu, memory_mb=self.memory_mb, replicas=self.replicas, gpus=self.gpus
-        )
-
-
-class Operation(Base):
-    """One rollout: its plan, the remote ids its steps created, and who runs it until when."""
-
-    __tablename__ = "operations"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    env: Mapped[str] = mapped_column(String(64))
-    endpoint: Mapped[str] = mapped_column(String(128))
-    requested_by: Mapped[str] = mapped_column(String(128))
-    command: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default=OperationState.QUEUED, index=True)
-    step: Mapped[str] = mapped_column(String(64), default="")
-    remote: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    error: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(default=None)
-    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # where a front reports it (Slack: channel, user, thread), so whoever resumes it can too
-    reply_to: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    lock_token: Mapped[str] = mapped_column(String(32), default="")
-    owner: Mapped[str] = mapped_column(String(128), default="")
-    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class DeliveryRow(Base):
-    """A request a front has handed on (Slack: trigger or action id), so a retry is not."""
-
-    __tablename__ = "deliveries"
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-
-class EventRow(Base):
-    __tablename__ = "events"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id"), index=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
-    kind: Mapped[str] = mapped_column(String(16))
-    step: Mapped[str] = mapped_column(String(64))
-    message: Mapped[str] = mapped_column(Text)
-
-
-class AuditRow(Base):
-    """One attempt to act, allowed or refused, as compliance reads it later."""
-
-    __tablename__ = "audit"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    actor_id: Mapped[str] = mapped_column(String(128))
-    actor_name: Mapped[str] = mapped_column(String(256))
-    action: Mapped[str] = mapped_column(String(32))
-    command: Mapped[str] = mapped_column(Text)
-    env: Mapped[str] = mapped_column(String(64))
-    endpoint: Mapped[str] = mapped_column(String(128), default="", index=True)
-    outcome: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str] = mapped_column(Text, default="")
-    operation_id: Mapped[str] = mapped_column(String(32), default="")
-    approver: Mapped[str] = mapped_column(String(256), default="")
-
-
-class ApprovalRow(Base):
-    """A developer's request to serve one version in one environment, and its decision."""
-
-    __tablename__ = "approvals"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    model: Mapped[str] = mapped_column(String(256))
-    version: Mapped[int] = mapped_column(Integer)
-    env: Mapped[str] = mapped_column(String(64))
-    requester_id: Mapped[str] = mapped_column(String(128))
-    requester_name: Mapped[str] = mapped_column(String(256))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    command: Mapped[str] = mapped_column(Text, default="")
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
-    decided_by: Mapped[str] = mapped_column(String(256), default="")
-    decided_at: Mapped[datetime | None] = mapped_column(default=None)
-    decision_reason: Mapped[str] = mapped_column(Text, default="")
-    # where the front showed the request (Slack: channel and message ts), to update it
-    where: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
-
-class LockRow(Base):
-    """Who holds an endpoint, since when and for what; a sticky lock is a freeze."""
-
-    __tablename__ = "locks"
-    env: Mapped[str] = mapped_column(String(64), primary_key=True)
-    endpoint: Mapped[str] = mapped_column(String(128), primary_key=True)
-    token: Mapped[str] = mapped_column(String(32))
-    holder: Mapped[str] = mapped_column(String(256))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    sticky: Mapped[bool] = mapped_column(default=False)
-    since: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(default=None)
-
-
-@dataclass(frozen=True)
-class LockAttempt:
-    acquired: bool
-    token: str = ""
-    holder: str = ""
-    reason: str = ""
-    since: datetime | None = None
-    sticky: bool = False
-
-    @classmethod
-    def refused_by(cls, held: LockRow) -> LockAttempt:
-        return cls(False, "", held.holder, held.reason, aware(held.since), held.sticky)
+# the rows are the store's vocabulary: whoever uses the store may take them from here
+__all__ = [
+    "ApprovalRow",
+    "AuditRow",
+    "Base",
+    "Endpoint",
+    "EventRow",
+    "Hold",
+    "LockAttempt",
+    "LockRow",
+    "Operation",
+    "OperationState",
+    "Store",
+    "aware",
+    "new_id",
+    "utcnow",
+]
 
 
 class Store:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url, json_serializer=json.dumps)
+        address = make_url(url)
+        if address.get_backend_name() == "postgresql" and "connect_timeout" not in address.query:
+            # a database that stops answering must not hang an ack or a lease heartbeat
+            address = address.update_query_dict({"connect_timeout": "5"})
+        self.engine = create_engine(address, json_serializer=json.dumps)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         migrate.upgrade(url)  # the schema comes from the migrations, on every backend
@@ -294,6 +155,7 @@ class Store:
             remote={},
             plan=plan or {},
             reply_to=reply_to or {},
+            front=str((reply_to or {}).get("front") or ""),
             lock_token=lock_token,
             state=OperationState.RUNNING if owner else OperationState.QUEUED,
             owner=owner,
@@ -304,10 +166,19 @@ class Store:
             s.add(op)
         return op
 
-    def claim(self, owner: str, *, lease_s: float, limit: int = 20) -> Operation | None:
+    def claim(
+        self,
+        owner: str,
+        *,
+        lease_s: float,
+        fronts: frozenset[str] | None = None,
+        exclude: frozenset[str] = frozenset(),
+        limit: int = 20,
+    ) -> Operation | None:
         """The oldest operation nobody holds (queued, or its holder's lease lapsed), now held
-        by `owner`. Each candidate is taken with one conditional UPDATE: when several
-        processes reach for the same one, exactly one of them gets it."""
+        by `owner`; only those asked from `fronts` (all when None), none of `exclude` (what
+        `owner` runs already). Each candidate is taken with one conditional UPDATE: when
+        several processes reach for the same one, exactly one of them gets it."""
         now = utcnow()
         free = or_(
             Operation.state == OperationState.QUEUED,
@@ -316,10 +187,15 @@ class Store:
                 Operation.lease_expires_at < self._comparable(now),
             ),
         )
+        wanted = [free]
+        if fronts is not None:
+            wanted.append(Operation.front.in_(sorted(fronts)))
+        if exclude:
+            wanted.append(Operation.id.not_in(sorted(exclude)))
         with self.session() as s:
             candidates = list(
                 s.scalars(
-                    select(Operation.id).where(free).order_by(Operation.created_at).limit(limit)
+                    select(Operation.id).where(*wanted).order_by(Operation.created_at).limit(limit)
                 )
             )
         for op_id in candidates:
@@ -361,11 +237,11 @@ class Store:
             )
             return set(s.scalars(held))
 
-    def holds(self, op_id: str, owner: str) -> bool:
-        """Whether `owner` still holds the operation (its lease was not taken over)."""
+    def holds(self, op_id: str, hold: Hold) -> bool:
+        """Whether `hold` is still the operation's (no other process took it over)."""
         with self.session() as s:
             op = s.get(Operation, op_id)
-            return op is not None and op.owner == owner and op.state == OperationState.RUNNING
+            return op is not None and _held(op, hold)
 
     def set_lock_token(self, op_id: str, token: str) -> None:
         with self.session() as s:
@@ -404,29 +280,40 @@ class Store:
             if op is not None:
                 op.reply_to = {**op.reply_to, **reply_to}
 
-    def record(self, op_id: str, *, step: str | None = None, **remote: Any) -> None:
-        """Note the current step and remote ids of an operation, before waiting on them."""
+    def record(
+        self, op_id: str, *, step: str | None = None, hold: Hold | None = None, **remote: Any
+    ) -> bool:
+        """Note the current step and remote ids of an operation, before waiting on them;
+        with `hold`, only while it is still that hold's (False when it is not)."""
         with self.session() as s:
-            op = s.get(Operation, op_id)
-            assert op is not None
+            op = s.scalar(select(Operation).where(Operation.id == op_id).with_for_update())
+            if op is None or (hold is not None and not _held(op, hold)):
+                return False
             if step is not None:
                 op.step = step
             if remote:
                 op.remote = {**op.remote, **remote}
+            return True
 
     def finish(
-        self, op_id: str, state: OperationState, error: str = "", *, owner: str | None = None
+        self, op_id: str, state: OperationState, error: str = "", *, hold: Hold | None = None
     ) -> bool:
-        """End the operation; with `owner`, only if that process still holds it (one whose
+        """End the operation; with `hold`, only if it is still that hold's (a process whose
         lease lapsed and was taken over must not end it too). False when it did not."""
+        query = update(Operation).where(Operation.id == op_id)
+        if hold is not None:
+            query = query.where(
+                Operation.owner == hold.owner,
+                Operation.attempts == hold.attempt,
+                Operation.state == OperationState.RUNNING,
+            )
         with self.session() as s:
-            op = s.get(Operation, op_id)
-            assert op is not None
-            if owner is not None and op.owner != owner:
-                return False
-            op.state, op.error, op.finished_at = state, error, utcnow()
-            op.lease_expires_at = None
-            return True
+            ended = s.execute(
+                query.values(
+                    state=state, error=error, finished_at=utcnow(), lease_expires_at=None
+                ).execution_options(synchronize_session=False)
+            )
+            return getattr(ended, "rowcount", 0) == 1
 
     def add_event(self, op_id: str, kind: str, step: str, message: str) -> None:
         with self.session() as s:
@@ -464,8 +351,16 @@ class Store:
                     alive = held.expires_at is None or aware(held.expires_at) > now
                     if alive:
                         return LockAttempt.refused_by(held)
-                    s.delete(held)
-                    s.flush()
+                    # only the lapsed lock seen, not one another taker put there since
+                    gone = s.execute(
+                        delete(LockRow).where(
+                            LockRow.env == env,
+                            LockRow.endpoint == endpoint,
+                            LockRow.token == held.token,
+                        )
+                    )
+                    if getattr(gone, "rowcount", 0) != 1:
+                        raise IntegrityError("the lapsed lock changed", None, ValueError())
                 s.add(
                     LockRow(
                         env=env,
@@ -499,8 +394,24 @@ class Store:
             held = s.get(LockRow, (env, endpoint))
             if held is None or (token is not None and held.token != token):
                 return None
-            s.delete(held)
-            return held
+            gone = s.execute(
+                delete(LockRow).where(
+                    LockRow.env == env, LockRow.endpoint == endpoint, LockRow.token == held.token
+                )
+            )
+            return held if getattr(gone, "rowcount", 0) == 1 else None
+
+    def rotate_lock(self, env: str, endpoint: str, old: str, new: str) -> bool:
+        """Give a held lock a new token (a process taking over an operation does, so the
+        one it took it from can no longer release it); False if `old` no longer holds it."""
+        with self.session() as s:
+            changed = s.execute(
+                update(LockRow)
+                .where(LockRow.env == env, LockRow.endpoint == endpoint, LockRow.token == old)
+                .values(token=new)
+                .execution_options(synchronize_session=False)
+            )
+            return getattr(changed, "rowcount", 0) == 1
 
     # -- deliveries ------------------------------------------------------------------------
     def first_delivery(self, key: str, *, keep_s: float = 24 * 3600.0) -> bool:
@@ -577,9 +488,8 @@ class Store:
             )
 
 
-def aware(moment: datetime) -> datetime:
-    """A time read back from SQLite (naive, UTC) with its time zone put back."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _held(op: Operation, hold: Hold) -> bool:
+    return (op.owner, op.attempts, op.state) == (hold.owner, hold.attempt, OperationState.RUNNING)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -80,7 +80,8 @@ class Listeners:
         """Approve / Reject clicked on an approval request: decided in the worker."""
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id", "")
-        if not self.seen.first(f"action:{user}:{action.get('action_ts', '')}"):
+        stamp = action.get("action_ts") or ""
+        if not self.seen.first(f"action:{user}:{stamp}" if stamp else ""):
             ack()
             return
         self.dispatcher.submit(
@@ -106,6 +107,7 @@ class Listeners:
         if module is help_command:
             ack(response_type="ephemeral", text=help_command.describe(parsed.command))
             return
-        if self.seen.first(f"command:{command.get('trigger_id', '')}"):
+        trigger = command.get("trigger_id") or ""
+        if self.seen.first(f"command:{trigger}" if trigger else ""):
             self.dispatcher.submit(dict(command))
         ack()

@@ -54,7 +54,10 @@ def main() -> None:
     dispatcher = ThreadDispatcher(work, workers=slack.workers)
     # operations left by a bot process that died, and queued ones, run here too
     runner = Runner(
-        deployer=runtime.deployer, reporter_for=work.reporter_for, workers=slack.workers
+        deployer=runtime.deployer,
+        reporter_for=work.reporter_for,
+        fronts=frozenset({"", "slack"}),
+        workers=slack.workers,
     ).start()
     write = threading.Lock()
 

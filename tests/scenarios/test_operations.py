@@ -15,6 +15,7 @@ from commands.base import StatusReport
 from core.events import Event, EventKind, Notice, Outcome, Refusal
 from core.runner import Runner
 from core.runtime import Runtime
+from core.store import Operation, utcnow
 from core.targets.local.target import Zygote
 from tests.conftest import Recorder, make_settings
 from tests.scenarios.test_deploy_scale_status import ADMIN, COLUMNS, ROWS, run
@@ -102,7 +103,7 @@ def test_an_operation_left_past_its_timeout_is_failed_and_lets_go(strict: Runtim
     seen = taken_over(strict, after=1.2)
 
     assert seen.events[-1].kind is EventKind.FAILED
-    assert "past operation_timeout_s (1 s)" in seen.events[-1].message
+    assert "longer than operation_timeout_s (1 s) allows" in seen.events[-1].message
     op = strict.store.operation(op_id)
     assert op is not None and op.state == "failed" and "operation_timeout_s" in op.error
     assert strict.store.lock("dev", "iris") is None  # the endpoint is free again
@@ -116,7 +117,10 @@ def test_an_operation_whose_bots_keep_dying_is_given_up(strict: Runtime) -> None
     seen = taken_over(strict, after=0.2)
 
     assert seen.events[-1].kind is EventKind.FAILED
-    assert "stopped 1 times while running it; not trying again" in seen.events[-1].message
+    assert (
+        "the bot processes running it stopped 1 time, the last at the start (max_attempts 1)"
+        in seen.events[-1].message
+    )
     op = strict.store.operation(op_id)
     assert op is not None and (op.state, op.attempts) == ("failed", 2)
     assert strict.store.lock("dev", "iris") is None
@@ -157,7 +161,10 @@ def test_a_taken_over_operation_respects_a_freeze_made_while_its_bot_was_away(
 
     failed = seen.events[-1]
     assert failed.kind is EventKind.FAILED
-    assert "while its bot process was away, iris in dev is frozen by alice" in failed.message
+    assert failed.message == (
+        "failed: not resumed: while it waited, alice froze iris in dev for: quarter-end "
+        "audit. Run the command again once it is free, if it is still wanted."
+    )
     assert runtime.store.endpoint("dev", "iris") is None
     held = runtime.store.lock("dev", "iris")
     assert held is not None and held.sticky  # the freeze stands
@@ -217,3 +224,51 @@ def test_the_endpoint_is_free_when_the_final_word_arrives(runtime: Runtime, line
     watcher = LockWatcher(runtime)
     run(runtime, line, watcher)
     assert watcher.locked_at_end is False  # whoever reads it may /scale at once
+
+
+def test_a_taken_over_operation_never_undoes_a_newer_rollout(runtime: Runtime) -> None:
+    op_id = abandoned(runtime)  # iris v1, asked for first
+    assert isinstance(run(runtime, "/unlock iris"), Notice)
+    assert run(runtime, "/deploy iris v2").ok  # someone else's, while it waited
+    seen = taken_over(runtime, after=0.2)
+
+    assert "not resumed: while it waited, iris in dev changed to iris v2" in seen.text
+    endpoint = runtime.store.endpoint("dev", "iris")
+    assert endpoint is not None and endpoint.version == 2
+    op = runtime.store.operation(op_id)
+    assert op is not None and op.state == "failed"
+
+
+class Usurper(Recorder):
+    """At the start step, another bot process takes the operation over (as if this one had
+    stalled past its lease)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+
+    def report(self, event: Event) -> None:
+        super().report(event)
+        if event.kind is EventKind.STEP and event.step == "start":
+            store = self.runtime.store
+            with store.session() as s:
+                s.get(Operation, event.operation).lease_expires_at = utcnow()  # type: ignore[union-attr]
+            taken = store.claim("bot-b", lease_s=60)
+            assert taken is not None and taken.id == event.operation
+
+
+def test_a_run_whose_operation_was_taken_over_stops_and_says_nothing_more(
+    runtime: Runtime,
+) -> None:
+    watcher = Usurper(runtime)
+    outcome = run(runtime, "/deploy iris v1", watcher)
+
+    assert isinstance(outcome, Outcome) and not outcome.ok
+    assert "another bot process took this operation over" in outcome.text
+    kinds = [e.kind for e in watcher.events]
+    assert EventKind.SUCCEEDED not in kinds and EventKind.FAILED not in kinds
+    op = runtime.store.operation(outcome.operation or "")
+    assert op is not None and (op.state, op.owner, op.attempts) == ("running", "bot-b", 2)
+    assert runtime.store.endpoint("dev", "iris") is None  # it never switched traffic
+    assert runtime.store.lock("dev", "iris") is not None  # the new holder's to release
+    assert runtime.store.audit_entries(endpoint="iris") == []  # the new holder audits it

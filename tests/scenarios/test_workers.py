@@ -29,7 +29,7 @@ from mlflow import MlflowClient
 from core.config import Environment, Settings
 from core.events import EventKind, NullReporter, Outcome
 from core.roles import Actor
-from core.rollout import Plan
+from core.run import Plan
 from core.runtime import Runtime
 from core.store import Operation, OperationState, Store
 from emulators.cml import RunningEmulator, start_emulator
@@ -333,8 +333,8 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
         (
             EventKind.INFO,
             "resolve",
-            "resumed after the bot process running it stopped (attempt 2); it had got to resolve: "
-            "what its steps made is found again, not made twice",
+            "resumed after the bot process running it stopped at resolve (attempt 2); what it "
+            "had already built or started is reused, not made again",
         ),
         (EventKind.STEP, "resolve", "resolving iris v1 in the registry"),
     ]

@@ -7,7 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from core.store import OperationState, Store
+from core.store import Hold, OperationState, Store
 
 
 def queue(store: Store, n: int, **options: object) -> list[str]:
@@ -94,7 +94,9 @@ def test_only_the_holder_ends_an_operation_and_one_given_back_is_queued_again(
     taken = store.claim("bot-b", lease_s=30)
     assert taken is not None and taken.id == op_id
     # the process that lost it wakes up and tries to end it: it no longer may
-    assert store.finish(op_id, OperationState.FAILED, "late", owner="bot-dead") is False
+    dead = Hold("bot-dead", 1)
+    assert store.finish(op_id, OperationState.FAILED, "late", hold=dead) is False
+    assert store.record(op_id, step="switch", hold=dead) is False
     op = store.operation(op_id)
     assert op is not None and (op.state, op.error) == ("running", "")
 
@@ -103,4 +105,5 @@ def test_only_the_holder_ends_an_operation_and_one_given_back_is_queued_again(
     assert op is not None and (op.state, op.owner, op.attempts) == ("queued", "", 1)
     again = store.claim("bot-c", lease_s=30)
     assert again is not None and (again.owner, again.attempts) == ("bot-c", 2)
-    assert store.finish(op_id, OperationState.SUCCEEDED, owner="bot-c") is True
+    assert store.finish(op_id, OperationState.SUCCEEDED, hold=Hold("bot-b", 2)) is False
+    assert store.finish(op_id, OperationState.SUCCEEDED, hold=Hold("bot-c", 2)) is True

@@ -26,10 +26,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("plan", sa.JSON(), nullable=False, server_default="{}"))
         batch.add_column(sa.Column("reply_to", sa.JSON(), nullable=False, server_default="{}"))
         batch.add_column(sa.Column("lock_token", sa.String(32), nullable=False, server_default=""))
+        batch.add_column(sa.Column("front", sa.String(16), nullable=False, server_default=""))
         batch.add_column(sa.Column("owner", sa.String(128), nullable=False, server_default=""))
         batch.add_column(sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
     op.create_index("ix_operations_state", "operations", ["state"])
+    # operations a bot left running before leases existed: lapsed, so a bot takes each over
+    # (and fails it, having no plan to go on with) instead of showing it under way for ever
+    op.execute(
+        "UPDATE operations SET lease_expires_at = created_at, attempts = 1 WHERE state = 'running'"
+    )
     with op.batch_alter_table("endpoints") as batch:
         batch.create_unique_constraint("uq_endpoints_env_name", ["env", "name"])
     op.create_table(
@@ -45,5 +51,13 @@ def downgrade() -> None:
         batch.drop_constraint("uq_endpoints_env_name", type_="unique")
     op.drop_index("ix_operations_state", table_name="operations")
     with op.batch_alter_table("operations") as batch:
-        for column in ("attempts", "lease_expires_at", "owner", "lock_token", "reply_to", "plan"):
+        for column in (
+            "attempts",
+            "lease_expires_at",
+            "owner",
+            "front",
+            "lock_token",
+            "reply_to",
+            "plan",
+        ):
             batch.drop_column(column)

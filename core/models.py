@@ -1,0 +1,201 @@
+"""The rows of the state database (SQLAlchemy models) and small values read from them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.resources import Resources
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class OperationState(StrEnum):
+    QUEUED = "queued"  # waiting for a bot process to take it
+    RUNNING = "running"  # held by `owner` until `lease_expires_at`
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class Endpoint(Base):
+    """One serving endpoint per (environment, name); `deployment` is what serves it now."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (UniqueConstraint("env", "name", name="uq_endpoints_env_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    env: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    cpu: Mapped[float] = mapped_column(Float)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    replicas: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    url: Mapped[str] = mapped_column(String(512))
+    deployment: Mapped[str] = mapped_column(String(128))
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(
+            cpu=self.cpu, memory_mb=self.memory_mb, replicas=self.replicas, gpus=self.gpus
+        )
+
+
+class Operation(Base):
+    """One rollout: its plan, the remote ids its steps created, and who runs it until when."""
+
+    __tablename__ = "operations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    env: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    command: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=OperationState.QUEUED, index=True)
+    step: Mapped[str] = mapped_column(String(64), default="")
+    remote: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # where a front reports it (Slack: channel, user, thread), so whoever resumes it can too
+    reply_to: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lock_token: Mapped[str] = mapped_column(String(32), default="")
+    # the front that asked ("slack", or "" for the console and the core): only a process
+    # that can report there takes it over
+    front: Mapped[str] = mapped_column(String(16), default="")
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryRow(Base):
+    """A request a front has handed on (Slack: trigger or action id), so a retry is not."""
+
+    __tablename__ = "deliveries"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    """One attempt to act, allowed or refused, as compliance reads it later."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[str] = mapped_column(String(128))
+    actor_name: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(32))
+    command: Mapped[str] = mapped_column(Text)
+    env: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(128), default="", index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    operation_id: Mapped[str] = mapped_column(String(32), default="")
+    approver: Mapped[str] = mapped_column(String(256), default="")
+
+
+class ApprovalRow(Base):
+    """A developer's request to serve one version in one environment, and its decision."""
+
+    __tablename__ = "approvals"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    env: Mapped[str] = mapped_column(String(64))
+    requester_id: Mapped[str] = mapped_column(String(128))
+    requester_name: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    command: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str] = mapped_column(String(256), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    # where the front showed the request (Slack: channel and message ts), to update it
+    where: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LockRow(Base):
+    """Who holds an endpoint, since when and for what; a sticky lock is a freeze."""
+
+    __tablename__ = "locks"
+    env: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+    holder: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    sticky: Mapped[bool] = mapped_column(default=False)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+@dataclass(frozen=True)
+class LockAttempt:
+    acquired: bool
+    token: str = ""
+    holder: str = ""
+    reason: str = ""
+    since: datetime | None = None
+    sticky: bool = False
+
+    @classmethod
+    def refused_by(cls, held: LockRow) -> LockAttempt:
+        return cls(False, "", held.holder, held.reason, aware(held.since), held.sticky)
+
+
+def aware(moment: datetime) -> datetime:
+    """A time read back from SQLite (naive, UTC) with its time zone put back."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One process's hold on one operation: `attempt` fences it off from holders before and
+    after it (each takeover counts one more), even when they share an owner name."""
+
+    owner: str
+    attempt: int
+
+    @classmethod
+    def of(cls, op: Operation) -> Hold:
+        return cls(op.owner, op.attempts)
