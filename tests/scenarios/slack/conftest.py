@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import threading
 import time
 import urllib.parse
@@ -139,3 +141,30 @@ def running_front(
 
 def texts(messages: list[Any]) -> str:
     return "\n".join(m.text for m in messages)
+
+
+def bot_environment(
+    api: SlackEmulator,
+    *,
+    port: int,
+    state_dir: Path,
+    tracking_uri: str,
+    environments: list[dict[str, Any]],
+    **extra: str,
+) -> dict[str, str]:
+    """The variables a deployed `chatops run` in HTTP mode gets, Slack pointed at `api`."""
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": api.api_url,
+        "PORT": str(port),
+        "SLACK_HOST": "127.0.0.1",
+        "CHATOPS_STATE_DIR": str(state_dir),
+        "CHATOPS_MLFLOW_TRACKING_URI": tracking_uri,
+        "CHATOPS_ENVIRONMENTS": json.dumps(environments),
+        "CHATOPS_SLACK_UPDATE_INTERVAL": "0.3",
+        **extra,
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    return env

@@ -27,7 +27,14 @@ import pytest
 
 from emulators.cml import RunningEmulator, start_emulator
 from tests.conftest import free_port_range
-from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, OPS, SIGNING_SECRET, post_command
+from tests.scenarios.slack.conftest import (
+    ALICE,
+    BOT_TOKEN,
+    OPS,
+    SIGNING_SECRET,
+    bot_environment,
+    post_command,
+)
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.workspace import Message
 
@@ -249,23 +256,17 @@ def make_bot(slack_api: SlackEmulator, tmp_path: Path) -> Iterator[Callable[...,
     def make(environment: dict[str, Any], *, tracking_uri: str, **extra: str) -> Bot:
         low, _ = free_port_range()
         environment.setdefault("port_range", [low + 1, low + 9])
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack_api.api_url,
-            "PORT": str(low),
-            "SLACK_HOST": "127.0.0.1",
-            "CHATOPS_STATE_DIR": str(tmp_path / "state"),
-            "CHATOPS_MLFLOW_TRACKING_URI": tracking_uri,
-            "CHATOPS_ENVIRONMENTS": json.dumps([{**environment, "admins": [ALICE]}]),
-            "CHATOPS_SLACK_UPDATE_INTERVAL": "0.3",
+        env = bot_environment(
+            slack_api,
+            port=low,
+            state_dir=tmp_path / "state",
+            tracking_uri=tracking_uri,
+            environments=[{**environment, "admins": [ALICE]}],
             # a dead bot's operations are taken over 2 s after its last heartbeat
-            "CHATOPS_LEASE_S": "2",
-            "CHATOPS_RUNNER_POLL_S": "0.2",
+            CHATOPS_LEASE_S="2",
+            CHATOPS_RUNNER_POLL_S="0.2",
             **extra,
-        }
-        env.pop("SLACK_APP_TOKEN", None)
+        )
         bot = Bot(env=env, state_dir=tmp_path / "state", log=tmp_path / "bot.log", port=low)
         made.append(bot)
         return bot

@@ -3,8 +3,6 @@ runs, both configured only through the environment."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +13,14 @@ import httpx
 import psutil
 
 from tests.conftest import free_port_range
-from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, OPS, SIGNING_SECRET, post_command
+from tests.scenarios.slack.conftest import (
+    ALICE,
+    BOT_TOKEN,
+    OPS,
+    SIGNING_SECRET,
+    bot_environment,
+    post_command,
+)
 from tests.slack_api.emulator import SlackEmulator
 
 ROOT = Path(__file__).parents[3]
@@ -25,21 +30,13 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
     slack_api: SlackEmulator, registry_uri: str, tmp_path: Path
 ) -> None:
     low, _ = free_port_range()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack_api.api_url,
-        "PORT": str(low),
-        "SLACK_HOST": "127.0.0.1",
-        "CHATOPS_STATE_DIR": str(tmp_path / "state"),
-        "CHATOPS_MLFLOW_TRACKING_URI": registry_uri,
-        "CHATOPS_ENVIRONMENTS": json.dumps(
-            [{"name": "dev", "port_range": [low + 1, low + 9], "admins": [ALICE]}]
-        ),
-        "CHATOPS_SLACK_UPDATE_INTERVAL": "0.3",
-    }
-    env.pop("SLACK_APP_TOKEN", None)
+    env = bot_environment(
+        slack_api,
+        port=low,
+        state_dir=tmp_path / "state",
+        tracking_uri=registry_uri,
+        environments=[{"name": "dev", "port_range": [low + 1, low + 9], "admins": [ALICE]}],
+    )
     log = tmp_path / "bot.log"
     with open(log, "w") as out:
         bot = subprocess.Popen(
