@@ -21,7 +21,6 @@ from bot.slack.dispatch import Dispatcher, ProcessDispatcher, ThreadDispatcher
 from bot.slack.listeners import Listeners
 from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
-from core.store import Store
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -72,9 +71,7 @@ class SlackFront:
                 )
                 dispatcher = ThreadDispatcher(work, workers=settings.workers)
         self.dispatcher = dispatcher
-        # the deliveries table: a retry reaching another front sharing the database is seen
-        self.store = runtime.store if runtime is not None else _store()
-        self.listeners = Listeners(dispatcher, store=self.store)
+        self.listeners = Listeners(dispatcher)
         self.listeners.register(self.app)
 
     # -- HTTP mode -------------------------------------------------------------------------
@@ -111,12 +108,6 @@ class SlackFront:
 
     def close(self) -> None:
         self.dispatcher.close()
-
-
-def _store() -> Store:
-    from core.config import Settings
-
-    return Store(Settings().database_url)
 
 
 class HttpServer:

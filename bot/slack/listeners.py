@@ -7,7 +7,6 @@ ack can see the work under way. Nothing slow happens before the ack.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,32 +19,23 @@ from bot.slack.ids import APPROVE, REJECT
 from commands import help as help_command
 from commands.base import UsageError
 from commands.registry import COMMANDS, parse
-from core.errors import StoreError
-from core.store import Store
-
-log = logging.getLogger("chatops.slack")
 
 
 class Seen:
-    """Requests already handed on, by Slack's own id for them: a retried delivery or a double
-    click is acknowledged again but runs once. With `store`, "once" holds across every front
-    sharing its database; this process's memory answers repeats without asking it."""
+    """Requests already handed on, by Slack's own id for them, in this front's memory: a
+    retried delivery or a double click is acknowledged again but handed on once. (Fronts
+    sharing a database are kept from running one twice after the ack, by `Work`.)"""
 
     def __init__(
-        self,
-        *,
-        store: Store | None = None,
-        ttl_s: float = 600.0,
-        clock: Callable[[], float] = time.monotonic,
+        self, *, ttl_s: float = 600.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.store = store
         self.ttl_s = ttl_s
         self.clock = clock
         self._at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def first(self, key: str) -> bool:
-        """True the first time `key` is seen (within the TTL, in this process)."""
+        """True the first time `key` is seen within the TTL."""
         if not key:
             return True
         now = self.clock()
@@ -56,19 +46,13 @@ class Seen:
             if seen is not None and now - seen < self.ttl_s:
                 return False
             self._at[key] = now
-        if self.store is None:
-            return True
-        try:
-            return self.store.first_delivery(key)
-        except StoreError as exc:  # better a rare double than a lost command
-            log.warning("could not check %s against the state database: %s", key, exc.message)
             return True
 
 
 class Listeners:
-    def __init__(self, dispatcher: Dispatcher, *, store: Store | None = None) -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self.seen = Seen(store=store)
+        self.seen = Seen()
 
     def register(self, app: App) -> None:
         for name in COMMANDS:
@@ -81,7 +65,8 @@ class Listeners:
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id", "")
         stamp = action.get("action_ts") or ""
-        if not self.seen.first(f"action:{user}:{stamp}" if stamp else ""):
+        key = f"action:{user}:{stamp}" if stamp else ""
+        if not self.seen.first(key):
             ack()
             return
         self.dispatcher.submit(
@@ -94,6 +79,7 @@ class Listeners:
                 "response_url": body.get("response_url", ""),
                 "command": f"/{action.get('action_id', '')}",
                 "text": f"{action.get('value', '')} (button)",
+                "delivery": key,
             }
         )
         ack()
@@ -108,6 +94,7 @@ class Listeners:
             ack(response_type="ephemeral", text=help_command.describe(parsed.command))
             return
         trigger = command.get("trigger_id") or ""
-        if self.seen.first(f"command:{trigger}" if trigger else ""):
-            self.dispatcher.submit(dict(command))
+        key = f"command:{trigger}" if trigger else ""
+        if self.seen.first(key):
+            self.dispatcher.submit({**command, "delivery": key})
         ack()

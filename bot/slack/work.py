@@ -27,6 +27,7 @@ from commands import status as status_command
 from commands.base import Context, StatusReport, UsageError
 from commands.registry import parse
 from core.approvals import ApprovalRequested
+from core.errors import StoreError
 from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
 from core.registry.runs import Registered
 from core.roles import Actor
@@ -113,6 +114,8 @@ class Work:
         """Run a slash command (already parsed once to ack it) or a button click; never
         raises: what goes wrong is told to the requester."""
         respond = Responder(str(command.get("response_url") or ""))
+        if not self._first_delivery(str(command.get("delivery") or "")):
+            return
         try:
             if command.get("type") == "block_actions":
                 self._decision(command, respond)
@@ -137,6 +140,20 @@ class Work:
                 )
             except Exception:
                 log.exception("could not tell the requester")
+
+    def _first_delivery(self, key: str) -> bool:
+        """False for a request another front sharing the database handed on already (a
+        Slack retry that reached it): checked here, after the ack, to keep acks fast."""
+        if not key:
+            return True
+        try:
+            if self.runtime.store.first_delivery(key):
+                return True
+        except StoreError as exc:  # better a rare double than a lost command
+            log.warning("could not check %s against the state database: %s", key, exc.message)
+            return True
+        log.info("%s was handed on already (a retried delivery): not run again", key)
+        return False
 
     def _actor(self, command: Command) -> Actor:
         user = str(command.get("user_id", ""))
