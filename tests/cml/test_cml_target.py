@@ -16,6 +16,7 @@ from conftest_target import KEY_VAR, CMLRig, RigFactory, cml_environment, make_t
 from core.errors import ConfigError, DeployFailed
 from core.events import Outcome, Refusal
 from core.registry.mlflow import Registry
+from core.registry.source import RegistrySource
 from core.resources import Resources
 from core.roles import Actor
 from core.targets.base import EndpointRef, Step, quiet_step
@@ -64,7 +65,7 @@ def remote(rig: CMLRig, outcome: Outcome) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def example(registry_uri: str) -> dict[str, Any]:
     registry = Registry(tracking_uri=registry_uri)
-    found = input_example(registry, registry.resolve("iris", version=1))
+    found = input_example(RegistrySource(registry), registry.resolve("iris", version=1))
     assert found is not None and "dataframe_split" in found
     return found
 
@@ -332,7 +333,7 @@ def test_an_environment_without_gpus_refuses_them(cml_rig: RigFactory) -> None:
     assert isinstance(refused, Refusal) and "dev has no GPUs" in refused.text
     ep, registry = EndpointRef("dev", "iris"), deployer.registry
     mv = registry.resolve("iris", version=1)
-    built = target.build(ep, mv, registry, quiet_step())
+    built = target.build(ep, mv, RegistrySource(registry), quiet_step())
     with pytest.raises(DeployFailed, match="dev has no GPUs"):
         target.start(ep, mv, built, Resources(cpu=1, memory_mb=1024, gpus=1), "d", quiet_step())
 
@@ -345,19 +346,20 @@ def test_steps_called_again_find_what_they_created_instead_of_creating_more(
 ) -> None:
     env = cml_environment(cml_workspace.url)
     registry = Registry(tracking_uri=registry_uri)
+    source = RegistrySource(registry)
     ep, mv = EndpointRef("dev", "iris"), registry.resolve("iris", version=1)
     resources = Resources(cpu=1, memory_mb=2048)
     remembered: dict[str, Any] = {}
     step = Step(say=lambda _text: None, remember=lambda **ids: remembered.update(ids))
 
     first = make_target(env)
-    built = first.build(ep, mv, registry, step)
+    built = first.build(ep, mv, source, step)
     started = first.start(ep, mv, built, resources, "dep-1", step)
     assert remembered["build_id"] == built.ref
     assert remembered["cml_deployment_id"] == started.deployment
 
     again = make_target(env)  # a restarted bot: nothing in memory
-    assert again.build(ep, mv, registry, quiet_step()).ref == built.ref
+    assert again.build(ep, mv, source, quiet_step()).ref == built.ref
     assert again.start(ep, mv, built, resources, "dep-1", quiet_step()).deployment == (
         started.deployment
     )
@@ -367,7 +369,7 @@ def test_steps_called_again_find_what_they_created_instead_of_creating_more(
 
     newer = again.start(ep, mv, built, resources, "dep-2", quiet_step())
     restarted = make_target(env)
-    restarted.switch(ep, newer.deployment, started.deployment)
+    restarted.switch(ep, newer.deployment, quiet_step())
     model_id = remembered["cml_model_id"]
     deployments = restarted.client.list_model_deployments(PROJECT_ID, model_id, built.ref)
     statuses = {d.id: d.status for d in deployments.model_deployments}
