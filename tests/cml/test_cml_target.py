@@ -20,8 +20,7 @@ from core.registry.source import RegistrySource
 from core.resources import Resources
 from core.roles import Actor
 from core.targets.base import EndpointRef, Step, quiet_step
-from core.targets.cml.poller import Poller
-from core.targets.cml.serving import input_example, model_service_url
+from core.targets.cml.serving import input_example
 from core.targets.cml.target import CMLTarget
 from emulators.cml import RunningEmulator
 from tests.conftest import Recorder
@@ -376,35 +375,3 @@ def test_steps_called_again_find_what_they_created_instead_of_creating_more(
     assert statuses == {started.deployment: "stopped", newer.deployment: "deployed"}
     for target in (first, again, fresh, restarted):
         target.close()
-
-
-# -- pieces --------------------------------------------------------------------------------
-
-
-def test_the_poller_backs_off_from_the_first_interval_to_the_cap() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    poller = Poller(initial_s=1, max_s=10, sleep=sleep, clock=lambda: now[0])
-    polled = poller.until(lambda: now[0], lambda t: t >= 60, timeout_s=100)
-
-    assert polled.done and polled.polls == len(slept) + 1
-    assert slept[:7] == [1, 1.5, 2.25, 3.375, 5.0625, 7.59375, 10]
-    assert set(slept[7:]) == {10}
-    timed_out = poller.until(lambda: now[0], lambda _t: False, timeout_s=2.5)
-    assert not timed_out.done and timed_out.waited_s == 2.5
-
-
-def test_the_model_service_lives_beside_the_workspace() -> None:
-    assert model_service_url("https://ml-1a2b.abc.cloudera.site") == (
-        "https://modelservice.ml-1a2b.abc.cloudera.site/model"
-    )
-    assert model_service_url("https://ml-1a2b.abc.cloudera.site/api/v2") == (
-        "https://modelservice.ml-1a2b.abc.cloudera.site/model"
-    )
-    assert model_service_url("http://127.0.0.1:8090") == "http://127.0.0.1:8090/model"
-    assert model_service_url("http://localhost:8090/") == "http://localhost:8090/model"
