@@ -20,6 +20,7 @@ from core.errors import ChatOpsError, ConfigError, LeaseLost, NotFound, StepTime
 from core.events import EventKind, Outcome, Reporter
 from core.leases import Leases
 from core.registry.mlflow import ModelVersion, Registry
+from core.registry.source import RegistrySource
 from core.run import Plan, Run, span, where_of
 from core.store import (
     Endpoint,
@@ -243,7 +244,9 @@ class Rollouts:
                     run.emit(EventKind.SUCCEEDED, "", text)
                 return Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
             with run.step("build", f"building {mv.label} on {target.kind}") as done:
-                built = target.build(ep, mv, self.registry, run.target_step("build"))
+                built = target.build(
+                    ep, mv, RegistrySource(self.registry), run.target_step("build")
+                )
                 done(built.detail or f"{mv.label} built")
             with run.step("start", f"starting {mv.label} with {resources.describe()}") as done:
                 started = target.start(
@@ -253,8 +256,7 @@ class Rollouts:
             latency_ms = self._check(run, target, ep, started, built)
             run.confirm()  # traffic moves next: only while the operation is still ours
             with run.step("switch", "switching traffic to the new deployment") as done:
-                old = current.deployment if current else None
-                url = target.switch(ep, started.deployment, old)
+                url = target.switch(ep, started.deployment, run.target_step("switch"))
                 before = (
                     f"; the previous deployment (v{current.version}) drains and stops"
                     if current and was_up
@@ -267,7 +269,7 @@ class Rollouts:
             failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
             if started is not None and self.store.holds(run.op_id, run.hold):
                 try:
-                    target.stop(ep, started.deployment)
+                    target.discard(ep, started.deployment, run.target_step("discard"))
                 except ChatOpsError as stop_failed:  # the failure to tell is the first one
                     log.warning("could not stop %s: %s", started.deployment, stop_failed.message)
             return self._failed(run, op, current, failure)
@@ -308,7 +310,7 @@ class Rollouts:
     @staticmethod
     def _check(run: Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
         with run.step("check", "health check and smoke test on the input example") as done:
-            checked = target.check(ep, started, built)
+            checked = target.check(ep, started, built, run.target_step("check"))
             if built.example is None:
                 done("health check passed (no input example to smoke-test with)")
             else:

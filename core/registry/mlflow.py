@@ -7,7 +7,6 @@ knows MLflow raised them.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,22 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from core.errors import NotFound, RegistryError
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    model: str
-    version: int
-    source: str
-    run_id: str | None
-    status: str
-    created_at: datetime
-    aliases: tuple[str, ...] = ()
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} v{self.version}"
+from core.versions import ModelVersion as ModelVersion  # re-exported: callers import it here
 
 
 class Registry:

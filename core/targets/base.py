@@ -1,21 +1,21 @@
-"""What every serving target offers the Deployer, whichever platform it drives.
+"""What every serving target offers the rollouts, whichever platform it drives.
 
 A rollout is: `build` (make the version runnable) -> `start` (a new deployment, not yet taking
 the endpoint's traffic) -> `check` (health and smoke test of that deployment) -> `switch`
-(it takes the traffic, the old one stops). Each call is keyed by ids the Deployer recorded
-first, so calling it again after a crash picks up the same remote objects.
+(it takes the traffic, every other deployment of the endpoint stops). Each call is keyed by
+ids the rollout recorded first, so calling it again after a crash picks up the same remote
+objects. A target gets model artifacts from a `ModelSource`, never from the registry adapter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from core.resources import Resources
-
-if TYPE_CHECKING:  # the registry imports MLflow: seconds a bot can spend warming up instead
-    from core.registry.mlflow import ModelVersion, Registry
+from core.versions import ModelVersion
 
 Progress = Callable[[str], None]
 
@@ -75,10 +75,36 @@ class Health:
     processes: list[int] = field(default_factory=list)
 
 
+class ModelSource(Protocol):
+    """Where a target gets a version's artifacts (the registry, seen through what targets
+    need of it)."""
+
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking URI as configured; it may carry credentials: never show it."""
+        ...
+
+    def download(self, mv: ModelVersion, dest: Path) -> Path:
+        """A verified local copy of `mv`'s model artifacts at `dest` (reused when complete);
+        `RegistryError` when they cannot be fetched or are no MLflow model."""
+        ...
+
+    def download_uri(self, mv: ModelVersion) -> str:
+        """Where `mv`'s artifacts live, for fetching single files of them."""
+        ...
+
+    def run_experiment(self, mv: ModelVersion) -> str:
+        """The experiment id of the run `mv` was logged by; "" when it has no run."""
+        ...
+
+
 class Target(Protocol):
     kind: str
 
-    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry, step: Step) -> Built: ...
+    def build(self, ep: EndpointRef, mv: ModelVersion, source: ModelSource, step: Step) -> Built:
+        """Makes `mv` runnable on this target (or finds it already made); its artifacts and
+        input example come from `source`."""
+        ...
 
     def start(
         self,
@@ -90,18 +116,37 @@ class Target(Protocol):
         step: Step,
     ) -> Started:
         """A new deployment, healthy but not yet taking the endpoint's traffic. `deployment`
-        is the bot's id for it; `Started.deployment` is the target's (what `switch`, `stop`
-        and later rollouts use)."""
+        is the bot's id for it; `Started.deployment` is the target's (what `switch`,
+        `discard` and later rollouts use)."""
         ...
 
-    def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked: ...
-
-    def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
-        """`new` takes the traffic, then `old` (if any) stops; returns the endpoint URL."""
+    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked:
+        """Health check and smoke test (the built input example) of the started deployment;
+        `DeployFailed` when it does not answer as it should."""
         ...
 
-    def stop(self, ep: EndpointRef, deployment: str) -> None: ...
+    def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
+        """`new` takes the traffic; then every other active deployment of the endpoint is
+        retired, whatever the bot's records say. Returns the endpoint URL; raises when
+        another deployment could not be retired."""
+        ...
 
-    def health(self, ep: EndpointRef) -> Health: ...
+    def discard(self, ep: EndpointRef, deployment: str, step: Step) -> None:
+        """Stops one deployment that never took traffic (a failed check); after a failed
+        first deploy nothing of the endpoint is left listening."""
+        ...
+
+    def stop(self, ep: EndpointRef, step: Step) -> None:
+        """Stops every deployment of the endpoint; returns only when nothing of it serves,
+        and raises a `ChatOpsError` when the platform refused or did not confirm."""
+        ...
+
+    def health(self, ep: EndpointRef) -> Health:
+        """What serves the endpoint right now, as the target sees it (never raises)."""
+        ...
+
+    def endpoints(self) -> list[EndpointRef]:
+        """The endpoints this target itself knows to run (it may know none)."""
+        ...
 
     def close(self) -> None: ...

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from emulators.cml.emulator import CMLEmulator
 from emulators.cml.errors import ApiError
-from emulators.cml.operations import ROUTES, Handler
+from emulators.cml.operations import OPERATION_IDS, ROUTES, Handler, operation_id
 from emulators.cml.serving import ServingError, predict
 from emulators.cml.switches import public_fields, update_timings
 
@@ -55,7 +55,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 def _admitted(emu: CMLEmulator, operation: Handler, authorization: str | None, *args: Any) -> Any:
-    emu.admit(authorization)
+    emu.admit(authorization, operation_id(operation))
     try:
         return operation(emu, *args)
     except ApiError:
@@ -101,7 +101,7 @@ async def _switches(request: Request, which: str) -> Response:
             if not isinstance(changes, dict):
                 raise ValueError("expected a JSON object of switch -> value")
             if which == "faults":
-                emu.faults.update(changes)
+                emu.faults.update(changes, operations=OPERATION_IDS)
             else:
                 update_timings(emu.timings, changes)
         except (ValueError, TypeError) as exc:

@@ -60,11 +60,12 @@ class CMLEmulator:
     def close(self) -> None:
         self.lifecycle.close()
 
-    def admit(self, authorization: str | None) -> None:
-        """What every API v2 call goes through: latency, injected failures, then the key."""
+    def admit(self, authorization: str | None, operation: str = "") -> None:
+        """What every API v2 call (of ``operation``, its operationId) goes through: latency,
+        injected failures, then the key."""
         if self.faults.latency > 0:
             time.sleep(self.faults.latency)
-        status = self.faults.failure_for_next_call()
+        status = self.faults.failure_for_next_call(operation)
         if status is not None:
             raise ApiError(
                 status, f"injected failure ({status}) from the emulator's fault switches"

@@ -201,3 +201,11 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", _DEPLOYMENT, get_model_deployment),
     ("GET", "/api/v2/runtimes", list_runtimes),
 ]
+
+
+def operation_id(handler: Handler) -> str:
+    """The spec's operationId of a handler: ``stop_model_deployment`` -> StopModelDeployment."""
+    return "".join(part.title() for part in handler.__name__.split("_"))
+
+
+OPERATION_IDS = frozenset(operation_id(handler) for _, _, handler in ROUTES)

@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-SPEC_PATH = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "cml-api-v2.swagger.json"
+_SPEC = Path("shared") / "specs" / "cml-api-v2.swagger.json"
+_ROOT = Path(__file__).resolve().parents[2]
+# ../shared/specs beside the checkout, or beside the directory that holds several checkouts
+SPEC_PATH = next(
+    (d / _SPEC for d in (_ROOT.parent, _ROOT.parent.parent) if (d / _SPEC).exists()),
+    _ROOT.parent / _SPEC,
 )
 
 

@@ -49,6 +49,7 @@ def make_target(
     api_key: str = API_KEY,
     traffic: httpx.BaseTransport | None = None,
     retries: int = 4,
+    stop_timeout_s: float = 5,
 ) -> CMLTarget:
     """A target with tiny poll intervals and client backoff, as the emulator's stages are."""
     return CMLTarget.connect(
@@ -59,7 +60,7 @@ def make_target(
         backoff=0.002,
         poll_initial_s=0.005,
         poll_max_s=0.05,
-        stop_timeout_s=5,
+        stop_timeout_s=stop_timeout_s,
         smoke_timeout_s=5,
     )
 
@@ -127,14 +128,18 @@ def cml_rig(
     cml_workspace: RunningEmulator,
     spec_or_none: Swagger | None,
 ) -> Iterator[RigFactory]:
-    """Makes rigs on the workspace: `cml_rig(api_key=..., retries=..., **environment)`. Every
-    API call their targets made is checked against the spec afterwards."""
+    """Makes rigs on the workspace: `cml_rig(api_key=..., retries=..., stop_timeout_s=...,
+    **environment)`. Every API call their targets made is checked against the spec after."""
     rigs: list[CMLRig] = []
 
-    def make(*, api_key: str = API_KEY, retries: int = 4, **environment: Any) -> CMLRig:
+    def make(
+        *, api_key: str = API_KEY, retries: int = 4, stop_timeout_s: float = 5, **environment: Any
+    ) -> CMLRig:
         traffic = RecordingTransport()
         env = cml_environment(cml_workspace.url, **environment)
-        target = make_target(env, api_key=api_key, traffic=traffic, retries=retries)
+        target = make_target(
+            env, api_key=api_key, traffic=traffic, retries=retries, stop_timeout_s=stop_timeout_s
+        )
         deployer = make_deployer(tmp_path / f"state{len(rigs)}", registry_uri, target)
         admin = CMLClient(base_url=cml_workspace.url, api_key=API_KEY)
         rigs.append(CMLRig(cml_workspace, target, deployer, traffic, admin))

@@ -16,11 +16,11 @@ from conftest_target import KEY_VAR, CMLRig, RigFactory, cml_environment, make_t
 from core.errors import ConfigError, DeployFailed
 from core.events import Outcome, Refusal
 from core.registry.mlflow import Registry
+from core.registry.source import RegistrySource
 from core.resources import Resources
 from core.roles import Actor
 from core.targets.base import EndpointRef, Step, quiet_step
-from core.targets.cml.poller import Poller
-from core.targets.cml.serving import input_example, model_service_url
+from core.targets.cml.serving import input_example
 from core.targets.cml.target import CMLTarget
 from emulators.cml import RunningEmulator
 from tests.conftest import Recorder
@@ -64,7 +64,7 @@ def remote(rig: CMLRig, outcome: Outcome) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def example(registry_uri: str) -> dict[str, Any]:
     registry = Registry(tracking_uri=registry_uri)
-    found = input_example(registry, registry.resolve("iris", version=1))
+    found = input_example(RegistrySource(registry), registry.resolve("iris", version=1))
     assert found is not None and "dataframe_split" in found
     return found
 
@@ -332,7 +332,7 @@ def test_an_environment_without_gpus_refuses_them(cml_rig: RigFactory) -> None:
     assert isinstance(refused, Refusal) and "dev has no GPUs" in refused.text
     ep, registry = EndpointRef("dev", "iris"), deployer.registry
     mv = registry.resolve("iris", version=1)
-    built = target.build(ep, mv, registry, quiet_step())
+    built = target.build(ep, mv, RegistrySource(registry), quiet_step())
     with pytest.raises(DeployFailed, match="dev has no GPUs"):
         target.start(ep, mv, built, Resources(cpu=1, memory_mb=1024, gpus=1), "d", quiet_step())
 
@@ -345,19 +345,20 @@ def test_steps_called_again_find_what_they_created_instead_of_creating_more(
 ) -> None:
     env = cml_environment(cml_workspace.url)
     registry = Registry(tracking_uri=registry_uri)
+    source = RegistrySource(registry)
     ep, mv = EndpointRef("dev", "iris"), registry.resolve("iris", version=1)
     resources = Resources(cpu=1, memory_mb=2048)
     remembered: dict[str, Any] = {}
     step = Step(say=lambda _text: None, remember=lambda **ids: remembered.update(ids))
 
     first = make_target(env)
-    built = first.build(ep, mv, registry, step)
+    built = first.build(ep, mv, source, step)
     started = first.start(ep, mv, built, resources, "dep-1", step)
     assert remembered["build_id"] == built.ref
     assert remembered["cml_deployment_id"] == started.deployment
 
     again = make_target(env)  # a restarted bot: nothing in memory
-    assert again.build(ep, mv, registry, quiet_step()).ref == built.ref
+    assert again.build(ep, mv, source, quiet_step()).ref == built.ref
     assert again.start(ep, mv, built, resources, "dep-1", quiet_step()).deployment == (
         started.deployment
     )
@@ -367,42 +368,10 @@ def test_steps_called_again_find_what_they_created_instead_of_creating_more(
 
     newer = again.start(ep, mv, built, resources, "dep-2", quiet_step())
     restarted = make_target(env)
-    restarted.switch(ep, newer.deployment, started.deployment)
+    restarted.switch(ep, newer.deployment, quiet_step())
     model_id = remembered["cml_model_id"]
     deployments = restarted.client.list_model_deployments(PROJECT_ID, model_id, built.ref)
     statuses = {d.id: d.status for d in deployments.model_deployments}
     assert statuses == {started.deployment: "stopped", newer.deployment: "deployed"}
     for target in (first, again, fresh, restarted):
         target.close()
-
-
-# -- pieces --------------------------------------------------------------------------------
-
-
-def test_the_poller_backs_off_from_the_first_interval_to_the_cap() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    poller = Poller(initial_s=1, max_s=10, sleep=sleep, clock=lambda: now[0])
-    polled = poller.until(lambda: now[0], lambda t: t >= 60, timeout_s=100)
-
-    assert polled.done and polled.polls == len(slept) + 1
-    assert slept[:7] == [1, 1.5, 2.25, 3.375, 5.0625, 7.59375, 10]
-    assert set(slept[7:]) == {10}
-    timed_out = poller.until(lambda: now[0], lambda _t: False, timeout_s=2.5)
-    assert not timed_out.done and timed_out.waited_s == 2.5
-
-
-def test_the_model_service_lives_beside_the_workspace() -> None:
-    assert model_service_url("https://ml-1a2b.abc.cloudera.site") == (
-        "https://modelservice.ml-1a2b.abc.cloudera.site/model"
-    )
-    assert model_service_url("https://ml-1a2b.abc.cloudera.site/api/v2") == (
-        "https://modelservice.ml-1a2b.abc.cloudera.site/model"
-    )
-    assert model_service_url("http://127.0.0.1:8090") == "http://127.0.0.1:8090/model"
-    assert model_service_url("http://localhost:8090/") == "http://localhost:8090/model"

@@ -6,12 +6,16 @@
     │   ├── CMLNotFound      404: no such project, model, build or deployment
     │   └── CMLServerError   5xx or 429 still failing after the retries (also TargetUnavailable)
     └── TargetUnavailable
-        └── CMLUnreachable   no HTTP answer at all: refused, reset, timed out, bad name
+        ├── CMLUnreachable   no HTTP answer at all: refused, reset, timed out, bad name
+        └── CMLNotStopped    CML refused to stop deployments, or did not confirm they stopped
 
 No text here ever holds the API key: the client redacts it before building any message.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from core.errors import TargetError, TargetUnavailable
 
@@ -54,3 +58,30 @@ class CMLServerError(CMLAPIError, TargetUnavailable):
 
 class CMLUnreachable(TargetUnavailable):
     pass
+
+
+class CMLNotStopped(TargetUnavailable):
+    """``still`` names each deployment that may still serve (id, version, last status)."""
+
+    def __init__(self, message: str, *, still: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.still = still
+
+
+@contextmanager
+def auth_explained(base_url: str, key_env: str) -> Iterator[None]:
+    """Turns a refused API key into what to do about it: which variable should hold a key
+    for which workspace (never the key itself)."""
+    try:
+        yield
+    except CMLAuthError as exc:
+        raise CMLAuthError(
+            f"CML at {base_url} refused the API key in ${key_env} "
+            f"(HTTP {exc.status_code} on {exc.method} {exc.path}): put a valid API v2 key "
+            "for this workspace in that variable",
+            status_code=exc.status_code,
+            cml_message=exc.cml_message,
+            code=exc.code,
+            method=exc.method,
+            path=exc.path,
+        ) from None

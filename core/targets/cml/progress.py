@@ -3,13 +3,9 @@ fails (API v2 offers no build log, so the tail is what the API does say)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from core.targets.base import Step
 from core.targets.cml.models import Model, ModelBuild, ModelDeployment
-
-if TYPE_CHECKING:
-    from core.registry.mlflow import ModelVersion
+from core.versions import ModelVersion
 
 
 def short(ident: str | None) -> str:

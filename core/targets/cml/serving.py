@@ -9,18 +9,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from core.errors import DeployFailed
+from core.errors import DeployFailed, RegistryError
+from core.targets.base import ModelSource
 from core.targets.cml.http import REDACTED
 from core.targets.cml.models import Model
 from core.targets.cml.poller import Poller
-
-if TYPE_CHECKING:
-    from core.registry.mlflow import ModelVersion, Registry
+from core.versions import ModelVersion
 
 EXAMPLE_FILE = "serving_input_example.json"
 
@@ -40,22 +39,22 @@ def model_service_url(workspace_url: str) -> str:
     return f"{parts.scheme}://modelservice.{parts.netloc}/model"
 
 
-def input_example(registry: Registry, mv: ModelVersion) -> dict[str, Any] | None:
+def input_example(source: ModelSource, mv: ModelVersion) -> dict[str, Any] | None:
     """The version's serving input example (MLflow logs it next to the model), or None. Only
     that one file is fetched: the workspace, not the bot, loads the model itself."""
     from mlflow.artifacts import download_artifacts  # MLflow takes seconds to import
     from mlflow.exceptions import MlflowException
 
     try:
-        uri = registry.client.get_model_version_download_uri(mv.model, str(mv.version))
+        uri = source.download_uri(mv)
         with tempfile.TemporaryDirectory(prefix="chatops-example-") as tmp:
             local = download_artifacts(
-                artifact_uri=f"{str(uri).rstrip('/')}/{EXAMPLE_FILE}",
+                artifact_uri=f"{uri.rstrip('/')}/{EXAMPLE_FILE}",
                 dst_path=tmp,
-                tracking_uri=registry.tracking_uri,
+                tracking_uri=source.tracking_uri,
             )
             example = json.loads(Path(local).read_text())
-    except (MlflowException, OSError, ValueError):
+    except (RegistryError, MlflowException, OSError, ValueError):
         return None
     return example if isinstance(example, dict) else None
 

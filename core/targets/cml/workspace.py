@@ -8,11 +8,10 @@ import json
 import re
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from core.config import Environment
-from core.errors import BuildFailed, DeployFailed, RegistryError, StepTimeout
-from core.targets.base import Step
+from core.errors import BuildFailed, DeployFailed, StepTimeout, TargetError
+from core.targets.base import EndpointRef, ModelSource, Step
 from core.targets.cml.client import CMLClient, iter_all
 from core.targets.cml.errors import CMLAPIError
 from core.targets.cml.models import (
@@ -27,9 +26,7 @@ from core.targets.cml.models import (
     RegisteredVersionStatus,
 )
 from core.targets.cml.poller import Poller
-
-if TYPE_CHECKING:
-    from core.registry.mlflow import ModelVersion, Registry
+from core.versions import ModelVersion
 
 # a build in any of these serves, or may yet: worth reusing rather than building again
 REUSABLE_BUILDS = frozenset(
@@ -56,13 +53,13 @@ class Workspace:
 
     # -- registry --------------------------------------------------------------------------
     def registered_version(
-        self, mv: ModelVersion, registry: Registry, step: Step
+        self, mv: ModelVersion, source: ModelSource, step: Step
     ) -> RegisteredModelVersion:
         """The CML registry's entry for `mv` (registered from its MLflow run if the workspace's
         registry lacks it), once it is ready to build."""
         version = self._find_version(mv)
         if version is None:
-            version = self._register(mv, registry, step)
+            version = self._register(mv, source, step)
         model_id, version_id = version.model_id or "", version.model_version_id or ""
         if version.status == RegisteredVersionStatus.REGISTERING:
             step.say(f"waiting for {mv.label} to be ready in the CML registry")
@@ -94,19 +91,18 @@ class Workspace:
         version = next((v for v in versions if v.number == mv.version), None)
         return version.model_copy(update={"model_id": found.model_id}) if version else None
 
-    def _register(self, mv: ModelVersion, registry: Registry, step: Step) -> RegisteredModelVersion:
-        if not mv.run_id:
+    def _register(
+        self, mv: ModelVersion, source: ModelSource, step: Step
+    ) -> RegisteredModelVersion:
+        experiment_id = source.run_experiment(mv) if mv.run_id else ""
+        if not mv.run_id or not experiment_id:
             raise BuildFailed(
                 f"{mv.label} is not in the CML registry, and has no MLflow run to register from"
             )
-        try:
-            experiment_id = registry.client.get_run(mv.run_id).info.experiment_id
-        except Exception as exc:  # MLflow raises its own types; any of them means "unknown"
-            raise RegistryError(f"could not read the run of {mv.label}: {exc}") from None
         created = self.client.create_registered_model(
             CreateRegisteredModelRequest(
                 project_id=self.project,
-                experiment_id=str(experiment_id),
+                experiment_id=experiment_id,
                 run_id=mv.run_id,
                 model_path=_model_path(mv),
                 model_name=mv.model,
@@ -218,6 +214,17 @@ class Workspace:
                 return build, max(deployed, key=lambda d: d.created_at or _EPOCH)
         return None
 
+    def deployments(self, model: Model) -> list[tuple[ModelBuild, ModelDeployment]]:
+        """Every deployment of `model`, of every build, whoever created it: what CML runs,
+        not what the bot remembers."""
+        found = []
+        for build in self._builds(model):
+            listed = iter_all(
+                self.client.list_model_deployments, self.project, model.id or "", build.id or ""
+            )
+            found += [(build, dep) for dep in listed if dep.id]
+        return found
+
     def find_deployment(
         self, model: Model, deployment_id: str
     ) -> tuple[ModelBuild, ModelDeployment] | None:
@@ -229,6 +236,18 @@ class Workspace:
                 if dep.id == deployment_id:
                     return build, dep
         return None
+
+
+def model_name(ep: EndpointRef) -> str:
+    """The CML model an endpoint is served by."""
+    return f"{ep.env}-{ep.name}"
+
+
+def ident(obj: Model | ModelBuild | ModelDeployment) -> str:
+    """The id CML gave `obj`; a `TargetError` when it answered none."""
+    if not obj.id:
+        raise TargetError(f"CML answered a {type(obj).__name__} without an id")
+    return obj.id
 
 
 def _environment(dep: ModelDeployment) -> dict[str, str]:

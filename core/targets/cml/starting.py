@@ -1,0 +1,133 @@
+"""Starting a deployment of a build with the requested resources (they belong to the
+deployment, not the build), tagged with the bot's id for it so a resumed step finds it."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from core.config import Environment
+from core.errors import DeployFailed, StepTimeout, TargetError
+from core.resources import Resources
+from core.targets.base import Built, Started, Step
+from core.targets.cml.calls import CallCounter
+from core.targets.cml.client import CMLClient
+from core.targets.cml.models import (
+    ROLLOUT_TERMINAL,
+    CreateModelDeploymentRequest,
+    DeploymentStatus,
+    Model,
+    ModelDeployment,
+)
+from core.targets.cml.placements import Placed, Placements
+from core.targets.cml.poller import Poller
+from core.targets.cml.progress import Statuses, short
+from core.targets.cml.workspace import Workspace, ident
+from core.versions import ModelVersion
+
+log = logging.getLogger("core.targets.cml")
+
+DEPLOYMENT_TAG = "CHATOPS_DEPLOYMENT"  # environment variable on a deployment: the bot's id for it
+
+
+class Starter:
+    def __init__(
+        self,
+        *,
+        client: CMLClient,
+        env: Environment,
+        workspace: Workspace,
+        placements: Placements,
+        poller: Poller,
+        calls: CallCounter,
+        url: str,
+    ) -> None:
+        self.client = client
+        self.env = env
+        self.workspace = workspace
+        self.placements = placements
+        self.poller = poller
+        self.calls = calls
+        self.url = url
+
+    def start(
+        self,
+        name: str,
+        mv: ModelVersion,
+        built: Built,
+        resources: Resources,
+        deployment: str,
+        step: Step,
+    ) -> Started:
+        """A deployed deployment of `built` on model `name`, found by the bot's id for it or
+        created; remembered before it is waited on."""
+        if resources.gpus and not self.env.limits.gpus:
+            raise DeployFailed(f"{self.env.name} has no GPUs: leave out the gpu count")
+        begun = time.monotonic()
+        ws = self.workspace
+        model = ws.model_named(name, required=True)
+        assert model is not None
+        build_id = built.ref
+        dep = ws.tagged_deployment(model, build_id, DEPLOYMENT_TAG, deployment)
+        if dep is None:
+            body = CreateModelDeploymentRequest(
+                cpu=resources.cpu,
+                memory=resources.memory_mb / 1024,
+                nvidia_gpus=resources.gpus or None,
+                replicas=resources.replicas,
+                environment={DEPLOYMENT_TAG: deployment},
+            )
+            dep = self.client.create_model_deployment(body, ws.project, ident(model), build_id)
+        step.remember(cml_deployment_id=dep.id, api_calls=self.calls.this_thread)
+        dep = self._wait_deployed(model, build_id, dep, mv, step)
+        self.placements.add(Placed.of(model, build_id, dep, mv.model, mv.version))
+        calls = self.calls.this_thread
+        step.remember(api_calls=calls)
+        took = time.monotonic() - begun
+        return Started(
+            deployment=ident(dep),
+            url=self.url,
+            detail=(
+                f"CML deployment {short(dep.id)} deployed with {resources.describe()} in "
+                f"{took:.1f} s ({calls} API calls so far)"
+            ),
+        )
+
+    def _wait_deployed(
+        self, model: Model, build_id: str, dep: ModelDeployment, mv: ModelVersion, step: Step
+    ) -> ModelDeployment:
+        name = f"deployment {short(dep.id)} of {mv.label}"
+        statuses = Statuses(step, name, dep.status)
+        if dep.status not in ROLLOUT_TERMINAL:
+            step.say(f"CML {name} is {dep.status}; waiting until it is deployed")
+            polled = self.poller.until(
+                lambda: self.client.get_model_deployment(
+                    self.workspace.project, ident(model), build_id, ident(dep)
+                ),
+                lambda d: d.status in ROLLOUT_TERMINAL,
+                timeout_s=self.env.deploy_timeout_s,
+                seen=lambda d: statuses.hear(d.status),
+            )
+            if not polled.done:
+                self._tell_to_stop(ident(model), build_id, ident(dep))
+                raise StepTimeout(
+                    f"the CML {name} was still {polled.value.status} after "
+                    f"{self.env.deploy_timeout_s:g} s (deploy_timeout_s of {self.env.name}); "
+                    "it was told to stop",
+                    log_tail=" -> ".join(statuses.seen),
+                )
+            dep = polled.value
+        if dep.status != DeploymentStatus.DEPLOYED:
+            raise DeployFailed(
+                f"the CML {name} ended {dep.status}", log_tail=" -> ".join(statuses.seen)
+            )
+        return dep
+
+    def _tell_to_stop(self, model_id: str, build_id: str, deployment: str) -> None:
+        # the timeout is the failure to report; `discard` confirms the stop afterwards
+        try:
+            self.client.stop_model_deployment(
+                self.workspace.project, model_id, build_id, deployment
+            )
+        except TargetError as exc:
+            log.warning("could not stop CML deployment %s: %s", deployment, exc.message)
