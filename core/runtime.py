@@ -1,17 +1,25 @@
-"""Builds the bot's core from settings: store, registry, targets and the Deployer."""
+"""Builds the bot's core from settings and wires it: the Deployer admits operations, the
+Runner runs them through Rollouts under Leases, the Locker guards endpoints."""
 
 from __future__ import annotations
 
 import threading
 
 from core.approvals import Approvals
+from core.audit import AuditLog
 from core.config import Settings
 from core.deployer import Deployer
+from core.events import NullReporter
+from core.leases import Leases
+from core.locker import Locker
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
+from core.rollout import Rollouts
+from core.runner import ReporterFor, Runner
 from core.store import Store
+from core.target_calls import running_endpoints, shut_down
 from core.targets.base import Target
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
@@ -38,8 +46,28 @@ class Runtime:
                 zygote=self.zygote,
                 start_timeout_s=settings.start_timeout_s,
             )
+        self.targets = targets
+        self.leases = Leases(self.store, lease_s=settings.lease_s)
+        self.locker = Locker(self.store, ttl_s=settings.lock_ttl_s)
+        audit = AuditLog(self.store)
+        self.rollouts = Rollouts(
+            settings=settings,
+            store=self.store,
+            registry=self.registry,
+            targets=targets,
+            leases=self.leases,
+            locker=self.locker,
+            audit=audit,
+        )
+        self.runner = self.worker()  # runs what a waiting caller has just had admitted
         self.deployer = Deployer(
-            settings=settings, store=self.store, registry=self.registry, targets=targets
+            settings=settings,
+            store=self.store,
+            targets=targets,
+            locker=self.locker,
+            audit=audit,
+            owner=self.leases.owner,
+            run_here=self.runner.run,
         )
         self.approvals = Approvals(
             settings=settings, store=self.store, registry=self.registry, deployer=self.deployer
@@ -67,18 +95,40 @@ class Runtime:
             artifact_root=self.settings.artifact_root,
         )
 
+    def worker(
+        self,
+        *,
+        reporter_for: ReporterFor = lambda _op: NullReporter(),
+        fronts: frozenset[str] = frozenset({""}),
+        workers: int = 4,
+        poll_s: float | None = None,
+    ) -> Runner:
+        """A Runner of this process (sharing its leases) that reports with `reporter_for`
+        and takes operations asked from `fronts`; `.start()` it to take them as they come."""
+        return Runner(
+            settings=self.settings,
+            store=self.store,
+            rollouts=self.rollouts,
+            leases=self.leases,
+            reporter_for=reporter_for,
+            fronts=fronts,
+            workers=workers,
+            poll_s=poll_s,
+        )
+
     def shut_down_endpoints(self) -> list[str]:
-        """Stop every local endpoint of this state directory, recorded or not (a first deploy
+        """Stop every endpoint the targets run for this bot, recorded or not (a first deploy
         that failed leaves a host with no endpoint record); the names of those that ran."""
         stopped = []
-        for target in self.deployer.targets.values():
-            if isinstance(target, LocalTarget):
-                for ref in target.endpoints():
-                    if target.shutdown(ref):
-                        stopped.append(f"{ref.name} ({ref.env})")
+        for target in self.targets.values():
+            for ref in running_endpoints(target):
+                if shut_down(target, ref):
+                    stopped.append(f"{ref.name} ({ref.env})")
         return stopped
 
     def close(self) -> None:
-        self.deployer.close()
+        self.leases.close()
+        for target in self.targets.values():
+            target.close()
         if self._own_zygote:
             self.zygote.close()
