@@ -4,6 +4,7 @@ Runner runs them through Rollouts under Leases, the Locker guards endpoints."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from core.approvals import Approvals
 from core.audit import AuditLog
@@ -23,6 +24,84 @@ from core.target_calls import running_endpoints, shut_down
 from core.targets.base import Target
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
+
+
+@dataclass
+class Core:
+    """The operation path of one bot process, wired: the Deployer admits, the Runner runs
+    through Rollouts under Leases, the Locker guards endpoints."""
+
+    settings: Settings
+    store: Store
+    registry: Registry
+    targets: dict[str, Target]
+    leases: Leases
+    locker: Locker
+    rollouts: Rollouts
+    runner: Runner  # runs what a waiting caller has just had admitted
+    deployer: Deployer
+
+    def worker(
+        self,
+        *,
+        reporter_for: ReporterFor = lambda _op: NullReporter(),
+        fronts: frozenset[str] = frozenset({""}),
+        workers: int = 4,
+    ) -> Runner:
+        return Runner(
+            settings=self.settings,
+            store=self.store,
+            rollouts=self.rollouts,
+            leases=self.leases,
+            reporter_for=reporter_for,
+            fronts=fronts,
+            workers=workers,
+        )
+
+    def close(self) -> None:
+        """Stop renewing leases and close the targets' connections; endpoints keep serving."""
+        self.leases.close()
+        for target in self.targets.values():
+            target.close()
+
+
+def wire(
+    *, settings: Settings, store: Store, registry: Registry, targets: dict[str, Target]
+) -> Core:
+    """The operation path over `store`, `registry` and `targets`."""
+    leases = Leases(store, lease_s=settings.lease_s)
+    locker = Locker(store, ttl_s=settings.lock_ttl_s)
+    audit = AuditLog(store)
+    rollouts = Rollouts(
+        settings=settings,
+        store=store,
+        registry=registry,
+        targets=targets,
+        leases=leases,
+        locker=locker,
+        audit=audit,
+    )
+    runner = Runner(settings=settings, store=store, rollouts=rollouts, leases=leases)
+    deployer = Deployer(
+        settings=settings,
+        store=store,
+        targets=targets,
+        locker=locker,
+        audit=audit,
+        owner=leases.owner,
+        run_here=runner.run,
+    )
+    return Core(
+        settings=settings,
+        store=store,
+        registry=registry,
+        targets=targets,
+        leases=leases,
+        locker=locker,
+        rollouts=rollouts,
+        runner=runner,
+        deployer=deployer,
+    )
 
 
 class Runtime:
@@ -46,29 +125,15 @@ class Runtime:
                 zygote=self.zygote,
                 start_timeout_s=settings.start_timeout_s,
             )
+        self.core = wire(
+            settings=settings, store=self.store, registry=self.registry, targets=targets
+        )
         self.targets = targets
-        self.leases = Leases(self.store, lease_s=settings.lease_s)
-        self.locker = Locker(self.store, ttl_s=settings.lock_ttl_s)
-        audit = AuditLog(self.store)
-        self.rollouts = Rollouts(
-            settings=settings,
-            store=self.store,
-            registry=self.registry,
-            targets=targets,
-            leases=self.leases,
-            locker=self.locker,
-            audit=audit,
-        )
-        self.runner = self.worker()  # runs what a waiting caller has just had admitted
-        self.deployer = Deployer(
-            settings=settings,
-            store=self.store,
-            targets=targets,
-            locker=self.locker,
-            audit=audit,
-            owner=self.leases.owner,
-            run_here=self.runner.run,
-        )
+        self.leases = self.core.leases
+        self.locker = self.core.locker
+        self.rollouts = self.core.rollouts
+        self.runner = self.core.runner
+        self.deployer = self.core.deployer
         self.approvals = Approvals(
             settings=settings, store=self.store, registry=self.registry, deployer=self.deployer
         )
@@ -101,20 +166,10 @@ class Runtime:
         reporter_for: ReporterFor = lambda _op: NullReporter(),
         fronts: frozenset[str] = frozenset({""}),
         workers: int = 4,
-        poll_s: float | None = None,
     ) -> Runner:
         """A Runner of this process (sharing its leases) that reports with `reporter_for`
         and takes operations asked from `fronts`; `.start()` it to take them as they come."""
-        return Runner(
-            settings=self.settings,
-            store=self.store,
-            rollouts=self.rollouts,
-            leases=self.leases,
-            reporter_for=reporter_for,
-            fronts=fronts,
-            workers=workers,
-            poll_s=poll_s,
-        )
+        return self.core.worker(reporter_for=reporter_for, fronts=fronts, workers=workers)
 
     def shut_down_endpoints(self) -> list[str]:
         """Stop every endpoint the targets run for this bot, recorded or not (a first deploy
@@ -127,8 +182,6 @@ class Runtime:
         return stopped
 
     def close(self) -> None:
-        self.leases.close()
-        for target in self.targets.values():
-            target.close()
+        self.core.close()
         if self._own_zygote:
             self.zygote.close()
