@@ -40,6 +40,7 @@ from core.registry.demo import create_demo_model  # noqa: E402
 from core.registry.mlflow import Registry  # noqa: E402
 from core.resources import Resources  # noqa: E402
 from core.roles import Actor  # noqa: E402
+from core.runtime import wire  # noqa: E402
 from core.store import Store, new_id  # noqa: E402
 from core.targets.base import EndpointRef, quiet_step  # noqa: E402
 from core.targets.cml.target import CMLTarget  # noqa: E402
@@ -121,12 +122,12 @@ def deployer(root: Path, tracking_uri: str, cml: CMLTarget) -> Deployer:
         environments=[cml.env],
         default_environment=cml.env.name,
     )
-    return Deployer(
+    return wire(
         settings=settings,
         store=Store(f"sqlite:///{root / 'state' / 'chatops.db'}"),
         registry=Registry(tracking_uri=tracking_uri),
         targets={cml.env.name: cml},
-    )
+    ).deployer
 
 
 def main() -> int:

@@ -202,10 +202,8 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
         f"chatops console — state in {settings.state_dir}; environments: {envs}; acting as {actor}"
     )
     app.offer_demo(ask=sys.stdin.isatty())
-    from core.runner import Runner
-
     # an operation a console (or bot) that died left unfinished is finished here
-    runner = Runner(deployer=runtime.deployer, reporter_for=lambda _op: app.reporter).start()
+    runner = runtime.worker(reporter_for=lambda _op: app.reporter).start()
     try:
         app.interactive()
     finally:
@@ -218,7 +216,6 @@ def _worker(runtime: Runtime, out: Console) -> int:
     (else in the log), until SIGINT or SIGTERM."""
     from bot.slack.settings import SlackSettings
     from core.events import LogReporter, Reporter
-    from core.runner import Runner
     from core.store import Operation
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -239,13 +236,13 @@ def _worker(runtime: Runtime, out: Console) -> int:
         reporter_for = work.reporter_for
         fronts = frozenset({"", "slack"})
     runtime.warm_up()
-    runner = Runner(deployer=runtime.deployer, reporter_for=reporter_for, fronts=fronts).start()
+    runner = runtime.worker(reporter_for=reporter_for, fronts=fronts).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     out.print(f"chatops worker {runner.owner}: taking operations", highlight=False)
     stop.wait()
-    held = len(runtime.deployer.rollouts.leases.held)
+    held = len(runtime.leases.held)
     out.print(
         f"chatops worker: finishing what it holds ({held} operation(s)); to leave them now, "
         f"kill it: another bot process takes them over {runtime.settings.lease_s:g} s later"

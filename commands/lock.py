@@ -1,4 +1,5 @@
-"""`/lock <endpoint> [in <env>] <reason>` and `/unlock <endpoint> [in <env>]`"""
+"""`/lock <endpoint> [in <env>] <reason>`, and the endpoint grammar /unlock, /stop,
+/rollback and /cancel share"""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ EXAMPLES = ["/lock iris in prod quarter-end release freeze"]
 DETAILS = """\
 A freeze stays until an admin types `/unlock <endpoint>`. Every rollout also holds its
 endpoint while it runs: a second /deploy or /scale is told who holds it, since when and for
-what, and the lock is released when the rollout ends (or after two hours, should the bot die)."""
+what, and the lock is released when the rollout ends (or after two hours, should every bot
+die); `/cancel <endpoint>` stops a rollout that should not finish."""
 
 
 class Lock(BaseModel):
@@ -42,7 +44,7 @@ def parse_target(
 
 
 class Target(BaseModel):
-    """An endpoint and its environment: what /rollback, /stop and /unlock take."""
+    """An endpoint and its environment: what /rollback, /stop, /unlock and /cancel take."""
 
     endpoint: str
     env: str | None = None

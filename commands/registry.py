@@ -7,6 +7,7 @@ from typing import Any
 
 from commands import (
     approve,
+    cancel,
     deploy,
     help,
     history,
@@ -36,6 +37,7 @@ COMMANDS: dict[str, ModuleType] = {
         reject,
         lock,
         unlock,
+        cancel,
         history,
         help,
     )

@@ -10,8 +10,10 @@ SUMMARY = "stop serving an endpoint (admins)"
 USAGE = "/stop <endpoint> [in <env>]"
 EXAMPLES = ["/stop iris in dev"]
 DETAILS = """\
-Its servers stop after answering the requests they hold, and it leaves /status; its history
-stays in /history and the audit trail. `/deploy` brings it back."""
+Every deployment of the endpoint stops after answering the requests it holds, reported step
+by step like a rollout. It leaves /status only once the platform confirmed nothing of it
+serves; if the platform refused, the stop fails, says what still serves, and /status keeps
+showing it. Its history stays in /history and the audit trail. `/deploy` brings it back."""
 
 
 def parse(text: str) -> Target | UsageError:
@@ -22,5 +24,5 @@ def parse(text: str) -> Target | UsageError:
 
 def run(cmd: Target, ctx: Context) -> Reply:
     return ctx.core.deployer.stop(
-        endpoint=cmd.endpoint, env=cmd.env, actor=ctx.actor, command=ctx.text
+        endpoint=cmd.endpoint, env=cmd.env, actor=ctx.actor, command=ctx.text, reporter=ctx.reporter
     )

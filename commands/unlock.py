@@ -6,12 +6,13 @@ from commands.base import Context, Reply, UsageError
 from commands.lock import Target, parse_endpoint_only
 
 NAME = "unlock"
-SUMMARY = "lift a freeze, or a lock a stopped operation left behind (admins)"
+SUMMARY = "lift a freeze, or a lock an ended or abandoned operation left behind (admins)"
 USAGE = "/unlock <endpoint> [in <env>]"
 EXAMPLES = ["/unlock iris in prod"]
 DETAILS = """\
-The refusal of a locked endpoint names the exact /unlock to type. Unlocking an endpoint while a
-rollout runs lets a second one start beside it: use it for what is stuck, not what is slow."""
+A lock whose operation still runs in a live bot process is not lifted (a second rollout beside
+it would split the traffic): the answer says who holds it, for what and until when. To stop
+such an operation, use `/cancel <endpoint>`: it stops at its next step and frees the lock."""
 
 
 def parse(text: str) -> Target | UsageError:

@@ -1,32 +1,32 @@
-"""The Deployer: every change to what serves goes through here, as a recorded operation.
+"""The Deployer admits every change to what serves, as a recorded operation.
 
-deploy/scale/rollback: authorise -> check limits -> lock the endpoint -> record a durable
-Operation with its plan -> run it (`core.rollout`), here or in whichever bot process takes
-it. Refusals are audited here; an operation's outcome is audited when it ends.
+deploy/scale/rollback/stop: authorise -> check limits -> lock the endpoint (`Locker`) ->
+record a durable Operation with its plan. It runs nothing itself: a caller that waits has
+the Runner run the operation here and now (`run`); else any bot process's Runner takes it.
+Refusals are audited here; an operation's outcome is audited when it ends.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import TypeVar
 
 from core.audit import AuditLog
 from core.config import Environment, Settings
-from core.errors import ChatOpsError
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
-from core.leases import Leases
+from core.locker import Locker
 from core.policy import check_limits
-from core.registry.mlflow import Registry
 from core.resources import Resources
 from core.roles import Action, Actor, authorize
-from core.rollout import Rollouts, locked_text
 from core.run import Plan, where_of
-from core.store import Operation, Store, aware
-from core.targets.base import EndpointRef, Target, quiet_step
+from core.status import endpoint_statuses
+from core.store import Operation, Store
+from core.targets.base import Target
 
 log = logging.getLogger("chatops.core")
 R = TypeVar("R", bound=Outcome | Notice | Refusal)
+RunHere = Callable[[Operation, Reporter], Outcome]
 
 
 class Deployer:
@@ -35,27 +35,19 @@ class Deployer:
         *,
         settings: Settings,
         store: Store,
-        registry: Registry,
         targets: dict[str, Target],
-        leases: Leases | None = None,
+        locker: Locker,
+        audit: AuditLog,
+        owner: str,
+        run_here: RunHere,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.registry = registry
         self.targets = targets
-        self.audit = AuditLog(store)
-        self.rollouts = Rollouts(
-            settings=settings,
-            store=store,
-            registry=registry,
-            targets=targets,
-            leases=leases or Leases(store, lease_s=settings.lease_s),
-            audit=self.audit,
-        )
-
-    def execute(self, op: Operation, reporter: Reporter) -> Outcome:
-        """Run an operation this process took from the store (`Store.claim`)."""
-        return self.rollouts.execute(op, reporter)
+        self.locker = locker
+        self.audit = audit
+        self.owner = owner  # this process, in `operations.owner`, for what it runs at once
+        self.run_here = run_here
 
     def _env(self, name: str | None) -> Environment | Refusal:
         env = self.settings.environment(name)
@@ -93,40 +85,42 @@ class Deployer:
         environment = self._admit(Action.LOCK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        attempt = self.store.try_lock(
-            environment.name,
-            endpoint,
-            holder=actor.shown,
-            reason=reason,
-            ttl_s=None,
-            sticky=True,
-        )
-        result: Notice | Refusal = (
-            Notice(
-                f"{endpoint} in {environment.name} is frozen: {reason}. Nothing deploys or "
-                f"scales it until an admin types `/unlock {endpoint} in {environment.name}`."
-            )
-            if attempt.acquired
-            else Refusal(locked_text(environment.name, endpoint, attempt))
-        )
+        result = self.locker.freeze(environment.name, endpoint, holder=actor.shown, reason=reason)
         return self._audited(Action.LOCK, actor, command, environment.name, endpoint, result)
 
     def unlock(
         self, *, endpoint: str, env: str | None, actor: Actor, command: str
     ) -> Notice | Refusal:
+        """Lift a freeze, or the lock of an operation that no live bot process runs."""
         environment = self._admit(Action.UNLOCK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        dropped = self.store.release(environment.name, endpoint)
-        result: Notice | Refusal = (
-            Notice(
-                f"{endpoint} in {environment.name} is unlocked (it was held by "
-                f"{dropped.holder} for: {dropped.reason})."
-            )
-            if dropped
-            else Refusal(f"{endpoint} in {environment.name} is not locked")
-        )
+        result = self.locker.unlock(environment.name, endpoint)
         return self._audited(Action.UNLOCK, actor, command, environment.name, endpoint, result)
+
+    def cancel(
+        self, *, endpoint: str, env: str | None, actor: Actor, command: str
+    ) -> Notice | Refusal:
+        """Ask the operation under way on the endpoint to stop at its next step, wherever it
+        runs: it discards what it started, never switches, ends failed and frees the lock."""
+        environment = self._admit(Action.CANCEL, actor, command, env, endpoint)
+        if isinstance(environment, Refusal):
+            return environment
+        name = environment.name
+        busy = [op for op in self.store.running() if (op.env, op.endpoint) == (name, endpoint)]
+        if not busy:
+            nothing = Refusal(f"nothing is under way on {endpoint} in {name}: nothing to cancel")
+            return self._audited(Action.CANCEL, actor, command, name, endpoint, nothing)
+        for op in busy:
+            self.store.record(op.id, cancelled_by=actor.shown)
+        op = busy[0]
+        at = f"at {op.step}" if op.step else op.state
+        asked = Notice(
+            f"asked {op.requested_by}'s {op.kind} of {endpoint} in {name} ({op.id}, {at}) to "
+            "stop at its next step: it discards what it started, ends failed and frees "
+            "the endpoint; its thread says when."
+        )
+        return self._audited(Action.CANCEL, actor, command, name, endpoint, asked)
 
     # -- deploy ----------------------------------------------------------------------------
     def deploy(
@@ -158,7 +152,7 @@ class Deployer:
         headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
         if approver:
             headline += f" (approved by {approver.shown})"
-        return self._rollout(
+        return self._operation(
             Action.DEPLOY,
             environment=environment,
             endpoint=model,
@@ -207,7 +201,7 @@ class Deployer:
             replicas=replicas if replicas is not None else current.replicas,
             gpus=gpus if gpus is not None else current.gpus,
         )
-        return self._rollout(
+        return self._operation(
             Action.SCALE,
             environment=environment,
             endpoint=endpoint,
@@ -275,7 +269,7 @@ class Deployer:
                 f"roll back to (deploy a version with `/deploy {endpoint} v<N>`)"
             )
             return self._audited(Action.ROLLBACK, actor, command, env, endpoint, refusal)
-        return self._rollout(
+        return self._operation(
             Action.ROLLBACK,
             environment=environment,
             endpoint=endpoint,
@@ -293,9 +287,17 @@ class Deployer:
         )
 
     def stop(
-        self, *, endpoint: str, env: str | None, actor: Actor, command: str
-    ) -> Notice | Refusal:
-        """Stop serving the endpoint; it leaves /status (its history stays)."""
+        self,
+        *,
+        endpoint: str,
+        env: str | None,
+        actor: Actor,
+        command: str,
+        reporter: Reporter,
+        wait: bool = True,
+    ) -> Outcome | Refusal:
+        """Stop every deployment of the endpoint; it leaves /status (its history stays) once
+        the target confirmed it."""
         environment = self._admit(Action.STOP, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
@@ -303,34 +305,22 @@ class Deployer:
         if current is None:
             missing = Refusal(f"there is no endpoint `{endpoint}` in {environment.name}")
             return self._audited(Action.STOP, actor, command, env, endpoint, missing)
-        attempt = self.store.try_lock(
-            environment.name,
-            endpoint,
-            holder=actor.shown,
-            reason=f"stopping {endpoint}",
-            ttl_s=self.settings.lock_ttl_s,
+        return self._operation(
+            Action.STOP,
+            environment=environment,
+            endpoint=endpoint,
+            actor=actor,
+            command=command,
+            reporter=reporter,
+            resources=current.resources,
+            headline=f"{actor.shown} is stopping {endpoint} in {environment.name}",
+            model=current.model,
+            version=current.version,
+            wait=wait,
         )
-        if not attempt.acquired:
-            locked = Refusal(locked_text(environment.name, endpoint, attempt))
-            return self._audited(Action.STOP, actor, command, env, endpoint, locked)
-        try:
-            self.targets[environment.name].stop(
-                EndpointRef(environment.name, endpoint), quiet_step()
-            )
-            self.store.delete_endpoint(environment.name, endpoint)
-        except ChatOpsError as exc:
-            failed = Refusal(f"could not stop {endpoint}: {exc.message}")
-            return self._audited(Action.STOP, actor, command, env, endpoint, failed)
-        finally:
-            self.store.release(environment.name, endpoint, attempt.token)
-        done = Notice(
-            f"{endpoint} in {environment.name} is stopped (it served "
-            f"{current.model} v{current.version} at {current.url})."
-        )
-        return self._audited(Action.STOP, actor, command, environment.name, endpoint, done)
 
-    # -- the shared rollout ----------------------------------------------------------------
-    def _rollout(
+    # -- the shared admission ---------------------------------------------------------------
+    def _operation(
         self,
         action: Action,
         *,
@@ -347,17 +337,15 @@ class Deployer:
         approver: Actor | None = None,
         wait: bool = True,
     ) -> Outcome | Refusal:
-        """Lock the endpoint and record the operation; run it here and now (held by this
-        process), or with `wait=False` leave it queued for any bot process to take."""
+        """Lock the endpoint and record the operation; have it run here and now (held by
+        this process), or with `wait=False` leave it queued for any bot process to take."""
         env = environment.name
         refusal = check_limits(environment, resources)
         if refusal:
             return self._audited(action, actor, command, env, endpoint, refusal, approver)
-        attempt = self.store.try_lock(
-            env, endpoint, holder=actor.shown, reason=headline, ttl_s=self.settings.lock_ttl_s
-        )
+        attempt = self.locker.try_lock(env, endpoint, holder=actor.shown, reason=headline)
         if not attempt.acquired:
-            locked = Refusal(locked_text(env, endpoint, attempt))
+            locked = self.locker.refusal(env, endpoint, attempt)
             return self._audited(action, actor, command, env, endpoint, locked, approver)
         plan = Plan(
             action=action.value,
@@ -383,69 +371,23 @@ class Deployer:
                 plan=plan.as_dict(),
                 reply_to=where_of(reporter),
                 lock_token=attempt.token,
-                owner=self.rollouts.leases.owner if wait else "",
+                owner=self.owner if wait else "",
                 lease_s=self.settings.lease_s,
             )
         except BaseException:
-            self.store.release(env, endpoint, attempt.token)
+            self.locker.release(env, endpoint, attempt.token)
             raise
         if not wait:
             return Outcome(
                 ok=True, text=f"queued: {headline}", operation=op.id, data={"queued": True}
             )
-        return self.rollouts.execute(op, reporter)
+        return self.run_here(op, reporter)
 
     # -- status ----------------------------------------------------------------------------
     def status(
         self, *, env: str | None = None, endpoint: str | None = None
     ) -> list[EndpointStatus] | Refusal:
         """Every recorded endpoint (of `env`, or of all environments) with its live health."""
-        if env is not None and isinstance(self._env(env), Refusal):
-            return self._env(env)  # type: ignore[return-value]
-        rows = self.store.endpoints(env)
-        if endpoint is not None:
-            rows = [r for r in rows if r.name == endpoint]
-            if not rows:
-                where = f" in {env}" if env else ""
-                known = ", ".join(sorted({r.name for r in self.store.endpoints(env)})) or "none"
-                return Refusal(f"there is no endpoint `{endpoint}`{where} (endpoints: {known})")
-        # every endpoint at once: on a remote target each check is network round trips
-        with ThreadPoolExecutor(max_workers=max(1, min(32, len(rows)))) as pool:
-            healths = list(
-                pool.map(lambda r: self.targets[r.env].health(EndpointRef(r.env, r.name)), rows)
-            )
-        busy = {(op.env, op.endpoint): op for op in self.store.running()}
-        result = []
-        for row, health in zip(rows, healths, strict=True):
-            resources = row.resources
-            since = aware(row.since)
-            result.append(
-                EndpointStatus(
-                    env=row.env,
-                    name=row.name,
-                    model=row.model,
-                    version=row.version,
-                    resources=resources.describe(replicas=False),
-                    replicas=row.replicas,
-                    up=health.up,
-                    since=since,
-                    url=row.url,
-                    target=row.target,
-                    detail=health.detail,
-                    underway=_underway(busy.get((row.env, row.name))),
-                )
-            )
-        return result
-
-    def close(self) -> None:
-        self.rollouts.leases.close()
-        for target in self.targets.values():
-            target.close()
-
-
-def _underway(op: Operation | None) -> str:
-    if op is None:
-        return ""
-    at = f"at {op.step}" if op.step else op.state
-    again = f" (attempt {op.attempts})" if op.attempts > 1 else ""
-    return f"{op.kind} by {op.requested_by}, {at}{again}"
+        if env is not None and isinstance(known := self._env(env), Refusal):
+            return known
+        return endpoint_statuses(self.store, self.targets, env=env, endpoint=endpoint)

@@ -10,7 +10,8 @@ ChatOpsError
 │   ├── TargetUnavailable the target cannot be reached at all
 │   └── StepTimeout      a remote wait ran past its deadline
 ├── StoreError           the state database failed
-└── LeaseLost            another bot process took over the operation this one was running
+├── LeaseLost            another bot process took over the operation this one was running
+└── Cancelled            an admin cancelled the operation (`/cancel`): it stops at its next step
 """
 
 from __future__ import annotations
@@ -62,4 +63,8 @@ class StoreError(ChatOpsError):
 
 
 class LeaseLost(ChatOpsError):
+    pass
+
+
+class Cancelled(ChatOpsError):
     pass

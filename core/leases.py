@@ -56,6 +56,13 @@ class Leases:
                 self._held.discard(op_id)
                 self._lost.discard(op_id)
 
+    def ended(self, op_id: str) -> None:
+        """This process is ending `op_id`: its lease needs no renewing from now on, and the
+        heartbeat must not take the operation's end for a lapsed lease."""
+        with self._guard:
+            self._held.discard(op_id)
+            self._lost.discard(op_id)
+
     def lost(self, op_id: str) -> bool:
         """Whether the heartbeat found `op_id`'s lease gone (taken over, or ended elsewhere)."""
         with self._guard:
@@ -69,16 +76,23 @@ class Leases:
     def _renew_forever(self) -> None:
         while not self._closed:
             self._wake.wait(self.lease_s / 3)
-            ids = sorted(self.held)
-            try:
-                kept = self.store.renew(ids, self.owner, lease_s=self.lease_s)
-            except StoreError as exc:  # the database may come back before the lease lapses
-                log.warning("could not renew the leases of %s: %s", ids, exc.message)
-                continue
-            for lost in (set(ids) - kept) & self.held:
-                log.error("the lease of %s lapsed: another bot process may have taken it", lost)
-                with self._guard:
-                    self._lost.add(lost)
+            self.beat()
+
+    def beat(self) -> None:
+        """Renew every lease held here once; those found gone are marked lost (what the
+        heartbeat does every third of a lease)."""
+        ids = sorted(self.held)
+        try:
+            kept = self.store.renew(ids, self.owner, lease_s=self.lease_s)
+        except StoreError as exc:  # the database may come back before the lease lapses
+            log.warning("could not renew the leases of %s: %s", ids, exc.message)
+            return
+        with self._guard:
+            # one this process ended meanwhile has left `_held`: it did not lapse
+            gone = (set(ids) - kept) & self._held
+            self._lost |= gone
+        for lost in sorted(gone):
+            log.error("the lease of %s lapsed: another bot process may have taken it", lost)
 
     def close(self) -> None:
         self._closed = True

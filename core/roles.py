@@ -2,8 +2,8 @@
 
     viewer      everyone who can reach the bot: /status, /history, /help
     developer   /register, /promote (and what viewers do)
-    admin       /deploy, /scale, /rollback, /stop, /lock, /unlock, approve and reject (and all
-                else)
+    admin       /deploy, /scale, /rollback, /stop, /lock, /unlock, /cancel, approve and
+                reject (and all else)
 
 Membership is by platform user id (`U0123ABCD`) or by group handle (`@mlops-admins`).
 """
@@ -29,6 +29,7 @@ class Action(StrEnum):
     ROLLBACK = "rollback"
     STOP = "stop"
     UNLOCK = "unlock"
+    CANCEL = "cancel"
     LOCK = "lock"
     APPROVE = "approve"
     REJECT = "reject"
@@ -45,6 +46,7 @@ NEEDS: dict[Action, Role] = {
     Action.ROLLBACK: Role.ADMIN,
     Action.STOP: Role.ADMIN,
     Action.UNLOCK: Role.ADMIN,
+    Action.CANCEL: Role.ADMIN,
     Action.LOCK: Role.ADMIN,
     Action.APPROVE: Role.ADMIN,
     Action.REJECT: Role.ADMIN,

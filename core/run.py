@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.errors import ChatOpsError, LeaseLost
+from core.errors import Cancelled, ChatOpsError, LeaseLost
 from core.events import Addressed, Event, EventKind, Reporter
 from core.leases import Leases
 from core.resources import Resources
@@ -31,7 +31,7 @@ class Plan:
     """What a rollout is to do and for whom, kept with its operation: any bot process can
     carry it out from this alone."""
 
-    action: str  # deploy, scale or rollback
+    action: str  # deploy, scale, rollback or stop
     model: str
     version: int | None
     alias: str | None
@@ -98,6 +98,14 @@ class Run:
         if not self.store.holds(self.op_id, self.hold):
             raise LeaseLost(f"operation {self.op_id} was taken over by another bot process")
 
+    def go_on(self) -> None:
+        """Raise `Cancelled` if an admin cancelled the operation (`/cancel`), from whichever
+        process: the request is in the database."""
+        op = self.store.operation(self.op_id)
+        by = (op.remote or {}).get("cancelled_by") if op is not None else None
+        if by:
+            raise Cancelled(f"cancelled by {by}")
+
     def target_step(self, name: str) -> Step:
         def say(text: str) -> None:
             if self.leases.lost(self.op_id):
@@ -109,6 +117,7 @@ class Run:
     @contextmanager
     def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:
         self.remember(step=name)
+        self.go_on()  # every step boundary is where a cancelled operation stops
         self.emit(EventKind.STEP, name, doing)
         begun = time.monotonic()
         done: list[str] = []

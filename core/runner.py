@@ -1,8 +1,9 @@
-"""Takes operations nobody holds from the store and runs them: queued ones, and those whose
-bot process died (its lease lapsed), which resume from what their steps recorded.
+"""The Runner runs admitted operations through Rollouts, holding each one's lease while it
+runs: the one a waiting caller just admitted (`run`), queued ones, and those whose bot
+process died (its lease lapsed), which resume from what their steps recorded.
 
-Every bot process that runs operations runs one Runner; any number of them may share one
-database, and each operation is run by exactly one (`Store.claim` decides).
+Any number of bot processes may share one database, and each operation is run by exactly
+one (`Store.claim` decides).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from core.deployer import Deployer
+from core.config import Settings
 from core.errors import StoreError
 from core.events import NullReporter, Outcome, Reporter
-from core.store import Operation
+from core.leases import Leases
+from core.rollout import Rollouts
+from core.store import Operation, Store
 
 log = logging.getLogger("chatops.core")
 
@@ -26,18 +29,24 @@ class Runner:
     def __init__(
         self,
         *,
-        deployer: Deployer,
-        reporter_for: ReporterFor,
+        settings: Settings,
+        store: Store,
+        rollouts: Rollouts,
+        leases: Leases,
+        reporter_for: ReporterFor = lambda _op: NullReporter(),
         fronts: frozenset[str] = frozenset({""}),
         workers: int = 4,
         poll_s: float | None = None,
     ) -> None:
-        self.deployer = deployer
+        self.settings = settings
+        self.store = store
+        self.rollouts = rollouts
+        self.leases = leases
         self.reporter_for = reporter_for
         # only operations this process can report where they were asked ("" : no front)
         self.fronts = fronts
         self.workers = workers
-        self.poll_s = poll_s if poll_s is not None else deployer.settings.runner_poll_s
+        self.poll_s = poll_s if poll_s is not None else settings.runner_poll_s
         self._slots = threading.Semaphore(workers)
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner")
@@ -45,18 +54,20 @@ class Runner:
 
     @property
     def owner(self) -> str:
-        return self.deployer.rollouts.leases.owner
+        return self.leases.owner
 
     def take(self) -> Operation | None:
         """One operation nobody holds, now held by this process; None when there is none."""
-        return self.deployer.store.claim(
+        return self.store.claim(
             self.owner,
-            lease_s=self.deployer.settings.lease_s,
+            lease_s=self.settings.lease_s,
             fronts=self.fronts,
-            exclude=frozenset(self.deployer.rollouts.leases.held),
+            exclude=frozenset(self.leases.held),
         )
 
-    def run(self, op: Operation) -> Outcome:
+    def run(self, op: Operation, reporter: Reporter | None = None) -> Outcome:
+        """Run `op`, held by this process, to its end, its lease renewed meanwhile; events
+        go to `reporter` (else to where `op` was asked from)."""
         if op.attempts > 1:
             log.warning(
                 "taking over operation %s (%s of %s in %s), attempt %d",
@@ -66,12 +77,14 @@ class Runner:
                 op.env,
                 op.attempts,
             )
-        try:
-            reporter = self.reporter_for(op)
-        except Exception:  # no way to tell people must not leave the operation unrun
-            log.exception("no reporter for operation %s", op.id)
-            reporter = NullReporter()
-        return self.deployer.execute(op, reporter)
+        if reporter is None:
+            try:
+                reporter = self.reporter_for(op)
+            except Exception:  # no way to tell people must not leave the operation unrun
+                log.exception("no reporter for operation %s", op.id)
+                reporter = NullReporter()
+        with self.leases.hold(op.id):
+            return self.rollouts.execute(op, reporter)
 
     def run_pending(self) -> int:
         """Run, one after another in this thread, every operation there is to take now."""
@@ -107,7 +120,7 @@ class Runner:
             try:
                 self._pool.submit(self._run_in_slot, op)
             except RuntimeError:  # stopped meanwhile: let another process run it
-                self.deployer.store.give_back(op.id, self.owner)
+                self.store.give_back(op.id, self.owner)
                 self._slots.release()
                 return
 

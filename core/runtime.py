@@ -1,20 +1,110 @@
-"""Builds the bot's core from settings: store, registry, targets and the Deployer."""
+"""Builds the bot's core from settings and wires it: the Deployer admits operations, the
+Runner runs them through Rollouts under Leases, the Locker guards endpoints."""
 
 from __future__ import annotations
 
+import logging
 import threading
+from dataclasses import dataclass
 
 from core.approvals import Approvals
+from core.audit import AuditLog
 from core.config import Settings
 from core.deployer import Deployer
+from core.errors import ChatOpsError
+from core.events import NullReporter
+from core.leases import Leases
+from core.locker import Locker
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
+from core.rollout import Rollouts
+from core.runner import ReporterFor, Runner
 from core.store import Store
-from core.targets.base import Target
+from core.targets.base import Target, quiet_step
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
+
+log = logging.getLogger("chatops.core")
+
+
+@dataclass
+class Core:
+    """The operation path of one bot process, wired: the Deployer admits, the Runner runs
+    through Rollouts under Leases, the Locker guards endpoints."""
+
+    settings: Settings
+    store: Store
+    registry: Registry
+    targets: dict[str, Target]
+    leases: Leases
+    locker: Locker
+    rollouts: Rollouts
+    runner: Runner  # runs what a waiting caller has just had admitted
+    deployer: Deployer
+
+    def worker(
+        self,
+        *,
+        reporter_for: ReporterFor = lambda _op: NullReporter(),
+        fronts: frozenset[str] = frozenset({""}),
+        workers: int = 4,
+    ) -> Runner:
+        return Runner(
+            settings=self.settings,
+            store=self.store,
+            rollouts=self.rollouts,
+            leases=self.leases,
+            reporter_for=reporter_for,
+            fronts=fronts,
+            workers=workers,
+        )
+
+    def close(self) -> None:
+        """Stop renewing leases and close the targets' connections; endpoints keep serving."""
+        self.leases.close()
+        for target in self.targets.values():
+            target.close()
+
+
+def wire(
+    *, settings: Settings, store: Store, registry: Registry, targets: dict[str, Target]
+) -> Core:
+    """The operation path over `store`, `registry` and `targets`."""
+    leases = Leases(store, lease_s=settings.lease_s)
+    locker = Locker(store, ttl_s=settings.lock_ttl_s)
+    audit = AuditLog(store)
+    rollouts = Rollouts(
+        settings=settings,
+        store=store,
+        registry=registry,
+        targets=targets,
+        leases=leases,
+        locker=locker,
+        audit=audit,
+    )
+    runner = Runner(settings=settings, store=store, rollouts=rollouts, leases=leases)
+    deployer = Deployer(
+        settings=settings,
+        store=store,
+        targets=targets,
+        locker=locker,
+        audit=audit,
+        owner=leases.owner,
+        run_here=runner.run,
+    )
+    return Core(
+        settings=settings,
+        store=store,
+        registry=registry,
+        targets=targets,
+        leases=leases,
+        locker=locker,
+        rollouts=rollouts,
+        runner=runner,
+        deployer=deployer,
+    )
 
 
 class Runtime:
@@ -38,9 +128,15 @@ class Runtime:
                 zygote=self.zygote,
                 start_timeout_s=settings.start_timeout_s,
             )
-        self.deployer = Deployer(
+        self.core = wire(
             settings=settings, store=self.store, registry=self.registry, targets=targets
         )
+        self.targets = targets
+        self.leases = self.core.leases
+        self.locker = self.core.locker
+        self.rollouts = self.core.rollouts
+        self.runner = self.core.runner
+        self.deployer = self.core.deployer
         self.approvals = Approvals(
             settings=settings, store=self.store, registry=self.registry, deployer=self.deployer
         )
@@ -67,18 +163,32 @@ class Runtime:
             artifact_root=self.settings.artifact_root,
         )
 
+    def worker(
+        self,
+        *,
+        reporter_for: ReporterFor = lambda _op: NullReporter(),
+        fronts: frozenset[str] = frozenset({""}),
+        workers: int = 4,
+    ) -> Runner:
+        """A Runner of this process (sharing its leases) that reports with `reporter_for`
+        and takes operations asked from `fronts`; `.start()` it to take them as they come."""
+        return self.core.worker(reporter_for=reporter_for, fronts=fronts, workers=workers)
+
     def shut_down_endpoints(self) -> list[str]:
-        """Stop every local endpoint of this state directory, recorded or not (a first deploy
+        """Stop every endpoint the targets run for this bot, recorded or not (a first deploy
         that failed leaves a host with no endpoint record); the names of those that ran."""
         stopped = []
-        for target in self.deployer.targets.values():
-            if isinstance(target, LocalTarget):
-                for ref in target.endpoints():
-                    if target.shutdown(ref):
-                        stopped.append(f"{ref.name} ({ref.env})")
+        for target in self.targets.values():
+            for ref in target.endpoints():
+                try:
+                    target.stop(ref, quiet_step())
+                except ChatOpsError as exc:
+                    log.warning("could not stop %s in %s: %s", ref.name, ref.env, exc.message)
+                    continue
+                stopped.append(f"{ref.name} ({ref.env})")
         return stopped
 
     def close(self) -> None:
-        self.deployer.close()
+        self.core.close()
         if self._own_zygote:
             self.zygote.close()

@@ -20,7 +20,6 @@ from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
 from bot.slack.work import Work
 from core.config import Settings
-from core.runner import Runner
 from core.runtime import Runtime
 
 
@@ -53,8 +52,7 @@ def main() -> None:
     work.groups.check()  # a workspace without user groups is reported now, not at first use
     dispatcher = ThreadDispatcher(work, workers=slack.workers)
     # operations left by a bot process that died, and queued ones, run here too
-    runner = Runner(
-        deployer=runtime.deployer,
+    runner = runtime.worker(
         reporter_for=work.reporter_for,
         fronts=frozenset({"", "slack"}),
         workers=slack.workers,

@@ -18,6 +18,7 @@ from core.config import Environment, Limits, Settings
 from core.deployer import Deployer
 from core.registry.mlflow import Registry
 from core.resources import Resources
+from core.runtime import Core, wire
 from core.store import Store
 from core.targets.cml import CMLClient
 from core.targets.cml.models import Model
@@ -65,14 +66,14 @@ def make_target(
     )
 
 
-def make_deployer(state: Path, registry_uri: str, *targets: CMLTarget) -> Deployer:
+def make_core(state: Path, registry_uri: str, *targets: CMLTarget) -> Core:
     settings = Settings(
         state_dir=state,
         mlflow_tracking_uri=registry_uri,
         environments=[t.env for t in targets],
         default_environment=targets[0].env.name,
     )
-    return Deployer(
+    return wire(
         settings=settings,
         store=Store(f"sqlite:///{state}/s.db"),
         registry=Registry(tracking_uri=registry_uri),
@@ -90,6 +91,7 @@ class CMLRig:
     deployer: Deployer
     traffic: RecordingTransport
     admin: CMLClient
+    core: Core
 
     @property
     def store(self) -> Store:
@@ -140,15 +142,15 @@ def cml_rig(
         target = make_target(
             env, api_key=api_key, traffic=traffic, retries=retries, stop_timeout_s=stop_timeout_s
         )
-        deployer = make_deployer(tmp_path / f"state{len(rigs)}", registry_uri, target)
+        core = make_core(tmp_path / f"state{len(rigs)}", registry_uri, target)
         admin = CMLClient(base_url=cml_workspace.url, api_key=API_KEY)
-        rigs.append(CMLRig(cml_workspace, target, deployer, traffic, admin))
+        rigs.append(CMLRig(cml_workspace, target, core.deployer, traffic, admin, core))
         return rigs[-1]
 
     yield make
     for rig in rigs:
         rig.admin.close()
-        rig.deployer.close()
+        rig.core.close()
         if spec_or_none is not None:
             problems = spec_or_none.check_exchanges(rig.traffic.exchanges)
             assert not problems, "traffic off the spec:\n" + "\n".join(problems)

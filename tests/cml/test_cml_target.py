@@ -324,13 +324,13 @@ def test_gpus_go_out_as_nvidia_gpus_where_the_environment_has_them(cml: CMLRig) 
 
 def test_an_environment_without_gpus_refuses_them(cml_rig: RigFactory) -> None:
     rig = cml_rig(limits={"gpus": 0})
-    target, deployer = rig.target, rig.deployer
+    target = rig.target
     assert deploy(rig, 1).ok
 
     refused = scale(rig, gpus=1)
 
     assert isinstance(refused, Refusal) and "dev has no GPUs" in refused.text
-    ep, registry = EndpointRef("dev", "iris"), deployer.registry
+    ep, registry = EndpointRef("dev", "iris"), rig.core.registry
     mv = registry.resolve("iris", version=1)
     built = target.build(ep, mv, RegistrySource(registry), quiet_step())
     with pytest.raises(DeployFailed, match="dev has no GPUs"):

@@ -35,7 +35,7 @@ def test_a_second_rollout_is_told_who_holds_the_endpoint(
     assert isinstance(second, Refusal)
     assert second.text.startswith("iris in dev is locked by alice since ")
     assert "for: alice is deploying iris v2 to dev" in second.text
-    assert "an admin can force it with `/unlock iris in dev`" in second.text
+    assert "an admin can stop the operation with `/cancel iris in dev`" in second.text
     assert isinstance(first[0], Outcome) and first[0].ok
     assert runtime.store.lock("dev", "iris") is None  # released when the rollout ended
     assert run(runtime, "/scale iris 2 replicas").ok

@@ -13,7 +13,6 @@ import pytest
 
 from commands.base import StatusReport
 from core.events import Event, EventKind, Notice, Outcome, Refusal
-from core.runner import Runner
 from core.runtime import Runtime
 from core.store import Operation, utcnow
 from core.targets.local.target import Zygote
@@ -49,7 +48,7 @@ def test_a_queued_deploy_runs_once_where_a_runner_takes_it(runtime: Runtime) -> 
     assert isinstance(again, Refusal) and "is locked by alice" in again.text
 
     seen = Recorder()
-    runner = Runner(deployer=runtime.deployer, reporter_for=lambda _op: seen)
+    runner = runtime.worker(reporter_for=lambda _op: seen)
     assert runner.run_pending() == 1
     assert runner.run_pending() == 0  # nothing runs twice
 
@@ -75,7 +74,7 @@ def test_a_queued_deploy_runs_once_where_a_runner_takes_it(runtime: Runtime) -> 
 
 
 def abandoned(runtime: Runtime) -> str:
-    """A deploy whose bot process took it and died at once (its lease lapses in 0.1 s)."""
+    """A deploy whose bot process took it and died at once (its lease has lapsed)."""
     queued = runtime.deployer.deploy(
         model="iris",
         version=1,
@@ -85,7 +84,7 @@ def abandoned(runtime: Runtime) -> str:
         wait=False,
     )
     assert isinstance(queued, Outcome) and queued.operation
-    taken = runtime.store.claim("a-bot-that-died", lease_s=0.1)
+    taken = runtime.store.claim("a-bot-that-died", lease_s=-1)
     assert taken is not None and taken.id == queued.operation
     return queued.operation
 
@@ -94,7 +93,7 @@ def taken_over(runtime: Runtime, *, after: float) -> Recorder:
     """What a bot process taking over the abandoned operation `after` seconds on reports."""
     time.sleep(after)
     seen = Recorder()
-    assert Runner(deployer=runtime.deployer, reporter_for=lambda _op: seen).run_pending() == 1
+    assert runtime.worker(reporter_for=lambda _op: seen).run_pending() == 1
     return seen
 
 
@@ -144,7 +143,7 @@ def test_status_shows_what_is_under_way_on_an_endpoint(runtime: Runtime) -> None
     (iris,) = report.endpoints
     assert (iris.version, iris.underway) == (1, "deploy by alice, queued")
 
-    Runner(deployer=runtime.deployer, reporter_for=lambda _op: Recorder()).run_pending()
+    runtime.worker(reporter_for=lambda _op: Recorder()).run_pending()
     report = run(runtime, "/status iris")
     assert isinstance(report, StatusReport)
     (iris,) = report.endpoints

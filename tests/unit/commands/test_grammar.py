@@ -111,12 +111,13 @@ MALFORMED = [
     (
         "/help fly",
         "There is no command `fly` to explain (commands: deploy, scale, rollback, stop, "
-        "status, register, promote, approve, reject, lock, unlock, history, help).",
+        "status, register, promote, approve, reject, lock, unlock, cancel, history, help).",
     ),
     (
         "/launch iris",
         "There is no command `/launch` (commands: /deploy, /scale, /rollback, /stop, "
-        "/status, /register, /promote, /approve, /reject, /lock, /unlock, /history, /help).",
+        "/status, /register, /promote, /approve, /reject, /lock, /unlock, /cancel, /history, "
+        "/help).",
     ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
     ("/deploy `rm -rf /` v1", "`'rm` is not a valid model name"),
@@ -135,6 +136,7 @@ MALFORMED = [
     ("/lock", "Say which endpoint."),
     ("/unlock iris in", "Say which environment after `in`, e.g. `in prod`."),
     ("/unlock iris now", "Unexpected `now`: unlocking takes only the endpoint and `in <env>`."),
+    ("/cancel iris now", "Unexpected `now`: cancelling takes only the endpoint and `in <env>`."),
     ("/rollback iris to v1", "Unexpected `to v1`: a rollback goes to the previous version"),
     ("/stop iris now", "Unexpected `now`: stopping takes only the endpoint and `in <env>`."),
     ("/history iris 500", "`500` is not a number of entries from 1 to 50."),

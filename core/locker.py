@@ -1,0 +1,139 @@
+"""The Locker: who may change an endpoint now, and what everyone else is told.
+
+One lock per (environment, endpoint). A rollout or a stop takes it when it is admitted and
+frees it when it ends (or when its TTL lapses, should every bot die); a freeze (`/lock`) is
+a lock with no end. `/unlock` lifts freezes and the locks of operations that ended or whose
+bot process died; a lock whose operation still runs in a live bot process is not lifted,
+because a second rollout beside it would split the traffic: `/cancel` stops that operation
+at its next step instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from core.errors import ChatOpsError
+from core.events import Notice, Refusal
+from core.models import LockAttempt, LockRow, Operation, OperationState, aware, new_id, utcnow
+from core.store import Store
+
+
+class Locker:
+    def __init__(self, store: Store, *, ttl_s: float) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+
+    def try_lock(self, env: str, endpoint: str, *, holder: str, reason: str) -> LockAttempt:
+        """Take the endpoint for one operation (until it ends, or `ttl_s` at most)."""
+        return self.store.try_lock(env, endpoint, holder=holder, reason=reason, ttl_s=self.ttl_s)
+
+    def refusal(self, env: str, endpoint: str, attempt: LockAttempt) -> Refusal:
+        """What someone who could not take the endpoint is told."""
+        return Refusal(locked_text(env, endpoint, attempt))
+
+    def freeze(self, env: str, endpoint: str, *, holder: str, reason: str) -> Notice | Refusal:
+        """A lock with no end: nothing changes the endpoint until an admin unlocks it."""
+        attempt = self.store.try_lock(
+            env, endpoint, holder=holder, reason=reason, ttl_s=None, sticky=True
+        )
+        if not attempt.acquired:
+            return self.refusal(env, endpoint, attempt)
+        return Notice(
+            f"{endpoint} in {env} is frozen: {reason}. Nothing deploys or scales it until an "
+            f"admin types `/unlock {endpoint} in {env}`."
+        )
+
+    def unlock(self, env: str, endpoint: str) -> Notice | Refusal:
+        """Lift a freeze, or the lock of an operation that ended or whose bot died; a lock
+        whose operation runs in a live bot process stays (the refusal says who and how)."""
+        held = self.store.lock(env, endpoint)
+        if held is None:
+            return Refusal(f"{endpoint} in {env} is not locked")
+        running = None if held.sticky else self.live_holder(env, endpoint, held)
+        if running is not None:
+            return Refusal(still_running_text(env, endpoint, held, running))
+        dropped = self.store.release(env, endpoint, held.token)
+        if dropped is None:  # it ended, or was taken, between the two reads: look again
+            return self.unlock(env, endpoint)
+        return Notice(
+            f"{endpoint} in {env} is unlocked (it was held by {dropped.holder} for: "
+            f"{dropped.reason})."
+        )
+
+    def live_holder(self, env: str, endpoint: str, held: LockRow) -> Operation | None:
+        """The operation that holds `held` and runs in a bot process whose lease is alive."""
+        now = utcnow()
+        for op in self.store.running():
+            if (op.env, op.endpoint, op.lock_token) != (env, endpoint, held.token):
+                continue
+            alive = op.lease_expires_at is not None and aware(op.lease_expires_at) > now
+            if op.state == OperationState.RUNNING and alive:
+                return op
+        return None
+
+    def release(self, env: str, endpoint: str, token: str) -> None:
+        """Free the endpoint, if the lock still carries `token` (nobody else's lock goes)."""
+        self.store.release(env, endpoint, token)
+
+    def keep(self, op: Operation) -> str | None:
+        """The token of the lock `op` goes on with, if it still holds it; a taken-over
+        operation gives its lock a new token, so the process it was taken from can no
+        longer release it. None when the lock lapsed or was lifted meanwhile."""
+        held = self.store.lock(op.env, op.endpoint)
+        if held is None or held.token != op.lock_token:
+            return None
+        if op.attempts == 1:
+            return op.lock_token
+        fresh = new_id("lock")
+        if not self.store.rotate_lock(op.env, op.endpoint, op.lock_token, fresh):
+            return op.lock_token
+        self.store.set_lock_token(op.id, fresh)
+        return fresh
+
+    def retake(self, op: Operation, *, holder: str, reason: str) -> str:
+        """Take again the lock of a resumed operation whose lock lapsed or was lifted; a
+        ChatOpsError saying who holds the endpoint now, when someone does."""
+        attempt = self.try_lock(op.env, op.endpoint, holder=holder, reason=reason)
+        if not attempt.acquired:
+            raise ChatOpsError(f"not resumed: while it waited, {taken_text(op, attempt)}")
+        self.store.set_lock_token(op.id, attempt.token)  # for whoever takes it over next
+        return attempt.token
+
+
+# -- texts -------------------------------------------------------------------------------
+def _at(moment: datetime | None) -> str:
+    return f"{aware(moment):%H:%M} UTC" if moment else ""
+
+
+def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
+    since = f" since {_at(attempt.since)}" if attempt.since else ""
+    if attempt.sticky:
+        return (
+            f"{endpoint} in {env} is frozen by {attempt.holder}{since}: {attempt.reason}. "
+            f"An admin can lift it with `/unlock {endpoint} in {env}`."
+        )
+    return (
+        f"{endpoint} in {env} is locked by {attempt.holder}{since} for: {attempt.reason}. "
+        "It is released when that operation ends; an admin can stop the operation with "
+        f"`/cancel {endpoint} in {env}`."
+    )
+
+
+def still_running_text(env: str, endpoint: str, held: LockRow, op: Operation) -> str:
+    at = f"at {op.step}" if op.step else "starting"
+    until = f" (at the latest until {_at(held.expires_at)})" if held.expires_at else ""
+    return (
+        f"{endpoint} in {env} is not unlocked: {held.holder} holds it since {_at(held.since)} "
+        f"for: {held.reason} ({op.id}, {at}). That operation is still running in a live bot "
+        f"process, so the lock is held until it ends{until}; unlocking it now would let a "
+        "second rollout split the traffic. To stop it at its next step, an admin can type "
+        f"`/cancel {endpoint} in {env}`."
+    )
+
+
+def taken_text(op: Operation, attempt: LockAttempt) -> str:
+    what = "froze" if attempt.sticky else "took"
+    return (
+        f"{attempt.holder} {what} {op.endpoint} in {op.env} for: {attempt.reason}. "
+        "Run the command again once it is free, if it is still wanted."
+    )

@@ -1,0 +1,54 @@
+"""What /status shows: every recorded endpoint with its live health and what is under way."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from core.events import EndpointStatus, Refusal
+from core.store import Operation, Store, aware
+from core.targets.base import EndpointRef, Target
+
+
+def endpoint_statuses(
+    store: Store, targets: dict[str, Target], *, env: str | None, endpoint: str | None
+) -> list[EndpointStatus] | Refusal:
+    """Every recorded endpoint (of `env`, or of all environments; only `endpoint`, when
+    given) with its live health; a refusal naming the known ones for an unknown endpoint."""
+    rows = store.endpoints(env)
+    if endpoint is not None:
+        rows = [r for r in rows if r.name == endpoint]
+        if not rows:
+            where = f" in {env}" if env else ""
+            known = ", ".join(sorted({r.name for r in store.endpoints(env)})) or "none"
+            return Refusal(f"there is no endpoint `{endpoint}`{where} (endpoints: {known})")
+    # every endpoint at once: on a remote target each check is network round trips
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(rows)))) as pool:
+        healths = list(pool.map(lambda r: targets[r.env].health(EndpointRef(r.env, r.name)), rows))
+    busy = {(op.env, op.endpoint): op for op in store.running()}
+    result = []
+    for row, health in zip(rows, healths, strict=True):
+        result.append(
+            EndpointStatus(
+                env=row.env,
+                name=row.name,
+                model=row.model,
+                version=row.version,
+                resources=row.resources.describe(replicas=False),
+                replicas=row.replicas,
+                up=health.up,
+                since=aware(row.since),
+                url=row.url,
+                target=row.target,
+                detail=health.detail,
+                underway=_underway(busy.get((row.env, row.name))),
+            )
+        )
+    return result
+
+
+def _underway(op: Operation | None) -> str:
+    if op is None:
+        return ""
+    at = f"at {op.step}" if op.step else op.state
+    again = f" (attempt {op.attempts})" if op.attempts > 1 else ""
+    return f"{op.kind} by {op.requested_by}, {at}{again}"

@@ -1,0 +1,197 @@
+"""The Runner on a real SQLite store and the real MLflow registry, driving a recording target:
+it runs each operation once, under its lease; a cancel stops it at the next step boundary;
+the heartbeat's alarm is raised only for an operation really taken over."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Environment, Settings
+from core.events import EventKind, Outcome
+from core.leases import Leases
+from core.registry.mlflow import ModelVersion, Registry
+from core.resources import Resources
+from core.roles import Actor
+from core.runtime import Core, wire
+from core.store import Store
+from core.targets.base import Built, Checked, EndpointRef, Health, Started, Step
+from tests.conftest import Recorder
+
+ADMIN = Actor(id="console", name="alice")
+
+
+class RecordingTarget:
+    """Serves nothing; notes every call, and runs `during[name]` inside the call `name`."""
+
+    kind = "recording"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.during: dict[str, Callable[[], None]] = {}
+        self.serving: str | None = None
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.during:
+            self.during[name]()
+
+    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Any, step: Step) -> Built:
+        self._call("build")
+        return Built(ref=f"{mv.model}/{mv.version}", example=None)
+
+    def start(
+        self,
+        ep: EndpointRef,
+        mv: ModelVersion,
+        built: Built,
+        resources: Resources,
+        deployment: str,
+        step: Step,
+    ) -> Started:
+        self._call("start")
+        return Started(deployment=deployment, url="http://127.0.0.1:9/invocations")
+
+    def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked:
+        self._call("check")
+        return Checked(latency_ms=1.0, prediction=[0])
+
+    def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
+        self._call("switch")
+        self.serving = new
+        return "http://127.0.0.1:9/invocations"
+
+    def stop(self, ep: EndpointRef, deployment: str) -> None:
+        self._call(f"stop {deployment}")
+        if deployment == self.serving:
+            self.serving = None
+
+    def health(self, ep: EndpointRef) -> Health:
+        return Health(up=self.serving is not None, deployment=self.serving or "")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def target() -> RecordingTarget:
+    return RecordingTarget()
+
+
+@pytest.fixture
+def core(tmp_path: Path, registry_uri: str, target: RecordingTarget) -> Iterator[Core]:
+    settings = Settings(
+        state_dir=tmp_path,
+        mlflow_tracking_uri=registry_uri,
+        environments=[Environment(name="dev", default=Resources(cpu=1, memory_mb=512))],
+    )
+    wired = wire(
+        settings=settings,
+        store=Store(f"sqlite:///{tmp_path / 'state.db'}"),
+        registry=Registry(tracking_uri=registry_uri),
+        targets={"dev": target},  # type: ignore[dict-item]
+    )
+    yield wired
+    wired.close()
+
+
+def queue(core: Core) -> str:
+    queued = core.deployer.deploy(
+        model="iris",
+        version=1,
+        actor=ADMIN,
+        command="/deploy iris v1",
+        reporter=Recorder(),
+        wait=False,
+    )
+    assert isinstance(queued, Outcome) and queued.operation
+    return queued.operation
+
+
+def test_a_queued_operation_is_run_once_under_this_process_lease(
+    core: Core, target: RecordingTarget
+) -> None:
+    op_id = queue(core)
+    seen = Recorder()
+    runner = core.worker(reporter_for=lambda _op: seen)
+    assert runner.run_pending() == 1
+    assert runner.run_pending() == 0
+
+    assert target.calls == ["build", "start", "check", "switch"]
+    op = core.store.operation(op_id)
+    assert op is not None and (op.state, op.owner, op.attempts) == ("succeeded", runner.owner, 1)
+    assert core.leases.held == set()  # nothing left for the heartbeat
+    assert core.store.lock("dev", "iris") is None
+    assert seen.events[-1].kind is EventKind.SUCCEEDED
+
+
+def test_an_operation_cancelled_before_it_is_taken_starts_nothing(
+    core: Core, target: RecordingTarget
+) -> None:
+    op_id = queue(core)
+    core.store.record(op_id, cancelled_by="bob")  # as /cancel does, from any process
+    seen = Recorder()
+    assert core.worker(reporter_for=lambda _op: seen).run_pending() == 1
+
+    assert target.calls == []
+    assert seen.events[-1].kind is EventKind.FAILED
+    assert seen.events[-1].message == "cancelled by bob"
+    op = core.store.operation(op_id)
+    assert op is not None and (op.state, op.error) == ("failed", "cancelled by bob")
+    assert core.store.lock("dev", "iris") is None
+
+
+def test_a_cancel_during_the_check_discards_the_new_deployment_and_never_switches(
+    core: Core, target: RecordingTarget
+) -> None:
+    op_id = queue(core)
+    target.during["check"] = lambda: core.store.record(op_id, cancelled_by="bob")
+    seen = Recorder()
+    assert core.worker(reporter_for=lambda _op: seen).run_pending() == 1
+
+    op = core.store.operation(op_id)
+    assert op is not None and op.state == "failed"
+    deployment = op.remote["deployment"]
+    assert target.calls == ["build", "start", "check", f"stop {deployment}"]
+    assert seen.events[-1].data["serving"] == (
+        "nothing was serving iris in dev before, and nothing serves now"
+    )
+    assert core.store.endpoint("dev", "iris") is None
+    assert core.store.lock("dev", "iris") is None
+
+
+def test_the_lease_alarm_is_raised_when_another_process_took_the_operation_over(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    op_id = queue(core)
+    mine = Leases(core.store, lease_s=30, owner="bot-a")
+    assert core.store.claim("bot-a", lease_s=-1) is not None  # bot-a stalled: lease lapsed
+    assert core.store.claim("bot-b", lease_s=30) is not None  # and bot-b took it over
+    caplog.set_level(logging.ERROR, logger="chatops.core")
+    with mine.hold(op_id):
+        mine.beat()
+        assert mine.lost(op_id)
+    mine.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the lease of {op_id} lapsed: another bot process may have taken it"
+    ]
+
+
+def test_no_lease_alarm_for_an_operation_this_process_ended(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    op_id = queue(core)
+    mine = Leases(core.store, lease_s=30, owner="bot-a")
+    assert core.store.claim("bot-a", lease_s=30) is not None
+    caplog.set_level(logging.ERROR, logger="chatops.core")
+    with mine.hold(op_id):
+        mine.ended(op_id)
+        core.store.finish(op_id, "succeeded")  # type: ignore[arg-type]
+        mine.beat()  # the final word is still being sent
+        assert not mine.lost(op_id)
+    mine.close()
+    assert caplog.records == []
