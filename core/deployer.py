@@ -23,7 +23,7 @@ from core.roles import Action, Actor, authorize
 from core.rollout import Rollouts, locked_text
 from core.run import Plan, where_of
 from core.store import Operation, Store, aware
-from core.targets.base import EndpointRef, Target
+from core.targets.base import EndpointRef, Target, quiet_step
 
 log = logging.getLogger("chatops.core")
 R = TypeVar("R", bound=Outcome | Notice | Refusal)
@@ -315,7 +315,7 @@ class Deployer:
             return self._audited(Action.STOP, actor, command, env, endpoint, locked)
         try:
             self.targets[environment.name].stop(
-                EndpointRef(environment.name, endpoint), current.deployment
+                EndpointRef(environment.name, endpoint), quiet_step()
             )
             self.store.delete_endpoint(environment.name, endpoint)
         except ChatOpsError as exc:

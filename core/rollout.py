@@ -32,7 +32,7 @@ from core.store import (
     new_id,
     utcnow,
 )
-from core.targets.base import Built, EndpointRef, Started, Target
+from core.targets.base import Built, EndpointRef, Started, Target, quiet_step
 
 log = logging.getLogger("chatops.core")
 
@@ -253,8 +253,7 @@ class Rollouts:
             latency_ms = self._check(run, target, ep, started, built)
             run.confirm()  # traffic moves next: only while the operation is still ours
             with run.step("switch", "switching traffic to the new deployment") as done:
-                old = current.deployment if current else None
-                url = target.switch(ep, started.deployment, old)
+                url = target.switch(ep, started.deployment, run.target_step("switch"))
                 before = (
                     f"; the previous deployment (v{current.version}) drains and stops"
                     if current and was_up
@@ -267,7 +266,7 @@ class Rollouts:
             failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
             if started is not None and self.store.holds(run.op_id, run.hold):
                 try:
-                    target.stop(ep, started.deployment)
+                    target.discard(ep, started.deployment, quiet_step())
                 except ChatOpsError as stop_failed:  # the failure to tell is the first one
                     log.warning("could not stop %s: %s", started.deployment, stop_failed.message)
             return self._failed(run, op, current, failure)
@@ -308,7 +307,7 @@ class Rollouts:
     @staticmethod
     def _check(run: Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
         with run.step("check", "health check and smoke test on the input example") as done:
-            checked = target.check(ep, started, built)
+            checked = target.check(ep, started, built, run.target_step("check"))
             if built.example is None:
                 done("health check passed (no input example to smoke-test with)")
             else:

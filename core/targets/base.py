@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.resources import Resources
 
 if TYPE_CHECKING:  # the registry imports MLflow: seconds a bot can spend warming up instead
-    from core.registry.mlflow import ModelVersion, Registry
+    from pathlib import Path
+
+    from core.registry.mlflow import ModelVersion
 
 Progress = Callable[[str], None]
 
@@ -75,10 +77,24 @@ class Health:
     processes: list[int] = field(default_factory=list)
 
 
+class ModelSource(Protocol):
+    """Where a target gets a version's artifacts and facts, without knowing the registry."""
+
+    tracking_uri: str  # as configured (may carry credentials: never show it)
+
+    def download(self, mv: ModelVersion, dest: Path) -> Path: ...
+
+    def download_uri(self, mv: ModelVersion) -> str: ...
+
+    def run_experiment(self, mv: ModelVersion) -> str: ...
+
+
 class Target(Protocol):
     kind: str
 
-    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry, step: Step) -> Built: ...
+    def build(
+        self, ep: EndpointRef, mv: ModelVersion, source: ModelSource, step: Step
+    ) -> Built: ...
 
     def start(
         self,
@@ -94,14 +110,27 @@ class Target(Protocol):
         and later rollouts use)."""
         ...
 
-    def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked: ...
+    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked: ...
 
-    def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
-        """`new` takes the traffic, then `old` (if any) stops; returns the endpoint URL."""
+    def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
+        """`new` takes the traffic; then every other active deployment of the endpoint is
+        retired, whatever the bot's database remembers; returns the endpoint URL."""
         ...
 
-    def stop(self, ep: EndpointRef, deployment: str) -> None: ...
+    def discard(self, ep: EndpointRef, deployment: str, step: Step) -> None:
+        """Stop one deployment that never took traffic; for a first deploy that failed,
+        nothing of the endpoint is left listening."""
+        ...
+
+    def stop(self, ep: EndpointRef, step: Step) -> None:
+        """Stop every deployment of the endpoint; returns only when nothing of it serves,
+        raises a ChatOpsError when the platform refused or did not confirm."""
+        ...
 
     def health(self, ep: EndpointRef) -> Health: ...
+
+    def endpoints(self) -> list[EndpointRef]:
+        """What this target itself runs (may be empty where the platform cannot tell)."""
+        ...
 
     def close(self) -> None: ...
