@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalTarget", "Zygote"]
 
-LIVE = ("starting", "ready", "active")
 # a retired worker finishes what it holds within DRAIN_LIMIT_S, then exits whatever happens
 STOP_WAIT_S = DRAIN_LIMIT_S + 10.0
 
@@ -223,8 +222,9 @@ class LocalTarget:
         return Checked(latency_ms=latency, prediction=response.json().get("predictions"))
 
     def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
-        """`new` takes the traffic; every other deployment of the endpoint's host (whatever
-        the caller remembers) is retired, and is gone when this returns."""
+        """`new` takes the traffic; every other deployment taking it (whatever the caller
+        remembers) is retired, and is gone when this returns. One started beside it by
+        another rollout and not yet switched in is left to that rollout."""
         reply = self._call(ep, {"op": "activate", "deployment": new})
         if reply is None or not reply.get("ok"):
             raise DeployFailed(f"could not route traffic to the new deployment: {reply}")
@@ -232,7 +232,7 @@ class LocalTarget:
         others = [
             d["deployment"]
             for d in (status or {}).get("deployments", [])
-            if d["deployment"] != new and d["state"] in (*LIVE, "retiring")
+            if d["deployment"] != new and d["state"] in ("active", "retiring")
         ]
         for other in others:
             self._call(ep, {"op": "retire", "deployment": other})
