@@ -120,6 +120,10 @@ class Host:
             worker.private_port = json.loads(data)["private_port"]
         if dep.state == "starting" and all(w.private_port for w in dep.workers):
             dep.state = "ready"
+        elif dep.state == "active" and worker.private_port:
+            # a worker restarted in a serving deployment takes the endpoint's traffic again
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGUSR1)
 
     def _reap(self) -> None:
         while True:
@@ -188,12 +192,22 @@ class Host:
                 return {"ok": True}
             if target.state not in ("ready", "active"):
                 return {"ok": False, "error": f"deployment is {target.state}, not ready"}
+            try:
+                # the port takes connections only from the first activation on: until some
+                # deployment serves, a client is refused at once instead of left hanging
+                self.listener.listen(1024)
+            except OSError as exc:
+                return {"ok": False, "error": f"could not listen: {exc.strerror}"}
             self._signal(target, signal.SIGUSR1)
             target.state = "active"
             return {"ok": True}
         if op == "shutdown":
             for d in self.deployments.values():
                 self._retire(d)
+            # refuse new connections now, while the workers finish what they hold: the
+            # endpoint is stopped when this returns, not when the last request drains
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.stopping = True
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
@@ -254,8 +268,7 @@ def host_main(*, endpoint: str, port: int, control_path: str, log_dir: str, repo
     try:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
-        listener.listen(1024)
+        listener.bind(("127.0.0.1", port))  # it listens once a deployment serves
         listener.setblocking(False)  # several processes accept on it: none may block
     except OSError as exc:
         os.write(report_fd, (json.dumps({"ok": False, "error": exc.strerror}) + "\n").encode())

@@ -2,20 +2,14 @@
 
 Mapping of resources: each replica runs ceil(cpu) worker processes, every worker holds at most
 `memory` resident (it exits when it goes over, and its host starts a new one), and all workers
-of an endpoint accept on the endpoint's one port.
+of an endpoint accept on the endpoint's one port. Each endpoint of each environment has its
+own host, control socket, port and files (layout.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,117 +19,29 @@ import httpx
 from core.config import Environment
 from core.errors import BuildFailed, DeployFailed, StepTimeout, TargetUnavailable
 from core.resources import Resources
-from core.targets.base import Built, Checked, EndpointRef, Health, Progress, Started, Step
+from core.targets.base import (
+    Built,
+    Checked,
+    EndpointRef,
+    Health,
+    ModelSource,
+    Started,
+    Step,
+    quiet_step,
+)
+from core.targets.local.control import accepts, bindable, call, who_holds
 from core.targets.local.host import log_tail
+from core.targets.local.layout import Layout, PortBook
+from core.targets.local.server import DRAIN_LIMIT_S
+from core.targets.local.spawner import Zygote
 
 if TYPE_CHECKING:
-    from core.registry.mlflow import ModelVersion, Registry
+    from core.versions import ModelVersion
 
-ZYGOTE_START_S = 120.0
+__all__ = ["LocalTarget", "Zygote"]
 
-
-class Zygote:
-    """The warm spawner process, shared by every local environment of one bot."""
-
-    def __init__(self, *, state_dir: Path, python: str = sys.executable) -> None:
-        self.state_dir = state_dir
-        self.python = python
-        self._proc: subprocess.Popen[str] | None = None  # warm and answering
-        self._launched: subprocess.Popen[str] | None = None  # started, still warming
-        self._starting: subprocess.Popen[str] | None = None  # being waited for, under _lock
-        self._lock = threading.Lock()
-        self.warm_s: float | None = None
-
-    @property
-    def _log(self) -> Path:
-        return self.state_dir / "logs" / "zygote.log"
-
-    @property
-    def ready(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def prewarm(self) -> None:
-        """Start the process now and let it warm in the background; the first spawn waits
-        for it if needed."""
-        with self._lock:
-            if self._proc is None and self._launched is None:
-                self._launched = self._launch()
-
-        def warm() -> None:
-            with contextlib.suppress(TargetUnavailable):  # told at the first spawn instead
-                self._ensure()
-
-        threading.Thread(target=warm, daemon=True, name="zygote-warmup").start()
-
-    def _launch(self) -> subprocess.Popen[str]:
-        self._log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        root = str(Path(__file__).resolve().parents[3])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        return subprocess.Popen(
-            [self.python, "-m", "core.targets.local.zygote", str(self._log)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-
-    def _ensure(self) -> subprocess.Popen[str]:
-        with self._lock:
-            if self._proc is not None and self._proc.poll() is None:
-                return self._proc
-            proc, self._launched = self._launched or self._launch(), None
-            self._starting = proc
-            try:
-                line = _readline(proc, ZYGOTE_START_S)
-            finally:
-                self._starting = None
-            if not line:
-                proc.kill()
-                raise TargetUnavailable(
-                    "the local model-server runtime failed to start", log_tail=log_tail(self._log)
-                )
-            self.warm_s = float(json.loads(line).get("warm_s", 0))
-            self._proc = proc
-            return proc
-
-    def spawn_host(self, request: dict[str, Any]) -> dict[str, Any]:
-        proc = self._ensure()
-        with self._lock:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"op": "host", **request}) + "\n")
-            proc.stdin.flush()
-            line = _readline(proc, 30)
-        if not line:
-            raise TargetUnavailable("the local model-server runtime stopped answering")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def close(self) -> None:
-        starting = self._starting
-        if starting is not None:  # a warm-up under way ends now, instead of holding the lock
-            starting.kill()
-        with self._lock:
-            if self._launched is not None:
-                self._launched.kill()
-                self._launched = None
-            if self._proc is not None and self._proc.poll() is None:
-                assert self._proc.stdin is not None
-                self._proc.stdin.close()
-                try:
-                    self._proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-            self._proc = None
-
-
-def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
-    assert proc.stdout is not None
-    result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(timeout)
-    return result[0] if result else ""
+# a retired worker finishes what it holds within DRAIN_LIMIT_S, then exits whatever happens
+STOP_WAIT_S = DRAIN_LIMIT_S + 10.0
 
 
 class LocalTarget:
@@ -148,99 +54,86 @@ class LocalTarget:
         self.state_dir = state_dir
         self.zygote = zygote
         self.start_timeout_s = start_timeout_s
-        self._ports_lock = threading.Lock()
+        self.layout = Layout(state_dir)
+        self.ports = PortBook(self.layout)
         # no keep-alive: an idle connection would hold a retiring worker for its drain time
         self._http = httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
 
     # -- where things live -----------------------------------------------------------------
-    def _run_dir(self) -> Path:
-        path = self.state_dir / "run"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def _control_path(self, ep: EndpointRef) -> str:
-        path = str(self._run_dir() / f"{ep.env}-{ep.name}.sock")
-        if len(path) < 100:
-            return path
-        digest = hashlib.sha1(path.encode()).hexdigest()[:16]  # unix socket paths are short
-        return f"/tmp/chatops-{digest}.sock"
-
-    def _log_dir(self, ep: EndpointRef) -> Path:
-        return self.state_dir / "logs" / ep.env / ep.name
-
     def port(self, ep: EndpointRef) -> int:
         """The endpoint's port: kept for its life, so its URL never changes."""
-        with self._ports_lock:
-            path = self._run_dir() / "ports.json"
-            ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
-            key = f"{ep.env}/{ep.name}"
-            if key in ports:
-                return ports[key]
-            taken = set(ports.values())
-            low, high = self.env.port_range
-            for candidate in range(low, high + 1):
-                if candidate not in taken and _bindable(candidate):
-                    ports[key] = candidate
-                    path.write_text(json.dumps(ports, indent=1))
-                    return candidate
+        low, high = self.env.port_range
+        port = self.ports.assign(ep, range(low, high + 1), bindable)
+        if port is None:
             raise DeployFailed(f"no free port left in {low}-{high} for environment {ep.env}")
+        return port
 
     def url(self, ep: EndpointRef) -> str:
         return f"http://127.0.0.1:{self.port(ep)}/invocations"
 
+    def _control(self, ep: EndpointRef) -> str:
+        """The host's control socket: its own, or the one an endpoint host started before
+        the per-environment layout still listens on, once that host proved it is this
+        endpoint's (its name and port), so an upgraded bot adopts what serves."""
+        entry = self.ports.find(ep)
+        if entry is not None and entry.legacy:
+            legacy = self.layout.legacy_control_path(ep)
+            status = call(legacy, {"op": "status"}, what=ep.name)
+            if status is not None and (status.get("endpoint"), status.get("port")) == (
+                ep.name,
+                entry.port,
+            ):
+                return legacy
+            self.ports.settle(ep)
+        return self.layout.control_path(ep)
+
     # -- talking to the endpoint host ------------------------------------------------------
     def _call(self, ep: EndpointRef, request: dict[str, Any]) -> dict[str, Any] | None:
         """The host's reply, or None when no host runs for this endpoint."""
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(10)
-                conn.connect(self._control_path(ep))
-                conn.sendall((json.dumps(request) + "\n").encode())
-                buf = b""
-                while not buf.endswith(b"\n"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return None
-                    buf += chunk
-        except (FileNotFoundError, ConnectionRefusedError):
-            return None
-        except OSError as exc:
-            raise TargetUnavailable(f"the server host of {ep.name} did not answer: {exc}") from None
-        reply: dict[str, Any] = json.loads(buf)
-        return reply
+        return call(self._control(ep), request, what=ep.name)
 
-    def _ensure_host(self, ep: EndpointRef, progress: Progress) -> dict[str, Any]:
-        status = self._call(ep, {"op": "status"})
+    def _status(self, ep: EndpointRef) -> dict[str, Any] | None:
+        return self._call(ep, {"op": "status"})
+
+    def _ensure_host(self, ep: EndpointRef, step: Step) -> dict[str, Any]:
+        status = self._status(ep)
         if status is not None:
             return status
         port = self.port(ep)
         if not self.zygote.ready:
-            progress("waiting for the model-server runtime to warm up (once per bot start)")
-        progress(f"opening 127.0.0.1:{port} for {ep.name}")
+            step.say("waiting for the model-server runtime to warm up (once per bot start)")
+        step.say(f"opening 127.0.0.1:{port} for {ep.name}")
+        log_dir = self.layout.log_dir(ep)
         reply = self.zygote.spawn_host(
             {
                 "endpoint": ep.name,
                 "port": port,
-                "control": self._control_path(ep),
-                "log_dir": str(self._log_dir(ep)),
+                "control": self.layout.control_path(ep),
+                "log_dir": str(log_dir),
             }
         )
         if not reply.get("ok"):
             raise DeployFailed(
                 f"could not listen on 127.0.0.1:{port}: {reply.get('error')}"
-                f"{_who_holds(port)} — free the port and run the command again"
+                f"{who_holds(port)} — free the port and run the command again"
             )
-        status = self._call(ep, {"op": "status"})
+        status = self._status(ep)
         if status is None:
             raise DeployFailed(
                 f"the server host of {ep.name} exited right after it started",
-                log_tail=log_tail(self._log_dir(ep) / "host.log"),
+                log_tail=log_tail(log_dir / "host.log"),
             )
         return status
 
+    def _deployment(self, ep: EndpointRef, deployment: str) -> dict[str, Any] | None:
+        status = self._status(ep)
+        if status is None:
+            return None
+        return next((d for d in status["deployments"] if d["deployment"] == deployment), None)
+
     # -- the Target interface --------------------------------------------------------------
-    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Registry, step: Step) -> Built:
-        path = registry.download(mv, self.state_dir / "artifacts" / mv.model / str(mv.version))
+    def build(self, ep: EndpointRef, mv: ModelVersion, source: ModelSource, step: Step) -> Built:
+        path = source.download(mv, self.layout.artifacts(ep, mv.model, mv.version))
         mlmodel = (path / "MLmodel").read_text()
         if "python_function" not in mlmodel:
             raise BuildFailed(
@@ -263,7 +156,7 @@ class LocalTarget:
     ) -> Started:
         if resources.gpus:
             raise DeployFailed("the local target has no GPUs: leave out the gpu count")
-        self._ensure_host(ep, step.say)
+        self._ensure_host(ep, step)
         workers = resources.replicas * max(1, math.ceil(resources.cpu))
         spec = {
             "deployment": deployment,
@@ -275,11 +168,13 @@ class LocalTarget:
         step.say(f"starting {workers} model server process{'es' if workers > 1 else ''}")
         reply = self._call(ep, {"op": "start", "spec": spec, "workers": workers})
         if reply is None or not reply.get("ok"):
+            self.discard(ep, deployment, step)
             raise DeployFailed(f"the server host of {ep.name} refused the deployment: {reply}")
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             dep = self._deployment(ep, deployment)
             if dep is None:
+                self.discard(ep, deployment, step)
                 raise DeployFailed(f"the server host of {ep.name} stopped during the start")
             if dep["state"] in ("ready", "active"):
                 ports = ", ".join(str(w["private_port"]) for w in dep["workers"])
@@ -289,23 +184,18 @@ class LocalTarget:
                     detail=f"{workers} process(es), private ports {ports}",
                 )
             if dep["state"] == "failed":
+                self.discard(ep, deployment, step)
                 raise DeployFailed(
                     f"{mv.label} failed to start: {dep['error']}", log_tail=dep["log_tail"]
                 )
             time.sleep(0.01)
-        self.stop(ep, deployment)
+        self.discard(ep, deployment, step)
         raise StepTimeout(
             f"{mv.label} was not ready after {self.start_timeout_s:.0f}s",
-            log_tail=log_tail(self._log_dir(ep) / f"{deployment}.log"),
+            log_tail=log_tail(self.layout.log_dir(ep) / f"{deployment}.log"),
         )
 
-    def _deployment(self, ep: EndpointRef, deployment: str) -> dict[str, Any] | None:
-        status = self._call(ep, {"op": "status"})
-        if status is None:
-            return None
-        return next((d for d in status["deployments"] if d["deployment"] == deployment), None)
-
-    def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked:
+    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked:
         dep = self._deployment(ep, started.deployment)
         if dep is None:
             raise DeployFailed(f"deployment {started.deployment} is gone")
@@ -323,7 +213,7 @@ class LocalTarget:
         except httpx.HTTPError as exc:
             raise DeployFailed(
                 f"the new model server did not answer: {exc}",
-                log_tail=log_tail(self._log_dir(ep) / f"{started.deployment}.log"),
+                log_tail=log_tail(self.layout.log_dir(ep) / f"{started.deployment}.log"),
             ) from None
         if response.status_code != 200:
             raise DeployFailed(
@@ -331,30 +221,79 @@ class LocalTarget:
             )
         return Checked(latency_ms=latency, prediction=response.json().get("predictions"))
 
-    def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
+    def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
+        """`new` takes the traffic; every other deployment taking it (whatever the caller
+        remembers) is retired, and is gone when this returns. One started beside it by
+        another rollout and not yet switched in is left to that rollout."""
         reply = self._call(ep, {"op": "activate", "deployment": new})
         if reply is None or not reply.get("ok"):
             raise DeployFailed(f"could not route traffic to the new deployment: {reply}")
-        if old and old != new:
-            self._call(ep, {"op": "retire", "deployment": old})
+        status = self._status(ep)
+        others = [
+            d["deployment"]
+            for d in (status or {}).get("deployments", [])
+            if d["deployment"] != new and d["state"] in ("active", "retiring")
+        ]
+        for other in others:
+            self._call(ep, {"op": "retire", "deployment": other})
+        if others and not self._wait(lambda: self._retired(ep, others)):
+            step.say(f"the previous deployment(s) {', '.join(others)} are still draining")
         return self.url(ep)
 
-    def stop(self, ep: EndpointRef, deployment: str) -> None:
+    def _retired(self, ep: EndpointRef, deployments: list[str]) -> bool:
+        status = self._status(ep)
+        if status is None:
+            return True
+        states = {d["deployment"]: d["state"] for d in status["deployments"]}
+        return all(states.get(d) in (None, "stopped", "failed") for d in deployments)
+
+    def discard(self, ep: EndpointRef, deployment: str, step: Step) -> None:
+        """Stop a deployment that never took traffic; when nothing else of the endpoint
+        serves, its host goes too, so nothing is left listening on its port."""
         self._call(ep, {"op": "retire", "deployment": deployment})
-        status = self._call(ep, {"op": "status"})
-        live = ("starting", "ready", "active")
-        if status is not None and not any(d["state"] in live for d in status["deployments"]):
-            self.shutdown(ep)  # nothing left to serve: the host and its port go too
+        status = self._status(ep)
+        if status is None or not any(d["state"] == "active" for d in status["deployments"]):
+            self.stop(ep, step)
+
+    def stop(self, ep: EndpointRef, step: Step) -> None:
+        """Stop every deployment and process of the endpoint; returns once its port refuses
+        connections, raises TargetUnavailable when something of it still listens."""
+        entry = self.ports.find(ep)
+        if entry is None:
+            return  # never given a port here: nothing of it can run
+        controls = {self._control(ep), self.layout.control_path(ep)}
+        ran = [path for path in controls if call(path, {"op": "shutdown"}, what=ep.name)]
+        if ran:
+            step.say(f"stopping the model servers of {ep.name}")
+
+        def gone() -> bool:
+            hosts = any(call(path, {"op": "status"}, what=ep.name) for path in controls)
+            return not hosts and not (ran and accepts(entry.port))
+
+        if not self._wait(gone):
+            raise TargetUnavailable(
+                f"{ep.name} still listens on 127.0.0.1:{entry.port}{who_holds(entry.port)} "
+                f"{STOP_WAIT_S:.0f}s after it was told to stop"
+            )
+        self.ports.settle(ep)
+
+    @staticmethod
+    def _wait(condition: Any, timeout: float = STOP_WAIT_S) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def endpoints(self) -> list[EndpointRef]:
-        """Every endpoint of this environment that was ever given a port here."""
-        path = self._run_dir() / "ports.json"
-        ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
-        pairs = [key.split("/", 1) for key in ports]
-        return [EndpointRef(env, name) for env, name in pairs if env == self.env.name]
+        """The endpoints of this environment whose host runs here (adopting hosts started
+        before the per-environment layout)."""
+        refs = [EndpointRef(e.env, e.name) for e in self.ports.entries() if e.env == self.env.name]
+        return [ref for ref in refs if self._status(ref) is not None]
 
     def health(self, ep: EndpointRef) -> Health:
-        status = self._call(ep, {"op": "status"})
+        status = self._status(ep)
         url = self.url(ep)
         if status is None:
             return Health(up=False, url=url, detail="no server process is running")
@@ -382,30 +321,10 @@ class LocalTarget:
         )
 
     def shutdown(self, ep: EndpointRef) -> bool:
-        """Stop the endpoint's host and all its servers; False when none was running."""
-        return self._call(ep, {"op": "shutdown"}) is not None
+        """`stop`, for callers that still ask whether anything ran; False when nothing did."""
+        ran = self._status(ep) is not None
+        self.stop(ep, quiet_step())
+        return ran
 
     def close(self) -> None:
         self._http.close()
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _who_holds(port: int) -> str:
-    try:
-        import psutil
-
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
-                return f" (held by pid {conn.pid}, {psutil.Process(conn.pid).name()})"
-    except (psutil.Error, OSError):
-        pass
-    return ""
