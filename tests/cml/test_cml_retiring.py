@@ -17,7 +17,7 @@ from cml_support import PROJECT_ID, deploy_until_done
 from conftest_target import CMLRig, RigFactory
 
 from core.errors import ChatOpsError
-from core.events import Refusal
+from core.events import Outcome
 from core.registry.source import RegistrySource
 from core.resources import Resources
 from core.roles import Actor
@@ -49,8 +49,8 @@ class Said:
 
 def rolled_out(rig: CMLRig, version: int, deployment: str) -> tuple[Built, Started]:
     """`version` of iris built, started and switched to by the rig's target."""
-    mv = rig.deployer.registry.resolve("iris", version=version)
-    built = rig.target.build(EP, mv, RegistrySource(rig.deployer.registry), quiet_step())
+    mv = rig.core.registry.resolve("iris", version=version)
+    built = rig.target.build(EP, mv, RegistrySource(rig.core.registry), quiet_step())
     started = rig.target.start(
         EP, mv, built, Resources(cpu=1, memory_mb=2048), deployment, quiet_step()
     )
@@ -84,8 +84,8 @@ def behind_the_bots_back(rig: CMLRig, build_id: str) -> str:
 
 @pytest.fixture
 def example(registry_uri: str, cml: CMLRig) -> dict[str, Any]:
-    mv = cml.deployer.registry.resolve("iris", version=1)
-    built = cml.target.build(EP, mv, RegistrySource(cml.deployer.registry), quiet_step())
+    mv = cml.core.registry.resolve("iris", version=1)
+    built = cml.target.build(EP, mv, RegistrySource(cml.core.registry), quiet_step())
     assert built.example is not None
     return built.example
 
@@ -123,11 +123,13 @@ def test_stop_during_a_storm_is_refused_to_the_admin_and_the_endpoint_stays_list
     assert deployed.ok, deployed.text
     cml.emulator.faults.update(STORMS["stops only"])
 
-    answer = cml.deployer.stop(endpoint="iris", env="dev", actor=ADMIN, command="/stop iris")
+    answer = cml.deployer.stop(
+        endpoint="iris", env="dev", actor=ADMIN, command="/stop iris", reporter=Recorder()
+    )
 
     cml.emulator.faults.reset()
-    assert isinstance(answer, Refusal), answer
-    assert answer.text.startswith("could not stop iris: could not stop iris in dev: deployment ")
+    assert isinstance(answer, Outcome) and not answer.ok, answer
+    assert answer.text.startswith("failed: could not stop iris in dev: deployment ")
     assert "(iris v1, deployed) may still serve; CML refused to stop them" in answer.text
     assert cml.store.endpoint("dev", "iris") is not None
     assert cml.predict(example).status_code == 200
@@ -183,8 +185,8 @@ def test_switch_retires_a_deployment_made_behind_the_bots_back(
     cml: CMLRig, example: dict[str, Any]
 ) -> None:
     one, first = rolled_out(cml, 1, "dep-1")
-    mv = cml.deployer.registry.resolve("iris", version=2)
-    two = cml.target.build(EP, mv, RegistrySource(cml.deployer.registry), quiet_step())
+    mv = cml.core.registry.resolve("iris", version=2)
+    two = cml.target.build(EP, mv, RegistrySource(cml.core.registry), quiet_step())
     new = cml.target.start(EP, mv, two, Resources(cpu=1, memory_mb=2048), "dep-2", quiet_step())
     extra = behind_the_bots_back(cml, one.ref)  # v1 again, newer: CML sends it the traffic
     assert served_by(cml, example).endswith(extra)
@@ -207,7 +209,7 @@ def test_a_switch_whose_retirements_are_refused_raises(
     cml: CMLRig,
 ) -> None:
     one, first = rolled_out(cml, 1, "dep-1")
-    mv = cml.deployer.registry.resolve("iris", version=1)
+    mv = cml.core.registry.resolve("iris", version=1)
     new = cml.target.start(EP, mv, one, Resources(cpu=2, memory_mb=2048), "dep-2", quiet_step())
     cml.emulator.faults.update(STORMS["stops only"])
 
@@ -221,7 +223,7 @@ def test_a_switch_whose_retirements_are_refused_raises(
 
 def test_discard_stops_the_deployment_that_never_took_traffic(cml: CMLRig) -> None:
     one, first = rolled_out(cml, 1, "dep-1")
-    mv = cml.deployer.registry.resolve("iris", version=1)
+    mv = cml.core.registry.resolve("iris", version=1)
     failed = cml.target.start(EP, mv, one, Resources(cpu=2, memory_mb=2048), "dep-2", quiet_step())
 
     cml.target.discard(EP, failed.deployment, quiet_step())
@@ -260,7 +262,7 @@ class FolderSource:
 def test_build_takes_the_input_example_from_the_model_source_it_is_handed(
     cml: CMLRig, tmp_path: Path
 ) -> None:
-    registry = cml.deployer.registry
+    registry = cml.core.registry
     mv = registry.resolve("iris", version=1)
     original = Path(unquote(urlsplit(RegistrySource(registry).download_uri(mv)).path))
     folder = tmp_path / "artifacts"

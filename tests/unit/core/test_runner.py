@@ -40,7 +40,7 @@ class RecordingTarget:
         if name in self.during:
             self.during[name]()
 
-    def build(self, ep: EndpointRef, mv: ModelVersion, registry: Any, step: Step) -> Built:
+    def build(self, ep: EndpointRef, mv: ModelVersion, source: Any, step: Step) -> Built:
         self._call("build")
         return Built(ref=f"{mv.model}/{mv.version}", example=None)
 
@@ -56,19 +56,24 @@ class RecordingTarget:
         self._call("start")
         return Started(deployment=deployment, url="http://127.0.0.1:9/invocations")
 
-    def check(self, ep: EndpointRef, started: Started, built: Built) -> Checked:
+    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked:
         self._call("check")
         return Checked(latency_ms=1.0, prediction=[0])
 
-    def switch(self, ep: EndpointRef, new: str, old: str | None) -> str:
+    def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
         self._call("switch")
         self.serving = new
         return "http://127.0.0.1:9/invocations"
 
-    def stop(self, ep: EndpointRef, deployment: str) -> None:
-        self._call(f"stop {deployment}")
-        if deployment == self.serving:
-            self.serving = None
+    def discard(self, ep: EndpointRef, deployment: str, step: Step) -> None:
+        self._call(f"discard {deployment}")
+
+    def stop(self, ep: EndpointRef, step: Step) -> None:
+        self._call("stop")
+        self.serving = None
+
+    def endpoints(self) -> list[EndpointRef]:
+        return []
 
     def health(self, ep: EndpointRef) -> Health:
         return Health(up=self.serving is not None, deployment=self.serving or "")
@@ -156,7 +161,7 @@ def test_a_cancel_during_the_check_discards_the_new_deployment_and_never_switche
     op = core.store.operation(op_id)
     assert op is not None and op.state == "failed"
     deployment = op.remote["deployment"]
-    assert target.calls == ["build", "start", "check", f"stop {deployment}"]
+    assert target.calls == ["build", "start", "check", f"discard {deployment}"]
     assert seen.events[-1].data["serving"] == (
         "nothing was serving iris in dev before, and nothing serves now"
     )
