@@ -11,6 +11,7 @@ from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
+from core.scrub import register_settings
 from core.store import Store
 from core.targets.base import Target
 from core.targets.cml.target import CMLTarget
@@ -22,6 +23,7 @@ class Runtime:
 
     def __init__(self, settings: Settings, *, zygote: Zygote | None = None) -> None:
         self.settings = settings
+        register_settings(settings)  # before anything can fail with them in its text
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.database_url)
         self.registry = Registry(tracking_uri=settings.mlflow_tracking_uri)

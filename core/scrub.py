@@ -204,8 +204,12 @@ class ScrubFilter(logging.Filter):
 
 
 def install_log_filter(handlers: Iterable[logging.Handler] | None = None) -> None:
-    """Adds a `ScrubFilter` to `handlers` (default: the root logger's), once each."""
-    for handler in logging.getLogger().handlers if handlers is None else handlers:
+    """Adds a `ScrubFilter` to `handlers` (default: the root logger's, and the handler
+    logging falls back on before any is configured), once each."""
+    if handlers is None:
+        fallback = [logging.lastResort] if logging.lastResort is not None else []
+        handlers = [*logging.getLogger().handlers, *fallback]
+    for handler in handlers:
         if not any(isinstance(f, ScrubFilter) for f in handler.filters):
             handler.addFilter(ScrubFilter())
 
