@@ -26,7 +26,9 @@ class Runtime:
         register_settings(settings)  # before anything can fail with them in its text
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.database_url)
-        self.registry = Registry(tracking_uri=settings.mlflow_tracking_uri)
+        self.registry = Registry(
+            tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
+        )
         self._own_zygote = zygote is None
         self.zygote = zygote or Zygote(state_dir=settings.state_dir)
         targets: dict[str, Target] = {}
@@ -49,7 +51,9 @@ class Runtime:
         self.registration = Registration(
             settings=settings,
             store=self.store,
-            registrar=RunRegistrar(tracking_uri=settings.mlflow_tracking_uri),
+            registrar=RunRegistrar(
+                tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
+            ),
         )
 
     def warm_up(self) -> None:
