@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from core.config import Settings
 from core.errors import ChatOpsError
+from core.scrub import install_log_filter, scrub
 from core.targets.local.target import Zygote
 
 if TYPE_CHECKING:
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return emulator(argv[1:])
     args = _parser().parse_args(argv)
+    install_log_filter()  # what is logged before logging is configured goes out scrubbed too
     if args.state_dir:
         os.environ["CHATOPS_STATE_DIR"] = args.state_dir
     out = Console(highlight=False, soft_wrap=True)
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValueError as exc:
-        out.print(f"[red]cannot start, the settings are wrong: {exc}[/]")
+        out.print(f"[red]cannot start, the settings are wrong: {escape(scrub(str(exc)))}[/]")
         return 2
     if args.cmd == "db":
         from core import migrate
@@ -218,7 +221,7 @@ def _worker(runtime: Runtime, out: Console) -> int:
     from core.events import LogReporter, Reporter
     from core.store import Operation
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _configure_logging()
     reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
     fronts = frozenset({""})
     slack = SlackSettings()
@@ -314,7 +317,7 @@ def _run_slack(slack: SlackSettings, mode: Mode, out: Console) -> int:
     from bot.slack.app import EVENTS_PATH, SlackFront
     from bot.slack.settings import Mode
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _configure_logging()
     try:
         front = SlackFront(slack)
     except ValueError as exc:
@@ -336,6 +339,12 @@ def _run_slack(slack: SlackSettings, mode: Mode, out: Console) -> int:
     finally:
         front.close()
     return 0
+
+
+def _configure_logging() -> None:
+    """Log lines to stderr, each scrubbed of credentials and server paths first."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_filter()
 
 
 def _login() -> str:

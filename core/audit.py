@@ -9,6 +9,7 @@ import json
 from datetime import datetime
 
 from core.events import Notice, Outcome, Refusal
+from core.scrub import scrub
 from core.store import AuditRow, Store, aware
 
 FIELDS = [
@@ -41,7 +42,8 @@ def export(store: Store, *, fmt: str, since: datetime | None = None, limit: int 
 
 def _record(row: AuditRow) -> dict[str, str]:
     at = aware(row.at)
-    values = {name: str(getattr(row, name) or "") for name in FIELDS}
+    # rows written before texts were scrubbed are cleaned on the way out too
+    values = {name: scrub(str(getattr(row, name) or "")) for name in FIELDS}
     values["at"] = at.isoformat()
     return values
 
@@ -71,11 +73,11 @@ class AuditLog:
             actor_id=actor_id,
             actor_name=actor_name,
             action=action,
-            command=command,
+            command=scrub(command),
             env=env,
             endpoint=endpoint,
             outcome=outcome,
-            detail=detail.splitlines()[0][:500] if detail else "",
+            detail=scrub(detail.splitlines()[0])[:500] if detail else "",
             operation_id=operation,
             approver=approver,
         )

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     # how often a bot process looks for queued operations and ones whose holder died
     runner_poll_s: float = Field(default=1.0, gt=0)
+    # the longest one call to the MLflow registry waits on a server that refuses or is silent
+    registry_wait_s: float = Field(default=30.0, gt=0, le=300)
     # how long a Slack user group's member list is trusted before it is fetched again
     group_cache_ttl_s: float = 300.0
 

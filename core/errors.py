@@ -16,14 +16,18 @@ ChatOpsError
 
 from __future__ import annotations
 
+from core.scrub import scrub
+
 
 class ChatOpsError(Exception):
-    """Root of every error the bot raises on purpose."""
+    """Root of every error the bot raises on purpose. Its message and log tail are scrubbed
+    when it is made, so wherever it is shown or stored it carries no credential."""
 
     def __init__(self, message: str, *, log_tail: str = "") -> None:
+        message = scrub(message)
         super().__init__(message)
         self.message = message
-        self.log_tail = log_tail
+        self.log_tail = scrub(log_tail)
 
 
 class ConfigError(ChatOpsError):

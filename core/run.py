@@ -20,6 +20,7 @@ from core.errors import Cancelled, ChatOpsError, LeaseLost
 from core.events import Addressed, Event, EventKind, Reporter
 from core.leases import Leases
 from core.resources import Resources
+from core.scrub import scrub, scrub_value
 from core.store import Hold, Operation, Store
 from core.targets.base import Step
 
@@ -78,6 +79,7 @@ class Run:
     lock: tuple[str, str, str] | None = None  # (env, endpoint, token) while held
 
     def emit(self, kind: EventKind, step: str, message: str, **data: object) -> None:
+        message, data = scrub(message), scrub_value(data)
         self.store.add_event(self.op_id, kind, step, message)
         elapsed = time.monotonic() - self.started
         try:

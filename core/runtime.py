@@ -21,6 +21,7 @@ from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
 from core.rollout import Rollouts
 from core.runner import ReporterFor, Runner
+from core.scrub import register_settings
 from core.store import Store
 from core.targets.base import Target, quiet_step
 from core.targets.cml.target import CMLTarget
@@ -112,9 +113,12 @@ class Runtime:
 
     def __init__(self, settings: Settings, *, zygote: Zygote | None = None) -> None:
         self.settings = settings
+        register_settings(settings)  # before anything can fail with them in its text
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.database_url)
-        self.registry = Registry(tracking_uri=settings.mlflow_tracking_uri)
+        self.registry = Registry(
+            tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
+        )
         self._own_zygote = zygote is None
         self.zygote = zygote or Zygote(state_dir=settings.state_dir)
         targets: dict[str, Target] = {}
@@ -143,7 +147,9 @@ class Runtime:
         self.registration = Registration(
             settings=settings,
             store=self.store,
-            registrar=RunRegistrar(tracking_uri=settings.mlflow_tracking_uri),
+            registrar=RunRegistrar(
+                tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
+            ),
         )
 
     def warm_up(self) -> None:

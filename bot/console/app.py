@@ -13,6 +13,7 @@ from commands.registry import execute
 from core.config import CONSOLE_USER
 from core.roles import Actor
 from core.runtime import Runtime
+from core.scrub import scrub
 
 
 class ConsoleApp:
@@ -39,7 +40,7 @@ class ConsoleApp:
             reply = execute(line, ctx)
         except Exception as exc:
             self.console.print(
-                f"[red]internal error: {escape(type(exc).__name__)}: {escape(str(exc))}[/]"
+                f"[red]internal error: {escape(type(exc).__name__)}: {escape(scrub(str(exc)))}[/]"
             )
             return False
         render(self.console, reply)
@@ -68,7 +69,7 @@ class ConsoleApp:
         listed = ", ".join(f"v{v}" for v in versions)
         self.console.print(
             f"Created the demo model [bold]iris[/] ({listed}; alias @champion "
-            f"-> v{versions[-1]}) in {self.runtime.settings.mlflow_tracking_uri}"
+            f"-> v{versions[-1]}) in {escape(scrub(self.runtime.settings.mlflow_tracking_uri))}"
         )
 
     def interactive(self) -> None:

@@ -12,6 +12,12 @@ from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageErr
 from core.approvals import ApprovalRequested, Decided
 from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
 from core.registry.runs import Registered
+from core.scrub import scrub
+
+
+def _shown(text: str) -> str:
+    """Text as the terminal may show it: scrubbed (the last edge before it), then escaped."""
+    return escape(scrub(text))
 
 
 class ConsoleReporter:
@@ -21,7 +27,7 @@ class ConsoleReporter:
         self.console = console
 
     def report(self, event: Event) -> None:
-        c, msg, t = self.console, escape(event.message), f"[dim]{event.elapsed_s:6.2f}s[/]"
+        c, msg, t = self.console, _shown(event.message), f"[dim]{event.elapsed_s:6.2f}s[/]"
         if event.kind is EventKind.STARTED:
             c.print(f"[bold]▶ {msg}[/]")
         elif event.kind is EventKind.STEP:
@@ -36,19 +42,19 @@ class ConsoleReporter:
             c.print(f"{t} [bold red]✘ {msg}[/]")
             tail = str(event.data.get("log_tail") or "")
             if tail:
-                c.print(Panel(escape(tail), title="log tail", border_style="red"))
-            c.print(f"       [yellow]{escape(str(event.data.get('serving', '')))}[/]")
+                c.print(Panel(_shown(tail), title="log tail", border_style="red"))
+            c.print(f"       [yellow]{_shown(str(event.data.get('serving', '')))}[/]")
 
 
 def render(console: Console, reply: Reply) -> None:
     if isinstance(reply, UsageError):
-        console.print(f"[red]{escape(reply.text)}[/]")
+        console.print(f"[red]{_shown(reply.text)}[/]")
     elif isinstance(reply, Refusal):
-        console.print(f"[yellow]{escape(reply.text)}[/]")
+        console.print(f"[yellow]{_shown(reply.text)}[/]")
     elif isinstance(reply, (Notice, Registered)):
-        console.print(f"[green]{escape(reply.text)}[/]")
+        console.print(f"[green]{_shown(reply.text)}[/]")
     elif isinstance(reply, HelpText):
-        console.print(escape(reply.text))
+        console.print(_shown(reply.text))
     elif isinstance(reply, StatusReport):
         _status(console, reply)
     elif isinstance(reply, Outcome):
@@ -56,16 +62,16 @@ def render(console: Console, reply: Reply) -> None:
     elif isinstance(reply, HistoryReport):
         _history(console, reply)
     elif isinstance(reply, ApprovalRequested):
-        console.print(Panel(escape(reply.text), title=f"approval request {reply.approval.id}"))
+        console.print(Panel(_shown(reply.text), title=f"approval request {reply.approval.id}"))
     elif isinstance(reply, Decided):
         a = reply.approval
         verb = "approved" if reply.approved else "rejected"
         reason = f": {a.decision_reason}" if a.decision_reason else ""
         console.print(
-            f"{escape(a.decided_by)} {verb} {a.model} v{a.version} for {a.env}{escape(reason)}"
+            f"{_shown(a.decided_by)} {verb} {a.model} v{a.version} for {a.env}{_shown(reason)}"
         )
         if isinstance(reply.outcome, Refusal):
-            console.print(f"[yellow]{escape(reply.outcome.text)}[/]")
+            console.print(f"[yellow]{_shown(reply.outcome.text)}[/]")
 
 
 def _health(ep: EndpointStatus) -> str:
@@ -83,12 +89,12 @@ def _status(console: Console, report: StatusReport) -> None:
             for key, value in [
                 ("model", f"{ep.model} v{ep.version}"),
                 ("health", _health(ep)),
-                ("detail", escape(ep.detail)),
+                ("detail", _shown(ep.detail)),
                 ("resources", ep.resources),
                 ("since", f"{ep.since:%Y-%m-%d %H:%M:%S} UTC ({ago(ep.since)})"),
-                ("url", ep.url),
+                ("url", _shown(ep.url)),
                 ("target", ep.target),
-                ("underway", escape(ep.underway) or "nothing"),
+                ("underway", _shown(ep.underway) or "nothing"),
             ]:
                 table.add_row(key, value)
             console.print(table)
@@ -114,16 +120,16 @@ def _status(console: Console, report: StatusReport) -> None:
             f"v{ep.version}",
             ep.resources,
             str(ep.replicas),
-            _health(ep) + (f" · {escape(ep.underway)}" if ep.underway else ""),
+            _health(ep) + (f" · {_shown(ep.underway)}" if ep.underway else ""),
             ago(ep.since),
-            ep.url,
+            _shown(ep.url),
         )
     console.print(table)
 
 
 def _history(console: Console, report: HistoryReport) -> None:
     if not report.entries:
-        console.print(report.text)
+        console.print(_shown(report.text))
         return
     table = Table(title="History" + (f" of {report.endpoint}" if report.endpoint else ""))
     for column in (
@@ -140,12 +146,12 @@ def _history(console: Console, report: HistoryReport) -> None:
     for e in report.entries:
         table.add_row(
             f"{e.at:%Y-%m-%d %H:%M:%S}",
-            escape(e.actor_name),
-            escape(e.command),
+            _shown(e.actor_name),
+            _shown(e.command),
             e.env,
             e.outcome,
             e.operation_id,
-            escape(e.approver),
-            escape(e.detail),
+            _shown(e.approver),
+            _shown(e.detail),
         )
     console.print(table)

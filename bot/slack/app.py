@@ -43,6 +43,7 @@ class SlackFront:
     ) -> None:
         if settings.bot_token is None:
             raise ValueError("SLACK_BOT_TOKEN is not set")
+        settings.register_secrets()
         self.settings = settings
         self.client = web_client(
             token=settings.bot_token.get_secret_value(), base_url=settings.api_url

@@ -24,6 +24,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from core.scrub import scrub_value
+
 log = logging.getLogger("chatops.slack")
 
 TRANSIENT = {
@@ -71,6 +73,7 @@ class Poster:
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """The response data; raises SlackApiError for what retrying cannot mend."""
+        kwargs = scrub_value(kwargs)  # the last edge before Slack: no secret, no server path
         for attempt in self._retrying:
             with attempt:
                 response = self.client.api_call(method, json=_drop_none(kwargs))

@@ -7,6 +7,8 @@ from enum import StrEnum
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.scrub import register_secret
+
 
 class Mode(StrEnum):
     SOCKET = "socket"
@@ -27,6 +29,12 @@ class SlackSettings(BaseSettings):
     workers: int = Field(default=4, validation_alias="CHATOPS_SLACK_WORKERS")
     # the least time between two updates of one progress message (Slack allows ~1/s)
     update_interval: float = Field(default=1.0, validation_alias="CHATOPS_SLACK_UPDATE_INTERVAL")
+
+    def register_secrets(self) -> None:
+        """Tokens and the signing secret are masked in every text the bot sends or logs."""
+        for secret in (self.bot_token, self.app_token, self.signing_secret):
+            if secret is not None:
+                register_secret(secret.get_secret_value())
 
     @property
     def mode(self) -> Mode:

@@ -31,6 +31,7 @@ from core.errors import StoreError
 from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
 from core.registry.runs import Registered
 from core.roles import Actor
+from core.scrub import scrub, scrub_value
 from core.store import Operation
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class Responder:
         if not self.url:
             log.warning("no response_url to answer on")
             return
+        text, blocks = scrub(text), scrub_value(blocks)  # the last edge before Slack
         # never replace_original: a button's message changes only through chat.update
         try:
             response = WebhookClient(self.url, timeout=15).send(

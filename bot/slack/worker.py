@@ -21,6 +21,7 @@ from bot.slack.settings import SlackSettings
 from bot.slack.work import Work
 from core.config import Settings
 from core.runtime import Runtime
+from core.scrub import install_log_filter
 
 
 def main() -> None:
@@ -34,7 +35,9 @@ def main() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    install_log_filter()
     slack = SlackSettings()
+    slack.register_secrets()
     assert slack.bot_token is not None, "SLACK_BOT_TOKEN is not set"
     runtime = Runtime(Settings())
     runtime.warm_up()  # starts the model-server runtime now, at normal priority

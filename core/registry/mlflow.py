@@ -1,29 +1,109 @@
 """The MLflow model registry, seen as the bot needs it: versions, aliases, metrics, artifacts.
 
 MLflow's own exceptions are translated here into `core.errors`, so nothing above this module
-knows MLflow raised them.
+knows MLflow raised them. Every wait on a registry server is bounded (`bound_http_waits`): a
+registry that refuses, or accepts and never answers, fails the call within about 30 s, with
+a text that names the registry without its credentials.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import requests
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from core.errors import NotFound, RegistryError
+from core.scrub import scrub
 from core.versions import ModelVersion as ModelVersion  # re-exported: callers import it here
+
+# the longest one registry call may wait on an unreachable or silent server
+REGISTRY_WAIT_S = 30.0
+# tries after the first, and urllib3's backoff factor: it sleeps 0 s, then 2 s (factor * 2)
+_RETRIES = 2
+_BACKOFF = 1
+_JITTER = 0.5
+
+
+def http_waits(budget_s: float) -> dict[str, str]:
+    """MLflow's HTTP settings that keep one registry call within `budget_s`: every try may
+    wait the per-try timeout, plus the backoff sleeps between them."""
+    sleeps = sum(_BACKOFF * 2**n + _JITTER for n in range(1, _RETRIES))
+    per_try = max(1, int((budget_s - sleeps) / (_RETRIES + 1)))
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(per_try),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(_RETRIES),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(_BACKOFF),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": str(_JITTER),
+    }
+
+
+def bound_http_waits(budget_s: float = REGISTRY_WAIT_S) -> None:
+    """Bounds this process's waits on MLflow servers to `budget_s` per call. MLflow reads
+    these variables on every request (its defaults retry for about 4 minutes and wait 120 s
+    for each answer); they are the process's, so the last budget set applies."""
+    os.environ.update(http_waits(budget_s))
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """Why the server could not be reached, when that is what `exc` (or its cause) says."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, requests.exceptions.RequestException):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    text = str(seen)
+    if isinstance(seen, requests.exceptions.Timeout) or "timed out" in text.lower():
+        return "timeout"
+    if "refused" in text.lower():
+        return "connection refused"
+    if "resolve" in text.lower() or "name or service not known" in text.lower():
+        return "unknown host"
+    return "connection failed"
+
+
+@contextmanager
+def translated(uri: str, doing: str, *, budget_s: float) -> Iterator[None]:
+    """MLflow's exceptions as `RegistryError`: an unreachable registry named (without its
+    credentials) with how long it was waited for."""
+    begun = time.monotonic()
+    try:
+        yield
+    except MlflowException as exc:
+        why = unreachable(exc)
+        if why is None:
+            raise RegistryError(f"MLflow failed while {doing}: {exc.message}") from None
+        took = time.monotonic() - begun
+        where = f"the MLflow registry at {scrub(uri)}"
+        if why == "timeout":
+            text = f"{where} did not answer within {budget_s:g} s while {doing}"
+        else:
+            text = f"{where} cannot be reached ({why}; gave up after {took:.0f} s) while {doing}"
+        raise RegistryError(text) from None
 
 
 class Registry:
     """Read access to one MLflow registry (and the artifact copies the targets load)."""
 
-    def __init__(self, *, tracking_uri: str, registry_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        registry_uri: str | None = None,
+        wait_s: float = REGISTRY_WAIT_S,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
+        self.wait_s = wait_s
+        bound_http_waits(wait_s)
         self._client: MlflowClient | None = None
 
     @property
@@ -37,10 +117,8 @@ class Registry:
 
     def models(self) -> list[str]:
         """Names of every registered model, sorted."""
-        try:
+        with self.guarded("listing the registered models"):
             return sorted(m.name for m in self.client.search_registered_models(max_results=1000))
-        except MlflowException as exc:
-            raise RegistryError(f"the model registry failed: {exc.message}") from None
 
     def resolve(
         self, model: str, *, version: int | None = None, alias: str | None = None
@@ -50,7 +128,7 @@ class Registry:
         if model not in known:
             hint = f"registered models: {', '.join(known)}" if known else "the registry is empty"
             raise NotFound(f"there is no model called `{model}` in the registry ({hint})")
-        try:
+        with self.guarded(f"reading {model}"):
             if alias is not None:
                 mv = self._by_alias(model, alias)
             elif version is not None:
@@ -58,8 +136,6 @@ class Registry:
             else:
                 raise NotFound(f"say which version of `{model}` to use, e.g. `{model} v1`")
             metrics = self.client.get_run(mv.run_id).data.metrics if mv.run_id else {}
-        except MlflowException as exc:
-            raise RegistryError(f"the model registry failed: {exc.message}") from None
         if mv.status != "READY":
             raise NotFound(f"{model} v{mv.version} is not ready yet (status {mv.status})")
         return ModelVersion(
@@ -73,6 +149,11 @@ class Registry:
             metrics=dict(metrics),
         )
 
+    def guarded(self, doing: str) -> AbstractContextManager[None]:
+        """Around a registry call: its MLflow errors become `RegistryError`s naming the
+        registry without its credentials, and how long it was waited for."""
+        return translated(self.registry_uri, doing, budget_s=self.wait_s)
+
     def _versions(self, model: str) -> list[int]:
         found = self.client.search_model_versions(f"name = '{model}'", max_results=1000)
         return sorted(int(v.version) for v in found)
@@ -80,7 +161,9 @@ class Registry:
     def _by_version(self, model: str, version: int):  # type: ignore[no-untyped-def]
         try:
             return self.client.get_model_version(model, str(version))
-        except MlflowException:
+        except MlflowException as exc:
+            if unreachable(exc):
+                raise
             versions = self._versions(model)
             listed = ", ".join(f"v{v}" for v in versions) or "none"
             raise NotFound(f"{model} has no version {version} (versions: {listed})") from None
@@ -88,7 +171,9 @@ class Registry:
     def _by_alias(self, model: str, alias: str):  # type: ignore[no-untyped-def]
         try:
             return self.client.get_model_version_by_alias(model, alias)
-        except MlflowException:
+        except MlflowException as exc:
+            if unreachable(exc):
+                raise
             aliases = sorted(self.client.get_registered_model(model).aliases or {})
             listed = ", ".join(f"@{a}" for a in aliases) or "none"
             raise NotFound(f"{model} has no alias @{alias} (aliases: {listed})") from None
@@ -101,13 +186,17 @@ class Registry:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         try:
-            uri = self.client.get_model_version_download_uri(mv.model, str(mv.version))
-            local = download_artifacts(
-                artifact_uri=uri, dst_path=str(partial), tracking_uri=self.tracking_uri
-            )
-        except (MlflowException, OSError) as exc:
+            with self.guarded(f"fetching the artifacts of {mv.label}"):
+                uri = self.client.get_model_version_download_uri(mv.model, str(mv.version))
+                local = download_artifacts(
+                    artifact_uri=uri, dst_path=str(partial), tracking_uri=self.tracking_uri
+                )
+        except OSError as exc:
             shutil.rmtree(partial, ignore_errors=True)
             raise RegistryError(f"could not fetch the artifacts of {mv.label}: {exc}") from None
+        except RegistryError:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         if not (Path(local) / "MLmodel").exists():
             shutil.rmtree(partial, ignore_errors=True)
             raise RegistryError(f"{mv.label} has no MLmodel file: it is not an MLflow model")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +21,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 
 from core.errors import NotFound, RegistryError
+from core.registry.mlflow import REGISTRY_WAIT_S, bound_http_waits, translated
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SHOWN_EXPERIMENTS = 10
@@ -73,14 +74,6 @@ class Registered:
         )
 
 
-@contextmanager
-def _translated(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except MlflowException as exc:
-        raise RegistryError(f"MLflow failed while {doing}: {exc.message}") from None
-
-
 def model_name_for(experiment: str) -> str:
     """The model name an experiment registers under by default: its last path segment, with
     anything but letters, digits, `.`, `_` and `-` turned into `-`."""
@@ -107,6 +100,7 @@ class RunRegistrar:
         poll_max_s: float = 2.0,
         timeout_s: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
+        wait_s: float = REGISTRY_WAIT_S,
     ) -> None:
         if poll_initial_s <= 0 or poll_max_s < poll_initial_s or timeout_s < 0:
             raise ValueError("poll intervals must grow from poll_initial_s > 0 to poll_max_s")
@@ -116,13 +110,20 @@ class RunRegistrar:
         self.poll_max_s = poll_max_s
         self.timeout_s = timeout_s
         self._sleep = sleep
+        self.wait_s = wait_s
+        bound_http_waits(wait_s)
         self._client: MlflowClient | None = None
+
+    def _translated(self, doing: str) -> AbstractContextManager[None]:
+        """MLflow's exceptions as `RegistryError`; an unreachable server named without its
+        credentials."""
+        return translated(self.tracking_uri, doing, budget_s=self.wait_s)
 
     @property
     def client(self) -> MlflowClient:
         # Creating the client opens (and on first use migrates) the database: do it once.
         if self._client is None:
-            with _translated("opening the tracking store"):
+            with self._translated("opening the tracking store"):
                 self._client = MlflowClient(
                     tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
                 )
@@ -133,7 +134,7 @@ class RunRegistrar:
         is none (unknown experiment, no runs, which states they are in, which lacked a model)."""
         experiment_id = self._experiment_id(experiment)
         skipped: list[str] = []
-        with _translated(f"listing the runs of `{experiment}`"):
+        with self._translated(f"listing the runs of `{experiment}`"):
             for run in self._finished_runs(experiment_id):
                 found = self._finished(experiment, run)
                 if isinstance(found, FinishedRun):
@@ -153,7 +154,7 @@ class RunRegistrar:
             )
         run = self.latest_run(experiment) if run_id is None else self._run(experiment, run_id)
         name = model_name_for(experiment) if model is None else model
-        with _translated(f"registering run {run.run_id} as `{name}`"):
+        with self._translated(f"registering run {run.run_id} as `{name}`"):
             try:
                 self.client.create_registered_model(name)
             except MlflowException as exc:
@@ -178,7 +179,7 @@ class RunRegistrar:
         """Seconds until the version is READY, reading at once and then with backoff."""
         begun, slept, delay = time.monotonic(), 0.0, self.poll_initial_s
         while True:
-            with _translated(f"reading the status of {name} v{version}"):
+            with self._translated(f"reading the status of {name} v{version}"):
                 mv = self.client.get_model_version(name, str(version))
             # an injected sleep need not pass real time: count whichever is longer
             waited = max(time.monotonic() - begun, slept)
@@ -198,7 +199,7 @@ class RunRegistrar:
             delay = min(self.poll_max_s, delay * 2)
 
     def _experiment_id(self, experiment: str) -> str:
-        with _translated(f"looking up experiment `{experiment}`"):
+        with self._translated(f"looking up experiment `{experiment}`"):
             found = self.client.get_experiment_by_name(experiment)
             if found is not None and found.lifecycle_stage == "active":
                 return str(found.experiment_id)
@@ -223,7 +224,7 @@ class RunRegistrar:
 
     def _run(self, experiment: str, run_id: str) -> FinishedRun:
         experiment_id = self._experiment_id(experiment)
-        with _translated(f"reading run {run_id}"):
+        with self._translated(f"reading run {run_id}"):
             try:
                 run = self.client.get_run(run_id)
             except MlflowException as exc:
@@ -287,7 +288,7 @@ class RunRegistrar:
     def _no_run_text(self, experiment: str, experiment_id: str, skipped: list[str]) -> str:
         states: Counter[str] = Counter()
         token: str | None = None
-        with _translated(f"counting the runs of `{experiment}`"):
+        with self._translated(f"counting the runs of `{experiment}`"):
             while sum(states.values()) < COUNTED_RUNS:
                 page = self.client.search_runs([experiment_id], max_results=1000, page_token=token)
                 states.update(r.info.status for r in page)

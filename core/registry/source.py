@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
-
 from core.errors import RegistryError
 from core.registry.mlflow import Registry
 from core.versions import ModelVersion
@@ -30,17 +28,15 @@ class RegistrySource:
     def download_uri(self, mv: ModelVersion) -> str:
         """Where `mv`'s artifacts live; `RegistryError` when the registry cannot say."""
         try:
-            uri = self._registry.client.get_model_version_download_uri(mv.model, str(mv.version))
-        except MlflowException as exc:
-            raise RegistryError(
-                f"the registry did not say where the artifacts of {mv.label} are: {exc.message}"
-            ) from None
-        except OSError as exc:
+            with self._registry.guarded(f"asking where the artifacts of {mv.label} are"):
+                return str(
+                    self._registry.client.get_model_version_download_uri(mv.model, str(mv.version))
+                )
+        except OSError as exc:  # requests' connection errors are OSErrors; their text holds URLs
             raise RegistryError(
                 f"the registry did not say where the artifacts of {mv.label} are: "
                 f"{type(exc).__name__}"
             ) from None
-        return str(uri)
 
     def run_experiment(self, mv: ModelVersion) -> str:
         """The experiment id of `mv`'s run ("" when it has none); `RegistryError` when the
@@ -48,10 +44,9 @@ class RegistrySource:
         if not mv.run_id:
             return ""
         try:
-            return str(self._registry.client.get_run(mv.run_id).info.experiment_id)
-        except MlflowException as exc:
-            raise RegistryError(f"could not read the run of {mv.label}: {exc.message}") from None
-        except OSError as exc:  # requests' connection errors are OSErrors; their text holds URLs
+            with self._registry.guarded(f"reading the run of {mv.label}"):
+                return str(self._registry.client.get_run(mv.run_id).info.experiment_id)
+        except OSError as exc:
             raise RegistryError(
                 f"could not read the run of {mv.label}: {type(exc).__name__}"
             ) from None
