@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cmd == "db":
         from core import migrate
-        from core.store import Store
 
         try:
-            Store(settings.database_url)  # makes the SQLite folder if needed, then migrates
+            migrate.prepare(settings.database_url)  # the SQLite folder, if needed
+            migrate.upgrade(settings.database_url)
         except ChatOpsError as exc:
             out.print(f"[red]{exc.message}[/]")
             return 1
@@ -178,9 +178,7 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
             out.print(f"The registry already has models: {', '.join(runtime.registry.models())}")
         return _cml_demo(runtime.settings, out) if args.target == "cml" else 0
     if args.cmd == "audit":
-        from core.audit import export
-
-        text = export(runtime.store, fmt=args.format, since=args.since)
+        text = runtime.deployer.audit.export(fmt=args.format, since=args.since)
         if args.output == "-":
             sys.stdout.write(text)
         else:
@@ -218,8 +216,8 @@ def _worker(runtime: Runtime, out: Console) -> int:
     (else in the log), until SIGINT or SIGTERM."""
     from bot.slack.settings import SlackSettings
     from core.events import LogReporter, Reporter
+    from core.models import Operation
     from core.runner import Runner
-    from core.store import Operation
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731

@@ -16,13 +16,14 @@ from core.config import Environment, Settings
 from core.errors import ChatOpsError
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.leases import Leases
+from core.models import Operation, aware
 from core.policy import check_limits
 from core.registry.mlflow import Registry
+from core.repos import Repositories
 from core.resources import Resources
 from core.roles import Action, Actor, authorize
 from core.rollout import Rollouts, locked_text
 from core.run import Plan, where_of
-from core.store import Operation, Store, aware
 from core.targets.base import EndpointRef, Target
 
 log = logging.getLogger("chatops.core")
@@ -34,27 +35,27 @@ class Deployer:
         self,
         *,
         settings: Settings,
-        store: Store,
+        repos: Repositories,
         registry: Registry,
         targets: dict[str, Target],
         leases: Leases | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.repos = repos
         self.registry = registry
         self.targets = targets
-        self.audit = AuditLog(store)
+        self.audit = AuditLog(repos.audit)
         self.rollouts = Rollouts(
             settings=settings,
-            store=store,
+            repos=repos,
             registry=registry,
             targets=targets,
-            leases=leases or Leases(store, lease_s=settings.lease_s),
+            leases=leases or Leases(repos.operations, lease_s=settings.lease_s),
             audit=self.audit,
         )
 
     def execute(self, op: Operation, reporter: Reporter) -> Outcome:
-        """Run an operation this process took from the store (`Store.claim`)."""
+        """Run an operation this process took from the database (`OperationRepository.claim`)."""
         return self.rollouts.execute(op, reporter)
 
     def _env(self, name: str | None) -> Environment | Refusal:
@@ -93,7 +94,7 @@ class Deployer:
         environment = self._admit(Action.LOCK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        attempt = self.store.try_lock(
+        attempt = self.repos.locks.try_lock(
             environment.name,
             endpoint,
             holder=actor.shown,
@@ -117,7 +118,7 @@ class Deployer:
         environment = self._admit(Action.UNLOCK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        dropped = self.store.release(environment.name, endpoint)
+        dropped = self.repos.locks.release(environment.name, endpoint)
         result: Notice | Refusal = (
             Notice(
                 f"{endpoint} in {environment.name} is unlocked (it was held by "
@@ -153,7 +154,7 @@ class Deployer:
         )
         if isinstance(environment, Refusal):
             return environment
-        current = self.store.endpoint(environment.name, model)
+        current = self.repos.endpoints.get(environment.name, model)
         resources = current.resources if current else environment.default
         headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
         if approver:
@@ -193,9 +194,11 @@ class Deployer:
         environment = self._admit(Action.SCALE, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.store.endpoint(environment.name, endpoint)
+        current = self.repos.endpoints.get(environment.name, endpoint)
         if current is None:
-            known = ", ".join(e.name for e in self.store.endpoints(environment.name)) or "none"
+            known = (
+                ", ".join(e.name for e in self.repos.endpoints.every(environment.name)) or "none"
+            )
             missing = Refusal(
                 f"there is no endpoint `{endpoint}` in {environment.name} (endpoints: "
                 f"{known}); deploy it first with `/deploy {endpoint} v<N>`"
@@ -262,9 +265,9 @@ class Deployer:
         environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.store.endpoint(environment.name, endpoint)
+        current = self.repos.endpoints.get(environment.name, endpoint)
         previous = (
-            self.store.previous_version(environment.name, endpoint, current.version)
+            self.repos.operations.previous_version(environment.name, endpoint, current.version)
             if current
             else None
         )
@@ -299,11 +302,11 @@ class Deployer:
         environment = self._admit(Action.STOP, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.store.endpoint(environment.name, endpoint)
+        current = self.repos.endpoints.get(environment.name, endpoint)
         if current is None:
             missing = Refusal(f"there is no endpoint `{endpoint}` in {environment.name}")
             return self._audited(Action.STOP, actor, command, env, endpoint, missing)
-        attempt = self.store.try_lock(
+        attempt = self.repos.locks.try_lock(
             environment.name,
             endpoint,
             holder=actor.shown,
@@ -317,12 +320,12 @@ class Deployer:
             self.targets[environment.name].stop(
                 EndpointRef(environment.name, endpoint), current.deployment
             )
-            self.store.delete_endpoint(environment.name, endpoint)
+            self.repos.endpoints.delete(environment.name, endpoint)
         except ChatOpsError as exc:
             failed = Refusal(f"could not stop {endpoint}: {exc.message}")
             return self._audited(Action.STOP, actor, command, env, endpoint, failed)
         finally:
-            self.store.release(environment.name, endpoint, attempt.token)
+            self.repos.locks.release(environment.name, endpoint, attempt.token)
         done = Notice(
             f"{endpoint} in {environment.name} is stopped (it served "
             f"{current.model} v{current.version} at {current.url})."
@@ -353,7 +356,7 @@ class Deployer:
         refusal = check_limits(environment, resources)
         if refusal:
             return self._audited(action, actor, command, env, endpoint, refusal, approver)
-        attempt = self.store.try_lock(
+        attempt = self.repos.locks.try_lock(
             env, endpoint, holder=actor.shown, reason=headline, ttl_s=self.settings.lock_ttl_s
         )
         if not attempt.acquired:
@@ -374,7 +377,7 @@ class Deployer:
             approver=approver.shown if approver else "",
         )
         try:
-            op = self.store.enqueue(
+            op = self.repos.operations.enqueue(
                 kind=action.value,
                 env=env,
                 endpoint=endpoint,
@@ -387,7 +390,7 @@ class Deployer:
                 lease_s=self.settings.lease_s,
             )
         except BaseException:
-            self.store.release(env, endpoint, attempt.token)
+            self.repos.locks.release(env, endpoint, attempt.token)
             raise
         if not wait:
             return Outcome(
@@ -402,19 +405,21 @@ class Deployer:
         """Every recorded endpoint (of `env`, or of all environments) with its live health."""
         if env is not None and isinstance(self._env(env), Refusal):
             return self._env(env)  # type: ignore[return-value]
-        rows = self.store.endpoints(env)
+        rows = self.repos.endpoints.every(env)
         if endpoint is not None:
             rows = [r for r in rows if r.name == endpoint]
             if not rows:
                 where = f" in {env}" if env else ""
-                known = ", ".join(sorted({r.name for r in self.store.endpoints(env)})) or "none"
+                known = (
+                    ", ".join(sorted({r.name for r in self.repos.endpoints.every(env)})) or "none"
+                )
                 return Refusal(f"there is no endpoint `{endpoint}`{where} (endpoints: {known})")
         # every endpoint at once: on a remote target each check is network round trips
         with ThreadPoolExecutor(max_workers=max(1, min(32, len(rows)))) as pool:
             healths = list(
                 pool.map(lambda r: self.targets[r.env].health(EndpointRef(r.env, r.name)), rows)
             )
-        busy = {(op.env, op.endpoint): op for op in self.store.running()}
+        busy = {(op.env, op.endpoint): op for op in self.repos.operations.running()}
         result = []
         for row, health in zip(rows, healths, strict=True):
             resources = row.resources

@@ -15,23 +15,15 @@ import logging
 import time
 
 from core.audit import AuditLog
+from core.clock import Clock
 from core.config import Environment, Settings
 from core.errors import ChatOpsError, ConfigError, LeaseLost, NotFound, StepTimeout
 from core.events import EventKind, Outcome, Reporter
 from core.leases import Leases
+from core.models import Endpoint, Hold, LockAttempt, Operation, OperationState, aware, new_id
 from core.registry.mlflow import ModelVersion, Registry
+from core.repos import Repositories, Serving
 from core.run import Plan, Run, span, where_of
-from core.store import (
-    Endpoint,
-    Hold,
-    LockAttempt,
-    Operation,
-    OperationState,
-    Store,
-    aware,
-    new_id,
-    utcnow,
-)
 from core.targets.base import Built, EndpointRef, Started, Target
 
 log = logging.getLogger("chatops.core")
@@ -42,14 +34,14 @@ class Rollouts:
         self,
         *,
         settings: Settings,
-        store: Store,
+        repos: Repositories,
         registry: Registry,
         targets: dict[str, Target],
         leases: Leases,
         audit: AuditLog,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.repos = repos
         self.registry = registry
         self.targets = targets
         self.leases = leases
@@ -59,11 +51,11 @@ class Rollouts:
         """Run `op`, which this process holds, to its end from wherever it got to; ends it
         succeeded or failed, frees its endpoint and audits it, unless another process took
         it over meanwhile (that one does)."""
-        age = max(0.0, (utcnow() - aware(op.created_at)).total_seconds())
+        age = max(0.0, (self.repos.clock.now() - aware(op.created_at)).total_seconds())
         run = Run(
             op_id=op.id,
             reporter=reporter,
-            store=self.store,
+            operations=self.repos.operations,
             leases=self.leases,
             hold=Hold.of(op),
             started=time.monotonic() - age,
@@ -75,13 +67,13 @@ class Rollouts:
                 headline = str(op.plan.get("headline") or f"{op.requested_by}: {op.command}")
                 run.emit(EventKind.STARTED, "", headline, resumed=op.attempts > 1)
                 where = where_of(reporter)
-                if where:
-                    self.store.set_reply_to(op.id, where)
+                if where and not self.repos.operations.set_reply_to(op.id, where, hold=run.hold):
+                    raise LeaseLost(f"operation {op.id} was taken over by another bot process")
                 outcome = self._carry_out(run, op, age)
             except LeaseLost:
                 outcome = self._lost(run)
             except ChatOpsError as exc:
-                outcome = self._failed(run, op, self.store.endpoint(op.env, op.endpoint), exc)
+                outcome = self._failed(run, op, self.repos.endpoints.get(op.env, op.endpoint), exc)
             except Exception as exc:  # a bug must still end the operation, visibly
                 log.exception("operation %s failed unexpectedly", op.id)
                 unexpected = ChatOpsError(f"an unexpected {type(exc).__name__}")
@@ -104,7 +96,7 @@ class Rollouts:
     def _finish(self, run: Run, state: OperationState, error: str = "") -> bool:
         """End the operation and free its endpoint, before the final word reaches anyone
         (who may act on it at once); False if another process took it over meanwhile."""
-        if not self.store.finish(run.op_id, state, error, hold=run.hold):
+        if not self.repos.operations.finish(run.op_id, state, error, hold=run.hold):
             self._lost(run)
             return False
         self._let_go(run)
@@ -127,7 +119,7 @@ class Rollouts:
 
     def _let_go(self, run: Run) -> None:
         if run.lock is not None:
-            self.store.release(*run.lock)
+            self.repos.locks.release(*run.lock)
             run.lock = None
 
     def _relock(self, op: Operation, plan: Plan, current: Endpoint | None) -> str:
@@ -135,22 +127,23 @@ class Rollouts:
         why not when it may not go on. A taken-over operation gives its lock a new token, so
         the process it was taken from can no longer release it; a lock that lapsed or was
         lifted meanwhile is taken again, unless the endpoint changed since it was asked for."""
-        held = self.store.lock(op.env, op.endpoint)
+        held = self.repos.locks.get(op.env, op.endpoint)
         if held is not None and held.token == op.lock_token:
             if op.attempts == 1:
                 return op.lock_token
             fresh = new_id("lock")
-            if not self.store.rotate_lock(op.env, op.endpoint, op.lock_token, fresh):
+            if not self.repos.locks.rotate(op.env, op.endpoint, op.lock_token, fresh):
                 return op.lock_token
-            self.store.set_lock_token(op.id, fresh)
+            self._keep_token(op, fresh)
             return fresh
         if current is not None and aware(current.updated_at) > aware(op.created_at):
             raise ChatOpsError(
                 f"not resumed: while it waited, {op.endpoint} in {op.env} changed to "
-                f"{current.model} v{current.version} ({span(_since(current))} ago). "
+                f"{current.model} v{current.version} "
+                f"({span(_since(current, self.repos.clock))} ago). "
                 "Run the command again if it is still wanted."
             )
-        attempt = self.store.try_lock(
+        attempt = self.repos.locks.try_lock(
             op.env,
             op.endpoint,
             holder=plan.actor_name,
@@ -159,15 +152,19 @@ class Rollouts:
         )
         if not attempt.acquired:
             raise ChatOpsError(f"not resumed: while it waited, {_holder_text(op, attempt)}")
-        self.store.set_lock_token(op.id, attempt.token)  # for whoever takes it over next
+        self._keep_token(op, attempt.token)  # for whoever takes it over next
         return attempt.token
+
+    def _keep_token(self, op: Operation, token: str) -> None:
+        if not self.repos.operations.set_lock_token(op.id, token, hold=Hold.of(op)):
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
 
     def _carry_out(self, run: Run, op: Operation, age: float) -> Outcome:
         plan = Plan.of(op)
         environment = self.settings.environment(op.env)
         if environment is None or op.env not in self.targets:
             raise ConfigError(f"environment {op.env} is no longer configured here")
-        current = self.store.endpoint(op.env, op.endpoint)
+        current = self.repos.endpoints.get(op.env, op.endpoint)
         if op.attempts > 1:
             limit = self.settings.operation_timeout_s
             if age > limit:
@@ -265,26 +262,24 @@ class Rollouts:
             raise  # the deployment is the new holder's now: leave it be
         except Exception as exc:
             failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
-            if started is not None and self.store.holds(run.op_id, run.hold):
+            if started is not None and self.repos.operations.holds(run.op_id, run.hold):
                 try:
                     target.stop(ep, started.deployment)
                 except ChatOpsError as stop_failed:  # the failure to tell is the first one
                     log.warning("could not stop %s: %s", started.deployment, stop_failed.message)
             return self._failed(run, op, current, failure)
-        run.confirm()
-        self.store.save_endpoint(
+        serving = Serving(
             env=environment.name,
             name=op.endpoint,
             target=target.kind,
             model=mv.model,
             version=mv.version,
-            cpu=resources.cpu,
-            memory_mb=resources.memory_mb,
-            replicas=resources.replicas,
-            gpus=resources.gpus,
+            resources=resources,
             url=url,
             deployment=started.deployment,
         )
+        if not self.repos.endpoints.save(serving, op_id=run.op_id, hold=run.hold):
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
         run.remember(version=mv.version)  # what /rollback goes back to
         text = f"{mv.label} is live at {url}"
         if self._finish(run, OperationState.SUCCEEDED):
@@ -356,8 +351,8 @@ def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
     )
 
 
-def _since(endpoint: Endpoint) -> float:
-    return (utcnow() - aware(endpoint.updated_at)).total_seconds()
+def _since(endpoint: Endpoint, clock: Clock) -> float:
+    return (clock.now() - aware(endpoint.updated_at)).total_seconds()
 
 
 def _holder_text(op: Operation, attempt: LockAttempt) -> str:

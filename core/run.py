@@ -19,8 +19,9 @@ from typing import Any
 from core.errors import ChatOpsError, LeaseLost
 from core.events import Addressed, Event, EventKind, Reporter
 from core.leases import Leases
+from core.models import Hold, Operation
+from core.repos.operations import OperationRepository
 from core.resources import Resources
-from core.store import Hold, Operation, Store
 from core.targets.base import Step
 
 log = logging.getLogger("chatops.core")
@@ -70,7 +71,7 @@ class Plan:
 class Run:
     op_id: str
     reporter: Reporter
-    store: Store
+    operations: OperationRepository
     leases: Leases
     hold: Hold
     started: float  # time.monotonic() when the operation was asked for
@@ -78,7 +79,7 @@ class Run:
     lock: tuple[str, str, str] | None = None  # (env, endpoint, token) while held
 
     def emit(self, kind: EventKind, step: str, message: str, **data: object) -> None:
-        self.store.add_event(self.op_id, kind, step, message)
+        self.operations.add_event(self.op_id, kind, step, message)
         elapsed = time.monotonic() - self.started
         try:
             self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
@@ -87,15 +88,15 @@ class Run:
 
     def remember(self, *, step: str | None = None, **remote: Any) -> None:
         """Record the step and remote ids, while the operation is still this run's."""
-        if self.leases.lost(self.op_id) or not self.store.record(
-            self.op_id, step=step, hold=self.hold, **remote
+        if self.leases.lost(self.op_id) or not self.operations.record(
+            self.op_id, step=step, remote=remote, hold=self.hold
         ):
             raise LeaseLost(f"operation {self.op_id} was taken over by another bot process")
 
     def confirm(self) -> None:
         """Raise `LeaseLost` unless the operation is still this run's (asked of the
         database: before a step that cannot be undone)."""
-        if not self.store.holds(self.op_id, self.hold):
+        if not self.operations.holds(self.op_id, self.hold):
             raise LeaseLost(f"operation {self.op_id} was taken over by another bot process")
 
     def target_step(self, name: str) -> Step:

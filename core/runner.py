@@ -1,8 +1,8 @@
-"""Takes operations nobody holds from the store and runs them: queued ones, and those whose
+"""Takes operations nobody holds from the database and runs them: queued ones, and those whose
 bot process died (its lease lapsed), which resume from what their steps recorded.
 
 Every bot process that runs operations runs one Runner; any number of them may share one
-database, and each operation is run by exactly one (`Store.claim` decides).
+database, and each operation is run by exactly one (`OperationRepository.claim` decides).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from core.deployer import Deployer
 from core.errors import StoreError
 from core.events import NullReporter, Outcome, Reporter
-from core.store import Operation
+from core.models import Operation
 
 log = logging.getLogger("chatops.core")
 
@@ -49,7 +49,7 @@ class Runner:
 
     def take(self) -> Operation | None:
         """One operation nobody holds, now held by this process; None when there is none."""
-        return self.deployer.store.claim(
+        return self.deployer.repos.operations.claim(
             self.owner,
             lease_s=self.deployer.settings.lease_s,
             fronts=self.fronts,
@@ -107,7 +107,7 @@ class Runner:
             try:
                 self._pool.submit(self._run_in_slot, op)
             except RuntimeError:  # stopped meanwhile: let another process run it
-                self.deployer.store.give_back(op.id, self.owner)
+                self.deployer.repos.operations.give_back(op.id, self.owner)
                 self._slots.release()
                 return
 

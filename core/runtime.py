@@ -1,17 +1,18 @@
-"""Builds the bot's core from settings: store, registry, targets and the Deployer."""
+"""Builds the bot's core from settings: repositories, registry, targets and the Deployer."""
 
 from __future__ import annotations
 
 import threading
 
 from core.approvals import Approvals
+from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Settings
 from core.deployer import Deployer
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
-from core.store import Store
+from core.repos import Repositories
 from core.targets.base import Target
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
@@ -20,10 +21,12 @@ from core.targets.local.target import LocalTarget, Zygote
 class Runtime:
     """Everything one bot process needs, built once; `close()` leaves endpoints serving."""
 
-    def __init__(self, settings: Settings, *, zygote: Zygote | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, zygote: Zygote | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.database_url)
+        self.repos = Repositories.open(settings.database_url, clock=clock)
         self.registry = Registry(tracking_uri=settings.mlflow_tracking_uri)
         self._own_zygote = zygote is None
         self.zygote = zygote or Zygote(state_dir=settings.state_dir)
@@ -39,16 +42,21 @@ class Runtime:
                 start_timeout_s=settings.start_timeout_s,
             )
         self.deployer = Deployer(
-            settings=settings, store=self.store, registry=self.registry, targets=targets
+            settings=settings, repos=self.repos, registry=self.registry, targets=targets
         )
         self.approvals = Approvals(
-            settings=settings, store=self.store, registry=self.registry, deployer=self.deployer
+            settings=settings, repos=self.repos, registry=self.registry, deployer=self.deployer
         )
         self.registration = Registration(
             settings=settings,
-            store=self.store,
+            audit=self.repos.audit,
             registrar=RunRegistrar(tracking_uri=settings.mlflow_tracking_uri),
         )
+
+    def first_delivery(self, key: str) -> bool:
+        """True only the first time any front sharing the database hands on `key` (a
+        platform's delivery id); a retried delivery is False."""
+        return self.repos.deliveries.first(key)
 
     def warm_up(self) -> None:
         """Start the model-server runtime (when an environment serves locally) and open the
@@ -80,5 +88,6 @@ class Runtime:
 
     def close(self) -> None:
         self.deployer.close()
+        self.repos.close()
         if self._own_zygote:
             self.zygote.close()

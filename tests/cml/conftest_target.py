@@ -17,8 +17,8 @@ from cml_swagger import Swagger
 from core.config import Environment, Limits, Settings
 from core.deployer import Deployer
 from core.registry.mlflow import Registry
+from core.repos import Repositories
 from core.resources import Resources
-from core.store import Store
 from core.targets.cml import CMLClient
 from core.targets.cml.models import Model
 from core.targets.cml.target import CMLTarget
@@ -73,7 +73,7 @@ def make_deployer(state: Path, registry_uri: str, *targets: CMLTarget) -> Deploy
     )
     return Deployer(
         settings=settings,
-        store=Store(f"sqlite:///{state}/s.db"),
+        repos=Repositories.open(f"sqlite:///{state}/s.db"),
         registry=Registry(tracking_uri=registry_uri),
         targets={t.env.name: t for t in targets},
     )
@@ -91,8 +91,8 @@ class CMLRig:
     admin: CMLClient
 
     @property
-    def store(self) -> Store:
-        return self.deployer.store
+    def repos(self) -> Repositories:
+        return self.deployer.repos
 
     def model(self, name: str = "dev-iris") -> Model:
         models = self.admin.list_models(PROJECT_ID, search_filter={"name": name}).models
