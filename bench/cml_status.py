@@ -36,12 +36,13 @@ sys.path.insert(0, str(ROOT))
 from core.config import Environment, Limits, Settings  # noqa: E402
 from core.deployer import Deployer  # noqa: E402
 from core.events import Event, Outcome  # noqa: E402
+from core.models import new_id  # noqa: E402
 from core.registry.demo import create_demo_model  # noqa: E402
 from core.registry.mlflow import Registry  # noqa: E402
+from core.repos import Repositories, Serving  # noqa: E402
 from core.resources import Resources  # noqa: E402
 from core.roles import Actor  # noqa: E402
 from core.runtime import wire  # noqa: E402
-from core.store import Store, new_id  # noqa: E402
 from core.targets.base import EndpointRef, quiet_step  # noqa: E402
 from core.targets.cml.target import CMLTarget  # noqa: E402
 from emulators.cml import Timings  # noqa: E402
@@ -124,7 +125,7 @@ def deployer(root: Path, tracking_uri: str, cml: CMLTarget) -> Deployer:
     )
     return wire(
         settings=settings,
-        store=Store(f"sqlite:///{root / 'state' / 'chatops.db'}"),
+        repos=Repositories.open(f"sqlite:///{root / 'state' / 'chatops.db'}"),
         registry=Registry(tracking_uri=tracking_uri),
         targets={cml.env.name: cml},
     ).deployer
@@ -155,14 +156,14 @@ def run(
     args: argparse.Namespace, root: Path, uri: str, emulator: Emulator, names: list[str]
 ) -> int:
     env = environment(emulator.url)
-    store = Store(f"sqlite:///{root / 'state' / 'chatops.db'}")
+    repos = Repositories.open(f"sqlite:///{root / 'state' / 'chatops.db'}")
     print(f"placing {len(names)} endpoints serving iris v1 (no latency) ...", flush=True)
     begun = time.perf_counter()
-    place_endpoints(env, uri, store, names)
+    place_endpoints(env, uri, repos, names)
     print(f"  {len(names)} endpoints serving after {time.perf_counter() - begun:.1f} s")
 
     emulator.set("faults", latency=args.latency)
-    refs = [EndpointRef(r.env, r.name) for r in store.endpoints(env.name)]
+    refs = [EndpointRef(r.env, r.name) for r in repos.endpoints.every(env.name)]
     figures: dict[str, tuple[float, int]] = {}
     for way in ("ours", "sequential"):
         fresh = target(env, poll_initial_s=0.01, poll_max_s=0.1)
@@ -200,7 +201,7 @@ def run(
     return 0
 
 
-def place_endpoints(env: Environment, uri: str, store: Store, names: list[str]) -> None:
+def place_endpoints(env: Environment, uri: str, repos: Repositories, names: list[str]) -> None:
     """Endpoints set up through the target's own steps, as a rollout does (the Deployer would
     need one registered model per endpoint: its endpoints are named after their model)."""
     cml = target(env, poll_initial_s=0.01, poll_max_s=0.1)
@@ -213,18 +214,17 @@ def place_endpoints(env: Environment, uri: str, store: Store, names: list[str]) 
         started = cml.start(ep, mv, built, env.default, new_id("dep"), step)
         cml.check(ep, started, built)
         url = cml.switch(ep, started.deployment, None)
-        store.save_endpoint(
-            env=env.name,
-            name=name,
-            target=cml.kind,
-            model=mv.model,
-            version=mv.version,
-            cpu=env.default.cpu,
-            memory_mb=env.default.memory_mb,
-            replicas=env.default.replicas,
-            gpus=0,
-            url=url,
-            deployment=started.deployment,
+        repos.endpoints.save(
+            Serving(
+                env=env.name,
+                name=name,
+                target=cml.kind,
+                model=mv.model,
+                version=mv.version,
+                resources=env.default,
+                url=url,
+                deployment=started.deployment,
+            )
         )
 
     with ThreadPoolExecutor(max_workers=8) as pool:

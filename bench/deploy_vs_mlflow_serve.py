@@ -101,7 +101,7 @@ def ours_cold(work: Path, uri: str, run: int) -> float:
         check=True,
         capture_output=True,
     )
-    url = Runtime(Settings(state_dir=state, mlflow_tracking_uri=uri)).store.endpoints()[0].url
+    url = Runtime(Settings(state_dir=state, mlflow_tracking_uri=uri)).repos.endpoints.every()[0].url
     done = wait_ok(lambda: httpx.post(url, json=BODY))
     subprocess.run(
         [sys.executable, "-m", "bot.cli", "down"],

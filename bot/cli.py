@@ -129,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cmd == "db":
         from core import migrate
-        from core.store import Store
 
         try:
-            Store(settings.database_url)  # makes the SQLite folder if needed, then migrates
+            migrate.prepare(settings.database_url)  # the SQLite folder, if needed
+            migrate.upgrade(settings.database_url)
         except ChatOpsError as exc:
             out.print(f"[red]{exc.message}[/]")
             return 1
@@ -181,9 +181,7 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
             out.print(f"The registry already has models: {', '.join(runtime.registry.models())}")
         return _cml_demo(runtime.settings, out) if args.target == "cml" else 0
     if args.cmd == "audit":
-        from core.audit import export
-
-        text = export(runtime.store, fmt=args.format, since=args.since)
+        text = runtime.deployer.audit.export(fmt=args.format, since=args.since)
         if args.output == "-":
             sys.stdout.write(text)
         else:
@@ -219,7 +217,7 @@ def _worker(runtime: Runtime, out: Console) -> int:
     (else in the log), until SIGINT or SIGTERM."""
     from bot.slack.settings import SlackSettings
     from core.events import LogReporter, Reporter
-    from core.store import Operation
+    from core.models import Operation
 
     _configure_logging()
     reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731

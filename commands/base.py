@@ -12,9 +12,9 @@ from core.roles import Actor
 
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
     from core.approvals import ApprovalRequested, Decided
+    from core.models import AuditRow
     from core.registry.runs import Registered
     from core.runtime import Runtime
-    from core.store import AuditRow
 
 
 class CommandName(StrEnum):

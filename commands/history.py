@@ -41,5 +41,5 @@ def parse(text: str) -> History | UsageError:
 
 
 def run(cmd: History, ctx: Context) -> Reply:
-    rows = ctx.core.store.audit_entries(endpoint=cmd.endpoint, limit=cmd.limit)
+    rows = ctx.core.repos.audit.entries(endpoint=cmd.endpoint, limit=cmd.limit)
     return HistoryReport(entries=rows, endpoint=cmd.endpoint)

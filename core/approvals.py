@@ -8,15 +8,16 @@ before it expires. Approval deploys exactly that version, by the approver's auth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.config import Settings
 from core.deployer import Deployer
 from core.errors import NotFound, RegistryError
 from core.events import Outcome, Refusal, Reporter
+from core.models import ApprovalRow
 from core.registry.mlflow import ModelVersion, Registry
+from core.repos import Repositories
 from core.roles import Action, Actor, authorize
-from core.store import ApprovalRow, Store, aware, new_id, utcnow
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,15 @@ def metrics_text(mv: ModelVersion) -> str:
 
 class Approvals:
     def __init__(
-        self, *, settings: Settings, store: Store, registry: Registry, deployer: Deployer
+        self,
+        *,
+        settings: Settings,
+        repos: Repositories,
+        registry: Registry,
+        deployer: Deployer,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.repos = repos
         self.registry = registry
         self.deployer = deployer
         self.audit = deployer.audit
@@ -102,27 +108,22 @@ class Approvals:
                 refusal = Refusal(exc.message)
         if refusal is not None:
             return self._refused(actor, "promote", command, name, model, refusal)
-        live_row = self.store.endpoint(environment.name, model)
+        live_row = self.repos.endpoints.get(environment.name, model)
         live = None
         if live_row is not None:
             try:
                 live = self.registry.resolve(live_row.model, version=live_row.version)
             except (NotFound, RegistryError):
                 live = None
-        row = self.store.add_approval(
-            ApprovalRow(
-                id=new_id("apr"),
-                model=model,
-                version=candidate.version,
-                env=environment.name,
-                requester_id=actor.id,
-                requester_name=actor.shown,
-                reason=reason,
-                command=command,
-                created_at=utcnow(),
-                expires_at=utcnow() + timedelta(seconds=self.settings.approval_ttl_s),
-                where={},
-            )
+        row = self.repos.approvals.open(
+            model=model,
+            version=candidate.version,
+            env=environment.name,
+            requester_id=actor.id,
+            requester_name=actor.shown,
+            reason=reason,
+            command=command,
+            ttl_s=self.settings.approval_ttl_s,
         )
         self._audit(
             actor,
@@ -141,7 +142,7 @@ class Approvals:
         """Approve or reject a pending request (deploying it is `carry_out`); refusals say
         why not."""
         action = Action.APPROVE if approve else Action.REJECT
-        row = self.store.approval(approval_id)
+        row = self.repos.approvals.get(approval_id)
         if row is None:
             missing = Refusal(f"there is no approval request `{approval_id}`")
             return self._refused(actor, action.value, command, "", "", missing)
@@ -159,22 +160,22 @@ class Approvals:
         if refusal is None and row.state != "pending":
             when = f" at {row.decided_at:%Y-%m-%d %H:%M} UTC" if row.decided_at else ""
             refusal = Refusal(f"this request was already {row.state} by {row.decided_by}{when}")
-        if refusal is None and aware(row.expires_at) < datetime.now(UTC):
-            self.store.decide_approval(row.id, state="expired", by="", reason="expired")
+        if refusal is None and self.repos.approvals.expired(row):
+            self.repos.approvals.decide(row.id, state="expired", by="", reason="expired")
             refusal = Refusal(
                 f"this request expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: ask "
                 f"again with `/promote {row.model} v{row.version} to {row.env}`"
             )
-        if refusal is None and not self.store.decide_approval(
+        if refusal is None and not self.repos.approvals.decide(
             row.id, state="approved" if approve else "rejected", by=actor.shown, reason=reason
         ):
-            latest = self.store.approval(row.id)
+            latest = self.repos.approvals.get(row.id)
             state = latest.state if latest else "decided"
             by = latest.decided_by if latest else "someone else"
             refusal = Refusal(f"this request was already {state} by {by}")
         if refusal is not None:
             return self._refused(actor, action.value, command, row.env, row.model, refusal)
-        decided = self.store.approval(row.id)
+        decided = self.repos.approvals.get(row.id)
         assert decided is not None
         self._audit(
             actor,
@@ -186,6 +187,10 @@ class Approvals:
             detail=reason or f"request {row.id}",
         )
         return Decided(approval=decided, approved=approve)
+
+    def shown_at(self, approval_id: str, where: dict[str, Any]) -> None:
+        """Remember where a front shows the request (Slack: channel, ts), to update it."""
+        self.repos.approvals.set_where(approval_id, where)
 
     def carry_out(self, decided: Decided, *, approver: Actor, reporter: Reporter) -> Decided:
         """Deploy what an approval names, on the approver's authority; a rejection is kept."""

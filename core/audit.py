@@ -9,8 +9,9 @@ import json
 from datetime import datetime
 
 from core.events import Notice, Outcome, Refusal
+from core.models import AuditRow, aware
+from core.repos.audit import AuditRepository
 from core.scrub import scrub
-from core.store import AuditRow, Store, aware
 
 FIELDS = [
     "at",
@@ -27,9 +28,11 @@ FIELDS = [
 ]
 
 
-def export(store: Store, *, fmt: str, since: datetime | None = None, limit: int = 1_000_000) -> str:
+def export(
+    audit: AuditRepository, *, fmt: str, since: datetime | None = None, limit: int = 1_000_000
+) -> str:
     """Every entry since `since` (all when None) as `csv` or `json` text."""
-    rows = list(reversed(store.audit_entries(since=since, limit=limit)))
+    rows = list(reversed(audit.entries(since=since, limit=limit)))
     records = [_record(row) for row in rows]
     if fmt == "json":
         return json.dumps(records, indent=1) + "\n"
@@ -51,8 +54,12 @@ def _record(row: AuditRow) -> dict[str, str]:
 class AuditLog:
     """The one writer of the audit trail: one row per attempt to act, however it ended."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, audit: AuditRepository) -> None:
+        self.trail = audit
+
+    def export(self, *, fmt: str, since: datetime | None = None) -> str:
+        """The trail since `since` (all when None) as `csv` or `json` text, oldest first."""
+        return export(self.trail, fmt=fmt, since=since)
 
     def write(
         self,
@@ -69,7 +76,7 @@ class AuditLog:
         approver: str = "",
     ) -> None:
         """One row; `outcome` as people read it: refused, succeeded, failed, requested..."""
-        self.store.audit(
+        self.trail.add(
             actor_id=actor_id,
             actor_name=actor_name,
             action=action,

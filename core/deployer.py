@@ -16,12 +16,13 @@ from core.audit import AuditLog
 from core.config import Environment, Settings
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.locker import Locker
+from core.models import Operation
 from core.policy import check_limits
+from core.repos import Repositories
 from core.resources import Resources
 from core.roles import Action, Actor, authorize
 from core.run import Plan, where_of
 from core.status import endpoint_statuses
-from core.store import Operation, Store
 from core.targets.base import Target
 
 log = logging.getLogger("chatops.core")
@@ -34,7 +35,7 @@ class Deployer:
         self,
         *,
         settings: Settings,
-        store: Store,
+        repos: Repositories,
         targets: dict[str, Target],
         locker: Locker,
         audit: AuditLog,
@@ -42,7 +43,7 @@ class Deployer:
         run_here: RunHere,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.repos = repos
         self.targets = targets
         self.locker = locker
         self.audit = audit
@@ -107,12 +108,16 @@ class Deployer:
         if isinstance(environment, Refusal):
             return environment
         name = environment.name
-        busy = [op for op in self.store.running() if (op.env, op.endpoint) == (name, endpoint)]
+        busy = [
+            op
+            for op in self.repos.operations.running()
+            if (op.env, op.endpoint) == (name, endpoint)
+        ]
         if not busy:
             nothing = Refusal(f"nothing is under way on {endpoint} in {name}: nothing to cancel")
             return self._audited(Action.CANCEL, actor, command, name, endpoint, nothing)
         for op in busy:
-            self.store.record(op.id, cancelled_by=actor.shown)
+            self.repos.operations.record(op.id, remote={"cancelled_by": actor.shown})
         op = busy[0]
         at = f"at {op.step}" if op.step else op.state
         asked = Notice(
@@ -147,7 +152,7 @@ class Deployer:
         )
         if isinstance(environment, Refusal):
             return environment
-        current = self.store.endpoint(environment.name, model)
+        current = self.repos.endpoints.get(environment.name, model)
         resources = current.resources if current else environment.default
         headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
         if approver:
@@ -187,9 +192,11 @@ class Deployer:
         environment = self._admit(Action.SCALE, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.store.endpoint(environment.name, endpoint)
+        current = self.repos.endpoints.get(environment.name, endpoint)
         if current is None:
-            known = ", ".join(e.name for e in self.store.endpoints(environment.name)) or "none"
+            known = (
+                ", ".join(e.name for e in self.repos.endpoints.every(environment.name)) or "none"
+            )
             missing = Refusal(
                 f"there is no endpoint `{endpoint}` in {environment.name} (endpoints: "
                 f"{known}); deploy it first with `/deploy {endpoint} v<N>`"
@@ -256,9 +263,9 @@ class Deployer:
         environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.store.endpoint(environment.name, endpoint)
+        current = self.repos.endpoints.get(environment.name, endpoint)
         previous = (
-            self.store.previous_version(environment.name, endpoint, current.version)
+            self.repos.operations.previous_version(environment.name, endpoint, current.version)
             if current
             else None
         )
@@ -301,7 +308,7 @@ class Deployer:
         environment = self._admit(Action.STOP, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.store.endpoint(environment.name, endpoint)
+        current = self.repos.endpoints.get(environment.name, endpoint)
         if current is None:
             missing = Refusal(f"there is no endpoint `{endpoint}` in {environment.name}")
             return self._audited(Action.STOP, actor, command, env, endpoint, missing)
@@ -362,7 +369,7 @@ class Deployer:
             approver=approver.shown if approver else "",
         )
         try:
-            op = self.store.enqueue(
+            op = self.repos.operations.enqueue(
                 kind=action.value,
                 env=env,
                 endpoint=endpoint,
@@ -390,4 +397,4 @@ class Deployer:
         """Every recorded endpoint (of `env`, or of all environments) with its live health."""
         if env is not None and isinstance(known := self._env(env), Refusal):
             return known
-        return endpoint_statuses(self.store, self.targets, env=env, endpoint=endpoint)
+        return endpoint_statuses(self.repos, self.targets, env=env, endpoint=endpoint)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from core.errors import StoreError
-from core.store import Store
+from core.repos.operations import OperationRepository
 
 log = logging.getLogger("chatops.core")
 
@@ -28,8 +28,10 @@ def process_owner() -> str:
 
 
 class Leases:
-    def __init__(self, store: Store, *, lease_s: float, owner: str | None = None) -> None:
-        self.store = store
+    def __init__(
+        self, operations: OperationRepository, *, lease_s: float, owner: str | None = None
+    ) -> None:
+        self.operations = operations
         self.lease_s = lease_s
         self.owner = owner or process_owner()
         self._held: set[str] = set()
@@ -83,7 +85,7 @@ class Leases:
         heartbeat does every third of a lease)."""
         ids = sorted(self.held)
         try:
-            kept = self.store.renew(ids, self.owner, lease_s=self.lease_s)
+            kept = self.operations.renew(ids, self.owner, lease_s=self.lease_s)
         except StoreError as exc:  # the database may come back before the lease lapses
             log.warning("could not renew the leases of %s: %s", ids, exc.message)
             return

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.errors import ChatOpsError
+from core.errors import ChatOpsError, LeaseLost
 from core.events import Notice, Refusal
-from core.models import LockAttempt, LockRow, Operation, OperationState, aware, new_id, utcnow
-from core.store import Store
+from core.models import Hold, LockAttempt, LockRow, Operation, OperationState, aware, new_id
+from core.repos import Repositories
 
 
 class Locker:
-    def __init__(self, store: Store, *, ttl_s: float) -> None:
-        self.store = store
+    def __init__(self, repos: Repositories, *, ttl_s: float) -> None:
+        self.locks = repos.locks
+        self.operations = repos.operations
+        self.clock = repos.clock
         self.ttl_s = ttl_s
 
     def try_lock(self, env: str, endpoint: str, *, holder: str, reason: str) -> LockAttempt:
         """Take the endpoint for one operation (until it ends, or `ttl_s` at most)."""
-        return self.store.try_lock(env, endpoint, holder=holder, reason=reason, ttl_s=self.ttl_s)
+        return self.locks.try_lock(env, endpoint, holder=holder, reason=reason, ttl_s=self.ttl_s)
 
     def refusal(self, env: str, endpoint: str, attempt: LockAttempt) -> Refusal:
         """What someone who could not take the endpoint is told."""
@@ -33,7 +35,7 @@ class Locker:
 
     def freeze(self, env: str, endpoint: str, *, holder: str, reason: str) -> Notice | Refusal:
         """A lock with no end: nothing changes the endpoint until an admin unlocks it."""
-        attempt = self.store.try_lock(
+        attempt = self.locks.try_lock(
             env, endpoint, holder=holder, reason=reason, ttl_s=None, sticky=True
         )
         if not attempt.acquired:
@@ -46,13 +48,13 @@ class Locker:
     def unlock(self, env: str, endpoint: str) -> Notice | Refusal:
         """Lift a freeze, or the lock of an operation that ended or whose bot died; a lock
         whose operation runs in a live bot process stays (the refusal says who and how)."""
-        held = self.store.lock(env, endpoint)
+        held = self.locks.get(env, endpoint)
         if held is None:
             return Refusal(f"{endpoint} in {env} is not locked")
         running = None if held.sticky else self.live_holder(env, endpoint, held)
         if running is not None:
             return Refusal(still_running_text(env, endpoint, held, running))
-        dropped = self.store.release(env, endpoint, held.token)
+        dropped = self.locks.release(env, endpoint, held.token)
         if dropped is None:  # it ended, or was taken, between the two reads: look again
             return self.unlock(env, endpoint)
         return Notice(
@@ -62,8 +64,8 @@ class Locker:
 
     def live_holder(self, env: str, endpoint: str, held: LockRow) -> Operation | None:
         """The operation that holds `held` and runs in a bot process whose lease is alive."""
-        now = utcnow()
-        for op in self.store.running():
+        now = self.clock.now()
+        for op in self.operations.running():
             if (op.env, op.endpoint, op.lock_token) != (env, endpoint, held.token):
                 continue
             alive = op.lease_expires_at is not None and aware(op.lease_expires_at) > now
@@ -73,21 +75,24 @@ class Locker:
 
     def release(self, env: str, endpoint: str, token: str) -> None:
         """Free the endpoint, if the lock still carries `token` (nobody else's lock goes)."""
-        self.store.release(env, endpoint, token)
+        self.locks.release(env, endpoint, token)
 
     def keep(self, op: Operation) -> str | None:
         """The token of the lock `op` goes on with, if it still holds it; a taken-over
         operation gives its lock a new token, so the process it was taken from can no
         longer release it. None when the lock lapsed or was lifted meanwhile."""
-        held = self.store.lock(op.env, op.endpoint)
+        held = self.locks.get(op.env, op.endpoint)
         if held is None or held.token != op.lock_token:
             return None
         if op.attempts == 1:
             return op.lock_token
         fresh = new_id("lock")
-        if not self.store.rotate_lock(op.env, op.endpoint, op.lock_token, fresh):
+        if not self.locks.rotate(op.env, op.endpoint, op.lock_token, fresh):
             return op.lock_token
-        self.store.set_lock_token(op.id, fresh)
+        if not self.operations.set_lock_token(op.id, fresh, hold=Hold.of(op)):
+            # taken over meanwhile: the lock goes back to the token its new holder knows
+            self.locks.rotate(op.env, op.endpoint, fresh, op.lock_token)
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
         return fresh
 
     def retake(self, op: Operation, *, holder: str, reason: str) -> str:
@@ -96,7 +101,10 @@ class Locker:
         attempt = self.try_lock(op.env, op.endpoint, holder=holder, reason=reason)
         if not attempt.acquired:
             raise ChatOpsError(f"not resumed: while it waited, {taken_text(op, attempt)}")
-        self.store.set_lock_token(op.id, attempt.token)  # for whoever takes it over next
+        # recorded for whoever takes it over next
+        if not self.operations.set_lock_token(op.id, attempt.token, hold=Hold.of(op)):
+            self.locks.release(op.env, op.endpoint, attempt.token)
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
         return attempt.token
 
 

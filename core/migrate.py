@@ -58,6 +58,12 @@ def head() -> str:
     return revision
 
 
+def prepare(url: str) -> None:
+    """Make the folder of a SQLite database file, so opening it can create the file."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
 def upgrade(url: str) -> None:
     """Migrate the database at `url` to `head()`; nothing happens when it is there already.
 

@@ -7,16 +7,17 @@ from core.config import Settings
 from core.errors import NotFound, RegistryError
 from core.events import Refusal
 from core.registry.runs import Registered, RunRegistrar
+from core.repos.audit import AuditRepository
 from core.roles import Action, Actor, Role, role_in
-from core.store import Store
 
 
 class Registration:
-    def __init__(self, *, settings: Settings, store: Store, registrar: RunRegistrar) -> None:
+    def __init__(
+        self, *, settings: Settings, audit: AuditRepository, registrar: RunRegistrar
+    ) -> None:
         self.settings = settings
-        self.store = store
         self.registrar = registrar
-        self.audit = AuditLog(store)
+        self.audit = AuditLog(audit)
 
     def register(
         self, *, experiment: str, run_id: str | None, model: str | None, actor: Actor, command: str

@@ -18,6 +18,7 @@ import time
 
 from core import steps
 from core.audit import AuditLog
+from core.clock import Clock
 from core.config import Settings
 from core.errors import (
     Cancelled,
@@ -30,11 +31,13 @@ from core.errors import (
 from core.events import EventKind, Outcome, Reporter
 from core.leases import Leases
 from core.locker import Locker
+from core.models import Endpoint, Hold, Operation, OperationState, aware
 from core.registry.mlflow import ModelVersion, Registry
 from core.registry.source import RegistrySource
+from core.repos import Repositories
+from core.repos.endpoints import Serving
 from core.resources import Resources
 from core.run import Plan, Run, span, where_of
-from core.store import Endpoint, Hold, Operation, OperationState, Store, aware, utcnow
 from core.targets.base import EndpointRef, Started, Target
 
 log = logging.getLogger("chatops.core")
@@ -45,7 +48,7 @@ class Rollouts:
         self,
         *,
         settings: Settings,
-        store: Store,
+        repos: Repositories,
         registry: Registry,
         targets: dict[str, Target],
         leases: Leases,
@@ -53,7 +56,7 @@ class Rollouts:
         audit: AuditLog,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.repos = repos
         self.registry = registry
         self.targets = targets
         self.source = RegistrySource(registry)  # what targets fetch artifacts from
@@ -71,7 +74,7 @@ class Rollouts:
         except LeaseLost:
             outcome = self._lost(run)
         except ChatOpsError as exc:
-            outcome = self._failed(run, op, self.store.endpoint(op.env, op.endpoint), exc)
+            outcome = self._failed(run, op, self.repos.endpoints.get(op.env, op.endpoint), exc)
         except Exception as exc:  # a bug must still end the operation, visibly
             outcome = self._failed(run, op, None, _unexpected(exc, op))
         finally:
@@ -82,11 +85,11 @@ class Rollouts:
 
     # -- the operation, top to bottom ----------------------------------------------------
     def _run_of(self, op: Operation, reporter: Reporter) -> Run:
-        age = max(0.0, (utcnow() - aware(op.created_at)).total_seconds())
+        age = max(0.0, (self.repos.clock.now() - aware(op.created_at)).total_seconds())
         run = Run(
             op_id=op.id,
             reporter=reporter,
-            store=self.store,
+            operations=self.repos.operations,
             leases=self.leases,
             hold=Hold.of(op),
             started=time.monotonic() - age,
@@ -98,13 +101,14 @@ class Rollouts:
     def _carry_out(self, run: Run, op: Operation, reporter: Reporter) -> Outcome:
         headline = str(op.plan.get("headline") or f"{op.requested_by}: {op.command}")
         run.emit(EventKind.STARTED, "", headline, resumed=op.attempts > 1)
-        if where := where_of(reporter):
-            self.store.set_reply_to(op.id, where)
+        where = where_of(reporter)
+        if where and not self.repos.operations.set_reply_to(op.id, where, hold=run.hold):
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
         plan = Plan.of(op)
         target = self.targets.get(op.env)
         if target is None or self.settings.environment(op.env) is None:
             raise ConfigError(f"environment {op.env} is no longer configured here")
-        current = self.store.endpoint(op.env, op.endpoint)
+        current = self.repos.endpoints.get(op.env, op.endpoint)
         if op.attempts > 1:
             self._may_resume(op, current)
         if op.lock_token:
@@ -123,7 +127,7 @@ class Rollouts:
 
     def _may_resume(self, op: Operation, current: Endpoint | None) -> None:
         """Raise why a taken-over operation must not go on: too old, or taken too often."""
-        age = max(0.0, (utcnow() - aware(op.created_at)).total_seconds())
+        age = max(0.0, (self.repos.clock.now() - aware(op.created_at)).total_seconds())
         limit = self.settings.operation_timeout_s
         if age > limit:
             raise StepTimeout(
@@ -149,7 +153,8 @@ class Rollouts:
         if current is not None and aware(current.updated_at) > aware(op.created_at):
             raise ChatOpsError(
                 f"not resumed: while it waited, {op.endpoint} in {op.env} changed to "
-                f"{current.model} v{current.version} ({span(_since(current))} ago). "
+                f"{current.model} v{current.version} "
+                f"({span(_since(current, self.repos.clock))} ago). "
                 "Run the command again if it is still wanted."
             )
         return self.locker.retake(op, holder=plan.actor_name, reason=plan.headline)
@@ -178,7 +183,7 @@ class Rollouts:
             failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
             return self._failed(run, op, current, failure)
         run.confirm()
-        self._record(op, target, mv, resources, url, started)
+        self._record(run, op, target, mv, resources, url, started)
         run.remember(version=mv.version)  # what /rollback goes back to
         return self._succeeded(run, mv, resources, url, latency_ms)
 
@@ -193,7 +198,7 @@ class Rollouts:
     def _discard(self, run: Run, target: Target, ep: EndpointRef, started: Started | None) -> None:
         """Stop the new deployment of a failed or cancelled rollout (it never took traffic),
         while the operation is still ours; a failure to stop is logged, the first one told."""
-        if started is None or not self.store.holds(run.op_id, run.hold):
+        if started is None or not self.repos.operations.holds(run.op_id, run.hold):
             return
         try:
             target.discard(ep, started.deployment, run.target_step("discard"))
@@ -203,6 +208,7 @@ class Rollouts:
 
     def _record(
         self,
+        run: Run,
         op: Operation,
         target: Target,
         mv: ModelVersion,
@@ -210,19 +216,20 @@ class Rollouts:
         url: str,
         started: Started,
     ) -> None:
-        self.store.save_endpoint(
+        """What the endpoint serves now, written only while the operation is still this
+        run's (checked in the same transaction)."""
+        serving = Serving(
             env=op.env,
             name=op.endpoint,
             target=target.kind,
             model=mv.model,
             version=mv.version,
-            cpu=resources.cpu,
-            memory_mb=resources.memory_mb,
-            replicas=resources.replicas,
-            gpus=resources.gpus,
+            resources=resources,
             url=url,
             deployment=started.deployment,
         )
+        if not self.repos.endpoints.save(serving, op_id=run.op_id, hold=run.hold):
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
 
     def _succeeded(
         self, run: Run, mv: ModelVersion, resources: Resources, url: str, latency_ms: float
@@ -256,8 +263,9 @@ class Rollouts:
         with run.step("stop", f"stopping every deployment of {op.endpoint} in {op.env}") as done:
             target.stop(ep, run.target_step("stop"))
             done(f"nothing of {op.endpoint} serves any more")
-        run.confirm()
-        self.store.delete_endpoint(op.env, op.endpoint)
+        gone = self.repos.endpoints.delete(op.env, op.endpoint, op_id=run.op_id, hold=run.hold)
+        if not gone and not self.repos.operations.holds(run.op_id, run.hold):
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
         where = f" at {current.url}" if current else ""
         text = (
             f"{op.endpoint} in {op.env} is stopped (it served {plan.model} v{plan.version}{where})."
@@ -272,7 +280,7 @@ class Rollouts:
         (who may act on it at once); False if another process took it over meanwhile."""
         # from here this process ends it: the heartbeat must not take the end for a lapse
         self.leases.ended(run.op_id)
-        if not self.store.finish(run.op_id, state, error, hold=run.hold):
+        if not self.repos.operations.finish(run.op_id, state, error, hold=run.hold):
             self._lost(run)
             return False
         self._let_go(run)
@@ -352,8 +360,8 @@ def _serves(current: Endpoint, mv: ModelVersion, resources: Resources) -> bool:
     )
 
 
-def _since(endpoint: Endpoint) -> float:
-    return (utcnow() - aware(endpoint.updated_at)).total_seconds()
+def _since(endpoint: Endpoint, clock: Clock) -> float:
+    return (clock.now() - aware(endpoint.updated_at)).total_seconds()
 
 
 def _unexpected(exc: Exception, op: Operation) -> ChatOpsError:

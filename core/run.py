@@ -19,9 +19,10 @@ from typing import Any
 from core.errors import Cancelled, ChatOpsError, LeaseLost
 from core.events import Addressed, Event, EventKind, Reporter
 from core.leases import Leases
+from core.models import Hold, Operation
+from core.repos.operations import OperationRepository
 from core.resources import Resources
 from core.scrub import scrub, scrub_value
-from core.store import Hold, Operation, Store
 from core.targets.base import Step
 
 log = logging.getLogger("chatops.core")
@@ -71,7 +72,7 @@ class Plan:
 class Run:
     op_id: str
     reporter: Reporter
-    store: Store
+    operations: OperationRepository
     leases: Leases
     hold: Hold
     started: float  # time.monotonic() when the operation was asked for
@@ -80,7 +81,7 @@ class Run:
 
     def emit(self, kind: EventKind, step: str, message: str, **data: object) -> None:
         message, data = scrub(message), scrub_value(data)
-        self.store.add_event(self.op_id, kind, step, message)
+        self.operations.add_event(self.op_id, kind, step, message)
         elapsed = time.monotonic() - self.started
         try:
             self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
@@ -89,21 +90,21 @@ class Run:
 
     def remember(self, *, step: str | None = None, **remote: Any) -> None:
         """Record the step and remote ids, while the operation is still this run's."""
-        if self.leases.lost(self.op_id) or not self.store.record(
-            self.op_id, step=step, hold=self.hold, **remote
+        if self.leases.lost(self.op_id) or not self.operations.record(
+            self.op_id, step=step, remote=remote, hold=self.hold
         ):
             raise LeaseLost(f"operation {self.op_id} was taken over by another bot process")
 
     def confirm(self) -> None:
         """Raise `LeaseLost` unless the operation is still this run's (asked of the
         database: before a step that cannot be undone)."""
-        if not self.store.holds(self.op_id, self.hold):
+        if not self.operations.holds(self.op_id, self.hold):
             raise LeaseLost(f"operation {self.op_id} was taken over by another bot process")
 
     def go_on(self) -> None:
         """Raise `Cancelled` if an admin cancelled the operation (`/cancel`), from whichever
         process: the request is in the database."""
-        op = self.store.operation(self.op_id)
+        op = self.operations.get(self.op_id)
         by = (op.remote or {}).get("cancelled_by") if op is not None else None
         if by:
             raise Cancelled(f"cancelled by {by}")

@@ -3,7 +3,7 @@ runs: the one a waiting caller just admitted (`run`), queued ones, and those who
 process died (its lease lapsed), which resume from what their steps recorded.
 
 Any number of bot processes may share one database, and each operation is run by exactly
-one (`Store.claim` decides).
+one (`OperationRepository.claim` decides).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from core.config import Settings
 from core.errors import StoreError
 from core.events import NullReporter, Outcome, Reporter
 from core.leases import Leases
+from core.models import Operation
+from core.repos.operations import OperationRepository
 from core.rollout import Rollouts
-from core.store import Operation, Store
 
 log = logging.getLogger("chatops.core")
 
@@ -30,7 +31,7 @@ class Runner:
         self,
         *,
         settings: Settings,
-        store: Store,
+        operations: OperationRepository,
         rollouts: Rollouts,
         leases: Leases,
         reporter_for: ReporterFor = lambda _op: NullReporter(),
@@ -39,7 +40,7 @@ class Runner:
         poll_s: float | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.operations = operations
         self.rollouts = rollouts
         self.leases = leases
         self.reporter_for = reporter_for
@@ -58,7 +59,7 @@ class Runner:
 
     def take(self) -> Operation | None:
         """One operation nobody holds, now held by this process; None when there is none."""
-        return self.store.claim(
+        return self.operations.claim(
             self.owner,
             lease_s=self.settings.lease_s,
             fronts=self.fronts,
@@ -120,7 +121,7 @@ class Runner:
             try:
                 self._pool.submit(self._run_in_slot, op)
             except RuntimeError:  # stopped meanwhile: let another process run it
-                self.store.give_back(op.id, self.owner)
+                self.operations.give_back(op.id, self.owner)
                 self._slots.release()
                 return
 

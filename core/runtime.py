@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from core.approvals import Approvals
 from core.audit import AuditLog
+from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Settings
 from core.deployer import Deployer
 from core.errors import ChatOpsError
@@ -19,10 +20,10 @@ from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
+from core.repos import Repositories
 from core.rollout import Rollouts
 from core.runner import ReporterFor, Runner
 from core.scrub import register_settings
-from core.store import Store
 from core.targets.base import Target, quiet_step
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
@@ -36,7 +37,7 @@ class Core:
     through Rollouts under Leases, the Locker guards endpoints."""
 
     settings: Settings
-    store: Store
+    repos: Repositories
     registry: Registry
     targets: dict[str, Target]
     leases: Leases
@@ -54,7 +55,7 @@ class Core:
     ) -> Runner:
         return Runner(
             settings=self.settings,
-            store=self.store,
+            operations=self.repos.operations,
             rollouts=self.rollouts,
             leases=self.leases,
             reporter_for=reporter_for,
@@ -70,25 +71,27 @@ class Core:
 
 
 def wire(
-    *, settings: Settings, store: Store, registry: Registry, targets: dict[str, Target]
+    *, settings: Settings, repos: Repositories, registry: Registry, targets: dict[str, Target]
 ) -> Core:
-    """The operation path over `store`, `registry` and `targets`."""
-    leases = Leases(store, lease_s=settings.lease_s)
-    locker = Locker(store, ttl_s=settings.lock_ttl_s)
-    audit = AuditLog(store)
+    """The operation path over `repos`, `registry` and `targets`."""
+    leases = Leases(repos.operations, lease_s=settings.lease_s)
+    locker = Locker(repos, ttl_s=settings.lock_ttl_s)
+    audit = AuditLog(repos.audit)
     rollouts = Rollouts(
         settings=settings,
-        store=store,
+        repos=repos,
         registry=registry,
         targets=targets,
         leases=leases,
         locker=locker,
         audit=audit,
     )
-    runner = Runner(settings=settings, store=store, rollouts=rollouts, leases=leases)
+    runner = Runner(
+        settings=settings, operations=repos.operations, rollouts=rollouts, leases=leases
+    )
     deployer = Deployer(
         settings=settings,
-        store=store,
+        repos=repos,
         targets=targets,
         locker=locker,
         audit=audit,
@@ -97,7 +100,7 @@ def wire(
     )
     return Core(
         settings=settings,
-        store=store,
+        repos=repos,
         registry=registry,
         targets=targets,
         leases=leases,
@@ -111,11 +114,13 @@ def wire(
 class Runtime:
     """Everything one bot process needs, built once; `close()` leaves endpoints serving."""
 
-    def __init__(self, settings: Settings, *, zygote: Zygote | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, zygote: Zygote | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.settings = settings
         register_settings(settings)  # before anything can fail with them in its text
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.database_url)
+        self.repos = Repositories.open(settings.database_url, clock=clock)
         self.registry = Registry(
             tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
         )
@@ -133,7 +138,7 @@ class Runtime:
                 start_timeout_s=settings.start_timeout_s,
             )
         self.core = wire(
-            settings=settings, store=self.store, registry=self.registry, targets=targets
+            settings=settings, repos=self.repos, registry=self.registry, targets=targets
         )
         self.targets = targets
         self.leases = self.core.leases
@@ -142,15 +147,20 @@ class Runtime:
         self.runner = self.core.runner
         self.deployer = self.core.deployer
         self.approvals = Approvals(
-            settings=settings, store=self.store, registry=self.registry, deployer=self.deployer
+            settings=settings, repos=self.repos, registry=self.registry, deployer=self.deployer
         )
         self.registration = Registration(
             settings=settings,
-            store=self.store,
+            audit=self.repos.audit,
             registrar=RunRegistrar(
                 tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
             ),
         )
+
+    def first_delivery(self, key: str) -> bool:
+        """True only the first time any front sharing the database hands on `key` (a
+        platform's delivery id); a retried delivery is False."""
+        return self.repos.deliveries.first(key)
 
     def warm_up(self) -> None:
         """Start the model-server runtime (when an environment serves locally) and open the
@@ -196,5 +206,6 @@ class Runtime:
 
     def close(self) -> None:
         self.core.close()
+        self.repos.close()
         if self._own_zygote:
             self.zygote.close()

@@ -5,26 +5,27 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from core.events import EndpointStatus, Refusal
-from core.store import Operation, Store, aware
+from core.models import Operation, aware
+from core.repos import Repositories
 from core.targets.base import EndpointRef, Target
 
 
 def endpoint_statuses(
-    store: Store, targets: dict[str, Target], *, env: str | None, endpoint: str | None
+    repos: Repositories, targets: dict[str, Target], *, env: str | None, endpoint: str | None
 ) -> list[EndpointStatus] | Refusal:
     """Every recorded endpoint (of `env`, or of all environments; only `endpoint`, when
     given) with its live health; a refusal naming the known ones for an unknown endpoint."""
-    rows = store.endpoints(env)
+    rows = repos.endpoints.every(env)
     if endpoint is not None:
         rows = [r for r in rows if r.name == endpoint]
         if not rows:
             where = f" in {env}" if env else ""
-            known = ", ".join(sorted({r.name for r in store.endpoints(env)})) or "none"
+            known = ", ".join(sorted({r.name for r in repos.endpoints.every(env)})) or "none"
             return Refusal(f"there is no endpoint `{endpoint}`{where} (endpoints: {known})")
     # every endpoint at once: on a remote target each check is network round trips
     with ThreadPoolExecutor(max_workers=max(1, min(32, len(rows)))) as pool:
         healths = list(pool.map(lambda r: targets[r.env].health(EndpointRef(r.env, r.name)), rows))
-    busy = {(op.env, op.endpoint): op for op in store.running()}
+    busy = {(op.env, op.endpoint): op for op in repos.operations.running()}
     result = []
     for row, health in zip(rows, healths, strict=True):
         result.append(

@@ -4,10 +4,10 @@ the target, what it records. A step begins only while its operation is still wan
 
 from __future__ import annotations
 
+from core.models import Endpoint, Operation, new_id
 from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
 from core.run import Plan, Run
-from core.store import Endpoint, Operation, new_id
 from core.targets.base import Built, EndpointRef, ModelSource, Started, Target
 
 

@@ -1,4 +1,5 @@
-"""Fixtures that build real components: an MLflow registry, the store, local model servers."""
+"""Fixtures that build real components: an MLflow registry, the state database, local model
+servers; and a clock tests move by hand."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from core.registry.demo import create_demo_model
 from core.resources import Resources
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
+from tests.clock import FakeClock
 
 
 class Recorder:
@@ -161,8 +163,14 @@ def settings(tmp_path: Path, registry_uri: str) -> Settings:
 
 
 @pytest.fixture
-def runtime(settings: Settings, zygote: Zygote) -> Iterator[Runtime]:
-    rt = Runtime(settings, zygote=zygote)
+def clock() -> FakeClock:
+    """The runtime's clock: the real time until a test advances it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def runtime(settings: Settings, zygote: Zygote, clock: FakeClock) -> Iterator[Runtime]:
+    rt = Runtime(settings, zygote=zygote, clock=clock)
     yield rt
     rt.shut_down_endpoints()
     rt.close()

@@ -29,10 +29,10 @@ from commands.registry import parse
 from core.approvals import ApprovalRequested
 from core.errors import StoreError
 from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
+from core.models import Operation
 from core.registry.runs import Registered
 from core.roles import Actor
 from core.scrub import scrub, scrub_value
-from core.store import Operation
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -149,7 +149,7 @@ class Work:
         if not key:
             return True
         try:
-            if self.runtime.store.first_delivery(key):
+            if self.runtime.first_delivery(key):
                 return True
         except StoreError as exc:  # better a rare double than a lost command
             log.warning("could not check %s against the state database: %s", key, exc.message)
@@ -228,7 +228,7 @@ class Work:
                 raise
             respond(text=messages.NOT_IN_CHANNEL_REQUEST.format(bot=self.bot_name) + "\n" + text)
             return
-        self.runtime.store.set_approval_where(
+        self.runtime.approvals.shown_at(
             req.approval.id,
             {"channel": posted.get("channel"), "ts": posted.get("ts"), "blocks": blocks},
         )

@@ -1,7 +1,7 @@
 """Alembic migrations of the state database; `core.migrate.upgrade` runs them.
 
-A change to the models in core/store.py needs a revision here. Draft it from a database at
-head, then read and fix it by hand (tests/store checks that head matches the models):
+A change to the models in core/models.py needs a revision here. Draft it from a database at
+head, then read and fix it by hand (tests/unit/core/test_db.py checks that head matches the models):
 
     python -c 'from alembic import command; from core import migrate; url = "sqlite:////tmp/m.db";
     migrate.upgrade(url); command.revision(migrate.alembic_config(url), "what changed",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from core.store import Base
+from core.models import Base
 
 config = context.config
 

@@ -17,9 +17,9 @@ from cml_swagger import Swagger
 from core.config import Environment, Limits, Settings
 from core.deployer import Deployer
 from core.registry.mlflow import Registry
+from core.repos import Repositories
 from core.resources import Resources
 from core.runtime import Core, wire
-from core.store import Store
 from core.targets.cml import CMLClient
 from core.targets.cml.models import Model
 from core.targets.cml.target import CMLTarget
@@ -75,7 +75,7 @@ def make_core(state: Path, registry_uri: str, *targets: CMLTarget) -> Core:
     )
     return wire(
         settings=settings,
-        store=Store(f"sqlite:///{state}/s.db"),
+        repos=Repositories.open(f"sqlite:///{state}/s.db"),
         registry=Registry(tracking_uri=registry_uri),
         targets={t.env.name: t for t in targets},
     )
@@ -94,8 +94,8 @@ class CMLRig:
     core: Core
 
     @property
-    def store(self) -> Store:
-        return self.deployer.store
+    def repos(self) -> Repositories:
+        return self.deployer.repos
 
     def model(self, name: str = "dev-iris") -> Model:
         models = self.admin.list_models(PROJECT_ID, search_filter={"name": name}).models

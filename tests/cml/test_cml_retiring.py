@@ -131,7 +131,7 @@ def test_stop_during_a_storm_is_refused_to_the_admin_and_the_endpoint_stays_list
     assert isinstance(answer, Outcome) and not answer.ok, answer
     assert answer.text.startswith("failed: could not stop iris in dev: deployment ")
     assert "(iris v1, deployed) may still serve; CML refused to stop them" in answer.text
-    assert cml.store.endpoint("dev", "iris") is not None
+    assert cml.repos.endpoints.get("dev", "iris") is not None
     assert cml.predict(example).status_code == 200
 
 

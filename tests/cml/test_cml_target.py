@@ -56,7 +56,7 @@ def scale(rig: CMLRig, reporter: Recorder | None = None, **resources: Any) -> Ou
 
 def remote(rig: CMLRig, outcome: Outcome) -> dict[str, Any]:
     assert outcome.operation
-    op = rig.store.operation(outcome.operation)
+    op = rig.repos.operations.get(outcome.operation)
     assert op is not None
     return dict(op.remote)
 
@@ -217,11 +217,11 @@ def test_a_build_slower_than_the_timeout_ends_the_operation_as_failed(
     assert "nothing was serving iris" in outcome.text
     # nothing is left "in progress": the operation ended failed, with why, and let go
     assert outcome.operation is not None
-    op = rig.store.operation(outcome.operation)
+    op = rig.repos.operations.get(outcome.operation)
     assert op is not None and op.state == "failed" and "build_timeout_s" in op.error
     assert op.lease_expires_at is None
-    assert rig.store.lock("dev", "iris") is None
-    assert rig.store.running() == []
+    assert rig.repos.locks.get("dev", "iris") is None
+    assert rig.repos.operations.running() == []
 
 
 def test_a_deployment_slower_than_the_timeout_is_stopped_and_the_operation_failed(
@@ -234,9 +234,9 @@ def test_a_deployment_slower_than_the_timeout_is_stopped_and_the_operation_faile
 
     assert not outcome.ok
     assert "(deploy_timeout_s of dev); it was told to stop" in outcome.text
-    assert rig.store.lock("dev", "iris") is None
-    assert rig.store.running() == []
-    op = rig.store.operation(outcome.operation or "")
+    assert rig.repos.locks.get("dev", "iris") is None
+    assert rig.repos.operations.running() == []
+    op = rig.repos.operations.get(outcome.operation or "")
     assert op is not None
     model, build = op.remote["cml_model_id"], op.remote["build_id"]
     (dep,) = rig.admin.list_model_deployments(PROJECT_ID, model, build).model_deployments
@@ -273,9 +273,9 @@ def test_a_wrong_api_key_gives_a_clear_error_without_the_key(
     assert not failed.ok
     assert f"refused the API key in ${KEY_VAR} (HTTP 401" in failed.text
     assert failed.operation
-    op = deployer.store.operation(failed.operation)
+    op = deployer.repos.operations.get(failed.operation)
     assert op is not None and "refused the API key" in op.error
-    events = " ".join(e.message for e in deployer.store.events(failed.operation))
+    events = " ".join(e.message for e in deployer.repos.operations.events(failed.operation))
     everything = [failed.text, failed.log_tail, said.text, caplog.text, op.error, events]
     health = target.health(EndpointRef("dev", "iris"))
     assert not health.up and "refused the API key" in health.detail

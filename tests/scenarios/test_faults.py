@@ -135,13 +135,13 @@ def test_requests_over_limits_are_refused_and_change_nothing(
     assert run(runtime, "/deploy iris v1").ok
     target = runtime.deployer.targets["dev"]
     before = target.health(EndpointRef("dev", "iris"))
-    operations = len(runtime.store.operations())
+    operations = len(runtime.repos.operations.recent())
 
     reply = run(runtime, line)
 
     assert isinstance(reply, Refusal)
     assert expected in reply.text
-    assert len(runtime.store.operations()) == operations
+    assert len(runtime.repos.operations.recent()) == operations
     after = target.health(EndpointRef("dev", "iris"))
     assert (after.deployment, after.processes, after.up) == (
         before.deployment,

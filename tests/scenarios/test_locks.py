@@ -9,6 +9,7 @@ import time
 from core.events import Notice, Outcome, Refusal
 from core.roles import Actor
 from core.runtime import Runtime
+from tests.clock import FakeClock
 from tests.scenarios.test_deploy_scale_status import run
 
 
@@ -23,7 +24,7 @@ def test_a_second_rollout_is_told_who_holds_the_endpoint(
     worker.start()
     try:
         deadline = time.monotonic() + 10
-        while runtime.store.lock("dev", "iris") is None:
+        while runtime.repos.locks.get("dev", "iris") is None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         second = run(runtime, "/scale iris 2 replicas")
@@ -37,14 +38,14 @@ def test_a_second_rollout_is_told_who_holds_the_endpoint(
     assert "for: alice is deploying iris v2 to dev" in second.text
     assert "an admin can stop the operation with `/cancel iris in dev`" in second.text
     assert isinstance(first[0], Outcome) and first[0].ok
-    assert runtime.store.lock("dev", "iris") is None  # released when the rollout ended
+    assert runtime.repos.locks.get("dev", "iris") is None  # released when the rollout ended
     assert run(runtime, "/scale iris 2 replicas").ok
 
 
 def test_a_failed_rollout_releases_its_lock(runtime: Runtime) -> None:
     failed = run(runtime, "/deploy crasher v1")
     assert isinstance(failed, Outcome) and not failed.ok
-    assert runtime.store.lock("dev", "crasher") is None
+    assert runtime.repos.locks.get("dev", "crasher") is None
 
 
 def test_a_freeze_holds_until_an_admin_unlocks(runtime: Runtime) -> None:
@@ -66,16 +67,20 @@ def test_a_freeze_holds_until_an_admin_unlocks(runtime: Runtime) -> None:
         Context(core=runtime, actor=viewer, reporter=Recorder(), text="/unlock iris"),
     )
     assert isinstance(denied, Refusal) and denied.text == "only admins of dev can unlock"
-    assert runtime.store.lock("dev", "iris") is not None
+    assert runtime.repos.locks.get("dev", "iris") is not None
 
     assert isinstance(run(runtime, "/unlock iris"), Notice)
     assert run(runtime, "/deploy iris v2").ok
 
 
-def test_a_lock_left_by_a_dead_bot_lapses_after_its_ttl(runtime: Runtime) -> None:
-    stale = runtime.store.try_lock(
-        "dev", "iris", holder="a bot that died", reason="deploy", ttl_s=-1
+def test_a_lock_left_by_a_dead_bot_lapses_after_its_ttl(runtime: Runtime, clock: FakeClock) -> None:
+    stale = runtime.repos.locks.try_lock(
+        "dev", "iris", holder="a bot that died", reason="deploy", ttl_s=600
     )
     assert stale.acquired
+    clock.advance(599)
+    held = run(runtime, "/deploy iris v1")
+    assert isinstance(held, Refusal) and "is locked by a bot that died" in held.text
+    clock.advance(2)
     assert run(runtime, "/deploy iris v1").ok
-    assert runtime.store.lock("dev", "iris") is None
+    assert runtime.repos.locks.get("dev", "iris") is None

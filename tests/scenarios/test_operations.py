@@ -4,7 +4,6 @@ endpoint instead of staying "in progress"."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,19 +13,21 @@ import pytest
 from commands.base import StatusReport
 from core.events import Event, EventKind, Notice, Outcome, Refusal
 from core.runtime import Runtime
-from core.store import Operation, utcnow
 from core.targets.local.target import Zygote
+from tests.clock import FakeClock
 from tests.conftest import Recorder, make_settings
 from tests.scenarios.test_deploy_scale_status import ADMIN, COLUMNS, ROWS, run
 
 
 @pytest.fixture
-def strict(tmp_path: Path, registry_uri: str, zygote: Zygote) -> Iterator[Runtime]:
+def strict(
+    tmp_path: Path, registry_uri: str, zygote: Zygote, clock: FakeClock
+) -> Iterator[Runtime]:
     """A bot that gives up on operations older than 1 s or taken over more than once."""
     settings = make_settings(
         tmp_path / "state", registry_uri, operation_timeout_s=1.0, max_attempts=1
     )
-    rt = Runtime(settings, zygote=zygote)
+    rt = Runtime(settings, zygote=zygote, clock=clock)
     yield rt
     rt.shut_down_endpoints()
     rt.close()
@@ -54,13 +55,13 @@ def test_a_queued_deploy_runs_once_where_a_runner_takes_it(runtime: Runtime) -> 
 
     assert seen.events[0].kind is EventKind.STARTED
     assert seen.events[-1].kind is EventKind.SUCCEEDED
-    op = runtime.store.operation(queued.operation)
+    op = runtime.repos.operations.get(queued.operation)
     assert op is not None and (op.state, op.attempts, op.owner) == (
         "succeeded",
         1,
         runner.owner,
     )
-    endpoint = runtime.store.endpoint("dev", "iris")
+    endpoint = runtime.repos.endpoints.get("dev", "iris")
     assert endpoint is not None and endpoint.version == 1
     answer = httpx.post(
         endpoint.url,
@@ -68,8 +69,8 @@ def test_a_queued_deploy_runs_once_where_a_runner_takes_it(runtime: Runtime) -> 
         timeout=10,
     )
     assert answer.status_code == 200
-    assert runtime.store.lock("dev", "iris") is None
-    outcomes = [(a.action, a.outcome) for a in runtime.store.audit_entries(endpoint="iris")]
+    assert runtime.repos.locks.get("dev", "iris") is None
+    outcomes = [(a.action, a.outcome) for a in runtime.repos.audit.entries(endpoint="iris")]
     assert outcomes.count(("deploy", "succeeded")) == 1
 
 
@@ -84,46 +85,48 @@ def abandoned(runtime: Runtime) -> str:
         wait=False,
     )
     assert isinstance(queued, Outcome) and queued.operation
-    taken = runtime.store.claim("a-bot-that-died", lease_s=-1)
+    taken = runtime.repos.operations.claim("a-bot-that-died", lease_s=0.1)
     assert taken is not None and taken.id == queued.operation
     return queued.operation
 
 
-def taken_over(runtime: Runtime, *, after: float) -> Recorder:
+def taken_over(runtime: Runtime, clock: FakeClock, *, after: float) -> Recorder:
     """What a bot process taking over the abandoned operation `after` seconds on reports."""
-    time.sleep(after)
+    clock.advance(after)
     seen = Recorder()
     assert runtime.worker(reporter_for=lambda _op: seen).run_pending() == 1
     return seen
 
 
-def test_an_operation_left_past_its_timeout_is_failed_and_lets_go(strict: Runtime) -> None:
+def test_an_operation_left_past_its_timeout_is_failed_and_lets_go(
+    strict: Runtime, clock: FakeClock
+) -> None:
     op_id = abandoned(strict)
-    seen = taken_over(strict, after=1.2)
+    seen = taken_over(strict, clock, after=1.2)
 
     assert seen.events[-1].kind is EventKind.FAILED
     assert "longer than operation_timeout_s (1 s) allows" in seen.events[-1].message
-    op = strict.store.operation(op_id)
+    op = strict.repos.operations.get(op_id)
     assert op is not None and op.state == "failed" and "operation_timeout_s" in op.error
-    assert strict.store.lock("dev", "iris") is None  # the endpoint is free again
-    assert strict.store.endpoint("dev", "iris") is None  # and nothing was started
-    assert strict.store.running() == []
+    assert strict.repos.locks.get("dev", "iris") is None  # the endpoint is free again
+    assert strict.repos.endpoints.get("dev", "iris") is None  # and nothing was started
+    assert strict.repos.operations.running() == []
     assert run(strict, "/deploy iris v1").ok
 
 
-def test_an_operation_whose_bots_keep_dying_is_given_up(strict: Runtime) -> None:
+def test_an_operation_whose_bots_keep_dying_is_given_up(strict: Runtime, clock: FakeClock) -> None:
     op_id = abandoned(strict)
-    seen = taken_over(strict, after=0.2)
+    seen = taken_over(strict, clock, after=0.2)
 
     assert seen.events[-1].kind is EventKind.FAILED
     assert (
         "the bot processes running it stopped 1 time, the last at the start (max_attempts 1)"
         in seen.events[-1].message
     )
-    op = strict.store.operation(op_id)
+    op = strict.repos.operations.get(op_id)
     assert op is not None and (op.state, op.attempts) == ("failed", 2)
-    assert strict.store.lock("dev", "iris") is None
-    audit = strict.store.audit_entries(endpoint="iris")
+    assert strict.repos.locks.get("dev", "iris") is None
+    audit = strict.repos.audit.entries(endpoint="iris")
     assert [(a.action, a.outcome, a.operation_id) for a in audit] == [("deploy", "failed", op_id)]
 
 
@@ -151,12 +154,12 @@ def test_status_shows_what_is_under_way_on_an_endpoint(runtime: Runtime) -> None
 
 
 def test_a_taken_over_operation_respects_a_freeze_made_while_its_bot_was_away(
-    runtime: Runtime,
+    runtime: Runtime, clock: FakeClock
 ) -> None:
     op_id = abandoned(runtime)
     assert isinstance(run(runtime, "/unlock iris"), Notice)  # an admin lifts its lock...
     assert isinstance(run(runtime, "/lock iris quarter-end audit"), Notice)  # ...and freezes
-    seen = taken_over(runtime, after=0.2)
+    seen = taken_over(runtime, clock, after=0.2)
 
     failed = seen.events[-1]
     assert failed.kind is EventKind.FAILED
@@ -164,27 +167,31 @@ def test_a_taken_over_operation_respects_a_freeze_made_while_its_bot_was_away(
         "failed: not resumed: while it waited, alice froze iris in dev for: quarter-end "
         "audit. Run the command again once it is free, if it is still wanted."
     )
-    assert runtime.store.endpoint("dev", "iris") is None
-    held = runtime.store.lock("dev", "iris")
+    assert runtime.repos.endpoints.get("dev", "iris") is None
+    held = runtime.repos.locks.get("dev", "iris")
     assert held is not None and held.sticky  # the freeze stands
-    op = runtime.store.operation(op_id)
+    op = runtime.repos.operations.get(op_id)
     assert op is not None and op.state == "failed"
 
 
-def test_a_taken_over_operation_whose_lock_was_lifted_takes_it_again(runtime: Runtime) -> None:
+def test_a_taken_over_operation_whose_lock_was_lifted_takes_it_again(
+    runtime: Runtime, clock: FakeClock
+) -> None:
     op_id = abandoned(runtime)
-    first = runtime.store.operation(op_id)
+    first = runtime.repos.operations.get(op_id)
     assert first is not None
     assert isinstance(run(runtime, "/unlock iris"), Notice)
-    taken_over(runtime, after=0.2)
-    op = runtime.store.operation(op_id)
+    taken_over(runtime, clock, after=0.2)
+    op = runtime.repos.operations.get(op_id)
     assert op is not None and (op.state, op.attempts) == ("succeeded", 2)
     # the lock it took again is kept with it, for whoever might take it over next
     assert op.lock_token and op.lock_token != first.lock_token
-    assert runtime.store.lock("dev", "iris") is None
+    assert runtime.repos.locks.get("dev", "iris") is None
 
 
-def test_a_resumed_deploy_of_an_alias_serves_what_it_resolved_before(runtime: Runtime) -> None:
+def test_a_resumed_deploy_of_an_alias_serves_what_it_resolved_before(
+    runtime: Runtime, clock: FakeClock
+) -> None:
     queued = runtime.deployer.deploy(
         model="iris",
         alias="champion",  # v2 in the registry now
@@ -194,13 +201,13 @@ def test_a_resumed_deploy_of_an_alias_serves_what_it_resolved_before(runtime: Ru
         wait=False,
     )
     assert isinstance(queued, Outcome) and queued.operation
-    assert runtime.store.claim("a-bot-that-died", lease_s=0.1) is not None
+    assert runtime.repos.operations.claim("a-bot-that-died", lease_s=0.1) is not None
     # it resolved @champion when it pointed at v1, then died; the alias moved since
-    runtime.store.record(queued.operation, step="build", resolved=1)
-    seen = taken_over(runtime, after=0.2)
+    runtime.repos.operations.record(queued.operation, step="build", remote={"resolved": 1})
+    seen = taken_over(runtime, clock, after=0.2)
 
     assert "resolving iris v1 in the registry" in seen.text
-    endpoint = runtime.store.endpoint("dev", "iris")
+    endpoint = runtime.repos.endpoints.get("dev", "iris")
     assert endpoint is not None and endpoint.version == 1
 
 
@@ -215,7 +222,7 @@ class LockWatcher(Recorder):
     def report(self, event: Event) -> None:
         super().report(event)
         if event.kind in (EventKind.SUCCEEDED, EventKind.FAILED):
-            self.locked_at_end = self.runtime.store.lock("dev", "iris") is not None
+            self.locked_at_end = self.runtime.repos.locks.get("dev", "iris") is not None
 
 
 @pytest.mark.parametrize("line", ["/deploy iris v1", "/deploy crasher v1"])
@@ -225,16 +232,18 @@ def test_the_endpoint_is_free_when_the_final_word_arrives(runtime: Runtime, line
     assert watcher.locked_at_end is False  # whoever reads it may /scale at once
 
 
-def test_a_taken_over_operation_never_undoes_a_newer_rollout(runtime: Runtime) -> None:
+def test_a_taken_over_operation_never_undoes_a_newer_rollout(
+    runtime: Runtime, clock: FakeClock
+) -> None:
     op_id = abandoned(runtime)  # iris v1, asked for first
     assert isinstance(run(runtime, "/unlock iris"), Notice)
     assert run(runtime, "/deploy iris v2").ok  # someone else's, while it waited
-    seen = taken_over(runtime, after=0.2)
+    seen = taken_over(runtime, clock, after=0.2)
 
     assert "not resumed: while it waited, iris in dev changed to iris v2" in seen.text
-    endpoint = runtime.store.endpoint("dev", "iris")
+    endpoint = runtime.repos.endpoints.get("dev", "iris")
     assert endpoint is not None and endpoint.version == 2
-    op = runtime.store.operation(op_id)
+    op = runtime.repos.operations.get(op_id)
     assert op is not None and op.state == "failed"
 
 
@@ -242,32 +251,31 @@ class Usurper(Recorder):
     """At the start step, another bot process takes the operation over (as if this one had
     stalled past its lease)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, clock: FakeClock) -> None:
         super().__init__()
         self.runtime = runtime
+        self.clock = clock
 
     def report(self, event: Event) -> None:
         super().report(event)
         if event.kind is EventKind.STEP and event.step == "start":
-            store = self.runtime.store
-            with store.session() as s:
-                s.get(Operation, event.operation).lease_expires_at = utcnow()  # type: ignore[union-attr]
-            taken = store.claim("bot-b", lease_s=60)
+            self.clock.advance(self.runtime.settings.lease_s + 1)  # its lease lapses
+            taken = self.runtime.repos.operations.claim("bot-b", lease_s=60)
             assert taken is not None and taken.id == event.operation
 
 
 def test_a_run_whose_operation_was_taken_over_stops_and_says_nothing_more(
-    runtime: Runtime,
+    runtime: Runtime, clock: FakeClock
 ) -> None:
-    watcher = Usurper(runtime)
+    watcher = Usurper(runtime, clock)
     outcome = run(runtime, "/deploy iris v1", watcher)
 
     assert isinstance(outcome, Outcome) and not outcome.ok
     assert "another bot process took this operation over" in outcome.text
     kinds = [e.kind for e in watcher.events]
     assert EventKind.SUCCEEDED not in kinds and EventKind.FAILED not in kinds
-    op = runtime.store.operation(outcome.operation or "")
+    op = runtime.repos.operations.get(outcome.operation or "")
     assert op is not None and (op.state, op.owner, op.attempts) == ("running", "bot-b", 2)
-    assert runtime.store.endpoint("dev", "iris") is None  # it never switched traffic
-    assert runtime.store.lock("dev", "iris") is not None  # the new holder's to release
-    assert runtime.store.audit_entries(endpoint="iris") == []  # the new holder audits it
+    assert runtime.repos.endpoints.get("dev", "iris") is None  # it never switched traffic
+    assert runtime.repos.locks.get("dev", "iris") is not None  # the new holder's to release
+    assert runtime.repos.audit.entries(endpoint="iris") == []  # the new holder audits it

@@ -90,9 +90,9 @@ def test_a_refused_registry_fails_the_deploy_at_once_and_frees_the_endpoint(
             "reached (connection refused; gave up after "
         )
         assert PASSWORD not in outcome.text + recorder.text
-        op = runtime.store.operation(outcome.operation or "")
+        op = runtime.repos.operations.get(outcome.operation or "")
         assert op is not None and op.state == "failed" and PASSWORD not in (op.error or "")
-        assert runtime.store.lock("dev", "iris") is None
+        assert runtime.repos.locks.get("dev", "iris") is None
     finally:
         runtime.close()
 
@@ -109,7 +109,7 @@ def test_a_silent_registry_fails_the_deploy_within_the_wait_and_frees_the_endpoi
             "answer within 8 s while listing the registered models"
         )
         assert PASSWORD not in outcome.text + recorder.text
-        assert runtime.store.lock("dev", "iris") is None
+        assert runtime.repos.locks.get("dev", "iris") is None
         # the endpoint is free: the next deploy is not refused as locked, it fails the same way
         again = run(runtime, "/deploy iris v1")
         assert isinstance(again, Outcome) and "did not answer within 8 s" in again.text

@@ -50,9 +50,10 @@ def run(core: Runtime, actor: Actor, line: str):  # type: ignore[no-untyped-def]
 
 def state(core: Runtime) -> tuple[object, ...]:
     endpoints = [
-        (e.env, e.name, e.version, e.cpu, e.memory_mb, e.deployment) for e in core.store.endpoints()
+        (e.env, e.name, e.version, e.cpu, e.memory_mb, e.deployment)
+        for e in core.repos.endpoints.every()
     ]
-    return tuple(endpoints), len(core.store.operations())
+    return tuple(endpoints), len(core.repos.operations.recent())
 
 
 ADMIN_ONLY = [
@@ -83,7 +84,7 @@ def test_only_admins_change_what_serves(core: Runtime, env: str, role: str, line
     if action == "deploy":
         assert f"ask for it with `/promote iris v1 to {env}`" in reply.text
     assert state(core) == before
-    (entry, *_) = core.store.audit_entries(limit=1)
+    (entry, *_) = core.repos.audit.entries(limit=1)
     assert (entry.actor_id, entry.outcome, entry.env) == (who.id, "refused", env)
 
 
@@ -104,7 +105,7 @@ def test_admins_change_what_serves(core: Runtime, env: str, line: str) -> None:
         assert run(core, admin, f"/deploy iris v1 to {env}").ok
     reply = run(core, admin, line.format(env=env))
     assert isinstance(reply, Outcome) and reply.ok, reply
-    (entry, *_) = core.store.audit_entries(limit=1)
+    (entry, *_) = core.repos.audit.entries(limit=1)
     assert (entry.actor_id, entry.outcome, entry.operation_id) == (
         admin.id,
         "succeeded",
@@ -151,9 +152,9 @@ def test_approval_deploys_exactly_the_requested_version(core: Runtime) -> None:
     reply = run(core, ADMIN_PROD, f"/approve {request}")
     assert isinstance(reply, Decided) and reply.approved and reply.ok
     assert isinstance(reply.outcome, Outcome) and reply.outcome.text.startswith("iris v2 is live")
-    (endpoint,) = core.store.endpoints("prod")
+    (endpoint,) = core.repos.endpoints.every("prod")
     assert endpoint.version == 2
-    deploy_entry, approve_entry = core.store.audit_entries(limit=2)
+    deploy_entry, approve_entry = core.repos.audit.entries(limit=2)
     assert (deploy_entry.actor_id, deploy_entry.approver) == (DEVELOPER.id, "pat")
     assert deploy_entry.command == "/promote iris v2 to prod"
     assert (approve_entry.action, approve_entry.outcome) == ("approve", "approved")
@@ -169,7 +170,7 @@ def test_the_requester_cannot_approve_their_own_request(core: Runtime) -> None:
         refused.text
     )
     assert state(core) == before
-    assert core.store.approval(reply.approval.id).state == "pending"  # type: ignore[union-attr]
+    assert core.repos.approvals.get(reply.approval.id).state == "pending"  # type: ignore[union-attr]
 
 
 def test_developers_and_other_admins_cannot_decide(core: Runtime) -> None:
@@ -177,7 +178,7 @@ def test_developers_and_other_admins_cannot_decide(core: Runtime) -> None:
     for who in (DEVELOPER, ADMIN_DEV, VIEWER):
         refused = run(core, who, f"/approve {request}")
         assert isinstance(refused, Refusal) and "only admins of prod can approve" in refused.text
-    assert core.store.endpoints("prod") == []
+    assert core.repos.endpoints.every("prod") == []
 
 
 def test_simultaneous_approvals_deploy_once(core: Runtime) -> None:
@@ -198,7 +199,7 @@ def test_simultaneous_approvals_deploy_once(core: Runtime) -> None:
     refused = [r for r in replies if isinstance(r, Refusal)]
     assert len(decided) == 1 and len(refused) == 1
     assert "this request was already approved by" in refused[0].text
-    deploys = [op for op in core.store.operations() if op.kind == "deploy"]
+    deploys = [op for op in core.repos.operations.recent() if op.kind == "deploy"]
     assert len(deploys) == 1
 
 
@@ -206,12 +207,12 @@ def test_a_rejection_records_its_reason_and_deploys_nothing(core: Runtime) -> No
     request = promoted(core)
     reply = run(core, ADMIN_PROD, f"/reject {request} recall dropped on the holdout set")
     assert isinstance(reply, Decided) and not reply.approved
-    row = core.store.approval(request)
+    row = core.repos.approvals.get(request)
     assert row is not None and (row.state, row.decision_reason) == (
         "rejected",
         "recall dropped on the holdout set",
     )
-    assert core.store.endpoints("prod") == []
+    assert core.repos.endpoints.every("prod") == []
     again = run(core, ADMIN_PROD_2, f"/approve {request}")
     assert isinstance(again, Refusal) and "already rejected by pat" in again.text
 
@@ -222,7 +223,7 @@ def test_an_expired_request_is_refused(core: Runtime) -> None:
     refused = run(core, ADMIN_PROD, f"/approve {request}")
     assert isinstance(refused, Refusal) and "this request expired at" in refused.text
     assert "ask again with `/promote iris v2 to prod`" in refused.text
-    assert core.store.endpoints("prod") == []
+    assert core.repos.endpoints.every("prod") == []
 
 
 def test_register_is_for_developers_and_admins(core: Runtime) -> None:
@@ -233,7 +234,7 @@ def test_register_is_for_developers_and_admins(core: Runtime) -> None:
     registered = run(core, DEVELOPER, line)
     assert registered.ok and registered.text.startswith("Registered iris-candidate v")
     assert "Next: `/promote iris-candidate v" in registered.text
-    entries = core.store.audit_entries(limit=2)
+    entries = core.repos.audit.entries(limit=2)
     assert [(e.actor_id, e.outcome) for e in entries] == [
         (DEVELOPER.id, "succeeded"),
         (VIEWER.id, "refused"),
@@ -248,9 +249,9 @@ def test_rollback_serves_the_previous_version_again(core: Runtime) -> None:
     assert run(core, ADMIN_PROD, "/deploy iris v2 to prod").ok
     back = run(core, ADMIN_PROD, "/rollback iris in prod")
     assert isinstance(back, Outcome) and back.ok and back.text.startswith("iris v1 is live")
-    (endpoint,) = core.store.endpoints("prod")
+    (endpoint,) = core.repos.endpoints.every("prod")
     assert endpoint.version == 1
-    assert core.store.audit_entries(limit=1)[0].action == "rollback"
+    assert core.repos.audit.entries(limit=1)[0].action == "rollback"
 
 
 def test_stop_takes_an_endpoint_out_of_service(core: Runtime) -> None:
@@ -258,7 +259,7 @@ def test_stop_takes_an_endpoint_out_of_service(core: Runtime) -> None:
     assert isinstance(live, Outcome) and live.ok
     stopped = run(core, ADMIN_DEV, "/stop iris in dev")
     assert stopped.ok and stopped.text.startswith("iris in dev is stopped (it served iris v1")
-    assert core.store.endpoints("dev") == []
+    assert core.repos.endpoints.every("dev") == []
     health = core.deployer.targets["dev"].health(_ref("dev"))
     assert not health.up
     again = run(core, ADMIN_DEV, "/stop iris in dev")

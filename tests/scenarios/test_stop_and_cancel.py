@@ -72,15 +72,15 @@ def test_a_running_rollout_is_cancelled_not_unlocked_and_the_next_serves_alone(
 
     (outcome,) = first
     assert isinstance(outcome, Outcome) and not outcome.ok
-    endpoint = runtime.store.endpoint("dev", "iris")
+    endpoint = runtime.repos.endpoints.get("dev", "iris")
     assert endpoint is not None and endpoint.version == 1
     assert outcome.text == f"cancelled by bob\niris v1 still serves at {endpoint.url}"
     assert "switch" not in [e.step for e in gate.events]  # it never moved traffic
     assert gate.events[-1].kind is EventKind.FAILED
-    op = runtime.store.operation(outcome.operation or "")
+    op = runtime.repos.operations.get(outcome.operation or "")
     assert op is not None and (op.state, op.error) == ("failed", "cancelled by bob")
-    assert runtime.store.lock("dev", "iris") is None
-    audit = [(a.action, a.outcome) for a in runtime.store.audit_entries(endpoint="iris")]
+    assert runtime.repos.locks.get("dev", "iris") is None
+    audit = [(a.action, a.outcome) for a in runtime.repos.audit.entries(endpoint="iris")]
     assert audit[:4] == [
         ("deploy", "failed"),
         ("cancel", "succeeded"),
@@ -90,7 +90,7 @@ def test_a_running_rollout_is_cancelled_not_unlocked_and_the_next_serves_alone(
 
     redeployed = run(runtime, "/deploy iris v2")
     assert isinstance(redeployed, Outcome) and redeployed.ok, redeployed.text
-    live = runtime.store.endpoint("dev", "iris")
+    live = runtime.repos.endpoints.get("dev", "iris")
     assert live is not None and live.version == 2
     body = {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}
     with httpx.Client(timeout=10) as client:
@@ -110,13 +110,13 @@ def test_unlock_lifts_the_lock_of_an_operation_whose_bot_died(runtime: Runtime) 
         wait=False,
     )
     assert isinstance(queued, Outcome)
-    assert runtime.store.claim("a-bot-that-died", lease_s=-1) is not None  # lease lapsed
+    assert runtime.repos.operations.claim("a-bot-that-died", lease_s=-1) is not None  # lease lapsed
     unlocked = as_bob(runtime, "/unlock iris")
     assert isinstance(unlocked, Notice)
     assert unlocked.text == (
         "iris in dev is unlocked (it was held by bob for: bob is deploying iris v1 to dev)."
     )
-    assert runtime.store.lock("dev", "iris") is None
+    assert runtime.repos.locks.get("dev", "iris") is None
 
 
 def test_cancel_with_nothing_under_way_changes_nothing(runtime: Runtime) -> None:
@@ -139,11 +139,11 @@ def test_stop_is_an_operation_reported_and_audited(runtime: Runtime) -> None:
         (EventKind.DONE, "stop"),
         (EventKind.SUCCEEDED, ""),
     ]
-    op = runtime.store.operation(stopped.operation or "")
+    op = runtime.repos.operations.get(stopped.operation or "")
     assert op is not None and (op.kind, op.state) == ("stop", "succeeded")
-    newest = runtime.store.audit_entries(endpoint="iris", limit=1)[0]
+    newest = runtime.repos.audit.entries(endpoint="iris", limit=1)[0]
     assert (newest.action, newest.outcome, newest.operation_id) == ("stop", "succeeded", op.id)
-    assert runtime.store.lock("dev", "iris") is None
+    assert runtime.repos.locks.get("dev", "iris") is None
     assert not runtime.deployer.targets["dev"].health(EndpointRef("dev", "iris")).up
     report = run(runtime, "/status")
     assert isinstance(report, StatusReport) and report.endpoints == []

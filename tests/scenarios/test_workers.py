@@ -28,10 +28,11 @@ from mlflow import MlflowClient
 
 from core.config import Environment, Settings
 from core.events import EventKind, NullReporter, Outcome
+from core.models import Operation, OperationState
+from core.repos import Repositories
 from core.roles import Actor
 from core.run import Plan
 from core.runtime import Runtime
-from core.store import Operation, OperationState, Store
 from emulators.cml import RunningEmulator, start_emulator
 from tests.db import postgres_schema
 
@@ -227,28 +228,28 @@ def test_two_workers_on_one_postgresql_run_each_of_20_operations_exactly_once(
             )
             assert isinstance(reply, Outcome) and reply.data == {"queued": True}, reply
             queued.append(reply.operation)
-        store = runtime.store
+        repos = runtime.repos
 
         ops = wait_until(
-            lambda: store.operations(limit=100),
+            lambda: repos.operations.recent(limit=100),
             lambda ops: all(op.state == OperationState.SUCCEEDED for op in ops),
             timeout=60,
         )
 
         assert sorted(op.id for op in ops) == sorted(queued)
         for op in ops:
-            kinds = Counter(event.kind for event in store.events(op.id))
+            kinds = Counter(event.kind for event in repos.operations.events(op.id))
             assert kinds[EventKind.STARTED] == 1, (op.endpoint, kinds)
             assert kinds[EventKind.SUCCEEDED] == 1, (op.endpoint, kinds)
             assert op.attempts == 1, op.endpoint
             assert op.owner in owners, op.owner
-            assert store.lock("dev", op.endpoint) is None
+            assert repos.locks.get("dev", op.endpoint) is None
         # a worker holds at most 4 at once (Runner.workers) and a rollout lasts seconds, so
         # with both taking operations before the first is queued, neither can take all 20
         ran = Counter(op.owner for op in ops)
         assert set(ran) == set(owners), f"one worker ran them all: {ran}"
 
-        endpoints = store.endpoints("dev")
+        endpoints = repos.endpoints.every("dev")
         assert [(e.name, e.model, e.version, e.target) for e in endpoints] == [
             (name, name, 1, "cml") for name in MODELS
         ]
@@ -259,7 +260,7 @@ def test_two_workers_on_one_postgresql_run_each_of_20_operations_exactly_once(
 
         audited = [
             (e.action, e.endpoint, e.outcome, e.operation_id)
-            for e in store.audit_entries(limit=100)
+            for e in repos.audit.entries(limit=100)
         ]
         assert sorted(audited) == sorted(("deploy", op.endpoint, "succeeded", op.id) for op in ops)
 
@@ -274,9 +275,9 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
     tmp_path: Path, registry_uri: str
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'shared' / 'chatops.db'}"
-    store = Store(database_url)
+    repos = Repositories.open(database_url)
     headline = "console is deploying iris v1 to dev"
-    lock = store.try_lock("dev", "iris", holder="console", reason=headline, ttl_s=3600)
+    lock = repos.locks.try_lock("dev", "iris", holder="console", reason=headline, ttl_s=3600)
     assert lock.acquired
     plan = Plan(
         action="deploy",
@@ -292,7 +293,7 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
         actor_name=CONSOLE.shown,
     )
     # a process began it, got as far as resolving the version, and died
-    op = store.enqueue(
+    op = repos.operations.enqueue(
         kind="deploy",
         env="dev",
         endpoint="iris",
@@ -303,8 +304,8 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
         owner="dead-host:1:abc",
         lease_s=0.1,
     )
-    store.add_event(op.id, EventKind.STARTED, "", headline)
-    store.record(op.id, step="resolve")
+    repos.operations.add_event(op.id, EventKind.STARTED, "", headline)
+    repos.operations.record(op.id, step="resolve")
 
     with workspace_over(registry_uri) as workspace, ExitStack() as stack:
         worker = start_worker(
@@ -317,7 +318,7 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
         )
         owner = worker.ready()
         (done,) = wait_until(
-            store.operations,
+            repos.operations.recent,
             lambda ops: ops[0].state == OperationState.SUCCEEDED,
             timeout=30,
         )
@@ -326,7 +327,7 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
 
     assert done.attempts == 2
     assert done.owner == owner
-    events = [(e.kind, e.step, e.message) for e in store.events(op.id)]
+    events = [(e.kind, e.step, e.message) for e in repos.operations.events(op.id)]
     assert events[:4] == [
         (EventKind.STARTED, "", headline),  # the process that died
         (EventKind.STARTED, "", headline),
@@ -340,7 +341,7 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
     ]
     assert events[-1][:2] == (EventKind.SUCCEEDED, "")
     assert [kind for kind, _, _ in events].count(EventKind.STARTED) == 2
-    assert store.lock("dev", "iris") is None
-    endpoint = store.endpoint("dev", "iris")
+    assert repos.locks.get("dev", "iris") is None
+    endpoint = repos.endpoints.get("dev", "iris")
     assert endpoint is not None and (endpoint.model, endpoint.version) == ("iris", 1)
     assert f"taking over operation {op.id} (deploy of iris in dev), attempt 2" in worker.output

@@ -48,10 +48,10 @@ def test_no_secret_in_anything_the_flows_produce(
         *(caplog.text.splitlines()),
         *(
             e.message
-            for op in running_front.runtime.store.operations()
-            for e in running_front.runtime.store.events(op.id)
+            for op in running_front.runtime.repos.operations.recent()
+            for e in running_front.runtime.repos.operations.events(op.id)
         ),
-        *(a.detail + a.command for a in running_front.runtime.store.audit_entries(limit=100)),
+        *(a.detail + a.command for a in running_front.runtime.repos.audit.entries(limit=100)),
     ]
     assert len(api.calls) > 20 and caplog.records  # the flows did run and log
     for secret in (BOT_TOKEN, SIGNING_SECRET):
@@ -132,7 +132,7 @@ def test_no_cml_key_or_model_access_key_in_anything_the_cml_flows_produce(
         front.post("/status", "iris in prod")
         front.drain(timeout=120)
 
-    store = front.runtime.store
+    repos = front.runtime.repos
     models = emulator.emulator.workspace.models.values()
     access_keys = [str(m["access_key"]) for m in models if m.get("access_key")]
     assert access_keys, "the flows made no CML model"
@@ -140,11 +140,11 @@ def test_no_cml_key_or_model_access_key_in_anything_the_cml_flows_produce(
         *(json.dumps(c.args) for c in front.api.calls),
         *(json.dumps(r.body) for r in front.api.responses),
         *(caplog.text.splitlines()),
-        *(f"{op.error} {json.dumps(op.remote)}" for op in store.operations()),
-        *(e.message for op in store.operations() for e in store.events(op.id)),
-        *(a.detail + a.command for a in store.audit_entries(limit=100)),
+        *(f"{op.error} {json.dumps(op.remote)}" for op in repos.operations.recent()),
+        *(e.message for op in repos.operations.recent() for e in repos.operations.events(op.id)),
+        *(a.detail + a.command for a in repos.audit.entries(limit=100)),
     ]
-    outcomes = [a.outcome for a in store.audit_entries(limit=100) if a.action == "deploy"]
+    outcomes = [a.outcome for a in repos.audit.entries(limit=100) if a.action == "deploy"]
     assert "succeeded" in outcomes and "failed" in outcomes  # the flows did run
     for secret in (CML_KEY, *access_keys, BOT_TOKEN, SIGNING_SECRET):
         assert [text for text in produced if secret in text] == []

@@ -116,15 +116,15 @@ def test_no_credential_or_server_path_reaches_any_sink(
     assert chatops(["audit", "export", "--format", "json"]) == 0
     exported = capsys.readouterr().out
 
-    store = runtime.store
-    ops = store.operations()
+    repos = runtime.repos
+    ops = repos.operations.recent()
     sinks = {
         "slack calls": [json.dumps(c.args) for c in front.api.calls],
         "slack responses": [json.dumps(r.body) for r in front.api.responses],
         "log records": caplog.text.splitlines(),
         "operations.error": [op.error or "" for op in ops],
-        "events": [e.message for op in ops for e in store.events(op.id)],
-        "audit rows": [f"{a.command} {a.detail}" for a in store.audit_entries(limit=100)],
+        "events": [e.message for op in ops for e in repos.operations.events(op.id)],
+        "audit rows": [f"{a.command} {a.detail}" for a in repos.audit.entries(limit=100)],
         "audit export": [exported],
     }
     # the failures did happen, and each sink has them to hide

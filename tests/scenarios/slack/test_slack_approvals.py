@@ -117,7 +117,7 @@ def test_a_promotion_is_decided_with_a_button_and_deploys_in_its_thread(
     running_front.drain()
     late = running_front.api.responses[-1]
     assert late.body["text"].startswith(f"this request was already approved by <@{CAROL}> at ")
-    assert len([op for op in running_front.runtime.store.operations()]) == 1
+    assert len([op for op in running_front.runtime.repos.operations.recent()]) == 1
     # the group was read once for all those clicks: the cache answered the rest
     assert len(running_front.api.calls_to("usergroups.users.list")) == 1
 
@@ -132,7 +132,7 @@ def test_a_rejection_replaces_the_buttons_and_deploys_nothing(
     running_front.drain()
     message = next(m for m in running_front.api.messages(OPS) if m.ts == message.ts)
     assert f"Rejected by <@{ALICE}>" in message.text and "latency too high" in message.text
-    assert running_front.runtime.store.endpoints() == []
+    assert running_front.runtime.repos.endpoints.every() == []
 
 
 def test_a_viewer_is_refused_privately_and_nothing_changes(running_front: RunningFront) -> None:
@@ -144,7 +144,7 @@ def test_a_viewer_is_refused_privately_and_nothing_changes(running_front: Runnin
         "only admins of dev can deploy — ask for it with `/promote iris v1 to dev`"
     )
     assert running_front.api.calls_to("chat.postMessage") == []
-    (entry,) = running_front.runtime.store.audit_entries()
+    (entry,) = running_front.runtime.repos.audit.entries()
     assert (entry.actor_id, entry.outcome) == ("U0VIEWER", "refused")
 
 

@@ -134,7 +134,7 @@ def test_forged_or_stale_requests_get_401_and_start_nothing(running_front: Runni
     assert (forged.status_code, stale.status_code) == (401, 401)
     running_front.drain()
     assert running_front.api.calls_to("chat.postMessage") == []
-    assert running_front.runtime.store.operations() == []
+    assert running_front.runtime.repos.operations.recent() == []
 
 
 def test_ack_comes_back_while_the_operation_is_held(
@@ -212,7 +212,7 @@ def test_a_request_slack_delivers_four_times_runs_once(running_front: RunningFro
     ]
     assert [r.status_code for r in responses] == [200, 200, 200, 200]
     running_front.drain()
-    assert len(running_front.runtime.store.operations()) == 1
+    assert len(running_front.runtime.repos.operations.recent()) == 1
     parent, _ = thread_of(running_front)
     assert "iris v1 is live at" in parent.text
 
@@ -248,9 +248,9 @@ def test_a_retry_reaching_another_front_on_the_same_database_runs_nothing(
     finally:
         server.close()
         other.close()
-    assert len(running_front.runtime.store.operations()) == 1
+    assert len(running_front.runtime.repos.operations.recent()) == 1
     # not even a refused second attempt ("locked", "already live") was made
-    deploys = running_front.runtime.store.audit_entries()
+    deploys = running_front.runtime.repos.audit.entries()
     assert [(a.action, a.outcome) for a in deploys] == [("deploy", "succeeded")]
     parent, _ = thread_of(running_front)
     assert "iris v1 is live at" in parent.text

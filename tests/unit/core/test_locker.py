@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.events import Notice, Refusal
 from core.locker import Locker
-from core.store import Store
+from core.repos import Repositories
+from tests.clock import FakeClock
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'state.db'}")
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def locker(store: Store) -> Locker:
-    return Locker(store, ttl_s=3600)
+def repos(tmp_path: Path, clock: FakeClock) -> Iterator[Repositories]:
+    opened = Repositories.open(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    yield opened
+    opened.close()
 
 
-def running_deploy(store: Store, locker: Locker, *, lease_s: float) -> str:
-    """A deploy admitted by bot `bot-a`, whose lease lasts `lease_s` (negative: lapsed)."""
+@pytest.fixture
+def locker(repos: Repositories) -> Locker:
+    return Locker(repos, ttl_s=3600)
+
+
+def running_deploy(repos: Repositories, locker: Locker, *, lease_s: float) -> str:
+    """A deploy admitted by bot `bot-a`, whose lease lasts `lease_s`."""
     attempt = locker.try_lock("dev", "iris", holder="alice", reason="alice is deploying iris v2")
     assert attempt.acquired
-    op = store.enqueue(
+    op = repos.operations.enqueue(
         kind="deploy",
         env="dev",
         endpoint="iris",
@@ -35,36 +44,39 @@ def running_deploy(store: Store, locker: Locker, *, lease_s: float) -> str:
         owner="bot-a",
         lease_s=lease_s,
     )
-    store.record(op.id, step="build")
+    repos.operations.record(op.id, step="build")
     return op.id
 
 
 def test_the_lock_of_an_operation_a_live_bot_runs_is_not_lifted(
-    store: Store, locker: Locker
+    repos: Repositories, locker: Locker
 ) -> None:
-    op_id = running_deploy(store, locker, lease_s=60)
+    op_id = running_deploy(repos, locker, lease_s=60)
     refused = locker.unlock("dev", "iris")
     assert isinstance(refused, Refusal)
     assert f"for: alice is deploying iris v2 ({op_id}, at build)" in refused.text
     assert "(at the latest until " in refused.text
     assert "`/cancel iris in dev`" in refused.text
-    assert store.lock("dev", "iris") is not None
+    assert repos.locks.get("dev", "iris") is not None
 
 
-def test_the_lock_of_an_operation_whose_bot_died_is_lifted(store: Store, locker: Locker) -> None:
-    running_deploy(store, locker, lease_s=-1)
+def test_the_lock_of_an_operation_whose_bot_died_is_lifted(
+    repos: Repositories, locker: Locker, clock: FakeClock
+) -> None:
+    running_deploy(repos, locker, lease_s=60)
+    clock.advance(61)  # bot-a stopped renewing: its lease lapsed
     lifted = locker.unlock("dev", "iris")
     assert isinstance(lifted, Notice)
     assert (
         lifted.text
         == "iris in dev is unlocked (it was held by alice for: alice is deploying iris v2)."
     )
-    assert store.lock("dev", "iris") is None
+    assert repos.locks.get("dev", "iris") is None
 
 
-def test_the_lock_an_ended_operation_left_is_lifted(store: Store, locker: Locker) -> None:
-    op_id = running_deploy(store, locker, lease_s=60)
-    store.finish(op_id, "succeeded")  # type: ignore[arg-type]
+def test_the_lock_an_ended_operation_left_is_lifted(repos: Repositories, locker: Locker) -> None:
+    op_id = running_deploy(repos, locker, lease_s=60)
+    repos.operations.finish(op_id, "succeeded")  # type: ignore[arg-type]
     assert isinstance(locker.unlock("dev", "iris"), Notice)
 
 

@@ -15,10 +15,10 @@ from core.config import Environment, Settings
 from core.events import EventKind, Outcome
 from core.leases import Leases
 from core.registry.mlflow import ModelVersion, Registry
+from core.repos import Repositories
 from core.resources import Resources
 from core.roles import Actor
 from core.runtime import Core, wire
-from core.store import Store
 from core.targets.base import Built, Checked, EndpointRef, Health, Started, Step
 from tests.conftest import Recorder
 
@@ -96,7 +96,7 @@ def core(tmp_path: Path, registry_uri: str, target: RecordingTarget) -> Iterator
     )
     wired = wire(
         settings=settings,
-        store=Store(f"sqlite:///{tmp_path / 'state.db'}"),
+        repos=Repositories.open(f"sqlite:///{tmp_path / 'state.db'}"),
         registry=Registry(tracking_uri=registry_uri),
         targets={"dev": target},  # type: ignore[dict-item]
     )
@@ -127,10 +127,10 @@ def test_a_queued_operation_is_run_once_under_this_process_lease(
     assert runner.run_pending() == 0
 
     assert target.calls == ["build", "start", "check", "switch"]
-    op = core.store.operation(op_id)
+    op = core.repos.operations.get(op_id)
     assert op is not None and (op.state, op.owner, op.attempts) == ("succeeded", runner.owner, 1)
     assert core.leases.held == set()  # nothing left for the heartbeat
-    assert core.store.lock("dev", "iris") is None
+    assert core.repos.locks.get("dev", "iris") is None
     assert seen.events[-1].kind is EventKind.SUCCEEDED
 
 
@@ -138,44 +138,50 @@ def test_an_operation_cancelled_before_it_is_taken_starts_nothing(
     core: Core, target: RecordingTarget
 ) -> None:
     op_id = queue(core)
-    core.store.record(op_id, cancelled_by="bob")  # as /cancel does, from any process
+    core.repos.operations.record(
+        op_id, remote={"cancelled_by": "bob"}
+    )  # as /cancel does, from any process
     seen = Recorder()
     assert core.worker(reporter_for=lambda _op: seen).run_pending() == 1
 
     assert target.calls == []
     assert seen.events[-1].kind is EventKind.FAILED
     assert seen.events[-1].message == "cancelled by bob"
-    op = core.store.operation(op_id)
+    op = core.repos.operations.get(op_id)
     assert op is not None and (op.state, op.error) == ("failed", "cancelled by bob")
-    assert core.store.lock("dev", "iris") is None
+    assert core.repos.locks.get("dev", "iris") is None
 
 
 def test_a_cancel_during_the_check_discards_the_new_deployment_and_never_switches(
     core: Core, target: RecordingTarget
 ) -> None:
     op_id = queue(core)
-    target.during["check"] = lambda: core.store.record(op_id, cancelled_by="bob")
+    target.during["check"] = lambda: core.repos.operations.record(
+        op_id, remote={"cancelled_by": "bob"}
+    )
     seen = Recorder()
     assert core.worker(reporter_for=lambda _op: seen).run_pending() == 1
 
-    op = core.store.operation(op_id)
+    op = core.repos.operations.get(op_id)
     assert op is not None and op.state == "failed"
     deployment = op.remote["deployment"]
     assert target.calls == ["build", "start", "check", f"discard {deployment}"]
     assert seen.events[-1].data["serving"] == (
         "nothing was serving iris in dev before, and nothing serves now"
     )
-    assert core.store.endpoint("dev", "iris") is None
-    assert core.store.lock("dev", "iris") is None
+    assert core.repos.endpoints.get("dev", "iris") is None
+    assert core.repos.locks.get("dev", "iris") is None
 
 
 def test_the_lease_alarm_is_raised_when_another_process_took_the_operation_over(
     core: Core, caplog: pytest.LogCaptureFixture
 ) -> None:
     op_id = queue(core)
-    mine = Leases(core.store, lease_s=30, owner="bot-a")
-    assert core.store.claim("bot-a", lease_s=-1) is not None  # bot-a stalled: lease lapsed
-    assert core.store.claim("bot-b", lease_s=30) is not None  # and bot-b took it over
+    mine = Leases(core.repos.operations, lease_s=30, owner="bot-a")
+    assert (
+        core.repos.operations.claim("bot-a", lease_s=-1) is not None
+    )  # bot-a stalled: lease lapsed
+    assert core.repos.operations.claim("bot-b", lease_s=30) is not None  # and bot-b took it over
     caplog.set_level(logging.ERROR, logger="chatops.core")
     with mine.hold(op_id):
         mine.beat()
@@ -190,12 +196,12 @@ def test_no_lease_alarm_for_an_operation_this_process_ended(
     core: Core, caplog: pytest.LogCaptureFixture
 ) -> None:
     op_id = queue(core)
-    mine = Leases(core.store, lease_s=30, owner="bot-a")
-    assert core.store.claim("bot-a", lease_s=30) is not None
+    mine = Leases(core.repos.operations, lease_s=30, owner="bot-a")
+    assert core.repos.operations.claim("bot-a", lease_s=30) is not None
     caplog.set_level(logging.ERROR, logger="chatops.core")
     with mine.hold(op_id):
         mine.ended(op_id)
-        core.store.finish(op_id, "succeeded")  # type: ignore[arg-type]
+        core.repos.operations.finish(op_id, "succeeded")  # type: ignore[arg-type]
         mine.beat()  # the final word is still being sent
         assert not mine.lost(op_id)
     mine.close()

@@ -1,4 +1,5 @@
-"""Each store test gets a database of its own per backend, made by the migrations."""
+"""Each test of the state database gets a database of its own per backend, made by the
+migrations, and a clock it moves by hand."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, pool
 
 from core import migrate
-from core.store import Store
+from core.repos import Repositories
+from tests.clock import FakeClock
 from tests.db import postgres_schema
 
 
@@ -29,11 +31,16 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    migrate.upgrade(url)  # explicit, so these tests cover the migrations whatever Store does
-    store = Store(url)
-    yield store
-    store.engine.dispose()
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def repos(url: str, clock: FakeClock) -> Iterator[Repositories]:
+    migrate.upgrade(url)  # explicit, so these tests cover the migrations whatever open does
+    repos = Repositories.open(url, clock=clock)
+    yield repos
+    repos.close()
 
 
 @pytest.fixture

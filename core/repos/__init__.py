@@ -1,0 +1,50 @@
+"""The repositories of the state database, one per table family, over one `Database`.
+
+`Repositories.open(url)` opens (and migrates) the database and gives each of them; they
+share its engine and its clock. Only the core uses them: fronts go through core services.
+"""
+
+from __future__ import annotations
+
+from core.clock import SYSTEM_CLOCK, Clock
+from core.db import Database
+from core.repos.approvals import ApprovalRepository
+from core.repos.audit import AuditRepository
+from core.repos.deliveries import DeliveryRepository
+from core.repos.endpoints import EndpointRepository, Serving
+from core.repos.locks import LockRepository
+from core.repos.operations import OperationRepository
+
+__all__ = [
+    "ApprovalRepository",
+    "AuditRepository",
+    "DeliveryRepository",
+    "EndpointRepository",
+    "LockRepository",
+    "OperationRepository",
+    "Repositories",
+    "Serving",
+]
+
+
+class Repositories:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.endpoints = EndpointRepository(db)
+        self.operations = OperationRepository(db)
+        self.locks = LockRepository(db)
+        self.approvals = ApprovalRepository(db)
+        self.audit = AuditRepository(db)
+        self.deliveries = DeliveryRepository(db)
+
+    @classmethod
+    def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Repositories:
+        """Open (and migrate) the database at `url`; every "now" is `clock`'s."""
+        return cls(Database(url, clock=clock))
+
+    @property
+    def clock(self) -> Clock:
+        return self.db.clock
+
+    def close(self) -> None:
+        self.db.close()
