@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
 
+from core.admission import Admission
 from core.audit import AuditLog
 from core.config import Environment, Settings
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
@@ -20,17 +20,16 @@ from core.models import Operation
 from core.policy import check_limits
 from core.repos import Repositories
 from core.resources import Resources
-from core.roles import Action, Actor, authorize
+from core.roles import Action, Actor
 from core.run import Plan, where_of
 from core.status import endpoint_statuses
 from core.targets.base import Target
 
 log = logging.getLogger("chatops.core")
-R = TypeVar("R", bound=Outcome | Notice | Refusal)
 RunHere = Callable[[Operation, Reporter], Outcome]
 
 
-class Deployer:
+class Deployer(Admission):
     def __init__(
         self,
         *,
@@ -49,34 +48,6 @@ class Deployer:
         self.audit = audit
         self.owner = owner  # this process, in `operations.owner`, for what it runs at once
         self.run_here = run_here
-
-    def _env(self, name: str | None) -> Environment | Refusal:
-        env = self.settings.environment(name)
-        if env is None:
-            known = ", ".join(e.name for e in self.settings.environments)
-            return Refusal(f"there is no environment called `{name}` (environments: {known})")
-        return env
-
-    def _admit(
-        self,
-        action: Action,
-        actor: Actor,
-        command: str,
-        env: str | None,
-        endpoint: str,
-        *,
-        hint: str = "",
-        approver: Actor | None = None,
-    ) -> Environment | Refusal:
-        """The environment, if it exists and `actor` (or `approver`) may act there; else the
-        refusal, already audited."""
-        environment = self._env(env)
-        if isinstance(environment, Refusal):
-            return self._audited(action, actor, command, env, endpoint, environment)
-        refusal = authorize(environment, approver or actor, action, hint=hint)
-        if refusal:
-            return self._audited(action, actor, command, env, endpoint, refusal, approver)
-        return environment
 
     # -- locks -----------------------------------------------------------------------------
     def freeze(
@@ -197,11 +168,15 @@ class Deployer:
             known = (
                 ", ".join(e.name for e in self.repos.endpoints.every(environment.name)) or "none"
             )
-            missing = Refusal(
+            return self._absent(
+                Action.SCALE,
+                actor,
+                command,
+                environment.name,
+                endpoint,
                 f"there is no endpoint `{endpoint}` in {environment.name} (endpoints: "
-                f"{known}); deploy it first with `/deploy {endpoint} v<N>`"
+                f"{known}); deploy it first with `/deploy {endpoint} v<N>`",
             )
-            return self._audited(Action.SCALE, actor, command, env, endpoint, missing)
         resources = Resources(
             cpu=cpu if cpu is not None else current.cpu,
             memory_mb=memory_mb if memory_mb is not None else current.memory_mb,
@@ -224,29 +199,6 @@ class Deployer:
             version=current.version,
             wait=wait,
         )
-
-    def _audited(
-        self,
-        action: Action,
-        actor: Actor,
-        command: str,
-        env: str | None,
-        endpoint: str,
-        result: R,
-        approver: Actor | None = None,
-    ) -> R:
-        """Record the attempt, whatever became of it, and hand the result on."""
-        self.audit.record(
-            action.value,
-            actor_id=actor.id,
-            actor_name=actor.shown,
-            command=command,
-            env=env or self.settings.default_environment,
-            endpoint=endpoint,
-            result=result,
-            approver=approver.shown if approver else "",
-        )
-        return result
 
     # -- rollback and stop ------------------------------------------------------------------
     def rollback(
@@ -271,11 +223,15 @@ class Deployer:
         )
         if current is None or previous is None:
             what = "is not deployed" if current is None else f"has served only v{current.version}"
-            refusal = Refusal(
+            return self._absent(
+                Action.ROLLBACK,
+                actor,
+                command,
+                environment.name,
+                endpoint,
                 f"{endpoint} in {environment.name} {what}: there is nothing to "
-                f"roll back to (deploy a version with `/deploy {endpoint} v<N>`)"
+                f"roll back to (deploy a version with `/deploy {endpoint} v<N>`)",
             )
-            return self._audited(Action.ROLLBACK, actor, command, env, endpoint, refusal)
         return self._operation(
             Action.ROLLBACK,
             environment=environment,
@@ -310,8 +266,8 @@ class Deployer:
             return environment
         current = self.repos.endpoints.get(environment.name, endpoint)
         if current is None:
-            missing = Refusal(f"there is no endpoint `{endpoint}` in {environment.name}")
-            return self._audited(Action.STOP, actor, command, env, endpoint, missing)
+            missing = f"there is no endpoint `{endpoint}` in {environment.name}"
+            return self._absent(Action.STOP, actor, command, environment.name, endpoint, missing)
         return self._operation(
             Action.STOP,
             environment=environment,

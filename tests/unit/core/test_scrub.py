@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import core.scrub
 from core.config import Environment, Settings
 from core.errors import ChatOpsError, RegistryError
 from core.scrub import (
@@ -27,7 +28,16 @@ from core.scrub import (
 
 TMP = Path(tempfile.gettempdir()).resolve()
 SECRET = "Kq8-registered-9Zx"
-register_secret(SECRET)
+
+
+@pytest.fixture(autouse=True)
+def fresh_scrubber(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process-wide scrubber as a bot starts it, with only this file's secret: what other
+    tests registered (a database password like `chatops`) must not change these texts."""
+    monkeypatch.setattr(core.scrub, "_default", Scrubber())
+    core.scrub._default_roots()
+    register_secret(SECRET)
+
 
 CASES = [
     # URL userinfo
