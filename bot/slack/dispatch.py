@@ -206,6 +206,7 @@ class WorkerProcess:
 
     def _watch(self, proc: subprocess.Popen[str]) -> None:
         began = time.monotonic()
+        was_ready = False
         assert proc.stdout is not None
         for line in proc.stdout:
             try:
@@ -213,20 +214,23 @@ class WorkerProcess:
             except ValueError:
                 log.warning("the worker wrote something that is not a status: %.200s", line)
                 continue
-            self.unready = None if said.get("ready") else str(said.get("failed") or "unknown")
+            was_ready = bool(said.get("ready"))
+            self.unready = None if was_ready else str(said.get("failed") or "unknown")
             self._ready.set()
         code = proc.wait()
         if self._closing.is_set():
             return
-        if not self._ready.is_set() or self.unready is None:
-            self.unready = self.unready or f"the worker process stopped (exit code {code})"
+        # A worker that ran and died leaves the front ready: what is recorded meanwhile waits
+        # in the database for the next one. One that could not start makes it unready.
+        if not was_ready:
+            self.unready = self.unready or f"the worker process exited with code {code}"
         self._ready.set()
         lived = time.monotonic() - began
         self._backoff = 0.0 if lived > 60 else min(max(1.0, 2 * self._backoff), self.max_backoff_s)
         log.error(
-            "the worker process exited (code %s, %s): starting a new one in %.0f s",
+            "the worker process exited (code %s%s): starting a new one in %.0f s",
             code,
-            self.unready,
+            f": {self.unready}" if self.unready else "",
             self._backoff,
         )
         if not self._closing.wait(self._backoff):

@@ -9,6 +9,7 @@ Slack id) records nothing. Nothing slow happens before the ack.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -78,12 +79,16 @@ class Listeners:
         if unready is not None:
             ack(response_type="ephemeral", text=messages.NOT_READY.format(reason=unready))
             return
+        began = time.perf_counter()
         try:
             recorded = self.queue.record(key=key, front=FRONT, job=job, kind=job.kind)
         except StoreError as exc:
             log.error("could not record a job: %s", exc.message)
             ack(response_type="ephemeral", text=messages.NOT_RECORDED.format(error=exc.message))
             return
+        spent = time.perf_counter() - began
+        if spent > 0.02:  # a slow write delays every ack behind it: worth knowing why
+            log.warning("recording a job took %.0f ms", spent * 1000)
         if recorded is None:
             log.info("%s was recorded already (a retried delivery): not again", key)
         else:
