@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from core.errors import StoreError
 from core.models import JobRow, JobState, Operation, new_id, utcnow
@@ -29,6 +31,7 @@ from core.store import Store
 __all__ = ["JobQueue", "JobRow", "JobState"]
 
 log = logging.getLogger("chatops.core")
+BUSY_S = 5.0  # how long a write waits for SQLite's lock, as the store's connections do
 
 
 class JobQueue:
@@ -69,13 +72,38 @@ class JobQueue:
             "created_at": self._comparable(utcnow()),
         }
         try:
-            with self._write, self.store.engine.begin() as conn:
-                conn.execute(self._insert, values)
+            with self._write, self.store.engine.connect() as conn:
+                self._insert_now(conn, values)
         except IntegrityError:
             return None
         except SQLAlchemyError as exc:
             raise StoreError(f"the state database failed: {type(exc).__name__}") from exc
         return job_id
+
+    def _insert_now(self, conn: Connection, values: dict[str, Any]) -> None:
+        """INSERT as soon as the write lock is free. On SQLite, waiting is ours, in steps of
+        half a millisecond: SQLite's own busy handler sleeps in growing steps of up to 100 ms,
+        so a lock another process held for 20 ms could cost an ack 100 ms."""
+        if not self._sqlite:
+            with conn.begin():
+                conn.execute(self._insert, values)
+            return
+        deadline = time.monotonic() + BUSY_S
+        raw = conn.connection.driver_connection  # a pragma here begins no transaction
+        assert raw is not None
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            while True:
+                try:
+                    with conn.begin():
+                        conn.execute(self._insert, values)
+                    return
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.0005)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(BUSY_S * 1000)}")
 
     def claim(
         self,
