@@ -170,15 +170,18 @@ class WorkerProcess:
         queue: JobQueue,
         env: dict[str, str] | None = None,
         max_backoff_s: float = 60.0,
+        pause: Callable[[float], bool] | None = None,
     ) -> None:
         self.queue = queue
         self.env = env or dict(os.environ)
         self.max_backoff_s = max_backoff_s
+        self._closing = threading.Event()
+        # waits before a restart; True: stop instead (the front is closing)
+        self.pause = pause or self._closing_within
         self.unready: str | None = "the worker process is starting"
         self.starts = 0
         self._backoff = 0.0
         self._lock = threading.Lock()
-        self._closing = threading.Event()
         self._ready = threading.Event()
         self.proc: subprocess.Popen[str] | None = None
 
@@ -233,8 +236,11 @@ class WorkerProcess:
             f": {self.unready}" if self.unready else "",
             self._backoff,
         )
-        if not self._closing.wait(self._backoff):
+        if not self.pause(self._backoff):
             self._spawn()
+
+    def _closing_within(self, seconds: float) -> bool:
+        return self._closing.wait(seconds)
 
     def nudge(self) -> None:
         proc = self.proc

@@ -3,8 +3,10 @@ not set) says why and exits 2 at once, instead of acking what nobody will run.""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -93,3 +95,32 @@ def test_a_corrupt_state_database_stops_the_bot_with_the_reason(
     assert said.startswith(expected), said
     assert took < 60
     assert "bot.slack.worker" not in said and "Slack HTTP mode on" not in said
+
+
+def test_a_worker_that_cannot_start_is_retried_with_a_growing_pause_and_the_front_says_why(
+    tmp_path: Path,
+) -> None:
+    from bot.slack.dispatch import WorkerProcess
+    from core.jobs import JobQueue
+
+    pauses: list[float] = []
+    stopped = threading.Event()
+
+    def pause(seconds: float) -> bool:
+        pauses.append(seconds)
+        if len(pauses) < 4:
+            return False  # start the next one now
+        stopped.set()
+        return True
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env["CHATOPS_STATE_DIR"] = str(tmp_path / "state")
+    queue = JobQueue.open(f"sqlite:///{tmp_path / 'state' / 'chatops.db'}")
+    worker = WorkerProcess(queue=queue, env=env, pause=pause)
+    assert worker.start() == "SLACK_BOT_TOKEN is not set"
+    assert stopped.wait(120)
+    worker.close()
+    # never a tight loop: each start that failed quickly doubles the pause before the next
+    assert pauses == [1.0, 2.0, 4.0, 8.0]
+    assert worker.starts == 4
+    assert worker.unready == "SLACK_BOT_TOKEN is not set"
