@@ -7,7 +7,6 @@ import re
 from pydantic import BaseModel
 
 from commands.base import Context, Reply, UsageError, shown, tokens
-from core.events import Refusal
 
 NAME = "approve"
 SUMMARY = "approve a /promote request, which deploys it (admins)"
@@ -52,10 +51,11 @@ def parse(text: str) -> Decide | UsageError:
 
 
 def run(cmd: Decide, ctx: Context) -> Reply:
-    approvals = ctx.core.approvals
-    decided = approvals.decide(
-        cmd.request, actor=ctx.actor, approve=cmd.approve, reason=cmd.reason, command=ctx.text
+    return ctx.core.approvals.settle(
+        cmd.request,
+        actor=ctx.actor,
+        approve=cmd.approve,
+        reason=cmd.reason,
+        command=ctx.text,
+        shown=lambda _decided: ctx.reporter,
     )
-    if isinstance(decided, Refusal):
-        return decided
-    return approvals.carry_out(decided, approver=ctx.actor, reporter=ctx.reporter)

@@ -3,10 +3,15 @@
 A request is bound to one version of one model in one environment; it can be decided once
 (pending -> approved | rejected), by an admin of that environment who is not the requester,
 before it expires. Approval deploys exactly that version, by the approver's authority.
+
+`settle` is the one decision flow every front runs: decide, let the front show the verdict,
+carry it out; it answers with a value each front renders (`Decided`, `Held` or a `Refusal`).
+An approval is not taken while the endpoint is frozen or locked: the request stays pending.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +19,7 @@ from core.config import Settings
 from core.deployer import Deployer
 from core.errors import NotFound, RegistryError
 from core.events import Outcome, Refusal, Reporter
-from core.models import ApprovalRow
+from core.models import ApprovalRow, aware
 from core.registry.mlflow import ModelVersion, Registry
 from core.repos import Repositories
 from core.roles import Action, Actor, authorize
@@ -67,6 +72,26 @@ class Decided:
         if self.outcome is not None:
             line += f"\n{self.outcome.text}"
         return line
+
+
+@dataclass(frozen=True)
+class Held(Refusal):
+    """An approval not taken because the endpoint cannot be deployed now (frozen, or held by
+    a running operation): the request stays pending; the requester and the request's
+    message are to be told, as well as the admin who tried."""
+
+    approval: ApprovalRow | None = None
+    approver: str = ""
+
+    @property
+    def requester_text(self) -> str:
+        a = self.approval
+        if a is None:
+            return self.text
+        return (
+            f"<@{a.requester_id}> {self.approver} approved deploying {a.model} v{a.version} "
+            f"to {a.env}, but it cannot be deployed now: {self.text}"
+        )
 
 
 def metrics_text(mv: ModelVersion) -> str:
@@ -136,11 +161,46 @@ class Approvals:
         )
         return ApprovalRequested(approval=row, candidate=candidate, live=live)
 
+    def settle(
+        self,
+        approval_id: str,
+        *,
+        actor: Actor,
+        approve: bool,
+        reason: str = "",
+        command: str,
+        shown: Callable[[Decided], Reporter],
+        resume: bool = False,
+    ) -> Decided | Refusal:
+        """Decide on a request and carry the decision out. `shown` is called once the
+        decision is recorded, before anything is deployed: the front shows the verdict and
+        gives the reporter the deploy reports to. `resume`: the same approver's approval,
+        recorded by a bot process that stopped before it deployed, is carried out."""
+        decided = self.decide(
+            approval_id,
+            actor=actor,
+            approve=approve,
+            reason=reason,
+            command=command,
+            resume=resume,
+        )
+        if isinstance(decided, Refusal):
+            return decided
+        return self.carry_out(decided, approver=actor, reporter=shown(decided))
+
     def decide(
-        self, approval_id: str, *, actor: Actor, approve: bool, reason: str = "", command: str
+        self,
+        approval_id: str,
+        *,
+        actor: Actor,
+        approve: bool,
+        reason: str = "",
+        command: str,
+        resume: bool = False,
     ) -> Decided | Refusal:
         """Approve or reject a pending request (deploying it is `carry_out`); refusals say
-        why not."""
+        why not. An approval while the endpoint is frozen or locked is `Held`: the request
+        stays pending."""
         action = Action.APPROVE if approve else Action.REJECT
         row = self.repos.approvals.get(approval_id)
         if row is None:
@@ -157,6 +217,17 @@ class Approvals:
                 f"you asked for this deploy yourself: another admin of {row.env} "
                 f"must {action.value} it"
             )
+        if (
+            resume
+            and approve
+            and refusal is None
+            and (row.state, row.decided_by)
+            == (
+                "approved",
+                actor.shown,
+            )
+        ):  # this approver's, recorded by a bot process that stopped before deploying it
+            return Decided(approval=row, approved=True)
         if refusal is None and row.state != "pending":
             when = f" at {row.decided_at:%Y-%m-%d %H:%M} UTC" if row.decided_at else ""
             refusal = Refusal(f"this request was already {row.state} by {row.decided_by}{when}")
@@ -166,6 +237,11 @@ class Approvals:
                 f"this request expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: ask "
                 f"again with `/promote {row.model} v{row.version} to {row.env}`"
             )
+        if refusal is None and approve:
+            held = self._held(row, actor)
+            if held is not None:
+                self._refused(actor, action.value, command, row.env, row.model, held)
+                return held
         if refusal is None and not self.repos.approvals.decide(
             row.id, state="approved" if approve else "rejected", by=actor.shown, reason=reason
         ):
@@ -207,6 +283,27 @@ class Approvals:
             approver=approver,
         )
         return Decided(approval=row, approved=True, outcome=outcome)
+
+    def _held(self, row: ApprovalRow, actor: Actor) -> Held | None:
+        lock = self.repos.locks.get(row.env, row.model)
+        if lock is None or (
+            lock.expires_at is not None and aware(lock.expires_at) <= self.repos.clock.now()
+        ):
+            return None
+        since = f" since {aware(lock.since):%H:%M} UTC"
+        why = (
+            f"{row.model} in {row.env} is frozen by {lock.holder}{since}: {lock.reason}. "
+            f"Once an admin lifts it with `/unlock {row.model} in {row.env}`, approve again"
+            if lock.sticky
+            else f"{row.model} in {row.env} is locked by {lock.holder}{since} for: "
+            f"{lock.reason}. Once that operation ends, approve again"
+        )
+        return Held(
+            text=f"{why}: request {row.id} stays pending (until "
+            f"{row.expires_at:%Y-%m-%d %H:%M} UTC).",
+            approval=row,
+            approver=actor.shown,
+        )
 
     def _audit(
         self,

@@ -97,6 +97,31 @@ class Operation(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class JobState(StrEnum):
+    QUEUED = "queued"  # recorded, not yet taken (or given back)
+    RUNNING = "running"  # held by `owner` until `lease_expires_at`
+    DONE = "done"  # ran to its end (whatever it answered)
+    ABANDONED = "abandoned"  # taken too many times: its requester was told
+
+
+class JobRow(Base):
+    """One acknowledged request: its typed payload (`kind` names the model), and who runs it."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # the platform's id for the request (Slack: trigger or action id): one job per delivery
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    front: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED, index=True)
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class DeliveryRow(Base):
     """A request a front has handed on (Slack: trigger or action id), so a retry is not."""
 

@@ -14,6 +14,7 @@ from core.config import Settings
 from core.deployer import Deployer
 from core.errors import ChatOpsError
 from core.events import NullReporter
+from core.jobs import JobQueue
 from core.leases import Leases
 from core.locker import Locker
 from core.registration import Registration
@@ -121,6 +122,7 @@ class Runtime:
         register_settings(settings)  # before anything can fail with them in its text
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.repos = Repositories.open(settings.database_url, clock=clock)
+        self.jobs = JobQueue(self.repos.db)  # what fronts asked, until a bot process ran it
         self.registry = Registry(
             tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
         )

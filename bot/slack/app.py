@@ -1,8 +1,9 @@
-"""The Slack front: one Bolt app, served over HTTP (`/slack/events`, `/healthz`) or Socket Mode.
+"""The Slack front: one Bolt app, served over HTTP (`/slack/events`, `/healthz`, `/readyz`) or
+Socket Mode.
 
 Both modes register the same listeners on the same app; only the transport differs. HTTP goes
-through Bolt's ASGI adapter under uvicorn: a listener here only parses and queues work, so
-dispatching it on the event loop costs a fraction of a millisecond.
+through Bolt's ASGI adapter under uvicorn: a listener here only parses and records a job (one
+short INSERT), so dispatching it on the event loop costs about a millisecond.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from slack_bolt import App
 from slack_bolt.adapter.asgi import SlackRequestHandler
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot.slack.dispatch import Dispatcher, ProcessDispatcher, ThreadDispatcher
+from bot.slack.dispatch import Dispatcher, JobTaker, WorkerProcess
 from bot.slack.listeners import Listeners
 from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
 
 if TYPE_CHECKING:
+    from core.jobs import JobQueue
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
@@ -31,14 +33,16 @@ EVENTS_PATH = "/slack/events"
 
 
 class SlackFront:
-    """The Bolt app and its transports. Commands run where `dispatcher` sends them: by
-    default a worker process; with `runtime`, threads of this process."""
+    """The Bolt app and its transports. Acked requests are recorded in `queue` and run where
+    the dispatcher takes them: by default a worker process; with `runtime`, threads of this
+    process (the queue is then the runtime's database)."""
 
     def __init__(
         self,
         settings: SlackSettings,
         *,
         runtime: Runtime | None = None,
+        queue: JobQueue | None = None,
         dispatcher: Dispatcher | None = None,
     ) -> None:
         if settings.bot_token is None:
@@ -49,7 +53,7 @@ class SlackFront:
             token=settings.bot_token.get_secret_value(), base_url=settings.api_url
         )
         secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
-        # Listeners only parse and queue work, so the ack can wait for them: this saves
+        # Listeners only parse and record, so the ack can wait for them: this saves
         # Bolt's polling for the ack (up to 10 ms a request).
         self.app = App(
             client=self.client,
@@ -57,12 +61,11 @@ class SlackFront:
             request_verification_enabled=secret is not None,
             process_before_response=True,
         )
-        if dispatcher is None:
-            if runtime is None:
-                dispatcher = ProcessDispatcher()
-            else:
-                from bot.slack.work import Work
+        if runtime is not None:
+            from bot.slack.work import Work
 
+            queue = queue or runtime.jobs
+            if dispatcher is None:
                 bot_name = str(self.client.auth_test().get("user") or "chatops")
                 work = Work(
                     runtime=runtime,
@@ -70,22 +73,38 @@ class SlackFront:
                     bot_name=bot_name,
                     min_interval=settings.update_interval,
                 )
-                dispatcher = ThreadDispatcher(work, workers=settings.workers)
-        self.dispatcher = dispatcher
-        self.listeners = Listeners(dispatcher)
+                dispatcher = JobTaker(
+                    queue=queue,
+                    run=work.run,
+                    workers=settings.workers,
+                    lease_s=runtime.settings.lease_s,
+                    poll_s=runtime.settings.runner_poll_s,
+                ).start()
+        if queue is None:
+            raise ValueError("a Slack front needs the state database (a queue) or a runtime")
+        self.queue = queue
+        self.dispatcher = dispatcher or WorkerProcess(queue=queue)
+        self.listeners = Listeners(queue, self.dispatcher)
         self.listeners.register(self.app)
 
     # -- HTTP mode -------------------------------------------------------------------------
     def asgi(self) -> Callable[..., Awaitable[None]]:
-        """`/slack/events` for Bolt, `/healthz` for load balancers, 404 for the rest."""
+        """`/slack/events` for Bolt, `/healthz` (the process answers) and `/readyz` (it can
+        run commands: 503 with the reason when not) for load balancers, 404 for the rest."""
         bolt = SlackRequestHandler(self.app, path=EVENTS_PATH)
         health = json.dumps({"ok": True, "mode": "http"}).encode()
+        headers = [(b"content-type", b"application/json")]
 
         async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            if scope["type"] == "http" and scope.get("path") == "/healthz":
-                headers = [(b"content-type", b"application/json")]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": health})
+            path = scope.get("path") if scope["type"] == "http" else None
+            if path in ("/healthz", "/readyz"):
+                status, body = 200, health
+                if path == "/readyz":
+                    unready = self.dispatcher.unready
+                    status = 200 if unready is None else 503
+                    body = json.dumps({"ready": unready is None, "reason": unready}).encode()
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
                 return
             await bolt(scope, receive, send)
 

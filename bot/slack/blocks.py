@@ -92,6 +92,13 @@ def decided(blocks: Blocks, text: str) -> Blocks:
     return [*kept, section(text)]
 
 
+def noted(blocks: Blocks, text: str) -> Blocks:
+    """The request as it was shown, buttons kept, with a note above them (it stays open)."""
+    kept = [b for b in blocks if b.get("type") != "actions"]
+    buttons = [b for b in blocks if b.get("type") == "actions"]
+    return [*kept, section(text), *buttons]
+
+
 def _button(label: str, action_id: str, value: str, style: str) -> dict[str, Any]:
     return {
         "type": "button",

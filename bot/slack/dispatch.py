@@ -1,146 +1,266 @@
-"""Where acked commands go to run: threads of this process, or a worker process.
+"""Where recorded jobs run: threads that take them from the state database (`JobTaker`),
+in this process or in a worker process the front starts and watches (`WorkerProcess`).
 
 The worker process keeps the front's event loop free of the operations' CPU work (CPython
 runs one thread at a time), so acks stay fast while deploys run; tests use threads so they
-can share one warm model-server runtime.
+can share one warm model-server runtime. Either way a job is taken from the database, so a
+job a dead process held is taken again by the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, Protocol
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
-if TYPE_CHECKING:  # the front process never runs work itself
-    from bot.slack.work import Work
+from bot.slack.jobs import FRONT, OPERATIONS, QUERIES
+from core.errors import StoreError
+from core.jobs import JobQueue, JobRow, JobState
+from core.leases import process_owner
 
-Command = dict[str, Any]
-
-QUERIES = ("/status", "/history")
 log = logging.getLogger("chatops.slack")
+FRONTS = frozenset({FRONT})
 
 
 class Dispatcher(Protocol):
-    def submit(self, command: Command) -> None: ...
+    def nudge(self) -> None: ...
+
+    @property
+    def unready(self) -> str | None: ...
 
     def wait_idle(self, timeout: float | None = None) -> bool: ...
 
     def close(self) -> None: ...
 
 
-class ThreadDispatcher:
-    """Operations on one pool, quick queries on another so they never wait behind deploys."""
+def _idle(queue: JobQueue, busy: Callable[[], bool], timeout: float | None) -> bool:
+    deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
+    while busy() or queue.unfinished(FRONTS):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
-    def __init__(self, work: Work, *, workers: int = 4) -> None:
-        self.work = work
-        self.operations = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="operation")
-        self.queries = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query")
-        self.in_flight: set[Future[None]] = set()
+
+class JobTaker:
+    """Takes this front's jobs and runs them: operations on `workers` threads, quick queries
+    on four more, so they never wait behind deploys. Nothing is taken that cannot run now;
+    the leases of what runs are renewed until it ends."""
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        run: Callable[[JobRow], JobState],
+        workers: int = 4,
+        lease_s: float = 30.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.queue = queue
+        self.run = run
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.owner = process_owner()
+        self._slots = {QUERIES: threading.Semaphore(4), OPERATIONS: threading.Semaphore(workers)}
+        self._pool = ThreadPoolExecutor(max_workers=workers + 4, thread_name_prefix="job")
+        self._held: dict[str, JobRow] = {}
         self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
 
-    def submit(self, command: Command) -> Future[None]:
-        pool = self.queries if command.get("command") in QUERIES else self.operations
-        future = pool.submit(self.work.run, command)
-        with self._guard:
-            self.in_flight.add(future)
-        future.add_done_callback(self._done)
-        return future
+    unready: str | None = None
 
-    def _done(self, future: Future[None]) -> None:
+    def start(self) -> JobTaker:
+        for target, name in ((self._loop, "jobs"), (self._renew, "job-leases")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def nudge(self) -> None:
+        """A job was recorded: look now instead of at the next poll."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            took = [self._take(kinds) for kinds in (QUERIES, OPERATIONS)]
+            if not any(took):
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+
+    def _take(self, kinds: frozenset[str]) -> bool:
+        slots = self._slots[kinds]
+        if not slots.acquire(blocking=False):
+            return False
+        try:
+            row = self.queue.claim(self.owner, lease_s=self.lease_s, fronts=FRONTS, kinds=kinds)
+        except StoreError as exc:
+            log.warning("could not look for jobs to run: %s", exc.message)
+            row = None
+        if row is None or self._stop.is_set():
+            slots.release()
+            return False
         with self._guard:
-            self.in_flight.discard(future)
+            self._held[row.id] = row
+        self._pool.submit(self._run, row, slots)
+        return True
+
+    def _run(self, row: JobRow, slots: threading.Semaphore) -> None:
+        state = JobState.DONE
+        try:
+            state = self.run(row)
+        except Exception:
+            log.exception("job %s failed unexpectedly", row.id)
+        finally:
+            try:
+                self.queue.finish(row, state)
+            except StoreError as exc:  # it is taken again once its lease lapses
+                log.warning("could not end job %s: %s", row.id, exc.message)
+            with self._guard:
+                self._held.pop(row.id, None)
+            slots.release()
+            self._wake.set()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            with self._guard:
+                held = sorted(self._held)
+            try:
+                self.queue.renew(held, self.owner, lease_s=self.lease_s)
+            except StoreError as exc:  # the database may come back before the leases lapse
+                log.warning("could not renew the leases of jobs %s: %s", held, exc.message)
+
+    def _busy(self) -> bool:
+        with self._guard:
+            return bool(self._held)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        with self._guard:
-            pending = set(self.in_flight)
-        return not wait(pending, timeout=timeout).not_done
+        """Whether every job of this front ended within `timeout` seconds."""
+        return _idle(self.queue, self._busy, timeout)
 
     def close(self) -> None:
-        self.queries.shutdown(wait=True)
-        self.operations.shutdown(wait=True)
+        """Take nothing more; let what runs finish."""
+        self._stop.set()
+        self._wake.set()
+        for loop in self._threads[:1]:
+            loop.join()  # it takes nothing after this
+        self._pool.shutdown(wait=True)
+        for beat in self._threads[1:]:
+            beat.join()
 
 
-class ProcessDispatcher:
-    """Commands as JSON lines to `python -m bot.slack.worker`; it answers `done` per command.
-    A worker that died is started again at the next command."""
+class WorkerProcess:
+    """`python -m bot.slack.worker`, started by the front and nudged over stdin. Its first
+    line says whether it could start (`{"ready": true}` or `{"failed": reason}`). One that
+    dies is started again, at once after a long life, else after a backoff doubling up to
+    `max_backoff_s`; meanwhile the front is unready and says why."""
 
-    def __init__(self, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        env: dict[str, str] | None = None,
+        max_backoff_s: float = 60.0,
+        pause: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.queue = queue
         self.env = env or dict(os.environ)
-        self._next = 0
-        self._pending: set[int] = set()
+        self.max_backoff_s = max_backoff_s
+        self._closing = threading.Event()
+        # waits before a restart; True: stop instead (the front is closing)
+        self.pause = pause or self._closing_within
+        self.unready: str | None = "the worker process is starting"
+        self.starts = 0
+        self._backoff = 0.0
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._closing = False
-        self.proc = self._start()
+        self._ready = threading.Event()
+        self.proc: subprocess.Popen[str] | None = None
 
-    def _start(self) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.slack.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=self.env,
-        )
-        reader = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        reader.start()
-        return proc
+    def start(self, timeout: float = 180.0) -> str | None:
+        """Start the worker and wait until it says it is ready: None, or why it could not."""
+        self._spawn()
+        self._ready.wait(timeout)
+        return self.unready if not self._ready.is_set() or self.unready else None
 
-    def submit(self, command: Command) -> None:
+    def _spawn(self) -> None:
         with self._lock:
-            self._next += 1
-            line = json.dumps({"id": self._next, "command": command}) + "\n"
-            for _attempt in range(2):
-                if self.proc.poll() is not None:
-                    log.error(
-                        "the worker process exited (code %s): starting a new one",
-                        self.proc.returncode,
-                    )
-                    self.proc = self._start()
-                try:
-                    assert self.proc.stdin is not None
-                    self.proc.stdin.write(line)
-                    self.proc.stdin.flush()
-                except OSError:  # it died under us: the next attempt starts another
-                    self.proc.wait()
-                    continue
-                self._pending.add(self._next)
+            if self._closing.is_set():
                 return
-            raise RuntimeError("the worker process cannot be started")
+            self.starts += 1
+            self._ready.clear()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bot.slack.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=self.env,
+            )
+            self.proc = proc
+        threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
 
-    def _read(self, proc: subprocess.Popen[str]) -> None:
+    def _watch(self, proc: subprocess.Popen[str]) -> None:
+        began = time.monotonic()
+        was_ready = False
         assert proc.stdout is not None
         for line in proc.stdout:
             try:
-                reply: dict[str, Any] = json.loads(line)
-            except ValueError:  # not a reply: say so, and keep reading the replies
-                log.warning("the worker wrote something that is not a reply: %.200s", line)
+                said = json.loads(line)
+            except ValueError:
+                log.warning("the worker wrote something that is not a status: %.200s", line)
                 continue
+            was_ready = bool(said.get("ready"))
+            self.unready = None if was_ready else str(said.get("failed") or "unknown")
+            self._ready.set()
+        code = proc.wait()
+        if self._closing.is_set():
+            return
+        # A worker that ran and died leaves the front ready: what is recorded meanwhile waits
+        # in the database for the next one. One that could not start makes it unready.
+        if not was_ready:
+            self.unready = self.unready or f"the worker process exited with code {code}"
+        self._ready.set()
+        lived = time.monotonic() - began
+        self._backoff = 0.0 if lived > 60 else min(max(1.0, 2 * self._backoff), self.max_backoff_s)
+        log.error(
+            "the worker process exited (code %s%s): starting a new one in %.0f s",
+            code,
+            f": {self.unready}" if self.unready else "",
+            self._backoff,
+        )
+        if not self.pause(self._backoff):
+            self._spawn()
+
+    def _closing_within(self, seconds: float) -> bool:
+        return self._closing.wait(seconds)
+
+    def nudge(self) -> None:
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.poll() is not None:
+            return  # the next worker finds the job in the database
+        try:
             with self._lock:
-                self._pending.discard(int(reply["id"]))
-                self._idle.notify_all()
-        with self._lock:  # this worker is gone: nothing it held will finish
-            if proc is self.proc:
-                self._pending.clear()
-                if not self._closing:
-                    # start the next one now, so it is warm by the next command
-                    log.error(
-                        "the worker process exited (code %s): starting a new one", proc.wait()
-                    )
-                    self.proc = self._start()
-            self._idle.notify_all()
+                proc.stdin.write("\n")
+                proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        with self._lock:
-            return self._idle.wait_for(lambda: not self._pending, timeout)
+        return _idle(self.queue, lambda: False, timeout)
 
     def close(self) -> None:
+        self._closing.set()
         with self._lock:
-            self._closing = True
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()  # the worker finishes what it holds, then exits
-        self.proc.wait()
+            proc = self.proc
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # the worker finishes what it holds, then exits
+            proc.wait()

@@ -3,6 +3,10 @@
 Only the handles the settings name are fetched (usergroups.list, then usergroups.users.list
 per handle), and the answer is trusted for `ttl_s`. A workspace whose plan has no user groups
 answers `plan_upgrade_required`: that is said once, loudly, and roles fall back to user ids.
+
+When a refresh fails (`missing_scope`, Slack down), the last answer is trusted for a short
+grace (`grace_s`) past its TTL, then membership is unknown and counts for nobody: a user
+removed from a group never keeps its rights because Slack stopped answering.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ class GroupDirectory:
         handles: Iterable[str],
         *,
         ttl_s: float = 300.0,
+        grace_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.poster = poster
         self.handles = {h.lstrip("@") for h in handles}
         self.ttl_s = ttl_s
+        self.grace_s = grace_s
         self.clock = clock
         self.available = True
         self._members: dict[str, frozenset[str]] = {}
@@ -65,11 +71,32 @@ class GroupDirectory:
                     log.warning(
                         NO_GROUPS.format(handles=", ".join(f"@{h}" for h in sorted(self.handles)))
                     )
-                else:  # keep the last answer; try again on the next command
-                    log.warning("could not read user groups: %s", exc.response.get("error"))
-                    return self._members
+                else:
+                    return self._stale(str(exc.response.get("error")))
             self._fetched_at = self.clock()
             return self._members
+
+    def _stale(self, error: str) -> dict[str, frozenset[str]]:
+        """After a failed refresh: the last answer within the grace, else nobody (fail
+        closed); tried again on the next command either way."""
+        age = None if self._fetched_at is None else self.clock() - self._fetched_at
+        if age is not None and age < self.ttl_s + self.grace_s:
+            log.warning(
+                "could not read user groups (%s): trusting the answer of %.0f s ago for at "
+                "most %.0f s more",
+                error,
+                age,
+                self.ttl_s + self.grace_s - age,
+            )
+            return self._members
+        log.error(
+            "could not read user groups (%s): group membership is unknown, so @handles in "
+            "roles grant nothing until Slack answers again",
+            error,
+        )
+        self._members = {}
+        self._fetched_at = None
+        return self._members
 
     def _fetch(self) -> dict[str, frozenset[str]]:
         listed = self.poster.call("usergroups.list")

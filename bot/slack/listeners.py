@@ -1,58 +1,38 @@
-"""Slash-command listeners: the same for HTTP and Socket Mode.
+"""Slash-command and button listeners: the same for HTTP and Socket Mode.
 
-A listener only parses: text that does not parse, and /help, are answered in the ack
-(ephemeral); everything else is handed to the dispatcher before the ack, so whoever sees the
-ack can see the work under way. Nothing slow happens before the ack.
+A listener only parses and records: text that does not parse, and /help, are answered in the
+ack (ephemeral); everything else is recorded as a job in the state database before the ack,
+so an acknowledged request survives any process that would run it. A retried delivery (same
+Slack id) records nothing. Nothing slow happens before the ack.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.slack import messages
 from bot.slack.dispatch import Dispatcher
 from bot.slack.ids import APPROVE, REJECT
+from bot.slack.jobs import FRONT, AnyJob, ButtonClick, Query, SlashCommand
 from commands import help as help_command
+from commands import history as history_command
+from commands import status as status_command
 from commands.base import UsageError
 from commands.registry import COMMANDS, parse
+from core.errors import StoreError
+from core.jobs import JobQueue
 
-
-class Seen:
-    """Requests already handed on, by Slack's own id for them, in this front's memory: a
-    retried delivery or a double click is acknowledged again but handed on once. (Fronts
-    sharing a database are kept from running one twice after the ack, by `Work`.)"""
-
-    def __init__(
-        self, *, ttl_s: float = 600.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.ttl_s = ttl_s
-        self.clock = clock
-        self._at: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first(self, key: str) -> bool:
-        """True the first time `key` is seen within the TTL."""
-        if not key:
-            return True
-        now = self.clock()
-        with self._lock:
-            if len(self._at) > 10_000:
-                self._at = {k: t for k, t in self._at.items() if now - t < self.ttl_s}
-            seen = self._at.get(key)
-            if seen is not None and now - seen < self.ttl_s:
-                return False
-            self._at[key] = now
-            return True
+log = logging.getLogger("chatops.slack")
 
 
 class Listeners:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, queue: JobQueue, dispatcher: Dispatcher) -> None:
+        self.queue = queue
         self.dispatcher = dispatcher
-        self.seen = Seen()
 
     def register(self, app: App) -> None:
         for name in COMMANDS:
@@ -61,28 +41,18 @@ class Listeners:
             app.action(action)(self.on_decision)
 
     def on_decision(self, ack: Ack, body: dict[str, Any]) -> None:
-        """Approve / Reject clicked on an approval request: decided in the worker."""
+        """Approve / Reject clicked on an approval request: a job of its own."""
         action = (body.get("actions") or [{}])[0]
-        user = (body.get("user") or {}).get("id", "")
+        user = str((body.get("user") or {}).get("id", ""))
         stamp = action.get("action_ts") or ""
-        key = f"action:{user}:{stamp}" if stamp else ""
-        if not self.seen.first(key):
-            ack()
-            return
-        self.dispatcher.submit(
-            {
-                "type": "block_actions",
-                "action": action.get("action_id", ""),
-                "request": action.get("value", ""),
-                "user_id": (body.get("user") or {}).get("id", ""),
-                "channel_id": (body.get("channel") or {}).get("id", ""),
-                "response_url": body.get("response_url", ""),
-                "command": f"/{action.get('action_id', '')}",
-                "text": f"{action.get('value', '')} (button)",
-                "delivery": key,
-            }
+        job = ButtonClick(
+            approve=action.get("action_id") == APPROVE,
+            request=str(action.get("value", "")),
+            user_id=user,
+            channel_id=str((body.get("channel") or {}).get("id", "")),
+            response_url=str(body.get("response_url", "")),
         )
-        ack()
+        self._record(ack, f"action:{user}:{stamp}" if stamp else "", job)
 
     def on_command(self, ack: Ack, command: dict[str, Any]) -> None:
         found = parse(command.get("command", ""), command.get("text") or "")
@@ -93,8 +63,34 @@ class Listeners:
         if module is help_command:
             ack(response_type="ephemeral", text=help_command.describe(parsed.command))
             return
+        kind = Query if module in (status_command, history_command) else SlashCommand
+        job = kind(
+            command=str(command.get("command", "")),
+            text=str(command.get("text") or ""),
+            user_id=str(command.get("user_id", "")),
+            channel_id=str(command.get("channel_id", "")),
+            response_url=str(command.get("response_url", "")),
+        )
         trigger = command.get("trigger_id") or ""
-        key = f"command:{trigger}" if trigger else ""
-        if self.seen.first(key):
-            self.dispatcher.submit({**command, "delivery": key})
+        self._record(ack, f"command:{trigger}" if trigger else "", job)
+
+    def _record(self, ack: Ack, key: str, job: AnyJob) -> None:
+        unready = self.dispatcher.unready
+        if unready is not None:
+            ack(response_type="ephemeral", text=messages.NOT_READY.format(reason=unready))
+            return
+        began = time.perf_counter()
+        try:
+            recorded = self.queue.record(key=key, front=FRONT, job=job, kind=job.kind)
+        except StoreError as exc:
+            log.error("could not record a job: %s", exc.message)
+            ack(response_type="ephemeral", text=messages.NOT_RECORDED.format(error=exc.message))
+            return
+        spent = time.perf_counter() - began
+        if spent > 0.02:  # a slow write delays every ack behind it: worth knowing why
+            log.warning("recording a job took %.0f ms", spent * 1000)
+        if recorded is None:
+            log.info("%s was recorded already (a retried delivery): not again", key)
+        else:
+            self.dispatcher.nudge()
         ack()

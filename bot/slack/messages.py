@@ -27,3 +27,17 @@ NOT_IN_CHANNEL_REQUEST = (
     "I can't post the approval request in this channel because I'm not a member of it: invite "
     "me with `/invite @{bot}`, or share this with an admin, who can decide with `/approve`:"
 )
+NOT_READY = (
+    "I can't run commands right now: {reason}. Nothing was done; try again in a minute "
+    "(the bot keeps trying to recover)."
+)
+NOT_RECORDED = (
+    "I couldn't record your command ({error}), so it will not run. Try again in a minute."
+)
+ABANDONED = (
+    "I stopped {attempts} times while running `{command}`, so I gave up on it; it was not "
+    "run again. `/status` shows what serves now; run it again if it is still wanted."
+)
+APPROVED = ":white_check_mark: Approved by {by} at {at}; deploying in this thread"
+REJECTED = ":no_entry: Rejected by {by} at {at}{reason}"
+HELD = ":warning: Still pending: {text}"

@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.webhook import WebhookClient
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -24,7 +25,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from core.scrub import scrub_value
+from core.scrub import scrub, scrub_value
 
 log = logging.getLogger("chatops.slack")
 
@@ -93,3 +94,33 @@ class Poster:
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+class Responder:
+    """Slack's `response_url` for one command: messages only its requester sees, or the
+    channel when asked."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __call__(
+        self,
+        *,
+        text: str,
+        response_type: str = "ephemeral",
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if not self.url:
+            log.warning("no response_url to answer on")
+            return
+        text, blocks = scrub(text), scrub_value(blocks)  # the last edge before Slack
+        # never replace_original: a button's message changes only through chat.update
+        try:
+            response = WebhookClient(self.url, timeout=15).send(
+                text=text, blocks=blocks, response_type=response_type, replace_original=False
+            )
+        except (ValueError, OSError, SlackClientError) as exc:  # a response_url we cannot use
+            log.warning("could not answer on the response_url: %s", type(exc).__name__)
+            return
+        if response.status_code != 200:
+            log.warning("response_url answered HTTP %s", response.status_code)

@@ -54,8 +54,12 @@ class ThreadReporter:
         min_interval: float = 1.0,
         thread_ts: str | None = None,
         ts: str | None = None,
+        job: str = "",
     ) -> None:
         self.poster = poster
+        # the job that asked: an operation recorded under it is not recorded again when the
+        # job is taken again after its bot process died
+        self.job = job
         # an existing thread (an approval request's) to report in, instead of a new one
         self.thread_ts = thread_ts
         self.channel = channel
@@ -89,6 +93,7 @@ class ThreadReporter:
             min_interval=min_interval,
             thread_ts=where.get("thread_ts") or None,
             ts=where.get("ts") or None,
+            job=str(where.get("job") or ""),
         )
 
     @property
@@ -101,6 +106,7 @@ class ThreadReporter:
             "command": self.command,
             "thread_ts": self.thread_ts,
             "ts": self.ts,
+            "job": self.job,
         }
 
     # -- the Reporter interface ------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Running one slash command after its ack: /status answers, deploys and scales report.
+"""Running one job the front recorded: /status answers, deploys and scales report in a
+thread, approvals are decided and carried out by the core and shown on the request.
 
-Everything here needs only the command payload Slack sent, so it runs the same in the
-process that acked it or in a worker process.
+A job holds everything Slack sent for it, so it runs the same in the process that acked it,
+in a worker process, or in the worker that takes it again after the first one died.
 """
 
 from __future__ import annotations
@@ -9,71 +10,34 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
+from slack_sdk.errors import SlackApiError
 
 from bot.slack import messages
 from bot.slack.blocks import approval as approval_blocks
 from bot.slack.blocks import decided as decided_blocks
+from bot.slack.blocks import noted as noted_blocks
 from bot.slack.blocks import section
 from bot.slack.blocks import status as status_blocks
 from bot.slack.groups import GroupDirectory
-from bot.slack.ids import APPROVE
-from bot.slack.poster import NO_ACCESS, Poster
+from bot.slack.jobs import AnyJob, ButtonClick, Query, SlashCommand, job_of
+from bot.slack.poster import NO_ACCESS, Poster, Responder
 from bot.slack.reporter import ThreadReporter
 from commands import approve as approve_command
 from commands import reject as reject_command
 from commands import status as status_command
 from commands.base import Context, StatusReport, UsageError
 from commands.registry import parse
-from core.approvals import ApprovalRequested
-from core.errors import StoreError
+from core.approvals import ApprovalRequested, Decided, Held
 from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
+from core.jobs import JobRow, JobState
 from core.models import Operation
 from core.registry.runs import Registered
 from core.roles import Actor
-from core.scrub import scrub, scrub_value
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
-
-Command = dict[str, Any]  # a slash command's payload, or a button click's (type block_actions)
-
-
-def line_of(command: Command) -> str:
-    return f"{command.get('command', '')} {command.get('text') or ''}".strip()
-
-
-class Responder:
-    """Slack's `response_url` for one command: messages only its requester sees, or the
-    channel when asked."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def __call__(
-        self,
-        *,
-        text: str,
-        response_type: str = "ephemeral",
-        blocks: list[dict[str, Any]] | None = None,
-    ) -> None:
-        if not self.url:
-            log.warning("no response_url to answer on")
-            return
-        text, blocks = scrub(text), scrub_value(blocks)  # the last edge before Slack
-        # never replace_original: a button's message changes only through chat.update
-        try:
-            response = WebhookClient(self.url, timeout=15).send(
-                text=text, blocks=blocks, response_type=response_type, replace_original=False
-            )
-        except (ValueError, OSError, SlackClientError) as exc:  # a response_url we cannot use
-            log.warning("could not answer on the response_url: %s", type(exc).__name__)
-            return
-        if response.status_code != 200:
-            log.warning("response_url answered HTTP %s", response.status_code)
 
 
 class Work:
@@ -86,6 +50,8 @@ class Work:
         min_interval: float = 1.0,
     ) -> None:
         self.runtime = runtime
+        self.queue = runtime.jobs
+        self.max_attempts = runtime.settings.max_attempts
         self.poster = poster
         self.bot_name = bot_name
         self.min_interval = min_interval
@@ -112,66 +78,66 @@ class Work:
     def groups_of(self, user: str) -> frozenset[str]:
         return self.groups.groups_of(user)
 
-    def run(self, command: Command) -> None:
-        """Run a slash command (already parsed once to ack it) or a button click; never
-        raises: what goes wrong is told to the requester."""
-        respond = Responder(str(command.get("response_url") or ""))
-        if not self._first_delivery(str(command.get("delivery") or "")):
-            return
+    def run(self, row: JobRow) -> JobState:
+        """Run a job the front recorded (a slash command already parsed once to ack it, or a
+        button click); never raises: what goes wrong is told to the requester."""
         try:
-            if command.get("type") == "block_actions":
-                self._decision(command, respond)
-                return
-            found = parse(command.get("command", ""), command.get("text") or "")
+            job = job_of(row.payload)
+        except ValueError:
+            log.error("job %s is not one this bot knows (%s): dropped", row.id, row.kind)
+            return JobState.ABANDONED
+        respond = Responder(job.response_url)
+        try:
+            if row.attempts > 1 and self._carried_on(row, job, respond):
+                return JobState.ABANDONED if row.attempts > self.max_attempts else JobState.DONE
+            if isinstance(job, ButtonClick):
+                self._decision(row, job, respond)
+                return JobState.DONE
+            found = parse(job.command, job.text)
             if isinstance(found, UsageError):  # the ack said so already
-                return
+                return JobState.DONE
             module, parsed = found
             if module is status_command:
-                self._status(parsed, command, respond)
+                self._status(parsed, job, respond)
             elif module in (approve_command, reject_command):
-                self._decision(command, respond, parsed=parsed)
+                self._decision(row, job, respond, parsed=parsed)
             else:
-                self._operation(module.run, parsed, command, respond)
+                self._operation(module.run, parsed, row, job, respond)
         except Exception as exc:
-            log.exception("%s failed unexpectedly", line_of(command))
+            log.exception("%s failed unexpectedly", job.line)
             try:
                 respond(
-                    text=messages.INTERNAL_ERROR.format(
-                        command=line_of(command), error=type(exc).__name__
-                    )
+                    text=messages.INTERNAL_ERROR.format(command=job.line, error=type(exc).__name__)
                 )
             except Exception:
                 log.exception("could not tell the requester")
+        return JobState.DONE
 
-    def _first_delivery(self, key: str) -> bool:
-        """False for a request another front sharing the database handed on already (a
-        Slack retry that reached it): checked here, after the ack, to keep acks fast."""
-        if not key:
+    def _carried_on(self, row: JobRow, job: AnyJob, respond: Responder) -> bool:
+        """For a job taken again (its bot process died): True when there is nothing more to
+        do for it: its operation was recorded (whoever takes that over finishes it), or it
+        was taken too often (its requester is told)."""
+        op = self.queue.operation_of(row.id)
+        if op is not None:
+            log.info("job %s recorded operation %s already: not run again", row.id, op.id)
             return True
-        try:
-            if self.runtime.first_delivery(key):
-                return True
-        except StoreError as exc:  # better a rare double than a lost command
-            log.warning("could not check %s against the state database: %s", key, exc.message)
+        if row.attempts > self.max_attempts:
+            log.error("job %s (%s) taken %d times: given up", row.id, job.line, row.attempts)
+            respond(text=messages.ABANDONED.format(attempts=row.attempts - 1, command=job.line))
             return True
-        log.info("%s was handed on already (a retried delivery): not run again", key)
+        log.warning("running job %s (%s) again: attempt %d", row.id, job.line, row.attempts)
         return False
 
-    def _actor(self, command: Command) -> Actor:
-        user = str(command.get("user_id", ""))
-        return Actor(id=user, name=f"<@{user}>", groups=self.groups_of(user))
+    def _actor(self, job: AnyJob) -> Actor:
+        return Actor(id=job.user_id, name=f"<@{job.user_id}>", groups=self.groups_of(job.user_id))
 
-    def _context(self, command: Command, reporter: Reporter) -> Context:
-        return Context(
-            core=self.runtime,
-            actor=self._actor(command),
-            reporter=reporter,
-            text=line_of(command),
-        )
+    def _context(self, job: AnyJob, reporter: Reporter) -> Context:
+        return Context(core=self.runtime, actor=self._actor(job), reporter=reporter, text=job.line)
 
     def _reporter(
         self,
-        command: Command,
+        row: JobRow,
+        job: AnyJob,
         respond: Responder,
         *,
         channel: str | None = None,
@@ -179,17 +145,18 @@ class Work:
     ) -> ThreadReporter:
         return ThreadReporter(
             poster=self.poster,
-            channel=channel or command.get("channel_id", ""),
-            user=command.get("user_id", ""),
-            command=line_of(command),
+            channel=channel or job.channel_id,
+            user=job.user_id,
+            command=job.line,
             respond=respond,
             bot_name=self.bot_name,
             min_interval=self.min_interval,
             thread_ts=thread_ts,
+            job=row.id,
         )
 
-    def _status(self, parsed: Any, command: Command, respond: Responder) -> None:
-        reply = status_command.run(parsed, self._context(command, NullReporter()))
+    def _status(self, parsed: Any, job: SlashCommand | Query, respond: Responder) -> None:
+        reply = status_command.run(parsed, self._context(job, NullReporter()))
         if isinstance(reply, StatusReport):
             text, blocks = status_blocks(reply)
             respond(
@@ -200,11 +167,13 @@ class Work:
         else:
             respond(text=reply.text)
 
-    def _operation(self, run: Any, parsed: Any, command: Command, respond: Responder) -> None:
-        reporter = self._reporter(command, respond)
-        reply = run(parsed, self._context(command, reporter))
+    def _operation(
+        self, run: Any, parsed: Any, row: JobRow, job: SlashCommand | Query, respond: Responder
+    ) -> None:
+        reporter = self._reporter(row, job, respond)
+        reply = run(parsed, self._context(job, reporter))
         if isinstance(reply, ApprovalRequested):
-            self._post_request(reply, command, respond)
+            self._post_request(reply, job, respond)
         elif isinstance(reply, (Registered, Notice)):
             respond(response_type="in_channel", text=reply.text)
         elif isinstance(reply, Outcome):
@@ -214,14 +183,13 @@ class Work:
         else:
             respond(text=reply.text)
 
-    def _post_request(self, req: ApprovalRequested, command: Command, respond: Responder) -> None:
+    def _post_request(
+        self, req: ApprovalRequested, job: SlashCommand | Query, respond: Responder
+    ) -> None:
         text, blocks = approval_blocks(req)
         try:
             posted = self.poster.call(
-                "chat.postMessage",
-                channel=command.get("channel_id", ""),
-                text=text,
-                blocks=blocks,
+                "chat.postMessage", channel=job.channel_id, text=text, blocks=blocks
             )
         except SlackApiError as exc:
             if exc.response.get("error") not in NO_ACCESS:
@@ -233,42 +201,81 @@ class Work:
             {"channel": posted.get("channel"), "ts": posted.get("ts"), "blocks": blocks},
         )
 
-    def _decision(self, command: Command, respond: Responder, *, parsed: Any = None) -> None:
-        """A click on Approve / Reject, or `/approve` / `/reject`: decide, show the decision
-        in place of the buttons, then deploy in the request's thread."""
-        if parsed is None:
-            approve, request, reason = command["action"] == APPROVE, command["request"], ""
+    def _decision(
+        self,
+        row: JobRow,
+        job: AnyJob,
+        respond: Responder,
+        *,
+        parsed: Any = None,
+    ) -> None:
+        """A click on Approve / Reject, or `/approve` / `/reject`: the core decides and
+        carries it out; here the verdict replaces the buttons and the deploy reports in the
+        request's thread. An approval held back (frozen endpoint) is told to all three."""
+        if isinstance(job, ButtonClick):
+            approve, request, reason = job.approve, job.request, ""
         else:
             approve, request, reason = parsed.approve, parsed.request, parsed.reason
-        approvals = self.runtime.approvals
-        actor = self._actor(command)
-        decided = approvals.decide(
-            request, actor=actor, approve=approve, reason=reason, command=line_of(command)
+        actor = self._actor(job)
+        reporters: list[ThreadReporter] = []
+
+        def shown(decided: Decided) -> Reporter:
+            where = decided.approval.where or {}
+            at = f"{decided.approval.decided_at:%Y-%m-%d %H:%M} UTC"
+            verdict = (
+                messages.APPROVED.format(by=actor.shown, at=at)
+                if approve
+                else messages.REJECTED.format(
+                    by=actor.shown, at=at, reason=f": {reason}" if reason else ""
+                )
+            )
+            self._show_on_request(where, verdict, respond, keep_buttons=False)
+            reporter = self._reporter(
+                row, job, respond, channel=where.get("channel"), thread_ts=where.get("ts")
+            )
+            reporters.append(reporter)
+            return reporter
+
+        done = self.runtime.approvals.settle(
+            request,
+            actor=actor,
+            approve=approve,
+            reason=reason,
+            command=job.line,
+            shown=shown,
+            resume=row.attempts > 1,
         )
-        if isinstance(decided, Refusal):
-            respond(text=decided.text)
+        if isinstance(done, Held):
+            respond(text=done.text)
+            where = (done.approval.where if done.approval else None) or {}
+            self._show_on_request(
+                where, messages.HELD.format(text=done.text), respond, keep_buttons=True
+            )
+            self._tell_requester(where, done.requester_text)
+        elif isinstance(done, Refusal):
+            respond(text=done.text)
+        elif isinstance(done.outcome, Refusal):
+            respond(text=done.outcome.text)
+
+    def _show_on_request(
+        self, where: dict[str, Any], verdict: str, respond: Responder, *, keep_buttons: bool
+    ) -> None:
+        """The request's message says what became of it (the buttons gone once decided)."""
+        if not where.get("ts"):
+            respond(response_type="in_channel", text=verdict)
             return
-        where = decided.approval.where or {}
-        stamp = f"{decided.approval.decided_at:%Y-%m-%d %H:%M} UTC"
-        verdict = (
-            f":white_check_mark: Approved by {actor.shown} at {stamp}; deploying in this thread"
-            if approve
-            else f":no_entry: Rejected by {actor.shown} at {stamp}"
-            + (f": {reason}" if reason else "")
+        shown = list(where.get("blocks") or [])
+        self.poster.try_call(
+            "chat.update",
+            channel=where["channel"],
+            ts=where["ts"],
+            text=verdict,
+            blocks=noted_blocks(shown, verdict) if keep_buttons else decided_blocks(shown, verdict),
         )
+
+    def _tell_requester(self, where: dict[str, Any], text: str) -> None:
+        """In the request's thread, naming the requester (who gets a notification)."""
         if where.get("ts"):
             self.poster.try_call(
-                "chat.update",
-                channel=where["channel"],
-                ts=where["ts"],
-                text=verdict,
-                blocks=decided_blocks(list(where.get("blocks") or []), verdict),
+                "chat.postMessage", channel=where["channel"], thread_ts=where["ts"], text=text
             )
-        else:
-            respond(response_type="in_channel", text=verdict)
-        reporter = self._reporter(
-            command, respond, channel=where.get("channel"), thread_ts=where.get("ts")
-        )
-        done = approvals.carry_out(decided, approver=actor, reporter=reporter)
-        if isinstance(done.outcome, Refusal):
-            respond(text=done.outcome.text)

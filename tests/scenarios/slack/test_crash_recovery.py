@@ -253,15 +253,23 @@ def make_bot(slack_api: SlackEmulator, tmp_path: Path) -> Iterator[Callable[...,
     """A bot for one environment, configured only through the environment, as deployed."""
     made: list[Bot] = []
 
-    def make(environment: dict[str, Any], *, tracking_uri: str, **extra: str) -> Bot:
+    def make(
+        environment: dict[str, Any],
+        *,
+        tracking_uri: str,
+        more: tuple[dict[str, Any], ...] = (),
+        **extra: str,
+    ) -> Bot:
         low, _ = free_port_range()
         environment.setdefault("port_range", [low + 1, low + 9])
+        for other in more:  # a second local environment
+            other.setdefault("port_range", [low + 10, low + 19])
         env = bot_environment(
             slack_api,
             port=low,
             state_dir=tmp_path / "state",
             tracking_uri=tracking_uri,
-            environments=[{**environment, "admins": [ALICE]}],
+            environments=[{**e, "admins": [ALICE]} for e in (environment, *more)],
             # a dead bot's operations are taken over 2 s after its last heartbeat
             CHATOPS_LEASE_S="2",
             CHATOPS_RUNNER_POLL_S="0.2",
@@ -400,6 +408,60 @@ def test_killed_during_the_deploy_on_local_resumes_the_same_deployment(
 
     parent = assert_one_thread(slack_api, ended)
     assert endpoint["url"] in parent.text
+    assert_no_secret(bot, slack_api)
+
+
+def test_a_deploy_acked_while_every_worker_was_busy_runs_after_the_bot_is_killed(
+    slack_api: SlackEmulator, make_bot: Callable[..., Bot], slow_iris_uri: str
+) -> None:
+    bot = make_bot(
+        {"name": "dev"},
+        tracking_uri=slow_iris_uri,
+        more=({"name": "prod"},),
+        SLOW_IRIS_LOAD_S=str(LOAD_S),
+        CHATOPS_SLACK_WORKERS="1",  # one deploy at a time: the second waits its turn
+    )
+    bot.start()
+    assert post_command(bot.events_url, slack_api, "/deploy", "iris v1").status_code == 200
+    bot.wait_for_op(lambda op: op["step"] == "start", 90, "the dev deploy starting")
+    acked = post_command(bot.events_url, slack_api, "/deploy", "iris v1 to prod")
+    assert acked.status_code == 200
+    bot.kill9()
+    # the prod deploy was acknowledged, never begun
+    assert [op["env"] for op in bot.operations()] == ["dev"]
+
+    bot.start()
+
+    def ended() -> bool:
+        ops = bot.operations()
+        return sorted((op["env"], op["state"]) for op in ops) == [
+            ("dev", "succeeded"),
+            ("prod", "succeeded"),
+        ]
+
+    bot.wait_until(ended, 120, "both deploys ended")
+    # one operation each: the dev job, taken again after the kill, made no second one
+    ops = {op["env"]: op for op in bot.operations()}
+    assert len(bot.operations()) == 2 and ops["dev"]["attempts"] == 2
+    # prod's job ran once; dev's was taken again, found its operation, and ended
+    bot.wait_until(
+        lambda: (
+            sorted((j["state"], j["attempts"]) for j in bot.rows("jobs"))
+            == [("done", 1), ("done", 2)]
+        ),
+        10,
+        "both jobs ended",
+    )
+    bot.wait_until(lambda: len(bot.rows("audit")) == 2, 10, "both deploys audited")
+    audit = sorted((a["env"], a["action"], a["outcome"]) for a in bot.rows("audit"))
+    assert audit == [("dev", "deploy", "succeeded"), ("prod", "deploy", "succeeded")]
+    slack_api.wait_for(
+        lambda api: any(
+            "iris v1 to prod" in m.text and ":white_check_mark:" in m.text
+            for m in api.messages(OPS)
+        ),
+        timeout=30,
+    )
     assert_no_secret(bot, slack_api)
 
 

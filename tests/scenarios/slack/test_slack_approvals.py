@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.parse
 from pathlib import Path
@@ -177,3 +178,79 @@ def test_group_membership_is_fetched_again_after_its_ttl(slack_api: SlackEmulato
     now[0] = 301.0
     assert directory.groups_of(BOB) == {"mlops-admins"}
     assert len(slack_api.calls_to("usergroups.users.list")) == 2
+
+
+def test_group_membership_fails_closed_when_slack_stops_answering_after_its_ttl(
+    slack_api: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [0.0]
+    poster = Poster(web_client(token=BOT_TOKEN, base_url=slack_api.api_url))
+    directory = GroupDirectory(
+        poster, ["@mlops-admins"], ttl_s=300, grace_s=60, clock=lambda: now[0]
+    )
+    assert directory.groups_of(CAROL) == {"mlops-admins"}
+    # Carol leaves the group, and the bot loses the scope to read it
+    slack_api.add_usergroup("S0ADMINS", handle="mlops-admins", users=[])
+    slack_api.fail("usergroups.users.list", "missing_scope", times=10)
+    with caplog.at_level(logging.WARNING, logger="chatops.slack"):
+        now[0] = 330.0  # past the TTL, within the grace: the last answer, said so
+        assert directory.groups_of(CAROL) == {"mlops-admins"}
+        now[0] = 361.0  # past the grace: membership is unknown, so it grants nothing
+        assert directory.groups_of(CAROL) == frozenset()
+        now[0] = 362.0
+        assert directory.groups_of(CAROL) == frozenset()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said[0] == (
+        "WARNING",
+        "could not read user groups (missing_scope): trusting the answer of 330 s ago for at "
+        "most 30 s more",
+    )
+    assert (
+        "ERROR",
+        "could not read user groups (missing_scope): group membership is unknown, so @handles "
+        "in roles grant nothing until Slack answers again",
+    ) in said
+
+
+def test_approving_on_a_frozen_endpoint_keeps_the_request_pending_and_tells_everyone(
+    running_front: RunningFront,
+) -> None:
+    running_front.post("/promote", "iris v2 to dev", user=BOB)
+    running_front.post("/lock", "iris in dev quarter-end freeze", user=ALICE)
+    running_front.drain()
+    message, buttons = request_message(running_front)
+    request = buttons[0]["value"]
+
+    assert click(running_front, CAROL, "approve", request, message.ts).status_code == 200
+    running_front.drain()
+    # the approver is told why, privately
+    told = running_front.api.responses[-1]
+    assert told.body["response_type"] == "ephemeral"
+    assert re.fullmatch(
+        r"iris in dev is frozen by <@U0ALICE> since \d\d:\d\d UTC: quarter-end freeze\. Once an "
+        r"admin lifts it with `/unlock iris in dev`, approve again: request "
+        + request
+        + r" stays pending \(until \d{4}-\d\d-\d\d \d\d:\d\d UTC\)\.",
+        told.body["text"],
+    ), told.body["text"]
+    # the request's message says so and keeps its buttons; the requester is named in its thread
+    message = next(m for m in running_front.api.messages(OPS) if m.ts == message.ts)
+    assert "Still pending: iris in dev is frozen" in message.text
+    assert any(b["type"] == "actions" for b in message.blocks)
+    thread = [m for m in running_front.api.messages(OPS) if m.thread_ts == message.ts]
+    assert [m.text.split(":")[0] for m in thread] == [
+        f"<@{BOB}> <@{CAROL}> approved deploying iris v2 to dev, but it cannot be deployed now"
+    ]
+    repos = running_front.runtime.repos
+    assert repos.approvals.get(request).state == "pending"
+    assert repos.operations.recent() == []
+    assert repos.endpoints.every() == []
+
+    # once unfrozen, the same request is approved and deploys
+    running_front.post("/unlock", "iris in dev", user=ALICE)
+    running_front.drain()
+    click(running_front, CAROL, "approve", request, message.ts)
+    running_front.drain()
+    assert repos.approvals.get(request).state == "approved"
+    (endpoint,) = repos.endpoints.every()
+    assert (endpoint.name, endpoint.version) == ("iris", 2)

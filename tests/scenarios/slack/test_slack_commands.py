@@ -176,9 +176,11 @@ def test_status_is_private_unless_asked_public(running_front: RunningFront) -> N
         assert "up" in reply.body["text"]
 
 
-def test_healthz_answers(running_front: RunningFront) -> None:
+def test_healthz_and_readyz_answer(running_front: RunningFront) -> None:
     health = httpx.get(running_front.url.replace("/slack/events", "/healthz"))
     assert health.status_code == 200 and health.json()["ok"] is True
+    ready = httpx.get(running_front.url.replace("/slack/events", "/readyz"))
+    assert (ready.status_code, ready.json()) == (200, {"ready": True, "reason": None})
 
 
 def test_a_transient_slack_error_is_retried_and_nothing_is_lost(

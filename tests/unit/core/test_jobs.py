@@ -1,0 +1,66 @@
+"""The job queue on each backend: one job per delivery, taken by one process at a time, taken
+again when its holder's lease lapses, and linked to the operation it recorded."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from pydantic import BaseModel
+
+from core.jobs import JobQueue, JobState
+from core.repos import Repositories
+
+FRONTS, KINDS = frozenset({"slack"}), frozenset({"command"})
+
+
+class Asked(BaseModel):
+    kind: str = "command"
+    text: str
+
+
+def test_a_retried_delivery_records_nothing(repos: Repositories) -> None:
+    queue = JobQueue(repos.db)
+    first = queue.record(key="command:1.2", front="slack", job=Asked(text="a"), kind="command")
+    again = queue.record(key="command:1.2", front="slack", job=Asked(text="a"), kind="command")
+    assert first is not None and again is None
+    row = queue.get(first)
+    assert row is not None and row.payload == {"kind": "command", "text": "a"}
+
+
+def test_one_taker_per_job_and_a_lapsed_one_is_taken_again(repos: Repositories) -> None:
+    queue = JobQueue(repos.db)
+    job_id = queue.record(key="k", front="slack", job=Asked(text="a"), kind="command")
+
+    def take(owner: str) -> str | None:
+        row = queue.claim(owner, lease_s=60, fronts=FRONTS, kinds=KINDS)
+        return row.owner if row else None
+
+    with ThreadPoolExecutor(4) as pool:
+        taken = [o for o in pool.map(take, [f"p{i}" for i in range(4)]) if o]
+    assert len(taken) == 1
+    assert queue.claim("other", lease_s=60, fronts=FRONTS, kinds=KINDS) is None
+    # the holder dies: its lease lapses (a negative lease: already lapsed), another takes it
+    held = queue.get(str(job_id))
+    assert held is not None
+    queue.renew([held.id], held.owner, lease_s=-1)
+    again = queue.claim("next", lease_s=60, fronts=FRONTS, kinds=KINDS)
+    assert again is not None and (again.id, again.attempts) == (job_id, 2)
+    queue.finish(held)  # the old holder's late finish changes nothing
+    assert queue.unfinished(FRONTS) == 1
+    queue.finish(again, JobState.DONE)
+    assert queue.unfinished(FRONTS) == 0
+
+
+def test_the_operation_a_job_recorded_is_found(repos: Repositories) -> None:
+    queue = JobQueue(repos.db)
+    repos.operations.enqueue(
+        kind="deploy",
+        env="dev",
+        endpoint="iris",
+        requested_by="alice",
+        command="/deploy iris v1",
+        reply_to={"front": "slack", "job": "job-1234567890"},
+    )
+    found = queue.operation_of("job-1234567890")
+    assert found is not None and found.endpoint == "iris"
+    assert queue.operation_of("job-0000000000") is None
