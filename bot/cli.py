@@ -235,7 +235,7 @@ def _check(settings: Settings, out: Console) -> int:
     return 0 if report.ok else 1
 
 
-def _log_readiness(settings: Settings, slack: SlackSettings, mode: Mode) -> None:
+def _log_readiness(settings: Settings, slack: SlackSettings, mode: Mode) -> threading.Thread:
     """One paragraph in the log on whether everything is ready, written while the front
     starts (the checks may wait on the network)."""
     from bot.check import slack_findings
@@ -250,7 +250,9 @@ def _log_readiness(settings: Settings, slack: SlackSettings, mode: Mode) -> None
             logging.INFO if report.ok else logging.WARNING, "%s", report.summary()
         )
 
-    threading.Thread(target=run, name="readiness", daemon=True).start()
+    thread = threading.Thread(target=run, name="readiness", daemon=True)
+    thread.start()
+    return thread
 
 
 def _worker(runtime: Runtime, out: Console) -> int:
