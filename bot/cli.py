@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("down", help="stop every local endpoint of the state directory")
     sub.add_parser(
+        "check",
+        help="prove every environment, the registry, Slack and the state database ready "
+        "(a table; exit code 1 on any problem). Example: chatops check",
+    )
+    sub.add_parser(
         "worker",
         help="run queued operations, and take over those whose bot process died, until "
         "interrupted (several may share one PostgreSQL)",
@@ -139,11 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         out.print(f"The state database is at revision {migrate.current(settings.database_url)}.")
         return 0
+    if args.cmd == "check":
+        return _check(settings, out)
     if args.cmd == "run":
         from bot.slack.settings import Mode, SlackSettings
 
         slack = SlackSettings()
         mode = slack.mode if args.mode == "auto" else Mode(args.mode)
+        _log_readiness(settings, slack, mode)
         if mode is not Mode.CONSOLE:
             # The front records and acks; its worker process builds the core and runs jobs.
             return _run_slack(settings, slack, mode, out)
@@ -211,6 +219,41 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     finally:
         runner.stop()
     return 0
+
+
+def _check(settings: Settings, out: Console) -> int:
+    from bot.check import render, slack_findings
+    from bot.slack.settings import SlackSettings
+    from core.checks.readiness import readiness
+    from core.scrub import register_settings
+
+    register_settings(settings)
+    slack = SlackSettings()
+    slack.register_secrets()
+    report = readiness(settings, front=slack_findings(slack, slack.mode))
+    out.print(render(report))
+    out.print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _log_readiness(settings: Settings, slack: SlackSettings, mode: Mode) -> threading.Thread:
+    """One paragraph in the log on whether everything is ready, written while the front
+    starts (the checks may wait on the network)."""
+    from bot.check import slack_findings
+    from core.checks.readiness import readiness
+    from core.scrub import register_settings
+
+    def run() -> None:
+        register_settings(settings)
+        slack.register_secrets()
+        report = readiness(settings, front=slack_findings(slack, mode))
+        logging.getLogger("chatops.check").log(
+            logging.INFO if report.ok else logging.WARNING, "%s", report.summary()
+        )
+
+    thread = threading.Thread(target=run, name="readiness", daemon=True)
+    thread.start()
+    return thread
 
 
 def _worker(runtime: Runtime, out: Console) -> int:

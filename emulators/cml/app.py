@@ -18,6 +18,7 @@ from emulators.cml.errors import ApiError
 from emulators.cml.operations import OPERATION_IDS, ROUTES, Handler, operation_id
 from emulators.cml.serving import ServingError, predict
 from emulators.cml.switches import public_fields, update_timings
+from emulators.cml.validation import BODIES, checked_body, checked_query
 
 logger = logging.getLogger("emulators.cml")
 
@@ -25,8 +26,8 @@ logger = logging.getLogger("emulators.cml")
 def _api(operation: Handler) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         emu: CMLEmulator = request.app.state.emulator
+        raw = await request.body()
         try:
-            body = await _json_body(request) if request.method == "POST" else None
             result = await run_in_threadpool(
                 _admitted,
                 emu,
@@ -34,7 +35,7 @@ def _api(operation: Handler) -> Callable[[Request], Any]:
                 request.headers.get("authorization"),
                 dict(request.path_params),
                 dict(request.query_params),
-                body,
+                raw,
             )
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
@@ -43,21 +44,29 @@ def _api(operation: Handler) -> Callable[[Request], Any]:
     return endpoint
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+def _json_body(raw: bytes) -> Any:
     try:
-        body = json.loads(raw) if raw.strip() else {}
+        return json.loads(raw) if raw.strip() else {}
     except ValueError:
         raise ApiError.invalid("the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError.invalid("the request body must be a JSON object")
-    return body
 
 
-def _admitted(emu: CMLEmulator, operation: Handler, authorization: str | None, *args: Any) -> Any:
-    emu.admit(authorization, operation_id(operation))
+def _admitted(
+    emu: CMLEmulator,
+    operation: Handler,
+    authorization: str | None,
+    path: dict[str, str],
+    query: dict[str, str],
+    raw: bytes,
+) -> Any:
+    # The gateway authenticates first, then decodes the request: a bad key is a 401 even
+    # for a malformed body, and a wrongly typed field is a 400 before anything is done.
+    op = operation_id(operation)
+    emu.admit(authorization, op)
+    checked_query(query)
+    body = checked_body(op, _json_body(raw)) if op in BODIES else None
     try:
-        return operation(emu, *args)
+        return operation(emu, path, query, body)
     except ApiError:
         raise
     except (ValueError, TypeError) as exc:
@@ -129,6 +138,21 @@ async def admin_health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """What the gateway answers a path it does not serve: 401 for a bad key first, then a
+    ``runtimeError`` (404 for an unknown path; a known path with another method is
+    Unimplemented, which the gateway answers 501)."""
+    emu: CMLEmulator = request.app.state.emulator
+    status = getattr(exc, "status_code", 404)
+    error = ApiError(404, "Not Found") if status == 404 else ApiError(501, "Method Not Allowed")
+    if request.url.path.startswith("/api/"):
+        try:
+            emu.authenticate(request.headers.get("authorization"))
+        except ApiError as refused:
+            error = refused
+    return JSONResponse(error.body(), status_code=error.status)
+
+
 def build_app(emulator: CMLEmulator) -> Starlette:
     routes = [Route(path, _api(op), methods=[method]) for method, path, op in ROUTES]
     routes += [
@@ -139,6 +163,6 @@ def build_app(emulator: CMLEmulator) -> Starlette:
         Route("/_emulator/faults", _admin_switches("faults"), methods=["GET", "POST"]),
         Route("/_emulator/timings", _admin_switches("timings"), methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={404: _no_route, 405: _no_route})
     app.state.emulator = emulator
     return app

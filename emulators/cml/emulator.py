@@ -70,6 +70,10 @@ class CMLEmulator:
             raise ApiError(
                 status, f"injected failure ({status}) from the emulator's fault switches"
             )
+        self.authenticate(authorization)
+
+    def authenticate(self, authorization: str | None) -> None:
+        """Refuses (401) a request whose ``authorization`` is not ``Bearer <the key>``."""
         scheme, _, key = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             key.strip().encode(), self.api_key.encode()

@@ -67,7 +67,7 @@ def apply(
     page_size: int | None,
     page_token: str | None,
     filter_keys: Mapping[str, str] | None = None,
-    sort_keys: Sequence[str] | None = None,
+    sort_keys: Sequence[str] | Mapping[str, str] | None = None,
 ) -> tuple[list[Mapping[str, Any]], str]:
     """One page of ``items`` after filtering and sorting, and the token of the next page."""
     wanted = parse_filter(search_filter, filter_keys)
@@ -82,7 +82,11 @@ def apply(
     return page, _token(start + size) if more else ""
 
 
-def _parse_sort(sort: str | None, allowed: Sequence[str] | None) -> list[tuple[str, bool]]:
+def _parse_sort(
+    sort: str | None, allowed: Sequence[str] | Mapping[str, str] | None
+) -> list[tuple[str, bool]]:
+    """(item field, descending) for each key of ``sort``; ``allowed`` names the keys, or maps
+    each key to the item field it sorts by."""
     keys = []
     for part in (sort or "").split(","):
         part = part.strip()
@@ -92,6 +96,8 @@ def _parse_sort(sort: str | None, allowed: Sequence[str] | None) -> list[tuple[s
         key = part.lstrip("+-")
         if allowed is not None and key not in allowed:
             raise ApiError.invalid(f"unsupported sort key {key!r}; supported: {sorted(allowed)}")
+        if isinstance(allowed, Mapping):
+            key = allowed[key]
         keys.append((key, descending))
     return keys
 

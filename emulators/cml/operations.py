@@ -34,6 +34,8 @@ REGISTRY_SORTS = (
     "status",
     "updated_at",
 )
+# GetRegisteredModel also documents sort=-versions: by version number
+VERSION_SORTS = {**{k: k for k in REGISTRY_SORTS}, "versions": "number"}
 RUNTIME_KEYS = ("image_identifier", "editor", "kernel", "edition", "description", "full_version")
 
 
@@ -42,7 +44,7 @@ def _page(
     key: str,
     query: Mapping[str, str],
     filters: Mapping[str, str] | None = None,
-    sorts: tuple[str, ...] | None = None,
+    sorts: tuple[str, ...] | Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     try:
         size = int(query["page_size"]) if query.get("page_size") else None
@@ -81,7 +83,7 @@ def get_registered_model(
 ) -> Any:
     model, versions = emu.registry.get_model(p["model_id"])
     filters = {"version_number": "number", "creator_id": "user.username"}
-    return {**model, **_page(versions, "model_versions", q, filters, REGISTRY_SORTS)}
+    return {**model, **_page(versions, "model_versions", q, filters, VERSION_SORTS)}
 
 
 def create_registered_model(
@@ -107,6 +109,10 @@ def create_model(emu: CMLEmulator, p: Mapping[str, str], q: Mapping[str, str], b
 
 def get_model(emu: CMLEmulator, p: Mapping[str, str], q: Mapping[str, str], _: Any) -> Any:
     return emu.workspace.model(p["project_id"], p["model_id"])
+
+
+def update_model(emu: CMLEmulator, p: Mapping[str, str], q: Mapping[str, str], body: Any) -> Any:
+    return emu.workspace.update_model(p["project_id"], p["model_id"], body)
 
 
 def list_model_builds(emu: CMLEmulator, p: Mapping[str, str], q: Mapping[str, str], _: Any) -> Any:
@@ -191,6 +197,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", _PROJECT + "/models", list_models),
     ("POST", _PROJECT + "/models", create_model),
     ("GET", _MODEL, get_model),
+    ("PATCH", _MODEL, update_model),
     ("GET", _MODEL + "/builds", list_model_builds),
     ("POST", _MODEL + "/builds", create_model_build),
     ("GET", _BUILD, get_model_build),

@@ -71,13 +71,15 @@ class Workspace:
     def add_project(self, seed: str | Mapping[str, Any]) -> dict[str, Any]:
         spec = {"name": seed} if isinstance(seed, str) else dict(seed)
         name = str(spec["name"])
+        # a private project of another user: it exists, but the key's user may not use it
+        owner = {**self.user, "username": str(spec["owner"])} if spec.get("owner") else self.user
         stamp = iso(self.now(), millis=False)
         project_id = str(spec.get("id") or short_id("project", name))
         project: dict[str, Any] = {
             "id": project_id,
             "name": name,
-            "owner": self.user,
-            "creator": self.user,
+            "owner": owner,
+            "creator": owner,
             "description": spec.get("description", ""),
             "visibility": spec.get("visibility", "private"),
             "default_engine_type": "ml_runtime",
@@ -85,7 +87,7 @@ class Workspace:
             "updated_at": stamp,
             "creation_status": "success",
             "permissions": {"read": True, "write": True, "admin": True},
-            "slug": f"{self.user['username']}/{name}",
+            "slug": f"{owner['username']}/{name}",
         }
         with self._lock:
             self.projects[project_id] = project
@@ -93,9 +95,14 @@ class Workspace:
 
     def project(self, project_id: str) -> dict[str, Any]:
         try:
-            return self.projects[project_id]
+            project = self.projects[project_id]
         except KeyError:
             raise ApiError.not_found("project", project_id) from None
+        if project["owner"]["username"] != self.user["username"] and (
+            project["visibility"] == "private"
+        ):
+            raise ApiError(403, f"permission denied: project {project_id} is private")
+        return project
 
     # -- models ----------------------------------------------------------------------------
 
@@ -136,6 +143,31 @@ class Workspace:
                 "default_replication_policy": {"num_replicas": "1", "type": "fixed"},
             }
             self.models[model_id] = model
+            return model
+
+    def update_model(
+        self, project_id: str, model_id: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """UpdateModel: sets the fields ``body`` holds (already of their types); an ``id``
+        other than the path's, or a name another model of the project has, is refused."""
+        with self._lock:
+            model = self.model(project_id, model_id)
+            if body.get("id") and body["id"] != model_id:
+                raise ApiError.invalid(f"model.id {body['id']!r} is not the path's {model_id}")
+            name = body.get("name")
+            if name is not None and not name:
+                raise ApiError.invalid("model name may not be empty")
+            if name and any(
+                m["name"] == name and m["id"] != model_id for m in self.models_of(project_id)
+            ):
+                raise ApiError(409, f"a model named {name!r} already exists in this project")
+            for key in ("name", "description", "visibility"):
+                if body.get(key) is not None:
+                    model[key] = body[key]
+            for key in ("default_resources", "default_replication_policy"):
+                if body.get(key):
+                    model[key] = {**model[key], **body[key]}
+            model["updated_at"] = iso(self.now(), millis=False)
             return model
 
     def models_of(self, project_id: str) -> list[dict[str, Any]]:

@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 
+# what the app's manifest asks for, as an installed app is granted them
+GRANTED_SCOPES = ("commands", "chat:write", "users:read", "usergroups:read", "im:write")
+
+
 @dataclass(frozen=True)
 class Call:
     """One Web API call as received: ``args`` without the token, ``status`` the HTTP status
@@ -88,6 +92,8 @@ class SlackEmulator:
         bot_user_id: str = "UBOT",
     ) -> None:
         self.bot_token = bot_token
+        # granted to the token; Slack lists them in the x-oauth-scopes header of each answer
+        self.scopes: list[str] = list(GRANTED_SCOPES)
         self.usergroups_plan_upgrade_required = False
         self._lock = threading.RLock()
         self._world = Workspace(team_id=team_id, bot_user_id=bot_user_id, clock=time.monotonic)
@@ -258,6 +264,7 @@ class SlackEmulator:
                     raise SlackError("not_authed")
                 if token != self.bot_token:
                     raise SlackError("invalid_auth")
+                headers["x-oauth-scopes"] = ",".join(self.scopes)
                 if self._rate_limits.get(method):
                     status = 429
                     headers["Retry-After"] = str(self._rate_limits[method].pop(0))
