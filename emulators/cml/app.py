@@ -15,7 +15,8 @@ from starlette.routing import Route
 
 from emulators.cml.emulator import CMLEmulator
 from emulators.cml.errors import ApiError
-from emulators.cml.operations import OPERATION_IDS, ROUTES, Handler, operation_id
+from emulators.cml.lost import BrokenReply, ReplyLost
+from emulators.cml.operations import OPERATION_IDS, ROUTES, Handler, created, operation_id
 from emulators.cml.serving import ServingError, predict
 from emulators.cml.switches import public_fields, update_timings
 from emulators.cml.validation import BODIES, checked_body, checked_query
@@ -39,6 +40,8 @@ def _api(operation: Handler) -> Callable[[Request], Any]:
             )
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
+        except ReplyLost:
+            return BrokenReply()
         return JSONResponse(result)
 
     return endpoint
@@ -67,7 +70,7 @@ def _admitted(
     body = checked_body(op, _json_body(raw)) if op in BODIES else None
     try:
         return operation(emu, path, query, body)
-    except ApiError:
+    except (ApiError, ReplyLost):
         raise
     except (ValueError, TypeError) as exc:
         raise ApiError.invalid(f"invalid request: {exc}") from None
@@ -134,6 +137,10 @@ async def admin_build_log(request: Request) -> Response:
     return JSONResponse({"id": record.id, "status": status, "log": record.log})
 
 
+async def admin_created(request: Request) -> Response:
+    return JSONResponse(created(request.app.state.emulator))
+
+
 async def admin_health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
@@ -158,6 +165,7 @@ def build_app(emulator: CMLEmulator) -> Starlette:
     routes += [
         Route("/model", model_service, methods=["POST"]),
         Route("/_emulator/health", admin_health, methods=["GET"]),
+        Route("/_emulator/created", admin_created, methods=["GET"]),
         Route("/_emulator/reset", admin_reset, methods=["POST"]),
         Route("/_emulator/builds/{build_id}/log", admin_build_log, methods=["GET"]),
         Route("/_emulator/faults", _admin_switches("faults"), methods=["GET", "POST"]),

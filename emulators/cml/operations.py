@@ -1,14 +1,19 @@
 """The API v2 operations the emulator implements: (emulator, path params, query, body) ->
-the response body, with the spec's field names and the list semantics of ``listing``."""
+the response body, with the spec's field names and the list semantics of ``listing``.
+Each runs under the switches that act once its work is done: statuses spelled another way,
+and replies lost (a 5xx, a dropped connection, a hang) after the work."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from emulators.cml import listing
 from emulators.cml.emulator import CMLEmulator
 from emulators.cml.errors import ApiError
+from emulators.cml.lost import ReplyLost
+from emulators.cml.switches import Faults
 
 Handler = Callable[[CMLEmulator, Mapping[str, str], Mapping[str, str], Any], Any]
 
@@ -183,7 +188,7 @@ _MODEL = _PROJECT + "/models/{model_id}"
 _BUILD = _MODEL + "/builds/{build_id}"
 _DEPLOYMENT = _BUILD + "/deployments/{deployment_id}"
 
-ROUTES: list[tuple[str, str, Handler]] = [
+_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v2/projects", list_projects),
     ("GET", _PROJECT, get_project),
     ("GET", "/api/v2/registry/models", list_registered_models),
@@ -215,4 +220,72 @@ def operation_id(handler: Handler) -> str:
     return "".join(part.title() for part in handler.__name__.split("_"))
 
 
+# the list each kind of status-bearing answer keeps its items in
+_STATUS_LISTS = {
+    "build": "model_builds",
+    "deployment": "model_deployments",
+    "registered_version": "model_versions",
+}
+
+
+def _status_kind(operation: str) -> str | None:
+    if "ModelBuild" in operation:
+        return "build"
+    if "ModelDeployment" in operation:
+        return "deployment"
+    if "RegisteredModel" in operation and operation != "ListRegisteredModels":
+        return "registered_version"
+    return None
+
+
+def _respelled(faults: Faults, kind: str, answer: Any) -> Any:
+    if not isinstance(answer, dict):
+        return answer
+    answer = dict(answer)
+    if isinstance(answer.get("status"), str):
+        answer["status"] = faults.respell(kind, answer["status"])
+    items = answer.get(_STATUS_LISTS[kind])
+    if isinstance(items, list):
+        answer[_STATUS_LISTS[kind]] = [_respelled(faults, kind, item) for item in items]
+    return answer
+
+
+def _switched(handler: Handler) -> Handler:
+    operation = operation_id(handler)
+    kind = _status_kind(operation)
+
+    @functools.wraps(handler)
+    def run(emu: CMLEmulator, p: Mapping[str, str], q: Mapping[str, str], body: Any) -> Any:
+        answer = handler(emu, p, q, body)
+        if kind is not None:
+            answer = _respelled(emu.faults, kind, answer)
+        how = emu.faults.reply_lost(operation)
+        if how == "status":
+            status = emu.faults.fail_status
+            raise ApiError(status, f"injected failure ({status}) after {operation} was done")
+        if how == "hang":
+            emu.faults.hold()
+        if how is not None:
+            raise ReplyLost(operation)
+        return answer
+
+    return run
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    (method, path, _switched(handler)) for method, path, handler in _ROUTES
+]
 OPERATION_IDS = frozenset(operation_id(handler) for _, _, handler in ROUTES)
+
+
+def created(emu: CMLEmulator) -> dict[str, int]:
+    """How many of each thing a create makes the workspace holds: registered model versions
+    (in its registry), models, builds and deployments."""
+    versions = sum(int(model.get("count", 0)) for model in emu.registry.list_models())
+    workspace = emu.workspace
+    return {
+        "registered_model_versions": versions,
+        "models": len(workspace.models),
+        "model_builds": len(workspace.builds),
+        "model_deployments": len(workspace.deployments),
+    }

@@ -46,6 +46,20 @@ class Faults:
     call (a workspace whose stops fail while reads succeed). fail_builds / timeout_builds:
     builds created while set end "build failed" / "timedout". fail_deployments: deployments
     created (or restarted) while set end "failed".
+
+    Lost replies, for calls CML did but whose answer never arrived: lose_reply_next: the next
+    N calls of lose_reply_operations (operationIds; empty, every call) do their work and then
+    lose the reply, as lose_reply_how says: "status" answers fail_status (a 5xx or 429 after
+    the work), "close" closes the connection halfway through the answer, "hang" holds the
+    answer hang_s seconds (past a client's timeout) and then closes. ``reset()`` lets held
+    answers go at once.
+
+    Statuses in other spellings: status_spelling "upper" (``BUILT``, ``BUILD_FAILED``),
+    "prefixed" (``BUILD_BUILT``, ``MODEL_DEPLOYMENT_DEPLOYED``, ``MODEL_VERSION_REGISTERED``),
+    "title" (``Built``, ``Deployed``), "mlflow" (a registered version ``READY`` or
+    ``PENDING_REGISTRATION``); "" as the spec's examples. unknown_status: when set, every
+    status of unknown_status_of ("build", "deployment" or "registered_version") is answered as
+    this value instead, but stopping and stopped (a stop still reads as one).
     """
 
     latency: float = 0.0
@@ -56,7 +70,15 @@ class Faults:
     fail_builds: bool = False
     timeout_builds: bool = False
     fail_deployments: bool = False
+    lose_reply_next: int = 0
+    lose_reply_operations: list[str] = field(default_factory=list)
+    lose_reply_how: str = "status"
+    hang_s: float = 30.0
+    status_spelling: str = ""
+    unknown_status: str = ""
+    unknown_status_of: str = "deployment"
     seed: int = 0
+    _release: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _random: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -76,8 +98,43 @@ class Faults:
                 return self.fail_status
         return None
 
+    def reply_lost(self, operation: str) -> str | None:
+        """How the reply to the call of ``operation`` just done is lost, or None to send it."""
+        with self._lock:
+            if self.lose_reply_next <= 0:
+                return None
+            if self.lose_reply_operations and operation not in self.lose_reply_operations:
+                return None
+            self.lose_reply_next -= 1
+            return self.lose_reply_how
+
+    def hold(self) -> None:
+        """Holds a reply for hang_s seconds, or until ``reset()``."""
+        self._release.wait(self.hang_s)
+
+    def respell(self, kind: str, status: str) -> str:
+        """``status`` of a ``kind`` ("build", "deployment", "registered_version") as the
+        switches have CML spell it."""
+        if self.unknown_status and kind == self.unknown_status_of and status not in _STOPS:
+            return self.unknown_status
+        spelling = self.status_spelling
+        if spelling == "upper":
+            return status.upper().replace(" ", "_")
+        if spelling == "title":
+            return status.title()
+        if spelling == "prefixed":
+            prefix = {"build": "BUILD_", "deployment": "MODEL_DEPLOYMENT_"}.get(
+                kind, "MODEL_VERSION_"
+            )
+            return prefix + status.upper().removeprefix("BUILD ").replace(" ", "_")
+        if spelling == "mlflow" and kind == "registered_version":
+            return _MLFLOW_VERSION.get(status, status)
+        return status
+
     def reset(self) -> None:
         self.update(public_fields(Faults()))
+        self._release.set()  # let every held reply go
+        self._release.clear()
 
     def update(self, changes: dict[str, Any], *, operations: frozenset[str] = frozenset()) -> None:
         """Sets the switches named in ``changes``; with ``operations`` (the operationIds
@@ -87,14 +144,31 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown switches: {sorted(unknown)}; known: {sorted(public)}")
         coerced = {name: _coerce(public[name], value) for name, value in changes.items()}
-        strange = set(coerced.get("fail_operations", ())) - operations
-        if operations and strange:
-            raise ValueError(f"fail_operations: no operation is called {sorted(strange)}")
+        for listed in ("fail_operations", "lose_reply_operations"):
+            strange = set(coerced.get(listed, ())) - operations
+            if operations and strange:
+                raise ValueError(f"{listed}: no operation is called {sorted(strange)}")
+        for name, allowed in _CHOICES.items():
+            if name in coerced and coerced[name] not in allowed:
+                raise ValueError(f"{name}: {coerced[name]!r} is not one of {sorted(allowed)}")
         with self._lock:
             for name, value in coerced.items():
                 setattr(self, name, value)
             if "seed" in changes:
                 self._random.seed(self.seed)
+
+
+_STOPS = frozenset({"stopping", "stopped"})
+_MLFLOW_VERSION = {
+    "REGISTERING": "PENDING_REGISTRATION",
+    "REGISTERED": "READY",
+    "FAILED": "FAILED_REGISTRATION",
+}
+_CHOICES = {
+    "lose_reply_how": frozenset({"status", "close", "hang"}),
+    "status_spelling": frozenset({"", "upper", "prefixed", "title", "mlflow"}),
+    "unknown_status_of": frozenset({"build", "deployment", "registered_version"}),
+}
 
 
 def public_fields(obj: Any) -> dict[str, Any]:

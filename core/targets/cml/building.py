@@ -19,8 +19,9 @@ from core.targets.cml.models import (
     ModelBuild,
 )
 from core.targets.cml.poller import Poller
-from core.targets.cml.progress import Statuses, build_comment, build_tail, short
+from core.targets.cml.progress import build_comment, build_tail, short
 from core.targets.cml.serving import input_example
+from core.targets.cml.statuses import Statuses, build_status
 from core.targets.cml.workspace import Workspace, ident
 from core.versions import ModelVersion
 
@@ -56,7 +57,12 @@ class Builder:
                 runtime_identifier=self.env.runtime_identifier or None,
                 comment=build_comment(mv),
             )
-            build = self.client.create_model_build(body, ws.project, ident(model))
+            build = ws.creator.once(
+                f"a build of {mv.label}",
+                lambda: self.client.create_model_build(body, ws.project, ident(model)),
+                lambda: ws.reusable_build(model, version.model_version_id or ""),
+                step,
+            )
         step.remember(cml_model_id=model.id, build_id=build.id, api_calls=self.calls.this_thread)
         build = self._wait_built(model, build, mv, step)
         example = input_example(source, mv)
@@ -78,14 +84,14 @@ class Builder:
         self, model: Model, build: ModelBuild, mv: ModelVersion, step: Step
     ) -> ModelBuild:
         name = f"build {short(build.id)} of {mv.label}"
-        statuses = Statuses(step, name, build.status)
-        if build.status not in BUILD_TERMINAL:
+        statuses = Statuses(step, kind="build", what=name, read=build_status, first=build.status)
+        if build_status(build.status) not in BUILD_TERMINAL:
             step.say(f"CML {name} is {build.status}; waiting until it is built")
             polled = self.poller.until(
                 lambda: self.client.get_model_build(
                     self.workspace.project, ident(model), ident(build)
                 ),
-                lambda b: b.status in BUILD_TERMINAL,
+                lambda b: build_status(b.status) in BUILD_TERMINAL,
                 timeout_s=self.env.build_timeout_s,
                 seen=lambda b: statuses.hear(b.status),
             )
@@ -93,10 +99,11 @@ class Builder:
             if not polled.done:
                 raise StepTimeout(
                     f"the CML {name} was still {build.status} after "
-                    f"{self.env.build_timeout_s:g} s (build_timeout_s of {self.env.name})",
+                    f"{self.env.build_timeout_s:g} s (build_timeout_s of {self.env.name})"
+                    + statuses.named_unknown(),
                     log_tail=build_tail(model, build, statuses.seen),
                 )
-        if build.status != BuildStatus.BUILT:
+        if build_status(build.status) != BuildStatus.BUILT:
             raise BuildFailed(
                 f'the CML {name} ended "{build.status}"',
                 log_tail=build_tail(model, build, statuses.seen),

@@ -7,6 +7,8 @@
     │   └── CMLServerError   5xx or 429 still failing after the retries (also TargetUnavailable)
     └── TargetUnavailable
         ├── CMLUnreachable   no HTTP answer at all: refused, reset, timed out, bad name
+        ├── CMLOutcomeUnknown  a create was sent but its answer lost or a 5xx/429: it may
+        │                    have been done; look it up before creating again
         └── CMLNotStopped    CML refused to stop deployments, or did not confirm they stopped
 
 No text here ever holds the API key: the client redacts it before building any message.
@@ -58,6 +60,26 @@ class CMLServerError(CMLAPIError, TargetUnavailable):
 
 class CMLUnreachable(TargetUnavailable):
     pass
+
+
+class CMLOutcomeUnknown(TargetUnavailable):
+    """A call that changes something reached CML, and what came back (a timeout, a dropped
+    connection, a 5xx or 429: ``status_code``) does not say whether it was done."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None,
+        cml_message: str = "",
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.cml_message = cml_message
+        self.method = method
+        self.path = path
 
 
 class CMLNotStopped(TargetUnavailable):

@@ -1,9 +1,13 @@
 """One HTTP exchange with CML: auth, retries with backoff, and errors translated at the edge.
 
-Retried: connection failures, timeouts, 429 and 5xx. Not retried: any other 4xx, and
-failures before anything was sent (bad URL scheme, bad header), which another try cannot
-fix. The API key lives only in the auth flow and is scrubbed from any text that leaves
-this module.
+Only what is safe to send twice is retried. Reads (GET) and stops are retried after
+connection failures, timeouts, 429 and 5xx. A call that creates something is retried only
+when it certainly did nothing (the connection was never made); after any other failure
+(a timeout or dropped connection once sent, a 5xx, a 429) CML may have done the work, so
+it raises `CMLOutcomeUnknown` and the caller looks up what it asked for before asking again.
+Never retried: any other 4xx, and failures before anything was sent (bad URL scheme, bad
+header), which another try cannot fix. The API key lives only in the auth flow and is
+scrubbed from any text that leaves this module.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     wait_exponential,
 )
@@ -26,6 +31,7 @@ from core.targets.cml.errors import (
     CMLAPIError,
     CMLAuthError,
     CMLNotFound,
+    CMLOutcomeUnknown,
     CMLServerError,
     CMLUnreachable,
 )
@@ -37,6 +43,16 @@ REDACTED = "<redacted>"
 
 # Failures on the way that another try may not meet; a bad URL or header would.
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# Of those, the ones where the request certainly never reached CML.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Actions that change nothing when done twice: stopping a stopping or stopped deployment.
+_IDEMPOTENT_ACTIONS = (":stop",)
+
+
+def safe_to_repeat(method: str, path: str) -> bool:
+    """Whether sending `method path` twice does no more than sending it once."""
+    return method.upper() in _SAFE_METHODS or path.endswith(_IDEMPOTENT_ACTIONS)
 
 
 class _BearerAuth(httpx.Auth):
@@ -60,6 +76,11 @@ class _Transient(Exception):
         super().__init__("transient CML failure")
         self.response = response
         self.error = error
+
+
+class _Unknown(_Transient):
+    """A failure after a call that changes something was sent: it may have been done, so
+    it is never retried here."""
 
 
 class CMLHttp:
@@ -103,27 +124,32 @@ class CMLHttp:
         body: Mapping[str, Any] | None = None,
     ) -> Any:
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        safe = safe_to_repeat(method, path)
 
         def send() -> httpx.Response:
             try:
                 response = self._client.request(method, path, params=query, json=body)
-            except _RETRYABLE as exc:
+            except _NOT_SENT as exc:
                 raise _Transient(error=exc) from exc
+            except _RETRYABLE as exc:
+                raise (_Transient if safe else _Unknown)(error=exc) from exc
             except httpx.TransportError as exc:
                 raise self._unreachable(method, path, exc, tries=1) from None
             if response.status_code >= 500 or response.status_code == 429:
-                raise _Transient(response=response)
+                raise (_Transient if safe else _Unknown)(response=response)
             return response
 
         retrying = Retrying(
             stop=stop_after_attempt(self._retries + 1),
             wait=wait_exponential(multiplier=self._backoff, max=self._max_backoff),
-            retry=retry_if_exception_type(_Transient),
+            retry=retry_if_exception_type(_Transient) & retry_if_not_exception_type(_Unknown),
             before_sleep=lambda state: self._log_retry(method, path, state),
             reraise=True,
         )
         try:
             response = retrying(send)
+        except _Unknown as exc:
+            raise self._outcome_unknown(method, path, exc) from None
         except _Transient as exc:
             if exc.response is not None:
                 raise self._api_error(method, path, exc.response) from None
@@ -146,6 +172,25 @@ class CMLHttp:
         detail = self._redact(str(error) or type(error).__name__)
         after = f"; gave up after {tries} tries" if tries > 1 else ""
         return CMLUnreachable(f"CML cannot be reached ({method} {path}): {detail}{after}")
+
+    def _outcome_unknown(self, method: str, path: str, failure: _Unknown) -> CMLOutcomeUnknown:
+        status, said = None, ""
+        if failure.response is not None:
+            status = failure.response.status_code
+            said = self._redact(_error_body(failure.response)[0])
+            why = f"it answered {status}" + (f": {said}" if said else "")
+        else:
+            error = failure.error
+            why = self._redact(str(error) or type(error).__name__)
+            why = f"{type(error).__name__}: {why}" if error is not None else why
+        logger.warning("CML %s %s may or may not have been done (%s)", method, path, why)
+        return CMLOutcomeUnknown(
+            f"CML did not say whether {method} {path} was done ({why})",
+            status_code=status,
+            cml_message=said,
+            method=method,
+            path=path,
+        )
 
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, REDACTED) if self._secret else text

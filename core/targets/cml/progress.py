@@ -3,7 +3,6 @@ fails (API v2 offers no build log, so the tail is what the API does say)."""
 
 from __future__ import annotations
 
-from core.targets.base import Step
 from core.targets.cml.models import Model, ModelBuild, ModelDeployment
 from core.versions import ModelVersion
 
@@ -21,21 +20,6 @@ def build_comment(mv: ModelVersion) -> str:
 def parse_build_comment(build: ModelBuild) -> tuple[str, int | None]:
     model, _, version = (build.comment or "").rpartition(" v")
     return (model, int(version)) if model and version.isdigit() else ("", None)
-
-
-class Statuses:
-    """Says each new status of a remote object once, and keeps the ones seen."""
-
-    def __init__(self, step: Step, what: str, first: str | None) -> None:
-        self.step = step
-        self.what = what
-        self.seen: list[str] = [first or "unknown"]
-
-    def hear(self, status: str | None) -> None:
-        status = status or "unknown"
-        if status != self.seen[-1]:
-            self.seen.append(status)
-            self.step.say(f"CML {self.what}: {status}")
 
 
 def build_tail(model: Model, build: ModelBuild, seen: list[str]) -> str:

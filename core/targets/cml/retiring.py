@@ -15,6 +15,7 @@ from core.targets.cml.models import DeploymentStatus, ModelBuild, ModelDeploymen
 from core.targets.cml.placements import Placed, Placements
 from core.targets.cml.poller import Poller
 from core.targets.cml.progress import parse_build_comment, short
+from core.targets.cml.statuses import deployment_status
 from core.targets.cml.workspace import Workspace
 
 ENDED = frozenset({DeploymentStatus.STOPPED, DeploymentStatus.FAILED})
@@ -81,7 +82,7 @@ class Retirer:
         return [
             Running.of(model.id or "", build, dep)
             for build, dep in listed
-            if dep.status not in ENDED
+            if deployment_status(dep.status) not in ENDED
         ]
 
     def placed(self, name: str, deployment: str, doing: str) -> Running | None:
@@ -100,7 +101,7 @@ class Retirer:
                 f"({exc.message}); it may still serve",
                 still=(f"deployment {short(deployment)}",),
             ) from None
-        if dep.status in ENDED:
+        if deployment_status(dep.status) in ENDED:
             return None
         version = f"{placed.model} v{placed.version}" if placed.model else "?"
         status = str(dep.status or "unknown")
@@ -114,7 +115,7 @@ class Retirer:
         project = self.workspace.project
         refused: dict[str, str] = {}
         for run in running:
-            if run.status == DeploymentStatus.STOPPING:
+            if deployment_status(run.status) == DeploymentStatus.STOPPING:
                 continue  # already told: only the wait is left
             try:
                 self.client.stop_model_deployment(project, run.model_id, run.build_id, run.id)
@@ -126,7 +127,7 @@ class Retirer:
         if asked:
             step.say(f"stopping {', '.join(run.named() for run in asked)} of CML model {name}")
         last = self._wait_ended(asked)
-        unconfirmed = [run for run in asked if last.get(run.id) not in ENDED]
+        unconfirmed = [run for run in asked if deployment_status(last.get(run.id)) not in ENDED]
         if not refused and not unconfirmed:
             return
         still = [run.named() for run in running if run.id in refused]
@@ -163,7 +164,7 @@ class Retirer:
 
         polled = self.poller.until(
             read,
-            lambda statuses: all(s in ENDED for s in statuses.values()),
+            lambda statuses: all(deployment_status(s) in ENDED for s in statuses.values()),
             timeout_s=self.timeout_s,
         )
         return polled.value

@@ -21,7 +21,8 @@ from core.targets.cml.models import (
 )
 from core.targets.cml.placements import Placed, Placements
 from core.targets.cml.poller import Poller
-from core.targets.cml.progress import Statuses, short
+from core.targets.cml.progress import short
+from core.targets.cml.statuses import Statuses, deployment_status
 from core.targets.cml.workspace import Workspace, ident
 from core.versions import ModelVersion
 
@@ -77,7 +78,14 @@ class Starter:
                 replicas=resources.replicas,
                 environment={DEPLOYMENT_TAG: deployment},
             )
-            dep = self.client.create_model_deployment(body, ws.project, ident(model), build_id)
+            dep = ws.creator.once(
+                f"a deployment of {mv.label}",
+                lambda: self.client.create_model_deployment(
+                    body, ws.project, ident(model), build_id
+                ),
+                lambda: ws.tagged_deployment(model, build_id, DEPLOYMENT_TAG, deployment),
+                step,
+            )
         step.remember(cml_deployment_id=dep.id, api_calls=self.calls.this_thread)
         dep = self._wait_deployed(model, build_id, dep, mv, step)
         self.placements.add(Placed.of(model, build_id, dep, mv.model, mv.version))
@@ -97,14 +105,16 @@ class Starter:
         self, model: Model, build_id: str, dep: ModelDeployment, mv: ModelVersion, step: Step
     ) -> ModelDeployment:
         name = f"deployment {short(dep.id)} of {mv.label}"
-        statuses = Statuses(step, name, dep.status)
-        if dep.status not in ROLLOUT_TERMINAL:
+        statuses = Statuses(
+            step, kind="deployment", what=name, read=deployment_status, first=dep.status
+        )
+        if deployment_status(dep.status) not in ROLLOUT_TERMINAL:
             step.say(f"CML {name} is {dep.status}; waiting until it is deployed")
             polled = self.poller.until(
                 lambda: self.client.get_model_deployment(
                     self.workspace.project, ident(model), build_id, ident(dep)
                 ),
-                lambda d: d.status in ROLLOUT_TERMINAL,
+                lambda d: deployment_status(d.status) in ROLLOUT_TERMINAL,
                 timeout_s=self.env.deploy_timeout_s,
                 seen=lambda d: statuses.hear(d.status),
             )
@@ -112,12 +122,12 @@ class Starter:
                 self._tell_to_stop(ident(model), build_id, ident(dep))
                 raise StepTimeout(
                     f"the CML {name} was still {polled.value.status} after "
-                    f"{self.env.deploy_timeout_s:g} s (deploy_timeout_s of {self.env.name}); "
-                    "it was told to stop",
+                    f"{self.env.deploy_timeout_s:g} s (deploy_timeout_s of {self.env.name})"
+                    f"{statuses.named_unknown()}; it was told to stop",
                     log_tail=" -> ".join(statuses.seen),
                 )
             dep = polled.value
-        if dep.status != DeploymentStatus.DEPLOYED:
+        if deployment_status(dep.status) != DeploymentStatus.DEPLOYED:
             raise DeployFailed(
                 f"the CML {name} ended {dep.status}", log_tail=" -> ".join(statuses.seen)
             )

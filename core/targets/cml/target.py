@@ -45,6 +45,7 @@ from core.targets.cml.retiring import Retirer
 from core.targets.cml.serving import ModelService, model_service_url
 from core.targets.cml.starting import DEPLOYMENT_TAG as DEPLOYMENT_TAG
 from core.targets.cml.starting import Starter
+from core.targets.cml.statuses import deployment_status
 from core.targets.cml.workspace import Workspace, model_name
 from core.versions import ModelVersion
 
@@ -194,7 +195,7 @@ class CMLTarget:
         doing = f"retire the deployments of {ep.name} other than {short(new)}"
         with self._explained():
             serving = self.retirer.placed(name, new, f"switch {ep.name} to {short(new)}")
-            if serving is None or serving.status != DeploymentStatus.DEPLOYED:
+            if serving is None or deployment_status(serving.status) != DeploymentStatus.DEPLOYED:
                 how = serving.status if serving else "ended or gone"
                 raise DeployFailed(
                     f"CML deployment {short(new)} cannot take the traffic of {ep.name}: it is {how}"
@@ -231,7 +232,10 @@ class CMLTarget:
                 placed = self.placements.serving(name)
                 if placed is not None:
                     dep = self._deployment(placed)
-                    if dep is not None and dep.status == DeploymentStatus.DEPLOYED:
+                    if (
+                        dep is not None
+                        and deployment_status(dep.status) == DeploymentStatus.DEPLOYED
+                    ):
                         return self._up(placed, dep)
                 found = self.placements.find_serving(name)
         except TargetError as exc:

@@ -13,6 +13,7 @@ from core.config import Environment
 from core.errors import BuildFailed, DeployFailed, StepTimeout, TargetError
 from core.targets.base import EndpointRef, ModelSource, Step
 from core.targets.cml.client import CMLClient, iter_all
+from core.targets.cml.creating import Creator
 from core.targets.cml.errors import CMLAPIError
 from core.targets.cml.models import (
     BuildStatus,
@@ -26,6 +27,12 @@ from core.targets.cml.models import (
     RegisteredVersionStatus,
 )
 from core.targets.cml.poller import Poller
+from core.targets.cml.statuses import (
+    Statuses,
+    build_status,
+    deployment_status,
+    version_status,
+)
 from core.versions import ModelVersion
 
 # a build in any of these serves, or may yet: worth reusing rather than building again
@@ -39,6 +46,7 @@ REUSABLE_BUILDS = frozenset(
     }
 )
 ENDING = frozenset({DeploymentStatus.STOPPING, DeploymentStatus.STOPPED})
+_VERSION_DONE = frozenset({RegisteredVersionStatus.REGISTERED, RegisteredVersionStatus.FAILED})
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -48,6 +56,7 @@ class Workspace:
         self.env = env
         self.project = env.project_id
         self.poller = poller
+        self.creator = Creator(poller=poller)
         self._lock = threading.Lock()
         self._models: dict[str, Model] = {}  # by name: a model's id and access key never change
 
@@ -56,24 +65,38 @@ class Workspace:
         self, mv: ModelVersion, source: ModelSource, step: Step
     ) -> RegisteredModelVersion:
         """The CML registry's entry for `mv` (registered from its MLflow run if the workspace's
-        registry lacks it), once it is ready to build."""
+        registry lacks it), once its status says it is registered."""
         version = self._find_version(mv)
         if version is None:
-            version = self._register(mv, source, step)
+            version = self.creator.once(
+                f"the CML registry's version of {mv.label}",
+                lambda: self._register(mv, source, step),
+                lambda: self._find_version(mv),
+                step,
+            )
         model_id, version_id = version.model_id or "", version.model_version_id or ""
-        if version.status == RegisteredVersionStatus.REGISTERING:
+        if version_status(version.status) not in _VERSION_DONE:
+            statuses = Statuses(
+                step,
+                kind="registered version",
+                what=f"registry entry of {mv.label}",
+                read=version_status,
+                first=version.status,
+            )
             step.say(f"waiting for {mv.label} to be ready in the CML registry")
             polled = self.poller.until(
                 lambda: self.client.get_registered_model_version(model_id, version_id),
-                lambda v: v.status != RegisteredVersionStatus.REGISTERING,
+                lambda v: version_status(v.status) in _VERSION_DONE,
                 timeout_s=self.env.build_timeout_s,
+                seen=lambda v: statuses.hear(v.status),
             )
             if not polled.done:
                 raise StepTimeout(
-                    f"{mv.label} was still registering in CML after {self.env.build_timeout_s:g} s"
+                    f"{mv.label} was still {polled.value.status or 'without a status'} in the "
+                    f"CML registry after {self.env.build_timeout_s:g} s" + statuses.named_unknown()
                 )
             version = polled.value
-        if version.status == RegisteredVersionStatus.FAILED:
+        if version_status(version.status) == RegisteredVersionStatus.FAILED:
             raise BuildFailed(
                 f"{mv.label} failed to register in CML", log_tail=version.error_message or ""
             )
@@ -89,6 +112,10 @@ class Workspace:
         number = {"version_number": str(mv.version)}
         versions = iter_all(self.client.get_registered_model, found.model_id, search_filter=number)
         version = next((v for v in versions if v.number == mv.version), None)
+        if version is None and mv.run_id:
+            # registered from its run earlier (the CML registry numbers versions its own way)
+            every = iter_all(self.client.get_registered_model, found.model_id)
+            version = next((v for v in every if _run_of(v) == mv.run_id), None)
         return version.model_copy(update={"model_id": found.model_id}) if version else None
 
     def _register(
@@ -132,16 +159,23 @@ class Workspace:
             registered_model_id=registered_model_id or None,
             disable_authentication=not self.env.model_auth,
         )
-        try:
-            model = self.client.create_model(body, self.project)
-        except CMLAPIError as exc:
-            if exc.status_code != 409:  # another process created it between our list and now
-                raise
-            model = self.model_named(name, required=True)
-            assert model is not None
-            return model
-        auth = "on" if model.auth_enabled else "off"
-        step.say(f"created CML model {name} (authentication {auth})")
+
+        def create() -> Model:
+            try:
+                made = self.client.create_model(body, self.project)
+            except CMLAPIError as exc:
+                if exc.status_code != 409:  # another process created it between list and now
+                    raise
+                found = self.model_named(name, required=True)
+                assert found is not None
+                return found
+            auth = "on" if made.auth_enabled else "off"
+            step.say(f"created CML model {name} (authentication {auth})")
+            return made
+
+        model = self.creator.once(
+            f"CML model {name}", create, lambda: self.model_named(name, required=False), step
+        )
         return self._keep(model)
 
     def model_named(self, name: str, *, required: bool) -> Model | None:
@@ -170,22 +204,21 @@ class Workspace:
         for build in self._builds(model):
             if (
                 build.registered_model_version_id == version_id
-                and build.status in REUSABLE_BUILDS
+                and build_status(build.status) in REUSABLE_BUILDS
                 and (not runtime or build.runtime_identifier == runtime)
             ):
                 return build
         return None
 
-    def _builds(self, model: Model, status: str | None = None) -> list[ModelBuild]:
-        wanted = {"status": status} if status else None
+    def _builds(self, model: Model, status: BuildStatus | None = None) -> list[ModelBuild]:
+        # the status is compared here, not filtered by CML: a workspace spelling it another
+        # way (`BUILT`) would match no filter of ours
         builds = iter_all(
-            self.client.list_model_builds,
-            self.project,
-            model.id or "",
-            search_filter=wanted,
-            sort="-created_at",
+            self.client.list_model_builds, self.project, model.id or "", sort="-created_at"
         )
-        chosen = [b for b in builds if b.id and (status is None or b.status == status)]
+        chosen = [
+            b for b in builds if b.id and (status is None or build_status(b.status) == status)
+        ]
         return sorted(chosen, key=lambda b: b.created_at or _EPOCH, reverse=True)
 
     # -- deployments -----------------------------------------------------------------------
@@ -197,7 +230,7 @@ class Workspace:
             self.client.list_model_deployments, self.project, model.id or "", build_id
         )
         for dep in deployments:
-            if _environment(dep).get(tag) == value and dep.status not in ENDING:
+            if _environment(dep).get(tag) == value and deployment_status(dep.status) not in ENDING:
                 return dep
         return None
 
@@ -209,7 +242,11 @@ class Workspace:
             listed = iter_all(
                 self.client.list_model_deployments, self.project, model.id or "", build.id or ""
             )
-            deployed = [d for d in listed if d.id and d.status == DeploymentStatus.DEPLOYED]
+            deployed = [
+                d
+                for d in listed
+                if d.id and deployment_status(d.status) == DeploymentStatus.DEPLOYED
+            ]
             if deployed:
                 return build, max(deployed, key=lambda d: d.created_at or _EPOCH)
         return None
@@ -256,6 +293,12 @@ def _environment(dep: ModelDeployment) -> dict[str, str]:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _run_of(version: RegisteredModelVersion) -> str:
+    meta = version.model_version_metadata
+    mlflow = meta.mlflow_metadata if meta else None
+    return (mlflow.run_id if mlflow else None) or ""
 
 
 def _model_path(mv: ModelVersion) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from emulators.cml import RunningEmulator
 from tests.scenarios.slack.crash_support import (
@@ -116,5 +117,50 @@ def test_killed_during_the_deploy_on_cml_resumes_the_same_deployment(
     assert ended["remote"]["cml_deployment_id"] == killed["remote"]["cml_deployment_id"]
     assert ended["remote"]["build_id"] == killed["remote"]["build_id"]
     assert ended["remote"]["deployment"] == killed["remote"]["deployment"]
+    assert_one_thread(slack_api, ended)
+    assert_no_secret(bot, slack_api, cml.api_key)
+
+
+def created_on(cml: RunningEmulator) -> dict[str, int]:
+    """What the workspace holds, as its admin view counts it."""
+    counts: dict[str, int] = httpx.get(f"{cml.url}/_emulator/created", timeout=10).json()
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("operation", "step", "kind"),
+    [
+        ("CreateModelBuild", "build", "model_builds"),
+        ("CreateModelDeployment", "start", "model_deployments"),
+    ],
+)
+def test_killed_mid_create_on_cml_makes_one_of_each(
+    slack_api: SlackEmulator,
+    cml: RunningEmulator,  # before make_bot: it stops after the bot does
+    make_bot: Callable[..., Bot],
+    registry_uri: str,
+    operation: str,
+    step: str,
+    kind: str,
+) -> None:
+    """CML did the create, its answer is held back, and the bot is killed waiting for it: the
+    restarted bot finds what the killed one created instead of creating a second."""
+    cml.faults.update(
+        {"lose_reply_operations": [operation], "lose_reply_next": 1, "lose_reply_how": "hang"}
+    )
+    bot = make_bot(cml_environment(cml), tracking_uri=registry_uri, **{CML_KEY_VAR: cml.api_key})
+    try:
+        _, ended = crash_and_resume(
+            bot,
+            slack_api,
+            step=step,
+            when=lambda op: created_on(cml)[kind] == 1 and cml.faults.lose_reply_next == 0,
+            what=f"CML to have done {operation} and held its answer",
+        )
+    finally:
+        cml.faults.reset()  # the held answer goes (to nobody) before the workspace stops
+    assert_serves_once(cml, bot, ended)
+    counts = created_on(cml)
+    assert (counts["models"], counts["model_builds"], counts["model_deployments"]) == (1, 1, 1)
     assert_one_thread(slack_api, ended)
     assert_no_secret(bot, slack_api, cml.api_key)
