@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
+import time
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -23,7 +25,14 @@ from test_cml_target import example as example  # a fixture: the input example o
 from core.errors import ConfigError
 from core.events import Outcome
 from core.targets.base import EndpointRef
-from core.targets.cml import CMLAuthError, CMLClient, CMLNotFound, iter_all
+from core.targets.cml import (
+    CMLAuthError,
+    CMLClient,
+    CMLNotFound,
+    CMLServerError,
+    CMLUnreachable,
+    iter_all,
+)
 from core.targets.cml.models import CreateModelRequest
 from core.targets.cml.service_api import CMLServiceAdapter
 from core.targets.cml.target import CMLTarget
@@ -128,6 +137,37 @@ def test_cml_errors_come_out_as_ours_with_status_and_without_the_key(
     ]
     texts = [str(missing.value), repr(refused.value), refused.value.message, caplog.text]
     assert not any(wrong in text or API_KEY in text for text in texts)
+
+
+def test_a_create_answered_5xx_is_not_sent_again(
+    cml_workspace: RunningEmulator, cmlapi_proxy: RecordingProxy, cmlapi: ModuleType
+) -> None:
+    cml_workspace.faults.update({"fail_next": 1, "fail_operations": ["CreateModel"]})
+    body = CreateModelRequest(project_id=PROJECT_ID, name="once")
+    with pytest.raises(CMLServerError) as failed:
+        adapter(cmlapi_proxy.url).create_model(body, PROJECT_ID)
+    posts = [e for e in cmlapi_proxy.api_exchanges() if e.method == "POST"]
+    assert failed.value.status_code == 503 and len(posts) == 1
+
+
+def test_a_silent_or_absent_workspace_is_unreachable_within_the_timeout(
+    cml_workspace: RunningEmulator, cmlapi_proxy: RecordingProxy, cmlapi: ModuleType
+) -> None:
+    cml_workspace.faults.update({"latency": 2.0})
+    slow = CMLServiceAdapter.connect(url=cmlapi_proxy.url, api_key=API_KEY, timeout=0.2, retries=0)
+    started = time.monotonic()
+    with pytest.raises(CMLUnreachable, match=r"CML cannot be reached \(GET list_models\)"):
+        slow.list_models(PROJECT_ID)
+    assert time.monotonic() - started < 1.5
+    cml_workspace.faults.update({"latency": 0.0})
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    gone = adapter(f"http://127.0.0.1:{port}")
+    with pytest.raises(CMLUnreachable, match="gave up after 5 tries") as absent:
+        gone.get_project(PROJECT_ID)
+    assert API_KEY not in absent.value.message
 
 
 def test_a_refused_key_fails_the_deploy_naming_the_variable(cmlapi_rig: Any) -> None:
