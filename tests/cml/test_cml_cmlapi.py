@@ -228,7 +228,8 @@ def test_asking_for_cmlapi_without_it_installed_is_a_clear_config_error(
     monkeypatch.setenv(KEY_VAR, API_KEY)
     monkeypatch.setitem(sys.modules, "cmlapi", None)
     env = cml_environment("https://ml.example.cloudera.site", client="cmlapi")
-    with pytest.raises(ConfigError, match=r'"client": "cmlapi", but the cmlapi package is not'):
+    wanted = r'environment dev asks for "client": "cmlapi", but the cmlapi package is not'
+    with pytest.raises(ConfigError, match=wanted):
         CMLTarget.from_environment(env)
 
 

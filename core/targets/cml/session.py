@@ -21,13 +21,13 @@ SESSION_KEY = "CDSW_APIV2_KEY"
 ClientKind = Literal["builtin", "cmlapi"]
 
 
-def load_cmlapi() -> ModuleType:
+def load_cmlapi(asker: str = "an environment") -> ModuleType:
     """The installed `cmlapi` package, or a `ConfigError` saying where to get it."""
     try:
         return importlib.import_module("cmlapi")
     except ImportError:
         raise ConfigError(
-            'an environment asks for "client": "cmlapi", but the cmlapi package is not '
+            f'{asker} asks for "client": "cmlapi", but the cmlapi package is not '
             "installed: install the one your workspace serves (pip install "
             "https://<workspace>/api/v2/python.tar.gz), or remove that setting to use the "
             "built-in client"
@@ -48,6 +48,8 @@ def in_cml_session() -> bool:
 def client_kind(env: Environment) -> ClientKind:
     """The client `env`'s target uses: the one it names, else cmlapi inside a CML session,
     else the built-in one."""
+    if env.client == "cmlapi":
+        load_cmlapi(f"environment {env.name}")  # fail now, naming who asked
     if env.client is not None:
         return env.client
     return "cmlapi" if in_cml_session() else "builtin"

@@ -53,8 +53,9 @@ from core.versions import ModelVersion
 
 
 class CMLTarget:
-    """One CML environment. `calls` must be the transport `client` sends through for API calls
-    to be counted (`connect` and `from_environment` wire both)."""
+    """One CML environment. `calls` must count what `client` sends (the transport of a
+    `CMLClient`; a `CMLServiceAdapter` tallies on it) for API calls to be counted
+    (`connect` and `from_environment` wire both)."""
 
     kind = "cml"
 
