@@ -8,7 +8,6 @@ import json
 import logging
 import socket
 import sys
-import time
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -153,12 +152,10 @@ def test_a_create_answered_5xx_is_not_sent_again(
 def test_a_silent_or_absent_workspace_is_unreachable_within_the_timeout(
     cml_workspace: RunningEmulator, cmlapi_proxy: RecordingProxy, cmlapi: ModuleType
 ) -> None:
-    cml_workspace.faults.update({"latency": 2.0})
+    cml_workspace.faults.update({"latency": 2.0})  # answered, had the timeout not held
     slow = CMLServiceAdapter.connect(url=cmlapi_proxy.url, api_key=API_KEY, timeout=0.2, retries=0)
-    started = time.monotonic()
     with pytest.raises(CMLUnreachable, match=r"CML cannot be reached \(GET list_models\)"):
         slow.list_models(PROJECT_ID)
-    assert time.monotonic() - started < 1.5
     cml_workspace.faults.update({"latency": 0.0})
 
     with socket.socket() as closed:
