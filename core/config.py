@@ -39,6 +39,9 @@ class Environment(BaseModel):
     api_key_env: str = "CML_API_KEY"
     project_id: str = ""
     runtime_identifier: str = ""
+    # cml target: "builtin" (our client) or "cmlapi" (the installed cmlapi package); unset,
+    # cmlapi inside a CML session, where Cloudera's package is at hand, else builtin
+    client: Literal["builtin", "cmlapi"] | None = None
     # models are created with authentication on unless an environment says otherwise
     model_auth: bool = True
     build_timeout_s: float = 1800.0

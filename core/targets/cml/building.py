@@ -9,8 +9,8 @@ import time
 from core.config import Environment
 from core.errors import BuildFailed, StepTimeout
 from core.targets.base import Built, ModelSource, Step
+from core.targets.cml.api import CMLApi
 from core.targets.cml.calls import CallCounter
-from core.targets.cml.client import CMLClient
 from core.targets.cml.models import (
     BUILD_TERMINAL,
     BuildStatus,
@@ -30,7 +30,7 @@ class Builder:
     def __init__(
         self,
         *,
-        client: CMLClient,
+        client: CMLApi,
         env: Environment,
         workspace: Workspace,
         poller: Poller,

@@ -1,8 +1,9 @@
 """Typed client for the CML API v2 subset the bot uses.
 
 Method names and argument order mirror ``cmlapi.CMLServiceApi`` (one method per operationId,
-body first, then path parameters; optional query parameters keyword-only), so a real
-``cmlapi`` client can stand in where it is installed. Paths and fields follow the Swagger
+body first, then path parameters; optional query parameters keyword-only); a real ``cmlapi``
+client is spoken to through ``CMLServiceAdapter`` (``service_api``), which offers the same
+methods (``core.targets.cml.api.CMLApi``). Paths and fields follow the Swagger
 spec; the wire work (auth, retries, error translation) lives in ``core.targets.cml.http``.
 """
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from core.errors import TargetError
 from core.targets.base import Step
-from core.targets.cml.client import CMLClient
+from core.targets.cml.api import CMLApi
 from core.targets.cml.errors import CMLNotFound, CMLNotStopped
 from core.targets.cml.models import DeploymentStatus, ModelBuild, ModelDeployment
 from core.targets.cml.placements import Placed, Placements
@@ -48,7 +48,7 @@ class Retirer:
     def __init__(
         self,
         *,
-        client: CMLClient,
+        client: CMLApi,
         workspace: Workspace,
         placements: Placements,
         poller: Poller,

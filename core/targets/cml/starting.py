@@ -10,8 +10,8 @@ from core.config import Environment
 from core.errors import DeployFailed, StepTimeout, TargetError
 from core.resources import Resources
 from core.targets.base import Built, Started, Step
+from core.targets.cml.api import CMLApi
 from core.targets.cml.calls import CallCounter
-from core.targets.cml.client import CMLClient
 from core.targets.cml.models import (
     ROLLOUT_TERMINAL,
     CreateModelDeploymentRequest,
@@ -35,7 +35,7 @@ class Starter:
     def __init__(
         self,
         *,
-        client: CMLClient,
+        client: CMLApi,
         env: Environment,
         workspace: Workspace,
         placements: Placements,

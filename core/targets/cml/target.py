@@ -33,6 +33,7 @@ from core.targets.base import (
     Started,
     Step,
 )
+from core.targets.cml.api import CMLApi
 from core.targets.cml.building import Builder
 from core.targets.cml.calls import CallCounter
 from core.targets.cml.client import CMLClient
@@ -42,7 +43,9 @@ from core.targets.cml.placements import Placed, Placements
 from core.targets.cml.poller import Poller
 from core.targets.cml.progress import deployment_detail, short
 from core.targets.cml.retiring import Retirer
+from core.targets.cml.service_api import CMLServiceAdapter
 from core.targets.cml.serving import ModelService, model_service_url
+from core.targets.cml.session import client_kind
 from core.targets.cml.starting import DEPLOYMENT_TAG as DEPLOYMENT_TAG
 from core.targets.cml.starting import Starter
 from core.targets.cml.statuses import deployment_status
@@ -51,8 +54,9 @@ from core.versions import ModelVersion
 
 
 class CMLTarget:
-    """One CML environment. `calls` must be the transport `client` sends through for API calls
-    to be counted (`connect` and `from_environment` wire both)."""
+    """One CML environment. `calls` must count what `client` sends (the transport of a
+    `CMLClient`; a `CMLServiceAdapter` tallies on it) for API calls to be counted
+    (`connect` and `from_environment` wire both)."""
 
     kind = "cml"
 
@@ -60,7 +64,7 @@ class CMLTarget:
         self,
         *,
         env: Environment,
-        client: CMLClient,
+        client: CMLApi,
         api_key: str,
         calls: CallCounter | None = None,
         model_url: str | None = None,
@@ -129,7 +133,8 @@ class CMLTarget:
 
     @classmethod
     def from_environment(cls, env: Environment) -> CMLTarget:
-        """The target of a `cml` environment, its API key read from `$<env.api_key_env>`."""
+        """The target of a `cml` environment, its API key read from `$<env.api_key_env>`, its
+        client the one the environment names (see `client_kind`)."""
         if env.target != "cml":
             raise ConfigError(f"environment {env.name} is a `{env.target}` environment, not cml")
         api_key = os.environ.get(env.api_key_env, "").strip()
@@ -138,6 +143,10 @@ class CMLTarget:
                 f"environment {env.name}: the variable {env.api_key_env} that should hold the "
                 "CML API v2 key is not set"
             )
+        if client_kind(env) == "cmlapi":
+            calls = CallCounter()
+            client = CMLServiceAdapter.connect(url=env.url, api_key=api_key, calls=calls)
+            return cls(env=env, client=client, api_key=api_key, calls=calls)
         return cls.connect(env=env, api_key=api_key)
 
     @property

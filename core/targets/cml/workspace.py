@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from core.config import Environment
 from core.errors import BuildFailed, DeployFailed, StepTimeout, TargetError
 from core.targets.base import EndpointRef, ModelSource, Step
-from core.targets.cml.client import CMLClient, iter_all
+from core.targets.cml.api import CMLApi
+from core.targets.cml.client import iter_all
 from core.targets.cml.creating import Creator
 from core.targets.cml.errors import CMLAPIError
 from core.targets.cml.models import (
@@ -51,7 +52,7 @@ _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class Workspace:
-    def __init__(self, *, client: CMLClient, env: Environment, poller: Poller) -> None:
+    def __init__(self, *, client: CMLApi, env: Environment, poller: Poller) -> None:
         self.client = client
         self.env = env
         self.project = env.project_id
