@@ -105,7 +105,8 @@ def jokes_runtime(
     tmp_path: Path, jokes_registry: str, zygote: Zygote, clock: FakeClock
 ) -> Iterator[Runtime]:
     """dev serves from the bot's runtime only; prod builds model environments with uv."""
-    settings: Settings = make_settings(tmp_path / "state", jokes_registry)
+    # servers started from a model environment import MLflow cold, not forked warm
+    settings: Settings = make_settings(tmp_path / "state", jokes_registry, start_timeout_s=120)
     settings.environments[1].env_manager = "uv"
     rt = Runtime(settings, zygote=zygote, clock=clock)
     yield rt

@@ -36,7 +36,9 @@ from core.targets.local.requirements import Requirements, parse
 # the model asks for its own
 SERVER_PACKAGES = ("mlflow", "psutil")
 FORMAT = "1"  # bump when what goes into an environment changes, so old ones are not reused
-_CHECK = "import mlflow.pyfunc, psutil, core.targets.local.envworker"
+# what a model server imports, imported once at build: it proves the environment can serve,
+# and leaves the modules compiled, so servers started from it later import them fast
+_CHECK = "import mlflow.pyfunc.scoring_server, psutil, core.targets.local.envworker"
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ class UvEnvs:
         step.say(messages.env_ready(key[:12], seconds))
 
     def _run(self, argv: list[str], begun: float, code: str = "") -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        # bytecode is written even where the bot's own environment says not to (_CHECK)
+        dropped = ("PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
         env["UV_PYTHON_DOWNLOADS"] = "never"  # the base interpreter is the runtime's own
         if code:
             env["PYTHONPATH"] = code
