@@ -159,7 +159,7 @@ def test_in_its_own_environment_a_model_without_its_code_fails_at_start_saying_w
     outcome = run(jokes_runtime, "/deploy unshipped v2 to prod", Recorder())
 
     assert isinstance(outcome, Outcome) and not outcome.ok
-    assert "No module named 'unshipped_jokes'" in outcome.text
+    assert "No module named 'unshipped_jokes'" in outcome.text, outcome.text
     assert "log the model again with code_paths=[<the file or package of `unshipped_jokes`>]" in (
         outcome.text
     )
