@@ -34,6 +34,9 @@ class Environment(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     # local target: endpoints of this environment get ports from this range
     port_range: tuple[int, int] = (18000, 18999)
+    # local target: "local" serves only models the bot's runtime satisfies (others are
+    # refused at build); "uv" serves those others from their own environment, built with uv
+    env_manager: Literal["local", "uv"] = "local"
     # cml target: the workspace, and the name of the variable that holds its API v2 key
     url: str = ""
     api_key_env: str = "CML_API_KEY"

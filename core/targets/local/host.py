@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.targets.local.envworker import exec_worker
 from core.targets.local.server import WorkerSpec, run_worker
 
 LOG_TAIL_LINES = 20
@@ -45,6 +46,8 @@ class Deployment:
     error: str = ""
     workers: list[Worker] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+    python: str = ""  # a model environment's interpreter its workers run in; "" for this one
+    code: str = ""  # the PYTHONPATH that reaches our server code from that interpreter
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,14 @@ class Host:
                 log = os.open(dep.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 os.dup2(log, 1)
                 os.dup2(log, 2)
+                if dep.python:
+                    exec_worker(
+                        python=dep.python,
+                        code=dep.code,
+                        spec=dep.spec,
+                        shared=self.listener,
+                        ready_fd=write_fd,
+                    )
                 run_worker(dep.spec, self.listener, write_fd)
             finally:
                 os._exit(3)
@@ -179,6 +190,8 @@ class Host:
                 spec=spec,
                 workers_wanted=int(request["workers"]),
                 log_path=self.log_dir / f"{spec.deployment}.log",
+                python=str(request.get("python") or ""),
+                code=str(request.get("code") or ""),
             )
             self.deployments[spec.deployment] = dep
             dep.workers = [self._fork_worker(dep) for _ in range(dep.workers_wanted)]

@@ -29,11 +29,13 @@ from core.targets.base import (
     Step,
     quiet_step,
 )
+from core.targets.local import messages, requirements
 from core.targets.local.control import accepts, bindable, call, who_holds
 from core.targets.local.host import log_tail
 from core.targets.local.layout import Layout, PortBook
 from core.targets.local.server import DRAIN_LIMIT_S
 from core.targets.local.spawner import Zygote
+from core.targets.local.uvenv import ModelEnv, UvEnvs
 
 if TYPE_CHECKING:
     from core.versions import ModelVersion
@@ -56,6 +58,11 @@ class LocalTarget:
         self.start_timeout_s = start_timeout_s
         self.layout = Layout(state_dir)
         self.ports = PortBook(self.layout)
+        self.envs = UvEnvs(
+            root=self.layout.root / "uvenvs",
+            base_python=zygote.python,
+            timeout_s=env.build_timeout_s,
+        )
         # no keep-alive: an idle connection would hold a retiring worker for its drain time
         self._http = httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
 
@@ -133,6 +140,9 @@ class LocalTarget:
 
     # -- the Target interface --------------------------------------------------------------
     def build(self, ep: EndpointRef, mv: ModelVersion, source: ModelSource, step: Step) -> Built:
+        """The version's artifacts, checked against what will serve them: its requirements
+        met by the bot's runtime (or, with `env_manager` "uv", by its own environment, built
+        now unless cached) and its code shipped with it. `BuildFailed` before anything runs."""
         path = source.download(mv, self.layout.artifacts(ep, mv.model, mv.version))
         mlmodel = (path / "MLmodel").read_text()
         if "python_function" not in mlmodel:
@@ -143,7 +153,30 @@ class LocalTarget:
         example_path = path / "serving_input_example.json"
         example = json.loads(example_path.read_text()) if example_path.exists() else None
         detail = "artifacts fetched and verified" + ("" if example else " (no input example)")
+        reqs = requirements.read(path)
+        unmet = requirements.unmet(reqs)
+        if unmet and self.env.env_manager != "uv":
+            raise BuildFailed(messages.unmet(mv.label, unmet, self.env.name, reqs.source))
+        if unmet:
+            model_env = self.envs.ensure(reqs, step)
+            detail += f"; served from its own environment {model_env.short}"
+            return Built(ref=str(path), example=example, detail=detail)
+        modules = requirements.missing_modules(path)
+        if modules:
+            raise BuildFailed(messages.missing_modules(mv.label, modules))
         return Built(ref=str(path), example=example, detail=detail)
+
+    def _model_env(self, mv: ModelVersion, model_path: Path) -> ModelEnv | None:
+        """The environment a built version's servers run in: None for the warm runtime."""
+        if self.env.env_manager != "uv":
+            return None
+        reqs = requirements.read(model_path)
+        if not requirements.unmet(reqs):
+            return None
+        found = self.envs.find(reqs)
+        if found is None:
+            raise DeployFailed(messages.env_gone(mv.label))
+        return found
 
     def start(
         self,
@@ -156,6 +189,7 @@ class LocalTarget:
     ) -> Started:
         if resources.gpus:
             raise DeployFailed("the local target has no GPUs: leave out the gpu count")
+        model_env = self._model_env(mv, Path(built.ref))
         self._ensure_host(ep, step)
         workers = resources.replicas * max(1, math.ceil(resources.cpu))
         spec = {
@@ -166,7 +200,10 @@ class LocalTarget:
             "memory_mb": resources.memory_mb,
         }
         step.say(f"starting {workers} model server process{'es' if workers > 1 else ''}")
-        reply = self._call(ep, {"op": "start", "spec": spec, "workers": workers})
+        request: dict[str, Any] = {"op": "start", "spec": spec, "workers": workers}
+        if model_env is not None:  # started from the model's own interpreter, not forked
+            request.update(python=model_env.python, code=model_env.code)
+        reply = self._call(ep, request)
         if reply is None or not reply.get("ok"):
             self.discard(ep, deployment, step)
             raise DeployFailed(f"the server host of {ep.name} refused the deployment: {reply}")
@@ -185,8 +222,9 @@ class LocalTarget:
                 )
             if dep["state"] == "failed":
                 self.discard(ep, deployment, step)
+                hint = messages.module_hint(f"{dep['error']}\n{dep['log_tail']}")
                 raise DeployFailed(
-                    f"{mv.label} failed to start: {dep['error']}", log_tail=dep["log_tail"]
+                    f"{mv.label} failed to start: {dep['error']}{hint}", log_tail=dep["log_tail"]
                 )
             time.sleep(0.01)
         self.discard(ep, deployment, step)
@@ -216,8 +254,9 @@ class LocalTarget:
                 log_tail=log_tail(self.layout.log_dir(ep) / f"{started.deployment}.log"),
             ) from None
         if response.status_code != 200:
+            hint = messages.module_hint(response.text)
             raise DeployFailed(
-                f"smoke test failed with HTTP {response.status_code}: {response.text[:500]}"
+                f"smoke test failed with HTTP {response.status_code}: {response.text[:500]}{hint}"
             )
         return Checked(latency_ms=latency, prediction=response.json().get("predictions"))
 
