@@ -89,9 +89,8 @@ def test_a_signed_request_of_the_bots_team_is_served(running_front: RunningFront
     body = DEPLOY.replace("iris+v1+to+prod", "")  # a usage error: answered in the ack
     answer = post(running_front, body, signed(body), FORM)
     assert answer.status_code == 200, answer.text
-    assert "&lt;model&gt;" in answer.json()["text"], (
-        answer.text
-    )  # the placeholder shows, not a link
+    # the placeholder shows, not a link
+    assert "&lt;model&gt;" in answer.json()["text"]
 
 
 def _raw(port: int, head: str, payload: bytes) -> bytes:
