@@ -8,6 +8,7 @@ in a worker process, or in the worker that takes it again after the first one di
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -66,6 +67,12 @@ class Work:
             if entry.startswith("@")
         }
         self.groups = GroupDirectory(poster, handles, ttl_s=settings.group_cache_ttl_s)
+        self.people = {
+            entry
+            for env in settings.environments
+            for entry in (*env.admins, *env.developers)
+            if not entry.startswith("@")
+        }
 
     def reporter_for(self, op: Operation) -> Reporter:
         """Where an operation taken over from another bot process reports: its own thread."""
@@ -143,11 +150,11 @@ class Work:
         log.warning("running job %s (%s) again: attempt %d", row.id, job.line, row.attempts)
         return False
 
-    @staticmethod
-    def _shown(job: AnyJob, text: str, *also: str) -> str:
-        """Core text in mrkdwn: what users and the registry named escaped, the requester's
-        mention (and those in `also`) kept."""
-        return escape(text, mentions=(job.user_id, *also))
+    def _shown(self, job: AnyJob, text: str, *also: str) -> str:
+        """Core text in mrkdwn: what users and the registry named escaped; mentions kept only
+        of the requester, the people the settings name, and those in `also` (ids the bot
+        recorded itself), never of anyone a user typed."""
+        return escape(text, mentions=(job.user_id, *self.people, *also))
 
     def _actor(self, job: AnyJob) -> Actor:
         return Actor(id=job.user_id, name=f"<@{job.user_id}>", groups=self.groups_of(job.user_id))
@@ -299,10 +306,18 @@ class Work:
             )
             requester = done.approval.requester_id if done.approval else ""
             self._tell_requester(where, self._shown(job, done.requester_text, requester))
-        elif isinstance(done, Refusal):
-            respond(text=self._shown(job, done.text))
+        elif isinstance(done, Refusal):  # may name who decided first: recorded, not typed
+            respond(text=self._shown(job, done.text, *self._deciders(request)))
         elif isinstance(done.outcome, Refusal):
             respond(text=self._shown(job, done.outcome.text))
+
+    def _deciders(self, request: str) -> tuple[str, ...]:
+        """The ids of who asked for and who decided `request`, as the bot recorded them."""
+        row = self.runtime.approvals.repos.approvals.get(request)
+        if row is None:
+            return ()
+        decider = re.fullmatch(r"<@([UW][A-Z0-9]+)>", row.decided_by or "")
+        return (row.requester_id, *(decider.groups() if decider else ()))
 
     def _show_on_request(
         self, where: dict[str, Any], verdict: str, respond: Responder, *, keep_buttons: bool
