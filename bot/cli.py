@@ -374,11 +374,14 @@ def _run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Consol
     """The front, once its worker process said it can run commands: else exit code 2 and
     why (a corrupt state database, a missing CML key, wrong settings), never a front that
     acks what nobody will run."""
-    from bot.slack.app import EVENTS_PATH, SlackFront
+    from bot.slack.app import EVENTS_PATH, NO_SECRET, SlackFront
     from bot.slack.dispatch import WorkerProcess
     from bot.slack.settings import Mode
     from core.jobs import JobQueue
 
+    if mode is Mode.HTTP and slack.signing_secret is None:
+        out.print(f"[red]cannot start: {NO_SECRET}[/]")
+        return 2
     _configure_logging()
     try:
         queue = JobQueue.open(settings.database_url)
@@ -405,7 +408,11 @@ def _run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Consol
             out.print("chatops: Slack Socket Mode")
             front.socket_mode_handler().start()
         else:
-            server = front.http_server()
+            try:
+                server = front.http_server()
+            except ValueError as exc:
+                out.print(f"[red]cannot start the Slack front: {exc}[/]")
+                return 2
             out.print(
                 f"chatops: Slack HTTP mode on {slack.host}:{server.port}{EVENTS_PATH} "
                 "(health: /healthz, ready: /readyz)"

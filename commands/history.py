@@ -27,12 +27,12 @@ def _error(problem: str) -> UsageError:
 def parse(text: str) -> History | UsageError:
     words = tokens(text)
     endpoint, limit = None, 10
-    if words and not words[0].isdigit():
+    if words and not _number(words[0]):
         endpoint, words = words[0], words[1:]
         if bad := check_name(endpoint, "endpoint name", USAGE, EXAMPLES[1]):
             return bad
     if words:
-        if not words[0].isdigit() or not 1 <= int(words[0]) <= 50:
+        if not _number(words[0]) or not 1 <= int(words[0]) <= 50:
             return _error(f"`{shown(words[0])}` is not a number of entries from 1 to 50.")
         limit, words = int(words[0]), words[1:]
     if words:
@@ -43,3 +43,8 @@ def parse(text: str) -> History | UsageError:
 def run(cmd: History, ctx: Context) -> Reply:
     rows = ctx.core.repos.audit.entries(endpoint=cmd.endpoint, limit=cmd.limit)
     return HistoryReport(entries=rows, endpoint=cmd.endpoint)
+
+
+def _number(word: str) -> bool:
+    # str.isdigit() is true for `²` and other digits int() cannot read
+    return word.isascii() and word.isdigit()

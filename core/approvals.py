@@ -264,6 +264,13 @@ class Approvals:
         )
         return Decided(approval=decided, approved=approve)
 
+    def withdraw(self, approval_id: str, *, reason: str) -> bool:
+        """Close a pending request nobody can see (the front could not show it): no admin
+        could decide it, so it must not stay pending until it expires."""
+        return self.repos.approvals.decide(
+            approval_id, state="withdrawn", by="chatops", reason=reason
+        )
+
     def shown_at(self, approval_id: str, where: dict[str, Any]) -> None:
         """Remember where a front shows the request (Slack: channel, ts), to update it."""
         self.repos.approvals.set_where(approval_id, where)

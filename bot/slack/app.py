@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App
 from slack_bolt.adapter.asgi import SlackRequestHandler
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.errors import SlackApiError
 
 from bot.slack.dispatch import Dispatcher, JobTaker, WorkerProcess
+from bot.slack.http import SignedOnly
 from bot.slack.listeners import Listeners
 from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatops.slack")
 
 EVENTS_PATH = "/slack/events"
+NO_SECRET = (
+    "SLACK_SIGNING_SECRET is not set: HTTP mode serves only requests Slack signed "
+    "(Basic Information → App Credentials → Signing Secret)"
+)
 
 
 class SlackFront:
@@ -89,9 +95,17 @@ class SlackFront:
 
     # -- HTTP mode -------------------------------------------------------------------------
     def asgi(self) -> Callable[..., Awaitable[None]]:
-        """`/slack/events` for Bolt, `/healthz` (the process answers) and `/readyz` (it can
-        run commands: 503 with the reason when not) for load balancers, 404 for the rest."""
-        bolt = SlackRequestHandler(self.app, path=EVENTS_PATH)
+        """`/slack/events` for Bolt (only what Slack signed, for a team served), `/healthz`
+        (the process answers) and `/readyz` (it can run commands: 503 with the reason when
+        not) for load balancers, 404 for the rest. Without a signing secret: ValueError."""
+        if self.settings.signing_secret is None:
+            raise ValueError(NO_SECRET)
+        bolt = SignedOnly(
+            SlackRequestHandler(self.app, path=EVENTS_PATH),
+            path=EVENTS_PATH,
+            secret=self.settings.signing_secret.get_secret_value(),
+            teams=self.teams(),
+        )
         health = json.dumps({"ok": True, "mode": "http"}).encode()
         headers = [(b"content-type", b"application/json")]
 
@@ -109,6 +123,21 @@ class SlackFront:
             await bolt(scope, receive, send)
 
         return application
+
+    def teams(self) -> set[str]:
+        """Teams whose requests are served: as configured, else the bot token's own."""
+        configured = {t.strip() for t in self.settings.team_ids.split(",") if t.strip()}
+        if configured:
+            return configured
+        try:
+            found = self.client.auth_test()
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            raise ValueError(
+                f"Slack refused the bot token ({error}), so its team is unknown; "
+                "set SLACK_TEAM_IDS or a valid SLACK_BOT_TOKEN"
+            ) from None
+        return {str(found[k]) for k in ("team_id", "enterprise_id") if found.get(k)}
 
     def http_server(self, *, host: str | None = None, port: int | None = None) -> HttpServer:
         """The HTTP front, bound but not yet serving: `.run()` blocks, `.close()` stops."""

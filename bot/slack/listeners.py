@@ -18,6 +18,7 @@ from bot.slack import messages
 from bot.slack.dispatch import Dispatcher
 from bot.slack.ids import APPROVE, REJECT
 from bot.slack.jobs import FRONT, AnyJob, ButtonClick, Query, SlashCommand
+from bot.slack.mrkdwn import escape
 from commands import help as help_command
 from commands import history as history_command
 from commands import status as status_command
@@ -56,12 +57,12 @@ class Listeners:
 
     def on_command(self, ack: Ack, command: dict[str, Any]) -> None:
         found = parse(command.get("command", ""), command.get("text") or "")
-        if isinstance(found, UsageError):
-            ack(response_type="ephemeral", text=found.text)
+        if isinstance(found, UsageError):  # escaped: `<model>` shows, `<!here>` pings nobody
+            ack(response_type="ephemeral", text=escape(found.text))
             return
         module, parsed = found
         if module is help_command:
-            ack(response_type="ephemeral", text=help_command.describe(parsed.command))
+            ack(response_type="ephemeral", text=escape(help_command.describe(parsed.command)))
             return
         kind = Query if module in (status_command, history_command) else SlashCommand
         job = kind(

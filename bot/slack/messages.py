@@ -1,4 +1,8 @@
-"""Every piece of text the Slack front shows people, in one place."""
+"""Every piece of text the Slack front shows people, in one place.
+
+These are mrkdwn: a literal `<`, `>` or `&` is written `&lt;`, `&gt;`, `&amp;` (Slack reads
+`<…>` as a link or a mention); values put into them are escaped (bot/slack/mrkdwn.py).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ INTERNAL_ERROR = (
     "Something unexpected went wrong while running `{command}` ({error}). Nothing more will "
     "happen for it; `/status` shows what serves."
 )
-STATUS_EMPTY = "No endpoints{where} yet. Deploy one with `/deploy <model> v<N>`."
+STATUS_EMPTY = "No endpoints{where} yet. Deploy one with `/deploy &lt;model&gt; v&lt;N&gt;`."
 STATUS_TITLE = "Endpoints{where}"
 UP = ":large_green_circle: up"
 DOWN = ":red_circle: down"
@@ -41,3 +45,27 @@ ABANDONED = (
 APPROVED = ":white_check_mark: Approved by {by} at {at}; deploying in this thread"
 REJECTED = ":no_entry: Rejected by {by} at {at}{reason}"
 HELD = ":warning: Still pending: {text}"
+STATUS_MORE = "… and {n} more: {asks}"
+STATUS_ASK = "`/status in {env}`"
+HISTORY_EMPTY = "Nothing recorded yet{where}."
+HISTORY_TITLE = "Last {n} attempts{where}"
+NO_METRICS = "no metrics logged"
+AND_MORE = " … and {n} more"
+SLACK_REFUSED = (
+    "Slack refused my message about `{command}` ({error}), so it is not shown in the channel. "
+    "{outcome}"
+)
+UPDATE_REFUSED = (
+    "Slack refused the update of the message about `{command}` ({error}), so it may look "
+    "unfinished. It ended: {status}"
+)
+REQUEST_NOT_POSTED = (
+    "I couldn't post your request in the channel: Slack answered `{error}`. I withdrew it, so "
+    "nothing is pending; nothing changed and what served still serves. {hint}"
+)
+REQUEST_HINT_ACCESS = "Invite me with `/invite @{bot}` and ask again."
+REQUEST_HINT_OTHER = "Ask again in a minute, or ask an admin to deploy it."
+WITHDRAWN = "the request could not be shown in Slack ({error})"
+SERVING_HINT = "`/status` shows what serves."
+TOLD_HERE = "It goes on; I will tell you here how it ends."
+REGISTERED_NEXT = "Next: `/promote {model} v{version} to &lt;env&gt;`"

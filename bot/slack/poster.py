@@ -25,6 +25,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from bot.slack.mrkdwn import FALLBACK, defuse, fit
 from core.scrub import scrub, scrub_value
 
 log = logging.getLogger("chatops.slack")
@@ -74,7 +75,10 @@ class Poster:
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """The response data; raises SlackApiError for what retrying cannot mend."""
-        kwargs = scrub_value(kwargs)  # the last edge before Slack: no secret, no server path
+        # the last edge before Slack: no secret, no server path, no channel-wide ping
+        kwargs = _defused(scrub_value(kwargs))
+        if isinstance(kwargs.get("text"), str):  # Slack refuses a longer one: msg_too_long
+            kwargs["text"] = fit(kwargs["text"], FALLBACK)
         for attempt in self._retrying:
             with attempt:
                 response = self.client.api_call(method, json=_drop_none(kwargs))
@@ -90,6 +94,21 @@ class Poster:
         except SlackClientError as exc:
             log.warning("%s failed: %s", method, type(exc).__name__)
         return None
+
+
+def _defused(value: Any) -> Any:
+    """Every text of a message or its blocks, defused (see `mrkdwn.defuse`)."""
+    if isinstance(value, str):
+        return defuse(value)
+    if isinstance(value, list):
+        return [_defused(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _defused(v) if k in _TEXTS else v for k, v in value.items()}
+    return value
+
+
+# keys whose values are shown, or hold what is shown; ids, urls and values are left alone
+_TEXTS = frozenset({"text", "blocks", "fields", "elements", "view", "title", "attachments"})
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +132,8 @@ class Responder:
         if not self.url:
             log.warning("no response_url to answer on")
             return
-        text, blocks = scrub(text), scrub_value(blocks)  # the last edge before Slack
+        # the last edge before Slack
+        text, blocks = fit(defuse(scrub(text)), FALLBACK), _defused(scrub_value(blocks))
         # never replace_original: a button's message changes only through chat.update
         try:
             response = WebhookClient(self.url, timeout=15).send(
@@ -124,3 +144,5 @@ class Responder:
             return
         if response.status_code != 200:
             log.warning("response_url answered HTTP %s", response.status_code)
+            if blocks:  # refused blocks must not silence the answer: its text alone, then
+                self(text=text, response_type=response_type)

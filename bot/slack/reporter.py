@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack import messages
-from bot.slack.blocks import Blocks, context, fields, section
+from bot.slack.blocks import Blocks, context, fallback, fields, section
+from bot.slack.mrkdwn import escape, tail
 from bot.slack.poster import NO_ACCESS, Poster
 from bot.text import duration
 from core.events import Event, EventKind
@@ -38,7 +39,7 @@ class _Parent:
         return [section(f"*{self.headline}*"), *self.detail, context(self.status)]
 
     def text(self) -> str:
-        return f"{self.headline} — {self.status}"
+        return fallback(f"{self.headline} — {self.status}")
 
 
 class ThreadReporter:
@@ -109,12 +110,17 @@ class ThreadReporter:
             "job": self.job,
         }
 
+    def shown(self, text: str) -> str:
+        """Core text in mrkdwn: names and reasons in it escaped; the requester's mention kept."""
+        return escape(text, mentions=(self.user,))
+
     # -- the Reporter interface ------------------------------------------------------------
     def report(self, event: Event) -> None:
         elapsed = duration(event.elapsed_s)
+        message = self.shown(event.message)
         if event.kind is EventKind.STARTED:
             self._parent = _Parent(
-                headline=event.message,
+                headline=message,
                 status=messages.RUNNING.format(step="starting", elapsed=elapsed),
             )
             if self.ts is None:
@@ -124,16 +130,14 @@ class ThreadReporter:
             return
         if event.kind is EventKind.STEP:
             self._step = event.step
-            self._set_status(messages.RUNNING.format(step=event.message, elapsed=elapsed))
+            self._set_status(messages.RUNNING.format(step=message, elapsed=elapsed))
         elif event.kind in (EventKind.DONE, EventKind.INFO):
             mark = ":heavy_check_mark:" if event.kind is EventKind.DONE else ":small_blue_diamond:"
-            self._reply(f"{mark} {event.message}")
-            self._set_status(messages.RUNNING.format(step=event.message, elapsed=elapsed))
+            self._reply(f"{mark} {message}")
+            self._set_status(messages.RUNNING.format(step=message, elapsed=elapsed))
         elif event.kind is EventKind.SUCCEEDED:
             self._parent.detail = _success_fields(event)
-            self._set_status(
-                messages.SUCCEEDED.format(text=event.message) + f" · {elapsed}", final=True
-            )
+            self._set_status(messages.SUCCEEDED.format(text=message) + f" · {elapsed}", final=True)
         elif event.kind is EventKind.FAILED:
             self._failure(event, elapsed)
 
@@ -149,8 +153,19 @@ class ThreadReporter:
                 thread_ts=self.thread_ts,
             )
         except SlackApiError as exc:
-            if exc.response.get("error") not in NO_ACCESS:
-                raise
+            error = str(exc.response.get("error") or "error")
+            if error not in NO_ACCESS:
+                # the operation goes on; its requester hears here how it ends
+                log.warning("chat.postMessage failed: %s", error)
+                self.respond(
+                    response_type="ephemeral",
+                    text=messages.SLACK_REFUSED.format(
+                        command=escape(self.command),
+                        error=escape(error),
+                        outcome=messages.TOLD_HERE,
+                    ),
+                )
+                return
             self._move_to_dm()
             self.thread_ts = None
             data = self.poster.call(
@@ -168,7 +183,9 @@ class ThreadReporter:
         self.poster.try_call(
             "chat.postMessage",
             channel=self.channel,
-            text=messages.DM_FALLBACK_HEADER.format(command=self.command, channel=original),
+            text=messages.DM_FALLBACK_HEADER.format(
+                command=escape(self.command), channel=escape(original)
+            ),
         )
 
     def _reply(self, text: str, *, broadcast: bool = False) -> None:
@@ -178,7 +195,7 @@ class ThreadReporter:
             "chat.postMessage",
             channel=self.channel,
             thread_ts=self.thread_ts or self.ts,
-            text=text,
+            text=fallback(text),
             blocks=[section(text)],
             reply_broadcast=broadcast or None,
         )
@@ -197,7 +214,7 @@ class ThreadReporter:
                 wait = self._last_update + self.min_interval - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                self._flush_locked()
+                self._flush_locked(final=True)
                 return
             if self._timer is None:
                 wait = max(0.0, self._last_update + self.min_interval - time.monotonic())
@@ -210,30 +227,47 @@ class ThreadReporter:
             self._timer = None
             self._flush_locked()
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, *, final: bool = False) -> None:
         if not self._dirty or self.ts is None:
             return
         self._dirty = False
         self._last_update = time.monotonic()
-        self.poster.try_call(
-            "chat.update",
-            channel=self.channel,
-            ts=self.ts,
-            text=self._parent.text(),
-            blocks=self._parent.blocks(),
-        )
+        try:
+            self.poster.call(
+                "chat.update",
+                channel=self.channel,
+                ts=self.ts,
+                text=self._parent.text(),
+                blocks=self._parent.blocks(),
+            )
+        except SlackApiError as exc:
+            # the message would say "running…" forever: its requester hears how it ended
+            error = str(exc.response.get("error") or "error")
+            log.warning("chat.update failed: %s", error)
+            if final:
+                status = f"{self._parent.headline} — {self._parent.status}"
+                self.respond(
+                    response_type="ephemeral",
+                    text=messages.UPDATE_REFUSED.format(
+                        command=escape(self.command), error=escape(error), status=status
+                    ),
+                )
+        except SlackClientError as exc:
+            log.warning("chat.update failed: %s", type(exc).__name__)
 
     def _failure(self, event: Event, elapsed: str) -> None:
-        serving = str(event.data.get("serving") or "")
-        tail = str(event.data.get("log_tail") or "")
-        lines = [messages.FAILED.format(text=event.message)]
-        if tail:
-            lines.append(messages.LOG_TAIL.format(tail=tail[-2500:]))
+        serving = self.shown(str(event.data.get("serving") or ""))
+        log_tail = escape(str(event.data.get("log_tail") or ""))
+        failed = messages.FAILED.format(text=self.shown(event.message))
+        lines = [failed]
         if serving:
             lines.append(messages.STILL_SERVING.format(serving=serving))
+        if log_tail:  # last: what is cut to fit is the oldest lines of the log
+            room = 2900 - len("\n".join(lines)) - len(messages.LOG_TAIL)
+            lines.append(messages.LOG_TAIL.format(tail=tail(log_tail, max(room, 200))))
         self._reply("\n".join(lines), broadcast=True)
         self._parent.detail = [
-            section(messages.FAILED.format(text=event.message)),
+            section(failed),
             context(messages.STILL_SERVING.format(serving=serving)),
         ]
         step = self._step or "start"
@@ -246,11 +280,11 @@ def _unanswerable(**message: Any) -> None:
 
 def _success_fields(event: Event) -> Blocks:
     data = event.data
-    pairs = [("Version", f"v{data['version']}")] if "version" in data else []
+    pairs = [("Version", f"v{escape(str(data['version']))}")] if "version" in data else []
     if "resources" in data:
-        pairs.append(("Resources", str(data["resources"])))
+        pairs.append(("Resources", escape(str(data["resources"]))))
     if data.get("latency_ms"):
         pairs.append(("Smoke test", f"{float(data['latency_ms']):.0f} ms"))
     if "url" in data:
-        pairs.append(("Endpoint", str(data["url"])))
+        pairs.append(("Endpoint", escape(str(data["url"]))))
     return [fields(pairs)] if pairs else []

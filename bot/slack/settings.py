@@ -25,6 +25,9 @@ class SlackSettings(BaseSettings):
     api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     port: int = Field(default=3000, validation_alias=AliasChoices("PORT", "SLACK_PORT"))
     host: str = Field(default="0.0.0.0", validation_alias="SLACK_HOST")
+    # teams (or Enterprise Grid orgs) whose requests are served, comma-separated; empty:
+    # the team the bot token belongs to (auth.test)
+    team_ids: str = Field(default="", validation_alias="SLACK_TEAM_IDS")
     # operations running at once; more wait their turn
     workers: int = Field(default=4, validation_alias="CHATOPS_SLACK_WORKERS")
     # the least time between two updates of one progress message (Slack allows ~1/s)

@@ -8,6 +8,7 @@ in a worker process, or in the worker that takes it again after the first one di
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -15,17 +16,20 @@ from slack_sdk.errors import SlackApiError
 from bot.slack import messages
 from bot.slack.blocks import approval as approval_blocks
 from bot.slack.blocks import decided as decided_blocks
+from bot.slack.blocks import history as history_blocks
 from bot.slack.blocks import noted as noted_blocks
+from bot.slack.blocks import registered as registered_blocks
 from bot.slack.blocks import section
 from bot.slack.blocks import status as status_blocks
 from bot.slack.groups import GroupDirectory
 from bot.slack.jobs import AnyJob, ButtonClick, Query, SlashCommand, job_of
+from bot.slack.mrkdwn import escape, mention
 from bot.slack.poster import NO_ACCESS, Poster, Responder
 from bot.slack.reporter import ThreadReporter
 from commands import approve as approve_command
 from commands import reject as reject_command
 from commands import status as status_command
-from commands.base import Context, StatusReport, UsageError
+from commands.base import Context, HistoryReport, StatusReport, UsageError
 from commands.registry import parse
 from core.approvals import ApprovalRequested, Decided, Held
 from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
@@ -63,6 +67,12 @@ class Work:
             if entry.startswith("@")
         }
         self.groups = GroupDirectory(poster, handles, ttl_s=settings.group_cache_ttl_s)
+        self.people = {
+            entry
+            for env in settings.environments
+            for entry in (*env.admins, *env.developers)
+            if not entry.startswith("@")
+        }
 
     def reporter_for(self, op: Operation) -> Reporter:
         """Where an operation taken over from another bot process reports: its own thread."""
@@ -103,11 +113,21 @@ class Work:
                 self._decision(row, job, respond, parsed=parsed)
             else:
                 self._operation(module.run, parsed, row, job, respond)
+        except SlackApiError as exc:  # Slack refused what it was shown: the requester hears it
+            error = str(exc.response.get("error") or "error")
+            log.warning("%s: Slack refused a message: %s", job.line, error)
+            respond(
+                text=messages.SLACK_REFUSED.format(
+                    command=escape(job.line), error=escape(error), outcome=messages.SERVING_HINT
+                )
+            )
         except Exception as exc:
             log.exception("%s failed unexpectedly", job.line)
             try:
                 respond(
-                    text=messages.INTERNAL_ERROR.format(command=job.line, error=type(exc).__name__)
+                    text=messages.INTERNAL_ERROR.format(
+                        command=escape(job.line), error=type(exc).__name__
+                    )
                 )
             except Exception:
                 log.exception("could not tell the requester")
@@ -123,10 +143,18 @@ class Work:
             return True
         if row.attempts > self.max_attempts:
             log.error("job %s (%s) taken %d times: given up", row.id, job.line, row.attempts)
-            respond(text=messages.ABANDONED.format(attempts=row.attempts - 1, command=job.line))
+            respond(
+                text=messages.ABANDONED.format(attempts=row.attempts - 1, command=escape(job.line))
+            )
             return True
         log.warning("running job %s (%s) again: attempt %d", row.id, job.line, row.attempts)
         return False
+
+    def _shown(self, job: AnyJob, text: str, *also: str) -> str:
+        """Core text in mrkdwn: what users and the registry named escaped; mentions kept only
+        of the requester, the people the settings name, and those in `also` (ids the bot
+        recorded itself), never of anyone a user typed."""
+        return escape(text, mentions=(job.user_id, *self.people, *also))
 
     def _actor(self, job: AnyJob) -> Actor:
         return Actor(id=job.user_id, name=f"<@{job.user_id}>", groups=self.groups_of(job.user_id))
@@ -165,7 +193,7 @@ class Work:
                 blocks=blocks,
             )
         else:
-            respond(text=reply.text)
+            respond(text=self._shown(job, reply.text))
 
     def _operation(
         self, run: Any, parsed: Any, row: JobRow, job: SlashCommand | Query, respond: Responder
@@ -174,14 +202,21 @@ class Work:
         reply = run(parsed, self._context(job, reporter))
         if isinstance(reply, ApprovalRequested):
             self._post_request(reply, job, respond)
-        elif isinstance(reply, (Registered, Notice)):
-            respond(response_type="in_channel", text=reply.text)
+        elif isinstance(reply, HistoryReport):
+            text, blocks = history_blocks(reply)
+            respond(text=text, blocks=blocks)
+        elif isinstance(reply, Registered):
+            text, blocks = registered_blocks(reply)
+            respond(response_type="in_channel", text=text, blocks=blocks)
+        elif isinstance(reply, Notice):
+            respond(response_type="in_channel", text=self._shown(job, reply.text))
         elif isinstance(reply, Outcome):
             if reporter.ts is None:
                 # the thread could not be opened anywhere: the requester still gets the end
-                respond(text=reply.text, blocks=[section(reply.text)])
+                shown = self._shown(job, reply.text)
+                respond(text=shown, blocks=[section(shown)])
         else:
-            respond(text=reply.text)
+            respond(text=self._shown(job, reply.text))
 
     def _post_request(
         self, req: ApprovalRequested, job: SlashCommand | Query, respond: Responder
@@ -192,9 +227,25 @@ class Work:
                 "chat.postMessage", channel=job.channel_id, text=text, blocks=blocks
             )
         except SlackApiError as exc:
-            if exc.response.get("error") not in NO_ACCESS:
-                raise
-            respond(text=messages.NOT_IN_CHANNEL_REQUEST.format(bot=self.bot_name) + "\n" + text)
+            error = str(exc.response.get("error") or "error")
+            if error in NO_ACCESS and error != "is_archived":
+                # shown to the requester, who can pass it on: it still can be decided
+                respond(
+                    text=messages.NOT_IN_CHANNEL_REQUEST.format(bot=self.bot_name) + "\n" + text
+                )
+                return
+            # nobody can see it, so nobody could decide it: it must not stay pending
+            self.runtime.approvals.withdraw(
+                req.approval.id, reason=messages.WITHDRAWN.format(error=error)
+            )
+            hint = (
+                messages.REQUEST_HINT_ACCESS if error in NO_ACCESS else messages.REQUEST_HINT_OTHER
+            )
+            respond(
+                text=messages.REQUEST_NOT_POSTED.format(
+                    error=escape(error), hint=hint.format(bot=self.bot_name)
+                )
+            )
             return
         self.runtime.approvals.shown_at(
             req.approval.id,
@@ -222,11 +273,12 @@ class Work:
         def shown(decided: Decided) -> Reporter:
             where = decided.approval.where or {}
             at = f"{decided.approval.decided_at:%Y-%m-%d %H:%M} UTC"
+            by = mention(job.user_id)
             verdict = (
-                messages.APPROVED.format(by=actor.shown, at=at)
+                messages.APPROVED.format(by=by, at=at)
                 if approve
                 else messages.REJECTED.format(
-                    by=actor.shown, at=at, reason=f": {reason}" if reason else ""
+                    by=by, at=at, reason=f": {escape(reason)}" if reason else ""
                 )
             )
             self._show_on_request(where, verdict, respond, keep_buttons=False)
@@ -246,16 +298,26 @@ class Work:
             resume=row.attempts > 1,
         )
         if isinstance(done, Held):
-            respond(text=done.text)
+            held = self._shown(job, done.text)
+            respond(text=held)
             where = (done.approval.where if done.approval else None) or {}
             self._show_on_request(
-                where, messages.HELD.format(text=done.text), respond, keep_buttons=True
+                where, messages.HELD.format(text=held), respond, keep_buttons=True
             )
-            self._tell_requester(where, done.requester_text)
-        elif isinstance(done, Refusal):
-            respond(text=done.text)
+            requester = done.approval.requester_id if done.approval else ""
+            self._tell_requester(where, self._shown(job, done.requester_text, requester))
+        elif isinstance(done, Refusal):  # may name who decided first: recorded, not typed
+            respond(text=self._shown(job, done.text, *self._deciders(request)))
         elif isinstance(done.outcome, Refusal):
-            respond(text=done.outcome.text)
+            respond(text=self._shown(job, done.outcome.text))
+
+    def _deciders(self, request: str) -> tuple[str, ...]:
+        """The ids of who asked for and who decided `request`, as the bot recorded them."""
+        row = self.runtime.approvals.repos.approvals.get(request)
+        if row is None:
+            return ()
+        decider = re.fullmatch(r"<@([UW][A-Z0-9]+)>", row.decided_by or "")
+        return (row.requester_id, *(decider.groups() if decider else ()))
 
     def _show_on_request(
         self, where: dict[str, Any], verdict: str, respond: Responder, *, keep_buttons: bool

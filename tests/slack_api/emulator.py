@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from tests.slack_api.limits import Refused, check_message
 from tests.slack_api.workspace import (
     Answer,
     Ephemeral,
@@ -295,6 +296,10 @@ class SlackEmulator:
             self._responses.append(ResponsePost(target.url, body, time.monotonic(), target.name))
             if not body.get("delete_original") and not (body.get("text") or body.get("blocks")):
                 return 400, "no_text"
+            try:
+                check_message(body.get("text"), body.get("blocks"))
+            except Refused as refusal:
+                return 400, refusal.code
             try:
                 self._apply(target, body)
             except SlackError as refusal:

@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tests.slack_api.limits import MAX_HOME_BLOCKS, Refused, check_blocks, check_message
+
 Args = Mapping[str, Any]
 Answer = dict[str, Any]
 Blocks = list[dict[str, Any]]
 
 BOT_ID = "B0001"
 BOT_NAME = "chatops"
-MAX_TEXT = 40_000
-MAX_BLOCKS = 50
 _FIRST_TS = 1_700_000_000_000_000  # microseconds; ts values are deterministic, not wall time
 
 
@@ -348,6 +348,10 @@ class Workspace:
         view = _json(args.get("view"), "invalid_arguments")
         if not isinstance(view, dict) or view.get("type") != "home":
             raise SlackError("invalid_arguments")
+        try:
+            check_blocks(view.get("blocks") or [], limit=MAX_HOME_BLOCKS)
+        except Refused as refusal:
+            raise SlackError(refusal.code) from None
         self.views.append(PublishedView(user_id, view, self._clock()))
         return {"view": {**view, "id": f"V{next(self._views):04d}", "team_id": self.team_id}}
 
@@ -418,14 +422,10 @@ def _content(args: Args) -> tuple[str | None, Blocks | None]:
     """``text`` and ``blocks`` as Slack checks them: one of them (or attachments) is needed."""
     text = _str(args, "text")
     blocks = None if args.get("blocks") is None else _json(args["blocks"], "invalid_blocks_format")
-    if blocks is not None and (
-        not isinstance(blocks, list)
-        or len(blocks) > MAX_BLOCKS
-        or not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks)
-    ):
-        raise SlackError("invalid_blocks")
+    try:
+        check_message(text, blocks)
+    except Refused as refusal:
+        raise SlackError(refusal.code) from None
     if text is None and not blocks and not args.get("attachments"):
         raise SlackError("no_text")
-    if text is not None and len(text) > MAX_TEXT:
-        raise SlackError("msg_too_long")
     return text, blocks

@@ -1,0 +1,83 @@
+"""Every message the front builds is one Slack accepts (checked by the emulator's rules,
+which are slack_sdk's block models), however much there is to show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.slack.blocks import approval, history, registered, status
+from bot.slack.mrkdwn import escape, tail
+from commands.base import HistoryReport, StatusReport
+from core.approvals import ApprovalRequested
+from core.events import EndpointStatus
+from core.models import ApprovalRow, AuditRow
+from core.registry.runs import Registered
+from core.versions import ModelVersion
+from tests.slack_api.limits import check_message
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def endpoint(i: int, env: str) -> EndpointStatus:
+    return EndpointStatus(
+        env=env, name=f"model-{i}", model=f"model-{i}", version=1, resources="1 CPU",
+        replicas=1, up=True, since=NOW, url=f"http://127.0.0.1:{5000 + i}", target="local",
+    )  # fmt: skip
+
+
+def test_status_of_60_endpoints_shows_what_fits_and_how_to_see_the_rest() -> None:
+    eps = [endpoint(i, "prod" if i % 2 else "dev") for i in range(60)]
+    text, blocks = status(StatusReport(endpoints=eps, detail=False, env=None))
+    check_message(text, blocks)
+    assert len(blocks) == 50
+    assert blocks[-1]["elements"][0]["text"] == (
+        "… and 12 more: `/status in dev`, `/status in prod`"
+    )
+
+
+def test_history_of_50_long_entries_fits_in_one_message() -> None:
+    rows = [
+        AuditRow(
+            at=NOW, actor_id="U1", actor_name="<@U1>", action="deploy", command="/deploy x v1",
+            env="prod", endpoint="x", outcome="refused", detail="d" * 900, operation_id="",
+            approver="",
+        )
+        for _ in range(50)
+    ]  # fmt: skip
+    text, blocks = history(HistoryReport(entries=rows, endpoint=None))
+    check_message(text, blocks)
+    assert blocks[0]["text"]["text"] == "Last 50 attempts"
+    assert "<@U1>" in blocks[1]["text"]["text"]  # the recorded actor is a mention
+
+
+def test_1100_metrics_show_the_shared_ones_first_and_how_many_more() -> None:
+    many = {f"m{i:04d}": float(i) for i in range(1100)}
+    live = ModelVersion("iris", 1, "s", None, "READY", NOW, metrics={"zeta": 1.0, "m1099": 2.0})
+    req = ApprovalRequested(
+        approval=ApprovalRow(
+            id="r1", model="iris", version=2, env="prod", requester_id="U1",
+            requester_name="<@U1>", reason="", command="", expires_at=NOW,
+        ),
+        candidate=ModelVersion("iris", 2, "s", None, "READY", NOW, metrics={**many, "zeta": 3.0}),
+        live=live,
+    )  # fmt: skip
+    text, blocks = approval(req)
+    check_message(text, blocks)
+    candidate = blocks[1]["fields"][0]["text"]
+    assert candidate.startswith("*Candidate: v2*\nm1099 1099, zeta 3, m0000 0")
+    assert "more" in candidate.rsplit("…", 1)[-1]
+    reg = Registered("iris", 3, "abcdef123", "exp", many, NOW, 0.0)
+    check_message(*registered(reg))
+
+
+def test_a_log_tail_is_cut_at_a_line_boundary() -> None:
+    log = "\n".join(f"line {i}" for i in range(1000))
+    cut = tail(log, 100)
+    assert cut.endswith("line 999") and cut.split("\n")[0].startswith("line ")
+    assert len(cut) <= 100 and all(line.startswith("line ") for line in cut.split("\n"))
+
+
+def test_escape_keeps_placeholders_and_drops_hidden_characters() -> None:
+    assert escape("/deploy <model> v<N> & more") == "/deploy &lt;model&gt; v&lt;N&gt; &amp; more"
+    assert escape("ir\u202eis\u200b") == "iris"
+    assert escape("<@U1> asks; <@U2> typed", mentions=("U1",)) == "<@U1> asks; &lt;@U2&gt; typed"
