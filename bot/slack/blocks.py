@@ -9,6 +9,7 @@ from bot.slack.ids import APPROVE, REJECT
 from bot.text import ago
 from commands.base import StatusReport
 from core.approvals import ApprovalRequested, metrics_text
+from core.models import ApprovalRow
 
 Blocks = list[dict[str, Any]]
 MAX_SECTION = 2900  # Slack rejects a text object over 3,000 characters
@@ -74,16 +75,32 @@ def approval(req: ApprovalRequested) -> tuple[str, Blocks]:
             f"Request `{a.id}` · open until {a.expires_at:%Y-%m-%d %H:%M} UTC · an admin of "
             f"{a.env} who did not ask decides, once"
         ),
-        {
-            "type": "actions",
-            "block_id": f"decide-{a.id}",
-            "elements": [
-                _button("Approve", APPROVE, a.id, "primary"),
-                _button("Reject", REJECT, a.id, "danger"),
-            ],
-        },
+        decision_buttons(a, production=req.production),
     ]
     return req.text, blocks
+
+
+def decision_buttons(a: ApprovalRow, *, production: bool) -> dict[str, Any]:
+    """Approve / Reject for one request; approving in production asks to confirm first."""
+    approve = _button("Approve", APPROVE, a.id, "primary")
+    if production:
+        approve["confirm"] = {
+            "title": {"type": "plain_text", "text": f"Deploy to {a.env}?"[:100]},
+            "text": {
+                "type": "mrkdwn",
+                "text": messages.CONFIRM_PRODUCTION.format(
+                    model=a.model, version=a.version, env=a.env
+                ),
+            },
+            "confirm": {"type": "plain_text", "text": "Approve and deploy"},
+            "deny": {"type": "plain_text", "text": "Not yet"},
+            "style": "primary",
+        }
+    return {
+        "type": "actions",
+        "block_id": f"decide-{a.id}",
+        "elements": [approve, _button("Reject", REJECT, a.id, "danger")],
+    }
 
 
 def decided(blocks: Blocks, text: str) -> Blocks:
