@@ -8,6 +8,7 @@ Refusals are audited here; an operation's outcome is audited when it ends.
 
 from __future__ import annotations
 
+import concurrent.futures
 import difflib
 import logging
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from core.targets.base import Target
 
 log = logging.getLogger("chatops.core")
 RunHere = Callable[[Operation, Reporter], Outcome]
+MODEL_CHECK_S = 2.0  # the longest a deploy waits to learn whether the registry has its model
 
 
 class Deployer(Admission):
@@ -54,6 +56,7 @@ class Deployer(Admission):
         # the registry's model names: a deploy of one it lacks is refused before anything
         # is announced
         self.known_models = known_models
+        self._asking = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="models")
 
     # -- locks -----------------------------------------------------------------------------
     def freeze(
@@ -158,8 +161,14 @@ class Deployer(Admission):
         None when it has it, or cannot say now (the rollout's first step reports that)."""
         if self.known_models is None:
             return None
+        # a registry slow to answer is not waited for here: the rollout's first step waits
+        # for it, reporting in the thread meanwhile
+        asked = self._asking.submit(self.known_models)
         try:
-            names = self.known_models()
+            names = asked.result(timeout=MODEL_CHECK_S)
+        except concurrent.futures.TimeoutError:
+            log.info("the registry did not list its models within %s s: deploying", MODEL_CHECK_S)
+            return None
         except ChatOpsError as exc:
             log.info("could not list the registered models before a deploy: %s", exc.message)
             return None
