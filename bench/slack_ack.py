@@ -3,7 +3,7 @@
     python bench/slack_ack.py [--requests 200] [--concurrency 20]
 
 Starts `chatops run --mode http` (front and worker processes, as deployed) against the Slack
-Web API emulator, with a registry holding the demo model, then sends signed `/status` and
+Web API emulator, with a registry holding the demo model, then sends signed `/mlops status` and
 `/deploy iris v1` requests (half each) on `--concurrency` connections and reports the time to
 each HTTP response (the ack). Slack's deadline is 3,000 ms; the target is p99 <= 50 ms.
 """
@@ -38,7 +38,7 @@ TOKEN, SECRET = "xoxb-bench", "bench-signing-secret"
 def signed(
     i: int, response_url: str, verifier: SignatureVerifier
 ) -> tuple[str, bytes, dict[str, str]]:
-    command, text = ("/status", "") if i % 2 else ("/deploy", "iris v1")
+    command, text = ("/mlops", "status") if i % 2 else ("/deploy", "iris v1")
     body = urllib.parse.urlencode(
         {
             "command": command,
@@ -158,7 +158,7 @@ def main() -> int:
             )
     bad = [r for r in results if r[2] != 200]
     print(f"{args.requests} signed requests, concurrency {args.concurrency}, non-200: {len(bad)}")
-    for name in ("/status", "/deploy", "all"):
+    for name in ("/mlops", "/deploy", "all"):
         ms = sorted(r[1] for r in results if name in ("all", r[0]))
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
         print(

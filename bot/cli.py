@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
         help="serve a CML API v2 emulator (for tests and the offline demo); --help for options",
     )
+    sub.add_parser(
+        "manifest",
+        add_help=False,
+        help="print the Slack app manifest for these commands; --help for options",
+    )
     db = sub.add_parser("db", help="the state database")
     db_sub = db.add_subparsers(dest="db_cmd", required=True)
     db_sub.add_parser("upgrade", help="bring the schema to this version (also done at start)")
@@ -121,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         from emulators.cml import main as emulator
 
         return emulator(argv[1:])
+    if argv[:1] == ["manifest"]:
+        from bot.slack.manifest import main as manifest
+
+        return manifest(argv[1:])
     args = _parser().parse_args(argv)
     install_log_filter()  # what is logged before logging is configured goes out scrubbed too
     if args.state_dir:

@@ -38,15 +38,20 @@ def run(cmd: Help, ctx: Context) -> Reply:
     return HelpText(describe(cmd.command))
 
 
-def describe(name: str | None = None) -> str:
-    from commands.registry import COMMANDS
+def describe(name: str | None = None, *, namespace: str | None = None) -> str:
+    """Every command in a line, or one in detail. With `namespace` (Slack), each is shown as
+    typed through it (`/mlops deploy …`), since some have no slash command of their own."""
+    from commands.registry import COMMANDS, usage
+
+    def typed(line: str) -> str:
+        return usage(line, namespace=namespace) if namespace else line
 
     if name is None:
-        width = max(len(m.USAGE) for m in COMMANDS.values())
+        width = max(len(typed(m.USAGE)) for m in COMMANDS.values())
         lines = ["Commands:"]
-        lines += [f"  {m.USAGE.ljust(width)}  {m.SUMMARY}" for m in COMMANDS.values()]
-        lines.append("`/help <command>` explains one in detail.")
+        lines += [f"  {typed(m.USAGE).ljust(width)}  {m.SUMMARY}" for m in COMMANDS.values()]
+        lines.append(f"`{typed('/help <command>')}` explains one in detail.")
         return "\n".join(lines)
     module = COMMANDS[name]
-    examples = "\n".join(f"  {e}" for e in module.EXAMPLES)
-    return f"{module.USAGE}\n{module.SUMMARY}.\n\n{module.DETAILS}\n\nExamples:\n{examples}"
+    examples = "\n".join(f"  {typed(e)}" for e in module.EXAMPLES)
+    return f"{typed(module.USAGE)}\n{module.SUMMARY}.\n\n{module.DETAILS}\n\nExamples:\n{examples}"

@@ -44,10 +44,39 @@ COMMANDS: dict[str, ModuleType] = {
 }
 
 
-def split(line: str) -> tuple[str, str]:
-    """`/deploy iris v1` -> ("deploy", "iris v1")."""
+# The one command that takes the whole grammar: `/mlops deploy iris v1` (its name configurable).
+NAMESPACE = "mlops"
+
+# Slack's own commands: an app manifest that registers one of them is refused whole, so they
+# are never offered as commands of their own (only through the namespace).
+RESERVED = frozenset(
+    {
+        "active", "apps", "archive", "away", "call", "collapse", "dm", "dnd", "expand", "feed",
+        "giphy", "help", "invite", "join", "kick", "leave", "me", "msg", "mute", "open",
+        "prefs", "remind", "remove", "rename", "search", "shortcuts", "shrug", "star",
+        "status", "topic", "who",
+    }
+)  # fmt: skip
+
+# Commands that may also be offered on their own (`/deploy …`): every one Slack leaves free.
+DIRECT = tuple(name for name in COMMANDS if name not in RESERVED)
+
+
+def split(line: str, *, namespace: str = NAMESPACE) -> tuple[str, str]:
+    """The command an entry names and its arguments, however it was typed:
+    `/deploy iris v1`, `/mlops deploy iris v1` or `deploy iris v1` -> ("deploy", "iris v1").
+    The namespace alone is a request for help."""
     head, _, rest = line.strip().partition(" ")
-    return head.lstrip("/").lower(), rest.strip()
+    name, rest = head.lstrip("/").lower(), rest.strip()
+    if name == namespace.lstrip("/").lower():
+        head, _, rest = rest.partition(" ")
+        return (head.lstrip("/").lower() or "help"), rest.strip()
+    return name, rest
+
+
+def usage(line: str, *, namespace: str = NAMESPACE) -> str:
+    """A usage or example line as typed through the namespace: `/deploy …` -> `/mlops deploy …`."""
+    return f"/{namespace} {line.lstrip('/')}"
 
 
 def parse(name: str, text: str) -> tuple[ModuleType, Any] | UsageError:

@@ -33,6 +33,7 @@ class ApprovalRequested:
     candidate: ModelVersion
     live: ModelVersion | None
     ok: bool = True
+    production: bool = False  # approving asks to confirm first
 
     @property
     def text(self) -> str:
@@ -94,6 +95,13 @@ class Held(Refusal):
         )
 
 
+def expired_text(row: ApprovalRow) -> str:
+    return (
+        f"this request expired at {row.expires_at:%Y-%m-%d %H:%M} UTC, undecided: ask again "
+        f"with `/promote {row.model} v{row.version} to {row.env}`"
+    )
+
+
 def metrics_text(mv: ModelVersion) -> str:
     if not mv.metrics:
         return "no metrics logged"
@@ -126,6 +134,11 @@ class Approvals:
             unknown = Refusal(f"there is no environment called `{env}` (environments: {known})")
             return self._refused(actor, "promote", command, name, model, unknown)
         refusal: Refusal | None = authorize(environment, actor, Action.PROMOTE)
+        if refusal is None and not environment.admins:
+            refusal = Refusal(
+                f"{environment.name} has no admins, so nobody could approve this request: ask "
+                f"whoever runs the bot to name admins of {environment.name}"
+            )
         if refusal is None:
             try:
                 candidate = self.registry.resolve(model, version=version)
@@ -159,7 +172,9 @@ class Approvals:
             "requested",
             detail=f"request {row.id}",
         )
-        return ApprovalRequested(approval=row, candidate=candidate, live=live)
+        return ApprovalRequested(
+            approval=row, candidate=candidate, live=live, production=environment.is_production
+        )
 
     def settle(
         self,
@@ -228,15 +243,14 @@ class Approvals:
             )
         ):  # this approver's, recorded by a bot process that stopped before deploying it
             return Decided(approval=row, approved=True)
-        if refusal is None and row.state != "pending":
+        if refusal is None and row.state == "expired":
+            refusal = Refusal(expired_text(row))
+        elif refusal is None and row.state != "pending":
             when = f" at {row.decided_at:%Y-%m-%d %H:%M} UTC" if row.decided_at else ""
             refusal = Refusal(f"this request was already {row.state} by {row.decided_by}{when}")
         if refusal is None and self.repos.approvals.expired(row):
             self.repos.approvals.decide(row.id, state="expired", by="", reason="expired")
-            refusal = Refusal(
-                f"this request expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: ask "
-                f"again with `/promote {row.model} v{row.version} to {row.env}`"
-            )
+            refusal = Refusal(expired_text(row))
         if refusal is None and approve:
             held = self._held(row, actor)
             if held is not None:
@@ -270,6 +284,33 @@ class Approvals:
         return self.repos.approvals.decide(
             approval_id, state="withdrawn", by="chatops", reason=reason
         )
+
+    def decidable(self, actor: Actor, *, limit: int = 10) -> list[ApprovalRow]:
+        """Open requests `actor` may decide (an admin of their environment who did not ask)."""
+        found = []
+        for row in self.repos.approvals.listed(state="pending", limit=100):
+            environment = self.settings.environment(row.env)
+            if (
+                environment is not None
+                and row.requester_id != actor.id
+                and not self.repos.approvals.expired(row)
+                and authorize(environment, actor, Action.APPROVE) is None
+            ):
+                found.append(row)
+        return found[:limit]
+
+    def lookup(self, approval_id: str) -> ApprovalRow | None:
+        """The request with that id, whatever became of it."""
+        return self.repos.approvals.get(approval_id)
+
+    def expired_request(self, approval_id: str) -> ApprovalRow | None:
+        """The request, when it expired undecided (its message is to say so)."""
+        row = self.repos.approvals.get(approval_id)
+        return row if row is not None and row.state == "expired" else None
+
+    def asked_by(self, actor: Actor, *, limit: int = 5) -> list[ApprovalRow]:
+        """`actor`'s own requests, newest first, whatever became of them."""
+        return self.repos.approvals.listed(requester_id=actor.id, limit=limit)
 
     def shown_at(self, approval_id: str, where: dict[str, Any]) -> None:
         """Remember where a front shows the request (Slack: channel, ts), to update it."""

@@ -52,6 +52,15 @@ class Environment(BaseModel):
     # who may change what serves here: user ids (U0123ABCD) or group handles (@mlops-admins)
     admins: list[str] = Field(default_factory=lambda: [CONSOLE_USER])
     developers: list[str] = Field(default_factory=list)
+    # approving a deploy here asks "are you sure?" first; unset: environments named like
+    # production (prod, production, prd, live)
+    production: bool | None = None
+
+    @property
+    def is_production(self) -> bool:
+        if self.production is not None:
+            return self.production
+        return self.name.lower() in ("prod", "production", "prd", "live")
 
     @model_validator(mode="after")
     def _check(self) -> Environment:

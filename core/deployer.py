@@ -8,12 +8,15 @@ Refusals are audited here; an operation's outcome is audited when it ends.
 
 from __future__ import annotations
 
+import concurrent.futures
+import difflib
 import logging
 from collections.abc import Callable
 
 from core.admission import Admission
 from core.audit import AuditLog
 from core.config import Environment, Settings
+from core.errors import ChatOpsError
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.locker import Locker
 from core.models import Operation
@@ -27,6 +30,7 @@ from core.targets.base import Target
 
 log = logging.getLogger("chatops.core")
 RunHere = Callable[[Operation, Reporter], Outcome]
+MODEL_CHECK_S = 2.0  # the longest a deploy waits to learn whether the registry has its model
 
 
 class Deployer(Admission):
@@ -40,6 +44,7 @@ class Deployer(Admission):
         audit: AuditLog,
         owner: str,
         run_here: RunHere,
+        known_models: Callable[[], list[str]] | None = None,
     ) -> None:
         self.settings = settings
         self.repos = repos
@@ -48,6 +53,10 @@ class Deployer(Admission):
         self.audit = audit
         self.owner = owner  # this process, in `operations.owner`, for what it runs at once
         self.run_here = run_here
+        # the registry's model names: a deploy of one it lacks is refused before anything
+        # is announced
+        self.known_models = known_models
+        self._asking = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="models")
 
     # -- locks -----------------------------------------------------------------------------
     def freeze(
@@ -123,6 +132,9 @@ class Deployer(Admission):
         )
         if isinstance(environment, Refusal):
             return environment
+        unknown = self._unknown_model(model)
+        if unknown is not None:
+            return self._audited(Action.DEPLOY, actor, command, environment.name, model, unknown)
         current = self.repos.endpoints.get(environment.name, model)
         resources = current.resources if current else environment.default
         headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
@@ -143,6 +155,34 @@ class Deployer(Admission):
             approver=approver,
             wait=wait,
         )
+
+    def _unknown_model(self, model: str) -> Refusal | None:
+        """A refusal naming the closest registered model when the registry has no `model`;
+        None when it has it, or cannot say now (the rollout's first step reports that)."""
+        if self.known_models is None:
+            return None
+        # a registry slow to answer is not waited for here: the rollout's first step waits
+        # for it, reporting in the thread meanwhile
+        asked = self._asking.submit(self.known_models)
+        try:
+            names = asked.result(timeout=MODEL_CHECK_S)
+        except concurrent.futures.TimeoutError:
+            log.info("the registry did not list its models within %s s: deploying", MODEL_CHECK_S)
+            return None
+        except ChatOpsError as exc:
+            log.info("could not list the registered models before a deploy: %s", exc.message)
+            return None
+        if model in names:
+            return None
+        close = difflib.get_close_matches(model, names, n=1, cutoff=0.6)
+        if close:
+            hint = f"did you mean `{close[0]}`?"
+        elif names:
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            hint = f"registered models: {', '.join(names[:10])}{more}"
+        else:
+            hint = "the registry is empty"
+        return Refusal(f"there is no model called `{model}` in the registry: {hint}")
 
     # -- scale -----------------------------------------------------------------------------
     def scale(

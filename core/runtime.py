@@ -98,6 +98,7 @@ def wire(
         audit=audit,
         owner=leases.owner,
         run_here=runner.run,
+        known_models=registry.models,
     )
     return Core(
         settings=settings,
@@ -164,13 +165,22 @@ class Runtime:
         platform's delivery id); a retried delivery is False."""
         return self.repos.deliveries.first(key)
 
-    def warm_up(self) -> None:
+    def warm_up(self, *, wait: bool = False) -> None:
         """Start the model-server runtime (when an environment serves locally) and open the
-        registry in the background."""
+        registry, in the background; with `wait`, return once both are done (a command
+        then runs at once)."""
         local = any(env.target == "local" for env in self.settings.environments)
         if local and not self.zygote.ready:
             self.zygote.prewarm()
-        threading.Thread(target=lambda: self.registry.client, daemon=True).start()
+        if not wait:
+            threading.Thread(target=lambda: self.registry.client, daemon=True).start()
+            return
+        if local:
+            self.zygote.wait_ready()
+        try:
+            self.registry.client  # noqa: B018 (opening it is the point)
+        except Exception as exc:  # the first command that needs it reports the registry
+            log.warning("could not open the registry yet: %s", type(exc).__name__)
 
     def registry_is_empty(self) -> bool:
         return not self.registry.models()

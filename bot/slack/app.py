@@ -78,6 +78,7 @@ class SlackFront:
                     poster=Poster(self.client),
                     bot_name=bot_name,
                     min_interval=settings.update_interval,
+                    command=settings.command,
                 )
                 dispatcher = JobTaker(
                     queue=queue,
@@ -90,7 +91,9 @@ class SlackFront:
             raise ValueError("a Slack front needs the state database (a queue) or a runtime")
         self.queue = queue
         self.dispatcher = dispatcher or WorkerProcess(queue=queue)
-        self.listeners = Listeners(queue, self.dispatcher)
+        self.listeners = Listeners(
+            queue, self.dispatcher, command=settings.command, direct=settings.direct_commands
+        )
         self.listeners.register(self.app)
 
     # -- HTTP mode -------------------------------------------------------------------------

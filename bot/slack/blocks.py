@@ -24,6 +24,7 @@ from bot.text import ago
 from commands.base import HistoryReport, StatusReport
 from core.approvals import ApprovalRequested
 from core.events import EndpointStatus
+from core.models import ApprovalRow
 from core.registry.runs import Registered
 
 Blocks = list[dict[str, Any]]
@@ -171,20 +172,36 @@ def approval(req: ApprovalRequested) -> tuple[str, Blocks]:
             f"Request `{escape(a.id)}` · open until {a.expires_at:%Y-%m-%d %H:%M} UTC · an admin "
             f"of {env} who did not ask decides, once"
         ),
-        {
-            "type": "actions",
-            "block_id": f"decide-{a.id}",
-            "elements": [
-                _button("Approve", APPROVE, a.id, "primary"),
-                _button("Reject", REJECT, a.id, "danger"),
-            ],
-        },
+        decision_buttons(a, production=req.production),
     ]
     text = (
         f"{person(a.requester_name)} asks to deploy {model} v{a.version} to {env} "
         f"(request {escape(a.id)})"
     )
     return fallback(text), blocks
+
+
+def decision_buttons(a: ApprovalRow, *, production: bool) -> dict[str, Any]:
+    """Approve / Reject for one request; approving in production asks to confirm first."""
+    approve = _button("Approve", APPROVE, a.id, "primary")
+    if production:
+        approve["confirm"] = {
+            "title": {"type": "plain_text", "text": f"Deploy to {a.env}?"[:100]},
+            "text": {
+                "type": "mrkdwn",
+                "text": messages.CONFIRM_PRODUCTION.format(
+                    model=a.model, version=a.version, env=a.env
+                ),
+            },
+            "confirm": {"type": "plain_text", "text": "Approve and deploy"},
+            "deny": {"type": "plain_text", "text": "Not yet"},
+            "style": "primary",
+        }
+    return {
+        "type": "actions",
+        "block_id": f"decide-{a.id}",
+        "elements": [approve, _button("Reject", REJECT, a.id, "danger")],
+    }
 
 
 def decided(blocks: Blocks, text: str) -> Blocks:

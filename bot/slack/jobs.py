@@ -1,4 +1,5 @@
-"""The requests the Slack front acknowledges, as typed jobs: a slash command, a button click.
+"""The requests the Slack front acknowledges, as typed jobs: a slash command, a mention of the
+bot, a direct message to it, a button click, the App Home opened.
 
 The front records one of these in the state database before it acks (`core.jobs.JobQueue`);
 the worker reads it back with `job_of` and runs it.
@@ -10,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from commands.registry import NAMESPACE, split
+
 FRONT = "slack"
 
 
@@ -19,10 +22,17 @@ class _Slash(BaseModel):
     user_id: str
     channel_id: str = ""
     response_url: str = ""
+    # the namespace command when it was recorded: `/mlops deploy …` is read as `deploy …`
+    namespace: str = NAMESPACE
 
     @property
     def line(self) -> str:
         return f"{self.command} {self.text}".strip()
+
+    @property
+    def entry(self) -> tuple[str, str]:
+        """The grammar's command and its arguments."""
+        return split(self.line, namespace=self.namespace)
 
 
 class SlashCommand(_Slash):
@@ -35,6 +45,51 @@ class Query(_Slash):
     """`/status`, `/history`: quick, never queued behind deploys."""
 
     kind: Literal["query"] = "query"
+
+
+class _Typed(BaseModel):
+    """Text typed to the bot in a message: the same grammar as the slash commands."""
+
+    text: str
+    user_id: str
+    channel_id: str
+    ts: str = ""
+    # the thread it was typed in: answers and progress go there
+    thread_ts: str | None = None
+    namespace: str = NAMESPACE
+    response_url: str = ""  # there is none: answers go to the channel or thread
+
+    @property
+    def line(self) -> str:
+        return self.text
+
+    @property
+    def entry(self) -> tuple[str, str]:
+        return split(self.text, namespace=self.namespace)
+
+
+class Mention(_Typed):
+    """`@chatops deploy iris v3` in a channel or a thread (the mention itself left out)."""
+
+    kind: Literal["mention"] = "mention"
+
+
+class DirectMessage(_Typed):
+    """`deploy iris v3` in a direct message to the bot."""
+
+    kind: Literal["dm"] = "dm"
+
+
+class HomeOpened(BaseModel):
+    """Someone opened the bot's App Home: it is published for them."""
+
+    kind: Literal["home"] = "home"
+    user_id: str
+    response_url: str = ""
+
+    @property
+    def line(self) -> str:
+        return "(App Home)"
 
 
 class ButtonClick(BaseModel):
@@ -52,9 +107,11 @@ class ButtonClick(BaseModel):
         return f"/{'approve' if self.approve else 'reject'} {self.request} (button)"
 
 
+# what a job is queued as (`JobRow.kind`): quick queries never wait behind operations
 QUERIES = frozenset({"query"})
 OPERATIONS = frozenset({"command", "decision"})
-AnyJob = SlashCommand | Query | ButtonClick
+Typed = Mention | DirectMessage
+AnyJob = SlashCommand | Query | Mention | DirectMessage | ButtonClick | HomeOpened
 _JOB: TypeAdapter[AnyJob] = TypeAdapter(Annotated[AnyJob, Field(discriminator="kind")])
 
 

@@ -1,14 +1,17 @@
-"""Slash-command and button listeners: the same for HTTP and Socket Mode.
+"""Slash-command, event and button listeners: the same for HTTP and Socket Mode.
 
-A listener only parses and records: text that does not parse, and /help, are answered in the
-ack (ephemeral); everything else is recorded as a job in the state database before the ack,
-so an acknowledged request survives any process that would run it. A retried delivery (same
-Slack id) records nothing. Nothing slow happens before the ack.
+A listener only parses and records: slash-command text that does not parse, and help, are
+answered in the ack (ephemeral); everything else is recorded as a job in the state database
+before the ack, so an acknowledged request survives any process that would run it. Mentions
+and DMs are always recorded (an event's ack carries no answer): the worker answers them where
+they were typed. A retried delivery (same Slack id, `event_id` for events) records nothing.
+Nothing slow happens before the ack.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -17,29 +20,54 @@ from slack_bolt import Ack, App
 from bot.slack import messages
 from bot.slack.dispatch import Dispatcher
 from bot.slack.ids import APPROVE, REJECT
-from bot.slack.jobs import FRONT, AnyJob, ButtonClick, Query, SlashCommand
+from bot.slack.jobs import (
+    FRONT,
+    AnyJob,
+    ButtonClick,
+    DirectMessage,
+    HomeOpened,
+    Mention,
+    Query,
+    SlashCommand,
+)
 from bot.slack.mrkdwn import escape
 from commands import help as help_command
 from commands import history as history_command
 from commands import status as status_command
 from commands.base import UsageError
-from commands.registry import COMMANDS, parse
+from commands.registry import DIRECT, NAMESPACE, parse, split
 from core.errors import StoreError
 from core.jobs import JobQueue
 
 log = logging.getLogger("chatops.slack")
+QUICK = (status_command, history_command, help_command)
+_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s,:]*")
 
 
 class Listeners:
-    def __init__(self, queue: JobQueue, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        dispatcher: Dispatcher,
+        *,
+        command: str = NAMESPACE,
+        direct: bool = True,
+    ) -> None:
         self.queue = queue
         self.dispatcher = dispatcher
+        self.command = command
+        self.direct = direct
 
     def register(self, app: App) -> None:
-        for name in COMMANDS:
-            app.command(f"/{name}")(self.on_command)
+        app.command(f"/{self.command}")(self.on_command)
+        if self.direct:
+            for name in DIRECT:
+                app.command(f"/{name}")(self.on_command)
         for action in (APPROVE, REJECT):
             app.action(action)(self.on_decision)
+        app.event("app_mention")(self.on_mention)
+        app.event("message")(self.on_message)
+        app.event("app_home_opened")(self.on_home)
 
     def on_decision(self, ack: Ack, body: dict[str, Any]) -> None:
         """Approve / Reject clicked on an approval request: a job of its own."""
@@ -53,36 +81,89 @@ class Listeners:
             channel_id=str((body.get("channel") or {}).get("id", "")),
             response_url=str(body.get("response_url", "")),
         )
-        self._record(ack, f"action:{user}:{stamp}" if stamp else "", job)
+        self._record(ack, f"action:{user}:{stamp}" if stamp else "", job, job.kind)
 
     def on_command(self, ack: Ack, command: dict[str, Any]) -> None:
-        found = parse(command.get("command", ""), command.get("text") or "")
-        if isinstance(found, UsageError):  # escaped: `<model>` shows, `<!here>` pings nobody
-            ack(response_type="ephemeral", text=escape(found.text))
-            return
-        module, parsed = found
-        if module is help_command:
-            ack(response_type="ephemeral", text=escape(help_command.describe(parsed.command)))
-            return
-        kind = Query if module in (status_command, history_command) else SlashCommand
-        job = kind(
+        job = SlashCommand(
             command=str(command.get("command", "")),
             text=str(command.get("text") or ""),
             user_id=str(command.get("user_id", "")),
             channel_id=str(command.get("channel_id", "")),
             response_url=str(command.get("response_url", "")),
+            namespace=self.command,
         )
+        found = parse(*job.entry)
+        if isinstance(found, UsageError):  # escaped: `<model>` shows, `<!here>` pings nobody
+            ack(response_type="ephemeral", text=escape(found.text))
+            return
+        module, parsed = found
+        if module is help_command:
+            text = help_command.describe(parsed.command, namespace=self.command)
+            ack(response_type="ephemeral", text=escape(text))
+            return
+        if module in QUICK:
+            job = Query(**job.model_dump(exclude={"kind"}))
         trigger = command.get("trigger_id") or ""
-        self._record(ack, f"command:{trigger}" if trigger else "", job)
+        self._record(ack, f"command:{trigger}" if trigger else "", job, job.kind)
 
-    def _record(self, ack: Ack, key: str, job: AnyJob) -> None:
+    def on_mention(self, ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """`@chatops deploy iris v3` in a channel or thread; answered where it was typed."""
+        text = _MENTION.sub("", str(event.get("text") or ""), count=1).strip()
+        job = Mention(text=text, **self._where(event))
+        self._record(ack, self._event_key(body), job, self._kind(text))
+
+    def on_message(self, ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """A direct message to the bot; edits, joins and messages of bots are no commands."""
+        if (
+            event.get("channel_type") != "im"
+            or event.get("subtype")
+            or event.get("bot_id")
+            or not event.get("user")
+        ):
+            ack()
+            return
+        text = str(event.get("text") or "").strip()
+        job = DirectMessage(text=text, **self._where(event))
+        self._record(ack, self._event_key(body), job, self._kind(text))
+
+    def on_home(self, ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            ack()  # the Messages tab opened: nothing to show
+            return
+        job = HomeOpened(user_id=str(event["user"]))
+        self._record(ack, self._event_key(body), job, "query")
+
+    def _where(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "user_id": str(event.get("user", "")),
+            "channel_id": str(event.get("channel", "")),
+            "ts": str(event.get("ts", "")),
+            "thread_ts": event.get("thread_ts") or None,
+            "namespace": self.command,
+        }
+
+    def _kind(self, text: str) -> str:
+        """Queue typed status, history and help (and text that does not parse) as quick."""
+        found = parse(*split(text, namespace=self.command))
+        return "query" if isinstance(found, UsageError) or found[0] in QUICK else "command"
+
+    @staticmethod
+    def _event_key(body: dict[str, Any]) -> str:
+        # Slack retries a delivery it thinks failed with the same event_id
+        event_id = body.get("event_id") or ""
+        return f"event:{event_id}" if event_id else ""
+
+    def _record(self, ack: Ack, key: str, job: AnyJob, kind: str) -> None:
         unready = self.dispatcher.unready
         if unready is not None:
-            ack(response_type="ephemeral", text=messages.NOT_READY.format(reason=unready))
+            if isinstance(job, (SlashCommand, Query, ButtonClick)):
+                ack(response_type="ephemeral", text=messages.NOT_READY.format(reason=unready))
+            else:
+                ack()  # an event's ack carries no answer; Slack would retry it meanwhile
             return
         began = time.perf_counter()
         try:
-            recorded = self.queue.record(key=key, front=FRONT, job=job, kind=job.kind)
+            recorded = self.queue.record(key=key, front=FRONT, job=job, kind=kind)
         except StoreError as exc:
             log.error("could not record a job: %s", exc.message)
             ack(response_type="ephemeral", text=messages.NOT_RECORDED.format(error=exc.message))

@@ -42,6 +42,10 @@ ABANDONED = (
     "I stopped {attempts} times while running `{command}`, so I gave up on it; it was not "
     "run again. `/status` shows what serves now; run it again if it is still wanted."
 )
+CONFIRM_PRODUCTION = (
+    "{model} v{version} starts serving in *{env}* as soon as you approve. Approve it?"
+)
+EXPIRED = ":hourglass: Expired at {at} UTC, undecided. Ask again with `{command}`."
 APPROVED = ":white_check_mark: Approved by {by} at {at}; deploying in this thread"
 REJECTED = ":no_entry: Rejected by {by} at {at}{reason}"
 HELD = ":warning: Still pending: {text}"
@@ -69,3 +73,11 @@ WITHDRAWN = "the request could not be shown in Slack ({error})"
 SERVING_HINT = "`/status` shows what serves."
 TOLD_HERE = "It goes on; I will tell you here how it ends."
 REGISTERED_NEXT = "Next: `/promote {model} v{version} to &lt;env&gt;`"
+HOME_TITLE = "What serves"
+HOME_TO_DECIDE = "Requests you can decide"
+HOME_MINE = "Your recent requests and operations"
+HOME_NOTHING_MINE = "Nothing yet: `/{command} help` lists what you can do."
+HOME_NO_ENDPOINTS = (
+    "No endpoints yet. An admin deploys one with `/{command} deploy &lt;model&gt; v&lt;N&gt;`."
+)
+HOME_MORE = "… and {n} more that do not fit here."

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from commands.registry import NAMESPACE, RESERVED
 from core.scrub import register_secret
+
+COMMAND_NAME = re.compile(r"^[a-z0-9_-]{1,31}$")
 
 
 class Mode(StrEnum):
@@ -32,6 +36,22 @@ class SlackSettings(BaseSettings):
     workers: int = Field(default=4, validation_alias="CHATOPS_SLACK_WORKERS")
     # the least time between two updates of one progress message (Slack allows ~1/s)
     update_interval: float = Field(default=1.0, validation_alias="CHATOPS_SLACK_UPDATE_INTERVAL")
+
+    # the one command that takes the whole grammar (`/mlops deploy …`), and whether the
+    # commands Slack leaves free are offered on their own too (`/deploy …`); an Enterprise
+    # Grid org, where another app may own `/deploy`, turns them off
+    command: str = Field(default=NAMESPACE, validation_alias="CHATOPS_SLACK_COMMAND")
+    direct_commands: bool = Field(default=True, validation_alias="CHATOPS_SLACK_DIRECT_COMMANDS")
+
+    @field_validator("command")
+    @classmethod
+    def _command_name(cls, value: str) -> str:
+        name = value.strip().lstrip("/").lower()
+        if not COMMAND_NAME.match(name):
+            raise ValueError(f"{name!r} is not a slash command name: 1-31 of a-z, 0-9, - and _")
+        if name in RESERVED:
+            raise ValueError(f"/{name} is one of Slack's own commands: choose another name")
+        return name
 
     def register_secrets(self) -> None:
         """Tokens and the signing secret are masked in every text the bot sends or logs."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import messages
+from bot.slack.answers import TypedResponder
 from bot.slack.blocks import approval as approval_blocks
 from bot.slack.blocks import decided as decided_blocks
 from bot.slack.blocks import history as history_blocks
@@ -22,19 +23,31 @@ from bot.slack.blocks import registered as registered_blocks
 from bot.slack.blocks import section
 from bot.slack.blocks import status as status_blocks
 from bot.slack.groups import GroupDirectory
-from bot.slack.jobs import AnyJob, ButtonClick, Query, SlashCommand, job_of
+from bot.slack.home import home_view
+from bot.slack.jobs import (
+    AnyJob,
+    ButtonClick,
+    DirectMessage,
+    HomeOpened,
+    Mention,
+    Query,
+    SlashCommand,
+    job_of,
+)
 from bot.slack.mrkdwn import escape, mention
 from bot.slack.poster import NO_ACCESS, Poster, Responder
-from bot.slack.reporter import ThreadReporter
+from bot.slack.reporter import Respond, ThreadReporter
 from commands import approve as approve_command
+from commands import help as help_command
 from commands import reject as reject_command
 from commands import status as status_command
 from commands.base import Context, HistoryReport, StatusReport, UsageError
-from commands.registry import parse
+from commands.registry import NAMESPACE, parse
 from core.approvals import ApprovalRequested, Decided, Held
 from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
 from core.jobs import JobRow, JobState
 from core.models import Operation
+from core.overview import overview
 from core.registry.runs import Registered
 from core.roles import Actor
 
@@ -42,6 +55,7 @@ if TYPE_CHECKING:
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
+Asked = SlashCommand | Query | Mention | DirectMessage
 
 
 class Work:
@@ -52,8 +66,13 @@ class Work:
         poster: Poster,
         bot_name: str = "chatops",
         min_interval: float = 1.0,
+        command: str = NAMESPACE,
     ) -> None:
         self.runtime = runtime
+        self.command = command
+        # who opened the App Home since this process started: it is refreshed for them
+        # after what they asked for ran
+        self.home_seen: set[str] = set()
         self.queue = runtime.jobs
         self.max_attempts = runtime.settings.max_attempts
         self.poster = poster
@@ -96,23 +115,34 @@ class Work:
         except ValueError:
             log.error("job %s is not one this bot knows (%s): dropped", row.id, row.kind)
             return JobState.ABANDONED
-        respond = Responder(job.response_url)
+        typed = isinstance(job, (Mention, DirectMessage))
+        respond = TypedResponder(self.poster, job) if typed else Responder(job.response_url)
         try:
+            if isinstance(job, HomeOpened):
+                self.home_seen.add(job.user_id)
+                self.publish_home(job.user_id)
+                return JobState.DONE
             if row.attempts > 1 and self._carried_on(row, job, respond):
                 return JobState.ABANDONED if row.attempts > self.max_attempts else JobState.DONE
             if isinstance(job, ButtonClick):
                 self._decision(row, job, respond)
+                self._refresh_home(job.user_id)
                 return JobState.DONE
-            found = parse(job.command, job.text)
-            if isinstance(found, UsageError):  # the ack said so already
+            found = parse(*job.entry)
+            if isinstance(found, UsageError):  # a slash command's ack said so already
+                if typed:
+                    respond(text=found.text)
                 return JobState.DONE
             module, parsed = found
-            if module is status_command:
+            if module is help_command:  # only typed text gets here: slash commands ack it
+                respond(text=help_command.describe(parsed.command, namespace=self.command))
+            elif module is status_command:
                 self._status(parsed, job, respond)
             elif module in (approve_command, reject_command):
                 self._decision(row, job, respond, parsed=parsed)
             else:
                 self._operation(module.run, parsed, row, job, respond)
+                self._refresh_home(job.user_id)
         except SlackApiError as exc:  # Slack refused what it was shown: the requester hears it
             error = str(exc.response.get("error") or "error")
             log.warning("%s: Slack refused a message: %s", job.line, error)
@@ -133,7 +163,21 @@ class Work:
                 log.exception("could not tell the requester")
         return JobState.DONE
 
-    def _carried_on(self, row: JobRow, job: AnyJob, respond: Responder) -> bool:
+    def publish_home(self, user: str) -> None:
+        """The App Home as `user` sees it now."""
+        actor = self._actor_of(user)
+        seen = overview(self.runtime, actor)
+        production = frozenset(
+            e.name for e in self.runtime.settings.environments if e.is_production
+        )
+        view = home_view(seen, production=production, command=self.command)
+        self.poster.try_call("views.publish", user_id=user, view=view)
+
+    def _refresh_home(self, user: str) -> None:
+        if user in self.home_seen:
+            self.publish_home(user)
+
+    def _carried_on(self, row: JobRow, job: AnyJob, respond: Respond) -> bool:
         """For a job taken again (its bot process died): True when there is nothing more to
         do for it: its operation was recorded (whoever takes that over finishes it), or it
         was taken too often (its requester is told)."""
@@ -157,7 +201,10 @@ class Work:
         return escape(text, mentions=(job.user_id, *self.people, *also))
 
     def _actor(self, job: AnyJob) -> Actor:
-        return Actor(id=job.user_id, name=f"<@{job.user_id}>", groups=self.groups_of(job.user_id))
+        return self._actor_of(job.user_id)
+
+    def _actor_of(self, user: str) -> Actor:
+        return Actor(id=user, name=f"<@{user}>", groups=self.groups_of(user))
 
     def _context(self, job: AnyJob, reporter: Reporter) -> Context:
         return Context(core=self.runtime, actor=self._actor(job), reporter=reporter, text=job.line)
@@ -166,11 +213,13 @@ class Work:
         self,
         row: JobRow,
         job: AnyJob,
-        respond: Responder,
+        respond: Respond,
         *,
         channel: str | None = None,
         thread_ts: str | None = None,
     ) -> ThreadReporter:
+        if thread_ts is None and isinstance(job, (Mention, DirectMessage)):
+            thread_ts = job.thread_ts  # typed in a thread: progress goes there
         return ThreadReporter(
             poster=self.poster,
             channel=channel or job.channel_id,
@@ -183,7 +232,7 @@ class Work:
             job=row.id,
         )
 
-    def _status(self, parsed: Any, job: SlashCommand | Query, respond: Responder) -> None:
+    def _status(self, parsed: Any, job: Asked, respond: Respond) -> None:
         reply = status_command.run(parsed, self._context(job, NullReporter()))
         if isinstance(reply, StatusReport):
             text, blocks = status_blocks(reply)
@@ -195,9 +244,7 @@ class Work:
         else:
             respond(text=self._shown(job, reply.text))
 
-    def _operation(
-        self, run: Any, parsed: Any, row: JobRow, job: SlashCommand | Query, respond: Responder
-    ) -> None:
+    def _operation(self, run: Any, parsed: Any, row: JobRow, job: Asked, respond: Respond) -> None:
         reporter = self._reporter(row, job, respond)
         reply = run(parsed, self._context(job, reporter))
         if isinstance(reply, ApprovalRequested):
@@ -218,9 +265,7 @@ class Work:
         else:
             respond(text=self._shown(job, reply.text))
 
-    def _post_request(
-        self, req: ApprovalRequested, job: SlashCommand | Query, respond: Responder
-    ) -> None:
+    def _post_request(self, req: ApprovalRequested, job: Asked, respond: Respond) -> None:
         text, blocks = approval_blocks(req)
         try:
             posted = self.poster.call(
@@ -256,7 +301,7 @@ class Work:
         self,
         row: JobRow,
         job: AnyJob,
-        respond: Responder,
+        respond: Respond,
         *,
         parsed: Any = None,
     ) -> None:
@@ -308,19 +353,28 @@ class Work:
             self._tell_requester(where, self._shown(job, done.requester_text, requester))
         elif isinstance(done, Refusal):  # may name who decided first: recorded, not typed
             respond(text=self._shown(job, done.text, *self._deciders(request)))
+            expired = self.runtime.approvals.expired_request(request)
+            where = (expired.where if expired else None) or {}
+            if expired is not None and where.get("ts"):  # its buttons go: nobody can decide
+                note = messages.EXPIRED.format(
+                    at=f"{expired.expires_at:%Y-%m-%d %H:%M}",
+                    command=f"/{self.command} promote {expired.model} v{expired.version} "
+                    f"to {expired.env}",
+                )
+                self._show_on_request(expired.where or {}, note, respond, keep_buttons=False)
         elif isinstance(done.outcome, Refusal):
             respond(text=self._shown(job, done.outcome.text))
 
     def _deciders(self, request: str) -> tuple[str, ...]:
         """The ids of who asked for and who decided `request`, as the bot recorded them."""
-        row = self.runtime.approvals.repos.approvals.get(request)
+        row = self.runtime.approvals.lookup(request)
         if row is None:
             return ()
         decider = re.fullmatch(r"<@([UW][A-Z0-9]+)>", row.decided_by or "")
         return (row.requester_id, *(decider.groups() if decider else ()))
 
     def _show_on_request(
-        self, where: dict[str, Any], verdict: str, respond: Responder, *, keep_buttons: bool
+        self, where: dict[str, Any], verdict: str, respond: Respond, *, keep_buttons: bool
     ) -> None:
         """The request's message says what became of it (the buttons gone once decided)."""
         if not where.get("ts"):

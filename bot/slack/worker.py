@@ -81,6 +81,7 @@ def main() -> int:
             poster=Poster(client),
             bot_name=bot_name,
             min_interval=slack.update_interval,
+            command=slack.command,
         )
         work.groups.check()  # a workspace without user groups is reported now, not at first use
     except Exception as exc:
@@ -89,8 +90,10 @@ def main() -> int:
         _say(out, failed=reason)
         runtime.close()
         return 2
+    # ready only once a command would be answered at once: the model-server runtime
+    # started (seconds, at normal priority) before the front says it can run commands
+    runtime.warm_up(wait=True)
     _say(out, ready=True)
-    runtime.warm_up()  # starts the model-server runtime now, at normal priority
     # Acks have a deadline and deploys do not: when both want the CPU, the front goes first.
     # Model servers come from the runtime started above, so they keep normal priority.
     os.nice(10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from core.db import Database, aware
 from core.models import ApprovalRow, new_id
@@ -67,6 +67,18 @@ class ApprovalRepository:
                 )
             )
             return bool(getattr(result, "rowcount", 0) == 1)
+
+    def listed(
+        self, *, state: str | None = None, requester_id: str | None = None, limit: int = 20
+    ) -> list[ApprovalRow]:
+        """Requests, newest first: those in `state`, those `requester_id` asked for."""
+        query = select(ApprovalRow).order_by(ApprovalRow.created_at.desc()).limit(limit)
+        if state is not None:
+            query = query.where(ApprovalRow.state == state)
+        if requester_id is not None:
+            query = query.where(ApprovalRow.requester_id == requester_id)
+        with self.db.session() as s:
+            return list(s.scalars(query))
 
     def set_where(self, approval_id: str, where: dict[str, Any]) -> None:
         """Where a front shows the request (Slack: channel and message), to update it later."""

@@ -51,6 +51,15 @@ class Zygote:
 
         threading.Thread(target=warm, daemon=True, name="zygote-warmup").start()
 
+    def wait_ready(self) -> bool:
+        """Start it if needed and wait until it is warm; False when it could not start (the
+        first spawn says why)."""
+        try:
+            self._ensure()
+        except TargetUnavailable:
+            return False
+        return True
+
     def _launch(self) -> subprocess.Popen[str]:
         self._log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

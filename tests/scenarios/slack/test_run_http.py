@@ -64,7 +64,7 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
         slack_api.wait_for(
             lambda api: any("is live at" in m.text for m in api.messages(OPS)), timeout=60
         )
-        post_command(url, slack_api, "/status", "public")
+        post_command(url, slack_api, "/mlops", "status public")
         slack_api.wait_for(lambda api: len(api.responses) == 1)
         assert "iris" in slack_api.responses[0].body["text"]
 
@@ -83,7 +83,7 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
         ]:
             assert time.monotonic() < deadline, "no new worker was started"
             time.sleep(0.05)
-        again = post_command(url, slack_api, "/status", "public")
+        again = post_command(url, slack_api, "/mlops", "status public")
         assert again.status_code == 200, again.text
         slack_api.wait_for(lambda api: len(api.responses) == 2, timeout=120)
         assert "iris" in slack_api.responses[1].body["text"]

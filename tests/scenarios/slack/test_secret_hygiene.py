@@ -36,7 +36,7 @@ def test_no_secret_in_anything_the_flows_produce(
         running_front.post("/deploy", "crasher v1")  # failure with a log tail
         running_front.post("/scale", "iris 99cpu")  # refusal
         running_front.post("/deploy", "iris v2", channel=RANDOM)  # not in the channel: DM
-        running_front.post("/status", "public")
+        running_front.post("/mlops", "status public")
         running_front.post("/scale", "iris 4")  # usage error
         running_front.post("/deploy", "iris v1", secret="forged")  # 401
         running_front.drain()
@@ -125,7 +125,7 @@ def test_no_cml_key_or_model_access_key_in_anything_the_cml_flows_produce(
         front.drain()
         front.post("/scale", "iris 2cpu in prod")  # a second deployment
         front.drain()
-        front.post("/status", "public")
+        front.post("/mlops", "status public")
         emulator.faults.update({"fail_builds": True})
         front.post("/deploy", "iris v2 to prod")  # a failed build: log tail, what serves
         front.drain()
@@ -133,7 +133,7 @@ def test_no_cml_key_or_model_access_key_in_anything_the_cml_flows_produce(
         front.post("/deploy", "iris v1 to prod")  # the workspace answers 503s
         front.drain()
         emulator.faults.update({"fail_next": 0})
-        front.post("/status", "iris in prod")
+        front.post("/mlops", "status iris in prod")
         front.drain(timeout=120)
 
     repos = front.runtime.repos

@@ -58,8 +58,8 @@ def test_usage_errors_answer_only_the_requester_in_the_ack(running_front: Runnin
     assert body["response_type"] == "ephemeral"
     assert "`4` needs a unit: 4cpu, 4gb, 4mb or 4 replicas." in body["text"]
     assert "Usage: `/scale" in body["text"]
-    help_text = running_front.post("/help", "deploy").json()["text"]
-    assert "/deploy <model> v<N>|<N>|@<alias> [to <env>]" in help_text
+    help_text = running_front.post("/mlops", "help deploy").json()["text"]
+    assert "/mlops deploy <model> v<N>|<N>|@<alias> [to <env>]" in help_text
     running_front.drain()
     assert running_front.api.calls_to("chat.postMessage") == []
 
@@ -164,8 +164,8 @@ def test_status_is_private_unless_asked_public(running_front: RunningFront) -> N
     running_front.post("/deploy", "iris v1")
     running_front.drain()
 
-    running_front.post("/status")
-    running_front.post("/status", "public")
+    running_front.post("/mlops", "status")
+    running_front.post("/mlops", "status public")
     running_front.api.wait_for(lambda api: len(api.responses) == 2)
 
     private, public = running_front.api.responses

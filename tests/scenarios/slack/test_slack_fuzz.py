@@ -20,6 +20,7 @@ FIELDS = st.fixed_dictionaries(
     optional={
         "command": st.sampled_from(
             [
+                "/mlops",
                 "/status",
                 "/help",
                 "/history",
