@@ -9,6 +9,7 @@ advisory lock on PostgreSQL, the write lock on SQLite), so the later ones find i
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ ADOPTED_REVISION = "0001"
 # what create_all made before migrations: a database holding these is at ADOPTED_REVISION
 PRE_MIGRATION_TABLES = ("endpoints", "operations", "events", "audit", "approvals")
 _PG_LOCK_KEY = 0x63686F7073  # "chops": the advisory lock that serialises migrations
+
+
+_ALEMBIC = threading.Lock()
+
+
+def exclusive() -> threading.Lock:
+    """Held while alembic runs in this process (ours, or MLflow's on a database-backed
+    registry): alembic keeps the migration under way in module globals."""
+    return _ALEMBIC
 
 
 def alembic_config(url: str, connection: Connection | None = None) -> Config:
@@ -81,9 +91,11 @@ def upgrade(url: str) -> None:
             if revision == head():
                 return
             config = alembic_config(url, connection)
-            if revision is None and _adoptable(connection):
-                command.stamp(config, ADOPTED_REVISION)
-            command.upgrade(config, "head")
+            # alembic keeps the migration under way in module globals: one at a time here
+            with _ALEMBIC:
+                if revision is None and _adoptable(connection):
+                    command.stamp(config, ADOPTED_REVISION)
+                command.upgrade(config, "head")
     except SQLAlchemyError as exc:
         raise StoreError(f"could not migrate the state database: {type(exc).__name__}") from exc
     except CommandError as exc:

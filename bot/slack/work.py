@@ -130,12 +130,12 @@ class Work:
                 return JobState.DONE
             found = parse(*job.entry)
             if isinstance(found, UsageError):  # a slash command's ack said so already
-                if typed:
-                    respond(text=found.text)
+                if typed:  # escaped: `<model>` shows, `<!here>` pings nobody
+                    respond(text=escape(found.text))
                 return JobState.DONE
             module, parsed = found
             if module is help_command:  # only typed text gets here: slash commands ack it
-                respond(text=help_command.describe(parsed.command, namespace=self.command))
+                respond(text=escape(help_command.describe(parsed.command, namespace=self.command)))
             elif module is status_command:
                 self._status(parsed, job, respond)
             elif module in (approve_command, reject_command):

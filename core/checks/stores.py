@@ -14,9 +14,16 @@ DATABASE = "database"
 
 def registry_finding(settings: Settings) -> Finding:
     """The registry answers a listing within the bounded wait every registry call has."""
-    registry = Registry(tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s)
+    uri = settings.mlflow_tracking_uri
+    registry = Registry(tracking_uri=uri, wait_s=settings.registry_wait_s)
+    # MLflow migrates a database-backed registry with alembic when it opens it
+    local = not uri.startswith(("http://", "https://", "databricks"))
     try:
-        models = registry.models()
+        if local:
+            with migrate.exclusive():
+                models = registry.models()
+        else:
+            models = registry.models()
     except RegistryError as exc:
         return Finding.problem(
             REGISTRY,

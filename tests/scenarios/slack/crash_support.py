@@ -148,7 +148,9 @@ class Bot:
         bot's process group), so no part of the bot gets to finish anything. Endpoint hosts
         run in sessions of their own and outlive it, as they are meant to."""
         assert self.proc is not None
-        group = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(True)]
+        every = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(True)]
+        # an endpoint host being started is a descendant for an instant, in a session of its own
+        group = [p for p in every if _session_of(p) == os.getsid(self.proc.pid)]
         assert any("bot.slack.worker" in " ".join(p.cmdline()) for p in group), group
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
@@ -231,6 +233,13 @@ def serving_processes(port: int) -> list[psutil.Process]:
     assert pid is not None
     group = os.getpgid(pid)
     return [p for p in psutil.process_iter() if _group_of(p) == group and _alive(p)]
+
+
+def _session_of(process: psutil.Process) -> int | None:
+    try:
+        return os.getsid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 def _group_of(process: psutil.Process) -> int | None:

@@ -99,7 +99,7 @@ def test_the_namespace_takes_every_command_and_slacks_own_names_are_not_served(
 ) -> None:
     helped = running_front.post("/mlops").json()
     assert helped["response_type"] == "ephemeral"
-    assert "/mlops deploy <model> v<N>" in helped["text"]
+    assert "/mlops deploy &lt;model&gt; v&lt;N&gt;" in helped["text"]
     assert "/mlops status [endpoint]" in helped["text"]
     wrong = running_front.post("/mlops", "scale iris 4").json()["text"]
     assert "`4` needs a unit" in wrong
@@ -163,7 +163,12 @@ def test_a_direct_message_is_a_command_with_the_same_grammar_and_rights(
     post_event(running_front, direct("deploy iris v1"), event_id="Ev21")
     running_front.drain()
     texts = [m.text for m in running_front.api.messages(DM)]
-    assert any(t.startswith("/mlops deploy <model> v<N>|<N>|@<alias> [to <env>]") for t in texts)
+    assert any(
+        t.startswith(
+            "/mlops deploy &lt;model&gt; v&lt;N&gt;|&lt;N&gt;|@&lt;alias&gt; [to &lt;env&gt;]"
+        )
+        for t in texts
+    ), texts
     assert any("iris v1 is live at http://127.0.0.1:" in t for t in texts)
     assert parents(running_front) == []  # nothing in the channel
     # the bot's own messages in the DM are no commands
