@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import getpass
 import logging
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
+from bot import serve
 from core.config import Settings
 from core.errors import ChatOpsError
 from core.scrub import install_log_filter, scrub
@@ -163,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         _log_readiness(settings, slack, mode)
         if mode is not Mode.CONSOLE:
             # The front records and acks; its worker process builds the core and runs jobs.
-            return _run_slack(settings, slack, mode, out)
+            return serve.run_slack(settings, slack, mode, out)
     zygote = Zygote(state_dir=settings.state_dir)
     if args.cmd in (None, "run", "console"):
         # Warm the model-server runtime while this process imports MLflow: both take seconds.
@@ -207,7 +205,7 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
                 f.write(text)
         return 0
     if args.cmd == "worker":
-        return _worker(runtime, out)
+        return serve.worker(runtime, out)
     if args.cmd == "down":
         stopped = runtime.shut_down_endpoints()
         out.print(f"Stopped: {', '.join(stopped)}" if stopped else "No local endpoints.")
@@ -263,61 +261,6 @@ def _log_readiness(settings: Settings, slack: SlackSettings, mode: Mode) -> thre
     thread = threading.Thread(target=run, name="readiness", daemon=True)
     thread.start()
     return thread
-
-
-def _worker(runtime: Runtime, out: Console) -> int:
-    """Operations from the store, reported in their Slack threads when Slack is configured
-    (else in the log), until SIGINT or SIGTERM."""
-    from bot.slack.settings import SlackSettings
-    from core.events import LogReporter, Reporter
-    from core.models import Operation
-
-    _configure_logging()
-    reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
-    fronts = frozenset({""})
-    taker = None
-    slack = SlackSettings()
-    if slack.bot_token is None:
-        out.print(
-            "No SLACK_BOT_TOKEN: this worker takes only operations asked outside Slack "
-            "(a Slack thread is kept current only by a process that can post to it)."
-        )
-    else:
-        from bot.slack.poster import Poster, web_client
-        from bot.slack.work import Work
-
-        client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
-        work = Work(runtime=runtime, poster=Poster(client), min_interval=slack.update_interval)
-        reporter_for = work.reporter_for
-        fronts = frozenset({"", "slack"})
-        from bot.slack.dispatch import JobTaker
-
-        # Slack jobs any front recorded in this database, and those a dead process held
-        taker = JobTaker(
-            queue=runtime.jobs,
-            run=work.run,
-            workers=slack.workers,
-            lease_s=runtime.settings.lease_s,
-            poll_s=runtime.settings.runner_poll_s,
-        )
-    runtime.warm_up()
-    if taker is not None:
-        taker.start()
-    runner = runtime.worker(reporter_for=reporter_for, fronts=fronts).start()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    out.print(f"chatops worker {runner.owner}: taking operations", highlight=False)
-    stop.wait()
-    held = len(runtime.leases.held)
-    out.print(
-        f"chatops worker: finishing what it holds ({held} operation(s)); to leave them now, "
-        f"kill it: another bot process takes them over {runtime.settings.lease_s:g} s later"
-    )
-    if taker is not None:
-        taker.close()
-    runner.stop(wait=True)
-    return 0
 
 
 def _cml_demo(settings: Settings, out: Console) -> int:
@@ -377,67 +320,6 @@ def _cml_demo(settings: Settings, out: Console) -> int:
         for ws in workspaces.values():
             ws.stop()
     return 0 if ok else 1
-
-
-def _run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console) -> int:
-    """The front, once its worker process said it can run commands: else exit code 2 and
-    why (a corrupt state database, a missing CML key, wrong settings), never a front that
-    acks what nobody will run."""
-    from bot.slack.app import EVENTS_PATH, NO_SECRET, SlackFront
-    from bot.slack.dispatch import WorkerProcess
-    from bot.slack.settings import Mode
-    from core.jobs import JobQueue
-
-    if mode is Mode.HTTP and slack.signing_secret is None:
-        out.print(f"[red]cannot start: {NO_SECRET}[/]")
-        return 2
-    _configure_logging()
-    try:
-        queue = JobQueue.open(settings.database_url)
-    except ChatOpsError as exc:
-        out.print(f"[red]cannot start: {exc.message}[/]")
-        return 2
-    worker = WorkerProcess(queue=queue)
-    try:
-        front = SlackFront(slack, queue=queue, dispatcher=worker)
-    except ValueError as exc:
-        out.print(f"[red]cannot start the Slack front: {exc}[/]")
-        return 2
-    try:
-        problem = worker.start()
-        if problem is not None:
-            out.print(f"[red]cannot start: the worker process cannot run commands: {problem}[/]")
-            return 2
-        # What start-up built (Bolt, SQLAlchemy, the migrations) lives as long as the front:
-        # kept out of the collector, a full collection no longer walks it (40 ms and more
-        # under load, paid by every ack waiting behind it on the event loop).
-        gc.collect()
-        gc.freeze()
-        if mode is Mode.SOCKET:
-            out.print("chatops: Slack Socket Mode")
-            front.socket_mode_handler().start()
-        else:
-            try:
-                server = front.http_server()
-            except ValueError as exc:
-                out.print(f"[red]cannot start the Slack front: {exc}[/]")
-                return 2
-            out.print(
-                f"chatops: Slack HTTP mode on {slack.host}:{server.port}{EVENTS_PATH} "
-                "(health: /healthz, ready: /readyz)"
-            )
-            server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        front.close()
-    return 0
-
-
-def _configure_logging() -> None:
-    """Log lines to stderr, each scrubbed of credentials and server paths first."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    install_log_filter()
 
 
 def _login() -> str:
