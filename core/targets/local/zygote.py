@@ -24,7 +24,11 @@ def _warm_up() -> None:
     import mlflow.sklearn
     import pandas as pd
     import psutil  # noqa: F401
+    import uvicorn.protocols.http.httptools_impl  # noqa: F401
+    import uvloop  # noqa: F401
     from sklearn.linear_model import LogisticRegression
+
+    import core.targets.local.scoring  # noqa: F401
 
     frame = pd.DataFrame({"a": [0.0, 1.0, 0.0, 1.0], "b": [1.0, 0.0, 1.0, 0.0]})
     estimator = LogisticRegression().fit(frame, [0, 1, 0, 1])
