@@ -54,14 +54,15 @@ class Scorer:
                     return 200, JSON, payload
             result = scoring_server.invocations(body, content_type, self.model, self.schema)  # type: ignore[no-untyped-call]
         except MlflowException as exc:
-            return exc.get_http_status_code(), JSON, exc.serialize_as_json().encode()
+            status = exc.get_http_status_code()  # type: ignore[no-untyped-call]
+            return status, JSON, exc.serialize_as_json().encode()  # type: ignore[no-untyped-call]
         mimetype = PLAIN if result.mimetype == "text/plain" else result.mimetype.encode()
         return result.status, mimetype, result.response.encode()
 
     def _json(self, body: bytes) -> bytes | None:
-        """MLflow's JSON path, step for step; None for unified LLM input (left to MLflow)."""
+        """MLflow's JSON path, step for step; None where MLflow's own call must answer
+        (unified LLM input, params the model ignores, a model that raised)."""
         from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import BAD_REQUEST
         from mlflow.pyfunc import scoring_server as ss
         from mlflow.pyfunc.utils.serving_data_parser import is_unified_llm_input
         from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
@@ -70,7 +71,7 @@ class Scorer:
         if is_unified_llm_input(decoded):
             return None
         data, params = ss._split_data_and_params(decoded)  # type: ignore[no-untyped-call]
-        data = ss.infer_and_parse_data(data, self.schema)  # type: ignore[no-untyped-call]
+        data = ss.infer_and_parse_data(data, self.schema)
         try:
             if self._takes_params:
                 raw = self.model.predict(data, params=params)
@@ -82,16 +83,9 @@ class Scorer:
             exc.message = f"Failed to predict data '{data}'. \nError: {exc.message}"
             raise
         except Exception:
-            raise MlflowException(
-                message=(
-                    "Encountered an unexpected error while evaluating the model. Verify"
-                    " that the serialized input Dataframe is compatible with the model for"
-                    " inference."
-                ),
-                error_code=BAD_REQUEST,
-                stack_trace=traceback.format_exc(),
-            ) from None
-        predictions = _get_jsonable_obj(raw, pandas_orient="records")
+            # MLflow's answer carries the traceback of its own call: ask it for that answer
+            return None
+        predictions = _get_jsonable_obj(raw, pandas_orient="records")  # type: ignore[no-untyped-call]
         # `json.dumps` writes what MLflow's `json.dump` writes, with the C encoder
         return json.dumps({"predictions": predictions}, cls=NumpyEncoder).encode()
 
@@ -128,11 +122,11 @@ class ScoringApp:
                 status, mimetype, answer = 500, PLAIN, _FAILED
             await self._send(send, status, mimetype, answer)
         elif path in ("/ping", "/health", "/version"):
-            if method not in ("GET", "HEAD"):
+            if method != "GET":  # HEAD included, as there
                 await self._send(send, 405, JSON, _NOT_ALLOWED, allow=b"GET")
                 return
             answer = self.version if path == "/version" else b"\n"
-            await self._send(send, 200, JSON, answer, head=method == "HEAD")
+            await self._send(send, 200, JSON, answer)
         else:
             await self._send(send, 404, JSON, _NOT_FOUND)
 
@@ -144,7 +138,6 @@ class ScoringApp:
         body: bytes,
         *,
         allow: bytes | None = None,
-        head: bool = False,
     ) -> None:
         headers = [
             (b"content-length", str(len(body)).encode()),
@@ -154,7 +147,7 @@ class ScoringApp:
         if allow is not None:
             headers.append((b"allow", allow))
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        await send({"type": "http.response.body", "body": body})
 
 
 async def _body(receive: Receive) -> bytes:
