@@ -97,6 +97,7 @@ class ScoringApp:
         from mlflow.version import VERSION
 
         self.scorer = scorer
+        self.draining = False  # set when the worker retires: every answer closes its connection
         self.version = VERSION.encode()
         self.extra = [
             (b"x-model", f"{model}/{version}".encode()),
@@ -146,6 +147,8 @@ class ScoringApp:
         ]
         if allow is not None:
             headers.append((b"allow", allow))
+        if self.draining:
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

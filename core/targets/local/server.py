@@ -1,7 +1,7 @@
 """One model-server worker: the MLflow scoring protocol over HTTP on loopback.
 
 A worker is forked from a warm endpoint host, so loading a model costs tens of milliseconds.
-It serves with one event loop (uvicorn's HTTP parser on uvloop, scoring.py's application):
+It serves with one event loop (uvicorn's HTTP parser, scoring.py's application):
 a request never waits for a thread. It first serves only on a private port (health check and
 smoke test), starts taking the endpoint's traffic on SIGUSR1, and on SIGTERM stops accepting,
 closes idle connections, answers what it already holds with `Connection: close` and exits.
@@ -12,6 +12,7 @@ never meets a closed port during a switch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -104,6 +105,7 @@ class _Worker:
     def __init__(self, app: Any) -> None:
         import functools
 
+        self.app = app
         import uvicorn
         from uvicorn.server import ServerState
 
@@ -118,9 +120,20 @@ class _Worker:
         )
         config.load()
         self.state = ServerState()
-        protocol: Any = config.http_protocol_class  # uvicorn's, whose constructor takes these
+        base: Any = config.http_protocol_class  # uvicorn's, whose constructor takes these
+
+        class Protocol(base):  # type: ignore[misc]
+            def connection_made(self, transport: Any) -> None:
+                # headers and body leave in two writes: without this, the second waits for
+                # the client's delayed ACK (40 ms a request on one connection)
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                super().connection_made(transport)
+
         self.protocol = functools.partial(
-            protocol, config=config, server_state=self.state, app_state={}
+            Protocol, config=config, server_state=self.state, app_state={}
         )
         self.listeners: list[asyncio.AbstractServer] = []
         self.stop = asyncio.Event()
@@ -131,11 +144,12 @@ class _Worker:
 
     async def drain(self) -> None:
         # Closing our copy of the shared socket leaves it open in the host and the other
-        # workers: the endpoint keeps accepting while this one finishes.
+        # workers: the endpoint keeps accepting while this one finishes. A connection is
+        # never closed under a client that may be sending on it: each one gets its next
+        # answer with `Connection: close`, or ends at its keep-alive timeout.
         for listener in self.listeners:
             listener.close()
-        for connection in list(self.state.connections):
-            connection.shutdown()  # idle: closed now; busy: `Connection: close` when done
+        self.app.draining = True
         deadline = time.monotonic() + DRAIN_LIMIT_S
         while (self.state.connections or self.state.tasks) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -172,9 +186,14 @@ def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int) -> None:
     _die_with_parent()
     try:
         app = _load(spec)
-        import uvloop
+        import gc
 
-        loop = uvloop.new_event_loop()
+        # what the warm runtime and the model left is there for the worker's life: out of
+        # the collector's sight, a collection under load walks only what requests make
+        gc.freeze()
+        # the standard loop, not uvloop: under many connections uvloop served some of them
+        # seconds late while others went first; this one takes them in turn
+        loop = asyncio.new_event_loop()
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()

@@ -25,7 +25,6 @@ def _warm_up() -> None:
     import pandas as pd
     import psutil  # noqa: F401
     import uvicorn.protocols.http.httptools_impl  # noqa: F401
-    import uvloop  # noqa: F401
     from sklearn.linear_model import LogisticRegression
 
     import core.targets.local.scoring  # noqa: F401
