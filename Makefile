@@ -25,3 +25,4 @@ check: install
 
 bench: install
 	$(PY) bench/deploy_vs_mlflow_serve.py --runs 3
+	$(PY) bench/serving.py --rounds 3 --duration 4

@@ -7,7 +7,8 @@ Measured on one machine in one run, all on loopback:
   `/deploy iris v1` on a new endpoint -> first successful prediction at the endpoint URL.
 - ours, cold: `chatops console -c "/deploy iris v1"` started from nothing -> first prediction.
 - theirs: `mlflow models serve -m models:/iris/1 --env-manager local` -> first successful /ping.
-`--check` exits 1 unless ours (warm) <= 0.1x theirs.
+The cold starts and `mlflow models serve` alternate, run by run.
+`--check` exits 1 unless ours (warm) <= 0.1x theirs and ours (cold) <= 1.0x.
 """
 
 from __future__ import annotations
@@ -164,8 +165,11 @@ def main() -> int:
             warm = [ours_warm(work, uri, zygote, i) for i in range(args.runs)]
         finally:
             zygote.close()
-        cold = [ours_cold(work, uri, i) for i in range(args.runs)]
-        base = [theirs(uri) for _ in range(args.runs)]
+        # one after the other, so a machine shared with other work loads both alike
+        cold, base = [], []
+        for i in range(args.runs):
+            cold.append(ours_cold(work, uri, i))
+            base.append(theirs(uri))
     rows = [
         ("ours, bot running: /deploy -> first prediction", warm),
         ("ours, from a cold start: chatops console -c -> first prediction", cold),
@@ -178,9 +182,9 @@ def main() -> int:
     cold_ratio = statistics.median(cold) / statistics.median(base)
     print(
         f"ratio (bot running): {ratio:.3f}x   ratio (cold start): {cold_ratio:.3f}x   "
-        f"target <= 0.1x (bot running)"
+        f"target <= 0.1x (bot running), <= 1.0x (cold start)"
     )
-    return 1 if args.check and ratio > 0.1 else 0
+    return 1 if args.check and (ratio > 0.1 or cold_ratio > 1.0) else 0
 
 
 if __name__ == "__main__":

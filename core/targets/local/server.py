@@ -1,14 +1,18 @@
 """One model-server worker: the MLflow scoring protocol over HTTP on loopback.
 
 A worker is forked from a warm endpoint host, so loading a model costs tens of milliseconds.
-It first serves only on a private port (health check and smoke test), starts taking the
-endpoint's traffic on SIGUSR1, and on SIGTERM stops accepting, answers what it already holds
-with `Connection: close` and exits. The endpoint's listening socket is shared by every worker
-of every deployment, so traffic never meets a closed port during a switch.
+It serves with one event loop (uvicorn's HTTP parser, scoring.py's application):
+a request never waits for a thread. It first serves only on a private port (health check and
+smoke test), starts taking the endpoint's traffic on SIGUSR1, and on SIGTERM stops accepting,
+closes idle connections, answers what it already holds with `Connection: close` and exits.
+The endpoint's listening socket is shared by every worker of every deployment, so traffic
+never meets a closed port during a switch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,12 +22,11 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from socketserver import ThreadingMixIn
 from typing import Any
 
 KEEP_ALIVE_S = 5
 DRAIN_LIMIT_S = 30
+BACKLOG = 1024
 
 
 @dataclass(frozen=True)
@@ -33,89 +36,6 @@ class WorkerSpec:
     version: int
     model_path: str
     memory_mb: int
-
-
-class _Server(ThreadingMixIn, HTTPServer):
-    daemon_threads = False  # joined on close: that is how in-flight requests finish
-    allow_reuse_address = True
-
-    def __init__(self, sock: socket.socket, app: _App) -> None:
-        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
-        self.app = app
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up mid-request is not worth a traceback in the log.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
-class _App:
-    def __init__(self, spec: WorkerSpec, model: Any) -> None:
-        self.spec = spec
-        self.model = model
-        self.schema = model.metadata.get_input_schema()
-        self.draining = False
-
-    def invoke(self, body: bytes, content_type: str) -> tuple[int, str, bytes]:
-        from mlflow.exceptions import MlflowException
-        from mlflow.pyfunc import scoring_server
-
-        try:
-            result = scoring_server.invocations(  # type: ignore[no-untyped-call]
-                body, content_type, self.model, self.schema
-            )
-        except MlflowException as exc:
-            error = {"error_code": exc.error_code, "message": exc.message}
-            return 400, "application/json", json.dumps(error).encode()
-        except Exception as exc:  # the model's own code failed: say so, keep serving
-            error = {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
-            return 500, "application/json", json.dumps(error).encode()
-        return result.status, result.mimetype, result.response.encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = KEEP_ALIVE_S
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one line per request would drown the log tail people read on failure
-
-    def do_GET(self) -> None:
-        spec = self.server.app.spec
-        if self.path in ("/ping", "/health"):
-            self._send(200, "text/plain", b"\n")
-        elif self.path == "/version":
-            from mlflow.version import VERSION
-
-            info = {"model": spec.model, "version": spec.version, "deployment": spec.deployment}
-            self._send(200, "application/json", json.dumps({**info, "mlflow": VERSION}).encode())
-        else:
-            self._send(404, "text/plain", b"not found: try /ping, /version or POST /invocations\n")
-
-    def do_POST(self) -> None:
-        if self.path != "/invocations":
-            self._send(404, "text/plain", b"not found: POST /invocations\n")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        content_type = self.headers.get("Content-Type") or "application/json"
-        self._send(*self.server.app.invoke(body, content_type))
-
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
-        app = self.server.app
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Model", f"{app.spec.model}/{app.spec.version}")
-        self.send_header("X-Deployment", app.spec.deployment)
-        if app.draining:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
 
 
 def _die_with_parent() -> None:
@@ -130,9 +50,13 @@ def _die_with_parent() -> None:
 
 
 def _rss_mb() -> float:
-    import psutil
+    try:  # read every quarter second: the cheapest source, where there is one
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except OSError:
+        import psutil
 
-    return float(psutil.Process().memory_info().rss) / (1024 * 1024)
+        return float(psutil.Process().memory_info().rss) / (1024 * 1024)
 
 
 def _watch_memory(limit_mb: int) -> None:
@@ -148,10 +72,112 @@ def _watch_memory(limit_mb: int) -> None:
         time.sleep(0.25)
 
 
-def _serve(server: _Server) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    return thread
+def _load(spec: WorkerSpec) -> Any:
+    """The scoring application of the model, verified on its own input example."""
+    import mlflow.pyfunc
+
+    from core.targets.local.scoring import Scorer, ScoringApp
+
+    started = time.perf_counter()
+    scorer = Scorer(mlflow.pyfunc.load_model(spec.model_path))
+    example = os.path.join(spec.model_path, "serving_input_example.json")
+    if os.path.exists(example):
+        with open(example, "rb") as f:
+            status, _, body = scorer.invoke(f.read(), "application/json")
+        if status != 200:
+            raise RuntimeError(f"the model failed on its own input example: {body.decode()}")
+    rss = _rss_mb()
+    if rss > spec.memory_mb:
+        raise MemoryError(
+            f"the loaded model needs {rss:.0f} MB, more than the {spec.memory_mb} MB limit"
+        )
+    print(
+        f"loaded {spec.model} v{spec.version} in {time.perf_counter() - started:.3f}s, "
+        f"resident {rss:.0f} MB",
+        flush=True,
+    )
+    return ScoringApp(scorer, model=spec.model, version=spec.version, deployment=spec.deployment)
+
+
+class _Worker:
+    """The event loop's side: listeners, connections, and the drain."""
+
+    def __init__(self, app: Any) -> None:
+        import functools
+
+        self.app = app
+        import uvicorn
+        from uvicorn.server import ServerState
+
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE_S,
+            backlog=BACKLOG,
+        )
+        config.load()
+        self.state = ServerState()
+        base: Any = config.http_protocol_class  # uvicorn's, whose constructor takes these
+
+        class Protocol(base):  # type: ignore[misc]
+            def connection_made(self, transport: Any) -> None:
+                # headers and body leave in two writes: without this, the second waits for
+                # the client's delayed ACK (40 ms a request on one connection)
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                super().connection_made(transport)
+
+        self.protocol = functools.partial(
+            Protocol, config=config, server_state=self.state, app_state={}
+        )
+        self.listeners: list[asyncio.AbstractServer] = []
+        self.stop = asyncio.Event()
+
+    async def listen(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        self.listeners.append(await loop.create_server(self.protocol, sock=sock, backlog=BACKLOG))
+
+    async def drain(self) -> None:
+        # Closing our copy of the shared socket leaves it open in the host and the other
+        # workers: the endpoint keeps accepting while this one finishes. A connection is
+        # never closed under a client that may be sending on it: each one gets its next
+        # answer with `Connection: close`, or ends at its keep-alive timeout.
+        for listener in self.listeners:
+            listener.close()
+        self.app.draining = True
+        deadline = time.monotonic() + DRAIN_LIMIT_S
+        while (self.state.connections or self.state.tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+
+async def _serve(app: Any, shared: socket.socket, ready_fd: int, memory_mb: int) -> None:
+    worker = _Worker(app)
+    loop = asyncio.get_running_loop()
+    private_sock = socket.create_server(("127.0.0.1", 0), backlog=BACKLOG)
+    private_sock.setblocking(False)
+    await worker.listen(private_sock)
+
+    activation: list[asyncio.Task[None]] = []
+
+    def activate() -> None:
+        if not activation:
+            activation.append(loop.create_task(worker.listen(shared)))
+
+    loop.add_signal_handler(signal.SIGUSR1, activate)
+    loop.add_signal_handler(signal.SIGTERM, worker.stop.set)
+    # signals sent before the handlers existed were held; they are delivered now
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGUSR1})
+    threading.Thread(target=_watch_memory, args=(memory_mb,), daemon=True).start()
+    ready = {"pid": os.getpid(), "private_port": private_sock.getsockname()[1]}
+    os.write(ready_fd, (json.dumps(ready) + "\n").encode())
+    os.close(ready_fd)
+    await worker.stop.wait()
+    await worker.drain()
 
 
 def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int) -> None:
@@ -159,57 +185,25 @@ def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR1})
     _die_with_parent()
     try:
-        import mlflow.pyfunc
+        app = _load(spec)
+        import gc
 
-        started = time.perf_counter()
-        model = mlflow.pyfunc.load_model(spec.model_path)
-        app = _App(spec, model)
-        example = os.path.join(spec.model_path, "serving_input_example.json")
-        if os.path.exists(example):
-            with open(example, "rb") as f:
-                status, _, body = app.invoke(f.read(), "application/json")
-            if status != 200:
-                raise RuntimeError(f"the model failed on its own input example: {body.decode()}")
-        rss = _rss_mb()
-        if rss > spec.memory_mb:
-            raise MemoryError(
-                f"the loaded model needs {rss:.0f} MB, more than the {spec.memory_mb} MB limit"
-            )
-        print(
-            f"loaded {spec.model} v{spec.version} in {time.perf_counter() - started:.3f}s, "
-            f"resident {rss:.0f} MB",
-            flush=True,
-        )
+        # what the warm runtime and the model left is there for the worker's life: out of
+        # the collector's sight, a collection under load walks only what requests make
+        gc.freeze()
+        # the standard loop, not uvloop: under many connections uvloop served some of them
+        # seconds late while others went first; this one takes them in turn
+        loop = asyncio.new_event_loop()
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(3)
-    private_sock = socket.create_server(("127.0.0.1", 0))
-    private = _Server(private_sock, app)
-    _serve(private)
-    threading.Thread(target=_watch_memory, args=(spec.memory_mb,), daemon=True).start()
-    ready = {"pid": os.getpid(), "private_port": private_sock.getsockname()[1]}
-    os.write(ready_fd, (json.dumps(ready) + "\n").encode())
-    os.close(ready_fd)
-    public: _Server | None = None
-    while True:
-        sig = signal.sigwait({signal.SIGTERM, signal.SIGUSR1})
-        if sig == signal.SIGUSR1 and public is None:
-            public = _Server(shared, app)
-            _serve(public)
-        elif sig == signal.SIGTERM:
-            break
-    app.draining = True
-    closing = [s for s in (public, private) if s is not None]
-    for server in closing:
-        server.shutdown()
-
-    def close_all() -> None:
-        for server in closing:
-            server.server_close()  # joins the threads still answering requests
-
-    closer = threading.Thread(target=close_all, daemon=True)
-    closer.start()
-    closer.join(DRAIN_LIMIT_S)
+    try:
+        loop.run_until_complete(_serve(app, shared, ready_fd, spec.memory_mb))
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(3)
     print("stopped", flush=True)
+    sys.stdout.flush()
     os._exit(0)

@@ -34,11 +34,14 @@ from core.targets.local.requirements import Requirements, parse
 
 # what our model server imports besides MLflow: installed at the runtime's versions unless
 # the model asks for its own
-SERVER_PACKAGES = ("mlflow", "psutil")
-FORMAT = "1"  # bump when what goes into an environment changes, so old ones are not reused
+SERVER_PACKAGES = ("mlflow", "psutil", "uvicorn", "httptools")
+FORMAT = "2"  # bump when what goes into an environment changes, so old ones are not reused
 # what a model server imports, imported once at build: it proves the environment can serve,
 # and leaves the modules compiled, so servers started from it later import them fast
-_CHECK = "import mlflow.pyfunc.scoring_server, psutil, core.targets.local.envworker"
+_CHECK = (
+    "import mlflow.pyfunc.scoring_server, psutil, uvicorn, httptools, "
+    "core.targets.local.envworker, core.targets.local.server"
+)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,11 @@ from typing import Any
 
 
 def _warm_up() -> None:
-    """Import and exercise what serving a model touches, so the forks inherit it done."""
+    """Import and exercise what serving a model touches, so the forks inherit it done.
+
+    The model is saved with a signature rather than an input example: MLflow validates an
+    input example by loading and scoring the model once more, which a cold start would wait for.
+    """
     import warnings
 
     import mlflow.pyfunc
@@ -24,17 +28,23 @@ def _warm_up() -> None:
     import mlflow.sklearn
     import pandas as pd
     import psutil  # noqa: F401
+    import uvicorn.protocols.http.httptools_impl  # noqa: F401
+    from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
+
+    from core.targets.local.scoring import Scorer
 
     frame = pd.DataFrame({"a": [0.0, 1.0, 0.0, 1.0], "b": [1.0, 0.0, 1.0, 0.0]})
     estimator = LogisticRegression().fit(frame, [0, 1, 0, 1])
+    body = json.dumps({"dataframe_split": frame.to_dict(orient="split")}).encode()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = os.path.join(tmp, "warm")
+        signature = infer_signature(frame, estimator.predict(frame))
         mlflow.sklearn.save_model(
-            estimator, path, input_example=frame.head(1), pip_requirements=["scikit-learn"]
+            estimator, path, signature=signature, pip_requirements=["scikit-learn"]
         )
-        mlflow.pyfunc.load_model(path).predict(frame)
+        Scorer(mlflow.pyfunc.load_model(path)).invoke(body, "application/json")
 
 
 def _spawn_host(request: dict[str, Any]) -> dict[str, Any]:
