@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the front that only parses need not import MLflow
     from core.models import AuditRow
     from core.registry.runs import Registered
     from core.runtime import Runtime
+    from core.status import Problems
 
 
 class CommandName(StrEnum):
@@ -60,6 +61,7 @@ class StatusReport:
     detail: bool
     env: str | None
     ok: bool = True
+    problems: Problems | None = None  # what readiness found wrong, for an admin only
 
 
 @dataclass(frozen=True)

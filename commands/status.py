@@ -14,8 +14,9 @@ EXAMPLES = ["/status", "/status iris", "/status in prod", "/status public"]
 DETAILS = """\
 Without an endpoint: a table of every endpoint (model, version, resources, replicas, health,
 since when, URL). With one: that endpoint in detail. Health is checked live, so an endpoint
-whose servers died shows as down. In Slack the answer is for you alone; add `public` to post
-it for the whole channel."""
+whose servers died shows as down. Admins also see what the bot's last readiness check (as
+`chatops check` runs it) found wrong in their environments, with what to do. In Slack the
+answer is for you alone; add `public` to post it for the whole channel."""
 
 
 class Status(BaseModel):
@@ -55,4 +56,10 @@ def run(cmd: Status, ctx: Context) -> Reply:
     found = ctx.core.deployer.status(env=cmd.env, endpoint=cmd.endpoint)
     if isinstance(found, Refusal):
         return found
-    return StatusReport(endpoints=found, detail=cmd.endpoint is not None, env=cmd.env)
+    return StatusReport(
+        endpoints=found,
+        detail=cmd.endpoint is not None,
+        env=cmd.env,
+        # an answer posted for the channel shows no admin's problems
+        problems=None if cmd.public else ctx.core.readiness_problems(ctx.actor, env=cmd.env),
+    )

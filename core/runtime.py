@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from core.approvals import Approvals
 from core.audit import AuditLog
+from core.checks.readiness import readiness
+from core.checks.watch import ReadinessWatch
 from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Settings
 from core.deployer import Deployer
@@ -22,9 +24,11 @@ from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
 from core.repos import Repositories
+from core.roles import Actor
 from core.rollout import Rollouts
 from core.runner import ReporterFor, Runner
 from core.scrub import register_settings
+from core.status import Problems, admin_problems
 from core.targets.base import Target, quiet_step
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
@@ -159,6 +163,9 @@ class Runtime:
                 tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
             ),
         )
+        # the environments, registry and database as `chatops check` sees them (the front
+        # checks Slack with its own token); started by `warm_up`
+        self.readiness = ReadinessWatch(lambda: readiness(settings), clock=clock)
 
     def first_delivery(self, key: str) -> bool:
         """True only the first time any front sharing the database hands on `key` (a
@@ -168,12 +175,13 @@ class Runtime:
     def warm_up(self, *, wait: bool = False) -> None:
         """Start the model-server runtime (when an environment serves locally) and open the
         registry, in the background; with `wait`, return once both are done (a command
-        then runs at once)."""
+        then runs at once). Then check readiness, in the background either way."""
         local = any(env.target == "local" for env in self.settings.environments)
         if local and not self.zygote.ready:
             self.zygote.prewarm()
         if not wait:
             threading.Thread(target=lambda: self.registry.client, daemon=True).start()
+            self.readiness.start()
             return
         if local:
             self.zygote.wait_ready()
@@ -181,6 +189,12 @@ class Runtime:
             self.registry.client  # noqa: B018 (opening it is the point)
         except Exception as exc:  # the first command that needs it reports the registry
             log.warning("could not open the registry yet: %s", type(exc).__name__)
+        self.readiness.start()
+
+    def readiness_problems(self, actor: Actor, *, env: str | None = None) -> Problems | None:
+        """What the last readiness check found wrong that `actor` administers (see
+        `admin_problems`); never waits on a check."""
+        return admin_problems(self.settings, actor, self.readiness.latest(), env=env)
 
     def registry_is_empty(self) -> bool:
         return not self.registry.models()
@@ -217,6 +231,7 @@ class Runtime:
         return stopped
 
     def close(self) -> None:
+        self.readiness.close()
         self.core.close()
         self.repos.close()
         if self._own_zygote:

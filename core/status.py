@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 
+from core.checks import Finding, env_scope
+from core.checks.watch import Checked
+from core.config import Settings
 from core.events import EndpointStatus, Refusal
 from core.models import Operation, aware
 from core.repos import Repositories
+from core.roles import Actor, Role, role_in
 from core.targets.base import EndpointRef, Target
 
 
@@ -53,3 +59,33 @@ def _underway(op: Operation | None) -> str:
     at = f"at {op.step}" if op.step else op.state
     again = f" (attempt {op.attempts})" if op.attempts > 1 else ""
     return f"{op.kind} by {op.requested_by}, {at}{again}"
+
+
+@dataclass(frozen=True)
+class Problems:
+    """What the last readiness check found wrong that an admin asking /status may fix, and
+    when it checked. Every text was scrubbed when the check made it."""
+
+    findings: tuple[Finding, ...]
+    at: datetime
+
+
+def admin_problems(
+    settings: Settings, actor: Actor, checked: Checked | None, *, env: str | None = None
+) -> Problems | None:
+    """The problems of `checked` for `actor`: those of the environments they administer (of
+    `env` alone, when asked about one) and of what all environments share (registry, state
+    database). None for someone who administers nothing, before the first check, and when
+    nothing they could fix is wrong."""
+    if checked is None:
+        return None
+    theirs = {
+        env_scope(e.name)
+        for e in settings.environments
+        if role_in(e, actor) is Role.ADMIN and env in (None, e.name)
+    }
+    if not theirs:
+        return None
+    scopes = {env_scope(e.name) for e in settings.environments}
+    found = tuple(f for f in checked.report.problems if f.scope in theirs or f.scope not in scopes)
+    return Problems(findings=found, at=checked.at) if found else None

@@ -79,6 +79,23 @@ def _health(ep: EndpointStatus) -> str:
 
 
 def _status(console: Console, report: StatusReport) -> None:
+    _endpoints(console, report)
+    found = report.problems
+    if found is None:
+        return
+    table = Table(
+        title=f"The readiness check of {ago(found.at)} found {len(found.findings)} problem(s) "
+        "(shown to admins only)",
+        title_style="bold yellow",
+    )
+    for column in ("scope", "check", "found", "what to do"):
+        table.add_column(column, overflow="fold")
+    for f in found.findings:
+        table.add_row(_shown(f.scope), _shown(f.check), _shown(f.detail), _shown(f.fix))
+    console.print(table)
+
+
+def _endpoints(console: Console, report: StatusReport) -> None:
     if not report.endpoints:
         where = f" in {report.env}" if report.env else ""
         console.print(f"No endpoints{where} yet. Deploy one with `/deploy <model> v<N>`.")

@@ -26,6 +26,7 @@ from core.approvals import ApprovalRequested
 from core.events import EndpointStatus
 from core.models import ApprovalRow
 from core.registry.runs import Registered
+from core.status import Problems
 
 Blocks = list[dict[str, Any]]
 _PERSON = re.compile(r"<@[UW][A-Z0-9]+>")
@@ -63,6 +64,25 @@ def person(name: str) -> str:
 
 
 def status(report: StatusReport) -> tuple[str, Blocks]:
+    text, blocks = _endpoints(report)
+    if report.problems is None:
+        return text, blocks
+    told = problems(report.problems)
+    return fallback(f"{text}\n{told}"), [*blocks, section(told)]
+
+
+def problems(found: Problems) -> str:
+    """What readiness found wrong, one escaped line each, as many as fit in a section."""
+    lines = [messages.READINESS_TITLE.format(ago=ago(found.at), n=len(found.findings))]
+    for f in found.findings:
+        line = messages.READINESS_LINE.format(
+            scope=escape(f.scope), check=escape(f.check), found=escape(f.detail), fix=escape(f.fix)
+        )
+        lines.append(fit_line(line, SECTION // 4))
+    return fit("\n".join(lines), SECTION, more=messages.READINESS_MORE)
+
+
+def _endpoints(report: StatusReport) -> tuple[str, Blocks]:
     where = f" in {escape(report.env)}" if report.env else ""
     if not report.endpoints:
         text = messages.STATUS_EMPTY.format(where=where)
@@ -70,7 +90,8 @@ def status(report: StatusReport) -> tuple[str, Blocks]:
     title = messages.STATUS_TITLE.format(where=where)
     blocks: Blocks = [header(title)]
     lines = [title]
-    room = BLOCKS - 2  # the header, and the line saying what did not fit
+    # the header, the line saying what did not fit, and what readiness found wrong
+    room = BLOCKS - 2 - (report.problems is not None)
     shown = report.endpoints if len(report.endpoints) <= room + 1 else report.endpoints[:room]
     for ep in shown:
         blocks.append(section(_endpoint(ep, detail=report.detail)))

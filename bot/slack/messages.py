@@ -51,6 +51,11 @@ REJECTED = ":no_entry: Rejected by {by} at {at}{reason}"
 HELD = ":warning: Still pending: {text}"
 STATUS_MORE = "… and {n} more: {asks}"
 STATUS_ASK = "`/status in {env}`"
+READINESS_TITLE = (
+    ":warning: The readiness check of {ago} found {n} problem(s) (shown to admins only):"
+)
+READINESS_LINE = "• *{scope}* · {check}: {found} → {fix}"
+READINESS_MORE = "… and {n} more: `chatops check` shows them all"
 HISTORY_EMPTY = "Nothing recorded yet{where}."
 HISTORY_TITLE = "Last {n} attempts{where}"
 NO_METRICS = "no metrics logged"

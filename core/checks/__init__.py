@@ -17,6 +17,11 @@ from enum import StrEnum
 from core.scrub import scrub
 
 
+def env_scope(name: str) -> str:
+    """The scope of every finding about the environment `name`."""
+    return f"env {name}"
+
+
 class Verdict(StrEnum):
     OK = "ok"
     PROBLEM = "problem"

@@ -9,7 +9,7 @@ import os
 
 import httpx
 
-from core.checks import Finding
+from core.checks import Finding, env_scope
 from core.config import Environment
 from core.errors import ConfigError
 from core.targets.cml.client import CMLClient, iter_all
@@ -27,7 +27,7 @@ def cml_findings(
     env: Environment, *, transport: httpx.BaseTransport | None = None
 ) -> list[Finding]:
     """Every finding about the CML environment `env`, its key read from `$<env.api_key_env>`."""
-    scope = f"env {env.name}"
+    scope = env_scope(env.name)
     api_key = os.environ.get(env.api_key_env, "")
     try:
         client = CMLClient(
@@ -192,7 +192,7 @@ def _some(runtimes: list[Runtime]) -> str:
 def resources_finding(env: Environment) -> Finding:
     """The default resources must fit the environment's limits; API v2 tells no workspace
     maximum for one deployment, so the limits are all there is to hold them to."""
-    scope, d, lim = f"env {env.name}", env.default, env.limits
+    scope, d, lim = env_scope(env.name), env.default, env.limits
     over = [
         f"{what} {have:g} > {most:g}"
         for what, have, most in (

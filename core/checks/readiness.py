@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import httpx
 
-from core.checks import Finding, Report
+from core.checks import Finding, Report, env_scope
 from core.checks.cml import cml_findings, resources_finding
 from core.checks.stores import database_finding, registry_finding
 from core.config import Environment, Settings
@@ -20,7 +20,7 @@ def environment_findings(
         return cml_findings(env, transport=transport)
     low, high = env.port_range
     return [
-        Finding.ok(f"env {env.name}", "target", f"local: served on loopback ports {low}-{high}"),
+        Finding.ok(env_scope(env.name), "target", f"local: served on loopback ports {low}-{high}"),
         resources_finding(env),
     ]
 

@@ -9,9 +9,11 @@ from bot.slack.blocks import approval, history, registered, status
 from bot.slack.mrkdwn import escape, tail
 from commands.base import HistoryReport, StatusReport
 from core.approvals import ApprovalRequested
+from core.checks import Finding
 from core.events import EndpointStatus
 from core.models import ApprovalRow, AuditRow
 from core.registry.runs import Registered
+from core.status import Problems
 from core.versions import ModelVersion
 from tests.slack_api.limits import check_message
 
@@ -33,6 +35,26 @@ def test_status_of_60_endpoints_shows_what_fits_and_how_to_see_the_rest() -> Non
     assert blocks[-1]["elements"][0]["text"] == (
         "… and 12 more: `/status in dev`, `/status in prod`"
     )
+
+
+def test_status_with_60_endpoints_and_40_problems_still_fits_and_escapes_them() -> None:
+    eps = [endpoint(i, "dev") for i in range(60)]
+    found = tuple(
+        Finding.problem(f"env <!channel>{i}", "runtime", "r" * 900, "set `runtime_identifier`")
+        for i in range(40)
+    )
+    report = StatusReport(
+        endpoints=eps, detail=False, env=None, problems=Problems(findings=found, at=NOW)
+    )
+    text, blocks = status(report)
+    check_message(text, blocks)
+    assert len(blocks) == 50
+    told = blocks[-1]["text"]["text"]
+    assert told.startswith(":warning: The readiness check of")
+    assert "found 40 problem(s)" in told and "*env &lt;!channel&gt;0* · runtime: rrr" in told
+    assert told.endswith("more: `chatops check` shows them all")
+    assert "<!channel>" not in text + str(blocks)
+    assert blocks[-2]["elements"][0]["text"] == "… and 13 more: `/status in dev`"
 
 
 def test_history_of_50_long_entries_fits_in_one_message() -> None:
