@@ -18,7 +18,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from tests.slack_api.limits import Refused, check_message
+from tests.slack_api.records import Call, ResponsePost, _ResponseTarget
 from tests.slack_api.workspace import (
     Answer,
     Ephemeral,
@@ -49,37 +49,6 @@ __all__ = [
 
 # what the app's manifest asks for, as an installed app is granted them
 GRANTED_SCOPES = ("commands", "chat:write", "users:read", "usergroups:read", "im:write")
-
-
-@dataclass(frozen=True)
-class Call:
-    """One Web API call as received: ``args`` without the token, ``status`` the HTTP status
-    answered, ``error`` the ``error`` of an ``ok: false`` answer. ``at`` is ``time.monotonic()``."""
-
-    method: str
-    args: dict[str, Any]
-    at: float
-    token: str | None
-    status: int
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class ResponsePost:
-    """One POST to a ``response_url``; ``name`` is what ``response_url(name)`` was given."""
-
-    url: str
-    body: dict[str, Any]
-    at: float
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class _ResponseTarget:
-    url: str
-    name: str
-    channel: str | None
-    message_ts: str | None
 
 
 class SlackEmulator:
