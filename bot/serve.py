@@ -112,7 +112,7 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
         gc.freeze()
         if mode is Mode.SOCKET:
             out.print("chatops: Slack Socket Mode")
-            front.socket_mode_handler().start()
+            front.serve_socket_mode()
         else:
             try:
                 server = front.http_server()

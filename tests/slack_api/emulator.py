@@ -60,8 +60,12 @@ class SlackEmulator:
         bot_token: str = "xoxb-test-token",
         team_id: str = "T0001",
         bot_user_id: str = "UBOT",
+        app_token: str = "xapp-1-A0001-1-emulated",
     ) -> None:
         self.bot_token = bot_token
+        # Socket Mode: `apps.connections.open` (app-level token only) answers this URL
+        self.app_token = app_token
+        self.socket_url: str | None = None
         # granted to the token; Slack lists them in the x-oauth-scopes header of each answer
         self.scopes: list[str] = list(GRANTED_SCOPES)
         self.usergroups_plan_upgrade_required = False
@@ -228,27 +232,48 @@ class SlackEmulator:
         with self._lock:
             status, headers = 200, {}
             try:
-                if method not in self._world.methods:
+                if method == "apps.connections.open":
+                    answer = self._open_connection(token)
+                elif method not in self._world.methods:
                     raise SlackError("unknown_method")
-                if token is None:
-                    raise SlackError("not_authed")
-                if token != self.bot_token:
-                    raise SlackError("invalid_auth")
-                headers["x-oauth-scopes"] = ",".join(self.scopes)
-                if self._rate_limits.get(method):
-                    status = 429
-                    headers["Retry-After"] = str(self._rate_limits[method].pop(0))
-                    raise SlackError("ratelimited")
-                if self._failures.get(method):
-                    raise SlackError(self._failures[method].pop(0))
-                if method.startswith("usergroups.") and self.usergroups_plan_upgrade_required:
-                    raise SlackError("plan_upgrade_required")
-                answer: Answer = {"ok": True, **self._world.methods[method](args)}
+                else:
+                    answer = self._bot_call(method, args, token, headers)
             except SlackError as refusal:
+                if refusal.code == "ratelimited":
+                    status = 429
                 answer = {"ok": False, "error": refusal.code}
             error = None if answer["ok"] else str(answer["error"])
             self._calls.append(Call(method, args, time.monotonic(), token, status, error))
             return status, headers, answer
+
+    def _bot_call(
+        self, method: str, args: dict[str, Any], token: str | None, headers: dict[str, str]
+    ) -> Answer:
+        if token is None:
+            raise SlackError("not_authed")
+        if token != self.bot_token:
+            raise SlackError("invalid_auth")
+        headers["x-oauth-scopes"] = ",".join(self.scopes)
+        if self._rate_limits.get(method):
+            headers["Retry-After"] = str(self._rate_limits[method].pop(0))
+            raise SlackError("ratelimited")
+        if self._failures.get(method):
+            raise SlackError(self._failures[method].pop(0))
+        if method.startswith("usergroups.") and self.usergroups_plan_upgrade_required:
+            raise SlackError("plan_upgrade_required")
+        return {"ok": True, **self._world.methods[method](args)}
+
+    def _open_connection(self, token: str | None) -> Answer:
+        """A Socket Mode URL, for the app-level token only, as Slack answers it."""
+        if token is None:
+            raise SlackError("not_authed")
+        if token.startswith(("xoxb-", "xoxp-")):
+            raise SlackError("not_allowed_token_type")
+        if token != self.app_token:
+            raise SlackError("invalid_auth")
+        if self.socket_url is None:
+            raise SlackError("internal_error")
+        return {"ok": True, "url": self.socket_url}
 
     def _respond(self, key: str, raw: bytes) -> tuple[int, str]:
         """Status and plain-text answer of a POST to a response_url, as Slack's hooks answer."""

@@ -167,6 +167,20 @@ def test_tokens(slack: SlackEmulator) -> None:
     ]
 
 
+def test_socket_mode_urls_are_for_the_app_token_only(slack: SlackEmulator) -> None:
+    def url_for(token: str) -> object:
+        return WebClient(token=token, base_url=slack.api_url).apps_connections_open(
+            app_token=token
+        )["url"]
+
+    assert error_of(lambda: url_for(slack.app_token)) == "internal_error"  # no server yet
+    slack.socket_url = "ws://127.0.0.1:9/link"
+    assert url_for(slack.app_token) == "ws://127.0.0.1:9/link"
+    assert error_of(lambda: url_for(TOKEN)) == "not_allowed_token_type"
+    assert error_of(lambda: url_for("xapp-1-A0001-2-other")) == "invalid_auth"
+    assert httpx.post(slack.api_url + "apps.connections.open").json()["error"] == "not_authed"
+
+
 def test_form_bodies_and_unknown_method(slack: SlackEmulator) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     blocks = [{"type": "divider"}]

@@ -1,16 +1,18 @@
 """Socket Mode: the same app and listeners as HTTP, fed by Slack's socket envelopes.
 
-Slack's socket server is out of reach here; the envelope and the client that answers it are
-the parts of slack_sdk's protocol Bolt's handler uses, so those are what the test plays.
+The envelope and the client that answers it are the parts of slack_sdk's protocol Bolt's
+handler uses, so those are what these tests play; test_run_socket.py runs the whole front
+against a Socket Mode server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import pytest
-from slack_sdk.socket_mode.client import BaseSocketModeClient
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
@@ -22,7 +24,7 @@ from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, OPS
 from tests.slack_api.emulator import SlackEmulator
 
 
-class EnvelopeClient(BaseSocketModeClient):
+class EnvelopeClient(AsyncBaseSocketModeClient):
     """Records the envelope acknowledgements Slack's socket server would receive."""
 
     def __init__(self, web_client: Any) -> None:
@@ -30,8 +32,23 @@ class EnvelopeClient(BaseSocketModeClient):
         self.logger = logging.getLogger("socket-mode-test")
         self.sent: list[SocketModeResponse] = []
 
-    def send_socket_mode_response(self, response: Any) -> None:
+    async def send_socket_mode_response(self, response: Any) -> None:
         self.sent.append(response)
+
+
+def handle(front: SlackFront, *requests: SocketModeRequest) -> list[SocketModeResponse]:
+    """What the front's Socket Mode handler acks to `requests`, handled one by one."""
+    client = EnvelopeClient(front.client)
+
+    async def run() -> None:
+        handler = front.socket_mode_handler()
+        assert handler.app is front.app
+        for request in requests:
+            await handler.handle(client, request)
+        await handler.client.close()
+
+    asyncio.run(run())
+    return client.sent
 
 
 def envelope(command: str, text: str) -> SocketModeRequest:
@@ -70,23 +87,17 @@ def socket_front(
 
 
 def test_every_command_is_wired_in_socket_mode_as_in_http(socket_front: SlackFront) -> None:
-    handler = socket_front.socket_mode_handler()
-    assert handler.app is socket_front.app
-    client = EnvelopeClient(socket_front.client)
     registered = (NAMESPACE, *DIRECT)  # Slack's own names (/status, /help) are never ours
-    for name in registered:
-        handler.handle(client, envelope(f"/{name}", "`"))  # wrong for every command
-    assert len(client.sent) == len(registered)
-    for response in client.sent:
+    sent = handle(socket_front, *(envelope(f"/{name}", "`") for name in registered))
+    assert len(sent) == len(registered)  # wrong for every command
+    for response in sent:
         assert response.payload and response.payload["response_type"] == "ephemeral"
 
 
 def test_a_deploy_over_socket_mode_reports_in_the_channel(
     socket_front: SlackFront, slack_api: SlackEmulator
 ) -> None:
-    client = EnvelopeClient(socket_front.client)
-    socket_front.socket_mode_handler().handle(client, envelope("/deploy", "iris v1"))
-    (ack,) = client.sent
+    (ack,) = handle(socket_front, envelope("/deploy", "iris v1"))
     assert ack.envelope_id == "env-/deploy-iris v1" and not ack.payload
     assert socket_front.dispatcher.wait_idle(60)
     assert any("iris v1 is live at" in m.text for m in slack_api.messages(OPS))
