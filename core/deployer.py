@@ -182,7 +182,7 @@ class Deployer(Admission):
             hint = f"registered models: {', '.join(names[:10])}{more}"
         else:
             hint = "the registry is empty"
-        return Refusal(f"there is no model called `{model}` in the registry: {hint}")
+        return Refusal(f"there is no model called `{model}` in the registry ({hint})")
 
     # -- scale -----------------------------------------------------------------------------
     def scale(

@@ -185,7 +185,7 @@ def test_a_deploy_of_an_unknown_model_is_refused_privately_with_the_closest_name
     (reply,) = running_front.api.responses
     assert reply.body["response_type"] == "ephemeral"
     assert (
-        "there is no model called `irsi` in the registry: did you mean `iris`?"
+        "there is no model called `irsi` in the registry (did you mean `iris`?)"
         in (reply.body["text"])
     )
     assert running_front.api.calls_to("chat.postMessage") == []
