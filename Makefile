@@ -1,7 +1,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check bench install
+.PHONY: run test check bench install codegen
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,7 +14,11 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/chatops run
 
-test: install
+# Java and swagger-codegen, for the tests that drive the CML target through a generated cmlapi
+codegen:
+	bash .ci/scripts/swagger-codegen.sh
+
+test: install codegen
 	$(VENV)/bin/pytest
 
 check: install
