@@ -333,10 +333,8 @@ class Approvals:
         return Decided(approval=row, approved=True, outcome=outcome)
 
     def _held(self, row: ApprovalRow, actor: Actor) -> Held | None:
-        lock = self.repos.locks.get(row.env, row.model)
-        if lock is None or (
-            lock.expires_at is not None and aware(lock.expires_at) <= self.repos.clock.now()
-        ):
+        lock = self.deployer.locker.held(row.env, row.model)
+        if lock is None:
             return None
         since = f" since {aware(lock.since):%H:%M} UTC"
         why = (

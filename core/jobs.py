@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -69,7 +69,7 @@ class JobQueue:
             "state": JobState.QUEUED.value,
             "owner": "",
             "attempts": 0,
-            "created_at": self._comparable(utcnow()),
+            "created_at": self.db.comparable(utcnow()),
         }
         try:
             with self._write, self.db.engine.connect() as conn:
@@ -122,7 +122,7 @@ class JobQueue:
             JobRow.state == JobState.QUEUED,
             and_(
                 JobRow.state == JobState.RUNNING,
-                JobRow.lease_expires_at < self._comparable(now),
+                JobRow.lease_expires_at < self.db.comparable(now),
             ),
         )
         wanted = [free, JobRow.front.in_(sorted(fronts)), JobRow.kind.in_(sorted(kinds))]
@@ -179,7 +179,7 @@ class JobQueue:
                 .execution_options(synchronize_session=False)
             )
             if hash(job.id) % 64 == 0:  # now and then, not after every job
-                old = self._comparable(utcnow() - timedelta(days=1))
+                old = self.db.comparable(utcnow() - timedelta(days=1))
                 s.execute(
                     delete(JobRow).where(
                         JobRow.state.in_([JobState.DONE, JobState.ABANDONED]),
@@ -208,12 +208,6 @@ class JobQueue:
 
     def _writing(self) -> Any:
         return _Writing(self)
-
-    def _comparable(self, moment: datetime) -> datetime:
-        # SQLite keeps no time zone: rows hold naive UTC, so compare with naive UTC
-        if self._sqlite and moment.tzinfo is not None:
-            return moment.astimezone(UTC).replace(tzinfo=None)
-        return moment
 
 
 class _Writing:

@@ -33,15 +33,20 @@ class Locker:
         """What someone who could not take the endpoint is told."""
         return Refusal(locked_text(env, endpoint, attempt))
 
+    def held(self, env: str, endpoint: str) -> LockRow | None:
+        """The lock on the endpoint while it holds (a lapsed one is no lock); None when free."""
+        lock = self.locks.get(env, endpoint)
+        if lock is None:
+            return None
+        if lock.expires_at is not None and aware(lock.expires_at) <= self.clock.now():
+            return None
+        return lock
+
     def in_the_way(self, env: str, endpoint: str) -> Refusal | None:
         """What whoever asks is told while the endpoint is held (a first deploy under way has
         no endpoint yet, but its lock says what is happening); None when it is free."""
-        held = self.locks.get(env, endpoint)
-        if held is None:
-            return None
-        if held.expires_at is not None and aware(held.expires_at) <= self.clock.now():
-            return None
-        return self.refusal(env, endpoint, LockAttempt.refused_by(held))
+        lock = self.held(env, endpoint)
+        return None if lock is None else self.refusal(env, endpoint, LockAttempt.refused_by(lock))
 
     def freeze(self, env: str, endpoint: str, *, holder: str, reason: str) -> Notice | Refusal:
         """A lock with no end: nothing changes the endpoint until an admin unlocks it."""

@@ -167,11 +167,6 @@ class Runtime:
         # checks Slack with its own token); started by `warm_up`
         self.readiness = ReadinessWatch(lambda: readiness(settings), clock=clock)
 
-    def first_delivery(self, key: str) -> bool:
-        """True only the first time any front sharing the database hands on `key` (a
-        platform's delivery id); a retried delivery is False."""
-        return self.repos.deliveries.first(key)
-
     def warm_up(self, *, wait: bool = False) -> None:
         """Start the model-server runtime (when an environment serves locally) and open the
         registry, in the background; with `wait`, return once both are done (a command
