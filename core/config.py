@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.resources import Resources
@@ -22,6 +22,14 @@ class Limits(BaseModel):
     memory_mb: int = 8192
     replicas: int = 4
     gpus: int = 0
+
+
+class PromotionOrder(BaseModel):
+    """A version may be deployed here only once it has served healthy in `after` for
+    `minutes`; an admin may override with a reason."""
+
+    after: str
+    minutes: float = Field(default=30.0, ge=0)
 
 
 CONSOLE_USER = "console"  # the user id of whoever types at the console front
@@ -55,6 +63,14 @@ class Environment(BaseModel):
     # approving a deploy here asks "are you sure?" first; unset: environments named like
     # production (prod, production, prd, live)
     production: bool | None = None
+    # versions must have served healthy in another environment first (unset: no order)
+    promotion: PromotionOrder | None = None
+    # after a switch the endpoint is watched this long; failing health, or more than
+    # `max_error_rate` of at least `watch_min_requests` requests answered 5xx, rolls it back
+    # to what served before, by itself (0: not watched)
+    watch_s: float = Field(default=300.0, ge=0)
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    watch_min_requests: int = Field(default=20, ge=1)
 
     @property
     def is_production(self) -> bool:
@@ -107,6 +123,13 @@ class Settings(BaseSettings):
     registry_wait_s: float = Field(default=30.0, gt=0, le=300)
     # how long a Slack user group's member list is trusted before it is fetched again
     group_cache_ttl_s: float = 300.0
+    # registry events: the address MLflow delivers its webhooks to (this bot's
+    # `/mlflow/webhook`, as the tracking server reaches it) and the secret they are signed
+    # with; without a tracking server (the embedded registry) the bot polls every
+    # `registry_poll_s` seconds instead (0: no registry events)
+    registry_webhook_url: str = ""
+    registry_webhook_secret: SecretStr | None = None
+    registry_poll_s: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
@@ -122,6 +145,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"default_environment {self.default_environment!r} is not one of {names}"
             )
+        for env in self.environments:
+            if env.promotion is not None and env.promotion.after not in names:
+                raise ValueError(
+                    f"{env.name}: promotion.after {env.promotion.after!r} is not one of {names}"
+                )
+            if env.promotion is not None and env.promotion.after == env.name:
+                raise ValueError(f"{env.name}: promotion.after names the environment itself")
         return self
 
     def environment(self, name: str | None) -> Environment | None:

@@ -37,6 +37,11 @@ class SlackSettings(BaseSettings):
     # the least time between two updates of one progress message (Slack allows ~1/s)
     update_interval: float = Field(default=1.0, validation_alias="CHATOPS_SLACK_UPDATE_INTERVAL")
 
+    # where registry events (new versions, aliases, tags) are announced, and where on-call
+    # hears of automatic rollbacks and endpoints that went down (channel ids; empty: nowhere)
+    announce_channel: str = Field(default="", validation_alias="CHATOPS_ANNOUNCE_CHANNEL")
+    oncall_channel: str = Field(default="", validation_alias="CHATOPS_ONCALL_CHANNEL")
+
     # the one command that takes the whole grammar (`/mlops deploy …`), and whether the
     # commands Slack leaves free are offered on their own too (`/deploy …`); an Enterprise
     # Grid org, where another app may own `/deploy`, turns them off

@@ -75,6 +75,27 @@ class Health:
     processes: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """Requests one endpoint answered over the last `window_s` seconds, as its target counts
+    them. `known` is False where the target cannot count (`detail` then says what the
+    platform offers instead); `version` is the version that answered the most of them."""
+
+    window_s: float
+    known: bool = False
+    requests: int = 0
+    errors: int = 0  # answers with status 5xx (the model or the server failed)
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    version: int | None = None
+    by_version: dict[int, int] = field(default_factory=dict)  # version -> requests
+    detail: str = ""
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
 class ModelSource(Protocol):
     """Where a target gets a version's artifacts (the registry, seen through what targets
     need of it)."""
@@ -147,6 +168,10 @@ class Target(Protocol):
 
     def endpoints(self) -> list[EndpointRef]:
         """The endpoints this target itself knows to run (it may know none)."""
+        ...
+
+    def traffic(self, ep: EndpointRef, window_s: float = 300.0) -> Traffic:
+        """What the endpoint answered over the last `window_s` seconds (never raises)."""
         ...
 
     def close(self) -> None: ...

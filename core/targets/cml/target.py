@@ -32,6 +32,7 @@ from core.targets.base import (
     ModelSource,
     Started,
     Step,
+    Traffic,
 )
 from core.targets.cml.api import CMLApi
 from core.targets.cml.building import Builder
@@ -275,6 +276,10 @@ class CMLTarget:
             version=placed.version,
             detail=deployment_detail(dep),
         )
+
+    def traffic(self, ep: EndpointRef, window_s: float = 300.0) -> Traffic:
+        """Not counted yet."""
+        return Traffic(window_s=window_s, detail="not counted")
 
     def close(self) -> None:
         self.service.close()

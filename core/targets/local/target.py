@@ -27,6 +27,7 @@ from core.targets.base import (
     ModelSource,
     Started,
     Step,
+    Traffic,
     quiet_step,
 )
 from core.targets.local import messages, requirements
@@ -364,6 +365,10 @@ class LocalTarget:
         ran = self._status(ep) is not None
         self.stop(ep, quiet_step())
         return ran
+
+    def traffic(self, ep: EndpointRef, window_s: float = 300.0) -> Traffic:
+        """Not counted yet."""
+        return Traffic(window_s=window_s, detail="not counted")
 
     def close(self) -> None:
         self._http.close()
