@@ -1,4 +1,5 @@
-"""`/approve <request>` and `/reject <request> [reason]`: an admin decides a /promote request."""
+"""`/approve <request> [--override "<reason>"]` and `/reject <request> [reason]`: an admin
+decides a /promote request."""
 
 from __future__ import annotations
 
@@ -7,14 +8,20 @@ import re
 from pydantic import BaseModel
 
 from commands.base import Context, Reply, UsageError, shown, tokens
+from commands.deploy import take_override
 
 NAME = "approve"
 SUMMARY = "approve a /promote request, which deploys it (admins)"
-USAGE = "/approve <request>"
-EXAMPLES = ["/approve apr-1a2b3c4d5e"]
+USAGE = '/approve <request> [--override "<reason>"]'
+EXAMPLES = [
+    "/approve apr-1a2b3c4d5e",
+    '/approve apr-1a2b3c4d5e --override "hotfix for incident 42"',
+]
 DETAILS = """\
 In Slack the request's Approve button does the same. Only an admin of the request's
-environment who did not ask for it can approve; a request is decided once, before it expires."""
+environment who did not ask for it can approve; a request is decided once, before it expires.
+A version the environment's promotion order does not let in yet stays pending; an admin may
+approve it anyway with `--override "<reason>"`, which is audited and said in the thread."""
 
 REQUEST = re.compile(r"^apr-[0-9a-f]{10}$")
 
@@ -23,6 +30,7 @@ class Decide(BaseModel):
     request: str
     approve: bool
     reason: str = ""
+    override: str | None = None  # an admin's reason to deploy against the promotion order
 
 
 def parse_decision(text: str, *, approve: bool, usage: str, example: str) -> Decide | UsageError:
@@ -47,7 +55,13 @@ def parse_decision(text: str, *, approve: bool, usage: str, example: str) -> Dec
 
 
 def parse(text: str) -> Decide | UsageError:
-    return parse_decision(text, approve=True, usage=USAGE, example=EXAMPLES[0])
+    taken = take_override(text, USAGE, EXAMPLES[1])
+    if isinstance(taken, UsageError):
+        return taken
+    decided = parse_decision(taken[0], approve=True, usage=USAGE, example=EXAMPLES[0])
+    if isinstance(decided, UsageError):
+        return decided
+    return decided.model_copy(update={"override": taken[1]})
 
 
 def run(cmd: Decide, ctx: Context) -> Reply:
@@ -58,4 +72,5 @@ def run(cmd: Decide, ctx: Context) -> Reply:
         reason=cmd.reason,
         command=ctx.text,
         shown=lambda _decided: ctx.reporter,
+        override=cmd.override,
     )

@@ -1,4 +1,4 @@
-"""`/deploy <model> v<N> | <N> | @<alias> [to <env>]`"""
+"""`/deploy <model> v<N> | <N> | @<alias> [to <env>] [--override "<reason>"]`"""
 
 from __future__ import annotations
 
@@ -10,16 +10,28 @@ from commands.base import Context, Reply, UsageError, check_name, shown, tokens
 
 NAME = "deploy"
 SUMMARY = "serve a registered model version on its endpoint"
-USAGE = "/deploy <model> v<N>|<N>|@<alias> [to <env>]"
-EXAMPLES = ["/deploy iris v2", "/deploy iris 2 to prod", "/deploy iris @champion"]
+USAGE = '/deploy <model> v<N>|<N>|@<alias> [to <env>] [--override "<reason>"]'
+EXAMPLES = [
+    "/deploy iris v2",
+    "/deploy iris 2 to prod",
+    "/deploy iris @champion",
+    '/deploy iris v2 to prod --override "hotfix for incident 42"',
+]
 DETAILS = """\
 The endpoint is named after the model. A new deployment starts beside the old one and takes
 the traffic only after its health check and a smoke-test prediction on the model's input
 example pass; the old one then stops. If anything fails, what served before keeps serving.
-Resources stay those of the endpoint (or the environment's defaults): change them with /scale."""
+Resources stay those of the endpoint (or the environment's defaults): change them with /scale.
+An environment with a promotion order takes a version only after it served healthy long
+enough in the one before (e.g. 30 min in dev); an admin may deploy anyway with
+`--override "<reason>"`, which is audited and said in the operation's thread."""
 
 _VERSION = re.compile(r"^[vV]?(-?\d+)$")
 _ALIAS = re.compile(r"^@([A-Za-z0-9_-]{1,64})$")
+OVERRIDE = "--override"
+# curly quotes, as Slack clients type them
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+MAX_REASON = 300
 
 
 class Deploy(BaseModel):
@@ -27,6 +39,35 @@ class Deploy(BaseModel):
     version: int | None = None
     alias: str | None = None
     env: str | None = None
+    override: str | None = None  # an admin's reason to deploy against the promotion order
+
+
+def take_override(text: str, usage: str, example: str) -> tuple[str, str | None] | UsageError:
+    """`text` without its `--override "<reason>"`, and the reason (None when there is no
+    override). The reason is quoted, or the words after the flag up to the next `--flag`."""
+    words = text.translate(_QUOTES).split(" ")
+    at = next((i for i, w in enumerate(words) if w.lower() == OVERRIDE), None)
+    if at is None:
+        return text, None
+    before, after = words[:at], " ".join(words[at + 1 :]).strip()
+    rest = ""
+    if after[:1] in ('"', "'"):
+        close = after.find(after[0], 1)
+        if close < 0:
+            return UsageError(
+                f"The reason after `{OVERRIDE}` has no closing quote.", usage, example
+            )
+        reason, rest = after[1:close], after[close + 1 :]
+    else:
+        taken = after.split()
+        cut = next((i for i, w in enumerate(taken) if w.startswith("--")), len(taken))
+        reason, rest = " ".join(taken[:cut]), " ".join(taken[cut:])
+    reason = " ".join(reason.split())
+    if not reason:
+        return UsageError(
+            f'Say why you override the promotion order: `{OVERRIDE} "<reason>"`.', usage, example
+        )
+    return " ".join([*before, rest]).strip(), reason[:MAX_REASON]
 
 
 def _error(problem: str) -> UsageError:
@@ -34,6 +75,10 @@ def _error(problem: str) -> UsageError:
 
 
 def parse(text: str) -> Deploy | UsageError:
+    taken = take_override(text, USAGE, EXAMPLES[3])
+    if isinstance(taken, UsageError):
+        return taken
+    text, override = taken
     words = tokens(text)
     if not words:
         return _error("Say which model and version to deploy.")
@@ -65,7 +110,7 @@ def parse(text: str) -> Deploy | UsageError:
             return bad
         if len(rest) > 2:
             return _error(f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
-    return Deploy(model=model, version=version, alias=alias, env=env)
+    return Deploy(model=model, version=version, alias=alias, env=env, override=override)
 
 
 def run(cmd: Deploy, ctx: Context) -> Reply:
@@ -77,4 +122,5 @@ def run(cmd: Deploy, ctx: Context) -> Reply:
         actor=ctx.actor,
         command=ctx.text,
         reporter=ctx.reporter,
+        override=cmd.override,
     )

@@ -186,11 +186,13 @@ class Approvals:
         command: str,
         shown: Callable[[Decided], Reporter],
         resume: bool = False,
+        override: str | None = None,
     ) -> Decided | Refusal:
         """Decide on a request and carry the decision out. `shown` is called once the
         decision is recorded, before anything is deployed: the front shows the verdict and
         gives the reporter the deploy reports to. `resume`: the same approver's approval,
-        recorded by a bot process that stopped before it deployed, is carried out."""
+        recorded by a bot process that stopped before it deployed, is carried out.
+        `override`: the approver's reason to deploy against the promotion order."""
         decided = self.decide(
             approval_id,
             actor=actor,
@@ -198,10 +200,11 @@ class Approvals:
             reason=reason,
             command=command,
             resume=resume,
+            override=override,
         )
         if isinstance(decided, Refusal):
             return decided
-        return self.carry_out(decided, approver=actor, reporter=shown(decided))
+        return self.carry_out(decided, approver=actor, reporter=shown(decided), override=override)
 
     def decide(
         self,
@@ -212,10 +215,12 @@ class Approvals:
         reason: str = "",
         command: str,
         resume: bool = False,
+        override: str | None = None,
     ) -> Decided | Refusal:
         """Approve or reject a pending request (deploying it is `carry_out`); refusals say
-        why not. An approval while the endpoint is frozen or locked is `Held`: the request
-        stays pending."""
+        why not. An approval while the endpoint is frozen or locked, or of a version the
+        promotion order does not let in yet (unless `override` says why it should), is
+        `Held`: the request stays pending."""
         action = Action.APPROVE if approve else Action.REJECT
         row = self.repos.approvals.get(approval_id)
         if row is None:
@@ -252,7 +257,7 @@ class Approvals:
             self.repos.approvals.decide(row.id, state="expired", by="", reason="expired")
             refusal = Refusal(expired_text(row))
         if refusal is None and approve:
-            held = self._held(row, actor)
+            held = self._held(row, actor) or self._out_of_order(row, actor, override)
             if held is not None:
                 self._refused(actor, action.value, command, row.env, row.model, held)
                 return held
@@ -316,8 +321,16 @@ class Approvals:
         """Remember where a front shows the request (Slack: channel, ts), to update it."""
         self.repos.approvals.set_where(approval_id, where)
 
-    def carry_out(self, decided: Decided, *, approver: Actor, reporter: Reporter) -> Decided:
-        """Deploy what an approval names, on the approver's authority; a rejection is kept."""
+    def carry_out(
+        self,
+        decided: Decided,
+        *,
+        approver: Actor,
+        reporter: Reporter,
+        override: str | None = None,
+    ) -> Decided:
+        """Deploy what an approval names, on the approver's authority (against the promotion
+        order with `override`, the approver's reason); a rejection is kept."""
         if not decided.approved:
             return decided
         row = decided.approval
@@ -329,8 +342,14 @@ class Approvals:
             command=row.command,
             reporter=reporter,
             approver=approver,
+            override=override,
         )
         return Decided(approval=row, approved=True, outcome=outcome)
+
+    def _out_of_order(self, row: ApprovalRow, actor: Actor, override: str | None) -> Held | None:
+        """Not yet, by the promotion order of the request's environment (unless overridden)."""
+        why = "" if override is not None else self.deployer.order_of_request(row)
+        return Held(text=why, approval=row, approver=actor.shown) if why else None
 
     def _held(self, row: ApprovalRow, actor: Actor) -> Held | None:
         lock = self.deployer.locker.held(row.env, row.model)

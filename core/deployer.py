@@ -9,14 +9,12 @@ Refusals are audited here; an operation's outcome is audited when it ends.
 from __future__ import annotations
 
 import concurrent.futures
-import difflib
 import logging
 from collections.abc import Callable
 
 from core.admission import Admission
 from core.audit import AuditLog
 from core.config import Environment, Settings
-from core.errors import ChatOpsError
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.locker import Locker
 from core.models import Operation
@@ -30,7 +28,6 @@ from core.targets.base import Target
 
 log = logging.getLogger("chatops.core")
 RunHere = Callable[[Operation, Reporter], Outcome]
-MODEL_CHECK_S = 2.0  # the longest a deploy waits to learn whether the registry has its model
 
 
 class Deployer(Admission):
@@ -120,13 +117,19 @@ class Deployer(Admission):
         reporter: Reporter,
         approver: Actor | None = None,
         wait: bool = True,
+        override: str | None = None,
     ) -> Outcome | Refusal:
         """Serve `model` at `version` (or `alias`) on the endpoint of the same name in `env`.
         With `approver`, it is that admin's approval of `actor`'s request that is checked.
-        `wait=False` queues the operation for any bot process instead of running it here."""
+        `wait=False` queues the operation for any bot process instead of running it here.
+        `override`: an admin's reason to deploy against `env`'s promotion order."""
         what = f"v{version}" if version is not None else f"@{alias}"
         where = self.settings.environment(env)
         hint = f"ask for it with `/promote {model} {what} to {where.name}`" if where else ""
+        if override is not None and where is not None:  # said before "only admins deploy"
+            no = self._may_override(actor, command, where, model, override, approver)
+            if no is not None:
+                return no
         environment = self._admit(
             Action.DEPLOY, actor, command, env, model, hint=hint, approver=approver
         )
@@ -135,6 +138,11 @@ class Deployer(Admission):
         unknown = self._unknown_model(model)
         if unknown is not None:
             return self._audited(Action.DEPLOY, actor, command, environment.name, model, unknown)
+        order = self._in_order(
+            actor, command, environment, model, version, override=override, approver=approver
+        )
+        if isinstance(order, Refusal):
+            return order
         current = self.repos.endpoints.get(environment.name, model)
         resources = current.resources if current else environment.default
         headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
@@ -154,35 +162,8 @@ class Deployer(Admission):
             alias=alias,
             approver=approver,
             wait=wait,
+            overridden=order,
         )
-
-    def _unknown_model(self, model: str) -> Refusal | None:
-        """A refusal naming the closest registered model when the registry has no `model`;
-        None when it has it, or cannot say now (the rollout's first step reports that)."""
-        if self.known_models is None:
-            return None
-        # a registry slow to answer is not waited for here: the rollout's first step waits
-        # for it, reporting in the thread meanwhile
-        asked = self._asking.submit(self.known_models)
-        try:
-            names = asked.result(timeout=MODEL_CHECK_S)
-        except concurrent.futures.TimeoutError:
-            log.info("the registry did not list its models within %s s: deploying", MODEL_CHECK_S)
-            return None
-        except ChatOpsError as exc:
-            log.info("could not list the registered models before a deploy: %s", exc.message)
-            return None
-        if model in names:
-            return None
-        close = difflib.get_close_matches(model, names, n=1, cutoff=0.6)
-        if close:
-            hint = f"did you mean `{close[0]}`?"
-        elif names:
-            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
-            hint = f"registered models: {', '.join(names[:10])}{more}"
-        else:
-            hint = "the registry is empty"
-        return Refusal(f"there is no model called `{model}` in the registry ({hint})")
 
     # -- scale -----------------------------------------------------------------------------
     def scale(
@@ -339,6 +320,7 @@ class Deployer(Admission):
         alias: str | None = None,
         approver: Actor | None = None,
         wait: bool = True,
+        overridden: str = "",
     ) -> Outcome | Refusal:
         """Lock the endpoint and record the operation; have it run here and now (held by
         this process), or with `wait=False` leave it queued for any bot process to take."""
@@ -363,6 +345,7 @@ class Deployer(Admission):
             actor_id=actor.id,
             actor_name=actor.shown,
             approver=approver.shown if approver else "",
+            overridden=overridden,
         )
         try:
             op = self.repos.operations.enqueue(

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -192,6 +193,29 @@ class LockRow(Base):
     sticky: Mapped[bool] = mapped_column(default=False)
     since: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ServedRow(Base):
+    """One stretch of time a version served an endpoint: from the switch that made it serve
+    to the switch, stop or failure that ended it (`ended_at` None while it still serves)."""
+
+    __tablename__ = "served"
+    __table_args__ = (
+        Index("ix_served_env_model_version", "env", "model", "version"),
+        Index("ix_served_env_endpoint", "env", "endpoint"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    env: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    deployment: Mapped[str] = mapped_column(String(128), default="")
+    operation_id: Mapped[str] = mapped_column(String(32), default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    # how it ended: "" (serving), switched, stopped or failed; `detail` says more
+    end: Mapped[str] = mapped_column(String(16), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 @dataclass(frozen=True)

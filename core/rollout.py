@@ -121,6 +121,8 @@ class Rollouts:
                 f"(attempt {op.attempts}); what it had already built or started is reused, "
                 "not made again",
             )
+        if plan.overridden and op.attempts <= 1:
+            run.emit(EventKind.INFO, "order", f"promotion order overridden: {plan.overridden}")
         if plan.action == "stop":
             return self._stop(run, op, plan, target, current)
         return self._roll_out(run, op, plan, target, current)
@@ -183,7 +185,9 @@ class Rollouts:
             failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
             return self._failed(run, op, current, failure)
         run.confirm()
-        self._record(run, op, target, mv, resources, url, started)
+        # what served before and was down when replaced ended in a failure, not a switch
+        down = f"v{current.version} was down when v{mv.version} replaced it" if current else ""
+        self._record(run, op, target, mv, resources, url, started, "" if was_up else down)
         run.remember(version=mv.version)  # what /rollback goes back to
         return self._succeeded(run, mv, resources, url, latency_ms)
 
@@ -215,9 +219,10 @@ class Rollouts:
         resources: Resources,
         url: str,
         started: Started,
+        previous_failed: str = "",
     ) -> None:
-        """What the endpoint serves now, written only while the operation is still this
-        run's (checked in the same transaction)."""
+        """What the endpoint serves now (and, in the served history, since when), written
+        only while the operation is still this run's (checked in the same transaction)."""
         serving = Serving(
             env=op.env,
             name=op.endpoint,
@@ -228,7 +233,9 @@ class Rollouts:
             url=url,
             deployment=started.deployment,
         )
-        if not self.repos.endpoints.save(serving, op_id=run.op_id, hold=run.hold):
+        if not self.repos.endpoints.save(
+            serving, op_id=run.op_id, hold=run.hold, previous_failed=previous_failed
+        ):
             raise LeaseLost(f"operation {op.id} was taken over by another bot process")
 
     def _succeeded(
@@ -309,7 +316,17 @@ class Rollouts:
     def _failed(
         self, run: Run, op: Operation, current: Endpoint | None, exc: ChatOpsError
     ) -> Outcome:
-        serving = self._serving(op, current)
+        serving, down = self._serving(op, current)
+        if down and not run.lost:
+            # its stretch of serving ended in a failure: the promotion order counts it for
+            # nothing
+            self.repos.served.failed(
+                op.env,
+                op.endpoint,
+                f"found down after a failed {op.kind}",
+                op_id=run.op_id,
+                hold=run.hold,
+            )
         told = isinstance(exc, NotFound | Cancelled)
         text = exc.message if told else f"failed: {exc.message}"
         if self._finish(run, OperationState.FAILED, exc.message):
@@ -322,24 +339,29 @@ class Rollouts:
             data={"serving": serving},
         )
 
-    def _serving(self, op: Operation, current: Endpoint | None) -> str:
-        """What serves the endpoint now, as the target sees it."""
+    def _serving(self, op: Operation, current: Endpoint | None) -> tuple[str, bool]:
+        """What serves the endpoint now, as the target sees it; and whether the target said
+        that what served it (other than for a stop) is down."""
         if current is None:
-            return f"nothing was serving {op.endpoint} in {op.env} before, and nothing serves now"
+            return (
+                f"nothing was serving {op.endpoint} in {op.env} before, and nothing serves now",
+                False,
+            )
         target = self.targets.get(op.env)
         try:
             up = target is not None and target.health(EndpointRef(op.env, op.endpoint)).up
+            asked = target is not None
         except ChatOpsError:
-            up = False
+            up = asked = False
         served = f"{current.model} v{current.version}"
         if up:
-            return f"{served} still serves at {current.url}"
+            return f"{served} still serves at {current.url}", False
         if op.kind == "stop":
             return (
                 f"{served} may still serve at {current.url}: the target did not confirm it "
                 "stopped, so /status keeps showing it"
-            )
-        return f"{served} was serving before, but is down now"
+            ), False
+        return f"{served} was serving before, but is down now", asked
 
     def _audit(self, op: Operation, outcome: Outcome) -> None:
         self.audit.record(

@@ -45,6 +45,7 @@ class Plan:
     actor_id: str
     actor_name: str
     approver: str = ""
+    overridden: str = ""  # who overrode the promotion order, what it said, and why
 
     @classmethod
     def of(cls, op: Operation) -> Plan:

@@ -14,6 +14,7 @@ from core.repos.deliveries import DeliveryRepository
 from core.repos.endpoints import EndpointRepository, Serving
 from core.repos.locks import LockRepository
 from core.repos.operations import OperationRepository
+from core.repos.served import ServedRepository
 
 __all__ = [
     "ApprovalRepository",
@@ -23,6 +24,7 @@ __all__ = [
     "LockRepository",
     "OperationRepository",
     "Repositories",
+    "ServedRepository",
     "Serving",
 ]
 
@@ -36,6 +38,7 @@ class Repositories:
         self.approvals = ApprovalRepository(db)
         self.audit = AuditRepository(db)
         self.deliveries = DeliveryRepository(db)
+        self.served = ServedRepository(db)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Repositories:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from core.db import Database
 from core.models import Endpoint, Hold
+from core.repos import served
 from core.repos.fence import still_held
 from core.resources import Resources
 
@@ -42,10 +43,19 @@ class EndpointRepository:
         with self.db.session() as s:
             return list(s.scalars(query))
 
-    def save(self, serving: Serving, *, op_id: str | None = None, hold: Hold | None = None) -> bool:
-        """Insert or update the endpoint (env, name), serving since now. With `op_id` and
-        `hold` (a run's write), only while that hold still holds that operation, in the
-        same transaction: False, and nothing written, when it does not."""
+    def save(
+        self,
+        serving: Serving,
+        *,
+        op_id: str | None = None,
+        hold: Hold | None = None,
+        previous_failed: str = "",
+    ) -> bool:
+        """Insert or update the endpoint (env, name), serving since now, and record it in
+        the served history (what served before ends: as failed, `previous_failed` saying
+        why, when given). With `op_id` and `hold` (a run's write), only while that hold
+        still holds that operation, in the same transaction: False, and nothing written,
+        when it does not."""
         if (op_id is None) != (hold is None):
             raise ValueError("a fenced save needs both the operation and its hold")
         with self.db.session() as s:
@@ -66,7 +76,18 @@ class EndpointRepository:
             row.gpus = serving.resources.gpus
             row.url = serving.url
             row.deployment = serving.deployment
-            row.since = row.updated_at = self.db.now()
+            row.since = row.updated_at = now = self.db.now()
+            served.began(
+                s,
+                now=now,
+                env=serving.env,
+                endpoint=serving.name,
+                model=serving.model,
+                version=serving.version,
+                deployment=serving.deployment,
+                op_id=op_id or "",
+                previous_failed=previous_failed,
+            )
             return True
 
     def delete(
@@ -83,4 +104,5 @@ class EndpointRepository:
             if row is None:
                 return False
             s.delete(row)
+            served.ended(s, now=self.db.now(), env=env, endpoint=name, end=served.End.STOPPED)
             return True
