@@ -14,6 +14,7 @@ from core.repos.deliveries import DeliveryRepository
 from core.repos.endpoints import EndpointRepository, Serving
 from core.repos.locks import LockRepository
 from core.repos.operations import OperationRepository
+from core.repos.registry_events import RegistryEventRepository
 
 __all__ = [
     "ApprovalRepository",
@@ -22,6 +23,7 @@ __all__ = [
     "EndpointRepository",
     "LockRepository",
     "OperationRepository",
+    "RegistryEventRepository",
     "Repositories",
     "Serving",
 ]
@@ -36,6 +38,7 @@ class Repositories:
         self.approvals = ApprovalRepository(db)
         self.audit = AuditRepository(db)
         self.deliveries = DeliveryRepository(db)
+        self.registry_events = RegistryEventRepository(db)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Repositories:
