@@ -75,6 +75,19 @@ def facts(registry: Registry) -> list[RegistryEvent]:
             token = page.token
             if not token:
                 break
+        # a model's aliases are told with the model: versions from a search leave them out
+        while True:
+            models = registry.client.search_registered_models(max_results=PAGE, page_token=token)
+            for rm in models:
+                for alias, version in sorted((rm.aliases or {}).items()):
+                    found.append(
+                        RegistryEvent(
+                            RegistryEventKind.ALIAS_CREATED, rm.name, int(version), alias=alias
+                        )
+                    )
+            token = models.token
+            if not token:
+                break
     order = {k: n for n, k in enumerate(RegistryEventKind)}
     return sorted(found, key=lambda e: (order[e.kind], e.model, e.version))
 
@@ -82,8 +95,6 @@ def facts(registry: Registry) -> list[RegistryEvent]:
 def _facts_of(mv: object) -> list[RegistryEvent]:
     model, version = str(getattr(mv, "name", "")), int(getattr(mv, "version", 0))
     out = [RegistryEvent(RegistryEventKind.VERSION_CREATED, model, version)]
-    for alias in getattr(mv, "aliases", None) or ():
-        out.append(RegistryEvent(RegistryEventKind.ALIAS_CREATED, model, version, alias=alias))
     for tag, value in sorted((getattr(mv, "tags", None) or {}).items()):
         if not tag.startswith(SYSTEM_TAG):
             out.append(
