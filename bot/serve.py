@@ -32,6 +32,7 @@ def worker(runtime: Runtime, out: Console) -> int:
     reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
     fronts = frozenset({""})
     taker = None
+    watch = None
     slack = SlackSettings()
     if slack.bot_token is None:
         out.print(
@@ -43,7 +44,12 @@ def worker(runtime: Runtime, out: Console) -> int:
         from bot.slack.work import Work
 
         client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
-        work = Work(runtime=runtime, poster=Poster(client), min_interval=slack.update_interval)
+        work = Work(
+            runtime=runtime,
+            poster=Poster(client),
+            min_interval=slack.update_interval,
+            announce_channel=slack.announce_channel,
+        )
         reporter_for = work.reporter_for
         fronts = frozenset({"", "slack"})
         from bot.slack.dispatch import JobTaker
@@ -59,6 +65,7 @@ def worker(runtime: Runtime, out: Console) -> int:
     runtime.warm_up()
     if taker is not None:
         taker.start()
+        watch = work.announcer.watch()  # registry events: polled, or the MLflow webhook registered
     runner = runtime.worker(reporter_for=reporter_for, fronts=fronts).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -70,6 +77,8 @@ def worker(runtime: Runtime, out: Console) -> int:
         f"chatops worker: finishing what it holds ({held} operation(s)); to leave them now, "
         f"kill it: another bot process takes them over {runtime.settings.lease_s:g} s later"
     )
+    if watch is not None:
+        watch.stop()
     if taker is not None:
         taker.close()
     runner.stop(wait=True)

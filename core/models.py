@@ -131,6 +131,25 @@ class DeliveryRow(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class RegistryEventRow(Base):
+    """A registry event seen (a version registered, an alias moved, a tag set): the unique
+    `key` lets one bot process, of any number seeing it, announce it."""
+
+    __tablename__ = "registry_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    model: Mapped[str] = mapped_column(String(256), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    # what changed (`alias:champion`, `tag:3:validated`, `version:3`) and what it became
+    subject: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(Text, default="")
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    # webhook, poll, or seen (known before the bot watched: never announced)
+    source: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class EventRow(Base):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

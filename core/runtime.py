@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from core.announcements import Announcements
 from core.approvals import Approvals
 from core.audit import AuditLog
 from core.checks.readiness import readiness
@@ -155,6 +156,13 @@ class Runtime:
         self.deployer = self.core.deployer
         self.approvals = Approvals(
             settings=settings, repos=self.repos, registry=self.registry, deployer=self.deployer
+        )
+        # registry events (new versions, aliases, tags), each announced by one bot process
+        self.announcements = Announcements(
+            settings=settings,
+            registry=self.registry,
+            events=self.repos.registry_events,
+            endpoints=self.repos.endpoints,
         )
         self.registration = Registration(
             settings=settings,

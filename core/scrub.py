@@ -178,6 +178,8 @@ def register_settings(settings: Settings) -> None:
     for uri in (settings.mlflow_tracking_uri, settings.database_url):
         register_secret(_password(uri))
         register_root(_sqlite_folder(uri))
+    if settings.registry_webhook_secret is not None:
+        register_secret(settings.registry_webhook_secret.get_secret_value())
     for env in settings.environments:
         if env.target == "cml":
             register_secret(os.environ.get(env.api_key_env))

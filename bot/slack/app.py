@@ -26,6 +26,7 @@ from bot.slack.http import SignedOnly
 from bot.slack.listeners import Listeners
 from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
+from bot.slack.webhook import WEBHOOK_PATH, registry_webhook
 
 if TYPE_CHECKING:
     from core.jobs import JobQueue
@@ -84,6 +85,7 @@ class SlackFront:
                     bot_name=bot_name,
                     min_interval=settings.update_interval,
                     command=settings.command,
+                    announce_channel=settings.announce_channel,
                 )
                 dispatcher = JobTaker(
                     queue=queue,
@@ -114,11 +116,14 @@ class SlackFront:
             secret=self.settings.signing_secret.get_secret_value(),
             teams=self.teams(),
         )
+        webhook = registry_webhook(self.queue, self.dispatcher)
         health = json.dumps({"ok": True, "mode": "http"}).encode()
         headers = [(b"content-type", b"application/json")]
 
         async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
             path = scope.get("path") if scope["type"] == "http" else None
+            if path == WEBHOOK_PATH:
+                return await webhook(scope, receive, send)
             if path in ("/healthz", "/readyz"):
                 status, body = 200, health
                 if path == "/readyz":

@@ -7,10 +7,12 @@ the worker reads it back with `job_of` and runs it.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from bot.slack.ids import DEPLOY_ANNOUNCED
 from commands.registry import NAMESPACE, split
 
 FRONT = "slack"
@@ -107,11 +109,86 @@ class ButtonClick(BaseModel):
         return f"/{'approve' if self.approve else 'reject'} {self.request} (button)"
 
 
+class RegistryNotice(BaseModel):
+    """A registry event MLflow delivered to the front's webhook (its signature checked): a
+    worker announces it, unless another bot process did."""
+
+    kind: Literal["registry"] = "registry"
+    event: str  # MLflow's name for it: `model_version.created`, …
+    model: str
+    version: int
+    alias: str = ""
+    tag: str = ""
+    value: str = ""
+    delivery: str = ""  # MLflow's delivery id
+    user_id: str = ""
+    response_url: str = ""
+
+    @property
+    def line(self) -> str:
+        return f"(registry event {self.event} of {self.model} v{self.version})"
+
+
+class AnnouncedAction(BaseModel):
+    """*Deploy to dev* or *Request promotion to prod* clicked on a registry announcement: run
+    as the command it stands for, by whoever clicked, its progress in the announcement's
+    thread."""
+
+    kind: Literal["announced"] = "announced"
+    action: Literal["deploy", "promote"]
+    model: str
+    version: int
+    env: str
+    user_id: str
+    channel_id: str = ""
+    thread_ts: str | None = None
+    response_url: str = ""
+    namespace: str = NAMESPACE
+
+    @property
+    def line(self) -> str:
+        return f"/{self.namespace} {self.action} {self.model} v{self.version} to {self.env}"
+
+    @property
+    def entry(self) -> tuple[str, str]:
+        return split(self.line, namespace=self.namespace)
+
+    @classmethod
+    def of_click(cls, body: dict[str, Any], *, namespace: str) -> AnnouncedAction | None:
+        """The click as the command it stands for; None when the button's value is not one
+        the bot wrote."""
+        action = (body.get("actions") or [{}])[0]
+        try:
+            value = json.loads(str(action.get("value", "")))
+            return cls(
+                action="deploy" if action.get("action_id") == DEPLOY_ANNOUNCED else "promote",
+                model=str(value["model"]),
+                version=int(value["version"]),
+                env=str(value["env"]),
+                user_id=str((body.get("user") or {}).get("id", "")),
+                channel_id=str((body.get("channel") or {}).get("id", "")),
+                thread_ts=str((body.get("container") or {}).get("message_ts") or "") or None,
+                response_url=str(body.get("response_url", "")),
+                namespace=namespace,
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
 # what a job is queued as (`JobRow.kind`): quick queries never wait behind operations
-QUERIES = frozenset({"query"})
+QUERIES = frozenset({"query"})  # registry notices too: announcing never waits on a deploy
 OPERATIONS = frozenset({"command", "decision"})
 Typed = Mention | DirectMessage
-AnyJob = SlashCommand | Query | Mention | DirectMessage | ButtonClick | HomeOpened
+AnyJob = (
+    SlashCommand
+    | Query
+    | Mention
+    | DirectMessage
+    | ButtonClick
+    | HomeOpened
+    | RegistryNotice
+    | AnnouncedAction
+)
 _JOB: TypeAdapter[AnyJob] = TypeAdapter(Annotated[AnyJob, Field(discriminator="kind")])
 
 

@@ -19,9 +19,10 @@ from slack_bolt import Ack, App
 
 from bot.slack import messages
 from bot.slack.dispatch import Dispatcher
-from bot.slack.ids import APPROVE, REJECT
+from bot.slack.ids import APPROVE, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, REJECT
 from bot.slack.jobs import (
     FRONT,
+    AnnouncedAction,
     AnyJob,
     ButtonClick,
     DirectMessage,
@@ -65,6 +66,8 @@ class Listeners:
                 app.command(f"/{name}")(self.on_command)
         for action in (APPROVE, REJECT):
             app.action(action)(self.on_decision)
+        for action in (DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED):
+            app.action(action)(self.on_announced)
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home)
@@ -82,6 +85,15 @@ class Listeners:
             response_url=str(body.get("response_url", "")),
         )
         self._record(ack, f"action:{user}:{stamp}" if stamp else "", job, job.kind)
+
+    def on_announced(self, ack: Ack, body: dict[str, Any]) -> None:
+        """A button of a registry announcement: run as the command it stands for."""
+        job = AnnouncedAction.of_click(body, namespace=self.command)
+        if job is None:
+            ack(response_type="ephemeral", text=messages.ANNOUNCE_BAD_BUTTON)
+            return
+        stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
+        self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "command")
 
     def on_command(self, ack: Ack, command: dict[str, Any]) -> None:
         job = SlashCommand(
@@ -156,7 +168,7 @@ class Listeners:
     def _record(self, ack: Ack, key: str, job: AnyJob, kind: str) -> None:
         unready = self.dispatcher.unready
         if unready is not None:
-            if isinstance(job, (SlashCommand, Query, ButtonClick)):
+            if isinstance(job, (SlashCommand, Query, ButtonClick, AnnouncedAction)):
                 ack(response_type="ephemeral", text=messages.NOT_READY.format(reason=unready))
             else:
                 ack()  # an event's ack carries no answer; Slack would retry it meanwhile

@@ -86,3 +86,12 @@ HOME_NO_ENDPOINTS = (
     "No endpoints yet. An admin deploys one with `/{command} deploy &lt;model&gt; v&lt;N&gt;`."
 )
 HOME_MORE = "… and {n} more that do not fit here."
+
+# registry announcements
+ANNOUNCE_DEPLOY = "Deploy to {env}"
+ANNOUNCE_PROMOTE = "Request promotion to {env}"
+ANNOUNCE_THIS = "This version (v{version})"
+ANNOUNCE_SERVES = "{env} serves v{version}"
+ANNOUNCE_NOTHING_SERVES = "Nothing of {model} serves yet"
+ANNOUNCE_HOW = "Run `{run}` · admins of {deploy} deploy it, developers ask to promote it"
+ANNOUNCE_BAD_BUTTON = "That button names no version I can act on; type the command instead."

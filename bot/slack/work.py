@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import messages
+from bot.slack.announce import SlackAnnouncer
 from bot.slack.answers import TypedResponder
 from bot.slack.blocks import approval as approval_blocks
 from bot.slack.blocks import decided as decided_blocks
@@ -25,12 +26,14 @@ from bot.slack.blocks import status as status_blocks
 from bot.slack.groups import GroupDirectory
 from bot.slack.home import home_view
 from bot.slack.jobs import (
+    AnnouncedAction,
     AnyJob,
     ButtonClick,
     DirectMessage,
     HomeOpened,
     Mention,
     Query,
+    RegistryNotice,
     SlashCommand,
     job_of,
 )
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
-Asked = SlashCommand | Query | Mention | DirectMessage
+Asked = SlashCommand | Query | Mention | DirectMessage | AnnouncedAction
 
 
 class Work:
@@ -67,6 +70,7 @@ class Work:
         bot_name: str = "chatops",
         min_interval: float = 1.0,
         command: str = NAMESPACE,
+        announce_channel: str = "",
     ) -> None:
         self.runtime = runtime
         self.command = command
@@ -76,6 +80,7 @@ class Work:
         self.queue = runtime.jobs
         self.max_attempts = runtime.settings.max_attempts
         self.poster = poster
+        self.announcer = SlackAnnouncer(runtime=runtime, poster=poster, channel=announce_channel)
         self.bot_name = bot_name
         self.min_interval = min_interval
         settings = runtime.settings
@@ -115,6 +120,8 @@ class Work:
         except ValueError:
             log.error("job %s is not one this bot knows (%s): dropped", row.id, row.kind)
             return JobState.ABANDONED
+        if isinstance(job, RegistryNotice):
+            return self.announcer.notice(job)
         typed = isinstance(job, (Mention, DirectMessage))
         respond = TypedResponder(self.poster, job) if typed else Responder(job.response_url)
         try:
@@ -218,8 +225,8 @@ class Work:
         channel: str | None = None,
         thread_ts: str | None = None,
     ) -> ThreadReporter:
-        if thread_ts is None and isinstance(job, (Mention, DirectMessage)):
-            thread_ts = job.thread_ts  # typed in a thread: progress goes there
+        if thread_ts is None and isinstance(job, (Mention, DirectMessage, AnnouncedAction)):
+            thread_ts = job.thread_ts  # typed in a thread, or a click on an announcement
         return ThreadReporter(
             poster=self.poster,
             channel=channel or job.channel_id,

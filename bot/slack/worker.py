@@ -82,6 +82,7 @@ def main() -> int:
             bot_name=bot_name,
             min_interval=slack.update_interval,
             command=slack.command,
+            announce_channel=slack.announce_channel,
         )
         work.groups.check()  # a workspace without user groups is reported now, not at first use
     except Exception as exc:
@@ -111,10 +112,13 @@ def main() -> int:
         fronts=frozenset({"", "slack"}),
         workers=slack.workers,
     ).start()
+    watch = work.announcer.watch()  # registry events: polled, or the MLflow webhook registered
     try:
         for _line in sys.stdin:
             taker.nudge()
     finally:
+        if watch is not None:
+            watch.stop()
         taker.close()
         runner.stop()
         runtime.close()

@@ -15,6 +15,7 @@ from core.repos.endpoints import EndpointRepository, Serving
 from core.repos.locks import LockRepository
 from core.repos.operations import OperationRepository
 from core.repos.served import ServedRepository
+from core.repos.registry_events import RegistryEventRepository
 
 __all__ = [
     "ApprovalRepository",
@@ -23,6 +24,7 @@ __all__ = [
     "EndpointRepository",
     "LockRepository",
     "OperationRepository",
+    "RegistryEventRepository",
     "Repositories",
     "ServedRepository",
     "Serving",
@@ -39,6 +41,7 @@ class Repositories:
         self.audit = AuditRepository(db)
         self.deliveries = DeliveryRepository(db)
         self.served = ServedRepository(db)
+        self.registry_events = RegistryEventRepository(db)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Repositories:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_served"
-down_revision: str | None = "0004_jobs"
+down_revision: str | None = "0005_registry_events"
 branch_labels: str | None = None
 depends_on: str | None = None
 

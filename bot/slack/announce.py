@@ -1,0 +1,123 @@
+"""Registry announcements in Slack: the message (escaped, within Slack's limits) with its
+*Deploy to dev* and *Request promotion to prod* buttons, posted to the announce channel.
+
+The buttons only name the command they stand for; who may run it is decided by the core
+when the click is run as that command (`AnnouncedAction`), exactly as if it were typed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.slack import messages
+from bot.slack.blocks import Blocks, context, fallback, fields, metrics, section
+from bot.slack.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
+from bot.slack.jobs import RegistryNotice
+from bot.slack.mrkdwn import BUTTON, SECTION, escape, fit, fit_line
+from bot.slack.poster import Poster
+from core.announcements import Announcement
+from core.jobs import JobState
+from core.registry.events import RegistryEvent, RegistryEventKind
+
+if TYPE_CHECKING:
+    from core.announcements import RegistryWatch
+    from core.runtime import Runtime
+
+log = logging.getLogger("chatops.slack")
+MAX_BUTTON_VALUE = 2000
+
+
+def announcement_blocks(a: Announcement) -> tuple[str, Blocks]:
+    """The announcement: what happened and how its metrics compare with what serves, the
+    metrics side by side, and the buttons (those that have somewhere to go)."""
+    e = a.event
+    model = escape(e.model)
+    if e.kind is RegistryEventKind.ALIAS_CREATED:
+        what = f"*{model}* @{escape(e.alias)} now points at *v{e.version}*"
+    elif e.kind is RegistryEventKind.TAG_SET:
+        what = f"*{model} v{e.version}* tagged `{escape(e.tag)}={escape(e.value)}`"
+    else:
+        by = f" by {escape(a.by)}" if a.by else ""
+        what = f"*{model} v{e.version}* registered{by}"
+    head = what + (f" — {escape(a.comparison)}" if a.comparison else "")
+    first = {k for s in a.serving for k in s.metrics} & set(a.metrics)
+    pairs = [(messages.ANNOUNCE_THIS.format(version=e.version), metrics(a.metrics, first=first))]
+    for s in a.serving[:9]:
+        title = messages.ANNOUNCE_SERVES.format(env=escape(s.env), version=s.version)
+        pairs.append((title, metrics(s.metrics, first=first)))
+    if not a.serving:
+        pairs.append((messages.ANNOUNCE_NOTHING_SERVES.format(model=model), "—"))
+    blocks: Blocks = [section(fit(head, SECTION)), fields(pairs)]
+    if a.run_id and a.deploy_env:
+        how = messages.ANNOUNCE_HOW.format(run=escape(a.run_id[:8]), deploy=escape(a.deploy_env))
+        blocks.append(context(how))
+    buttons = _buttons(a)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "announced", "elements": buttons})
+    return fallback(escape(a.text)), blocks
+
+
+def _buttons(a: Announcement) -> list[dict[str, Any]]:
+    out = []
+    for action_id, env, label, style in (
+        (DEPLOY_ANNOUNCED, a.deploy_env, messages.ANNOUNCE_DEPLOY, "primary"),
+        (PROMOTE_ANNOUNCED, a.promote_env, messages.ANNOUNCE_PROMOTE, None),
+    ):
+        if env is None:
+            continue
+        value = json.dumps({"model": a.event.model, "version": a.event.version, "env": env})
+        if len(value) > MAX_BUTTON_VALUE:
+            continue  # Slack refuses it; the typed command still works
+        button: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": fit_line(label.format(env=env), BUTTON)},
+            "action_id": action_id,
+            "value": value,
+        }
+        if style:
+            button["style"] = style
+        out.append(button)
+    return out
+
+
+class SlackAnnouncer:
+    """Posts announcements to `channel` (none: registry events are not watched)."""
+
+    def __init__(self, *, runtime: Runtime, poster: Poster, channel: str) -> None:
+        self.runtime = runtime
+        self.poster = poster
+        self.channel = channel
+
+    def post(self, a: Announcement) -> None:
+        text, blocks = announcement_blocks(a)
+        if self.poster.try_call("chat.postMessage", channel=self.channel, text=text, blocks=blocks):
+            log.info("announced %s", a.event.label)
+        else:  # recorded as announced all the same: the log says it was not shown
+            log.error("could not announce %s in the announce channel", a.event.label)
+
+    def notice(self, job: RegistryNotice) -> JobState:
+        """A delivered event: announced here when no bot process did already."""
+        if not self.channel:
+            log.info("%s: no announce channel is configured", job.line)
+            return JobState.DONE
+        event = RegistryEvent(
+            RegistryEventKind(job.event),
+            job.model,
+            job.version,
+            alias=job.alias,
+            tag=job.tag,
+            value=job.value,
+        )
+        announcement = self.runtime.announcements.offer(event, source="webhook")
+        if announcement is not None:
+            self.post(announcement)
+        return JobState.DONE
+
+    def watch(self) -> RegistryWatch | None:
+        """Watch the registry (poll it, or register the MLflow webhook) when there is a
+        channel to announce in."""
+        if not self.channel:
+            return None
+        return self.runtime.announcements.watch(self.post)

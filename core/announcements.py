@@ -1,0 +1,248 @@
+"""News from the model registry, announced once: a version registered, an alias moved, a tag
+set, with the version's metrics beside those of what serves it now, and where it could go
+next (deployed to the default environment by its admins, promoted to production).
+
+Events reach the bot from MLflow's webhook (a tracking server) or by polling the registry
+(the embedded one); `Announcements.offer` records each in the state database, and only the
+call whose insert wins, in whichever bot process, gets an `Announcement` to post.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.config import Settings
+from core.errors import ChatOpsError, RegistryError
+from core.registry.events import (
+    RegistryEvent,
+    RegistryEventKind,
+    VersionFacts,
+    facts,
+    version_facts,
+)
+from core.registry.mlflow import Registry
+from core.registry.webhooks import ensure_webhook
+from core.repos.endpoints import EndpointRepository
+from core.repos.registry_events import RegistryEventRepository
+
+log = logging.getLogger("chatops.registry")
+SEEN = "seen"  # recorded without an announcement: it was so before anyone watched
+MAX_SERVING = 5  # what serves, compared in the headline: enough for every environment
+
+
+class Watching(StrEnum):
+    WEBHOOK = "webhook"  # a tracking server delivers events to the bot's route
+    POLL = "poll"  # the bot reads the registry every `registry_poll_s`
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class Served:
+    """A version of the model that serves in `env` now, and its run's metrics."""
+
+    env: str
+    version: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Announcement:
+    event: RegistryEvent
+    by: str  # who registered the version, as MLflow knows them ("" when it does not)
+    run_id: str | None
+    metrics: dict[str, float]
+    serving: tuple[Served, ...]
+    deploy_env: str | None  # where an admin may deploy it with one click
+    promote_env: str | None  # where a developer may ask to promote it
+
+    @property
+    def headline_metric(self) -> str | None:
+        """The metric to compare: the first (by name) that what serves logged too, else the
+        version's first."""
+        shared = sorted(k for s in self.serving for k in s.metrics if k in self.metrics)
+        return shared[0] if shared else min(self.metrics, default=None)
+
+    @property
+    def what(self) -> str:
+        e = self.event
+        if e.kind is RegistryEventKind.ALIAS_CREATED:
+            return f"{e.model} @{e.alias} now points at v{e.version}"
+        if e.kind is RegistryEventKind.TAG_SET:
+            return f"{e.model} v{e.version} tagged {e.tag}={e.value}"
+        return f"{e.model} v{e.version} registered" + (f" by {self.by}" if self.by else "")
+
+    @property
+    def comparison(self) -> str:
+        """`accuracy 0.931 (prod serves v3: 0.911)`; "" without metrics."""
+        name = self.headline_metric
+        if name is None:
+            return ""
+        told = "; ".join(
+            f"{s.env} serves v{s.version}"
+            + (f": {s.metrics[name]:.4g}" if name in s.metrics else "")
+            for s in self.serving
+        )
+        return f"{name} {self.metrics[name]:.4g}" + (f" ({told})" if told else "")
+
+    @property
+    def text(self) -> str:
+        """The announcement in one line of plain text."""
+        comparison = self.comparison
+        return f"{self.what} — {comparison}" if comparison else self.what
+
+
+class Announcements:
+    """Registry events in, announcements out, each once across bot processes."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        registry: Registry,
+        events: RegistryEventRepository,
+        endpoints: EndpointRepository,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.events = events
+        self.endpoints = endpoints
+
+    @property
+    def watching(self) -> Watching:
+        """How registry events reach this bot: a tracking server's webhook (when the bot
+        has an address and a secret for it), else polling, unless `registry_poll_s` is 0."""
+        s = self.settings
+        server = s.mlflow_tracking_uri.startswith(("http://", "https://"))
+        if server and s.registry_webhook_url and s.registry_webhook_secret is not None:
+            return Watching.WEBHOOK
+        return Watching.POLL if s.registry_poll_s > 0 else Watching.OFF
+
+    def offer(self, event: RegistryEvent, *, source: str) -> Announcement | None:
+        """The announcement of `event` when this call is the first to record it, from any
+        bot process; else None (someone else announces it, or did)."""
+        if not self.events.record(event, source=source):
+            return None
+        return self.describe(event)
+
+    def poll(self) -> list[Announcement]:
+        """What changed in the registry since anyone last looked, each announced once. The
+        first poll against a state database takes in what is there, announcing nothing;
+        tags a new version was registered with come with its announcement."""
+        seen = self.events.latest()
+        changed = [f for f in facts(self.registry) if seen.get((f.model, f.subject)) != f.state]
+        if not self.events.baselined():
+            for fact in changed:
+                self.events.record(fact, source=SEEN)
+            self.events.mark_baselined()
+            return []
+        born = {
+            (f.model, f.version) for f in changed if f.kind is RegistryEventKind.VERSION_CREATED
+        }
+        found: list[Announcement] = []
+        for fact in changed:
+            if fact.kind is RegistryEventKind.TAG_SET and (fact.model, fact.version) in born:
+                self.events.record(fact, source=SEEN)
+                continue
+            announcement = self.offer(fact, source="poll")
+            if announcement is not None:
+                found.append(announcement)
+        return found
+
+    def describe(self, event: RegistryEvent) -> Announcement:
+        """The announcement of `event`, with as much as the registry tells now."""
+        known: dict[int, VersionFacts | None] = {}
+
+        def of(version: int) -> VersionFacts | None:
+            if version not in known:
+                try:
+                    known[version] = version_facts(self.registry, event.model, version)
+                except RegistryError as exc:
+                    log.warning("announcing %s without its metrics: %s", event.label, exc.message)
+                    known[version] = None
+            return known[version]
+
+        mine = of(event.version)
+        serving: dict[tuple[str, int], Served] = {}
+        for ep in self.endpoints.every():
+            if ep.model == event.model and len(serving) < MAX_SERVING:
+                theirs = of(ep.version)
+                metrics = theirs.metrics if theirs else {}
+                serving.setdefault((ep.env, ep.version), Served(ep.env, ep.version, metrics))
+        deploy = self.settings.environment(None)
+        promote = next(
+            (
+                e.name
+                for e in self.settings.environments
+                if e.is_production and (deploy is None or e.name != deploy.name)
+            ),
+            None,
+        )
+        return Announcement(
+            event=event,
+            by=mine.by if mine else "",
+            run_id=mine.run_id if mine else None,
+            metrics=mine.metrics if mine else {},
+            serving=tuple(serving.values()),
+            deploy_env=deploy.name if deploy else None,
+            promote_env=promote,
+        )
+
+    def watch(self, announce: Callable[[Announcement], None]) -> RegistryWatch:
+        """Start watching the registry in the background (`watching` says how): polling
+        hands each announcement to `announce`; with a tracking server the bot's webhook is
+        registered (retried until the server takes it). `.stop()` ends it."""
+        return RegistryWatch(self, announce).start()
+
+
+class RegistryWatch:
+    def __init__(self, announcements: Announcements, announce: Callable[[Announcement], None]):
+        self.announcements = announcements
+        self.announce = announce
+        self.mode = announcements.watching
+        self.webhook_id: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="registry-watch", daemon=True)
+
+    def start(self) -> RegistryWatch:
+        if self.mode is not Watching.OFF:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        settings = self.announcements.settings
+        pause = max(settings.registry_poll_s, 1.0)
+        if self.mode is Watching.WEBHOOK:
+            secret = settings.registry_webhook_secret
+            assert secret is not None
+            wait = 1.0
+            while not self._stop.is_set():
+                try:
+                    self.webhook_id = ensure_webhook(
+                        self.announcements.registry,
+                        url=settings.registry_webhook_url,
+                        secret=secret.get_secret_value(),
+                    )
+                    return
+                except ChatOpsError as exc:
+                    log.warning("could not register the MLflow webhook yet: %s", exc.message)
+                self._stop.wait(wait)
+                wait = min(wait * 2, pause)
+            return
+        while not self._stop.is_set():
+            try:
+                for announcement in self.announcements.poll():
+                    self.announce(announcement)
+            except ChatOpsError as exc:
+                log.warning("could not look for registry events: %s", exc.message)
+            except Exception:  # the watch must outlive one bad turn
+                log.exception("looking for registry events failed")
+            self._stop.wait(settings.registry_poll_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
