@@ -14,8 +14,8 @@ from core.repos.deliveries import DeliveryRepository
 from core.repos.endpoints import EndpointRepository, Serving
 from core.repos.locks import LockRepository
 from core.repos.operations import OperationRepository
-from core.repos.served import ServedRepository
 from core.repos.registry_events import RegistryEventRepository
+from core.repos.served import ServedRepository
 
 __all__ = [
     "ApprovalRepository",
