@@ -4,8 +4,8 @@ what waits; route templates and Slack error codes that cannot grow without bound
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
 
 from core import metrics
 from core.jobs import JobQueue
