@@ -43,7 +43,7 @@ class _Counters:
         self.registry = CollectorRegistry(auto_describe=False)
         self.cml = Counter(
             "chatops_cml_requests",
-            "Requests sent to CML API v2 (each retry too), by method, route and status class",
+            "Requests sent to CML API v2 (each retry too), by method, route and status (class)",
             ["method", "route", "status"],
             registry=self.registry,
         )
@@ -153,8 +153,14 @@ def cml_route(path: str) -> str:
     return "/" + "/".join(parts)
 
 
+# answers an alert tells apart: a refused key, a lookup that found nothing, a throttle
+_EXACT = frozenset({401, 403, 404, 429})
+
+
 def _status_class(status: int | None) -> str:
-    return "unanswered" if status is None else f"{status // 100}xx"
+    if status is None:
+        return "unanswered"
+    return str(status) if status in _EXACT else f"{status // 100}xx"
 
 
 class ThisProcess:

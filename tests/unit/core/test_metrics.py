@@ -126,3 +126,23 @@ def test_slack_error_codes_that_are_not_codes_are_other(repos: Repositories) -> 
     assert errors[(("error", "other"), ("method", "chat.postMessage"))] >= 1
     assert errors[(("error", "ratelimited"), ("method", "other"))] >= 1
     assert all("xoxb" not in v and "https" not in v for labels in errors for _, v in labels)
+
+
+def test_cml_answers_an_alert_tells_apart_keep_their_status(repos: Repositories) -> None:
+    before = scrape(repos)
+    for status in (401, 418, 503, None):
+        metrics.cml_call("get", "/api/v2/projects/p-1", status, 0.2)
+    after = scrape(repos)
+    route = "/api/v2/projects/{id}"
+
+    def added(status: str) -> float:
+        sample = key("chatops_cml_requests_total", method="GET", route=route, status=status)
+        return after.get(sample, 0) - before.get(sample, 0)
+
+    assert {s: added(s) for s in ("401", "4xx", "5xx", "unanswered", "2xx")} == {
+        "401": 1,
+        "4xx": 1,
+        "5xx": 1,
+        "unanswered": 1,
+        "2xx": 0,
+    }
