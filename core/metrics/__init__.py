@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,12 +76,15 @@ class _Counters:
 
 
 _counters: _Counters | None = None
+_making = threading.Lock()
 
 
 def _count() -> _Counters:
     global _counters
     if _counters is None:
-        _counters = _Counters()
+        with _making:  # threads counting at once must not each make their own
+            if _counters is None:
+                _counters = _Counters()
     return _counters
 
 
@@ -99,7 +103,8 @@ def share(state_dir: Path, *, clean: bool = False) -> Path:
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     global _counters
-    _counters = None  # counters made before this count into the files from now on
+    with _making:
+        _counters = None  # counters made before this count into the files from now on
     return directory
 
 
