@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from core import metrics
 from core.config import Settings
 from core.errors import ChatOpsError
 from core.scrub import install_log_filter
@@ -29,6 +30,7 @@ def worker(runtime: Runtime, out: Console) -> int:
     from core.models import Operation
 
     configure_logging()
+    metrics.share(runtime.settings.state_dir)  # a front on this machine shows its counts
     reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
     fronts = frozenset({""})
     taker = None
@@ -103,6 +105,8 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     except ChatOpsError as exc:
         out.print(f"[red]cannot start: {exc.message}[/]")
         return 2
+    # the worker process inherits the directory: the front's /metrics shows its counts
+    metrics.share(settings.state_dir, clean=True)
     worker = WorkerProcess(queue=queue)
     try:
         front = SlackFront(slack, queue=queue, dispatcher=worker)
@@ -120,17 +124,26 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
         gc.collect()
         gc.freeze()
         if mode is Mode.SOCKET:
-            out.print("chatops: Slack Socket Mode")
+            try:  # no Slack requests come over HTTP: only load balancers and Prometheus
+                side = front.side_server()
+            except OSError as exc:
+                out.print(f"[red]cannot serve /healthz and /metrics on port {slack.port}: {exc}[/]")
+                return 2
+            threading.Thread(target=side.run, name="http", daemon=True).start()
+            out.print(
+                f"chatops: Slack Socket Mode (health: /healthz, ready: /readyz, metrics: "
+                f"/metrics on {slack.host}:{side.port})"
+            )
             front.serve_socket_mode()
         else:
             try:
                 server = front.http_server()
-            except ValueError as exc:
+            except (ValueError, OSError) as exc:
                 out.print(f"[red]cannot start the Slack front: {exc}[/]")
                 return 2
             out.print(
                 f"chatops: Slack HTTP mode on {slack.host}:{server.port}{EVENTS_PATH} "
-                "(health: /healthz, ready: /readyz)"
+                "(health: /healthz, ready: /readyz, metrics: /metrics)"
             )
             server.run()
     except KeyboardInterrupt:

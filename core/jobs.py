@@ -15,17 +15,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from core.db import Database
 from core.errors import StoreError
-from core.models import JobRow, JobState, Operation, new_id, utcnow
+from core.models import JobRow, JobState, Operation, aware, new_id, utcnow
 
 # the rows are the queue's vocabulary: whoever uses the queue may take them from here
 __all__ = ["JobQueue", "JobRow", "JobState"]
@@ -195,6 +195,18 @@ class JobQueue:
                 JobRow.front.in_(sorted(fronts)),
             )
             return len(list(s.scalars(query)))
+
+    def depth(self) -> list[tuple[str, str, int, datetime | None]]:
+        """Queued and running jobs by kind and state: (kind, state, how many, when the
+        oldest was recorded)."""
+        query = (
+            select(JobRow.kind, JobRow.state, func.count(), func.min(JobRow.created_at))
+            .where(JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
+            .group_by(JobRow.kind, JobRow.state)
+        )
+        with self.db.session() as s:
+            rows = s.execute(query).all()
+        return [(k, st, int(n), aware(first) if first else None) for k, st, n, first in rows]
 
     def get(self, job_id: str) -> JobRow | None:
         with self.db.session() as s:

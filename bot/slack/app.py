@@ -1,5 +1,5 @@
-"""The Slack front: one Bolt app, served over HTTP (`/slack/events`, `/healthz`, `/readyz`) or
-Socket Mode.
+"""The Slack front: one Bolt app, served over HTTP (`/slack/events`, `/healthz`, `/readyz`,
+`/metrics`) or Socket Mode (with `/healthz`, `/readyz` and `/metrics` on PORT).
 
 Both modes register the same listeners on the same app; only the transport differs. HTTP goes
 through Bolt's ASGI adapter under uvicorn: a listener here only parses and records a job (one
@@ -9,11 +9,10 @@ short INSERT), so dispatching it on the event loop costs about a millisecond.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_bolt import App
 from slack_bolt.adapter.asgi import SlackRequestHandler
@@ -25,8 +24,10 @@ from bot.slack.dispatch import Dispatcher, JobTaker, WorkerProcess
 from bot.slack.http import SignedOnly
 from bot.slack.listeners import Listeners
 from bot.slack.poster import Poster, web_client
+from bot.slack.routes import Routes, health, metrics, readiness
 from bot.slack.settings import SlackSettings
 from bot.slack.webhook import WEBHOOK_PATH, registry_webhook
+from core.metrics.page import Exposition
 
 if TYPE_CHECKING:
     from core.jobs import JobQueue
@@ -104,10 +105,25 @@ class SlackFront:
         self.listeners.register(self.app)
 
     # -- HTTP mode -------------------------------------------------------------------------
+    def routes(self, mode: str) -> Routes:
+        """What the bot serves over HTTP in every mode: `/healthz` (the process answers),
+        `/readyz` (it can run commands: 503 with the reason when not) for load balancers,
+        `/metrics` for Prometheus (see `bot.slack.routes`), `/mlflow/webhook` for MLflow's
+        registry events; 404 for the rest."""
+        token = self.settings.metrics_token
+        routes = Routes()
+        routes.add("/healthz", health(mode))
+        routes.add("/readyz", readiness(lambda: self.dispatcher.unready))
+        routes.add(
+            "/metrics",
+            metrics(Exposition.of(self.queue), token=token.get_secret_value() if token else None),
+        )
+        routes.add(WEBHOOK_PATH, registry_webhook(self.queue, self.dispatcher))
+        return routes
+
     def asgi(self) -> Callable[..., Awaitable[None]]:
-        """`/slack/events` for Bolt (only what Slack signed, for a team served), `/healthz`
-        (the process answers) and `/readyz` (it can run commands: 503 with the reason when
-        not) for load balancers, 404 for the rest. Without a signing secret: ValueError."""
+        """The HTTP front: `routes("http")` and `/slack/events` for Bolt (only what Slack
+        signed, for a team served). Without a signing secret: ValueError."""
         if self.settings.signing_secret is None:
             raise ValueError(NO_SECRET)
         bolt = SignedOnly(
@@ -116,26 +132,7 @@ class SlackFront:
             secret=self.settings.signing_secret.get_secret_value(),
             teams=self.teams(),
         )
-        webhook = registry_webhook(self.queue, self.dispatcher)
-        health = json.dumps({"ok": True, "mode": "http"}).encode()
-        headers = [(b"content-type", b"application/json")]
-
-        async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            path = scope.get("path") if scope["type"] == "http" else None
-            if path == WEBHOOK_PATH:
-                return await webhook(scope, receive, send)
-            if path in ("/healthz", "/readyz"):
-                status, body = 200, health
-                if path == "/readyz":
-                    unready = self.dispatcher.unready
-                    status = 200 if unready is None else 503
-                    body = json.dumps({"ready": unready is None, "reason": unready}).encode()
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-            await bolt(scope, receive, send)
-
-        return application
+        return self.routes("http").add(EVENTS_PATH, bolt)
 
     def teams(self) -> set[str]:
         """Teams whose requests are served: as configured, else the bot token's own."""
@@ -156,6 +153,15 @@ class SlackFront:
         """The HTTP front, bound but not yet serving: `.run()` blocks, `.close()` stops."""
         return HttpServer(
             self.asgi(),
+            host=host or self.settings.host,
+            port=self.settings.port if port is None else port,
+        )
+
+    def side_server(self, *, host: str | None = None, port: int | None = None) -> HttpServer:
+        """Socket Mode's HTTP server: `routes("socket")`, without `/slack/events` (events come
+        over the socket), bound but not yet serving."""
+        return HttpServer(
+            self.routes("socket"),
             host=host or self.settings.host,
             port=self.settings.port if port is None else port,
         )

@@ -26,6 +26,7 @@ from tenacity import (
 )
 
 from bot.slack.mrkdwn import FALLBACK, defuse, fit
+from core import metrics
 from core.scrub import scrub, scrub_value
 
 log = logging.getLogger("chatops.slack")
@@ -47,8 +48,24 @@ NO_ACCESS = {
 }
 
 
+class _CountedWebClient(WebClient):
+    """Every Web API call counted for `/metrics`, and each refusal by Slack's error code."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        try:
+            answer = super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            metrics.slack_call(api_method, str(exc.response.get("error") or "http_error"))
+            raise
+        except SlackClientError:
+            metrics.slack_call(api_method, "unreachable")
+            raise
+        metrics.slack_call(api_method)
+        return answer
+
+
 def web_client(*, token: str, base_url: str) -> WebClient:
-    client = WebClient(token=token, base_url=base_url, timeout=15)
+    client = _CountedWebClient(token=token, base_url=base_url, timeout=15)
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=5),

@@ -29,6 +29,9 @@ class SlackSettings(BaseSettings):
     api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     port: int = Field(default=3000, validation_alias=AliasChoices("PORT", "SLACK_PORT"))
     host: str = Field(default="0.0.0.0", validation_alias="SLACK_HOST")
+    # when set, `/metrics` answers only `Authorization: Bearer <this>` (the port may face the
+    # internet: Slack must reach `/slack/events` on it)
+    metrics_token: SecretStr | None = Field(default=None, validation_alias="CHATOPS_METRICS_TOKEN")
     # teams (or Enterprise Grid orgs) whose requests are served, comma-separated; empty:
     # the team the bot token belongs to (auth.test)
     team_ids: str = Field(default="", validation_alias="SLACK_TEAM_IDS")
@@ -60,7 +63,7 @@ class SlackSettings(BaseSettings):
 
     def register_secrets(self) -> None:
         """Tokens and the signing secret are masked in every text the bot sends or logs."""
-        for secret in (self.bot_token, self.app_token, self.signing_secret):
+        for secret in (self.bot_token, self.app_token, self.signing_secret, self.metrics_token):
             if secret is not None:
                 register_secret(secret.get_secret_value())
 

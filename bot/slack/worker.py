@@ -22,6 +22,7 @@ from bot.slack.dispatch import JobTaker
 from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
 from bot.slack.work import Work
+from core import metrics
 from core.config import Settings
 from core.errors import ChatOpsError
 from core.runtime import Runtime
@@ -67,7 +68,9 @@ def main() -> int:
         slack.register_secrets()
         if slack.bot_token is None:
             raise ChatOpsError("SLACK_BOT_TOKEN is not set")
-        runtime = Runtime(Settings())
+        settings = Settings()
+        metrics.share(settings.state_dir)  # counted where the front's /metrics reads
+        runtime = Runtime(settings)
     except Exception as exc:
         reason = why_not(exc)
         log.error("the worker cannot start: %s", reason)

@@ -21,6 +21,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from core import metrics
 from core.errors import NotFound, RegistryError
 from core.scrub import scrub
 from core.versions import ModelVersion as ModelVersion  # re-exported: callers import it here
@@ -79,6 +80,7 @@ def translated(uri: str, doing: str, *, budget_s: float) -> Iterator[None]:
         yield
     except MlflowException as exc:
         why = unreachable(exc)
+        metrics.registry_call("error" if why is None else "unreachable")
         if why is None:
             raise RegistryError(f"MLflow failed while {doing}: {exc.message}") from None
         took = time.monotonic() - begun
@@ -88,6 +90,7 @@ def translated(uri: str, doing: str, *, budget_s: float) -> Iterator[None]:
         else:
             text = f"{where} cannot be reached ({why}; gave up after {took:.0f} s) while {doing}"
         raise RegistryError(text) from None
+    metrics.registry_call("ok")
 
 
 class Registry:

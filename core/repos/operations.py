@@ -7,15 +7,30 @@ write a run makes is fenced by its `Hold` (see `core.repos.fence`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, extract, func, or_, select, update
 
-from core.db import Database
+from core.db import Database, aware
 from core.models import EventRow, Hold, Operation, OperationState, new_id
 from core.repos.fence import still_held
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Operations of one kind, environment and state: how many; for ended ones, how long
+    they took from being asked to ending (seconds in all, and how many within each bound)."""
+
+    kind: str
+    env: str
+    state: str
+    count: int
+    seconds: float = 0.0
+    within: tuple[int, ...] = ()
+    oldest: datetime | None = None  # unfinished ones: when the oldest was asked for
 
 
 class OperationRepository:
@@ -264,6 +279,58 @@ class OperationRepository:
                     operation_id=op_id, kind=kind, step=step, message=message, at=self.db.now()
                 )
             )
+
+    # -- counting, for monitoring ----------------------------------------------------------
+    def ended(self, bounds: Sequence[float]) -> list[Tally]:
+        """Ended operations by kind, environment and state, with their durations counted
+        within each of `bounds` (seconds, ascending). One aggregate query."""
+        took = self._seconds(Operation.created_at, Operation.finished_at)
+        keys = (Operation.kind, Operation.env, Operation.state)
+        query = (
+            select(
+                *keys,
+                func.count(),
+                func.coalesce(func.sum(took), 0.0),
+                *(func.sum(case((took <= bound, 1), else_=0)) for bound in bounds),
+            )
+            .where(Operation.finished_at.is_not(None))
+            .group_by(*keys)
+        )
+        with self.db.session() as s:
+            rows = s.execute(query).all()
+        return [
+            Tally(
+                kind=kind,
+                env=env,
+                state=state,
+                count=int(count),
+                seconds=float(total),
+                within=tuple(int(n or 0) for n in within),
+            )
+            for kind, env, state, count, total, *within in rows
+        ]
+
+    def unfinished(self) -> list[Tally]:
+        """Queued and running operations by kind, environment and state, with when the
+        oldest of each was asked for."""
+        keys = (Operation.kind, Operation.env, Operation.state)
+        query = (
+            select(*keys, func.count(), func.min(Operation.created_at))
+            .where(Operation.state.in_([OperationState.QUEUED, OperationState.RUNNING]))
+            .group_by(*keys)
+        )
+        with self.db.session() as s:
+            rows = s.execute(query).all()
+        return [
+            Tally(kind=k, env=e, state=st, count=int(n), oldest=aware(first) if first else None)
+            for k, e, st, n, first in rows
+        ]
+
+    def _seconds(self, start: Any, end: Any) -> Any:
+        """`end - start` in seconds, as this backend computes it."""
+        if self.db.engine.dialect.name == "sqlite":  # rows hold ISO text, naive UTC
+            return (func.julianday(end) - func.julianday(start)) * 86400.0
+        return extract("epoch", end - start)
 
     def _free(self, now: datetime) -> ColumnElement[bool]:
         return or_(

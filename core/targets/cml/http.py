@@ -13,6 +13,7 @@ scrubbed from any text that leaves this module.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Generator, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from core import metrics
 from core.errors import ConfigError
 from core.targets.cml.errors import (
     CMLAPIError,
@@ -127,14 +129,18 @@ class CMLHttp:
         safe = safe_to_repeat(method, path)
 
         def send() -> httpx.Response:
+            began, status = time.monotonic(), None  # None: no answer came
             try:
                 response = self._client.request(method, path, params=query, json=body)
+                status = response.status_code
             except _NOT_SENT as exc:
                 raise _Transient(error=exc) from exc
             except _RETRYABLE as exc:
                 raise (_Transient if safe else _Unknown)(error=exc) from exc
             except httpx.TransportError as exc:
                 raise self._unreachable(method, path, exc, tries=1) from None
+            finally:
+                metrics.cml_call(method, path, status, time.monotonic() - began)
             if response.status_code >= 500 or response.status_code == 429:
                 raise (_Transient if safe else _Unknown)(response=response)
             return response
