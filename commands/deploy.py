@@ -1,4 +1,4 @@
-"""`/deploy <model> v<N> | <N> | @<alias> [to <env>]`"""
+"""`/deploy <model> v<N> | <N> | @<alias> [to <env>] [--dry-run]`"""
 
 from __future__ import annotations
 
@@ -6,17 +6,24 @@ import re
 
 from pydantic import BaseModel
 
-from commands.base import Context, Reply, UsageError, check_name, shown, tokens
+from commands.base import Context, Reply, UsageError, check_name, dry_run, shown, tokens
 
 NAME = "deploy"
 SUMMARY = "serve a registered model version on its endpoint"
-USAGE = "/deploy <model> v<N>|<N>|@<alias> [to <env>]"
-EXAMPLES = ["/deploy iris v2", "/deploy iris 2 to prod", "/deploy iris @champion"]
+USAGE = "/deploy <model> v<N>|<N>|@<alias> [to <env>] [--dry-run]"
+EXAMPLES = [
+    "/deploy iris v2",
+    "/deploy iris 2 to prod",
+    "/deploy iris @champion",
+    "/deploy iris v2 to prod --dry-run",
+]
 DETAILS = """\
 The endpoint is named after the model. A new deployment starts beside the old one and takes
 the traffic only after its health check and a smoke-test prediction on the model's input
 example pass; the old one then stops. If anything fails, what served before keeps serving.
-Resources stay those of the endpoint (or the environment's defaults): change them with /scale."""
+Resources stay those of the endpoint (or the environment's defaults): change them with /scale.
+`--dry-run` (or `/plan deploy …`) shows what it would do and what would stop it, and
+changes nothing."""
 
 _VERSION = re.compile(r"^[vV]?(-?\d+)$")
 _ALIAS = re.compile(r"^@([A-Za-z0-9_-]{1,64})$")
@@ -27,6 +34,7 @@ class Deploy(BaseModel):
     version: int | None = None
     alias: str | None = None
     env: str | None = None
+    dry_run: bool = False
 
 
 def _error(problem: str) -> UsageError:
@@ -34,6 +42,7 @@ def _error(problem: str) -> UsageError:
 
 
 def parse(text: str) -> Deploy | UsageError:
+    text, dry = dry_run(text)
     words = tokens(text)
     if not words:
         return _error("Say which model and version to deploy.")
@@ -65,10 +74,12 @@ def parse(text: str) -> Deploy | UsageError:
             return bad
         if len(rest) > 2:
             return _error(f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
-    return Deploy(model=model, version=version, alias=alias, env=env)
+    return Deploy(model=model, version=version, alias=alias, env=env, dry_run=dry)
 
 
 def run(cmd: Deploy, ctx: Context) -> Reply:
+    if cmd.dry_run:
+        return plan(cmd, ctx)
     return ctx.core.deployer.deploy(
         model=cmd.model,
         version=cmd.version,
@@ -77,4 +88,16 @@ def run(cmd: Deploy, ctx: Context) -> Reply:
         actor=ctx.actor,
         command=ctx.text,
         reporter=ctx.reporter,
+    )
+
+
+def plan(cmd: Deploy, ctx: Context) -> Reply:
+    """What the deploy would do, changing nothing."""
+    return ctx.core.planner.deploy(
+        model=cmd.model,
+        version=cmd.version,
+        alias=cmd.alias,
+        env=cmd.env,
+        actor=ctx.actor,
+        command=ctx.text,
     )

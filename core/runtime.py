@@ -19,6 +19,7 @@ from core.events import NullReporter
 from core.jobs import JobQueue
 from core.leases import Leases
 from core.locker import Locker
+from core.plans import Planner
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
@@ -153,6 +154,8 @@ class Runtime:
         self.rollouts = self.core.rollouts
         self.runner = self.core.runner
         self.deployer = self.core.deployer
+        # what a change would do, by the same admission, changing nothing
+        self.planner = Planner(deployer=self.deployer, registry=self.registry)
         self.approvals = Approvals(
             settings=settings, repos=self.repos, registry=self.registry, deployer=self.deployer
         )
