@@ -86,3 +86,7 @@ HOME_NO_ENDPOINTS = (
     "No endpoints yet. An admin deploys one with `/{command} deploy &lt;model&gt; v&lt;N&gt;`."
 )
 HOME_MORE = "… and {n} more that do not fit here."
+PLAN_TITLE = "Plan: {summary}"
+PLAN_PASSED = ":white_check_mark:"
+PLAN_REFUSED = ":no_entry:"
+PLAN_CHANGES_NOTHING = "A plan changes nothing: no lock, no operation. Run the command to do it."

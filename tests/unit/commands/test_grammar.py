@@ -116,8 +116,8 @@ MALFORMED = [
     (
         "/launch iris",
         "There is no command `/launch` (commands: /deploy, /scale, /rollback, /stop, "
-        "/plan, /status, /register, /promote, /approve, /reject, /lock, /unlock, /cancel, /history, "
-        "/help).",
+        "/plan, /status, /register, /promote, /approve, /reject, /lock, /unlock, /cancel, "
+        "/history, /help).",
     ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
     ("/deploy `rm -rf /` v1", "`'rm` is not a valid model name"),
