@@ -19,7 +19,7 @@ from core.events import NullReporter
 from core.jobs import JobQueue
 from core.leases import Leases
 from core.locker import Locker
-from core.plans import Planner
+from core.planner import Planner
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry

@@ -7,7 +7,8 @@ from cml_support import PROJECT_ID
 from conftest_target import CMLRig
 
 from core.events import Outcome
-from core.plans import Planner, PlanReport
+from core.planner import Planner
+from core.plans import PlanReport
 from core.roles import Actor
 from core.targets.base import EndpointRef
 from tests.conftest import Recorder
