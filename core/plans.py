@@ -69,6 +69,12 @@ class PlanReport:
             return "it would go ahead"
         return f"it would be refused: {refused.text}"
 
+    @property
+    def sentence(self) -> str:
+        """The verdict as a sentence of its own."""
+        text = self.verdict[0].upper() + self.verdict[1:]
+        return text if text.endswith((".", "!", "?")) else text + "."
+
     def rows(self) -> list[tuple[str, str]]:
         """(what, found) for each part of the plan that applies, in reading order."""
         rows = [
@@ -89,7 +95,7 @@ class PlanReport:
         lines = [f"Plan: {self.summary} (nothing changes until the command is run)"]
         lines += [f"{k}: {v}" for k, v in self.rows()]
         lines += [f"{'ok' if c.ok else 'REFUSED'} {c.name}: {c.text}" for c in self.checks]
-        lines.append(self.verdict[0].upper() + self.verdict[1:] + ".")
+        lines.append(self.sentence)
         return "\n".join(lines)
 
 

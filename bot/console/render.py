@@ -193,4 +193,4 @@ def _plan(console: Console, plan: PlanReport) -> None:
         table.add_row(f"{mark} {check.name}", _shown(check.text))
     console.print(table)
     colour = "green" if plan.ok else "yellow"
-    console.print(f"[bold {colour}]{_shown(plan.verdict[0].upper() + plan.verdict[1:])}.[/]")
+    console.print(f"[bold {colour}]{_shown(plan.sentence)}[/]")

@@ -26,7 +26,7 @@ def plan(report: PlanReport, *, shown: Callable[[str], str] = escape) -> tuple[s
         )
         for c in report.checks
     ]
-    verdict = shown(report.verdict[0].upper() + report.verdict[1:]) + "."
+    verdict = shown(report.sentence)
     blocks: Blocks = [header(messages.PLAN_TITLE.format(summary=report.summary))]
     if rows:
         blocks.append(section("\n".join(rows)))
