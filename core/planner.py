@@ -17,6 +17,7 @@ from core.plans import (
     PLANNED,
     VERB,
     PlanReport,
+    a_role,
     deltas,
     found_text,
     resources_text,
@@ -124,7 +125,7 @@ class Planner(Admission):
         assert environment is not None
         permission = Check(
             "permission",
-            passed=f"{actor.shown} is an {role_name(role_in(environment, actor))} of {env}",
+            passed=f"{actor.shown} is {a_role(role_in(environment, actor))} of {env}",
             refusal=authorize(environment, actor, action, hint=hint),
         )
         subject = "model" if action is Action.DEPLOY else "endpoint"

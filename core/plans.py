@@ -99,6 +99,10 @@ class PlanReport:
         return "\n".join(lines)
 
 
+def a_role(role: Role) -> str:
+    return {Role.ADMIN: "an admin", Role.DEVELOPER: "a developer", Role.VIEWER: "a viewer"}[role]
+
+
 def role_name(role: Role) -> str:
     return {Role.ADMIN: "admin", Role.DEVELOPER: "developer", Role.VIEWER: "viewer"}[role]
 
