@@ -13,6 +13,7 @@ from core.roles import Actor
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
     from core.approvals import ApprovalRequested, Decided
     from core.models import AuditRow
+    from core.plans import PlanReport
     from core.registry.runs import Registered
     from core.runtime import Runtime
     from core.status import Problems
@@ -88,7 +89,7 @@ def history_line(e: AuditRow) -> str:
 
 Reply: TypeAlias = (
     "Outcome | Notice | Refusal | UsageError | HelpText | StatusReport | HistoryReport"
-    " | ApprovalRequested | Decided | Registered"
+    " | ApprovalRequested | Decided | Registered | PlanReport"
 )
 
 
@@ -129,3 +130,14 @@ def shown(value: str) -> str:
 
 def tokens(text: str) -> list[str]:
     return text.split()
+
+
+# `--dry-run` as typed, and as chat clients may turn its dashes into one long dash
+DRY_RUN = frozenset({"--dry-run", "--dryrun", "\u2014dry-run", "\u2013dry-run", "\u2014dryrun"})
+
+
+def dry_run(text: str) -> tuple[str, bool]:
+    """`text` without its `--dry-run` flag (wherever it was typed), and whether it had one."""
+    words = tokens(text)
+    kept = [w for w in words if w.lower() not in DRY_RUN]
+    return " ".join(kept), len(kept) != len(words)

@@ -1,4 +1,4 @@
-"""`/deploy <model> v<N> | <N> | @<alias> [to <env>] [--override "<reason>"]`"""
+"""`/deploy <model> v<N> | <N> | @<alias> [to <env>] [--override "<reason>"] [--dry-run]`"""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ import re
 
 from pydantic import BaseModel
 
-from commands.base import Context, Reply, UsageError, check_name, shown, tokens
+from commands.base import Context, Reply, UsageError, check_name, dry_run, shown, tokens
 
 NAME = "deploy"
 SUMMARY = "serve a registered model version on its endpoint"
-USAGE = '/deploy <model> v<N>|<N>|@<alias> [to <env>] [--override "<reason>"]'
+USAGE = '/deploy <model> v<N>|<N>|@<alias> [to <env>] [--override "<reason>"] [--dry-run]'
 EXAMPLES = [
     "/deploy iris v2",
     "/deploy iris 2 to prod",
     "/deploy iris @champion",
     '/deploy iris v2 to prod --override "hotfix for incident 42"',
+    "/deploy iris v2 to prod --dry-run",
 ]
 DETAILS = """\
 The endpoint is named after the model. A new deployment starts beside the old one and takes
@@ -24,7 +25,10 @@ example pass; the old one then stops. If anything fails, what served before keep
 Resources stay those of the endpoint (or the environment's defaults): change them with /scale.
 An environment with a promotion order takes a version only after it served healthy long
 enough in the one before (e.g. 30 min in dev); an admin may deploy anyway with
-`--override "<reason>"`, which is audited and said in the operation's thread."""
+`--override "<reason>"`, which is audited and said in the operation's thread.
+
+`--dry-run` (or `/plan deploy …`) shows what it would do and what would stop it, and
+changes nothing."""
 
 _VERSION = re.compile(r"^[vV]?(-?\d+)$")
 _ALIAS = re.compile(r"^@([A-Za-z0-9_-]{1,64})$")
@@ -40,6 +44,7 @@ class Deploy(BaseModel):
     alias: str | None = None
     env: str | None = None
     override: str | None = None  # an admin's reason to deploy against the promotion order
+    dry_run: bool = False
 
 
 def take_override(text: str, usage: str, example: str) -> tuple[str, str | None] | UsageError:
@@ -75,6 +80,7 @@ def _error(problem: str) -> UsageError:
 
 
 def parse(text: str) -> Deploy | UsageError:
+    text, dry = dry_run(text)
     taken = take_override(text, USAGE, EXAMPLES[3])
     if isinstance(taken, UsageError):
         return taken
@@ -110,10 +116,14 @@ def parse(text: str) -> Deploy | UsageError:
             return bad
         if len(rest) > 2:
             return _error(f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
-    return Deploy(model=model, version=version, alias=alias, env=env, override=override)
+    return Deploy(
+        model=model, version=version, alias=alias, env=env, override=override, dry_run=dry
+    )
 
 
 def run(cmd: Deploy, ctx: Context) -> Reply:
+    if cmd.dry_run:
+        return plan(cmd, ctx)
     return ctx.core.deployer.deploy(
         model=cmd.model,
         version=cmd.version,
@@ -123,4 +133,16 @@ def run(cmd: Deploy, ctx: Context) -> Reply:
         command=ctx.text,
         reporter=ctx.reporter,
         override=cmd.override,
+    )
+
+
+def plan(cmd: Deploy, ctx: Context) -> Reply:
+    """What the deploy would do, changing nothing."""
+    return ctx.core.planner.deploy(
+        model=cmd.model,
+        version=cmd.version,
+        alias=cmd.alias,
+        env=cmd.env,
+        actor=ctx.actor,
+        command=ctx.text,
     )

@@ -1,4 +1,4 @@
-"""`/scale <endpoint> <cpu>cpu <memory>gb|mb [<n> replicas] [<n>gpu] [in <env>]`"""
+"""`/scale <endpoint> <cpu>cpu <memory>gb|mb [<n> replicas] [<n>gpu] [in <env>] [--dry-run]`"""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import re
 
 from pydantic import BaseModel
 
-from commands.base import Context, Reply, UsageError, check_name, shown, tokens
+from commands.base import Context, Reply, UsageError, check_name, dry_run, shown, tokens
 
 NAME = "scale"
 SUMMARY = "change the resources of an endpoint without downtime"
-USAGE = "/scale <endpoint> <cpu>cpu <memory>gb|mb [<n> replicas] [<n>gpu] [in <env>]"
-EXAMPLES = ["/scale iris 2cpu 1gb", "/scale iris 4 cpu 8GB 2 replicas in prod", "/scale iris x3"]
+USAGE = "/scale <endpoint> <cpu>cpu <memory>gb|mb [<n> replicas] [<n>gpu] [in <env>] [--dry-run]"
+EXAMPLES = [
+    "/scale iris 2cpu 1gb",
+    "/scale iris 4 cpu 8GB 2 replicas in prod",
+    "/scale iris x3",
+    "/scale iris 2 replicas --dry-run",
+]
 DETAILS = """\
 Give any of cpu, memory and replicas; what you leave out stays as it is. Accepted spellings:
   cpu       4cpu, 4 cpu, 4 cpus, 0.5vcpu, 2 cores
@@ -20,7 +25,9 @@ Give any of cpu, memory and replicas; what you leave out stays as it is. Accepte
   gpus      1gpu, 2 gpus (only where the environment has GPUs)
 The same version starts with the new resources beside the old deployment, takes the traffic
 once healthy, and the old one stops: the endpoint URL stays the same.
-Values over the environment's limits are refused and name the limit."""
+Values over the environment's limits are refused and name the limit. `--dry-run` (or
+`/plan scale …`) shows the resources before and after and what would stop it, changing
+nothing."""
 
 _UNITS = {
     "cpu": "cpu",
@@ -55,6 +62,7 @@ class Scale(BaseModel):
     replicas: int | None = None
     gpus: int | None = None
     env: str | None = None
+    dry_run: bool = False
 
 
 def _error(problem: str) -> UsageError:
@@ -98,6 +106,7 @@ def _amounts(words: list[str]) -> list[tuple[str, str, str]] | UsageError:
 
 
 def parse(text: str) -> Scale | UsageError:
+    text, dry = dry_run(text)
     words = tokens(text)
     if not words:
         return _error("Say which endpoint to scale and to what.")
@@ -145,10 +154,13 @@ def parse(text: str) -> Scale | UsageError:
         memory_mb=round(memory) if memory is not None else None,
         replicas=int(values["replicas"]) if "replicas" in values else None,
         gpus=int(values["gpus"]) if "gpus" in values else None,
+        dry_run=dry,
     )
 
 
 def run(cmd: Scale, ctx: Context) -> Reply:
+    if cmd.dry_run:
+        return plan(cmd, ctx)
     return ctx.core.deployer.scale(
         endpoint=cmd.endpoint,
         cpu=cmd.cpu,
@@ -159,4 +171,18 @@ def run(cmd: Scale, ctx: Context) -> Reply:
         actor=ctx.actor,
         command=ctx.text,
         reporter=ctx.reporter,
+    )
+
+
+def plan(cmd: Scale, ctx: Context) -> Reply:
+    """What the scale would do, changing nothing."""
+    return ctx.core.planner.scale(
+        endpoint=cmd.endpoint,
+        cpu=cmd.cpu,
+        memory_mb=cmd.memory_mb,
+        replicas=cmd.replicas,
+        gpus=cmd.gpus,
+        env=cmd.env,
+        actor=ctx.actor,
+        command=ctx.text,
     )

@@ -1,40 +1,63 @@
 """Admission's common ground: the environment asked for, whether the actor may act there,
-and the audit row every attempt leaves, whatever became of it."""
+the checks a change meets before it may lock its endpoint, and the audit row every attempt
+leaves, whatever became of it."""
 
 from __future__ import annotations
 
-import concurrent.futures
-import difflib
-import logging
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from core.audit import AuditLog
 from core.config import Environment, Settings
-from core.errors import ChatOpsError
 from core.events import Notice, Outcome, Refusal
+from core.intents import Intent
 from core.locker import Locker
 from core.models import ApprovalRow
-from core.promotion import order_refusal, override_hint
+from core.policy import check_limits
+from core.promotion import order_refusal, override_hint, progress
 from core.repos import Repositories
+from core.resources import format_memory
 from core.roles import Action, Actor, Role, authorize, role_in
 from core.targets.base import Target
 
 R = TypeVar("R", bound=Outcome | Notice | Refusal)
-log = logging.getLogger("chatops.core")
-MODEL_CHECK_S = 2.0  # the longest a deploy waits to learn whether the registry has its model
+
+
+@dataclass(frozen=True)
+class Check:
+    """One admission check of one change: `refusal` when it stops the change, else
+    `passed` says what it found. A command stops at the first refusal; its plan shows all."""
+
+    name: str
+    passed: str = ""
+    refusal: Refusal | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def text(self) -> str:
+        return self.refusal.text if self.refusal is not None else self.passed
+
+
+def promotion_hint(
+    settings: Settings, model: str, version: int | None, alias: str | None, env: str | None
+) -> str:
+    """What someone who may not deploy can do instead: ask the admins with `/promote`."""
+    where = settings.environment(env)
+    what = f"v{version}" if version is not None else f"@{alias}"
+    return f"ask for it with `/promote {model} {what} to {where.name}`" if where else ""
 
 
 class Admission:
     """What every admitting command shares; the Deployer is one."""
 
     settings: Settings
-    repos: Repositories
-    targets: dict[str, Target]
     audit: AuditLog
     locker: Locker
-    known_models: Callable[[], list[str]] | None
-    _asking: concurrent.futures.ThreadPoolExecutor
+    repos: Repositories
+    targets: dict[str, Target]
 
     def _env(self, name: str | None) -> Environment | Refusal:
         env = self.settings.environment(name)
@@ -87,13 +110,54 @@ class Admission:
         )
         return result
 
-    def _absent(
-        self, action: Action, actor: Actor, command: str, env: str, endpoint: str, text: str
-    ) -> Refusal:
-        """`text` (the endpoint is not there to act on), unless the operation holding it says
-        more (a first deploy under way); audited."""
-        refusal = self.locker.in_the_way(env, endpoint) or Refusal(text)
-        return self._audited(action, actor, command, env, endpoint, refusal)
+    def gates(self, intent: Intent, *, promotion: bool = True) -> list[Check]:
+        """The checks `intent` meets once it is known and before its endpoint is locked, in
+        the order the command meets them; its plan shows each. `promotion=False`: the
+        promotion order was decided already (a deploy checks it, with any override, first)."""
+        env, wanted = intent.environment, intent.resources
+        limits = env.limits
+        checks = []
+        if promotion and intent.action is Action.DEPLOY and env.promotion is not None:
+            checks.append(self._promotion(intent))
+        checks.append(
+            Check(
+                "limits",
+                passed=f"{wanted.describe()} is within the limits of {env.name} (at most "
+                f"{limits.cpu:g} cpu, {format_memory(limits.memory_mb)}, {limits.replicas} "
+                "replicas)",
+                refusal=check_limits(env, wanted),
+            )
+        )
+        return checks
+
+    def _promotion(self, intent: Intent) -> Check:
+        env, order = intent.environment, intent.environment.promotion
+        assert order is not None
+        if intent.version is None:
+            return Check(
+                "promotion",
+                refusal=Refusal(
+                    f"{env.name} takes only versions that served in {order.after} first: name "
+                    f"the version, not an alias"
+                ),
+            )
+        found = progress(
+            env=env,
+            model=intent.model,
+            version=intent.version,
+            served=self.repos.served,
+            targets=self.targets,
+            now=self.repos.clock.now(),
+        )
+        assert found is not None
+        if found.met:
+            return Check(
+                "promotion",
+                passed=f"{intent.model} v{intent.version} served healthy in {order.after} "
+                f"for {found.served_s / 60:.0f} min ({env.name} requires {order.minutes:g})",
+            )
+        hint = override_hint(f"/deploy {intent.model} v{intent.version} to {env.name}")
+        return Check("promotion", refusal=Refusal(f"{found.text}; {hint}"))
 
     def order(self, environment: Environment, model: str, version: int) -> Refusal | None:
         """Why `environment`'s promotion order does not let `model` v`version` in yet (where
@@ -191,31 +255,3 @@ class Admission:
             detail=overridden,
         )
         return overridden
-
-    def _unknown_model(self, model: str) -> Refusal | None:
-        """A refusal naming the closest registered model when the registry has no `model`;
-        None when it has it, or cannot say now (the rollout's first step reports that)."""
-        if self.known_models is None:
-            return None
-        # a registry slow to answer is not waited for here: the rollout's first step waits
-        # for it, reporting in the thread meanwhile
-        asked = self._asking.submit(self.known_models)
-        try:
-            names = asked.result(timeout=MODEL_CHECK_S)
-        except concurrent.futures.TimeoutError:
-            log.info("the registry did not list its models within %s s: deploying", MODEL_CHECK_S)
-            return None
-        except ChatOpsError as exc:
-            log.info("could not list the registered models before a deploy: %s", exc.message)
-            return None
-        if model in names:
-            return None
-        close = difflib.get_close_matches(model, names, n=1, cutoff=0.6)
-        if close:
-            hint = f"did you mean `{close[0]}`?"
-        elif names:
-            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
-            hint = f"registered models: {', '.join(names[:10])}{more}"
-        else:
-            hint = "the registry is empty"
-        return Refusal(f"there is no model called `{model}` in the registry ({hint})")

@@ -1,26 +1,26 @@
 """The Deployer admits every change to what serves, as a recorded operation.
 
-deploy/scale/rollback/stop: authorise -> check limits -> lock the endpoint (`Locker`) ->
-record a durable Operation with its plan. It runs nothing itself: a caller that waits has
-the Runner run the operation here and now (`run`); else any bot process's Runner takes it.
+deploy/scale/rollback/stop: authorise -> work out what it would do (`Intents`) -> the
+`gates` (limits) -> lock the endpoint (`Locker`) -> record a durable Operation with its plan.
+A plan (`core.plans`) goes through the same functions, and changes nothing. The Deployer
+runs nothing itself: a caller that waits has the Runner run the operation here and now
+(`run`); else any bot process's Runner takes it.
 Refusals are audited here; an operation's outcome is audited when it ends.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 from collections.abc import Callable
 
-from core.admission import Admission
+from core.admission import Admission, promotion_hint
 from core.audit import AuditLog
 from core.config import Environment, Settings
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
+from core.intents import Intent, Intents
 from core.locker import Locker
 from core.models import Operation
-from core.policy import check_limits
 from core.repos import Repositories
-from core.resources import Resources
 from core.roles import Action, Actor
 from core.run import Plan, where_of
 from core.status import endpoint_statuses
@@ -50,10 +50,8 @@ class Deployer(Admission):
         self.audit = audit
         self.owner = owner  # this process, in `operations.owner`, for what it runs at once
         self.run_here = run_here
-        # the registry's model names: a deploy of one it lacks is refused before anything
-        # is announced
-        self.known_models = known_models
-        self._asking = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="models")
+        # what each change would do: the same for the command and for its plan
+        self.intents = Intents(repos=repos, locker=locker, known_models=known_models)
 
     # -- locks -----------------------------------------------------------------------------
     def freeze(
@@ -123,43 +121,41 @@ class Deployer(Admission):
         With `approver`, it is that admin's approval of `actor`'s request that is checked.
         `wait=False` queues the operation for any bot process instead of running it here.
         `override`: an admin's reason to deploy against `env`'s promotion order."""
-        what = f"v{version}" if version is not None else f"@{alias}"
         where = self.settings.environment(env)
-        hint = f"ask for it with `/promote {model} {what} to {where.name}`" if where else ""
         if override is not None and where is not None:  # said before "only admins deploy"
             no = self._may_override(actor, command, where, model, override, approver)
             if no is not None:
                 return no
         environment = self._admit(
-            Action.DEPLOY, actor, command, env, model, hint=hint, approver=approver
+            Action.DEPLOY,
+            actor,
+            command,
+            env,
+            model,
+            hint=promotion_hint(self.settings, model, version, alias, env),
+            approver=approver,
         )
         if isinstance(environment, Refusal):
             return environment
-        unknown = self._unknown_model(model)
-        if unknown is not None:
-            return self._audited(Action.DEPLOY, actor, command, environment.name, model, unknown)
-        order = self._in_order(
-            actor, command, environment, model, version, override=override, approver=approver
+        intent = self.intents.deploy(
+            environment, model=model, version=version, alias=alias, actor=actor, approver=approver
         )
-        if isinstance(order, Refusal):
-            return order
-        current = self.repos.endpoints.get(environment.name, model)
-        resources = current.resources if current else environment.default
-        headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
-        if approver:
-            headline += f" (approved by {approver.shown})"
+        order = ""
+        if not isinstance(intent, Refusal):
+            decided = self._in_order(
+                actor, command, environment, model, version, override=override, approver=approver
+            )
+            if isinstance(decided, Refusal):
+                return decided
+            order = decided
         return self._operation(
-            Action.DEPLOY,
+            intent,
+            action=Action.DEPLOY,
             environment=environment,
             endpoint=model,
             actor=actor,
             command=command,
             reporter=reporter,
-            resources=resources,
-            headline=headline,
-            model=model,
-            version=version,
-            alias=alias,
             approver=approver,
             wait=wait,
             overridden=order,
@@ -184,40 +180,23 @@ class Deployer(Admission):
         environment = self._admit(Action.SCALE, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.repos.endpoints.get(environment.name, endpoint)
-        if current is None:
-            known = (
-                ", ".join(e.name for e in self.repos.endpoints.every(environment.name)) or "none"
-            )
-            return self._absent(
-                Action.SCALE,
-                actor,
-                command,
-                environment.name,
-                endpoint,
-                f"there is no endpoint `{endpoint}` in {environment.name} (endpoints: "
-                f"{known}); deploy it first with `/deploy {endpoint} v<N>`",
-            )
-        resources = Resources(
-            cpu=cpu if cpu is not None else current.cpu,
-            memory_mb=memory_mb if memory_mb is not None else current.memory_mb,
-            replicas=replicas if replicas is not None else current.replicas,
-            gpus=gpus if gpus is not None else current.gpus,
+        intent = self.intents.scale(
+            environment,
+            endpoint=endpoint,
+            cpu=cpu,
+            memory_mb=memory_mb,
+            replicas=replicas,
+            gpus=gpus,
+            actor=actor,
         )
         return self._operation(
-            Action.SCALE,
+            intent,
+            action=Action.SCALE,
             environment=environment,
             endpoint=endpoint,
             actor=actor,
             command=command,
             reporter=reporter,
-            resources=resources,
-            headline=(
-                f"{actor.shown} is scaling {endpoint} in {environment.name} to "
-                f"{resources.describe()}"
-            ),
-            model=current.model,
-            version=current.version,
             wait=wait,
         )
 
@@ -236,37 +215,15 @@ class Deployer(Admission):
         environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.repos.endpoints.get(environment.name, endpoint)
-        previous = (
-            self.repos.operations.previous_version(environment.name, endpoint, current.version)
-            if current
-            else None
-        )
-        if current is None or previous is None:
-            what = "is not deployed" if current is None else f"has served only v{current.version}"
-            return self._absent(
-                Action.ROLLBACK,
-                actor,
-                command,
-                environment.name,
-                endpoint,
-                f"{endpoint} in {environment.name} {what}: there is nothing to "
-                f"roll back to (deploy a version with `/deploy {endpoint} v<N>`)",
-            )
+        intent = self.intents.rollback(environment, endpoint=endpoint, actor=actor)
         return self._operation(
-            Action.ROLLBACK,
+            intent,
+            action=Action.ROLLBACK,
             environment=environment,
             endpoint=endpoint,
             actor=actor,
             command=command,
             reporter=reporter,
-            resources=current.resources,
-            headline=(
-                f"{actor.shown} is rolling {endpoint} in {environment.name} back from "
-                f"v{current.version} to v{previous}"
-            ),
-            model=current.model,
-            version=previous,
             wait=wait,
         )
 
@@ -285,63 +242,56 @@ class Deployer(Admission):
         environment = self._admit(Action.STOP, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        current = self.repos.endpoints.get(environment.name, endpoint)
-        if current is None:
-            missing = f"there is no endpoint `{endpoint}` in {environment.name}"
-            return self._absent(Action.STOP, actor, command, environment.name, endpoint, missing)
+        intent = self.intents.stop(environment, endpoint=endpoint, actor=actor)
         return self._operation(
-            Action.STOP,
+            intent,
+            action=Action.STOP,
             environment=environment,
             endpoint=endpoint,
             actor=actor,
             command=command,
             reporter=reporter,
-            resources=current.resources,
-            headline=f"{actor.shown} is stopping {endpoint} in {environment.name}",
-            model=current.model,
-            version=current.version,
             wait=wait,
         )
 
     # -- the shared admission ---------------------------------------------------------------
     def _operation(
         self,
-        action: Action,
+        intent: Intent | Refusal,
         *,
+        action: Action,
         environment: Environment,
         endpoint: str,
         actor: Actor,
         command: str,
         reporter: Reporter,
-        resources: Resources,
-        headline: str,
-        model: str,
-        version: int | None,
-        alias: str | None = None,
         approver: Actor | None = None,
         wait: bool = True,
         overridden: str = "",
     ) -> Outcome | Refusal:
-        """Lock the endpoint and record the operation; have it run here and now (held by
-        this process), or with `wait=False` leave it queued for any bot process to take."""
+        """Check `intent` (`gates`), lock the endpoint and record the operation; have it run
+        here and now (held by this process), or with `wait=False` leave it queued for any
+        bot process to take. Every refusal on the way is audited."""
         env = environment.name
-        refusal = check_limits(environment, resources)
-        if refusal:
-            return self._audited(action, actor, command, env, endpoint, refusal, approver)
-        attempt = self.locker.try_lock(env, endpoint, holder=actor.shown, reason=headline)
+        if isinstance(intent, Refusal):
+            return self._audited(action, actor, command, env, endpoint, intent, approver)
+        for check in self.gates(intent, promotion=False):
+            if check.refusal is not None:
+                return self._audited(action, actor, command, env, endpoint, check.refusal, approver)
+        attempt = self.locker.try_lock(env, endpoint, holder=actor.shown, reason=intent.headline)
         if not attempt.acquired:
             locked = self.locker.refusal(env, endpoint, attempt)
             return self._audited(action, actor, command, env, endpoint, locked, approver)
         plan = Plan(
             action=action.value,
-            model=model,
-            version=version,
-            alias=alias,
-            cpu=resources.cpu,
-            memory_mb=resources.memory_mb,
-            replicas=resources.replicas,
-            gpus=resources.gpus,
-            headline=headline,
+            model=intent.model,
+            version=intent.version,
+            alias=intent.alias,
+            cpu=intent.resources.cpu,
+            memory_mb=intent.resources.memory_mb,
+            replicas=intent.resources.replicas,
+            gpus=intent.resources.gpus,
+            headline=intent.headline,
             actor_id=actor.id,
             actor_name=actor.shown,
             approver=approver.shown if approver else "",
@@ -365,7 +315,7 @@ class Deployer(Admission):
             raise
         if not wait:
             return Outcome(
-                ok=True, text=f"queued: {headline}", operation=op.id, data={"queued": True}
+                ok=True, text=f"queued: {intent.headline}", operation=op.id, data={"queued": True}
             )
         return self.run_here(op, reporter)
 

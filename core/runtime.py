@@ -20,6 +20,7 @@ from core.events import NullReporter
 from core.jobs import JobQueue
 from core.leases import Leases
 from core.locker import Locker
+from core.planner import Planner
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
@@ -154,6 +155,8 @@ class Runtime:
         self.rollouts = self.core.rollouts
         self.runner = self.core.runner
         self.deployer = self.core.deployer
+        # what a change would do, by the same admission, changing nothing
+        self.planner = Planner(deployer=self.deployer, registry=self.registry)
         self.approvals = Approvals(
             settings=settings, repos=self.repos, registry=self.registry, deployer=self.deployer
         )

@@ -18,6 +18,7 @@ class ModelVersion:
     created_at: datetime
     aliases: tuple[str, ...] = ()
     metrics: dict[str, float] = field(default_factory=dict)
+    run_name: str = ""  # the name MLflow gave (or was given for) its run
 
     @property
     def label(self) -> str:

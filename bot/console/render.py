@@ -11,6 +11,7 @@ from bot.text import ago
 from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageError
 from core.approvals import ApprovalRequested, Decided
 from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
+from core.plans import PlanReport
 from core.registry.runs import Registered
 from core.scrub import scrub
 
@@ -61,6 +62,8 @@ def render(console: Console, reply: Reply) -> None:
         pass  # its events already told the story, ending with the outcome
     elif isinstance(reply, HistoryReport):
         _history(console, reply)
+    elif isinstance(reply, PlanReport):
+        _plan(console, reply)
     elif isinstance(reply, ApprovalRequested):
         console.print(Panel(_shown(reply.text), title=f"approval request {reply.approval.id}"))
     elif isinstance(reply, Decided):
@@ -172,3 +175,22 @@ def _history(console: Console, report: HistoryReport) -> None:
             _shown(e.detail),
         )
     console.print(table)
+
+
+def _plan(console: Console, plan: PlanReport) -> None:
+    table = Table(
+        title=f"Plan: {_shown(plan.summary)}",
+        caption="nothing changes until the command is run",
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column("what", style="bold")
+    table.add_column("found", overflow="fold")
+    for key, value in plan.rows():
+        table.add_row(key, _shown(value))
+    for check in plan.checks:
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        table.add_row(f"{mark} {check.name}", _shown(check.text))
+    console.print(table)
+    colour = "green" if plan.ok else "yellow"
+    console.print(f"[bold {colour}]{_shown(plan.sentence)}[/]")

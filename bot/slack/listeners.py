@@ -36,6 +36,7 @@ from commands import help as help_command
 from commands import history as history_command
 from commands import status as status_command
 from commands.base import UsageError
+from commands.plan import is_plan
 from commands.registry import DIRECT, NAMESPACE, parse, split
 from core.errors import StoreError
 from core.jobs import JobQueue
@@ -113,7 +114,7 @@ class Listeners:
             text = help_command.describe(parsed.command, namespace=self.command)
             ack(response_type="ephemeral", text=escape(text))
             return
-        if module in QUICK:
+        if module in QUICK or is_plan(module, parsed):  # plans change nothing: quick
             job = Query(**job.model_dump(exclude={"kind"}))
         trigger = command.get("trigger_id") or ""
         self._record(ack, f"command:{trigger}" if trigger else "", job, job.kind)
@@ -157,7 +158,9 @@ class Listeners:
     def _kind(self, text: str) -> str:
         """Queue typed status, history and help (and text that does not parse) as quick."""
         found = parse(*split(text, namespace=self.command))
-        return "query" if isinstance(found, UsageError) or found[0] in QUICK else "command"
+        if isinstance(found, UsageError) or found[0] in QUICK or is_plan(*found):
+            return "query"
+        return "command"
 
     @staticmethod
     def _event_key(body: dict[str, Any]) -> str:

@@ -38,6 +38,7 @@ from bot.slack.jobs import (
     job_of,
 )
 from bot.slack.mrkdwn import escape, mention
+from bot.slack.plans import plan as plan_blocks
 from bot.slack.poster import NO_ACCESS, Poster, Responder
 from bot.slack.reporter import Respond, ThreadReporter
 from commands import approve as approve_command
@@ -51,6 +52,7 @@ from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Rep
 from core.jobs import JobRow, JobState
 from core.models import Operation
 from core.overview import overview
+from core.plans import PlanReport
 from core.registry.runs import Registered
 from core.roles import Actor
 
@@ -258,6 +260,9 @@ class Work:
             self._post_request(reply, job, respond)
         elif isinstance(reply, HistoryReport):
             text, blocks = history_blocks(reply)
+            respond(text=text, blocks=blocks)
+        elif isinstance(reply, PlanReport):  # for the asker alone, like /status
+            text, blocks = plan_blocks(reply, shown=lambda t: self._shown(job, t))
             respond(text=text, blocks=blocks)
         elif isinstance(reply, Registered):
             text, blocks = registered_blocks(reply)

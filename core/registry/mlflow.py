@@ -138,7 +138,7 @@ class Registry:
                 mv = self._by_version(model, version)
             else:
                 raise NotFound(f"say which version of `{model}` to use, e.g. `{model} v1`")
-            metrics = self.client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            run = self.client.get_run(mv.run_id) if mv.run_id else None
         if mv.status != "READY":
             raise NotFound(f"{model} v{mv.version} is not ready yet (status {mv.status})")
         return ModelVersion(
@@ -149,7 +149,8 @@ class Registry:
             status=mv.status,
             created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC),
             aliases=tuple(getattr(mv, "aliases", ()) or ()),
-            metrics=dict(metrics),
+            metrics=dict(run.data.metrics) if run else {},
+            run_name=str(run.info.run_name or "") if run else "",
         )
 
     def guarded(self, doing: str) -> AbstractContextManager[None]:

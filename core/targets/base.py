@@ -127,6 +127,11 @@ class Target(Protocol):
         input example come from `source`."""
         ...
 
+    def built(self, ep: EndpointRef, mv: ModelVersion) -> str | None:
+        """What `build` would reuse for `mv` on the endpoint, said for people; None when it
+        would make it anew. Only reads: a plan asks it."""
+        ...
+
     def start(
         self,
         ep: EndpointRef,

@@ -80,6 +80,19 @@ class Builder:
             ),
         )
 
+    def existing(self, name: str, mv: ModelVersion) -> str | None:
+        """The build of `mv` on model `name` that `build` would reuse, found by listing (it
+        creates and registers nothing); None when it would make one."""
+        ws = self.workspace
+        version = ws._find_version(mv)
+        model = ws.model_named(name, required=False)
+        if version is None or model is None:
+            return None
+        build = ws.reusable_build(model, version.model_version_id or "")
+        if build is None:
+            return None
+        return f"CML build {short(build.id or '')} of {mv.label} ({build.status})"
+
     def _wait_built(
         self, model: Model, build: ModelBuild, mv: ModelVersion, step: Step
     ) -> ModelBuild:

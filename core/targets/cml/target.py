@@ -166,6 +166,11 @@ class CMLTarget:
         with self._explained():
             return self.builder.build(model_name(ep), mv, source, step)
 
+    def built(self, ep: EndpointRef, mv: ModelVersion) -> str | None:
+        """The CML build of `mv` a rollout would reuse, as CML lists it; None: it builds."""
+        with self._explained():
+            return self.builder.existing(model_name(ep), mv)
+
     def start(
         self,
         ep: EndpointRef,

@@ -167,6 +167,24 @@ class LocalTarget:
             raise BuildFailed(messages.missing_modules(mv.label, modules))
         return Built(ref=str(path), example=example, detail=detail)
 
+    def built(self, ep: EndpointRef, mv: ModelVersion) -> str | None:
+        """The artifacts `build` fetched for this endpoint before (and the environment it
+        made them, with `env_manager` "uv"); None when they would be fetched."""
+        path = self.layout.artifacts(ep, mv.model, mv.version)
+        if not (path / "MLmodel").exists():
+            return None
+        found = f"the artifacts of {mv.label} fetched before for {ep.name}"
+        if self.env.env_manager == "uv":
+            reqs = requirements.read(path)
+            if requirements.unmet(reqs):
+                model_env = self.envs.find(reqs)
+                found += (
+                    f", and its own environment {model_env.short}"
+                    if model_env
+                    else "; its own environment would be built"
+                )
+        return found
+
     def _model_env(self, mv: ModelVersion, model_path: Path) -> ModelEnv | None:
         """The environment a built version's servers run in: None for the warm runtime."""
         if self.env.env_manager != "uv":

@@ -111,13 +111,13 @@ MALFORMED = [
     (
         "/help fly",
         "There is no command `fly` to explain (commands: deploy, scale, rollback, stop, "
-        "status, register, promote, approve, reject, lock, unlock, cancel, history, help).",
+        "plan, status, register, promote, approve, reject, lock, unlock, cancel, history, help).",
     ),
     (
         "/launch iris",
         "There is no command `/launch` (commands: /deploy, /scale, /rollback, /stop, "
-        "/status, /register, /promote, /approve, /reject, /lock, /unlock, /cancel, /history, "
-        "/help).",
+        "/plan, /status, /register, /promote, /approve, /reject, /lock, /unlock, /cancel, "
+        "/history, /help).",
     ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
     ("/deploy `rm -rf /` v1", "`'rm` is not a valid model name"),
