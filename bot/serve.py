@@ -25,12 +25,14 @@ def worker(runtime: Runtime, out: Console) -> int:
     """Operations from the store, reported in their Slack threads when Slack is configured
     (else in the log), until SIGINT or SIGTERM."""
     from bot.slack.settings import SlackSettings
+    from core.alerts import Alerts, LogAlerts
     from core.events import LogReporter, Reporter
     from core.models import Operation
 
     configure_logging()
     reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
     fronts = frozenset({""})
+    alerts: Alerts = LogAlerts()
     taker = None
     slack = SlackSettings()
     if slack.bot_token is None:
@@ -39,12 +41,14 @@ def worker(runtime: Runtime, out: Console) -> int:
             "(a Slack thread is kept current only by a process that can post to it)."
         )
     else:
+        from bot.slack.oncall import OnCall
         from bot.slack.poster import Poster, web_client
         from bot.slack.work import Work
 
         client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
         work = Work(runtime=runtime, poster=Poster(client), min_interval=slack.update_interval)
         reporter_for = work.reporter_for
+        alerts = OnCall(poster=work.poster, channel=slack.oncall_channel)
         fronts = frozenset({"", "slack"})
         from bot.slack.dispatch import JobTaker
 
@@ -60,6 +64,7 @@ def worker(runtime: Runtime, out: Console) -> int:
     if taker is not None:
         taker.start()
     runner = runtime.worker(reporter_for=reporter_for, fronts=fronts).start()
+    watcher = runtime.watcher(alerts=alerts, runner=runner, fronts=fronts).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -72,6 +77,7 @@ def worker(runtime: Runtime, out: Console) -> int:
     )
     if taker is not None:
         taker.close()
+    watcher.stop()
     runner.stop(wait=True)
     return 0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
-from core import steps
+from core import steps, watching
 from core.audit import AuditLog
 from core.clock import Clock
 from core.config import Settings
@@ -185,6 +185,14 @@ class Rollouts:
         run.confirm()
         self._record(run, op, target, mv, resources, url, started)
         run.remember(version=mv.version)  # what /rollback goes back to
+        watching.begin(
+            self.repos,
+            self.settings,
+            op,
+            version=mv.version,
+            deployment=started.deployment,
+            before=current,
+        )
         return self._succeeded(run, mv, resources, url, latency_ms)
 
     def _already_live(
@@ -342,8 +350,9 @@ class Rollouts:
         return f"{served} was serving before, but is down now"
 
     def _audit(self, op: Operation, outcome: Outcome) -> None:
+        automatic = watching.AUTO_ROLLBACK if op.plan.get("automatic") else ""
         self.audit.record(
-            str(op.plan.get("action") or op.kind),
+            automatic or str(op.plan.get("action") or op.kind),
             actor_id=str(op.plan.get("actor_id") or ""),
             actor_name=str(op.plan.get("actor_name") or op.requested_by),
             command=op.command,

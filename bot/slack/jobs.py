@@ -107,11 +107,28 @@ class ButtonClick(BaseModel):
         return f"/{'approve' if self.approve else 'reject'} {self.request} (button)"
 
 
+class RollbackClick(BaseModel):
+    """Roll back clicked on an endpoint announced down (it served `version` then)."""
+
+    kind: Literal["rollback-click"] = "rollback-click"
+    env: str
+    endpoint: str
+    version: int
+    user_id: str
+    channel_id: str = ""
+    thread_ts: str | None = None  # the announcement: the rollback reports in its thread
+    response_url: str = ""
+
+    @property
+    def line(self) -> str:
+        return f"/rollback {self.endpoint} in {self.env} (button, from v{self.version})"
+
+
 # what a job is queued as (`JobRow.kind`): quick queries never wait behind operations
 QUERIES = frozenset({"query"})
 OPERATIONS = frozenset({"command", "decision"})
 Typed = Mention | DirectMessage
-AnyJob = SlashCommand | Query | Mention | DirectMessage | ButtonClick | HomeOpened
+AnyJob = SlashCommand | Query | Mention | DirectMessage | ButtonClick | HomeOpened | RollbackClick
 _JOB: TypeAdapter[AnyJob] = TypeAdapter(Annotated[AnyJob, Field(discriminator="kind")])
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.slack import messages
+from bot.slack import messages, oncall
 from bot.slack.answers import TypedResponder
 from bot.slack.blocks import approval as approval_blocks
 from bot.slack.blocks import decided as decided_blocks
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
-Asked = SlashCommand | Query | Mention | DirectMessage
+Asked = SlashCommand | Query | Mention | DirectMessage | oncall.RollbackClick
 
 
 class Work:
@@ -127,6 +127,9 @@ class Work:
             if isinstance(job, ButtonClick):
                 self._decision(row, job, respond)
                 self._refresh_home(job.user_id)
+                return JobState.DONE
+            if isinstance(job, oncall.RollbackClick):  # admitted by the core as /rollback
+                self._operation(oncall.clicked, job, row, job, respond)
                 return JobState.DONE
             found = parse(*job.entry)
             if isinstance(found, UsageError):  # a slash command's ack said so already
@@ -218,8 +221,8 @@ class Work:
         channel: str | None = None,
         thread_ts: str | None = None,
     ) -> ThreadReporter:
-        if thread_ts is None and isinstance(job, (Mention, DirectMessage)):
-            thread_ts = job.thread_ts  # typed in a thread: progress goes there
+        if thread_ts is None and isinstance(job, (Mention, DirectMessage, oncall.RollbackClick)):
+            thread_ts = job.thread_ts  # asked in a thread: progress goes there
         return ThreadReporter(
             poster=self.poster,
             channel=channel or job.channel_id,

@@ -14,6 +14,7 @@ from core.repos.deliveries import DeliveryRepository
 from core.repos.endpoints import EndpointRepository, Serving
 from core.repos.locks import LockRepository
 from core.repos.operations import OperationRepository
+from core.repos.watches import WatchRepository
 
 __all__ = [
     "ApprovalRepository",
@@ -24,6 +25,7 @@ __all__ = [
     "OperationRepository",
     "Repositories",
     "Serving",
+    "WatchRepository",
 ]
 
 
@@ -36,6 +38,7 @@ class Repositories:
         self.approvals = ApprovalRepository(db)
         self.audit = AuditRepository(db)
         self.deliveries = DeliveryRepository(db)
+        self.watches = WatchRepository(db)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Repositories:
