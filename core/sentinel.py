@@ -48,12 +48,17 @@ class Sentinel:
         self._scanned = now
         watched = {(w.env, w.endpoint) for w in self.repos.watches.watching()}
         busy = {(op.env, op.endpoint) for op in self.repos.operations.running()}
-        announced = {(d.env, d.endpoint) for d in self.repos.watches.downs(self.alerts.front)}
+        announced = {(d.env, d.endpoint): d for d in self.repos.watches.downs(self.alerts.front)}
         endpoints = self.repos.endpoints.every()
-        for gone in announced - {(e.env, e.name) for e in endpoints}:
+        for gone in set(announced) - {(e.env, e.name) for e in endpoints}:
             self._up(*gone, text=STOPPED.format(endpoint=gone[1], env=gone[0]))
         for ep in endpoints:
             key = (ep.env, ep.name)
+            if key in announced and announced[key].version != ep.version:
+                # another version serves since: that outage is over, whatever comes next
+                text = CHANGED_UP.format(endpoint=ep.name, env=ep.env, model=ep.model, v=ep.version)
+                self._up(ep.env, ep.name, text=text)
+                del announced[key]
             target = self.targets.get(ep.env)
             if target is None or key in watched or key in busy:
                 self._downs.pop(key, None)  # what changes it now, or watches it, tells
@@ -152,6 +157,7 @@ NO_OFFER = (
 )
 UP = ":large_green_circle: {endpoint} in {env} is up again ({model} v{v})."
 STOPPED = "{endpoint} in {env} is no longer deployed."
+CHANGED_UP = "{endpoint} in {env} serves {model} v{v} now."
 CHANGED = (
     "{endpoint} in {env} no longer serves v{v}: it {now} now, so it was not rolled back "
     "again. `/status` shows what serves."
