@@ -5,10 +5,7 @@ Time moves by the test's clock: each `tick` is one round of the watcher."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -23,9 +20,6 @@ from bot.slack.poster import Poster, web_client
 from bot.slack.work import Work
 from core.config import Settings
 from core.models import WatchState
-from core.runtime import Runtime
-from core.targets.base import EndpointRef
-from core.targets.local.host import MAX_RESTARTS
 from core.watching import CHECK_S, Watcher
 from tests.clock import FakeClock
 from tests.conftest import make_settings
@@ -37,10 +31,10 @@ from tests.scenarios.slack.conftest import (
     RunningFront,
     texts,
 )
+from tests.scenarios.watch_support import IRIS, kill_serving
 from tests.slack_api.emulator import SlackEmulator
 
 ONCALL, BOB = "C0ONCALL", "U0BOB"
-IRIS = EndpointRef("dev", "iris")
 
 
 @pytest.fixture
@@ -77,25 +71,6 @@ def deployed(front: RunningFront, *lines: str) -> None:
         front.post("/mlops", line)
         front.drain()
         assert "is live at http://127.0.0.1:" in texts(front.api.messages(OPS))
-
-
-def kill_serving(runtime: Runtime, version: int) -> None:
-    """SIGKILL the model servers of `version` until their host gives up restarting them."""
-    target = runtime.targets["dev"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status = target._call(IRIS, {"op": "status"})  # type: ignore[attr-defined]
-        (dep,) = [
-            d for d in status["deployments"] if d["version"] == version and d["state"] == "active"
-        ]
-        alive = [w["pid"] for w in dep["workers"] if w["alive"]]
-        if not alive and all(w["restarts"] >= MAX_RESTARTS for w in dep["workers"]):
-            return
-        for pid in alive:
-            with contextlib.suppress(ProcessLookupError):  # it died since the status
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-    raise AssertionError("the model servers kept coming back")
 
 
 def rounds(watcher: Watcher, clock: FakeClock, n: int, seconds: float = CHECK_S) -> None:
