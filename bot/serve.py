@@ -48,7 +48,7 @@ def worker(runtime: Runtime, out: Console) -> int:
         client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
         work = Work(runtime=runtime, poster=Poster(client), min_interval=slack.update_interval)
         reporter_for = work.reporter_for
-        alerts = OnCall(poster=work.poster, channel=slack.oncall_channel)
+        alerts = OnCall(poster=work.poster, channel=slack.oncall_channel, people=work.people)
         fronts = frozenset({"", "slack"})
         from bot.slack.dispatch import JobTaker
 

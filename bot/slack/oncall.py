@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from bot.slack.blocks import Blocks, decided, fallback, section
@@ -28,9 +29,12 @@ class OnCall:
 
     front = "slack"
 
-    def __init__(self, *, poster: Poster, channel: str = "") -> None:
+    def __init__(self, *, poster: Poster, channel: str = "", people: Iterable[str] = ()) -> None:
         self.poster = poster
         self.channel = channel  # on-call's channel id; "" : on-call hears nothing here
+        # user ids the settings name (admins, developers): the only mentions kept, as the
+        # bot recorded them (who froze an endpoint); any other `<@…>` is shown literally
+        self.people = tuple(people)
 
     def thread_of(self, where: dict[str, Any], command: str) -> dict[str, Any]:
         """A `reply_to` that makes an operation report in the thread `where` names (a
@@ -48,7 +52,7 @@ class OnCall:
         }
 
     def tell(self, alert: Alert) -> dict[str, Any]:
-        text = escape(alert.text)
+        text = escape(alert.text, mentions=self.people)
         if alert.kind is AlertKind.CLEAN:
             self._in_thread(alert.where, f":white_check_mark: {text}")
             return {}

@@ -114,7 +114,7 @@ def main() -> int:
     ).start()
     # watch windows after switches, and endpoints that go down between rollouts
     watcher = runtime.watcher(
-        alerts=OnCall(poster=work.poster, channel=slack.oncall_channel),
+        alerts=OnCall(poster=work.poster, channel=slack.oncall_channel, people=work.people),
         runner=runner,
         fronts=frozenset({"", "slack"}),
     ).start()

@@ -110,8 +110,12 @@ class WatchRepository:
         now = self.db.now()
         until = now + timedelta(seconds=lease_s)
         of_fronts = WatchRow.front.in_(sorted(fronts))
+        mine = (WatchRow.owner == owner, WatchRow.state == WatchState.WATCHING)
         with self.db.session() as s:
             free = list(s.scalars(select(WatchRow.id).where(self._free(now), of_fronts)))
+            held = s.scalar(select(WatchRow.id).where(*mine).limit(1))
+        if not free and held is None:
+            return []  # nothing written: an idle round takes no write lock from the acks
         for watch_id in free:
             with self.db.session() as s:
                 s.execute(
@@ -120,7 +124,6 @@ class WatchRepository:
                     .values(owner=owner, lease_expires_at=until)
                     .execution_options(synchronize_session=False)
                 )
-        mine = (WatchRow.owner == owner, WatchRow.state == WatchState.WATCHING)
         with self.db.session() as s:
             s.execute(
                 update(WatchRow)

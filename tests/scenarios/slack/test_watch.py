@@ -59,9 +59,8 @@ def watcher(running_front: RunningFront) -> Iterator[Watcher]:
     work = Work(runtime=runtime, poster=poster, min_interval=0.3)
     fronts = frozenset({"", "slack"})
     runner = runtime.worker(reporter_for=work.reporter_for, fronts=fronts)
-    watching = runtime.watcher(
-        alerts=OnCall(poster=poster, channel=ONCALL), runner=runner, fronts=fronts, scan_s=CHECK_S
-    )
+    alerts = OnCall(poster=poster, channel=ONCALL, people=work.people)
+    watching = runtime.watcher(alerts=alerts, runner=runner, fronts=fronts, scan_s=CHECK_S)
     yield watching
     watching.stop()
 
@@ -199,7 +198,7 @@ def test_a_frozen_endpoint_is_not_rolled_back_and_on_call_hears_why(
     assert runtime.repos.endpoints.get("dev", "iris").version == 2  # type: ignore[union-attr]
     (told,) = [m.text for m in api.messages(ONCALL)]
     assert "iris v2 was down at 2 checks in a row" in told
-    assert "It was not rolled back by itself, because iris in dev is frozen by" in told
+    assert f"It was not rolled back by itself, because iris in dev is frozen by <@{ALICE}>" in told
     assert "the data team is migrating" in told
     thread = "\n".join(thread_of(api, OPS, "deploying iris v2 to dev"))
     assert "It was not rolled back by itself" in thread
