@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot import serve
+from core.alerts import LogAlerts
 from core.config import Settings
 from core.errors import ChatOpsError
 from core.scrub import install_log_filter, scrub
@@ -221,9 +222,13 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     app.offer_demo(ask=sys.stdin.isatty())
     # an operation a console (or bot) that died left unfinished is finished here
     runner = runtime.worker(reporter_for=lambda _op: app.reporter).start()
+    # watch windows and endpoints that go down: told here as they happen
+    alerts = LogAlerts(say=lambda text: out.print(text, markup=False, highlight=False))
+    watcher = runtime.watcher(alerts=alerts, runner=runner).start()
     try:
         app.interactive()
     finally:
+        watcher.stop()
         runner.stop()
     return 0
 

@@ -26,6 +26,7 @@ def worker(runtime: Runtime, out: Console) -> int:
     """Operations from the store, reported in their Slack threads when Slack is configured
     (else in the log), until SIGINT or SIGTERM."""
     from bot.slack.settings import SlackSettings
+    from core.alerts import Alerts, LogAlerts
     from core.events import LogReporter, Reporter
     from core.models import Operation
 
@@ -33,6 +34,7 @@ def worker(runtime: Runtime, out: Console) -> int:
     metrics.share(runtime.settings.state_dir)  # a front on this machine shows its counts
     reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
     fronts = frozenset({""})
+    alerts: Alerts = LogAlerts()
     taker = None
     watch = None
     slack = SlackSettings()
@@ -42,6 +44,7 @@ def worker(runtime: Runtime, out: Console) -> int:
             "(a Slack thread is kept current only by a process that can post to it)."
         )
     else:
+        from bot.slack.oncall import OnCall
         from bot.slack.poster import Poster, web_client
         from bot.slack.work import Work
 
@@ -53,6 +56,7 @@ def worker(runtime: Runtime, out: Console) -> int:
             announce_channel=slack.announce_channel,
         )
         reporter_for = work.reporter_for
+        alerts = OnCall(poster=work.poster, channel=slack.oncall_channel, people=work.people)
         fronts = frozenset({"", "slack"})
         from bot.slack.dispatch import JobTaker
 
@@ -69,6 +73,7 @@ def worker(runtime: Runtime, out: Console) -> int:
         taker.start()
         watch = work.announcer.watch()  # registry events: polled, or the MLflow webhook registered
     runner = runtime.worker(reporter_for=reporter_for, fronts=fronts).start()
+    watcher = runtime.watcher(alerts=alerts, runner=runner, fronts=fronts).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -83,6 +88,7 @@ def worker(runtime: Runtime, out: Console) -> int:
         watch.stop()
     if taker is not None:
         taker.close()
+    watcher.stop()
     runner.stop(wait=True)
     return 0
 

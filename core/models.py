@@ -267,3 +267,55 @@ class Hold:
     @classmethod
     def of(cls, op: Operation) -> Hold:
         return cls(op.owner, op.attempts)
+
+
+class WatchState(StrEnum):
+    WATCHING = "watching"  # held by `owner` until `lease_expires_at`, or free to take
+    CLEAN = "clean"  # the window ended with the endpoint healthy
+    ROLLED_BACK = "rolled_back"  # it failed: the bot rolled back by itself
+    HELD = "held"  # it failed while someone held the endpoint: not rolled back
+    FAILED = "failed"  # it failed with nothing to roll back to
+    SUPERSEDED = "superseded"  # another operation changed or stopped the endpoint
+    LAPSED = "lapsed"  # no bot process watched it before its window ended
+
+
+class WatchRow(Base):
+    """The window after a switch in which a failing endpoint is rolled back by itself to
+    `previous`; checked by whichever bot process holds it (`owner`, `lease_expires_at`)."""
+
+    __tablename__ = "watches"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    env: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    operation_id: Mapped[str] = mapped_column(String(32))  # the operation that switched
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    deployment: Mapped[str] = mapped_column(String(128))
+    previous: Mapped[int | None] = mapped_column(Integer, default=None)
+    # where that operation was reported (its thread), and the front that can report there
+    reply_to: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    front: Mapped[str] = mapped_column(String(16), default="")
+    state: Mapped[str] = mapped_column(String(16), default=WatchState.WATCHING, index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ends_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checked_at: Mapped[datetime | None] = mapped_column(default=None)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    downs: Mapped[int] = mapped_column(Integer, default=0)  # failed health checks in a row
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DownRow(Base):
+    """An endpoint found down outside any rollout, announced once per front until it is up
+    again (the primary key decides which bot process announces it)."""
+
+    __tablename__ = "downs"
+    env: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    front: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    # where the announcement was shown, to take its button away once the endpoint is up
+    where: Mapped[dict[str, Any]] = mapped_column(default=dict)

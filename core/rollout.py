@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
-from core import steps
+from core import steps, watching
 from core.audit import AuditLog
 from core.clock import Clock
 from core.config import Settings
@@ -187,8 +187,19 @@ class Rollouts:
         run.confirm()
         # what served before and was down when replaced ended in a failure, not a switch
         down = f"v{current.version} was down when v{mv.version} replaced it" if current else ""
-        self._record(run, op, target, mv, resources, url, started, "" if was_up else down)
+        failed = "" if was_up else down
+        if current is not None and op.plan.get("automatic"):  # its watch found it failing
+            failed = f"v{current.version} was rolled back by itself: {op.plan['automatic']}"
+        self._record(run, op, target, mv, resources, url, started, failed)
         run.remember(version=mv.version)  # what /rollback goes back to
+        watching.begin(
+            self.repos,
+            self.settings,
+            op,
+            version=mv.version,
+            deployment=started.deployment,
+            before=current,
+        )
         return self._succeeded(run, mv, resources, url, latency_ms)
 
     def _already_live(
@@ -364,8 +375,9 @@ class Rollouts:
         return f"{served} was serving before, but is down now", asked
 
     def _audit(self, op: Operation, outcome: Outcome) -> None:
+        automatic = watching.AUTO_ROLLBACK if op.plan.get("automatic") else ""
         self.audit.record(
-            str(op.plan.get("action") or op.kind),
+            automatic or str(op.plan.get("action") or op.kind),
             actor_id=str(op.plan.get("actor_id") or ""),
             actor_name=str(op.plan.get("actor_name") or op.requested_by),
             command=op.command,

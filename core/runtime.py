@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from core.alerts import Alerts
 from core.announcements import Announcements
 from core.approvals import Approvals
 from core.audit import AuditLog
@@ -34,6 +35,7 @@ from core.status import Problems, admin_problems
 from core.targets.base import Target, quiet_step
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
+from core.watching import CHECK_S, Watcher
 
 log = logging.getLogger("chatops.core")
 
@@ -221,6 +223,32 @@ class Runtime:
         """A Runner of this process (sharing its leases) that reports with `reporter_for`
         and takes operations asked from `fronts`; `.start()` it to take them as they come."""
         return self.core.worker(reporter_for=reporter_for, fronts=fronts, workers=workers)
+
+    def watcher(
+        self,
+        *,
+        alerts: Alerts,
+        runner: Runner,
+        fronts: frozenset[str] = frozenset({""}),
+        check_s: float = CHECK_S,
+        scan_s: float | None = None,
+    ) -> Watcher:
+        """The watch windows after switches (of operations asked from `fronts`) and the watch
+        between rollouts, told through `alerts`; rollbacks run on `runner` (this process's
+        worker). `.start()` it to check in the background."""
+        return Watcher(
+            settings=self.settings,
+            repos=self.repos,
+            targets=self.targets,
+            locker=self.locker,
+            audit=self.rollouts.audit,
+            runner=runner,
+            alerts=alerts,
+            fronts=fronts,
+            check_s=check_s,
+            scan_s=scan_s,
+            poll_s=self.settings.runner_poll_s,
+        )
 
     def shut_down_endpoints(self) -> list[str]:
         """Stop every endpoint the targets run for this bot, recorded or not (a first deploy

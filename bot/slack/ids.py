@@ -7,3 +7,4 @@ REJECT = "reject"
 # on a registry announcement
 DEPLOY_ANNOUNCED = "announced_deploy"
 PROMOTE_ANNOUNCED = "announced_promote"
+ROLLBACK = "rollback"  # on an endpoint announced down to on-call

@@ -175,6 +175,23 @@ class AnnouncedAction(BaseModel):
             return None
 
 
+class RollbackClick(BaseModel):
+    """Roll back clicked on an endpoint announced down (it served `version` then)."""
+
+    kind: Literal["rollback-click"] = "rollback-click"
+    env: str
+    endpoint: str
+    version: int
+    user_id: str
+    channel_id: str = ""
+    thread_ts: str | None = None  # the announcement: the rollback reports in its thread
+    response_url: str = ""
+
+    @property
+    def line(self) -> str:
+        return f"/rollback {self.endpoint} in {self.env} (button, from v{self.version})"
+
+
 # what a job is queued as (`JobRow.kind`): quick queries never wait behind operations
 QUERIES = frozenset({"query"})  # registry notices too: announcing never waits on a deploy
 OPERATIONS = frozenset({"command", "decision"})
@@ -188,6 +205,7 @@ AnyJob = (
     | HomeOpened
     | RegistryNotice
     | AnnouncedAction
+    | RollbackClick
 )
 _JOB: TypeAdapter[AnyJob] = TypeAdapter(Annotated[AnyJob, Field(discriminator="kind")])
 

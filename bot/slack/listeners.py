@@ -19,7 +19,7 @@ from slack_bolt import Ack, App
 
 from bot.slack import messages
 from bot.slack.dispatch import Dispatcher
-from bot.slack.ids import APPROVE, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, REJECT
+from bot.slack.ids import APPROVE, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, REJECT, ROLLBACK
 from bot.slack.jobs import (
     FRONT,
     AnnouncedAction,
@@ -29,9 +29,11 @@ from bot.slack.jobs import (
     HomeOpened,
     Mention,
     Query,
+    RollbackClick,
     SlashCommand,
 )
 from bot.slack.mrkdwn import escape
+from bot.slack.oncall import BROKEN_BUTTON, click_of
 from commands import help as help_command
 from commands import history as history_command
 from commands import status as status_command
@@ -69,6 +71,7 @@ class Listeners:
             app.action(action)(self.on_decision)
         for action in (DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED):
             app.action(action)(self.on_announced)
+        app.action(ROLLBACK)(self.on_rollback)
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home)
@@ -92,6 +95,15 @@ class Listeners:
         job = AnnouncedAction.of_click(body, namespace=self.command)
         if job is None:
             ack(response_type="ephemeral", text=messages.ANNOUNCE_BAD_BUTTON)
+            return
+        stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
+        self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "command")
+
+    def on_rollback(self, ack: Ack, body: dict[str, Any]) -> None:
+        """Roll back clicked on an endpoint announced down: a job the core admits."""
+        job = click_of(body)
+        if job is None:
+            ack(response_type="ephemeral", text=BROKEN_BUTTON)
             return
         stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
         self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "command")
@@ -171,7 +183,7 @@ class Listeners:
     def _record(self, ack: Ack, key: str, job: AnyJob, kind: str) -> None:
         unready = self.dispatcher.unready
         if unready is not None:
-            if isinstance(job, (SlashCommand, Query, ButtonClick, AnnouncedAction)):
+            if isinstance(job, (SlashCommand, Query, ButtonClick, AnnouncedAction, RollbackClick)):
                 ack(response_type="ephemeral", text=messages.NOT_READY.format(reason=unready))
             else:
                 ack()  # an event's ack carries no answer; Slack would retry it meanwhile

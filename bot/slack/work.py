@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.slack import messages
+from bot.slack import messages, oncall
 from bot.slack.announce import SlackAnnouncer
 from bot.slack.answers import TypedResponder
 from bot.slack.blocks import approval as approval_blocks
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
-Asked = SlashCommand | Query | Mention | DirectMessage | AnnouncedAction
+Asked = SlashCommand | Query | Mention | DirectMessage | AnnouncedAction | oncall.RollbackClick
 
 
 class Work:
@@ -136,6 +136,9 @@ class Work:
             if isinstance(job, ButtonClick):
                 self._decision(row, job, respond)
                 self._refresh_home(job.user_id)
+                return JobState.DONE
+            if isinstance(job, oncall.RollbackClick):  # admitted by the core as /rollback
+                self._operation(oncall.clicked, job, row, job, respond)
                 return JobState.DONE
             found = parse(*job.entry)
             if isinstance(found, UsageError):  # a slash command's ack said so already
@@ -227,7 +230,9 @@ class Work:
         channel: str | None = None,
         thread_ts: str | None = None,
     ) -> ThreadReporter:
-        if thread_ts is None and isinstance(job, (Mention, DirectMessage, AnnouncedAction)):
+        if thread_ts is None and isinstance(
+            job, (Mention, DirectMessage, AnnouncedAction, oncall.RollbackClick)
+        ):
             thread_ts = job.thread_ts  # typed in a thread, or a click on an announcement
         return ThreadReporter(
             poster=self.poster,

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack.dispatch import JobTaker
+from bot.slack.oncall import OnCall
 from bot.slack.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
 from bot.slack.work import Work
@@ -115,14 +116,21 @@ def main() -> int:
         fronts=frozenset({"", "slack"}),
         workers=slack.workers,
     ).start()
-    watch = work.announcer.watch()  # registry events: polled, or the MLflow webhook registered
+    registry = work.announcer.watch()  # registry events: polled, or the MLflow webhook registered
+    # watch windows after switches, and endpoints that go down between rollouts
+    watcher = runtime.watcher(
+        alerts=OnCall(poster=work.poster, channel=slack.oncall_channel, people=work.people),
+        runner=runner,
+        fronts=frozenset({"", "slack"}),
+    ).start()
     try:
         for _line in sys.stdin:
             taker.nudge()
     finally:
-        if watch is not None:
-            watch.stop()
+        if registry is not None:
+            registry.stop()
         taker.close()
+        watcher.stop()
         runner.stop()
         runtime.close()
     return 0

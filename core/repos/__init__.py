@@ -16,6 +16,7 @@ from core.repos.locks import LockRepository
 from core.repos.operations import OperationRepository
 from core.repos.registry_events import RegistryEventRepository
 from core.repos.served import ServedRepository
+from core.repos.watches import WatchRepository
 
 __all__ = [
     "ApprovalRepository",
@@ -28,6 +29,7 @@ __all__ = [
     "Repositories",
     "ServedRepository",
     "Serving",
+    "WatchRepository",
 ]
 
 
@@ -42,6 +44,7 @@ class Repositories:
         self.deliveries = DeliveryRepository(db)
         self.served = ServedRepository(db)
         self.registry_events = RegistryEventRepository(db)
+        self.watches = WatchRepository(db)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Repositories:
