@@ -27,7 +27,7 @@ from core.plans import (
 )
 from core.registry.mlflow import ModelVersion, Registry
 from core.roles import NEEDS, Action, Actor, Role, authorize, role_in
-from core.rollout import serves
+from core.steps import serves
 from core.targets.base import EndpointRef
 
 

@@ -172,7 +172,7 @@ class Rollouts:
         try:
             mv = steps.resolve(run, self.registry, op, plan)
             was_up = current is not None and target.health(ep).up
-            if current is not None and was_up and serves(current, mv, resources):
+            if current is not None and was_up and steps.serves(current, mv, resources):
                 return self._already_live(run, mv, resources, current)
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
@@ -386,13 +386,6 @@ class Rollouts:
             result=outcome,
             approver=str(op.plan.get("approver") or ""),
         )
-
-
-def serves(current: Endpoint, mv: ModelVersion, resources: Resources) -> bool:
-    """Whether `current` is `mv` with `resources` already: a rollout to it changes nothing."""
-    return (current.model, current.version) == (mv.model, mv.version) and (
-        current.resources == resources
-    )
 
 
 def _since(endpoint: Endpoint, clock: Clock) -> float:

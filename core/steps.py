@@ -11,6 +11,13 @@ from core.run import Plan, Run
 from core.targets.base import Built, EndpointRef, ModelSource, Started, Target
 
 
+def serves(current: Endpoint, mv: ModelVersion, resources: Resources) -> bool:
+    """Whether `current` is `mv` with `resources` already: a rollout to it changes nothing."""
+    return (current.model, current.version) == (mv.model, mv.version) and (
+        current.resources == resources
+    )
+
+
 def deployment_id(run: Run, op: Operation) -> str:
     # chosen once and recorded first: a resumed operation starts (finds) the same one
     deployment = str(op.remote.get("deployment") or "")

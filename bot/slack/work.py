@@ -8,7 +8,6 @@ in a worker process, or in the worker that takes it again after the first one di
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -16,10 +15,8 @@ from slack_sdk.errors import SlackApiError
 from bot.slack import messages, oncall
 from bot.slack.announce import SlackAnnouncer
 from bot.slack.answers import TypedResponder
-from bot.slack.blocks import approval as approval_blocks
-from bot.slack.blocks import decided as decided_blocks
+from bot.slack.approving import RequestMessages
 from bot.slack.blocks import history as history_blocks
-from bot.slack.blocks import noted as noted_blocks
 from bot.slack.blocks import registered as registered_blocks
 from bot.slack.blocks import section
 from bot.slack.blocks import status as status_blocks
@@ -39,7 +36,7 @@ from bot.slack.jobs import (
 )
 from bot.slack.mrkdwn import escape, mention
 from bot.slack.plans import plan as plan_blocks
-from bot.slack.poster import NO_ACCESS, Poster, Responder
+from bot.slack.poster import Poster, Responder
 from bot.slack.reporter import Respond, ThreadReporter
 from commands import approve as approve_command
 from commands import help as help_command
@@ -83,6 +80,9 @@ class Work:
         self.max_attempts = runtime.settings.max_attempts
         self.poster = poster
         self.announcer = SlackAnnouncer(runtime=runtime, poster=poster, channel=announce_channel)
+        self.requests = RequestMessages(
+            approvals=runtime.approvals, poster=poster, bot_name=bot_name
+        )
         self.bot_name = bot_name
         self.min_interval = min_interval
         settings = runtime.settings
@@ -262,7 +262,7 @@ class Work:
         reporter = self._reporter(row, job, respond)
         reply = run(parsed, self._context(job, reporter))
         if isinstance(reply, ApprovalRequested):
-            self._post_request(reply, job, respond)
+            self.requests.post(reply, job.channel_id, respond)
         elif isinstance(reply, HistoryReport):
             text, blocks = history_blocks(reply)
             respond(text=text, blocks=blocks)
@@ -281,38 +281,6 @@ class Work:
                 respond(text=shown, blocks=[section(shown)])
         else:
             respond(text=self._shown(job, reply.text))
-
-    def _post_request(self, req: ApprovalRequested, job: Asked, respond: Respond) -> None:
-        text, blocks = approval_blocks(req)
-        try:
-            posted = self.poster.call(
-                "chat.postMessage", channel=job.channel_id, text=text, blocks=blocks
-            )
-        except SlackApiError as exc:
-            error = str(exc.response.get("error") or "error")
-            if error in NO_ACCESS and error != "is_archived":
-                # shown to the requester, who can pass it on: it still can be decided
-                respond(
-                    text=messages.NOT_IN_CHANNEL_REQUEST.format(bot=self.bot_name) + "\n" + text
-                )
-                return
-            # nobody can see it, so nobody could decide it: it must not stay pending
-            self.runtime.approvals.withdraw(
-                req.approval.id, reason=messages.WITHDRAWN.format(error=error)
-            )
-            hint = (
-                messages.REQUEST_HINT_ACCESS if error in NO_ACCESS else messages.REQUEST_HINT_OTHER
-            )
-            respond(
-                text=messages.REQUEST_NOT_POSTED.format(
-                    error=escape(error), hint=hint.format(bot=self.bot_name)
-                )
-            )
-            return
-        self.runtime.approvals.shown_at(
-            req.approval.id,
-            {"channel": posted.get("channel"), "ts": posted.get("ts"), "blocks": blocks},
-        )
 
     def _decision(
         self,
@@ -343,7 +311,7 @@ class Work:
                     by=by, at=at, reason=f": {escape(reason)}" if reason else ""
                 )
             )
-            self._show_on_request(where, verdict, respond, keep_buttons=False)
+            self.requests.show(where, verdict, respond, keep_buttons=False)
             reporter = self._reporter(
                 row, job, respond, channel=where.get("channel"), thread_ts=where.get("ts")
             )
@@ -363,13 +331,11 @@ class Work:
             held = self._shown(job, done.text)
             respond(text=held)
             where = (done.approval.where if done.approval else None) or {}
-            self._show_on_request(
-                where, messages.HELD.format(text=held), respond, keep_buttons=True
-            )
+            self.requests.show(where, messages.HELD.format(text=held), respond, keep_buttons=True)
             requester = done.approval.requester_id if done.approval else ""
-            self._tell_requester(where, self._shown(job, done.requester_text, requester))
+            self.requests.tell_requester(where, self._shown(job, done.requester_text, requester))
         elif isinstance(done, Refusal):  # may name who decided first: recorded, not typed
-            respond(text=self._shown(job, done.text, *self._deciders(request)))
+            respond(text=self._shown(job, done.text, *self.requests.deciders(request)))
             expired = self.runtime.approvals.expired_request(request)
             where = (expired.where if expired else None) or {}
             if expired is not None and where.get("ts"):  # its buttons go: nobody can decide
@@ -378,37 +344,6 @@ class Work:
                     command=f"/{self.command} promote {expired.model} v{expired.version} "
                     f"to {expired.env}",
                 )
-                self._show_on_request(expired.where or {}, note, respond, keep_buttons=False)
+                self.requests.show(expired.where or {}, note, respond, keep_buttons=False)
         elif isinstance(done.outcome, Refusal):
             respond(text=self._shown(job, done.outcome.text))
-
-    def _deciders(self, request: str) -> tuple[str, ...]:
-        """The ids of who asked for and who decided `request`, as the bot recorded them."""
-        row = self.runtime.approvals.lookup(request)
-        if row is None:
-            return ()
-        decider = re.fullmatch(r"<@([UW][A-Z0-9]+)>", row.decided_by or "")
-        return (row.requester_id, *(decider.groups() if decider else ()))
-
-    def _show_on_request(
-        self, where: dict[str, Any], verdict: str, respond: Respond, *, keep_buttons: bool
-    ) -> None:
-        """The request's message says what became of it (the buttons gone once decided)."""
-        if not where.get("ts"):
-            respond(response_type="in_channel", text=verdict)
-            return
-        shown = list(where.get("blocks") or [])
-        self.poster.try_call(
-            "chat.update",
-            channel=where["channel"],
-            ts=where["ts"],
-            text=verdict,
-            blocks=noted_blocks(shown, verdict) if keep_buttons else decided_blocks(shown, verdict),
-        )
-
-    def _tell_requester(self, where: dict[str, Any], text: str) -> None:
-        """In the request's thread, naming the requester (who gets a notification)."""
-        if where.get("ts"):
-            self.poster.try_call(
-                "chat.postMessage", channel=where["channel"], thread_ts=where["ts"], text=text
-            )

@@ -23,6 +23,7 @@ from core.approvals import ApprovalRequested, Decided, Held
 from core.config import PromotionOrder
 from core.errors import ChatOpsError
 from core.events import EventKind, Outcome, Refusal
+from core.plans import PlanReport
 from core.roles import Actor
 from core.runtime import Runtime
 from core.targets.base import EndpointRef
@@ -243,3 +244,27 @@ def test_an_approval_waits_for_the_order_unless_overridden(
     )
     override = next(a for a in ordered.repos.audit.entries() if a.action == "override")
     assert (override.actor_name, override.outcome) == ("alice", "overridden")
+
+
+def test_a_plan_shows_the_promotion_order_as_its_own_line(
+    ordered: Runtime, clock: FakeClock
+) -> None:
+    assert run(ordered, "/deploy iris v1 to dev").ok
+    clock.advance(10 * MINUTE + 5)
+    early = run(ordered, "/plan deploy iris v1 to prod")
+    assert isinstance(early, PlanReport)
+    line = {c.name: c for c in early.checks}["promotion"]
+    assert not line.ok and not early.ok
+    assert line.text.startswith(
+        "iris v1 has served in dev for 10 min of the 30 min prod requires (20 min to go)"
+    )
+    assert early.verdict == f"it would be refused: {line.text}"
+    assert serving(ordered, "prod") is None  # a plan changes nothing
+
+    clock.advance(20 * MINUTE)
+    late = run(ordered, "/deploy iris v1 to prod --dry-run")
+    assert isinstance(late, PlanReport)
+    line = {c.name: c for c in late.checks}["promotion"]
+    assert line.ok and late.ok
+    assert line.text == "iris v1 served healthy in dev for 30 min (prod requires 30)"
+    assert serving(ordered, "prod") is None
