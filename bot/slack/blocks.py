@@ -122,8 +122,8 @@ def _endpoint(ep: EndpointStatus, *, detail: bool) -> str:
             f"since {ep.since:%Y-%m-%d %H:%M} UTC"
         )
     seen = traffic(ep.traffic)
-    if seen:
-        line += f"\n:bar_chart: {escape(seen)}"
+    if seen:  # cut, not left out, when a target says much
+        line += f"\n:bar_chart: {fit_line(escape(seen), SECTION // 4)}"
     if ep.underway:
         line += f"\n:hourglass_flowing_sand: {escape(ep.underway)}"
     return line

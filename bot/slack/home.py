@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.slack import messages
 from bot.slack.blocks import Blocks, context, decision_buttons, section
+from bot.slack.mrkdwn import SECTION, fit_line
 from bot.text import ago, traffic
 from core.models import ApprovalRow, Operation
 from core.overview import Overview
@@ -61,7 +62,7 @@ def _endpoints(seen: Overview, command: str) -> Blocks:
                 f"{_esc(ep.resources)} · {replicas} · since {ago(ep.since)}"
             )
             if seen := traffic(ep.traffic):
-                line += f"\n:bar_chart: {_esc(seen)}"
+                line += f"\n:bar_chart: {fit_line(_esc(seen), SECTION // 4)}"
             if ep.underway:
                 line += f"\n:hourglass_flowing_sand: {_esc(ep.underway)}"
             blocks.append(section(line))
