@@ -59,3 +59,18 @@ def traffic(seen: Traffic | None) -> str:
     elif served:
         parts.append("served by " + ", ".join(f"v{v} ({n})" for v, n in served))
     return " · ".join(parts)
+
+
+def traffic_brief(seen: Traffic | None) -> str:
+    """`traffic` for a table cell: `12/min · 1.5% errors · p50/p99 3.1/12 ms · v2, v1`."""
+    if seen is None or not seen.known or not seen.requests:
+        return traffic(seen)
+    rate = seen.per_minute or 0.0
+    parts = [f"{rate:.1f}/min" if rate < 10 else f"{rate:.0f}/min"]
+    parts.append(f"{(seen.error_rate or 0.0):.1%} errors")
+    if seen.p50_ms is not None and seen.p99_ms is not None:
+        parts.append(f"p50 {latency(seen.p50_ms)} · p99 {latency(seen.p99_ms)}")
+    served = sorted(seen.by_version.items(), key=lambda kv: (-kv[1], -kv[0]))
+    if served:
+        parts.append(", ".join(f"v{v}" for v, _ in served))
+    return " · ".join(parts)

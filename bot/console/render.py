@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from bot.text import ago, traffic
+from bot.text import ago, traffic, traffic_brief
 from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageError
 from core.approvals import ApprovalRequested, Decided
 from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
@@ -128,7 +128,7 @@ def _endpoints(console: Console, report: StatusReport) -> None:
         "health",
         "since",
         "url",
-        "traffic",
+        "last 5 min",
     ):
         table.add_column(column, no_wrap=column == "url")
     for ep in report.endpoints:
@@ -142,7 +142,7 @@ def _endpoints(console: Console, report: StatusReport) -> None:
             _health(ep) + (f" · {_shown(ep.underway)}" if ep.underway else ""),
             ago(ep.since),
             _shown(ep.url),
-            _shown(traffic(ep.traffic)),
+            _shown(traffic_brief(ep.traffic)),
         )
     console.print(table)
 

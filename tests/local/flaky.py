@@ -1,6 +1,7 @@
 """A registered model that fails as a model in production can: its `predict` raises an
 MLflow error of kind INTERNAL_ERROR for a row with a negative first value, which MLflow's
-scoring protocol answers with HTTP 500 (a plain exception is answered 400, as bad input)."""
+scoring protocol answers with HTTP 500, and a plain exception for a negative second value,
+which MLflow answers 400 (it takes it for bad input)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ FLAKY = "flaky"
 COLUMNS = ["a", "b"]
 GOOD = {"dataframe_split": {"columns": COLUMNS, "data": [[1.0, 2.0]]}}
 BAD = {"dataframe_split": {"columns": COLUMNS, "data": [[-1.0, 2.0]]}}
+RAISES = {"dataframe_split": {"columns": COLUMNS, "data": [[1.0, -2.0]]}}
 
 _SOURCE = """
 import mlflow.pyfunc
@@ -24,6 +26,8 @@ class Flaky(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         if (model_input["a"] < 0).any():
             raise MlflowException("the sensor sent a negative reading", error_code=INTERNAL_ERROR)
+        if (model_input["b"] < 0).any():
+            raise ValueError("b cannot be negative")
         return model_input["a"] + model_input["b"]
 """
 
@@ -62,4 +66,6 @@ def log_flaky(tracking_uri: str, work: Path, versions: int = 2) -> list[int]:
             made.append(int(info.registered_model_version))
     finally:
         sys.path.remove(str(work))
+        # a model loaded later imports it from its own artifacts, as a model server does
+        sys.modules.pop("flaky_model", None)
     return made

@@ -4,6 +4,7 @@ what they answered, added up over every worker and version."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from core.targets.local.control import call
 from core.targets.local.target import LocalTarget, Zygote
 from tests.clock import FakeClock
 from tests.conftest import make_settings
-from tests.local.flaky import BAD, FLAKY, GOOD, log_flaky
+from tests.local.flaky import BAD, FLAKY, GOOD, RAISES, log_flaky
 from tests.scenarios.test_deploy_scale_status import run
 
 REF = EndpointRef("dev", FLAKY)
@@ -142,8 +143,13 @@ def test_a_stopped_endpoint_says_nothing_was_counted(rt: Runtime) -> None:
     assert not seen.known and "no server process" in seen.detail
 
 
-def test_a_failing_model_is_answered_500_as_mlflows_scoring_server_answers_it(
-    rt: Runtime,
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    [(BAD, 500, "negative reading"), (RAISES, 400, "unexpected error while evaluating")],
+    ids=["MlflowException INTERNAL_ERROR", "any other exception"],
+)
+def test_a_failing_model_is_answered_as_mlflows_scoring_server_answers_it(
+    rt: Runtime, body: dict[str, Any], status: int, said: str
 ) -> None:
     import mlflow.pyfunc
     from fastapi.testclient import TestClient
@@ -152,13 +158,17 @@ def test_a_failing_model_is_answered_500_as_mlflows_scoring_server_answers_it(
     deployed = run(rt, f"/deploy {FLAKY} v1")
     assert isinstance(deployed, Outcome) and deployed.ok
     files = _target(rt).layout.artifacts(REF, FLAKY, 1)
+    # its code imported from these files, as in the model server: tracebacks name the file
+    sys.modules.pop("flaky_model", None)
     app = scoring_server.init(mlflow.pyfunc.load_model(str(files)))  # type: ignore[no-untyped-call]
     with TestClient(app, raise_server_exceptions=False) as theirs:
-        expected = theirs.post("/invocations", json=BAD)
-    answer = httpx.post(deployed.url, json=BAD, timeout=10)
+        expected = theirs.post("/invocations", json=body)
+    answer = httpx.post(deployed.url, json=body, timeout=10)
 
     def shown(r: Any) -> tuple[int, str | None, str]:
         return r.status_code, r.headers.get("content-type"), r.text
 
     assert shown(answer) == shown(expected)
-    assert answer.status_code == 500 and "negative reading" in answer.text
+    assert answer.status_code == status and said in answer.text
+    _, seen = _status(rt)
+    assert (seen.requests, seen.errors) == (1, 1 if status >= 500 else 0)
