@@ -6,7 +6,8 @@ a request never waits for a thread. It first serves only on a private port (heal
 smoke test), starts taking the endpoint's traffic on SIGUSR1, and on SIGTERM stops accepting,
 closes idle connections, answers what it already holds with `Connection: close` and exits.
 The endpoint's listening socket is shared by every worker of every deployment, so traffic
-never meets a closed port during a switch.
+never meets a closed port during a switch. From SIGUSR1 on, it counts each answer of the
+scoring route in memory its host reads (traffic.py).
 """
 
 from __future__ import annotations
