@@ -4,6 +4,8 @@ what they answered, added up over every worker and version."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from core.targets.local.target import LocalTarget, Zygote
 from tests.clock import FakeClock
 from tests.conftest import make_settings
 from tests.local.flaky import BAD, FLAKY, GOOD, RAISES, log_flaky
-from tests.scenarios.test_deploy_scale_status import run
+from tests.scenarios.test_deploy_scale_status import _wait_until, run
 
 REF = EndpointRef("dev", FLAKY)
 
@@ -172,3 +174,18 @@ def test_a_failing_model_is_answered_as_mlflows_scoring_server_answers_it(
     assert answer.status_code == status and said in answer.text
     _, seen = _status(rt)
     assert (seen.requests, seen.errors) == (1, 1 if status >= 500 else 0)
+
+
+def test_what_a_crashed_worker_answered_still_counts(rt: Runtime) -> None:
+    deployed = run(rt, f"/deploy {FLAKY} v1")
+    assert isinstance(deployed, Outcome) and deployed.ok
+    _send(deployed.url, good=6, bad=2)
+    status = call(_target(rt).layout.control_path(REF), {"op": "status"}, what=FLAKY)
+    assert status is not None
+    (active,) = [d for d in status["deployments"] if d["state"] == "active"]
+    os.kill(active["workers"][0]["pid"], signal.SIGKILL)
+    _wait_until(lambda: _target(rt).health(REF).detail == "1/1 processes up, 1 restart(s)")
+    _send(deployed.url, good=3, bad=0)  # answered by the worker that replaced it
+
+    _, seen = _status(rt)
+    assert (seen.requests, seen.errors, seen.by_version) == (11, 2, {1: 11})
