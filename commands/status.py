@@ -13,10 +13,13 @@ USAGE = "/status [endpoint] [in <env>] [public]"
 EXAMPLES = ["/status", "/status iris", "/status in prod", "/status public"]
 DETAILS = """\
 Without an endpoint: a table of every endpoint (model, version, resources, replicas, health,
-since when, URL). With one: that endpoint in detail. Health is checked live, so an endpoint
-whose servers died shows as down. Admins also see what the bot's last readiness check (as
-`chatops check` runs it) found wrong in their environments, with what to do. In Slack the
-answer is for you alone; add `public` to post it for the whole channel."""
+since when, URL, traffic). With one: that endpoint in detail. Health is checked live, so an
+endpoint whose servers died shows as down. Traffic is what the endpoint answered over the last
+5 minutes: requests a minute, the share of 5xx errors, p50 and p99 latency, and which versions
+served them (a CML endpoint says where its workspace shows this instead). Admins also see
+what the bot's last readiness check (as `chatops check` runs it) found wrong in their
+environments, with what to do. In Slack the answer is for you alone; add `public` to post it
+for the whole channel."""
 
 
 class Status(BaseModel):

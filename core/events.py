@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from core.targets.base import Traffic
+
 
 class EventKind(StrEnum):
     STARTED = "started"  # the operation began (message: who does what)
@@ -102,3 +104,5 @@ class EndpointStatus:
     detail: str = ""
     # an operation changing it now: "deploy by alice, at build (attempt 2)"
     underway: str = ""
+    # what it answered over the last minutes, as its target counts (or why it cannot)
+    traffic: Traffic | None = None

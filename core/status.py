@@ -1,4 +1,5 @@
-"""What /status shows: every recorded endpoint with its live health and what is under way."""
+"""What /status shows: every recorded endpoint with its live health, its traffic over the last
+five minutes, and what is under way."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from core.checks import Finding, env_scope
 from core.checks.watch import Checked
 from core.config import Settings
 from core.events import EndpointStatus, Refusal
-from core.models import Operation, aware
+from core.models import Endpoint, Operation, aware
 from core.repos import Repositories
 from core.roles import Actor, Role, role_in
-from core.targets.base import EndpointRef, Target
+from core.targets.base import EndpointRef, Health, Target, Traffic
+
+TRAFFIC_WINDOW_S = 300.0
 
 
 def endpoint_statuses(
     repos: Repositories, targets: dict[str, Target], *, env: str | None, endpoint: str | None
 ) -> list[EndpointStatus] | Refusal:
     """Every recorded endpoint (of `env`, or of all environments; only `endpoint`, when
-    given) with its live health; a refusal naming the known ones for an unknown endpoint."""
+    given) with its live health and traffic; a refusal naming the known ones for an unknown
+    endpoint."""
     rows = repos.endpoints.every(env)
     if endpoint is not None:
         rows = [r for r in rows if r.name == endpoint]
@@ -28,12 +32,17 @@ def endpoint_statuses(
             where = f" in {env}" if env else ""
             known = ", ".join(sorted({r.name for r in repos.endpoints.every(env)})) or "none"
             return Refusal(f"there is no endpoint `{endpoint}`{where} (endpoints: {known})")
+
     # every endpoint at once: on a remote target each check is network round trips
+    def look(row: Endpoint) -> tuple[Health, Traffic]:
+        target, ref = targets[row.env], EndpointRef(row.env, row.name)
+        return target.health(ref), target.traffic(ref, TRAFFIC_WINDOW_S)
+
     with ThreadPoolExecutor(max_workers=max(1, min(32, len(rows)))) as pool:
-        healths = list(pool.map(lambda r: targets[r.env].health(EndpointRef(r.env, r.name)), rows))
+        seen = list(pool.map(look, rows))
     busy = {(op.env, op.endpoint): op for op in repos.operations.running()}
     result = []
-    for row, health in zip(rows, healths, strict=True):
+    for row, (health, traffic) in zip(rows, seen, strict=True):
         result.append(
             EndpointStatus(
                 env=row.env,
@@ -48,6 +57,7 @@ def endpoint_statuses(
                 target=row.target,
                 detail=health.detail,
                 underway=_underway(busy.get((row.env, row.name))),
+                traffic=traffic,
             )
         )
     return result

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from bot.text import ago
+from bot.text import ago, traffic, traffic_brief
 from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageError
 from core.approvals import ApprovalRequested, Decided
 from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
@@ -114,6 +114,7 @@ def _endpoints(console: Console, report: StatusReport) -> None:
                 ("since", f"{ep.since:%Y-%m-%d %H:%M:%S} UTC ({ago(ep.since)})"),
                 ("url", _shown(ep.url)),
                 ("target", ep.target),
+                ("traffic", _shown(traffic(ep.traffic)) or "not counted"),
                 ("underway", _shown(ep.underway) or "nothing"),
             ]:
                 table.add_row(key, value)
@@ -130,6 +131,7 @@ def _endpoints(console: Console, report: StatusReport) -> None:
         "health",
         "since",
         "url",
+        "last 5 min",
     ):
         table.add_column(column, no_wrap=column == "url")
     for ep in report.endpoints:
@@ -143,6 +145,7 @@ def _endpoints(console: Console, report: StatusReport) -> None:
             _health(ep) + (f" · {_shown(ep.underway)}" if ep.underway else ""),
             ago(ep.since),
             _shown(ep.url),
+            _shown(traffic_brief(ep.traffic)),
         )
     console.print(table)
 

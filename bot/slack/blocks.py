@@ -20,7 +20,7 @@ from bot.slack.mrkdwn import (
     fit,
     fit_line,
 )
-from bot.text import ago
+from bot.text import ago, traffic
 from commands.base import HistoryReport, StatusReport
 from core.approvals import ApprovalRequested
 from core.events import EndpointStatus
@@ -121,6 +121,9 @@ def _endpoint(ep: EndpointStatus, *, detail: bool) -> str:
             f"\n{escape(ep.detail)} · target {escape(ep.target)} · "
             f"since {ep.since:%Y-%m-%d %H:%M} UTC"
         )
+    seen = traffic(ep.traffic)
+    if seen:  # cut, not left out, when a target says much
+        line += f"\n:bar_chart: {fit_line(escape(seen), SECTION // 4)}"
     if ep.underway:
         line += f"\n:hourglass_flowing_sand: {escape(ep.underway)}"
     return line

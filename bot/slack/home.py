@@ -9,7 +9,8 @@ from typing import Any
 
 from bot.slack import messages
 from bot.slack.blocks import Blocks, context, decision_buttons, section
-from bot.text import ago
+from bot.slack.mrkdwn import SECTION, fit_line
+from bot.text import ago, traffic
 from core.models import ApprovalRow, Operation
 from core.overview import Overview
 
@@ -60,6 +61,8 @@ def _endpoints(seen: Overview, command: str) -> Blocks:
                 f"*{_esc(ep.name)}* · {_esc(ep.model)} v{ep.version} · {health} · "
                 f"{_esc(ep.resources)} · {replicas} · since {ago(ep.since)}"
             )
+            if seen := traffic(ep.traffic):
+                line += f"\n:bar_chart: {fit_line(_esc(seen), SECTION // 4)}"
             if ep.underway:
                 line += f"\n:hourglass_flowing_sand: {_esc(ep.underway)}"
             blocks.append(section(line))

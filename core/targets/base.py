@@ -90,10 +90,20 @@ class Traffic:
     version: int | None = None
     by_version: dict[int, int] = field(default_factory=dict)  # version -> requests
     detail: str = ""
+    # how much of the window was counted: less when the endpoint began serving within it
+    span_s: float | None = None
 
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.requests if self.requests else None
+
+    @property
+    def per_minute(self) -> float | None:
+        """Requests a minute over the part of the window that was counted."""
+        if not self.known:
+            return None
+        span = self.window_s if self.span_s is None else self.span_s
+        return self.requests * 60 / max(span, 1.0)
 
 
 class ModelSource(Protocol):

@@ -213,3 +213,5 @@ def test_a_uv_environment_serves_the_model_from_its_own_environment_and_reuses_i
     assert {(a.headers["x-model"], a.json()["predictions"][0]) for a in answers} == {
         ("jokes/1", "0.6.0")
     }
+    # a worker in the model's own environment counts what it answers as a forked one does
+    assert prod.traffic(EndpointRef("prod", "jokes")).by_version == {1: 21, 2: 1}

@@ -41,3 +41,13 @@ def deployment_detail(dep: ModelDeployment) -> str:
         f"CML deployment {short(dep.id)} {dep.status}: {replicas} replica"
         f"{'s' if replicas != 1 else ''} of {dep.cpu or 0:g} vCPU, {dep.memory or 0:g} GB{gpus}"
     )
+
+
+def no_traffic(model: str) -> str:
+    """What `status` says of a CML endpoint's traffic: API v2 has nothing to count it from
+    (no metrics route for models, builds or deployments; its usage view lists only the CPU,
+    memory and status of workloads)."""
+    return (
+        "CML API v2 reports no request counts, errors or latency for models: see "
+        f"Model Deployments > {model} > Monitoring in the workspace"
+    )

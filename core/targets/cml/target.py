@@ -42,7 +42,7 @@ from core.targets.cml.errors import CMLNotFound, auth_explained
 from core.targets.cml.models import DeploymentStatus, ModelDeployment
 from core.targets.cml.placements import Placed, Placements
 from core.targets.cml.poller import Poller
-from core.targets.cml.progress import deployment_detail, short
+from core.targets.cml.progress import deployment_detail, no_traffic, short
 from core.targets.cml.retiring import Retirer
 from core.targets.cml.service_api import CMLServiceAdapter
 from core.targets.cml.serving import ModelService, model_service_url
@@ -283,8 +283,8 @@ class CMLTarget:
         )
 
     def traffic(self, ep: EndpointRef, window_s: float = 300.0) -> Traffic:
-        """Not counted yet."""
-        return Traffic(window_s=window_s, detail="not counted")
+        """Unknown: CML API v2 offers no request metrics; the detail says where they are."""
+        return Traffic(window_s=window_s, detail=no_traffic(model_name(ep)))
 
     def close(self) -> None:
         self.service.close()

@@ -2,9 +2,9 @@
 
 Such a worker cannot be forked from the warm runtime: its packages are not the runtime's. The
 endpoint host forks as for any worker, and the child executes the environment's interpreter
-on this module, handing it the endpoint's shared listening socket and the pipe it reports
-ready on; from there it is the same worker (server.py): private port, SIGUSR1 to take the
-endpoint's traffic, SIGTERM to drain, memory watchdog.
+on this module, handing it the endpoint's shared listening socket, the pipe it reports ready
+on and the memory it counts its traffic in; from there it is the same worker (server.py):
+private port, SIGUSR1 to take the endpoint's traffic, SIGTERM to drain, memory watchdog.
 """
 
 from __future__ import annotations
@@ -20,21 +20,28 @@ from core.targets.local.server import WorkerSpec, run_worker
 
 
 def exec_worker(
-    *, python: str, code: str, spec: WorkerSpec, shared: socket.socket, ready_fd: int
+    *,
+    python: str,
+    code: str,
+    spec: WorkerSpec,
+    shared: socket.socket,
+    ready_fd: int,
+    counts_fd: int,
 ) -> NoReturn:
     """Replace this (freshly forked) process with a worker running in `python`'s environment."""
-    os.set_inheritable(shared.fileno(), True)
-    os.set_inheritable(ready_fd, True)
+    for fd in (shared.fileno(), ready_fd, counts_fd):
+        os.set_inheritable(fd, True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(PYTHONPATH=code, PYTHONNOUSERSITE="1")
-    argv = [python, "-m", __name__, json.dumps(asdict(spec)), str(shared.fileno()), str(ready_fd)]
+    fds = [str(shared.fileno()), str(ready_fd), str(counts_fd)]
+    argv = [python, "-m", __name__, json.dumps(asdict(spec)), *fds]
     os.execve(python, argv, env)
 
 
 def main() -> None:
     spec = WorkerSpec(**json.loads(sys.argv[1]))
     shared = socket.socket(fileno=int(sys.argv[2]))
-    run_worker(spec, shared, int(sys.argv[3]))
+    run_worker(spec, shared, int(sys.argv[3]), int(sys.argv[4]))
 
 
 if __name__ == "__main__":

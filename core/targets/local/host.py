@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.targets.local import traffic
 from core.targets.local.envworker import exec_worker
 from core.targets.local.server import WorkerSpec, run_worker
 
@@ -35,6 +36,7 @@ class Worker:
     private_port: int | None = None
     exit_code: int | None = None
     restarts: int = 0
+    counts: traffic.Region | None = None  # what it answered, kept after it exits
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Deployment:
     state: str = "starting"
     error: str = ""
     workers: list[Worker] = field(default_factory=list)
+    counted: list[Worker] = field(default_factory=list)  # every worker it had, for traffic
     started_at: float = field(default_factory=time.time)
     python: str = ""  # a model environment's interpreter its workers run in; "" for this one
     code: str = ""  # the PYTHONPATH that reaches our server code from that interpreter
@@ -93,10 +96,12 @@ class Host:
         self.selector = selectors.DefaultSelector()
         self.selector.register(control, selectors.EVENT_READ, "control")
         self.stopping = False
+        self.began = time.monotonic()  # traffic is counted from here on
 
     # -- workers ---------------------------------------------------------------------------
     def _fork_worker(self, dep: Deployment) -> Worker:
         read_fd, write_fd = os.pipe()
+        counts = traffic.Region()
         pid = os.fork()
         if pid == 0:
             try:
@@ -112,12 +117,15 @@ class Host:
                         spec=dep.spec,
                         shared=self.listener,
                         ready_fd=write_fd,
+                        counts_fd=counts.fd,
                     )
-                run_worker(dep.spec, self.listener, write_fd)
+                run_worker(dep.spec, self.listener, write_fd, counts.fd)
             finally:
                 os._exit(3)
         os.close(write_fd)
-        worker = Worker(pid=pid, ready_fd=read_fd)
+        counts.forked()
+        worker = Worker(pid=pid, ready_fd=read_fd, counts=counts)
+        dep.counted.append(worker)
         self.selector.register(read_fd, selectors.EVENT_READ, ("ready", dep, worker))
         return worker
 
@@ -182,6 +190,8 @@ class Host:
                 "port": self.listener.getsockname()[1],
                 "deployments": [d.as_dict() for d in self.deployments.values()],
             }
+        if op == "traffic":
+            return {"ok": True, **self._traffic(float(request.get("window_s", 300)))}
         if op == "start":
             spec = WorkerSpec(**request["spec"])
             if spec.deployment in self.deployments:
@@ -224,6 +234,27 @@ class Host:
             self.stopping = True
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def _traffic(self, window_s: float) -> dict[str, Any]:
+        """What every worker answered over the window, per version; the counts of workers
+        gone for longer than any window are let go."""
+        now = time.monotonic()
+        regions = []
+        for dep in self.deployments.values():
+            for worker in list(dep.counted):
+                if worker.counts is None:
+                    continue
+                if worker.exit_code is not None and traffic.stale(worker.counts, now):
+                    worker.counts.close()
+                    dep.counted.remove(worker)
+                    continue
+                regions.append((dep.spec.version, worker.counts))
+        found = traffic.gather(regions, now, window_s)
+        return {
+            "window_s": min(window_s, traffic.LONGEST_S),
+            "span_s": min(window_s, now - self.began),
+            "versions": {str(v): counts.as_dict() for v, counts in found.items()},
+        }
 
     def _retire(self, dep: Deployment) -> None:
         if dep.state in ("stopped", "failed"):

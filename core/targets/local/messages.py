@@ -88,3 +88,14 @@ def env_failed(last: str) -> str:
 
 def env_timeout(limit_s: float) -> str:
     return f"the model environment was not built within {limit_s:.0f}s (build_timeout_s)"
+
+
+TRAFFIC_NO_HOST = "nothing was counted: no server process of it is running"
+TRAFFIC_OLD_HOST = (
+    "not counted: its server host started before the bot counted traffic; "
+    "stop the endpoint and deploy it again to count it"
+)
+
+
+def traffic_unreadable(problem: str) -> str:
+    return f"not counted: its server host did not say ({problem})"

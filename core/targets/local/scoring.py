@@ -15,7 +15,11 @@ import json
 import os
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.targets.local.traffic import Tally
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -98,6 +102,8 @@ class ScoringApp:
 
         self.scorer = scorer
         self.draining = False  # set when the worker retires: every answer closes its connection
+        # set when the worker takes the endpoint's traffic: the smoke test is not counted
+        self.tally: Tally | None = None
         self.version = VERSION.encode()
         self.extra = [
             (b"x-model", f"{model}/{version}".encode()),
@@ -109,8 +115,11 @@ class ScoringApp:
             return
         path, method = scope["path"], scope["method"]
         if path == "/invocations":
+            began = monotonic()
             if method != "POST":
                 await self._send(send, 405, JSON, _NOT_ALLOWED, allow=b"POST")
+                if self.tally is not None:
+                    self.tally.record(405, began)
                 return
             body = await _body(receive)
             content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
@@ -122,6 +131,8 @@ class ScoringApp:
                 traceback.print_exc()
                 status, mimetype, answer = 500, PLAIN, _FAILED
             await self._send(send, status, mimetype, answer)
+            if self.tally is not None:
+                self.tally.record(status, began)
         elif path in ("/ping", "/health", "/version"):
             if method != "GET":  # HEAD included, as there
                 await self._send(send, 405, JSON, _NOT_ALLOWED, allow=b"GET")

@@ -6,7 +6,8 @@ a request never waits for a thread. It first serves only on a private port (heal
 smoke test), starts taking the endpoint's traffic on SIGUSR1, and on SIGTERM stops accepting,
 closes idle connections, answers what it already holds with `Connection: close` and exits.
 The endpoint's listening socket is shared by every worker of every deployment, so traffic
-never meets a closed port during a switch.
+never meets a closed port during a switch. From SIGUSR1 on, it counts each answer of the
+scoring route in memory its host reads (traffic.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
+
+from core.targets.local.traffic import Tally
 
 KEEP_ALIVE_S = 5
 DRAIN_LIMIT_S = 30
@@ -155,7 +158,9 @@ class _Worker:
             await asyncio.sleep(0.02)
 
 
-async def _serve(app: Any, shared: socket.socket, ready_fd: int, memory_mb: int) -> None:
+async def _serve(
+    app: Any, shared: socket.socket, ready_fd: int, memory_mb: int, tally: Tally
+) -> None:
     worker = _Worker(app)
     loop = asyncio.get_running_loop()
     private_sock = socket.create_server(("127.0.0.1", 0), backlog=BACKLOG)
@@ -166,6 +171,7 @@ async def _serve(app: Any, shared: socket.socket, ready_fd: int, memory_mb: int)
 
     def activate() -> None:
         if not activation:
+            app.tally = tally
             activation.append(loop.create_task(worker.listen(shared)))
 
     loop.add_signal_handler(signal.SIGUSR1, activate)
@@ -180,12 +186,14 @@ async def _serve(app: Any, shared: socket.socket, ready_fd: int, memory_mb: int)
     await worker.drain()
 
 
-def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int) -> None:
-    """Load, verify, report ready on `ready_fd`, serve until SIGTERM. Never returns."""
+def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int, counts_fd: int) -> None:
+    """Load, verify, report ready on `ready_fd`, serve until SIGTERM, counting what the
+    endpoint's clients are answered in the memory of `counts_fd`. Never returns."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR1})
     _die_with_parent()
     try:
         app = _load(spec)
+        tally = Tally(counts_fd)
         import gc
 
         # what the warm runtime and the model left is there for the worker's life: out of
@@ -199,7 +207,7 @@ def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int) -> None:
         sys.stderr.flush()
         os._exit(3)
     try:
-        loop.run_until_complete(_serve(app, shared, ready_fd, spec.memory_mb))
+        loop.run_until_complete(_serve(app, shared, ready_fd, spec.memory_mb, tally))
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()

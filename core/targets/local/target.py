@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.config import Environment
-from core.errors import BuildFailed, DeployFailed, StepTimeout, TargetUnavailable
+from core.errors import BuildFailed, ChatOpsError, DeployFailed, StepTimeout, TargetUnavailable
 from core.resources import Resources
 from core.targets.base import (
     Built,
@@ -30,7 +30,7 @@ from core.targets.base import (
     Traffic,
     quiet_step,
 )
-from core.targets.local import messages, requirements
+from core.targets.local import messages, requirements, traffic
 from core.targets.local.control import accepts, bindable, call, who_holds
 from core.targets.local.host import log_tail
 from core.targets.local.layout import Layout, PortBook
@@ -385,8 +385,15 @@ class LocalTarget:
         return ran
 
     def traffic(self, ep: EndpointRef, window_s: float = 300.0) -> Traffic:
-        """Not counted yet."""
-        return Traffic(window_s=window_s, detail="not counted")
+        """Requests, 5xx errors and latency of every worker of the endpoint (retired ones
+        too, so a rollout's both versions show), added up by its host."""
+        try:
+            reply = self._call(ep, {"op": "traffic", "window_s": window_s})
+            return traffic.summary(reply, window_s)
+        except ChatOpsError as exc:
+            return Traffic(window_s=window_s, detail=messages.traffic_unreadable(exc.message))
+        except (ValueError, KeyError, TypeError) as exc:  # an answer not as this bot expects
+            return Traffic(window_s=window_s, detail=messages.traffic_unreadable(repr(exc)))
 
     def close(self) -> None:
         self._http.close()
