@@ -22,10 +22,6 @@ from tests.clock import FakeClock
 from tests.conftest import make_settings
 from tests.scenarios.test_deploy_scale_status import run
 
-pytestmark = pytest.mark.skip(
-    reason="needs the local target to count requests and errors (Target.traffic returns "
-    "known=False until traffic counting is merged)"
-)
 COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
 
