@@ -83,9 +83,10 @@ class RegistryWebhook:
         if scope.get("method") != "POST":
             return 405, "only POST"
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if not headers.get("content-length", "0").isdigit():
+        length = headers.get("content-length", "0")
+        if not (length.isascii() and length.isdigit()):  # "²" is a digit to isdigit
             return 400, "bad content-length"
-        if int(headers.get("content-length", "0")) > MAX_BODY:
+        if int(length) > MAX_BODY:
             return 413, f"a delivery is at most {MAX_BODY} bytes"
         body = await _read(receive, MAX_BODY)
         if body is None:
