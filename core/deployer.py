@@ -19,7 +19,7 @@ from core.config import Environment, Settings
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.intents import Intent, Intents
 from core.locker import Locker
-from core.models import Operation
+from core.models import Endpoint, Operation
 from core.repos import Repositories
 from core.roles import Action, Actor
 from core.run import Plan, where_of
@@ -210,12 +210,20 @@ class Deployer(Admission):
         command: str,
         reporter: Reporter,
         wait: bool = True,
+        serving: int | None = None,
     ) -> Outcome | Refusal:
-        """Serve again the version that served before the current one."""
+        """Serve again the version that served before the current one; with `serving`, only
+        while the endpoint still serves that version (a button offered it for that one)."""
         environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
         intent = self.intents.rollback(environment, endpoint=endpoint, actor=actor)
+        now = intent.current if isinstance(intent, Intent) else None
+        if serving is not None and now is not None and now.version != serving:
+            intent = Refusal(
+                f"{endpoint} in {environment.name} no longer serves v{serving} (it serves "
+                f"v{now.version} now): nothing was rolled back"
+            )
         return self._operation(
             intent,
             action=Action.ROLLBACK,
@@ -282,6 +290,12 @@ class Deployer(Admission):
         if not attempt.acquired:
             locked = self.locker.refusal(env, endpoint, attempt)
             return self._audited(action, actor, command, env, endpoint, locked, approver)
+        # what the intent was worked out from may have changed before the lock was ours (an
+        # operation that ended meanwhile): acting on it would undo what was just done
+        changed = _changed(intent, self.repos.endpoints.get(env, endpoint))
+        if changed:
+            self.locker.release(env, endpoint, attempt.token)
+            return self._audited(action, actor, command, env, endpoint, changed, approver)
         plan = Plan(
             action=action.value,
             model=intent.model,
@@ -327,3 +341,22 @@ class Deployer(Admission):
         if env is not None and isinstance(known := self._env(env), Refusal):
             return known
         return endpoint_statuses(self.repos, self.targets, env=env, endpoint=endpoint)
+
+
+def _changed(intent: Intent, now: Endpoint | None) -> Refusal | None:
+    """A refusal when the endpoint is no longer what `intent` was worked out from."""
+    before = intent.current
+    if before is None and now is None:
+        return None
+    if (
+        before is not None
+        and now is not None
+        and (before.model, before.version, before.resources)
+        == (now.model, now.version, now.resources)
+    ):
+        return None
+    what = f"serves {now.model} v{now.version}" if now is not None else "is no longer deployed"
+    return Refusal(
+        f"{intent.endpoint} in {intent.environment.name} changed while this was being asked "
+        f"for (it {what} now): nothing was done; ask again if it is still wanted"
+    )

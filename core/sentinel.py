@@ -141,7 +141,7 @@ def rollback_if_unchanged(
         )
         return refusal
     return deployer.rollback(
-        endpoint=endpoint, env=env, actor=actor, command=command, reporter=reporter
+        endpoint=endpoint, env=env, actor=actor, command=command, reporter=reporter, serving=version
     )
 
 

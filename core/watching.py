@@ -216,7 +216,15 @@ class Watcher:
             text = f"{failed} {HELD.format(held=held, endpoint=w.endpoint, env=w.env)}"
             self._refused(w, command, text)
             return
-        resources = current.resources
+        # under the lock now, nobody changes the endpoint; an admin may have since the check
+        # (a stop, a scale, a deploy): what they did stays, and this watch is over
+        now = self.repos.endpoints.get(w.env, w.endpoint)
+        if now is None or now.deployment != w.deployment:
+            self.locker.release(w.env, w.endpoint, attempt.token)
+            self.watches.note(w.id, WatchState.SUPERSEDED, SUPERSEDED)
+            log.info("%s in %s changed while its watch decided: not rolled back", w.endpoint, w.env)
+            return
+        resources = now.resources
         plan = Plan(
             action="rollback",
             model=w.model,

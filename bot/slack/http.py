@@ -66,7 +66,7 @@ class SignedOnly:
             return await self._refuse(send, 401, "not signed")
         if abs(self.now() - int(stamp)) > MAX_AGE_S:
             return await self._refuse(send, 401, "signed too long ago")
-        body = await _read(receive, MAX_BODY)
+        body = await read_body(receive, MAX_BODY)
         if body is None:
             return await self._refuse(send, 413, "body too large")
         mac = hmac.new(self.secret, b"v0:" + stamp + b":" + body, hashlib.sha256).hexdigest()
@@ -88,7 +88,7 @@ class SignedOnly:
         await _answer(send, status, why)
 
 
-async def _read(receive: Any, limit: int) -> bytes | None:
+async def read_body(receive: Any, limit: int) -> bytes | None:
     """The body, or None as soon as it is longer than `limit` (the rest is never read)."""
     chunks: list[bytes] = []
     size = 0

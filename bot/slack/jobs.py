@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from bot.slack.ids import DEPLOY_ANNOUNCED
+from commands.base import NAME
 from commands.registry import NAMESPACE, split
 
 FRONT = "slack"
@@ -156,10 +157,14 @@ class AnnouncedAction(BaseModel):
     @classmethod
     def of_click(cls, body: dict[str, Any], *, namespace: str) -> AnnouncedAction | None:
         """The click as the command it stands for; None when the button's value is not one
-        the bot wrote."""
+        the bot wrote. The value is whatever the clicker's client sends: a name that is not
+        one word would put more into the command line than the button shows."""
         action = (body.get("actions") or [{}])[0]
         try:
             value = json.loads(str(action.get("value", "")))
+            names = (str(value["model"]), str(value["env"]))
+            if not all(NAME.match(n) for n in names) or int(value["version"]) < 1:
+                return None
             return cls(
                 action="deploy" if action.get("action_id") == DEPLOY_ANNOUNCED else "promote",
                 model=str(value["model"]),

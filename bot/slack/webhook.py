@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.slack.http import read_body
 from bot.slack.jobs import FRONT, RegistryNotice
 from core.errors import StoreError
 from core.jobs import JobQueue
@@ -83,11 +84,12 @@ class RegistryWebhook:
         if scope.get("method") != "POST":
             return 405, "only POST"
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if not headers.get("content-length", "0").isdigit():
+        length = headers.get("content-length", "0")
+        if not (length.isascii() and length.isdigit()):  # "²" is a digit to isdigit
             return 400, "bad content-length"
-        if int(headers.get("content-length", "0")) > MAX_BODY:
+        if int(length) > MAX_BODY:
             return 413, f"a delivery is at most {MAX_BODY} bytes"
-        body = await _read(receive, MAX_BODY)
+        body = await read_body(receive, MAX_BODY)
         if body is None:
             return 413, f"a delivery is at most {MAX_BODY} bytes"
         refused = verify(self.secret, headers, body, now=self.now())
@@ -121,24 +123,6 @@ class RegistryWebhook:
         if recorded is not None:
             self.nudge()
         return 200, "taken"
-
-
-async def _read(receive: Any, limit: int) -> bytes | None:
-    """The request body, or None once it outgrows `limit` (a chunked one may)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks)
 
 
 def registry_webhook(queue: JobQueue, dispatcher: Any) -> RegistryWebhook:

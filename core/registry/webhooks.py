@@ -73,7 +73,7 @@ def verify(
     given = headers.get(SIGNATURE_HEADER, "")
     if not (delivery and stamp and given):
         return Unverified("the delivery id, timestamp or signature header is missing")
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not _number(stamp) or len(stamp) > 12:
         return Unverified("the timestamp is not Unix seconds")
     age = now - int(stamp)
     if age > max_age_s or age < -MAX_AHEAD_S:
@@ -106,7 +106,7 @@ def event_of(body: bytes) -> RegistryEvent | None:
         return None
     data: dict[str, Any] = payload["data"]
     model, version = data.get("name"), str(data.get("version", ""))
-    if not isinstance(model, str) or not model or not version.isdigit():
+    if not isinstance(model, str) or not model or not _number(version):
         raise MalformedDelivery("the event names no model and version")
     fields: dict[str, str] = {}
     if kind is RegistryEventKind.ALIAS_CREATED:
@@ -115,6 +115,11 @@ def event_of(body: bytes) -> RegistryEvent | None:
         fields["tag"] = _text(data, "key")
         fields["value"] = _text(data, "value", empty=True)
     return RegistryEvent(kind, model, int(version), **fields)
+
+
+def _number(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also takes "²", which `int` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _text(data: dict[str, Any], name: str, *, empty: bool = False) -> str:

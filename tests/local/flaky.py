@@ -41,6 +41,7 @@ def log_flaky(tracking_uri: str, work: Path, versions: int = 2) -> list[int]:
 
     module = work / "flaky_model.py"
     module.write_text(textwrap.dedent(_SOURCE))
+    previous = mlflow.get_tracking_uri()  # global: later tests register through it
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.MlflowClient(tracking_uri).create_experiment(
         "flaky", artifact_location=(work / "artifacts").absolute().as_uri()
@@ -65,6 +66,7 @@ def log_flaky(tracking_uri: str, work: Path, versions: int = 2) -> list[int]:
                 )
             made.append(int(info.registered_model_version))
     finally:
+        mlflow.set_tracking_uri(previous)
         sys.path.remove(str(work))
         # a model loaded later imports it from its own artifacts, as a model server does
         sys.modules.pop("flaky_model", None)

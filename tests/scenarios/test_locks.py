@@ -7,10 +7,12 @@ import threading
 import time
 
 from core.events import Notice, Outcome, Refusal
-from core.roles import Actor
+from core.intents import Intent
+from core.roles import Action, Actor
 from core.runtime import Runtime
 from tests.clock import FakeClock
-from tests.scenarios.test_deploy_scale_status import run
+from tests.conftest import Recorder
+from tests.scenarios.test_deploy_scale_status import ADMIN, run
 
 
 def test_a_second_rollout_is_told_who_holds_the_endpoint(
@@ -59,7 +61,6 @@ def test_a_freeze_holds_until_an_admin_unlocks(runtime: Runtime) -> None:
 
     from commands.base import Context
     from commands.registry import execute
-    from tests.conftest import Recorder
 
     viewer = Actor(id="U0VIEW", name="vic")
     denied = execute(
@@ -84,3 +85,40 @@ def test_a_lock_left_by_a_dead_bot_lapses_after_its_ttl(runtime: Runtime, clock:
     clock.advance(2)
     assert run(runtime, "/deploy iris v1").ok
     assert runtime.repos.locks.get("dev", "iris") is None
+
+
+def test_what_was_asked_for_an_endpoint_that_changed_before_the_lock_does_nothing(
+    runtime: Runtime,
+) -> None:
+    """A rollback worked out while v2 served, locking only after another rollback ended,
+    would undo that one: it is refused under the lock, and the lock is let go."""
+    from tests.conftest import Recorder
+
+    assert run(runtime, "/deploy iris v1").ok
+    assert run(runtime, "/deploy iris v2").ok
+    environment = runtime.settings.environment("dev")
+    assert environment is not None
+    stale = runtime.deployer.intents.rollback(environment, endpoint="iris", actor=ADMIN)
+    assert isinstance(stale, Intent) and stale.version == 1
+    assert run(runtime, "/rollback iris").ok  # someone else's rollback ends first
+    operations = len(runtime.repos.operations.recent(50))
+
+    late = runtime.deployer._operation(
+        stale,
+        action=Action.ROLLBACK,
+        environment=environment,
+        endpoint="iris",
+        actor=ADMIN,
+        command="/rollback iris",
+        reporter=Recorder(),
+    )
+
+    assert isinstance(late, Refusal)
+    assert late.text == (
+        "iris in dev changed while this was being asked for (it serves iris v1 now): nothing "
+        "was done; ask again if it is still wanted"
+    )
+    row = runtime.repos.endpoints.get("dev", "iris")
+    assert row is not None and row.version == 1
+    assert runtime.repos.locks.get("dev", "iris") is None
+    assert len(runtime.repos.operations.recent(50)) == operations

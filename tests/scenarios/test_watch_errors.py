@@ -55,6 +55,7 @@ def _log_fragile_version(uri: str, work: Path) -> None:
     """)
     )
     sys.path.insert(0, str(work))
+    previous = mlflow.get_tracking_uri()  # global: later tests register through it
     try:
         import fragile_model
 
@@ -71,6 +72,7 @@ def _log_fragile_version(uri: str, work: Path) -> None:
                 pip_requirements=["mlflow"],
             )
     finally:
+        mlflow.set_tracking_uri(previous)
         sys.path.remove(str(work))
 
 

@@ -134,3 +134,13 @@ def test_the_three_registry_events_are_read_from_mlflows_payloads() -> None:
 def test_a_malformed_body_is_told_as_such(raw: bytes) -> None:
     with pytest.raises(MalformedDelivery):
         event_of(raw)
+
+
+def test_digits_that_are_not_ascii_are_no_timestamp_nor_version() -> None:
+    # `str.isdigit` takes "²"; `int` does not: refused as not a number, never an error
+    headers, body = delivery(CREATED)
+    refused = verify(SECRET, {**headers, "x-mlflow-timestamp": "1²"}, body, now=NOW)
+    assert refused is not None and refused.reason == "the timestamp is not Unix seconds"
+    data = {**CREATED["data"], "version": "²"}  # type: ignore[dict-item]
+    with pytest.raises(MalformedDelivery, match="names no model and version"):
+        event_of(json.dumps({**CREATED, "data": data}).encode())
