@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -180,9 +181,18 @@ def twenty_models(tmp_path: Path, registry_uri: str) -> str:
     uri = f"sqlite:///{copy}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     iris = client.get_model_version("iris", "1")
-    for name in MODELS:
-        client.create_registered_model(name)
-        client.create_model_version(name, iris.source, run_id=iris.run_id, model_id=iris.model_id)
+    # MLflow finds the logged model of a `models:/m-…` source through its global tracking
+    # URI, whatever the client was given: point it here, whatever an earlier test left
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        for name in MODELS:
+            client.create_registered_model(name)
+            client.create_model_version(
+                name, iris.source, run_id=iris.run_id, model_id=iris.model_id
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
     return uri
 
 
