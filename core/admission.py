@@ -119,6 +119,8 @@ class Admission:
         checks = []
         if promotion and intent.action is Action.DEPLOY and env.promotion is not None:
             checks.append(self._promotion(intent))
+        if intent.action is Action.STOP:  # it frees what the endpoint holds: never too much
+            return checks
         checks.append(
             Check(
                 "limits",

@@ -12,6 +12,7 @@ import pytest
 from commands.base import Context, StatusReport
 from commands.registry import execute
 from core.events import Event, EventKind, Notice, Outcome, Refusal
+from core.plans import PlanReport
 from core.roles import Actor
 from core.runtime import Runtime
 from core.targets.base import EndpointRef
@@ -147,6 +148,25 @@ def test_stop_is_an_operation_reported_and_audited(runtime: Runtime) -> None:
     assert not runtime.deployer.targets["dev"].health(EndpointRef("dev", "iris")).up
     report = run(runtime, "/status")
     assert isinstance(report, StatusReport) and report.endpoints == []
+
+
+def test_an_endpoint_over_limits_lowered_since_it_was_deployed_can_still_be_stopped(
+    runtime: Runtime,
+) -> None:
+    assert run(runtime, "/deploy iris v1").ok  # 1 cpu
+    dev = runtime.settings.environment("dev")
+    assert dev is not None
+    dev.limits.cpu = 0.5  # an admin lowered the limits since
+
+    plan = run(runtime, "/plan stop iris")
+    assert isinstance(plan, PlanReport) and plan.ok, plan.verdict
+    assert "limits" not in [c.name for c in plan.checks]
+    scaled = run(runtime, "/scale iris 1cpu 2gb")
+    assert isinstance(scaled, Refusal) and "limit" in scaled.text  # starting more still is not
+    stopped = run(runtime, "/stop iris")
+    assert isinstance(stopped, Outcome) and stopped.ok, stopped.text
+    assert runtime.repos.endpoints.get("dev", "iris") is None
+    assert not runtime.deployer.targets["dev"].health(EndpointRef("dev", "iris")).up
 
 
 def test_a_stop_waits_its_turn_behind_a_running_rollout(runtime: Runtime) -> None:
