@@ -22,6 +22,8 @@ from core.sentinel import rollback_if_unchanged
 
 log = logging.getLogger("chatops.slack")
 _CHANNEL = re.compile(r"[CGD][A-Z0-9]+")
+# a link Slack gave: nothing in it may close the `<…|…>` it is shown in
+_PERMALINK = re.compile(r"https://[A-Za-z0-9.-]+/archives/[A-Z0-9]+/p[0-9]+(\?[A-Za-z0-9_=&.-]+)?")
 
 
 class OnCall:
@@ -60,7 +62,7 @@ class OnCall:
             self._in_thread(alert.where, text)
             channel = str(alert.where.get("channel") or "")
             if _CHANNEL.fullmatch(channel) and channel != self.channel:
-                text += f" {THREAD_IN.format(channel=channel)}"
+                text += f" {self._thread_in(channel, alert.where)}"
             return self._to_oncall(text, [section(text)])
         if alert.kind is AlertKind.ROLLED_BACK:
             mark = ":white_check_mark:" if alert.ok else ":x:"
@@ -74,6 +76,16 @@ class OnCall:
             return self._to_oncall(text, blocks)
         self._up(alert.oncall, text)
         return {}
+
+    def _thread_in(self, channel: str, where: dict[str, Any]) -> str:
+        """Where the deploy's thread is, linked when Slack gives its permalink: on-call opens
+        it in one click."""
+        ts = str(where.get("thread_ts") or where.get("ts") or "")
+        found = ts and self.poster.try_call("chat.getPermalink", channel=channel, message_ts=ts)
+        link = str((found or {}).get("permalink") or "")
+        if _PERMALINK.fullmatch(link):
+            return THREAD_LINKED.format(link=link, channel=channel)
+        return THREAD_IN.format(channel=channel)
 
     # -- posting ---------------------------------------------------------------------------
     def _in_thread(self, where: dict[str, Any], text: str) -> None:
@@ -178,6 +190,7 @@ def clicked(click: RollbackClick, ctx: Context) -> Reply:
 
 # -- texts (mrkdwn; values are escaped before they go in) -----------------------------------
 THREAD_IN = "Its thread is in <#{channel}>."
+THREAD_LINKED = "<{link}|Its thread> is in <#{channel}>."
 BUTTON_TEXT = "Roll back"
 CONFIRM_TITLE = "Roll back?"
 CONFIRM = "Roll {endpoint} in {env} back from v{v} to v{to}? It is a rollout like /rollback."

@@ -274,3 +274,14 @@ def test_wait_for_sees_calls_from_other_threads(slack: SlackEmulator, client: We
     with pytest.raises(AssertionError, match=r"chat\.postMessage -> 200 ok"):
         slack.wait_for(lambda s: len(s.messages("C0001")) == 2, timeout=0.2)
     assert time.monotonic() - started < 2
+
+
+def test_permalinks_name_the_message_and_its_thread(client: WebClient) -> None:
+    parent = client.chat_postMessage(channel="C0001", text="parent")
+    reply = client.chat_postMessage(channel="C0001", text="reply", thread_ts=parent["ts"])
+    link = client.chat_getPermalink(channel="C0001", message_ts=parent["ts"])["permalink"]
+    assert link == f"https://emulated.slack.com/archives/C0001/p{parent['ts'].replace('.', '')}"
+    in_thread = client.chat_getPermalink(channel="C0001", message_ts=reply["ts"])["permalink"]
+    assert in_thread.endswith(f"?thread_ts={parent['ts']}&cid=C0001")
+    missing = error_of(lambda: client.chat_getPermalink(channel="C0001", message_ts="9.000009"))
+    assert missing == "message_not_found"

@@ -55,6 +55,7 @@ class Workspace:
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
             "users.info": self._users_info,
@@ -172,6 +173,20 @@ class Workspace:
             "text": message.text,
             "message": self._payload(message),
         }
+
+    def _chat_get_permalink(self, args: Args) -> Answer:
+        """As Slack forms them: `p` and the ts without its dot; a reply names its thread."""
+        channel = self.channels.get(_required(args, "channel", "channel_not_found"))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        ts = _required(args, "message_ts", "message_not_found")
+        message = next((m for m in self.history[channel.id] if m.ts == ts), None)
+        if message is None:
+            raise SlackError("message_not_found")
+        link = f"https://emulated.slack.com/archives/{channel.id}/p{ts.replace('.', '')}"
+        if message.thread_ts and message.thread_ts != ts:
+            link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
+        return {"channel": channel.id, "permalink": link}
 
     def _chat_post_ephemeral(self, args: Args) -> Answer:
         channel = self.find(_required(args, "channel", "channel_not_found"))

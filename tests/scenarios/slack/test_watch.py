@@ -146,7 +146,11 @@ def test_a_version_that_goes_down_in_its_watch_is_rolled_back_by_itself(
 
     (told,) = [m for m in api.messages(ONCALL) if m.thread_ts is None]
     assert told.text.startswith(":rotating_light: iris in dev: iris v2 was down at 2 checks")
-    assert f"Its thread is in <#{OPS}>." in told.text
+    (parent,) = [
+        m for m in api.messages(OPS) if "deploying iris v2 to dev" in m.text and m.thread_ts is None
+    ]
+    link = f"https://emulated.slack.com/archives/{OPS}/p{parent.ts.replace('.', '')}"
+    assert f"<{link}|Its thread> is in <#{OPS}>." in told.text  # on-call opens it in a click
     (ended,) = [m.text for m in api.messages(ONCALL) if m.thread_ts == told.ts]
     assert ended.startswith(":white_check_mark: iris in dev is rolled back: iris v1 is live at")
 
