@@ -40,6 +40,15 @@ class Watching(StrEnum):
     OFF = "off"
 
 
+def watching(s: Settings) -> Watching:
+    """How registry events reach the bot: a tracking server's webhook (when the bot has an
+    address and a secret for it), else polling, unless `registry_poll_s` is 0."""
+    server = s.mlflow_tracking_uri.startswith(("http://", "https://"))
+    if server and s.registry_webhook_url and s.registry_webhook_secret is not None:
+        return Watching.WEBHOOK
+    return Watching.POLL if s.registry_poll_s > 0 else Watching.OFF
+
+
 @dataclass(frozen=True)
 class Served:
     """A version of the model that serves in `env` now, and its run's metrics."""
@@ -113,13 +122,7 @@ class Announcements:
 
     @property
     def watching(self) -> Watching:
-        """How registry events reach this bot: a tracking server's webhook (when the bot
-        has an address and a secret for it), else polling, unless `registry_poll_s` is 0."""
-        s = self.settings
-        server = s.mlflow_tracking_uri.startswith(("http://", "https://"))
-        if server and s.registry_webhook_url and s.registry_webhook_secret is not None:
-            return Watching.WEBHOOK
-        return Watching.POLL if s.registry_poll_s > 0 else Watching.OFF
+        return watching(self.settings)
 
     def offer(self, event: RegistryEvent, *, source: str) -> Announcement | None:
         """The announcement of `event` when this call is the first to record it, from any

@@ -9,6 +9,7 @@ import httpx
 
 from core.checks import Finding, Report, env_scope
 from core.checks.cml import cml_findings, resources_finding
+from core.checks.events import registry_events_finding
 from core.checks.stores import database_finding, registry_finding
 from core.config import Environment, Settings
 
@@ -32,6 +33,7 @@ def readiness(settings: Settings, *, front: Iterable[Finding] = ()) -> Report:
     for env in settings.environments:
         findings += environment_findings(env)
     findings.append(registry_finding(settings))
+    findings.append(registry_events_finding(settings))
     findings += front
     findings.append(database_finding(settings))
     return Report(findings)

@@ -139,14 +139,7 @@ def ensure_webhook(registry: Registry, *, url: str, secret: str) -> str:
     events = [WebhookEvent(WebhookEntity(e), WebhookAction(a)) for e, a in _KINDS]
     client = registry.client
     with registry.guarded("registering the bot's webhook"):
-        mine = None
-        token: str | None = None
-        while mine is None:
-            page = client.list_webhooks(max_results=100, page_token=token)
-            mine = next((w for w in page if w.url == url or w.name == WEBHOOK_NAME), None)
-            token = page.token
-            if not token:
-                break
+        mine = _mine(client, url)
         if mine is None:
             made = client.create_webhook(
                 name=WEBHOOK_NAME,
@@ -168,3 +161,20 @@ def ensure_webhook(registry: Registry, *, url: str, secret: str) -> str:
             status="ACTIVE",
         )
         return str(mine.webhook_id)
+
+
+def find_webhook(registry: Registry, url: str) -> Any | None:
+    """The tracking server's webhook the bot registered (to `url`, or by its name), read
+    only; None when there is none yet. RegistryError when the server cannot list webhooks."""
+    with registry.guarded("listing the tracking server's webhooks"):
+        return _mine(registry.client, url)
+
+
+def _mine(client: Any, url: str) -> Any | None:
+    token: str | None = None
+    while True:
+        page = client.list_webhooks(max_results=100, page_token=token)
+        mine = next((w for w in page if w.url == url or w.name == WEBHOOK_NAME), None)
+        token = page.token
+        if mine is not None or not token:
+            return mine

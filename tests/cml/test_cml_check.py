@@ -271,7 +271,7 @@ def test_chatops_check_prints_a_table_and_exits_0_when_all_is_ready(
     assert main(["check"]) == 0
     out = capsys.readouterr().out
     assert "FAIL" not in out
-    assert "10 of 10 checks passed" in out
+    assert "11 of 11 checks passed" in out
     for secret in (API_KEY, BOT_TOKEN, SIGNING_SECRET):
         assert secret not in out
 

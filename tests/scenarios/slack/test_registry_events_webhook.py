@@ -29,8 +29,11 @@ from slack_sdk.signature import SignatureVerifier
 from bot.slack.app import SlackFront
 from bot.slack.settings import SlackSettings
 from bot.slack.webhook import RegistryWebhook
+from core.checks import Verdict
+from core.checks.events import registry_events_finding
 from core.config import Settings
 from core.jobs import JobQueue
+from core.registry.mlflow import Registry
 from core.registry.webhooks import ensure_webhook
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
@@ -261,6 +264,23 @@ def _created(model: str, version: int) -> dict[str, Any]:
         "timestamp": "2026-01-01T00:00:00+00:00",
         "data": {"name": model, "version": str(version), "tags": {}, "run_id": None},
     }
+
+
+def test_check_tells_whether_the_tracking_server_holds_the_bot_s_webhook(
+    mlflow_server: Server, settings: Settings
+) -> None:
+    """Read only: `chatops check` never registers it; the bot does when it starts."""
+    before = registry_events_finding(settings)
+    assert (before.verdict, before.detail) == (
+        Verdict.OK,
+        "webhook: none yet; the bot registers it when it starts",
+    )
+    assert list(mlflow_server.client.list_webhooks()) == []
+    registry = Registry(tracking_uri=mlflow_server.uri, wait_s=30)
+    ensure_webhook(registry, url=settings.registry_webhook_url, secret=SECRET)
+    after = registry_events_finding(settings)
+    assert (after.verdict, after.detail) == (Verdict.OK, "webhook chatops (ACTIVE)")
+    assert SECRET not in after.detail
 
 
 def test_a_registered_version_is_announced_once_and_its_buttons_go_through_the_core(
