@@ -14,7 +14,7 @@ from core.intents import Intent
 from core.locker import Locker
 from core.models import ApprovalRow
 from core.policy import check_limits
-from core.promotion import order_refusal, override_hint, progress
+from core.promotion import Progress, override_hint, progress
 from core.repos import Repositories
 from core.resources import format_memory
 from core.roles import Action, Actor, Role, authorize, role_in
@@ -118,7 +118,9 @@ class Admission:
         limits = env.limits
         checks = []
         if promotion and intent.action is Action.DEPLOY and env.promotion is not None:
-            checks.append(self._promotion(intent))
+            version = intent.version
+            found = None if version is None else self._progress(env, intent.model, version)
+            checks.append(self._promotion(env, intent.model, version, found))
         if intent.action is Action.STOP:  # it frees what the endpoint holds: never too much
             return checks
         checks.append(
@@ -132,39 +134,30 @@ class Admission:
         )
         return checks
 
-    def _promotion(self, intent: Intent) -> Check:
-        env, order = intent.environment, intent.environment.promotion
+    def _promotion(
+        self, environment: Environment, model: str, version: int | None, found: Progress | None
+    ) -> Check:
+        """The promotion order of `environment` for `model` v`version` (`found`: how far it
+        is along, None for an alias), as the deploy and its plan both meet it."""
+        env, order = environment.name, environment.promotion
         assert order is not None
-        if intent.version is None:
-            return Check(
-                "promotion",
-                refusal=Refusal(
-                    f"{env.name} takes only versions that served in {order.after} first: name "
-                    f"the version, not an alias"
-                ),
+        if version is None or found is None:  # an alias may move between check and rollout
+            alias = Refusal(
+                f"{env} takes only versions that served in {order.after} first: name the "
+                f"version, not an alias (`/deploy {model} v<N> to {env}`)"
             )
-        found = progress(
-            env=env,
-            model=intent.model,
-            version=intent.version,
-            served=self.repos.served,
-            targets=self.targets,
-            now=self.repos.clock.now(),
-        )
-        assert found is not None
+            return Check("promotion", refusal=alias)
         if found.met:
             return Check(
                 "promotion",
-                passed=f"{intent.model} v{intent.version} served healthy in {order.after} "
-                f"for {found.served_s / 60:.0f} min ({env.name} requires {order.minutes:g})",
+                passed=f"{model} v{version} served healthy in {order.after} "
+                f"for {found.served_s / 60:.0f} min ({env} requires {order.minutes:g})",
             )
-        hint = override_hint(f"/deploy {intent.model} v{intent.version} to {env.name}")
+        hint = override_hint(f"/deploy {model} v{version} to {env}")
         return Check("promotion", refusal=Refusal(f"{found.text}; {hint}"))
 
-    def order(self, environment: Environment, model: str, version: int) -> Refusal | None:
-        """Why `environment`'s promotion order does not let `model` v`version` in yet (where
-        it must serve, how long is left); None when it does, or there is no order."""
-        return order_refusal(
+    def _progress(self, environment: Environment, model: str, version: int) -> Progress | None:
+        return progress(
             env=environment,
             model=model,
             version=version,
@@ -172,6 +165,12 @@ class Admission:
             targets=self.targets,
             now=self.repos.clock.now(),
         )
+
+    def order(self, environment: Environment, model: str, version: int) -> Refusal | None:
+        """Why `environment`'s promotion order does not let `model` v`version` in yet (where
+        it must serve, how long is left); None when it does, or there is no order."""
+        found = self._progress(environment, model, version)
+        return None if found is None or found.met else Refusal(found.text)
 
     def order_of_request(self, row: ApprovalRow) -> str:
         """Why an approval of `row` must wait for the promotion order of its environment
@@ -226,24 +225,16 @@ class Admission:
             no := self._may_override(actor, command, environment, model, override, approver)
         ):
             return no
-        order = environment.promotion
-        if order is None:
+        if environment.promotion is None:
             return ""
-        if version is None:  # an alias may move between this check and the rollout
-            alias = Refusal(
-                f"{env} takes only versions that served in {order.after} first: name the "
-                f"version, not an alias (`/deploy {model} v<N> to {env}`)"
-            )
-            return self._audited(Action.DEPLOY, actor, command, env, model, alias, approver)
-        refusal = self.order(environment, model, version)
-        if refusal is None:
+        found = None if version is None else self._progress(environment, model, version)
+        check = self._promotion(environment, model, version, found)
+        if check.refusal is None:
             return ""
-        if override is None:
-            hint = override_hint(f"/deploy {model} v{version} to {env}")
-            refused = Refusal(f"{refusal.text}; {hint}")
-            return self._audited(Action.DEPLOY, actor, command, env, model, refused, approver)
+        if override is None or found is None:  # an alias is refused even to an override
+            return self._audited(Action.DEPLOY, actor, command, env, model, check.refusal, approver)
         overridden = (
-            f"{deciding.shown} overrode the promotion order of {env} ({refusal.text}): "
+            f"{deciding.shown} overrode the promotion order of {env} ({found.text}): "
             f"{override.strip()}"
         )
         self.audit.write(

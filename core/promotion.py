@@ -17,7 +17,6 @@ from datetime import datetime
 
 from core.config import Environment
 from core.errors import ChatOpsError
-from core.events import Refusal
 from core.repos.served import Interval, ServedRepository
 from core.targets.base import EndpointRef, Target
 
@@ -112,23 +111,6 @@ def progress(
         failure=failure,
         down_now=down_now,
     )
-
-
-def order_refusal(
-    *,
-    env: Environment,
-    model: str,
-    version: int,
-    served: ServedRepository,
-    targets: dict[str, Target],
-    now: datetime,
-) -> Refusal | None:
-    """Why `model` v`version` may not be deployed to `env` yet under its promotion order
-    (where it must serve and how long is left), or None when it may."""
-    found = progress(env=env, model=model, version=version, served=served, targets=targets, now=now)
-    if found is None or found.met:
-        return None
-    return Refusal(found.text)
 
 
 def override_hint(command: str) -> str:
