@@ -71,6 +71,7 @@ def run(cmd: Decide, ctx: Context) -> Reply:
         approve=cmd.approve,
         reason=cmd.reason,
         command=ctx.text,
-        shown=lambda _decided: ctx.reporter,
+        shown=ctx.on_decided or (lambda _decided: ctx.reporter),
+        resume=ctx.resume,
         override=cmd.override,
     )

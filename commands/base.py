@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
@@ -63,6 +64,7 @@ class StatusReport:
     env: str | None
     ok: bool = True
     problems: Problems | None = None  # what readiness found wrong, for an admin only
+    public: bool = False  # asked to be shown to the channel
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,20 @@ Reply: TypeAlias = (
 
 @dataclass(frozen=True)
 class Context:
-    """Who asks, through which reporter progress goes, and the core that does the work."""
+    """Who asks, through which reporter progress goes, and the core that does the work.
+
+    A front may say more: the namespace its commands are typed through (`/mlops deploy …`),
+    that the request is taken again after the process that first ran it died (`resume`), and
+    where a decided promotion request reports (`on_decided`: the front shows the verdict on
+    the request and hands back the reporter of its thread)."""
 
     core: Runtime
     actor: Actor
     reporter: Reporter
     text: str
+    namespace: str | None = None
+    resume: bool = False
+    on_decided: Callable[[Decided], Reporter] | None = None
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

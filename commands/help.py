@@ -35,7 +35,7 @@ def parse(text: str) -> Help | UsageError:
 
 
 def run(cmd: Help, ctx: Context) -> Reply:
-    return HelpText(describe(cmd.command))
+    return HelpText(describe(cmd.command, namespace=ctx.namespace))
 
 
 def describe(name: str | None = None, *, namespace: str | None = None) -> str:

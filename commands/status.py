@@ -63,6 +63,7 @@ def run(cmd: Status, ctx: Context) -> Reply:
         endpoints=found,
         detail=cmd.endpoint is not None,
         env=cmd.env,
+        public=cmd.public,
         # an answer posted for the channel shows no admin's problems
         problems=None if cmd.public else ctx.core.readiness_problems(ctx.actor, env=cmd.env),
     )

@@ -95,6 +95,14 @@ class Held(Refusal):
         )
 
 
+@dataclass(frozen=True)
+class Undecided(Refusal):
+    """A decision not taken (not allowed, decided already, expired, no such request): the
+    request as it stands, when there is one, so a front can show what became of it."""
+
+    approval: ApprovalRow | None = None
+
+
 def expired_text(row: ApprovalRow) -> str:
     return (
         f"this request expired at {row.expires_at:%Y-%m-%d %H:%M} UTC, undecided: ask again "
@@ -202,8 +210,10 @@ class Approvals:
             resume=resume,
             override=override,
         )
-        if isinstance(decided, Refusal):
+        if isinstance(decided, Held):
             return decided
+        if isinstance(decided, Refusal):
+            return Undecided(decided.text, approval=self.repos.approvals.get(approval_id))
         return self.carry_out(decided, approver=actor, reporter=shown(decided), override=override)
 
     def decide(

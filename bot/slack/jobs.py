@@ -109,6 +109,11 @@ class ButtonClick(BaseModel):
     def line(self) -> str:
         return f"/{'approve' if self.approve else 'reject'} {self.request} (button)"
 
+    @property
+    def entry(self) -> tuple[str, str]:
+        """The command the button stands for: `/approve <request>` or `/reject <request>`."""
+        return ("approve" if self.approve else "reject"), self.request
+
 
 class RegistryNotice(BaseModel):
     """A registry event MLflow delivered to the front's webhook (its signature checked): a
@@ -195,6 +200,11 @@ class RollbackClick(BaseModel):
     @property
     def line(self) -> str:
         return f"/rollback {self.endpoint} in {self.env} (button, from v{self.version})"
+
+    @property
+    def entry(self) -> tuple[str, str]:
+        """The command the button stands for: a rollback only while `version` serves."""
+        return "rollback", f"{self.endpoint} in {self.env} from v{self.version}"
 
 
 # what a job is queued as (`JobRow.kind`): quick queries never wait behind operations

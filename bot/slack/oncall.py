@@ -16,9 +16,7 @@ from bot.slack.ids import ROLLBACK
 from bot.slack.jobs import RollbackClick
 from bot.slack.mrkdwn import BUTTON, escape, fit_line
 from bot.slack.poster import Poster
-from commands.base import Context, Reply
 from core.alerts import Alert, AlertKind
-from core.sentinel import rollback_if_unchanged
 
 log = logging.getLogger("chatops.slack")
 _CHANNEL = re.compile(r"[CGD][A-Z0-9]+")
@@ -173,19 +171,6 @@ def click_of(body: dict[str, Any]) -> RollbackClick | None:
         )
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def clicked(click: RollbackClick, ctx: Context) -> Reply:
-    """The click, admitted by the core as `/rollback` of the endpoint it was shown for."""
-    return rollback_if_unchanged(
-        ctx.core.deployer,
-        env=click.env,
-        endpoint=click.endpoint,
-        version=click.version,
-        actor=ctx.actor,
-        command=ctx.text,
-        reporter=ctx.reporter,
-    )
 
 
 # -- texts (mrkdwn; values are escaped before they go in) -----------------------------------

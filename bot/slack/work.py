@@ -1,5 +1,6 @@
-"""Running one job the front recorded: /status answers, deploys and scales report in a
-thread, approvals are decided and carried out by the core and shown on the request.
+"""Running one job the front recorded: the command it stands for goes through the command
+table like any typed line, and its reply is rendered for Slack: status and plans for the
+asker, deploys and scales in a thread, decided requests shown on the request's message.
 
 A job holds everything Slack sent for it, so it runs the same in the process that acked it,
 in a worker process, or in the worker that takes it again after the first one died.
@@ -8,7 +9,7 @@ in a worker process, or in the worker that takes it again after the first one di
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
@@ -38,14 +39,10 @@ from bot.slack.mrkdwn import escape, mention
 from bot.slack.plans import plan as plan_blocks
 from bot.slack.poster import Poster, Responder
 from bot.slack.reporter import Respond, ThreadReporter
-from commands import approve as approve_command
-from commands import help as help_command
-from commands import reject as reject_command
-from commands import status as status_command
-from commands.base import Context, HistoryReport, StatusReport, UsageError
+from commands.base import Context, HelpText, HistoryReport, Reply, StatusReport, UsageError
 from commands.registry import NAMESPACE, parse
-from core.approvals import ApprovalRequested, Decided, Held
-from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
+from core.approvals import ApprovalRequested, Decided, Held, Undecided
+from core.events import LogReporter, Notice, Outcome, Refusal, Reporter
 from core.jobs import JobRow, JobState
 from core.models import Operation
 from core.overview import overview
@@ -57,7 +54,16 @@ if TYPE_CHECKING:
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
-Asked = SlashCommand | Query | Mention | DirectMessage | AnnouncedAction | oncall.RollbackClick
+# every job that is a command: what it asks is run through the command table
+Asked = (
+    SlashCommand
+    | Query
+    | Mention
+    | DirectMessage
+    | ButtonClick
+    | AnnouncedAction
+    | oncall.RollbackClick
+)
 
 
 class Work:
@@ -115,8 +121,10 @@ class Work:
         return self.groups.groups_of(user)
 
     def run(self, row: JobRow) -> JobState:
-        """Run a job the front recorded (a slash command already parsed once to ack it, or a
-        button click); never raises: what goes wrong is told to the requester."""
+        """Run a job the front recorded; never raises: what goes wrong is told to the
+        requester. Every job that asks for something — a slash command, a mention, a DM, a
+        button — is the command it stands for, run through the command table like a typed
+        line; only the App Home and registry events are not commands."""
         try:
             job = job_of(row.payload)
         except ValueError:
@@ -124,37 +132,16 @@ class Work:
             return JobState.ABANDONED
         if isinstance(job, RegistryNotice):
             return self.announcer.notice(job)
+        if isinstance(job, HomeOpened):
+            self.home_seen.add(job.user_id)
+            self._refresh_home(job.user_id)
+            return JobState.DONE
         typed = isinstance(job, (Mention, DirectMessage))
         respond = TypedResponder(self.poster, job) if typed else Responder(job.response_url)
         try:
-            if isinstance(job, HomeOpened):
-                self.home_seen.add(job.user_id)
-                self.publish_home(job.user_id)
-                return JobState.DONE
             if row.attempts > 1 and self._carried_on(row, job, respond):
                 return JobState.ABANDONED if row.attempts > self.max_attempts else JobState.DONE
-            if isinstance(job, ButtonClick):
-                self._decision(row, job, respond)
-                self._refresh_home(job.user_id)
-                return JobState.DONE
-            if isinstance(job, oncall.RollbackClick):  # admitted by the core as /rollback
-                self._operation(oncall.clicked, job, row, job, respond)
-                return JobState.DONE
-            found = parse(*job.entry)
-            if isinstance(found, UsageError):  # a slash command's ack said so already
-                if typed:  # escaped: `<model>` shows, `<!here>` pings nobody
-                    respond(text=escape(found.text))
-                return JobState.DONE
-            module, parsed = found
-            if module is help_command:  # only typed text gets here: slash commands ack it
-                respond(text=escape(help_command.describe(parsed.command, namespace=self.command)))
-            elif module is status_command:
-                self._status(parsed, job, respond)
-            elif module in (approve_command, reject_command):
-                self._decision(row, job, respond, parsed=parsed)
-            else:
-                self._operation(module.run, parsed, row, job, respond)
-                self._refresh_home(job.user_id)
+            self._command(row, job, respond)
         except SlackApiError as exc:  # Slack refused what it was shown: the requester hears it
             error = str(exc.response.get("error") or "error")
             log.warning("%s: Slack refused a message: %s", job.line, error)
@@ -173,7 +160,31 @@ class Work:
                 )
             except Exception:
                 log.exception("could not tell the requester")
+        # a side effect: a Home that cannot be refreshed never becomes the command's answer
+        self._refresh_home(job.user_id)
         return JobState.DONE
+
+    def _command(self, row: JobRow, job: Asked, respond: Respond) -> None:
+        """Parse what the job stands for with the one grammar, run it, render its reply."""
+        found = parse(*job.entry)
+        if isinstance(found, UsageError):
+            # a slash command's ack said so already; anything else hears it now, escaped:
+            # `<model>` shows, `<!here>` pings nobody
+            if not isinstance(job, (SlashCommand, Query)):
+                respond(text=escape(found.text))
+            return
+        module, parsed = found
+        reporter = self._reporter(row, job, respond)
+        ctx = Context(
+            core=self.runtime,
+            actor=self._actor(job),
+            reporter=reporter,
+            text=job.line,
+            namespace=self.command,
+            resume=row.attempts > 1,
+            on_decided=lambda decided: self._decided(row, job, respond, decided),
+        )
+        self._render(module.run(parsed, ctx), job, respond, reporter)
 
     def publish_home(self, user: str) -> None:
         """The App Home as `user` sees it now."""
@@ -186,8 +197,14 @@ class Work:
         self.poster.try_call("views.publish", user_id=user, view=view)
 
     def _refresh_home(self, user: str) -> None:
-        if user in self.home_seen:
+        """The Home of someone who opened it, as it is now; a failure here is logged once
+        and is nobody's answer: the Home shows what it showed before."""
+        if user not in self.home_seen:
+            return
+        try:
             self.publish_home(user)
+        except Exception:
+            log.exception("the App Home of %s could not be refreshed", user)
 
     def _carried_on(self, row: JobRow, job: AnyJob, respond: Respond) -> bool:
         """For a job taken again (its bot process died): True when there is nothing more to
@@ -218,9 +235,6 @@ class Work:
     def _actor_of(self, user: str) -> Actor:
         return Actor(id=user, name=f"<@{user}>", groups=self.groups_of(user))
 
-    def _context(self, job: AnyJob, reporter: Reporter) -> Context:
-        return Context(core=self.runtime, actor=self._actor(job), reporter=reporter, text=job.line)
-
     def _reporter(
         self,
         row: JobRow,
@@ -246,22 +260,19 @@ class Work:
             job=row.id,
         )
 
-    def _status(self, parsed: Any, job: Asked, respond: Respond) -> None:
-        reply = status_command.run(parsed, self._context(job, NullReporter()))
+    def _render(self, reply: Reply, job: Asked, respond: Respond, reporter: ThreadReporter) -> None:
+        """The reply of a command, for Slack: what it says depends on what it is, never on
+        which command answered."""
         if isinstance(reply, StatusReport):
             text, blocks = status_blocks(reply)
             respond(
-                response_type="in_channel" if parsed.public else "ephemeral",
+                response_type="in_channel" if reply.public else "ephemeral",
                 text=text,
                 blocks=blocks,
             )
-        else:
-            respond(text=self._shown(job, reply.text))
-
-    def _operation(self, run: Any, parsed: Any, row: JobRow, job: Asked, respond: Respond) -> None:
-        reporter = self._reporter(row, job, respond)
-        reply = run(parsed, self._context(job, reporter))
-        if isinstance(reply, ApprovalRequested):
+        elif isinstance(reply, HelpText):
+            respond(text=escape(reply.text))
+        elif isinstance(reply, ApprovalRequested):
             self.requests.post(reply, job.channel_id, respond)
         elif isinstance(reply, HistoryReport):
             text, blocks = history_blocks(reply)
@@ -279,71 +290,55 @@ class Work:
                 # the thread could not be opened anywhere: the requester still gets the end
                 shown = self._shown(job, reply.text)
                 respond(text=shown, blocks=[section(shown)])
+        elif isinstance(reply, Decided):
+            if isinstance(reply.outcome, Refusal):
+                respond(text=self._shown(job, reply.outcome.text))
+        elif isinstance(reply, Held):
+            self._held(reply, job, respond)
+        elif isinstance(reply, Undecided):
+            self._undecided(reply, job, respond)
         else:
             respond(text=self._shown(job, reply.text))
 
-    def _decision(
-        self,
-        row: JobRow,
-        job: AnyJob,
-        respond: Respond,
-        *,
-        parsed: Any = None,
-    ) -> None:
-        """A click on Approve / Reject, or `/approve` / `/reject`: the core decides and
-        carries it out; here the verdict replaces the buttons and the deploy reports in the
-        request's thread. An approval held back (frozen endpoint) is told to all three."""
-        if isinstance(job, ButtonClick):
-            approve, request, reason = job.approve, job.request, ""
-        else:
-            approve, request, reason = parsed.approve, parsed.request, parsed.reason
-        actor = self._actor(job)
-        reporters: list[ThreadReporter] = []
-
-        def shown(decided: Decided) -> Reporter:
-            where = decided.approval.where or {}
-            at = f"{decided.approval.decided_at:%Y-%m-%d %H:%M} UTC"
-            by = mention(job.user_id)
-            verdict = (
-                messages.APPROVED.format(by=by, at=at)
-                if approve
-                else messages.REJECTED.format(
-                    by=by, at=at, reason=f": {escape(reason)}" if reason else ""
-                )
+    def _decided(self, row: JobRow, job: Asked, respond: Respond, decided: Decided) -> Reporter:
+        """A promotion request was decided (by its buttons or typed): the verdict replaces
+        the buttons, and the deploy it starts reports in the request's thread."""
+        where = decided.approval.where or {}
+        at = f"{decided.approval.decided_at:%Y-%m-%d %H:%M} UTC"
+        by = mention(job.user_id)
+        reason = decided.approval.decision_reason
+        verdict = (
+            messages.APPROVED.format(by=by, at=at)
+            if decided.approved
+            else messages.REJECTED.format(
+                by=by, at=at, reason=f": {escape(reason)}" if reason else ""
             )
-            self.requests.show(where, verdict, respond, keep_buttons=False)
-            reporter = self._reporter(
-                row, job, respond, channel=where.get("channel"), thread_ts=where.get("ts")
-            )
-            reporters.append(reporter)
-            return reporter
-
-        done = self.runtime.approvals.settle(
-            request,
-            actor=actor,
-            approve=approve,
-            reason=reason,
-            command=job.line,
-            shown=shown,
-            resume=row.attempts > 1,
         )
-        if isinstance(done, Held):
-            held = self._shown(job, done.text)
-            respond(text=held)
-            where = (done.approval.where if done.approval else None) or {}
-            self.requests.show(where, messages.HELD.format(text=held), respond, keep_buttons=True)
-            requester = done.approval.requester_id if done.approval else ""
-            self.requests.tell_requester(where, self._shown(job, done.requester_text, requester))
-        elif isinstance(done, Refusal):  # may name who decided first: recorded, not typed
-            respond(text=self._shown(job, done.text, *self.requests.deciders(request)))
-            expired = self.runtime.approvals.expired_request(request)
-            where = (expired.where if expired else None) or {}
-            if expired is not None and where.get("ts"):  # its buttons go: nobody can decide
-                note = messages.EXPIRED.format(
-                    at=f"{expired.expires_at:%Y-%m-%d %H:%M}",
-                    command=f"/{self.command} promote {expired.model} v{expired.version} "
-                    f"to {expired.env}",
-                )
-                self.requests.show(expired.where or {}, note, respond, keep_buttons=False)
-        elif isinstance(done.outcome, Refusal):
-            respond(text=self._shown(job, done.outcome.text))
+        self.requests.show(where, verdict, respond, keep_buttons=False)
+        return self._reporter(
+            row, job, respond, channel=where.get("channel"), thread_ts=where.get("ts")
+        )
+
+    def _held(self, held: Held, job: Asked, respond: Respond) -> None:
+        """An approval that cannot be carried out now: told to the admin who tried, on the
+        request (its buttons kept) and to the requester."""
+        text = self._shown(job, held.text)
+        respond(text=text)
+        where = (held.approval.where if held.approval else None) or {}
+        self.requests.show(where, messages.HELD.format(text=text), respond, keep_buttons=True)
+        requester = held.approval.requester_id if held.approval else ""
+        self.requests.tell_requester(where, self._shown(job, held.requester_text, requester))
+
+    def _undecided(self, refused: Undecided, job: Asked, respond: Respond) -> None:
+        """A decision not taken; it may name who decided first (recorded, not typed). A
+        request found expired loses its buttons: nobody can decide it any more."""
+        request = refused.approval
+        deciders = self.requests.deciders(request.id) if request else ()
+        respond(text=self._shown(job, refused.text, *deciders))
+        if request is not None and request.state == "expired" and (request.where or {}).get("ts"):
+            note = messages.EXPIRED.format(
+                at=f"{request.expires_at:%Y-%m-%d %H:%M}",
+                command=f"/{self.command} promote {request.model} v{request.version} "
+                f"to {request.env}",
+            )
+            self.requests.show(request.where or {}, note, respond, keep_buttons=False)
