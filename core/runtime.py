@@ -125,8 +125,15 @@ class Runtime:
     """Everything one bot process needs, built once; `close()` leaves endpoints serving."""
 
     def __init__(
-        self, settings: Settings, *, zygote: Zygote | None = None, clock: Clock = SYSTEM_CLOCK
+        self,
+        settings: Settings,
+        *,
+        zygote: Zygote | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        targets: dict[str, Target] | None = None,
     ) -> None:
+        """`targets`: what serves each environment, when not the one its settings name (a
+        recording target in tests)."""
         self.settings = settings
         register_settings(settings)  # before anything can fail with them in its text
         settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -137,8 +144,10 @@ class Runtime:
         )
         self._own_zygote = zygote is None
         self.zygote = zygote or Zygote(state_dir=settings.state_dir)
-        targets: dict[str, Target] = {}
+        targets = dict(targets or {})
         for env in settings.environments:
+            if env.name in targets:
+                continue
             if env.target == "cml":
                 targets[env.name] = CMLTarget.from_environment(env)
                 continue

@@ -5,81 +5,23 @@ the heartbeat's alarm is raised only for an operation really taken over."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core.config import Environment, Settings
 from core.events import EventKind, Outcome
 from core.leases import Leases
-from core.registry.mlflow import ModelVersion, Registry
+from core.registry.mlflow import Registry
 from core.repos import Repositories
 from core.resources import Resources
 from core.roles import Actor
 from core.runtime import Core, wire
-from core.targets.base import Built, Checked, EndpointRef, Health, Started, Step
 from tests.conftest import Recorder
+from tests.recording import RecordingTarget
 
 ADMIN = Actor(id="console", name="alice")
-
-
-class RecordingTarget:
-    """Serves nothing; notes every call, and runs `during[name]` inside the call `name`."""
-
-    kind = "recording"
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.during: dict[str, Callable[[], None]] = {}
-        self.serving: str | None = None
-
-    def _call(self, name: str) -> None:
-        self.calls.append(name)
-        if name in self.during:
-            self.during[name]()
-
-    def build(self, ep: EndpointRef, mv: ModelVersion, source: Any, step: Step) -> Built:
-        self._call("build")
-        return Built(ref=f"{mv.model}/{mv.version}", example=None)
-
-    def start(
-        self,
-        ep: EndpointRef,
-        mv: ModelVersion,
-        built: Built,
-        resources: Resources,
-        deployment: str,
-        step: Step,
-    ) -> Started:
-        self._call("start")
-        return Started(deployment=deployment, url="http://127.0.0.1:9/invocations")
-
-    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked:
-        self._call("check")
-        return Checked(latency_ms=1.0, prediction=[0])
-
-    def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
-        self._call("switch")
-        self.serving = new
-        return "http://127.0.0.1:9/invocations"
-
-    def discard(self, ep: EndpointRef, deployment: str, step: Step) -> None:
-        self._call(f"discard {deployment}")
-
-    def stop(self, ep: EndpointRef, step: Step) -> None:
-        self._call("stop")
-        self.serving = None
-
-    def endpoints(self) -> list[EndpointRef]:
-        return []
-
-    def health(self, ep: EndpointRef) -> Health:
-        return Health(up=self.serving is not None, deployment=self.serving or "")
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

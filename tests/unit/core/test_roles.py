@@ -1,5 +1,7 @@
 """Who may do what, decided in the core whatever the front: the whole role x command x
-environment matrix, both outcomes asserted, state unchanged after every refusal."""
+environment matrix, both outcomes asserted, state unchanged after every refusal. The core is
+the real one (registry, store, admission, rollouts) driving recording targets: no model
+server starts."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from core.config import Settings
 from core.events import Outcome, Refusal
 from core.roles import Actor
 from core.runtime import Runtime
-from core.targets.local.target import Zygote
 from tests.conftest import Recorder, make_settings
+from tests.recording import RecordingTarget
 
 ADMIN_DEV = Actor(id="U0ADEV", name="ada")
 ADMIN_PROD = Actor(id="U0APROD", name="pat")
@@ -37,10 +39,9 @@ def settings(tmp_path: Path, registry_uri: str) -> Settings:
 
 
 @pytest.fixture
-def core(settings: Settings, zygote: Zygote) -> Iterator[Runtime]:
-    rt = Runtime(settings, zygote=zygote)
+def core(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime(settings, targets={"dev": RecordingTarget(), "prod": RecordingTarget()})
     yield rt
-    rt.shut_down_endpoints()
     rt.close()
 
 
