@@ -92,7 +92,7 @@ class Deployer(Admission):
             nothing = Refusal(f"nothing is under way on {endpoint} in {name}: nothing to cancel")
             return self._audited(Action.CANCEL, actor, command, name, endpoint, nothing)
         for op in busy:
-            self.repos.operations.record(op.id, remote={"cancelled_by": actor.shown})
+            self.repos.operations.cancel(op.id, by=actor.shown)
         op = busy[0]
         at = f"at {op.step}" if op.step else op.state
         asked = Notice(

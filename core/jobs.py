@@ -6,7 +6,7 @@ A bot process takes jobs as it takes operations: with an owner and a lease it re
 it runs them. When its process dies the lease lapses and another process takes the job
 again; a job taken too many times is given up, and whoever asked is told.
 
-A job is only the request. Once it has recorded an operation (`Operation.reply_to["job"]`
+A job is only the request. Once it has recorded an operation (`Operation.job_id`
 names the job), the operation carries on by itself, and a job taken again only looks it up.
 """
 
@@ -214,7 +214,7 @@ class JobQueue:
 
     def operation_of(self, job_id: str) -> Operation | None:
         """The operation `job_id` recorded, if it got that far."""
-        query = select(Operation).where(Operation.reply_to["job"].as_string() == job_id)
+        query = select(Operation).where(Operation.job_id == job_id)
         with self.db.session() as s:
             return s.scalars(query.limit(1)).first()
 

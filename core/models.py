@@ -96,6 +96,10 @@ class Operation(Base):
     owner: Mapped[str] = mapped_column(String(128), default="")
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # the job a front recorded for the request that admitted it: taken again, it is not rerun
+    job_id: Mapped[str] = mapped_column(String(32), default="", index=True)
+    # who asked to stop it at its next step (`/cancel`), from whichever process
+    cancelled_by: Mapped[str] = mapped_column(String(128), default="")
 
 
 class JobState(StrEnum):

@@ -106,7 +106,7 @@ class Run:
         """Raise `Cancelled` if an admin cancelled the operation (`/cancel`), from whichever
         process: the request is in the database."""
         op = self.operations.get(self.op_id)
-        by = (op.remote or {}).get("cancelled_by") if op is not None else None
+        by = op.cancelled_by if op is not None else None
         if by:
             raise Cancelled(f"cancelled by {by}")
 

@@ -109,6 +109,7 @@ class OperationRepository:
             plan=dict(plan or {}),
             reply_to=dict(reply_to or {}),
             front=str((reply_to or {}).get("front") or ""),
+            job_id=str((reply_to or {}).get("job") or ""),
             lock_token=lock_token,
             state=OperationState.RUNNING if owner else OperationState.QUEUED,
             owner=owner,
@@ -229,6 +230,13 @@ class OperationRepository:
             if remote:
                 op.remote = {**op.remote, **remote}
             return True
+
+    def cancel(self, op_id: str, *, by: str) -> None:
+        """Ask the operation to stop at its next step; whoever runs it sees it (`cancelled`)."""
+        with self.db.session() as s:
+            op = s.get(Operation, op_id)
+            if op is not None:
+                op.cancelled_by = by
 
     def set_reply_to(self, op_id: str, reply_to: Mapping[str, Any], *, hold: Hold) -> bool:
         """Where a front reports the operation now, merged into what was known; only while

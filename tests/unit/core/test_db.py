@@ -188,3 +188,27 @@ def test_an_unreachable_postgresql_is_a_store_error_without_its_password() -> No
     with pytest.raises(StoreError) as failed:
         Database(address)
     assert "s3cret-pw" not in str(failed.value)
+
+
+def test_an_operation_recorded_before_0008_keeps_its_job_and_its_cancel(
+    url: str, engine: Engine
+) -> None:
+    config = migrate.alembic_config(url)
+    command.upgrade(config, "0007_watches")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO operations (id, kind, env, endpoint, requested_by, command, state,"
+                " step, remote, error, created_at, plan, reply_to, lock_token, front, owner,"
+                " attempts) VALUES ('op-1', 'deploy', 'dev', 'iris', 'U1', '/deploy iris v1',"
+                " 'running', '', :remote, '', CURRENT_TIMESTAMP, '{}', :reply_to, '', 'slack',"
+                " '', 1)"
+            ),
+            {"remote": '{"cancelled_by": "bob"}', "reply_to": '{"front": "slack", "job": "job-9"}'},
+        )
+    migrate.upgrade(url)
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT job_id, cancelled_by FROM operations WHERE id = 'op-1'")
+        ).one()
+    assert tuple(row) == ("job-9", "bob")

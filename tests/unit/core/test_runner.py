@@ -80,9 +80,7 @@ def test_an_operation_cancelled_before_it_is_taken_starts_nothing(
     core: Core, target: RecordingTarget
 ) -> None:
     op_id = queue(core)
-    core.repos.operations.record(
-        op_id, remote={"cancelled_by": "bob"}
-    )  # as /cancel does, from any process
+    core.repos.operations.cancel(op_id, by="bob")  # as /cancel does, from any process
     seen = Recorder()
     assert core.worker(reporter_for=lambda _op: seen).run_pending() == 1
 
@@ -98,9 +96,7 @@ def test_a_cancel_during_the_check_discards_the_new_deployment_and_never_switche
     core: Core, target: RecordingTarget
 ) -> None:
     op_id = queue(core)
-    target.during["check"] = lambda: core.repos.operations.record(
-        op_id, remote={"cancelled_by": "bob"}
-    )
+    target.during["check"] = lambda: core.repos.operations.cancel(op_id, by="bob")
     seen = Recorder()
     assert core.worker(reporter_for=lambda _op: seen).run_pending() == 1
 
