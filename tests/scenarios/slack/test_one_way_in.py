@@ -5,6 +5,7 @@ API emulator, real model servers."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,9 +48,7 @@ def people(slack_api: SlackEmulator) -> None:
 
 
 def _console(front: RunningFront, line: str) -> None:
-    ConsoleApp(front.runtime, actor="alice", console=Console(file=open("/dev/null", "w"))).run_line(
-        line
-    )
+    ConsoleApp(front.runtime, actor="alice", console=Console(file=io.StringIO())).run_line(line)
 
 
 def _direct(front: RunningFront, line: str) -> None:
@@ -62,11 +61,15 @@ def _namespace(front: RunningFront, line: str) -> None:
 
 
 def _mention(front: RunningFront, line: str) -> None:
-    assert post_event(front, mention(line), event_id=f"Ev{hash(line) & 0xFFFFFF}").status_code == 200
+    assert post_event(front, mention(line), event_id=_event_id(line)).status_code == 200
 
 
 def _dm(front: RunningFront, line: str) -> None:
-    assert post_event(front, direct(line), event_id=f"Ev{hash(line) & 0xFFFFFF}").status_code == 200
+    assert post_event(front, direct(line), event_id=_event_id(line)).status_code == 200
+
+
+def _event_id(line: str) -> str:
+    return f"Ev{hash(line) & 0xFFFFFF:06X}"
 
 
 TYPED: dict[str, Send] = {
