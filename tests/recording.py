@@ -8,7 +8,7 @@ from typing import Any
 
 from core.registry.mlflow import ModelVersion
 from core.resources import Resources
-from core.targets.base import Built, Checked, EndpointRef, Health, Started, Step
+from core.targets.base import Built, Checked, EndpointRef, Health, Started, Step, Traffic
 
 
 class RecordingTarget:
@@ -29,6 +29,12 @@ class RecordingTarget:
     def build(self, ep: EndpointRef, mv: ModelVersion, source: Any, step: Step) -> Built:
         self._call("build")
         return Built(ref=f"{mv.model}/{mv.version}", example=None)
+
+    def built(self, ep: EndpointRef, mv: ModelVersion) -> str | None:
+        return None
+
+    def traffic(self, ep: EndpointRef, window_s: float = 300.0) -> Traffic:
+        return Traffic()
 
     def start(
         self,
