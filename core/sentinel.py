@@ -17,7 +17,7 @@ from core.errors import ChatOpsError
 from core.events import Outcome, Refusal, Reporter
 from core.models import Endpoint
 from core.repos import Repositories
-from core.roles import Action, Actor, authorize
+from core.roles import Actor
 from core.targets.base import EndpointRef, Target
 
 log = logging.getLogger("chatops.core")
@@ -120,26 +120,9 @@ def rollback_if_unchanged(
     command: str,
     reporter: Reporter,
 ) -> Outcome | Refusal:
-    """`/rollback` of an endpoint announced down while it served `version`; refused, and
-    audited, when it no longer serves it (someone acted since: a second click must not roll
-    it back once more). Who may is the Deployer's to decide, as for `/rollback`."""
-    environment = deployer.settings.environment(env)
-    current = deployer.repos.endpoints.get(env, endpoint)
-    changed = current is None or current.version != version
-    allowed = environment is not None and authorize(environment, actor, Action.ROLLBACK) is None
-    if changed and allowed:
-        now = f"serves v{current.version}" if current is not None else "is not deployed"
-        refusal = Refusal(CHANGED.format(endpoint=endpoint, env=env, v=version, now=now))
-        deployer.audit.record(
-            Action.ROLLBACK.value,
-            actor_id=actor.id,
-            actor_name=actor.shown,
-            command=command,
-            env=env,
-            endpoint=endpoint,
-            result=refusal,
-        )
-        return refusal
+    """`/rollback` of an endpoint announced down while it served `version`: the Deployer's
+    rollback while it still serves that version (`serving`), refused and audited there once
+    someone acted since (a second click must not roll it back once more)."""
     return deployer.rollback(
         endpoint=endpoint, env=env, actor=actor, command=command, reporter=reporter, serving=version
     )
@@ -158,7 +141,3 @@ NO_OFFER = (
 UP = ":large_green_circle: {endpoint} in {env} is up again ({model} v{v})."
 STOPPED = "{endpoint} in {env} is no longer deployed."
 CHANGED_UP = "{endpoint} in {env} serves {model} v{v} now."
-CHANGED = (
-    "{endpoint} in {env} no longer serves v{v}: it {now} now, so it was not rolled back "
-    "again. `/status` shows what serves."
-)
