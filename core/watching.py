@@ -259,7 +259,7 @@ class Watcher:
             alert = Alert(AlertKind.ROLLING_BACK, w.env, w.endpoint, text, w.reply_to, w.version)
             return self.alerts.tell(alert)
 
-        reporter = ThreadOf(
+        reporter = RollbackReporter(
             where=self.alerts.thread_of(w.reply_to, command),
             reporter_for=self.runner.reporter_for,
             operations=self.repos.operations,
@@ -346,7 +346,7 @@ class Watcher:
         self._pool.shutdown(wait=True)
 
 
-class ThreadOf:
+class RollbackReporter:
     """Where the bot's own rollback reports: the thread its watch reported in (`where`, for
     the Deployer to record), through this process's front; `admitted` is called once, with
     the operation's id, before its first event (the Deployer admitted it)."""

@@ -51,11 +51,6 @@ def target() -> CountingTarget:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def core(
     tmp_path: Path, registry_uri: str, target: CountingTarget, clock: FakeClock
 ) -> Iterator[Core]:
