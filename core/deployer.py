@@ -220,22 +220,17 @@ class Deployer(Admission):
         environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
-        name = environment.name
-        intent: Intent | Refusal
-        now = self.repos.endpoints.get(name, endpoint)
-        if serving is not None and (now is None or now.version != serving):
-            # someone acted since it was offered: a second click must not roll back again
-            it = f"serves v{now.version}" if now is not None else "is not deployed"
+        intent = self.intents.rollback(environment, endpoint=endpoint, actor=actor)
+        now = intent.current if isinstance(intent, Intent) else None
+        if serving is not None and now is not None and now.version != serving:
             intent = Refusal(
-                f"{endpoint} in {name} no longer serves v{serving}: it {it} now, so it was "
-                "not rolled back again. `/status` shows what serves."
+                f"{endpoint} in {environment.name} no longer serves v{serving} (it serves "
+                f"v{now.version} now): nothing was rolled back"
             )
-        else:
-            intent = self.intents.rollback(environment, endpoint=endpoint, actor=actor)
-        if to is not None and isinstance(intent, Intent) and intent.version != to:
+        elif to is not None and isinstance(intent, Intent) and intent.version != to:
             intent = Refusal(
-                f"{endpoint} in {name} served v{intent.version} before, not v{to}: nothing "
-                "was rolled back"
+                f"{endpoint} in {environment.name} served v{intent.version} before, not "
+                f"v{to}: nothing was rolled back"
             )
         return self._operation(
             intent,

@@ -1,6 +1,7 @@
 """The watch between rollouts: an endpoint that goes down while nothing changes it (no
 operation under way, no watch window) is announced once, per front, until it is up again,
-with the offer to roll it back (`rollback_if_unchanged`: admins only, as `/rollback`).
+with the offer to roll it back (the Deployer's `/rollback` while it still serves that version:
+admins only).
 
 Every bot process with a front looks (health checks are cheap and read-only); the record of
 the announcement, one row per endpoint and front, decides which one tells.

@@ -247,5 +247,5 @@ def test_an_endpoint_down_between_rollouts_is_announced_once_with_a_roll_back_bu
     assert "iris in dev serves iris v1 now." in json.dumps(down.blocks)
 
     click_rollback(running_front, ALICE, down.ts, button["value"])  # a late second click
-    assert "no longer serves v2: it serves v1 now" in api.responses[-1].body["text"]
+    assert "no longer serves v2 (it serves v1 now)" in api.responses[-1].body["text"]
     assert runtime.repos.endpoints.get("dev", "iris").version == 1  # type: ignore[union-attr]
