@@ -311,7 +311,8 @@ class Watcher:
             return
         held = self.deployer.locker.held(w.env, w.endpoint) is not None
         self.watches.note(w.id, WatchState.HELD if held else WatchState.FAILED, refusal.text)
-        text = f"{failed} {HELD.format(held=refusal.text, endpoint=w.endpoint, env=w.env)}"
+        why = refusal.text if refusal.text.endswith((".", "!", "?")) else f"{refusal.text}."
+        text = f"{failed} {HELD.format(held=why, endpoint=w.endpoint, env=w.env)}"
         self._tell_not_rolled_back(w, text)
 
     def _tell_not_rolled_back(self, w: WatchRow, text: str) -> None:

@@ -300,3 +300,15 @@ def test_a_rollback_offered_for_a_version_is_refused_once_another_serves(core: C
     )
     assert version(core) == 2
     assert audited(core, "rollback") == [("alice", "refused")]
+
+
+def test_the_bots_rollback_goes_only_to_the_version_its_watch_chose(core: Core) -> None:
+    deploy(core, 1)
+    deploy(core, 2)
+    bot = Automatic(id="chatops", name="chatops", why="was down at 2 checks in a row")
+    refused = core.deployer.rollback(
+        endpoint="iris", env="dev", actor=bot, command="automatic", reporter=Recorder(), to=3
+    )
+    assert refused == Refusal("iris in dev served v1 before, not v3: nothing was rolled back")
+    assert audited(core, "auto-rollback") == [("chatops", "refused")]
+    assert version(core) == 2
