@@ -21,6 +21,21 @@ from core.roles import Action, Actor, Role, authorize, role_in
 from core.targets.base import Target
 
 R = TypeVar("R", bound=Outcome | Notice | Refusal)
+AUTOMATIC = frozenset({Action.ROLLBACK})  # what the bot may ask for by itself
+
+
+@dataclass(frozen=True)
+class Automatic(Actor):
+    """The bot itself, asking for a change because what it watches failed (`why`). Only
+    the core makes one, never a front: it is admitted as an admin's command would be, for
+    the actions in `AUTOMATIC` only, and audited as automatic."""
+
+    why: str = ""
+
+
+def audited_as(action: str, automatic: bool) -> str:
+    """The audit trail's name for `action`: `auto-rollback` when the bot asked by itself."""
+    return f"auto-{action}" if automatic else action
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,14 @@ class Admission:
         environment = self._env(env)
         if isinstance(environment, Refusal):
             return self._audited(action, actor, command, env, endpoint, environment)
-        refusal = authorize(environment, approver or actor, action, hint=hint)
+        if isinstance(actor, Automatic):
+            refusal = (
+                None
+                if action in AUTOMATIC
+                else Refusal(f"the bot does not {action.value} by itself, only an admin does")
+            )
+        else:
+            refusal = authorize(environment, approver or actor, action, hint=hint)
         if refusal:
             return self._audited(action, actor, command, env, endpoint, refusal, approver)
         return environment
@@ -99,7 +121,7 @@ class Admission:
     ) -> R:
         """Record the attempt, whatever became of it, and hand the result on."""
         self.audit.record(
-            action.value,
+            audited_as(action.value, isinstance(actor, Automatic)),
             actor_id=actor.id,
             actor_name=actor.shown,
             command=command,

@@ -10,10 +10,11 @@ Refusals are audited here; an operation's outcome is audited when it ends.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
-from core.admission import Admission, promotion_hint
+from core.admission import Admission, Automatic, promotion_hint
 from core.audit import AuditLog
 from core.config import Environment, Settings
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
@@ -211,9 +212,11 @@ class Deployer(Admission):
         reporter: Reporter,
         wait: bool = True,
         serving: int | None = None,
+        to: int | None = None,
     ) -> Outcome | Refusal:
-        """Serve again the version that served before the current one; with `serving`, only
-        while the endpoint still serves that version (a button offered it for that one)."""
+        """Serve again the version that served before the current one. With `serving`, only
+        while the endpoint still serves that version (a button offered it for that one, or
+        a watch judged that one); with `to`, only when the version before is that one."""
         environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
@@ -223,6 +226,11 @@ class Deployer(Admission):
             intent = Refusal(
                 f"{endpoint} in {environment.name} no longer serves v{serving} (it serves "
                 f"v{now.version} now): nothing was rolled back"
+            )
+        elif to is not None and isinstance(intent, Intent) and intent.version != to:
+            intent = Refusal(
+                f"{endpoint} in {environment.name} served v{intent.version} before, not "
+                f"v{to}: nothing was rolled back"
             )
         return self._operation(
             intent,
@@ -283,6 +291,11 @@ class Deployer(Admission):
         env = environment.name
         if isinstance(intent, Refusal):
             return self._audited(action, actor, command, env, endpoint, intent, approver)
+        automatic = actor.why if isinstance(actor, Automatic) else ""
+        if automatic:
+            was = f"v{intent.current.version} " if intent.current is not None else ""
+            headline = f"{intent.headline} by itself: {was}{automatic}"
+            intent = dataclasses.replace(intent, headline=headline)
         for check in self.gates(intent, promotion=False):
             if check.refusal is not None:
                 return self._audited(action, actor, command, env, endpoint, check.refusal, approver)
@@ -310,6 +323,7 @@ class Deployer(Admission):
             actor_name=actor.shown,
             approver=approver.shown if approver else "",
             overridden=overridden,
+            automatic=automatic,
         )
         try:
             op = self.repos.operations.enqueue(
@@ -327,6 +341,11 @@ class Deployer(Admission):
         except BaseException:
             self.locker.release(env, endpoint, attempt.token)
             raise
+        if not isinstance(actor, Automatic):
+            # an admin acts on the endpoint: what its watch judged is theirs to decide now
+            self.repos.watches.interrupt(
+                env, endpoint, detail=f"{actor.shown}'s {action.value} ({op.id}) ended it"
+            )
         if not wait:
             return Outcome(
                 ok=True, text=f"queued: {intent.headline}", operation=op.id, data={"queued": True}

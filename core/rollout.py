@@ -17,6 +17,7 @@ import logging
 import time
 
 from core import steps, watching
+from core.admission import audited_as
 from core.audit import AuditLog
 from core.clock import Clock
 from core.config import Settings
@@ -188,8 +189,8 @@ class Rollouts:
         # what served before and was down when replaced ended in a failure, not a switch
         down = f"v{current.version} was down when v{mv.version} replaced it" if current else ""
         failed = "" if was_up else down
-        if current is not None and op.plan.get("automatic"):  # its watch found it failing
-            failed = f"v{current.version} was rolled back by itself: {op.plan['automatic']}"
+        if current is not None and plan.automatic:  # its watch found it failing
+            failed = f"v{current.version} was rolled back by itself: {plan.automatic}"
         self._record(run, op, target, mv, resources, url, started, failed)
         run.remember(version=mv.version)  # what /rollback goes back to
         watching.begin(
@@ -375,9 +376,10 @@ class Rollouts:
         return f"{served} was serving before, but is down now", asked
 
     def _audit(self, op: Operation, outcome: Outcome) -> None:
-        automatic = watching.AUTO_ROLLBACK if op.plan.get("automatic") else ""
+        # read as recorded: a plan this version cannot read (Plan.of) still ends audited
+        automatic = bool(op.plan.get("automatic"))
         self.audit.record(
-            automatic or str(op.plan.get("action") or op.kind),
+            audited_as(str(op.plan.get("action") or op.kind), automatic),
             actor_id=str(op.plan.get("actor_id") or ""),
             actor_name=str(op.plan.get("actor_name") or op.requested_by),
             command=op.command,

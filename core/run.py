@@ -46,6 +46,7 @@ class Plan:
     actor_name: str
     approver: str = ""
     overridden: str = ""  # who overrode the promotion order, what it said, and why
+    automatic: str = ""  # why the bot asked for it by itself ("" when a person asked)
 
     @classmethod
     def of(cls, op: Operation) -> Plan:

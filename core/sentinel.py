@@ -1,6 +1,7 @@
 """The watch between rollouts: an endpoint that goes down while nothing changes it (no
 operation under way, no watch window) is announced once, per front, until it is up again,
-with the offer to roll it back (`rollback_if_unchanged`: admins only, as `/rollback`).
+with the offer to roll it back (the Deployer's `/rollback` while it still serves that version:
+admins only).
 
 Every bot process with a front looks (health checks are cheap and read-only); the record of
 the announcement, one row per endpoint and front, decides which one tells.
@@ -12,12 +13,9 @@ import logging
 from datetime import datetime
 
 from core.alerts import Alert, AlertKind, Alerts
-from core.deployer import Deployer
 from core.errors import ChatOpsError
-from core.events import Outcome, Refusal, Reporter
 from core.models import Endpoint
 from core.repos import Repositories
-from core.roles import Action, Actor, authorize
 from core.targets.base import EndpointRef, Target
 
 log = logging.getLogger("chatops.core")
@@ -110,41 +108,6 @@ class Sentinel:
             self.alerts.tell(Alert(AlertKind.UP, env, endpoint, text, oncall=dict(row.where)))
 
 
-def rollback_if_unchanged(
-    deployer: Deployer,
-    *,
-    env: str,
-    endpoint: str,
-    version: int,
-    actor: Actor,
-    command: str,
-    reporter: Reporter,
-) -> Outcome | Refusal:
-    """`/rollback` of an endpoint announced down while it served `version`; refused, and
-    audited, when it no longer serves it (someone acted since: a second click must not roll
-    it back once more). Who may is the Deployer's to decide, as for `/rollback`."""
-    environment = deployer.settings.environment(env)
-    current = deployer.repos.endpoints.get(env, endpoint)
-    changed = current is None or current.version != version
-    allowed = environment is not None and authorize(environment, actor, Action.ROLLBACK) is None
-    if changed and allowed:
-        now = f"serves v{current.version}" if current is not None else "is not deployed"
-        refusal = Refusal(CHANGED.format(endpoint=endpoint, env=env, v=version, now=now))
-        deployer.audit.record(
-            Action.ROLLBACK.value,
-            actor_id=actor.id,
-            actor_name=actor.shown,
-            command=command,
-            env=env,
-            endpoint=endpoint,
-            result=refusal,
-        )
-        return refusal
-    return deployer.rollback(
-        endpoint=endpoint, env=env, actor=actor, command=command, reporter=reporter, serving=version
-    )
-
-
 # -- texts -------------------------------------------------------------------------------
 DOWN = (
     ":red_circle: {endpoint} in {env} is down ({detail}), and no operation is changing it. "
@@ -158,7 +121,3 @@ NO_OFFER = (
 UP = ":large_green_circle: {endpoint} in {env} is up again ({model} v{v})."
 STOPPED = "{endpoint} in {env} is no longer deployed."
 CHANGED_UP = "{endpoint} in {env} serves {model} v{v} now."
-CHANGED = (
-    "{endpoint} in {env} no longer serves v{v}: it {now} now, so it was not rolled back "
-    "again. `/status` shows what serves."
-)

@@ -1,47 +1,66 @@
 """The watch window after a switch, and automatic rollback.
 
 After a deploy or a rollback switches traffic, the endpoint is watched for its environment's
-`watch_s`: a health check every `check_s`, and, where the target counts traffic, the error
-rate of the version it switched to. Down at two checks in a row, or more than
-`max_error_rate` of at least `watch_min_requests` answers failing, and the bot rolls it back
-by itself to what served before: a rollback operation it asks for itself, admitted as any
-other (it takes the endpoint's lock, so it never runs beside an admin's operation, nor
-through a freeze) and run by the Runner under a lease.
+`watch_s`: a health check every `check_s`, and, where the target counts traffic, the answers
+of the deployment it switched to, since its switch (never another version's, nor what came
+before the switch). Down at two checks in a row, or more than `max_error_rate` of at least
+`watch_min_requests` of its own answers failing, and the bot asks the Deployer, as its own
+actor (`Automatic`), to roll it back to what served before: admitted as a typed `/rollback`
+is (it takes the endpoint's lock, so it never runs beside an admin's operation, nor through a
+freeze), audited as automatic, and run here at once.
 
-A watch holds no lock: an admin may deploy, roll back, scale or stop meanwhile, and a newer
-rollout ends the old watch (it watches its own switch instead). A watch is a row in the
-state database held by one bot process at a time under a lease; when that process dies,
-another takes it over. A rollback a watch asked for is not watched itself, so two failing
-versions never take turns; the watch between rollouts (core/sentinel.py) still sees it.
+The watch judges only what it watches, and never undoes an admin:
+- an admin's operation on the endpoint during the window ends the watch (the Deployer ends
+  it when it admits the operation): what the admin does is theirs to judge;
+- the bot never goes back to a version that failed its own watch, nor to the one an admin's
+  rollback just moved away from; with no such version to go back to, it tells on-call so.
+
+A watch holds no lock. It is a row in the state database held by one bot process at a time
+under a lease; when that process dies, another takes it over. A rollback the bot asked for
+is not watched itself, so two failing versions never take turns; the watch between rollouts
+(core/sentinel.py) still sees it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from core.admission import Automatic, audited_as
 from core.alerts import BOT, Alert, AlertKind, Alerts
-from core.audit import AuditLog
 from core.config import Environment, Settings
+from core.deployer import Deployer
 from core.errors import ChatOpsError, StoreError
-from core.locker import Locker
+from core.events import Event, NullReporter, Refusal, Reporter
 from core.models import Endpoint, Operation, WatchRow, WatchState, aware
 from core.repos import Repositories
+from core.repos.operations import OperationRepository
 from core.run import Plan, span
 from core.sentinel import Sentinel
 from core.targets.base import EndpointRef, Target
-
-if TYPE_CHECKING:
-    from core.runner import Runner
 
 log = logging.getLogger("chatops.core")
 CHECK_S = 10.0  # between two checks of a watched endpoint
 DOWN_CHECKS = 2  # failed health checks in a row that make an endpoint down
 WATCHED = frozenset({"deploy", "rollback"})  # a scale serves the same version: not watched
-AUTO_ROLLBACK = "auto-rollback"  # the audit trail's name for a rollback the bot asked for
+AUTO_ROLLBACK = audited_as("rollback", True)  # the audit trail's name for the bot's rollback
+# how a watch that found its version failing ended
+FAILED_STATES = frozenset({WatchState.ROLLED_BACK, WatchState.HELD, WatchState.FAILED})
+
+
+class Worker(Protocol):
+    """What the watch needs of this process's Runner: who it is, and where an operation
+    reports (the thread of the front that asked for it)."""
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def reporter_for(self) -> Callable[[Operation], Reporter]: ...
 
 
 def begin(
@@ -57,7 +76,10 @@ def begin(
     is a deploy or a rollback people asked for; a failure to record it is logged only
     (the switch is done and stays)."""
     env = settings.environment(op.env)
-    if env is None or not env.watch_s or op.kind not in WATCHED or op.plan.get("automatic"):
+    if env is None or not env.watch_s or op.kind not in WATCHED:
+        return
+    plan = Plan.of(op)
+    if plan.automatic:
         return
     previous = before.version if before is not None and before.version != version else None
     try:
@@ -66,7 +88,7 @@ def begin(
             env=op.env,
             endpoint=op.endpoint,
             operation_id=op.id,
-            model=str(op.plan.get("model") or op.endpoint),
+            model=plan.model or op.endpoint,
             version=version,
             deployment=deployment,
             previous=previous,
@@ -88,9 +110,8 @@ class Watcher:
         settings: Settings,
         repos: Repositories,
         targets: dict[str, Target],
-        locker: Locker,
-        audit: AuditLog,
-        runner: Runner,
+        deployer: Deployer,
+        runner: Worker,
         alerts: Alerts,
         fronts: frozenset[str] = frozenset({""}),
         check_s: float = CHECK_S,
@@ -102,9 +123,8 @@ class Watcher:
         self.watches = repos.watches
         self.clock = repos.clock
         self.targets = targets
-        self.locker = locker
-        self.audit = audit
-        self.runner = runner  # runs the rollbacks, reporting where their reply_to says
+        self.deployer = deployer  # admits the rollbacks, as any other
+        self.runner = runner  # whose reporters tell the rollbacks where their reply_to says
         self.alerts = alerts
         self.fronts = fronts  # only watches of operations this process can report on
         self.owner = runner.owner
@@ -152,19 +172,18 @@ class Watcher:
             return
         busy = {(op.env, op.endpoint) for op in self.repos.operations.running()}
         if (w.env, w.endpoint) in busy:
-            # someone is changing it: not judged meanwhile (their switch ends this watch)
+            # the operation that switched is ending (an admin's new one ended this watch)
             self.watches.update(w.id, self.owner, checked_at=now)
             return
         ref = EndpointRef(w.env, w.endpoint)
         health = target.health(ref)
         downs = 0 if health.up else w.downs + 1
         if downs >= DOWN_CHECKS:
-            self._failed(w, current, f"was down at {downs} checks in a row ({health.detail})")
+            self._failed(w, f"was down at {downs} checks in a row ({health.detail})")
             return
-        elapsed = (now - aware(w.started_at)).total_seconds()
-        failing = self._errors(w, env, target, ref, elapsed) if health.up else None
+        failing = self._errors(w, env, target, ref) if health.up else None
         if failing:
-            self._failed(w, current, failing)
+            self._failed(w, failing)
             return
         if now >= ends and downs == 0:
             if self.watches.finish(w.id, self.owner, WatchState.CLEAN, f"{w.checks + 1} checks"):
@@ -174,128 +193,129 @@ class Watcher:
         self.watches.update(w.id, self.owner, checks=w.checks + 1, downs=downs, checked_at=now)
 
     def _errors(
-        self, w: WatchRow, env: Environment, target: Target, ref: EndpointRef, elapsed: float
+        self, w: WatchRow, env: Environment, target: Target, ref: EndpointRef
     ) -> str | None:
-        """Why the version's error rate fails the watch, or None (too few answers by it to
-        judge, a rate within bounds, a target that does not count)."""
-        traffic = target.traffic(ref, window_s=max(1.0, min(env.watch_s, elapsed)))
-        if not traffic.known or traffic.error_rate is None:
+        """Why the watched deployment's own answers since its switch fail the watch, or None
+        (too few of them to judge, a rate within bounds, a target that does not count)."""
+        traffic = target.traffic(ref, window_s=self.check_s)
+        own = traffic.by_deployment.get(w.deployment) if traffic.known else None
+        if own is None or own.error_rate is None or own.requests < env.watch_min_requests:
             return None
-        served = traffic.by_version.get(w.version, 0) or (
-            traffic.requests if traffic.version == w.version else 0
-        )
-        if served < env.watch_min_requests or traffic.error_rate <= env.max_error_rate:
+        if own.error_rate <= env.max_error_rate:
             return None
         return (
-            f"answered {traffic.errors} of {traffic.requests} requests with a server error "
-            f"({traffic.error_rate:.1%}, more than max_error_rate {env.max_error_rate:.1%})"
+            f"answered {own.errors} of {own.requests} requests with a server error "
+            f"({own.error_rate:.1%}, more than max_error_rate {env.max_error_rate:.1%})"
         )
 
     # -- a failed watch --------------------------------------------------------------------
-    def _failed(self, w: WatchRow, current: Endpoint, why: str) -> None:
+    def _failed(self, w: WatchRow, why: str) -> None:
         """Roll back to what served before, by itself, once (only the holder of the watch
         gets past `finish`); or say why not."""
-        state = WatchState.ROLLED_BACK if w.previous is not None else WatchState.FAILED
+        back, no = self._back_to(w)
+        state = WatchState.ROLLED_BACK if back is not None else WatchState.FAILED
         if not self.watches.finish(w.id, self.owner, state, why):
             return
         failed = FAILED.format(
             endpoint=w.endpoint, env=w.env, label=f"{w.model} v{w.version}", why=why
         )
         command = COMMAND.format(endpoint=w.endpoint, env=w.env, op=w.operation_id)
+        if back is None:
+            text = f"{failed} {no}"
+            self.deployer.audit.write(
+                AUTO_ROLLBACK,
+                actor_id=BOT,
+                actor_name=BOT,
+                command=command,
+                env=w.env,
+                endpoint=w.endpoint,
+                outcome="refused",
+                detail=text,
+            )
+            self._tell_not_rolled_back(w, text)
+            return
+        self._pending.append(self._pool.submit(self._roll_back, w, why, back, failed, command))
+
+    def _back_to(self, w: WatchRow) -> tuple[int | None, str]:
+        """The version to roll back to; or None, and why there is none the bot may go to."""
+        where = {"endpoint": w.endpoint, "env": w.env, "previous": w.previous}
         if w.previous is None:
-            text = f"{failed} {NOTHING_BEFORE.format(endpoint=w.endpoint, env=w.env)}"
-            self._refused(w, command, text)
-            return
-        headline = HEADLINE.format(
-            endpoint=w.endpoint, env=w.env, version=w.version, previous=w.previous, why=why
+            return None, NOTHING_BEFORE.format(**where)
+        verdict = self.watches.verdict(w.env, w.endpoint, w.previous)
+        if verdict is not None and verdict.state in FAILED_STATES:
+            return None, NO_GOING_BACK.format(reason=FAILED_BEFORE.format(**where), **where)
+        switched = self.repos.operations.get(w.operation_id)
+        if switched is not None and switched.kind == "rollback":  # a person's: ours are unwatched
+            reason = MOVED_AWAY.format(who=switched.requested_by, op=switched.id, **where)
+            return None, NO_GOING_BACK.format(reason=reason, **where)
+        return w.previous, ""
+
+    def _roll_back(self, w: WatchRow, why: str, back: int, failed: str, command: str) -> None:
+        """Have the Deployer admit the rollback as the bot's own and run it here; tell
+        on-call once it is admitted, and again when it ended."""
+
+        def admitted(op_id: str) -> dict[str, Any]:
+            text = f"{failed} {ROLLING_BACK.format(previous=back, op=op_id)}"
+            alert = Alert(AlertKind.ROLLING_BACK, w.env, w.endpoint, text, w.reply_to, w.version)
+            return self.alerts.tell(alert)
+
+        reporter = RollbackReporter(
+            where=self.alerts.thread_of(w.reply_to, command),
+            reporter_for=self.runner.reporter_for,
+            operations=self.repos.operations,
+            admitted=admitted,
         )
-        attempt = self.locker.try_lock(w.env, w.endpoint, holder=BOT, reason=headline)
-        if not attempt.acquired:
-            held = self.locker.refusal(w.env, w.endpoint, attempt).text
-            self.watches.note(w.id, WatchState.HELD, held)
-            text = f"{failed} {HELD.format(held=held, endpoint=w.endpoint, env=w.env)}"
-            self._refused(w, command, text)
-            return
-        # under the lock now, nobody changes the endpoint; an admin may have since the check
-        # (a stop, a scale, a deploy): what they did stays, and this watch is over
+        try:
+            result = self.deployer.rollback(
+                endpoint=w.endpoint,
+                env=w.env,
+                actor=Automatic(id=BOT, name=BOT, why=why),
+                command=command,
+                reporter=reporter,
+                serving=w.version,
+                to=back,
+            )
+            if isinstance(result, Refusal):
+                self._not_admitted(w, failed, result)
+                return
+            oncall = reporter.admitted(result.operation or "")
+            what = f"{w.endpoint} in {w.env}"
+            text = (
+                ROLLED_BACK.format(what=what, text=result.text)
+                if result.ok
+                else ROLLBACK_FAILED.format(what=what, text=result.text)
+            )
+            alert = Alert(
+                AlertKind.ROLLED_BACK,
+                w.env,
+                w.endpoint,
+                text,
+                w.reply_to,
+                back,
+                oncall=dict(oncall),
+                ok=result.ok,
+            )
+            self.alerts.tell(alert)
+        except Exception:
+            log.exception(
+                "the automatic rollback of %s in %s failed unexpectedly", w.endpoint, w.env
+            )
+
+    def _not_admitted(self, w: WatchRow, failed: str, refusal: Refusal) -> None:
+        """The Deployer refused the rollback (audited there): told, unless what the watch
+        judged no longer serves (someone changed it since: what they did stays)."""
         now = self.repos.endpoints.get(w.env, w.endpoint)
         if now is None or now.deployment != w.deployment:
-            self.locker.release(w.env, w.endpoint, attempt.token)
             self.watches.note(w.id, WatchState.SUPERSEDED, SUPERSEDED)
             log.info("%s in %s changed while its watch decided: not rolled back", w.endpoint, w.env)
             return
-        resources = now.resources
-        plan = Plan(
-            action="rollback",
-            model=w.model,
-            version=w.previous,
-            alias=None,
-            cpu=resources.cpu,
-            memory_mb=resources.memory_mb,
-            replicas=resources.replicas,
-            gpus=resources.gpus,
-            headline=headline,
-            actor_id=BOT,
-            actor_name=BOT,
-        ).as_dict()
-        try:
-            op = self.repos.operations.enqueue(
-                kind="rollback",
-                env=w.env,
-                endpoint=w.endpoint,
-                requested_by=BOT,
-                command=command,
-                plan={**plan, "automatic": why, "watch": w.id},
-                reply_to=self.alerts.thread_of(w.reply_to, command),
-                lock_token=attempt.token,
-                owner=self.owner,
-                lease_s=self.settings.lease_s,
-            )
-        except BaseException:
-            self.locker.release(w.env, w.endpoint, attempt.token)
-            raise
-        text = f"{failed} {ROLLING_BACK.format(previous=w.previous, op=op.id)}"
-        oncall = self.alerts.tell(
-            Alert(AlertKind.ROLLING_BACK, w.env, w.endpoint, text, w.reply_to, w.version)
-        )
-        self._pending.append(self._pool.submit(self._roll_back, op, w, oncall))
+        held = self.deployer.locker.held(w.env, w.endpoint) is not None
+        self.watches.note(w.id, WatchState.HELD if held else WatchState.FAILED, refusal.text)
+        why = refusal.text if refusal.text.endswith((".", "!", "?")) else f"{refusal.text}."
+        text = f"{failed} {HELD.format(held=why, endpoint=w.endpoint, env=w.env)}"
+        self._tell_not_rolled_back(w, text)
 
-    def _roll_back(self, op: Operation, w: WatchRow, oncall: dict[str, object]) -> None:
-        try:
-            outcome = self.runner.run(op)
-            what = f"{w.endpoint} in {w.env}"
-            text = (
-                ROLLED_BACK.format(what=what, text=outcome.text)
-                if outcome.ok
-                else ROLLBACK_FAILED.format(what=what, text=outcome.text)
-            )
-            self.alerts.tell(
-                Alert(
-                    AlertKind.ROLLED_BACK,
-                    w.env,
-                    w.endpoint,
-                    text,
-                    w.reply_to,
-                    w.previous,
-                    oncall=dict(oncall),
-                    ok=outcome.ok,
-                )
-            )
-        except Exception:
-            log.exception("the automatic rollback %s failed unexpectedly", op.id)
-
-    def _refused(self, w: WatchRow, command: str, text: str) -> None:
-        """A failed watch that was not rolled back: told, and audited as refused."""
-        self.audit.write(
-            AUTO_ROLLBACK,
-            actor_id=BOT,
-            actor_name=BOT,
-            command=command,
-            env=w.env,
-            endpoint=w.endpoint,
-            outcome="refused",
-            detail=text,
-        )
+    def _tell_not_rolled_back(self, w: WatchRow, text: str) -> None:
         alert = Alert(AlertKind.NOT_ROLLED_BACK, w.env, w.endpoint, text, w.reply_to, w.version)
         self.alerts.tell(alert)
 
@@ -327,6 +347,44 @@ class Watcher:
         self._pool.shutdown(wait=True)
 
 
+class RollbackReporter:
+    """Where the bot's own rollback reports: the thread its watch reported in (`where`, for
+    the Deployer to record), through this process's front; `admitted` is called once, with
+    the operation's id, before its first event (the Deployer admitted it)."""
+
+    def __init__(
+        self,
+        *,
+        where: dict[str, Any],
+        reporter_for: Callable[[Operation], Reporter],
+        operations: OperationRepository,
+        admitted: Callable[[str], dict[str, Any]],
+    ) -> None:
+        self._where = dict(where)
+        self._reporter_for = reporter_for
+        self._operations = operations
+        self._admitted = admitted
+        self._to: Reporter | None = None
+        self._oncall: dict[str, Any] | None = None
+
+    @property
+    def where(self) -> dict[str, Any]:
+        return dict(self._where)
+
+    def admitted(self, op_id: str) -> dict[str, Any]:
+        """Where on-call was told of the admitted rollback (telling it the first time)."""
+        if self._oncall is None:
+            self._oncall = self._admitted(op_id)
+        return self._oncall
+
+    def report(self, event: Event) -> None:
+        self.admitted(event.operation)
+        if self._to is None:
+            op = self._operations.get(event.operation)
+            self._to = self._reporter_for(op) if op is not None else NullReporter()
+        self._to.report(event)
+
+
 # -- texts -------------------------------------------------------------------------------
 SUPERSEDED = "another operation changed or stopped the endpoint"
 LAPSED = "no bot process watched it before its window ended"
@@ -336,15 +394,17 @@ NOTHING_BEFORE = (
     "Nothing served {endpoint} before it, so there is nothing to roll back to: deploy "
     "another version, or `/stop {endpoint} in {env}`."
 )
+NO_GOING_BACK = (
+    "It was not rolled back by itself: {reason} An admin decides what serves now: deploy "
+    "another version, or `/stop {endpoint} in {env}`."
+)
+FAILED_BEFORE = "v{previous}, which served before it, failed its own watch."
+MOVED_AWAY = "v{previous}, which served before it, is what {who} rolled back from ({op})."
 HELD = (
     "It was not rolled back by itself, because {held} Once that ends, an admin can type "
     "`/rollback {endpoint} in {env}` if it is still wanted."
 )
 ROLLING_BACK = "Rolling back to v{previous} by itself ({op})."
-HEADLINE = (
-    BOT + " is rolling {endpoint} in {env} back from v{version} to v{previous} by itself: "
-    "v{version} {why}"
-)
 COMMAND = "automatic rollback of {endpoint} in {env} (its watch after {op} failed)"
 ROLLED_BACK = "{what} is rolled back: {text}"
 ROLLBACK_FAILED = "The automatic rollback of {what} failed: {text}"

@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from core.db import Database
 from core.models import DownRow, WatchRow, WatchState, new_id
 
+JUDGED = (WatchState.CLEAN, WatchState.ROLLED_BACK, WatchState.HELD, WatchState.FAILED)
+
 
 class WatchRepository:
     def __init__(self, db: Database) -> None:
@@ -77,6 +79,44 @@ class WatchRepository:
             )
             s.add(row)
         return row
+
+    def interrupt(self, env: str, endpoint: str, *, detail: str) -> bool:
+        """End the endpoint's watch under way, if any, as superseded (someone acted on the
+        endpoint: the watch no longer decides for it); whether there was one."""
+        with self.db.session() as s:
+            ended = s.execute(
+                update(WatchRow)
+                .where(
+                    WatchRow.env == env,
+                    WatchRow.endpoint == endpoint,
+                    WatchRow.state == WatchState.WATCHING,
+                )
+                .values(
+                    state=WatchState.SUPERSEDED,
+                    detail=detail,
+                    finished_at=self.db.now(),
+                    lease_expires_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return bool(getattr(ended, "rowcount", 0))
+
+    def verdict(self, env: str, endpoint: str, version: int) -> WatchRow | None:
+        """The latest watch of `version` on the endpoint that judged it (clean or failed, not
+        cut short); None when none did."""
+        query = (
+            select(WatchRow)
+            .where(
+                WatchRow.env == env,
+                WatchRow.endpoint == endpoint,
+                WatchRow.version == version,
+                WatchRow.state.in_(JUDGED),
+            )
+            .order_by(WatchRow.started_at.desc())
+            .limit(1)
+        )
+        with self.db.session() as s:
+            return s.scalars(query).first()
 
     def get(self, watch_id: str) -> WatchRow | None:
         with self.db.session() as s:

@@ -76,6 +76,19 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Answered:
+    """What one deployment answered since it took the endpoint's traffic (its switch)."""
+
+    version: int
+    requests: int = 0
+    errors: int = 0  # answers with status 5xx
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
 class Traffic:
     """Requests one endpoint answered over the last `window_s` seconds, as its target counts
     them. `known` is False where the target cannot count (`detail` then says what the
@@ -92,6 +105,8 @@ class Traffic:
     detail: str = ""
     # how much of the window was counted: less when the endpoint began serving within it
     span_s: float | None = None
+    # deployment -> what it answered since its switch, whatever the window (where counted)
+    by_deployment: dict[str, Answered] = field(default_factory=dict)
 
     @property
     def error_rate(self) -> float | None:

@@ -24,7 +24,7 @@ def test_an_endpoint_an_admin_stopped_while_the_watch_decided_stays_stopped(
 
     assert run(runtime, "/stop iris in dev").ok  # an admin stops it meanwhile
     # the check found v2 failing: it rolls back only what it saw, under the endpoint's lock
-    watcher._failed(watch, seen, "was down at 2 checks in a row")
+    watcher._failed(watch, "was down at 2 checks in a row")
     assert watcher.settle(120)
 
     assert runtime.repos.endpoints.get("dev", "iris") is None

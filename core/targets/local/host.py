@@ -48,6 +48,8 @@ class Deployment:
     error: str = ""
     workers: list[Worker] = field(default_factory=list)
     counted: list[Worker] = field(default_factory=list)  # every worker it had, for traffic
+    # requests and errors of its workers whose counts were let go (long exited)
+    answered_before: tuple[int, int] = (0, 0)
     started_at: float = field(default_factory=time.time)
     python: str = ""  # a model environment's interpreter its workers run in; "" for this one
     code: str = ""  # the PYTHONPATH that reaches our server code from that interpreter
@@ -240,20 +242,32 @@ class Host:
         gone for longer than any window are let go."""
         now = time.monotonic()
         regions = []
-        for dep in self.deployments.values():
+        answered: dict[str, dict[str, int]] = {}
+        for name, dep in self.deployments.items():
+            requests, errors = dep.answered_before
             for worker in list(dep.counted):
                 if worker.counts is None:
                     continue
                 if worker.exit_code is not None and traffic.stale(worker.counts, now):
+                    gone = worker.counts.totals()
+                    dep.answered_before = (
+                        dep.answered_before[0] + gone[0],
+                        dep.answered_before[1] + gone[1],
+                    )
                     worker.counts.close()
                     dep.counted.remove(worker)
                     continue
                 regions.append((dep.spec.version, worker.counts))
+                total = worker.counts.totals()
+                requests, errors = requests + total[0], errors + total[1]
+            answered[name] = {"version": dep.spec.version, "requests": requests, "errors": errors}
         found = traffic.gather(regions, now, window_s)
         return {
             "window_s": min(window_s, traffic.LONGEST_S),
             "span_s": min(window_s, now - self.began),
             "versions": {str(v): counts.as_dict() for v, counts in found.items()},
+            # since each deployment took the endpoint's traffic, whatever the window
+            "deployments": answered,
         }
 
     def _retire(self, dep: Deployment) -> None:

@@ -4,9 +4,12 @@ Each worker counts into a small region of memory it shares with its endpoint hos
 one bucket per 10 seconds, the last six minutes kept in a ring, each bucket holding the
 requests, the errors and a latency histogram with fixed bounds (four per doubling, 0.1 ms to
 about 100 s), so the host can add up any workers' buckets and read percentiles off the sum.
-Counting is a clock read and three additions per request, with no lock and no message: the
-worker is the only writer of its region, and the host only reads it. A region outlives its
-worker (a retired deployment's requests still count until they age out of the window).
+After the ring, two running totals (requests and errors since the worker took the
+endpoint's traffic) tell what a deployment answered since its switch, to the request, however
+long ago that was: what its watch judges. Counting is a clock read and five additions per
+request, with no lock and no message: the worker is the only writer of its region, and the
+host only reads it. A region outlives its worker (a retired deployment's requests still count
+until they age out of the window).
 
 Only the standard library here: a worker running in a model's own environment imports this.
 """
@@ -33,7 +36,8 @@ LONGEST_S = (KEPT - 1) * BUCKET_S  # the longest window the ring can answer for
 BOUNDS_S = tuple(0.0001 * 2 ** (i / 4) for i in range(81))
 _HEAD = 3  # epoch, requests, errors
 STRIDE = _HEAD + len(BOUNDS_S) + 1
-SIZE = KEPT * STRIDE * 8
+TOTALS = KEPT * STRIDE  # the cell of the running total of requests; errors in the next one
+SIZE = (TOTALS + 2) * 8
 
 
 def _epoch(now: float) -> int:
@@ -62,6 +66,10 @@ class Region:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def totals(self) -> tuple[int, int]:
+        """Requests and errors its worker answered since it took the endpoint's traffic."""
+        return self.cells[TOTALS], self.cells[TOTALS + 1]
 
     def newest(self) -> int:
         """The newest bucket counted in (0 for none)."""
@@ -96,8 +104,10 @@ class Tally:
             cells[base : base + STRIDE] = self._zero
             cells[base] = epoch
         cells[base + 1] += 1
+        cells[TOTALS] += 1
         if status >= 500:
             cells[base + 2] += 1
+            cells[TOTALS + 1] += 1
         cells[base + _HEAD + bisect.bisect_right(BOUNDS_S, now - began)] += 1
 
 
@@ -182,7 +192,8 @@ def stale(region: Region, now: float) -> bool:
 def summary(reply: dict[str, Any] | None, window_s: float) -> Traffic:
     """The host's answer to `traffic` as the target reports it; unknown, with why, when no
     host ran or it could not say."""
-    from core.targets.base import Traffic  # here: a worker in a model's environment never needs it
+    # here: a worker in a model's environment never needs them
+    from core.targets.base import Answered, Traffic
     from core.targets.local import messages
 
     if reply is None:
@@ -197,6 +208,12 @@ def summary(reply: dict[str, Any] | None, window_s: float) -> Traffic:
     for counts in versions.values():
         total.add(counts)
     by_version = {v: c.requests for v, c in versions.items()}
+    answered = {
+        str(name): Answered(
+            version=int(a["version"]), requests=int(a["requests"]), errors=int(a["errors"])
+        )
+        for name, a in dict(reply.get("deployments") or {}).items()
+    }
     return Traffic(
         window_s=float(reply["window_s"]),
         known=True,
@@ -207,4 +224,5 @@ def summary(reply: dict[str, Any] | None, window_s: float) -> Traffic:
         version=max(by_version, key=lambda v: (by_version[v], v)) if by_version else None,
         by_version=by_version,
         span_s=float(reply["span_s"]),
+        by_deployment=answered,
     )

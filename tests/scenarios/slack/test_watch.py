@@ -249,3 +249,27 @@ def test_an_endpoint_down_between_rollouts_is_announced_once_with_a_roll_back_bu
     click_rollback(running_front, ALICE, down.ts, button["value"])  # a late second click
     assert "no longer serves v2 (it serves v1 now)" in api.responses[-1].body["text"]
     assert runtime.repos.endpoints.get("dev", "iris").version == 1  # type: ignore[union-attr]
+
+
+def test_the_watch_never_goes_back_to_the_version_an_admin_rolled_back_from(
+    running_front: RunningFront, watcher: Watcher, clock: FakeClock
+) -> None:
+    runtime, api = running_front.runtime, running_front.api
+    deployed(running_front, "deploy iris v1", "deploy iris v2", "rollback iris")
+    assert runtime.repos.endpoints.get("dev", "iris").version == 1  # type: ignore[union-attr]
+    watcher.tick()  # the watch of v1, after the admin's rollback
+    kill_serving(runtime, 1)
+    rounds(watcher, clock, 2)
+    assert watcher.settle(10)
+
+    assert runtime.repos.endpoints.get("dev", "iris").version == 1  # type: ignore[union-attr]
+    (told,) = [m.text for m in api.messages(ONCALL)]
+    assert told.startswith(":rotating_light: iris in dev: iris v1 was down at 2 checks in a row")
+    assert f"v2, which served before it, is what <@{ALICE}> rolled back from (op-" in told
+    assert "An admin decides what serves now" in told
+    thread = "\n".join(thread_of(api, OPS, "rolling iris in dev back from v2 to v1"))
+    assert "It was not rolled back by itself: v2, which served before it" in thread
+    (row,) = [e for e in runtime.repos.audit.entries() if e.action == "auto-rollback"]
+    assert (row.actor_name, row.outcome) == ("chatops", "refused")
+    (watch, *_) = runtime.repos.watches.of("dev", "iris")
+    assert (watch.version, watch.state) == (1, WatchState.FAILED)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from bot.text import traffic as shown
-from core.targets.base import Traffic
+from core.targets.base import Answered, Traffic
 from core.targets.local import traffic
 from core.targets.local.traffic import BUCKET_S, Counts, Region, Tally
 
@@ -108,6 +108,40 @@ def test_workers_add_up_per_version_and_the_busiest_version_is_named(clock: Cloc
         "7.5 req/min over the last 2 min · 20.0% errors (3 of 15) · p50 2.9 ms · p99 2.9 ms · "
         "served by v2 (11), v1 (4)"
     )
+
+
+def test_a_worker_totals_what_it_answered_since_it_took_the_traffic_whatever_the_window(
+    clock: Clock,
+) -> None:
+    region = Region()
+    tally = worker(region, clock)
+    for _ in range(3):
+        answer(tally, clock, status=500)
+    clock.now += 2 * traffic.LONGEST_S  # its buckets are long reused: the totals stay
+    answer(tally, clock)
+    answer(tally, clock, status=404)
+
+    assert traffic.read(region.cells, clock.now, 300).requests == 2
+    assert region.totals() == (5, 3)
+
+
+def test_each_deployments_answers_since_its_switch_are_reported_apart() -> None:
+    reply = {
+        "ok": True,
+        "window_s": 10,
+        "span_s": 10,
+        "versions": {},
+        "deployments": {
+            "iris-v1-a": {"version": 1, "requests": 100, "errors": 60},
+            "iris-v2-b": {"version": 2, "requests": 40, "errors": 1},
+        },
+    }
+    seen = traffic.summary(reply, 10)
+    assert seen.by_deployment == {
+        "iris-v1-a": Answered(version=1, requests=100, errors=60),
+        "iris-v2-b": Answered(version=2, requests=40, errors=1),
+    }
+    assert seen.by_deployment["iris-v2-b"].error_rate == 0.025
 
 
 def test_a_dead_workers_counts_are_kept_until_no_window_can_hold_them(clock: Clock) -> None:
