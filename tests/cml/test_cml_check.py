@@ -217,6 +217,30 @@ def test_a_state_database_not_migrated_is_a_problem(
     assert readiness(settings).findings[-1].verdict is Verdict.OK
 
 
+def test_chatops_check_on_a_new_state_directory_exits_0(
+    workspace: RunningEmulator,
+    slack: SlackEmulator,
+    mlflow_runs: MlflowRuns,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fresh = tmp_path / "new-state"  # not made yet: the bot has never run here
+    _cli_env(
+        monkeypatch,
+        tmp_path,
+        workspace=workspace,
+        slack=slack,
+        database=f"sqlite:///{fresh / 'chatops.db'}",
+        registry=mlflow_runs.tracking_uri,
+        key=API_KEY,
+    )
+    assert main(["check"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "FAIL" not in out and "new and empty" in out
+    assert not (fresh / "chatops.db").exists()  # the check reads; the bot creates it
+
+
 def _cli_env(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -323,6 +347,6 @@ def test_the_start_up_log_says_in_one_paragraph_what_is_not_ready(
     [record] = [r for r in caplog.records if r.name == "chatops.check"]
     assert record.levelno == logging.WARNING
     text = record.getMessage()
-    assert "2 problem(s)" in text
-    assert "API key" in text and "chatops db upgrade" in text
+    assert "1 problem(s)" in text  # the key; a new state database is not one
+    assert "API key" in text and "no schema yet" not in text and "db upgrade" not in text
     assert "\n" not in text
