@@ -140,7 +140,7 @@ class Runtime:
         targets: dict[str, Target] = {}
         for env in settings.environments:
             if env.target == "cml":
-                targets[env.name] = CMLTarget.from_environment(env)
+                targets[env.name] = CMLTarget.from_environment(env, sharing=settings.environments)
                 continue
             targets[env.name] = LocalTarget(
                 env=env,

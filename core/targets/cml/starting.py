@@ -85,9 +85,11 @@ class Starter:
                 ),
                 lambda: ws.tagged_deployment(model, build_id, DEPLOYMENT_TAG, deployment),
                 step,
+                timeout_s=self.env.deploy_timeout_s,
             )
         step.remember(cml_deployment_id=dep.id, api_calls=self.calls.this_thread)
         dep = self._wait_deployed(model, build_id, dep, mv, step)
+        self._keep_one(model, build_id, dep, deployment, step)
         self.placements.add(Placed.of(model, build_id, dep, mv.model, mv.version))
         calls = self.calls.this_thread
         step.remember(api_calls=calls)
@@ -132,6 +134,27 @@ class Starter:
                 f"the CML {name} ended {dep.status}", log_tail=" -> ".join(statuses.seen)
             )
         return dep
+
+    def _keep_one(
+        self, model: Model, build_id: str, kept: ModelDeployment, deployment: str, step: Step
+    ) -> None:
+        """Stops every other deployment tagged for this step: a create held by a gateway and
+        done after an earlier try gave up (or a bot that died mid-create) can leave two."""
+        ws = self.workspace
+        extra = [
+            d
+            for d in ws.tagged_deployments(model, build_id, DEPLOYMENT_TAG, deployment)
+            if d.id != kept.id
+        ]
+        if not extra:
+            return
+        named = ", ".join(f"{short(d.id)} ({d.status})" for d in extra)
+        step.say(
+            f"CML holds {len(extra) + 1} deployments made for this step (a create answered "
+            f"late): keeping {short(kept.id)}, stopping {named}"
+        )
+        for dep in extra:
+            self._tell_to_stop(ident(model), build_id, ident(dep))
 
     def _tell_to_stop(self, model_id: str, build_id: str, deployment: str) -> None:
         # the timeout is the failure to report; `discard` confirms the stop afterwards

@@ -55,7 +55,7 @@ def assert_serves_once(cml: RunningEmulator, bot: Bot, ended: Op) -> None:
     """One model, one build and one deployment of it, the ones the operation recorded, and
     the endpoint answers through the model service from that deployment."""
     models, builds, deployments = cml_state(cml)
-    assert [m["name"] for m in models] == ["dev-iris"]
+    assert [m["name"] for m in models] == ["iris@dev"]
     assert [(b["id"], b["status"]) for b in builds] == [(ended["remote"]["build_id"], "built")]
     assert [(d["id"], d["status"]) for d in deployments] == [
         (ended["remote"]["cml_deployment_id"], "deployed")
