@@ -23,10 +23,11 @@ from mlflow import MlflowClient
 
 from core.events import Outcome
 from core.registry.mlflow import Registry
+from core.registry.source import RegistrySource
 from core.resources import Resources
 from core.roles import Actor
 from core.runtime import Core
-from core.targets.base import Built, EndpointRef, Step
+from core.targets.base import Built, EndpointRef, Step, quiet_step
 from core.targets.cml import CMLClient, CMLUnreachable
 from core.targets.cml.calls import CallCounter
 from core.targets.cml.errors import CMLOutcomeUnknown
@@ -414,6 +415,46 @@ def test_lost_reply_switches_are_checked(workspace: RunningEmulator) -> None:
     url = f"{workspace.url}/_emulator/faults"
     bad_how = httpx.post(url, json={"lose_reply_how": "explode"}, timeout=10)
     bad_op = httpx.post(url, json={"lose_reply_operations": ["CreateThing"]}, timeout=10)
+    bad_hold = httpx.post(url, json={"hold_operations": ["CreateThing"]}, timeout=10)
 
     assert bad_how.status_code == 400 and "lose_reply_how" in bad_how.json()["error"]
     assert bad_op.status_code == 400 and "CreateThing" in bad_op.json()["error"]
+    assert bad_hold.status_code == 400 and "hold_operations" in bad_hold.json()["error"]
+
+
+@pytest.mark.parametrize("kind", ["builtin", "cmlapi"])
+def test_a_resumed_step_waits_for_the_create_its_first_run_sent_instead_of_sending_another(
+    kind: str,
+    workspace: RunningEmulator,
+    tmp_path: Path,
+    registry_uri: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    first, _ = _held_targets(kind, workspace, request, deploy_timeout_s=40 * SCALE)
+    ep, registry = EndpointRef("dev", "iris"), Registry(tracking_uri=registry_uri)
+    mv = registry.resolve("iris", version=1)
+    built = first.build(ep, mv, RegistrySource(registry), quiet_step())
+    recorded: dict[str, object] = {}
+    said: list[str] = []
+    step = Step(say=said.append, remember=recorded.update, recall=recorded.get)
+    resources = Resources(cpu=1, memory_mb=2048, replicas=1)
+    before = created(workspace)
+    workspace.faults.update(
+        {"hold_next": 1, "hold_operations": ["CreateModelDeployment"], "hold_s": 200 * SCALE}
+    )
+    # the first run gives up (its step's timeout) while the gateway still holds its create,
+    # as a bot killed then would have; the restarted bot resumes the step
+    with pytest.raises(CMLOutcomeUnknown):
+        first.start(ep, mv, built, resources, "op-7-start", step)
+    first.close()
+    restarted, _ = _held_targets(kind, workspace, request, deploy_timeout_s=30)
+
+    try:
+        started = restarted.start(ep, mv, built, resources, "op-7-start", step)
+    finally:
+        restarted.close()
+
+    assert _posts(workspace, before) == 1  # the held create, and no other
+    told = " ".join(said)
+    assert "was asked of CML before the bot restarted" in told and "not sent again" in told
+    assert started.deployment

@@ -39,18 +39,29 @@ class Creator:
         step: Step,
         *,
         timeout_s: float,
+        sent_before: bool = False,
     ) -> T:
         """What `create()` made, or, after a create whose outcome is unknown, what `find()`
         finds within `timeout_s`; `CMLOutcomeUnknown` when nothing shows by then. `create`
-        is called once."""
-        try:
-            return create()
-        except CMLOutcomeUnknown as exc:
-            unknown = exc
-        step.say(
-            f"CML did not say whether it created {what}; waiting up to {timeout_s:g} s for "
-            "it to show up (a create whose outcome is unknown is not sent again)"
-        )
+        is called once, and not at all when an earlier run of the step `sent_before`."""
+        if sent_before:
+            unknown = CMLOutcomeUnknown(
+                "the bot stopped before it heard the answer", status_code=None
+            )
+            step.say(
+                f"{what[:1].upper()}{what[1:]} was asked of CML before the bot restarted, and its "
+                f"outcome is unknown; waiting up to {timeout_s:g} s for it to show up (it is "
+                "not sent again)"
+            )
+        else:
+            try:
+                return create()
+            except CMLOutcomeUnknown as exc:
+                unknown = exc
+            step.say(
+                f"CML did not say whether it created {what}; waiting up to {timeout_s:g} s "
+                "for it to show up (a create whose outcome is unknown is not sent again)"
+            )
 
         def look() -> T | None:
             try:

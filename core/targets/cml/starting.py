@@ -29,6 +29,7 @@ from core.versions import ModelVersion
 log = logging.getLogger("core.targets.cml")
 
 DEPLOYMENT_TAG = "CHATOPS_DEPLOYMENT"  # environment variable on a deployment: the bot's id for it
+CREATE_SENT = "cml_deployment_create_sent"  # recorded: the bot's id whose create was sent
 
 
 class Starter:
@@ -78,6 +79,10 @@ class Starter:
                 replicas=resources.replicas,
                 environment={DEPLOYMENT_TAG: deployment},
             )
+            # recorded before it is sent: a resumed step waits for it instead of sending
+            # another, as this one would had its answer been lost
+            sent_before = step.recall(CREATE_SENT) == deployment
+            step.remember(**{CREATE_SENT: deployment})
             dep = ws.creator.once(
                 f"a deployment of {mv.label}",
                 lambda: self.client.create_model_deployment(
@@ -86,6 +91,7 @@ class Starter:
                 lambda: ws.tagged_deployment(model, build_id, DEPLOYMENT_TAG, deployment),
                 step,
                 timeout_s=self.env.deploy_timeout_s,
+                sent_before=sent_before,
             )
         step.remember(cml_deployment_id=dep.id, api_calls=self.calls.this_thread)
         dep = self._wait_deployed(model, build_id, dep, mv, step)
