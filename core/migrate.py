@@ -119,6 +119,22 @@ def current(url: str) -> str | None:
         engine.dispose()
 
 
+def is_empty(url: str) -> bool:
+    """Whether the database at `url` holds no table at all (a SQLite file not made yet
+    counts): a new database, which `upgrade` fills, rather than one made otherwise."""
+    database = make_url(url)
+    if database.get_backend_name() == "sqlite" and not Path(database.database or "").exists():
+        return True
+    engine = _engine(url)
+    try:
+        with engine.connect() as connection:
+            return not inspect(connection).get_table_names()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"could not read the state database: {type(exc).__name__}") from exc
+    finally:
+        engine.dispose()
+
+
 def _engine(url: str) -> Engine:
     database = make_url(url)
     if database.get_backend_name() == "sqlite" and database.database in (None, "", ":memory:"):

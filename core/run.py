@@ -97,6 +97,11 @@ class Run:
         ):
             raise LeaseLost(f"operation {self.op_id} was taken over by another bot process")
 
+    def recall(self, key: str) -> object:
+        """What the operation recorded under `key` so far (by this run or one before it)."""
+        op = self.operations.get(self.op_id)
+        return (op.remote or {}).get(key) if op is not None else None
+
     def confirm(self) -> None:
         """Raise `LeaseLost` unless the operation is still this run's (asked of the
         database: before a step that cannot be undone)."""
@@ -117,7 +122,7 @@ class Run:
                 raise LeaseLost(f"operation {self.op_id} was taken over by another bot process")
             self.emit(EventKind.INFO, name, text)
 
-        return Step(say=say, remember=self.remember)
+        return Step(say=say, remember=self.remember, recall=self.recall)
 
     @contextmanager
     def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:

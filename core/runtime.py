@@ -149,7 +149,7 @@ class Runtime:
             if env.name in targets:
                 continue
             if env.target == "cml":
-                targets[env.name] = CMLTarget.from_environment(env)
+                targets[env.name] = CMLTarget.from_environment(env, sharing=settings.environments)
                 continue
             targets[env.name] = LocalTarget(
                 env=env,

@@ -1,20 +1,29 @@
-"""Readiness of one CML environment, asked of the workspace in the order a deploy needs it:
-the URL answers, the key is accepted, the project is there, the runtime exists, the
-resources asked for fit. A check whose premise failed is skipped rather than guessed."""
+"""Readiness of one CML environment, asked of the workspace in the order a deploy needs it,
+through the client the environment names (ours or `cmlapi`): the URL answers, the key is
+accepted, the project is there, the runtime exists, the resources asked for fit. A check
+whose premise failed is skipped rather than guessed. Then, for a project several
+environments share, who shares it and any model two of them could both take for theirs."""
 
 from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterable
 
 import httpx
 
 from core.checks import Finding, env_scope
 from core.config import Environment
-from core.errors import ConfigError
-from core.targets.cml.client import CMLClient, iter_all
+from core.errors import ConfigError, TargetError
+from core.targets.base import EndpointRef
+from core.targets.cml.api import CMLApi
+from core.targets.cml.calls import CallCounter
+from core.targets.cml.client import iter_all
+from core.targets.cml.clients import open_client
 from core.targets.cml.errors import CMLAPIError, CMLAuthError, CMLNotFound, CMLUnreachable
 from core.targets.cml.models import Project, Runtime
+from core.targets.cml.naming import Neighbours, clash, model_name, same_project
+from core.targets.cml.session import client_kind
 
 # a check answers within seconds or says so: it must not sit through a deploy's retries
 TIMEOUT_S = 10.0
@@ -30,13 +39,20 @@ def cml_findings(
     scope = env_scope(env.name)
     api_key = os.environ.get(env.api_key_env, "")
     try:
-        client = CMLClient(
-            base_url=env.url,
-            api_key=api_key,
-            transport=transport,
-            timeout=TIMEOUT_S,
-            retries=RETRIES,
-        )
+        client_kind(env)
+    except ConfigError as exc:
+        return [
+            Finding.problem(
+                scope,
+                "client",
+                exc.message,
+                "install the cmlapi package the workspace serves, or remove `client`",
+            ),
+            *_skipped_after(scope, "client", ("URL", "API key", "project", "runtime")),
+            resources_finding(env),
+        ]
+    try:
+        client = _client(env, api_key, transport)
     except ConfigError:
         return [
             Finding.skipped(scope, "URL", "not checked: there is no API key to call it with"),
@@ -49,11 +65,78 @@ def cml_findings(
             *_skipped_after(scope, "API key", ("project", "runtime")),
             resources_finding(env),
         ]
-    with client:
+    try:
         return [*_workspace_findings(env, scope, client), resources_finding(env)]
+    finally:
+        client.close()
 
 
-def _workspace_findings(env: Environment, scope: str, client: CMLClient) -> list[Finding]:
+def _client(env: Environment, api_key: str, transport: httpx.BaseTransport | None) -> CMLApi:
+    """The environment's own client (see `open_client`), answering within seconds."""
+    calls = CallCounter(transport)
+    return open_client(env, api_key=api_key, calls=calls, timeout=TIMEOUT_S, retries=RETRIES)
+
+
+def shared_project_findings(
+    environments: Iterable[Environment], *, transport: httpx.BaseTransport | None = None
+) -> list[Finding]:
+    """For each CML project more than one environment uses: who shares it (their models are
+    told apart by name, `<endpoint>@<env>`), and each model an earlier version named
+    `<env>-<endpoint>` that two of them could take for theirs (both leave it alone)."""
+    cml = [e for e in environments if e.target == "cml"]
+    findings: list[Finding] = []
+    seen: list[Environment] = []
+    for env in cml:
+        if any(same_project(env, other) for other in seen):
+            continue
+        seen.append(env)
+        group = Neighbours.of(env, cml)
+        if len(group.names) > 1:
+            findings += _shared(env, group, transport)
+    return findings
+
+
+def _shared(
+    env: Environment, group: Neighbours, transport: httpx.BaseTransport | None
+) -> list[Finding]:
+    scope = f"cml project {env.project_id}"
+    names = ", ".join(group.names)
+    example = model_name(EndpointRef(group.names[0], "iris"))
+    shared = Finding.ok(
+        scope,
+        "shared",
+        f"environments {names} keep their models here, each named <endpoint>@<env> "
+        f"(e.g. {example}): none touches another's",
+    )
+    try:
+        client = _client(env, os.environ.get(env.api_key_env, ""), transport)
+    except ConfigError:
+        return [shared, Finding.skipped(scope, "name clashes", "not checked: no usable key")]
+    try:
+        models = [m.name or "" for m in iter_all(client.list_models, env.project_id)]
+    except TargetError as exc:
+        reason = f"not checked: listing the project's models failed ({exc.message})"
+        return [shared, Finding.skipped(scope, "name clashes", reason)]
+    finally:
+        client.close()
+    clashes = [(name, group.legacy_owners(name)) for name in models]
+    clashes = [(name, owners) for name, owners in clashes if len(owners) > 1]
+    if not clashes:
+        return [shared, Finding.ok(scope, "name clashes", f"none among {len(models)} models")]
+    told = "; ".join(clash(name, owners).message for name, owners in clashes)
+    return [
+        shared,
+        Finding.problem(
+            scope,
+            "name clashes",
+            told,
+            "rename each such model in CML after the endpoint it serves (<endpoint>@<env>); "
+            "until then deploys to those endpoints are refused",
+        ),
+    ]
+
+
+def _workspace_findings(env: Environment, scope: str, client: CMLApi) -> list[Finding]:
     findings: list[Finding] = []
     try:
         client.list_projects(page_size=1)
@@ -105,7 +188,7 @@ def _key_refused(env: Environment, scope: str, exc: CMLAuthError) -> Finding:
 
 
 def _project_finding(
-    env: Environment, scope: str, client: CMLClient, findings: list[Finding]
+    env: Environment, scope: str, client: CMLApi, findings: list[Finding]
 ) -> Project | None:
     try:
         project = client.get_project(env.project_id)
@@ -144,7 +227,7 @@ def _project_finding(
     return project
 
 
-def _runtime_finding(env: Environment, scope: str, client: CMLClient, project: Project) -> Finding:
+def _runtime_finding(env: Environment, scope: str, client: CMLApi, project: Project) -> Finding:
     try:
         runtimes = list(iter_all(client.list_runtimes))
     except CMLAPIError as exc:

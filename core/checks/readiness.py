@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import httpx
 
 from core.checks import Finding, Report, env_scope
-from core.checks.cml import cml_findings, resources_finding
+from core.checks.cml import cml_findings, resources_finding, shared_project_findings
 from core.checks.events import registry_events_finding
 from core.checks.stores import database_finding, registry_finding
 from core.config import Environment, Settings
@@ -32,6 +32,7 @@ def readiness(settings: Settings, *, front: Iterable[Finding] = ()) -> Report:
     findings: list[Finding] = []
     for env in settings.environments:
         findings += environment_findings(env)
+    findings += shared_project_findings(settings.environments)
     findings.append(registry_finding(settings))
     findings.append(registry_events_finding(settings))
     findings += front

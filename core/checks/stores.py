@@ -43,9 +43,11 @@ def registry_finding(settings: Settings) -> Finding:
 
 
 def database_finding(settings: Settings) -> Finding:
-    """The state database answers and is at the revision this bot's code expects."""
+    """The state database answers and is at the revision this bot's code expects, or is new
+    and empty (the bot migrates it when it starts)."""
     try:
         revision = migrate.current(settings.database_url)
+        new = revision is None and migrate.is_empty(settings.database_url)
     except StoreError as exc:
         return Finding.problem(
             DATABASE,
@@ -54,6 +56,13 @@ def database_finding(settings: Settings) -> Finding:
             "check CHATOPS_DATABASE_URL, the server and its credentials",
         )
     head = migrate.head()
+    if new:
+        # the bot (or `chatops db upgrade`) creates every table in it: nothing to fix
+        return Finding.ok(
+            DATABASE,
+            "reachable and migrated",
+            f"new and empty: the bot creates its tables (revision {head}) when it starts",
+        )
     if revision == head:
         return Finding.ok(DATABASE, "reachable and migrated", f"at revision {head}")
     if revision is None:

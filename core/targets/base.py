@@ -20,13 +20,19 @@ from core.versions import ModelVersion
 Progress = Callable[[str], None]
 
 
+def _nothing(_key: str) -> object:
+    return None
+
+
 @dataclass(frozen=True)
 class Step:
     """What a target may do while a step runs: `say` progress for people, `remember` the
-    remote ids it creates (before waiting on them), so a restarted bot can resume."""
+    remote ids it creates (before waiting on them), so a restarted bot can resume, and
+    `recall` what an earlier run of the operation remembered (None: nothing)."""
 
     say: Progress
     remember: Callable[..., None]
+    recall: Callable[[str], object] = _nothing
 
 
 def quiet_step() -> Step:

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from emulators.cml.errors import ApiError
 from emulators.cml.switches import Timings
@@ -136,15 +137,25 @@ class MlflowRegistry:
 
     def _source(self, run: Any, model_path: str) -> tuple[str, str | None]:
         run_id = run.info.run_id
-        logged = self._client.search_logged_models(
-            experiment_ids=[run.info.experiment_id],
-            filter_string=f"source_run_id = '{run_id}' AND name = '{_quote(model_path)}'",
-        )
-        if logged:
-            # The storage location, not models:/m-..., which MLflow would resolve through the
-            # process-global tracking URI rather than this registry's.
-            return str(logged[0].artifact_location), str(logged[0].model_id)
-        if self._client.list_artifacts(run_id, model_path):
+        # a logged model's name never holds a quote (MLflow refuses one), so a path with
+        # one names no logged model: only the run's own artifacts may hold it
+        if not set(model_path) & set("'\""):
+            logged = self._client.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = {_literal(run_id)} AND name = "
+                f"{_literal(model_path)}",
+            )
+            if logged:
+                # The storage location, not models:/m-..., which MLflow would resolve through
+                # the process-global tracking URI rather than this registry's.
+                return str(logged[0].artifact_location), str(logged[0].model_id)
+        # the run's artifact store itself: MLflow's `runs:/` listing also searches logged
+        # models with the path pasted unquoted into a filter, and fails on a quote
+        try:
+            found = get_artifact_repository(run.info.artifact_uri).list_artifacts(model_path)
+        except (MlflowException, OSError):
+            found = []
+        if found:
             return f"{run.info.artifact_uri}/{model_path}", None
         raise ApiError.invalid(f"no model at {model_path!r} in run {run_id}")
 
@@ -165,7 +176,10 @@ class MlflowRegistry:
         raise ApiError.not_found("registered model", model_id)
 
     def _versions_of(self, name: str) -> list[Any]:
-        versions = self._client.search_model_versions(f"name = '{_quote(name)}'")
+        if "'" in name and '"' in name:  # no MLflow literal holds both: match here instead
+            versions = [v for v in self._client.search_model_versions("") if v.name == name]
+        else:
+            versions = self._client.search_model_versions(f"name = {_literal(name)}")
         return sorted(versions, key=lambda v: int(v.version))
 
     def _status(self, version: Any) -> str:
@@ -228,5 +242,7 @@ class MlflowRegistry:
         }
 
 
-def _quote(text: str) -> str:
-    return text.replace("'", "\\'")
+def _literal(text: str) -> str:
+    """`text` as a string in an MLflow filter, which takes what lies between the quotes as
+    it is (no escapes): in double quotes when it holds a single one."""
+    return f'"{text}"' if "'" in text else f"'{text}'"

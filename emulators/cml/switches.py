@@ -54,6 +54,11 @@ class Faults:
     answer hang_s seconds (past a client's timeout) and then closes. ``reset()`` lets held
     answers go at once.
 
+    A slow gateway: hold_next: the next N calls of hold_operations (operationIds; empty,
+    every call) are held hold_s seconds before they reach the workspace, and then done all
+    the same (a client that gave up by then never hears; one still listening gets the
+    answer). ``reset()`` lets held calls go on at once.
+
     Statuses in other spellings: status_spelling "upper" (``BUILT``, ``BUILD_FAILED``),
     "prefixed" (``BUILD_BUILT``, ``MODEL_DEPLOYMENT_DEPLOYED``, ``MODEL_VERSION_REGISTERED``),
     "title" (``Built``, ``Deployed``), "mlflow" (a registered version ``READY`` or
@@ -74,6 +79,9 @@ class Faults:
     lose_reply_operations: list[str] = field(default_factory=list)
     lose_reply_how: str = "status"
     hang_s: float = 30.0
+    hold_next: int = 0
+    hold_operations: list[str] = field(default_factory=list)
+    hold_s: float = 45.0
     status_spelling: str = ""
     unknown_status: str = ""
     unknown_status_of: str = "deployment"
@@ -107,6 +115,20 @@ class Faults:
                 return None
             self.lose_reply_next -= 1
             return self.lose_reply_how
+
+    def held(self, operation: str) -> bool:
+        """Whether the call of ``operation`` now arriving is held before it is done."""
+        with self._lock:
+            if self.hold_next <= 0:
+                return False
+            if self.hold_operations and operation not in self.hold_operations:
+                return False
+            self.hold_next -= 1
+            return True
+
+    def hold_back(self) -> None:
+        """Holds a call for hold_s seconds before it is done, or until ``reset()``."""
+        self._release.wait(self.hold_s)
 
     def hold(self) -> None:
         """Holds a reply for hang_s seconds, or until ``reset()``."""
@@ -144,7 +166,7 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown switches: {sorted(unknown)}; known: {sorted(public)}")
         coerced = {name: _coerce(public[name], value) for name, value in changes.items()}
-        for listed in ("fail_operations", "lose_reply_operations"):
+        for listed in ("fail_operations", "lose_reply_operations", "hold_operations"):
             strange = set(coerced.get(listed, ())) - operations
             if operations and strange:
                 raise ValueError(f"{listed}: no operation is called {sorted(strange)}")

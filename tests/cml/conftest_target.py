@@ -97,7 +97,7 @@ class CMLRig:
     def repos(self) -> Repositories:
         return self.deployer.repos
 
-    def model(self, name: str = "dev-iris") -> Model:
+    def model(self, name: str = "iris@dev") -> Model:
         models = self.admin.list_models(PROJECT_ID, search_filter={"name": name}).models
         assert len(models) == 1, models
         return models[0]

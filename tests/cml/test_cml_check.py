@@ -8,10 +8,12 @@ import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
 from cml_support import API_KEY, PROJECT_ID, MlflowRuns
+from cmlapi_support import RecordingProxy
 
 from bot.check import NEEDED_SCOPES, slack_findings
 from bot.cli import _log_readiness, main
@@ -21,9 +23,13 @@ from core.checks import Finding, Verdict
 from core.checks.cml import cml_findings
 from core.checks.readiness import readiness
 from core.config import Environment, Settings
+from core.targets.cml import CMLClient
+from core.targets.cml.models import CreateModelRequest
 from emulators.cml import RunningEmulator, start_emulator
 from emulators.cml.workspace import DEFAULT_RUNTIMES
 from tests.slack_api.emulator import SlackEmulator
+
+pytest_plugins = ["conftest_target", "conftest_cmlapi"]  # the fixture cmlapi
 
 KEY_VAR = "CHATOPS_CHECK_CML_KEY"
 BOT_TOKEN = "xoxb-4242-check-token-0a1b2c"
@@ -217,6 +223,30 @@ def test_a_state_database_not_migrated_is_a_problem(
     assert readiness(settings).findings[-1].verdict is Verdict.OK
 
 
+def test_chatops_check_on_a_new_state_directory_exits_0(
+    workspace: RunningEmulator,
+    slack: SlackEmulator,
+    mlflow_runs: MlflowRuns,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fresh = tmp_path / "new-state"  # not made yet: the bot has never run here
+    _cli_env(
+        monkeypatch,
+        tmp_path,
+        workspace=workspace,
+        slack=slack,
+        database=f"sqlite:///{fresh / 'chatops.db'}",
+        registry=mlflow_runs.tracking_uri,
+        key=API_KEY,
+    )
+    assert main(["check"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "FAIL" not in out and "new and empty" in out
+    assert not (fresh / "chatops.db").exists()  # the check reads; the bot creates it
+
+
 def _cli_env(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -323,6 +353,55 @@ def test_the_start_up_log_says_in_one_paragraph_what_is_not_ready(
     [record] = [r for r in caplog.records if r.name == "chatops.check"]
     assert record.levelno == logging.WARNING
     text = record.getMessage()
-    assert "2 problem(s)" in text
-    assert "API key" in text and "chatops db upgrade" in text
+    assert "1 problem(s)" in text  # the key; a new state database is not one
+    assert "API key" in text and "no schema yet" not in text and "db upgrade" not in text
     assert "\n" not in text
+
+
+def test_the_check_speaks_to_the_workspace_through_the_client_the_environment_names(
+    workspace: RunningEmulator, cmlapi: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_VAR, API_KEY)
+    proxy = RecordingProxy(workspace.url)
+    try:
+        rows = _rows(cml_findings(_env(workspace, url=proxy.url, client="cmlapi")))
+        agents = proxy.api_user_agents()
+    finally:
+        proxy.close()
+
+    assert all(row.verdict is Verdict.OK for row in rows.values()), rows
+    assert agents and all(agent.startswith("Swagger-Codegen/") for agent in agents), agents
+
+
+def test_the_check_lists_environments_sharing_a_project_and_any_name_clash(
+    workspace: RunningEmulator, mlflow_runs: MlflowRuns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_VAR, API_KEY)
+    with CMLClient(base_url=workspace.url, api_key=API_KEY) as admin:
+        for name in ("prod-eu-iris", "prod-churn", "someone-elses-model"):  # earlier names
+            admin.create_model(CreateModelRequest(project_id=PROJECT_ID, name=name), PROJECT_ID)
+    settings = Settings(
+        state_dir=Path("/nonexistent"),
+        database_url="sqlite:////nonexistent/state.db",
+        mlflow_tracking_uri=mlflow_runs.tracking_uri,
+        environments=[
+            _env(workspace, name="prod"),
+            _env(workspace, name="prod-eu"),
+            _env(workspace, name="dev", project_id=THEIRS),  # another project: not a neighbour
+        ],
+        default_environment="prod",
+    )
+
+    rows = {
+        (f.scope, f.check): f for f in readiness(settings).findings if f.scope.startswith("cml")
+    }
+
+    scope = f"cml project {PROJECT_ID}"
+    assert set(rows) == {(scope, "shared"), (scope, "name clashes")}
+    shared, clashes = rows[(scope, "shared")], rows[(scope, "name clashes")]
+    assert shared.verdict is Verdict.OK and "prod, prod-eu" in shared.detail
+    assert "<endpoint>@<env>" in shared.detail
+    assert clashes.verdict is Verdict.PROBLEM
+    assert "CML model prod-eu-iris" in clashes.detail
+    assert "`eu-iris@prod` or `iris@prod-eu`" in clashes.detail
+    assert "prod-churn" not in clashes.detail  # only prod's churn can be that one

@@ -8,6 +8,8 @@ import json
 import logging
 import socket
 import sys
+import threading
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,11 +21,14 @@ from cml_swagger import SPEC_PATH
 from cmlapi_support import ROOT, RecordingProxy
 from conftest_cmlapi import adapter
 from conftest_target import KEY_VAR, CMLRig, cml_environment
+from prometheus_client.parser import text_string_to_metric_families
 from test_cml_target import ADMIN, deploy, remote, scale
 from test_cml_target import example as example  # a fixture: the input example of iris v1
 
 from core.errors import ConfigError
 from core.events import Outcome
+from core.metrics.page import Exposition
+from core.repos import Repositories
 from core.targets.base import EndpointRef
 from core.targets.cml import (
     CMLAuthError,
@@ -263,3 +268,54 @@ def test_the_conformance_checks_read_the_spec_vendored_in_the_repository() -> No
     assert spec["swagger"] == "2.0" and f"info.version {spec['info']['version']}" in notes
     manifest = json.loads((ROOT / "specs" / "slack-app-manifest.schema.json").read_text())
     assert "slack-app-manifest.schema.json" in notes and "properties" in manifest
+
+
+# -- one client for everything ---------------------------------------------------------------
+
+
+def test_closing_a_cmlapi_target_lets_go_of_its_thread_pool(
+    cml_workspace: RunningEmulator, cmlapi: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_VAR, API_KEY)
+    before = {t.ident for t in threading.enumerate()}
+    target = CMLTarget.from_environment(cml_environment(cml_workspace.url, client="cmlapi"))
+    assert target.client.get_project(PROJECT_ID).id == PROJECT_ID
+    started = [
+        t  # the emulator serves from AnyIO's threads in this process too
+        for t in threading.enumerate()
+        if t.ident not in before and not t.name.startswith("AnyIO")
+    ]
+    assert started  # the generated ApiClient starts a thread pool when it is made
+
+    target.close()
+    target.close()  # twice is harmless
+
+    # its threads end now, not in ApiClient.__del__ at interpreter exit, where closing the
+    # pool's pipes fails ("Exception ignored in ... __del__ ... Bad file descriptor")
+    assert [t.name for t in started if t.is_alive()] == []
+
+
+def test_calls_through_cmlapi_are_counted_in_metrics_as_ours_are(
+    cml_workspace: RunningEmulator, cmlapi: ModuleType, tmp_path: Path
+) -> None:
+    repos = Repositories.open(f"sqlite:///{tmp_path / 's.db'}")
+
+    def gets() -> float:
+        page = Exposition(repos.db).render().decode()
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(page)
+            for s in family.samples
+            if s.name == "chatops_cml_requests_total"
+            and s.labels == {"method": "GET", "route": "/api/v2/projects/{id}", "status": "2xx"}
+        )
+
+    before = gets()
+    client = adapter(cml_workspace.url)
+    try:
+        client.get_project(PROJECT_ID)
+        client.get_project(PROJECT_ID)
+        assert gets() == before + 2
+    finally:
+        client.close()
+        repos.close()

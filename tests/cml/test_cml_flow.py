@@ -23,6 +23,7 @@ from core.targets.cml.models import (
     CreateRegisteredModelRequest,
     DeploymentStatus,
     Model,
+    RegisteredModel,
 )
 from emulators.cml import RunningEmulator
 
@@ -234,3 +235,28 @@ def test_model_with_auth_enabled_requires_the_bearer_key(
     assert refused.status_code == 401 and refused.json()["success"] is False
     served = _predict(emulator, model, mlflow_runs, Authorization=f"Bearer {API_KEY}")
     assert served.json()["response"]["prediction"] == mlflow_runs.expected
+
+
+def test_quotes_in_a_model_path_or_name_are_answered_as_mlflow_reads_them(
+    client: CMLClient, mlflow_runs: MlflowRuns
+) -> None:
+    def register(model_path: str, name: str) -> RegisteredModel:
+        return client.create_registered_model(
+            CreateRegisteredModelRequest(
+                experiment_id=mlflow_runs.experiment_id,
+                run_id=mlflow_runs.good_run_id,
+                model_path=model_path,
+                model_name=name,
+            )
+        )
+
+    with pytest.raises(CMLAPIError) as refused:
+        register("mod'el", "quoted-path")
+    assert refused.value.status_code == 400  # not a 500 from MLflow's filter parser
+    assert "no model at" in str(refused.value) and "mod'el" in str(refused.value)
+
+    first = register("model", "o'brien")
+    second = register("model", "o'brien")
+    assert first.name == "o'brien" and second.model_versions[0].number == 2
+    listed = client.get_registered_model(second.model_id or "").model_versions
+    assert [v.number for v in listed] == [1, 2]

@@ -150,7 +150,7 @@ def test_stop_stops_every_deployment_and_returns_once_cml_says_so(
     assert answer.status_code == 503 and "has no running deployment" in answer.text
     assert said.lines == [
         f"stopping deployment {short(started.deployment)} (iris v1, deployed), deployment "
-        f"{short(extra)} (iris v1, deployed) of CML model dev-iris"
+        f"{short(extra)} (iris v1, deployed) of CML model iris@dev"
     ]
     cml.target.stop(EP, said.step)  # nothing left to stop: a second stop is a no-op
     assert len(said.lines) == 1

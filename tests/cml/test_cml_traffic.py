@@ -48,8 +48,8 @@ def test_status_says_cml_reports_no_traffic_and_where_to_look(
     assert ep.up and ep.traffic is not None and not ep.traffic.known
     detail = ep.traffic.detail
     assert "CML API v2 reports no request counts, errors or latency" in detail
-    assert "Model Deployments > dev-iris > Monitoring" in detail
+    assert "Model Deployments > iris@dev > Monitoring" in detail
 
     _, shown = blocks.status(StatusReport(endpoints=rows, detail=True, env="dev"))
     text = "\n".join(str(b.get("text", "")) for b in shown)
-    assert "Model Deployments &gt; dev-iris &gt; Monitoring" in text  # escaped for mrkdwn
+    assert "Model Deployments &gt; iris@dev &gt; Monitoring" in text  # escaped for mrkdwn

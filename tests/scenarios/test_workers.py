@@ -266,7 +266,7 @@ def test_two_workers_on_one_postgresql_run_each_of_20_operations_exactly_once(
         cml = workspace.emulator.workspace
         models = {model["id"]: model["name"] for model in cml.models.values()}
         deployed = Counter(models[d.fields["model_id"]] for d in cml.deployments.values())
-        assert deployed == Counter(f"dev-{name}" for name in MODELS)
+        assert deployed == Counter(f"{name}@dev" for name in MODELS)
 
         audited = [
             (e.action, e.endpoint, e.outcome, e.operation_id)

@@ -62,6 +62,7 @@ class Builder:
                 lambda: self.client.create_model_build(body, ws.project, ident(model)),
                 lambda: ws.reusable_build(model, version.model_version_id or ""),
                 step,
+                timeout_s=self.env.build_timeout_s,
             )
         step.remember(cml_model_id=model.id, build_id=build.id, api_calls=self.calls.this_thread)
         build = self._wait_built(model, build, mv, step)

@@ -5,6 +5,7 @@
     │   ├── CMLAuthError     401/403: the API key is wrong, expired or lacks the rights
     │   ├── CMLNotFound      404: no such project, model, build or deployment
     │   └── CMLServerError   5xx or 429 still failing after the retries (also TargetUnavailable)
+    ├── CMLNameClash         a CML model's name could be another endpoint's: left alone
     └── TargetUnavailable
         ├── CMLUnreachable   no HTTP answer at all: refused, reset, timed out, bad name
         ├── CMLOutcomeUnknown  a create was sent but its answer lost or a 5xx/429: it may
@@ -56,6 +57,11 @@ class CMLNotFound(CMLAPIError):
 
 class CMLServerError(CMLAPIError, TargetUnavailable):
     pass
+
+
+class CMLNameClash(TargetError):
+    """A model the bot would use or create could be another environment's endpoint's; the
+    message says what to rename."""
 
 
 class CMLUnreachable(TargetUnavailable):

@@ -53,6 +53,7 @@ class CMLServiceAdapter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._base_url = workspace_root(base_url)
+        self._service = service
         self._call = ServiceCalls(
             module=load_cmlapi(),
             service=service,
@@ -87,7 +88,26 @@ class CMLServiceAdapter:
         return self._base_url
 
     def close(self) -> None:
-        """Nothing cmlapi offers to close: its client lets go of its connections when dropped."""
+        """Lets go of the client's thread pool and connections now. A swagger-codegen client
+        made before `ApiClient.close` existed starts a thread pool when it is made and closes
+        it only in `__del__`, which at interpreter exit fails on pipes already closed (a
+        traceback on stderr): that pool is closed here, and a closed stand-in left for
+        `__del__`."""
+        api_client = getattr(self._service, "api_client", None)
+        if api_client is None:
+            return
+        closer = getattr(api_client, "close", None)
+        if callable(closer):
+            closer()
+        else:
+            pool = vars(api_client).get("pool")
+            if pool is not None and not isinstance(pool, _ClosedPool):
+                pool.close()
+                pool.join()
+                api_client.pool = _ClosedPool()
+        manager = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
+        if manager is not None:
+            manager.clear()
 
     # -- projects, registry ------------------------------------------------------------------
     def list_projects(
@@ -242,6 +262,16 @@ class CMLServiceAdapter:
     ) -> ListRuntimesResponse:
         page = _page(search_filter, sort, page_size, page_token)
         return self._call(ListRuntimesResponse, "list_runtimes", **page)
+
+
+class _ClosedPool:
+    """What a closed client's `pool` is: closing it again does nothing."""
+
+    def close(self) -> None:
+        pass
+
+    def join(self) -> None:
+        pass
 
 
 def _page(

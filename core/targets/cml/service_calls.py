@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from core import metrics
 from core.targets.cml.calls import CallCounter
 from core.targets.cml.errors import (
     CMLAPIError,
@@ -35,6 +36,31 @@ logger = logging.getLogger("core.targets.cml")
 
 R = TypeVar("R", bound=BaseModel)
 REDACTED = "<redacted>"
+
+_P, _M, _B = "/api/v2/projects/{project_id}", "/models/{model_id}", "/builds/{build_id}"
+_D = f"{_P}{_M}{_B}/deployments"
+# the spec's path of each operation: /metrics counts calls through cmlapi by the same routes
+# as ours (cmlapi builds the URL inside, out of reach)
+ROUTES = {
+    "list_projects": "/api/v2/projects",
+    "get_project": _P,
+    "list_models": f"{_P}/models",
+    "create_model": f"{_P}/models",
+    "get_model": f"{_P}{_M}",
+    "list_model_builds": f"{_P}{_M}/builds",
+    "create_model_build": f"{_P}{_M}/builds",
+    "get_model_build": f"{_P}{_M}{_B}",
+    "list_model_deployments": _D,
+    "create_model_deployment": _D,
+    "get_model_deployment": f"{_D}/{{deployment_id}}",
+    "restart_model_deployment": f"{_D}/{{deployment_id}}:restart",
+    "stop_model_deployment": f"{_D}/{{deployment_id}}:stop",
+    "list_registered_models": "/api/v2/registry/models",
+    "create_registered_model": "/api/v2/registry/models",
+    "get_registered_model": "/api/v2/registry/models/{model_id}",
+    "get_registered_model_version": "/api/v2/registry/models/{model_id}/versions/{version_id}",
+    "list_runtimes": "/api/v2/runtimes",
+}
 
 
 class ServiceCalls:
@@ -82,13 +108,17 @@ class ServiceCalls:
         # done, the caller looks for what it asked for instead (`CMLOutcomeUnknown`)
         repeatable = verb == "GET" or operation.startswith("stop_")
         tries = self._retries + 1
+        route = ROUTES.get(operation, f"/api/v2/{operation}")
         for attempt in range(1, tries + 1):
             self._calls.tally()
+            began, answered = time.monotonic(), None
             try:
                 answer = send(*args, _request_timeout=self._timeout, **kwargs)
+                answered = 200
                 break
             except self._api_exception as exc:
                 status = int(getattr(exc, "status", 0) or 0)
+                answered = status or None
                 maybe_done = status >= 500 or status == 429
                 if maybe_done and not repeatable:
                     raise self._unknown(operation, exc, status) from None
@@ -104,6 +134,8 @@ class ServiceCalls:
                 if attempt == tries:
                     raise self._unreachable(verb, operation, exc, tries=attempt) from None
                 why = type(exc).__name__
+            finally:
+                metrics.cml_call(verb, route, answered, time.monotonic() - began)
             wait = min(self._backoff * 2 ** (attempt - 1), 10.0)
             logger.warning(
                 "CML %s failed (%s); retrying in %.2fs (try %d of %d)",

@@ -29,6 +29,7 @@ from core.versions import ModelVersion
 log = logging.getLogger("core.targets.cml")
 
 DEPLOYMENT_TAG = "CHATOPS_DEPLOYMENT"  # environment variable on a deployment: the bot's id for it
+CREATE_SENT = "cml_deployment_create_sent"  # recorded: the bot's id whose create was sent
 
 
 class Starter:
@@ -78,6 +79,10 @@ class Starter:
                 replicas=resources.replicas,
                 environment={DEPLOYMENT_TAG: deployment},
             )
+            # recorded before it is sent: a resumed step waits for it instead of sending
+            # another, as this one would had its answer been lost
+            sent_before = step.recall(CREATE_SENT) == deployment
+            step.remember(**{CREATE_SENT: deployment})
             dep = ws.creator.once(
                 f"a deployment of {mv.label}",
                 lambda: self.client.create_model_deployment(
@@ -85,9 +90,12 @@ class Starter:
                 ),
                 lambda: ws.tagged_deployment(model, build_id, DEPLOYMENT_TAG, deployment),
                 step,
+                timeout_s=self.env.deploy_timeout_s,
+                sent_before=sent_before,
             )
         step.remember(cml_deployment_id=dep.id, api_calls=self.calls.this_thread)
         dep = self._wait_deployed(model, build_id, dep, mv, step)
+        self._keep_one(model, build_id, dep, deployment, step)
         self.placements.add(Placed.of(model, build_id, dep, mv.model, mv.version))
         calls = self.calls.this_thread
         step.remember(api_calls=calls)
@@ -132,6 +140,27 @@ class Starter:
                 f"the CML {name} ended {dep.status}", log_tail=" -> ".join(statuses.seen)
             )
         return dep
+
+    def _keep_one(
+        self, model: Model, build_id: str, kept: ModelDeployment, deployment: str, step: Step
+    ) -> None:
+        """Stops every other deployment tagged for this step: a create held by a gateway and
+        done after an earlier try gave up (or a bot that died mid-create) can leave two."""
+        ws = self.workspace
+        extra = [
+            d
+            for d in ws.tagged_deployments(model, build_id, DEPLOYMENT_TAG, deployment)
+            if d.id != kept.id
+        ]
+        if not extra:
+            return
+        named = ", ".join(f"{short(d.id)} ({d.status})" for d in extra)
+        step.say(
+            f"CML holds {len(extra) + 1} deployments made for this step (a create answered "
+            f"late): keeping {short(kept.id)}, stopping {named}"
+        )
+        for dep in extra:
+            self._tell_to_stop(ident(model), build_id, ident(dep))
 
     def _tell_to_stop(self, model_id: str, build_id: str, deployment: str) -> None:
         # the timeout is the failure to report; `discard` confirms the stop afterwards

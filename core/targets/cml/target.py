@@ -1,10 +1,11 @@
 """The CML target: endpoints served as CML models of one Cloudera AI workspace (API v2).
 
-An endpoint is one CML model named `<env>-<endpoint>`, tied to the registered model of its
-MLflow name. A rollout builds the registered version (or reuses a build of it: `/scale` and
-rollbacks build nothing), creates a deployment of that build with the requested resources
-(they belong to the deployment), smoke-tests it through the model service, then stops every
-other deployment of the model. Every remote id is remembered before it is waited on; a step
+An endpoint is one CML model named `<endpoint>@<env>` (see `naming`: no two environments
+sharing a project ever meet), tied to the registered model of its MLflow name. A rollout
+builds the registered version (or reuses a build of it: `/scale` and rollbacks build
+nothing), creates a deployment of that build with the requested resources (they belong to
+the deployment), smoke-tests it through the model service, then stops every other
+deployment of the model. Every remote id is remembered before it is waited on; a step
 called again after a crash finds what it had created (a build of the same version, a
 deployment tagged with the bot's id for it) instead of creating a second one.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -38,19 +39,19 @@ from core.targets.cml.api import CMLApi
 from core.targets.cml.building import Builder
 from core.targets.cml.calls import CallCounter
 from core.targets.cml.client import CMLClient
+from core.targets.cml.clients import open_client
 from core.targets.cml.errors import CMLNotFound, auth_explained
 from core.targets.cml.models import DeploymentStatus, ModelDeployment
+from core.targets.cml.naming import Neighbours, model_name
 from core.targets.cml.placements import Placed, Placements
 from core.targets.cml.poller import Poller
 from core.targets.cml.progress import deployment_detail, no_traffic, short
 from core.targets.cml.retiring import Retirer
-from core.targets.cml.service_api import CMLServiceAdapter
 from core.targets.cml.serving import ModelService, model_service_url
-from core.targets.cml.session import client_kind
 from core.targets.cml.starting import DEPLOYMENT_TAG as DEPLOYMENT_TAG
 from core.targets.cml.starting import Starter
 from core.targets.cml.statuses import deployment_status
-from core.targets.cml.workspace import Workspace, model_name
+from core.targets.cml.workspace import Workspace
 from core.versions import ModelVersion
 
 
@@ -74,12 +75,15 @@ class CMLTarget:
         stop_timeout_s: float = 120.0,
         smoke_timeout_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        sharing: Iterable[Environment] = (),
     ) -> None:
         self.env = env
         self.client = client
         self.calls = calls or CallCounter()
         self.poller = Poller(initial_s=poll_initial_s, max_s=poll_max_s, sleep=sleep)
-        self.workspace = Workspace(client=client, env=env, poller=self.poller)
+        self.workspace = Workspace(
+            client=client, env=env, poller=self.poller, neighbours=Neighbours.of(env, sharing)
+        )
         self.placements = Placements(self.workspace)
         self.service = ModelService(
             url=model_url or model_service_url(env.url),
@@ -133,9 +137,13 @@ class CMLTarget:
         return cls(env=env, client=client, api_key=api_key, calls=calls, **options)
 
     @classmethod
-    def from_environment(cls, env: Environment) -> CMLTarget:
+    def from_environment(
+        cls, env: Environment, *, sharing: Iterable[Environment] = ()
+    ) -> CMLTarget:
         """The target of a `cml` environment, its API key read from `$<env.api_key_env>`, its
-        client the one the environment names (see `client_kind`)."""
+        client the one the environment names (see `client_kind`); `sharing`: every
+        environment configured, so models named by earlier versions are adopted only by
+        their own endpoint (see `naming`)."""
         if env.target != "cml":
             raise ConfigError(f"environment {env.name} is a `{env.target}` environment, not cml")
         api_key = os.environ.get(env.api_key_env, "").strip()
@@ -144,11 +152,9 @@ class CMLTarget:
                 f"environment {env.name}: the variable {env.api_key_env} that should hold the "
                 "CML API v2 key is not set"
             )
-        if client_kind(env) == "cmlapi":
-            calls = CallCounter()
-            client = CMLServiceAdapter.connect(url=env.url, api_key=api_key, calls=calls)
-            return cls(env=env, client=client, api_key=api_key, calls=calls)
-        return cls.connect(env=env, api_key=api_key)
+        calls = CallCounter()
+        client = open_client(env, api_key=api_key, calls=calls)
+        return cls(env=env, client=client, api_key=api_key, calls=calls, sharing=sharing)
 
     @property
     def api_calls(self) -> int:
@@ -260,9 +266,9 @@ class CMLTarget:
         return self._up(*found)
 
     def endpoints(self) -> list[EndpointRef]:
-        """None: the project's CML models may be anyone's, and `<env>-<endpoint>` cannot be
-        split back into its parts when names hold dashes; the bot's records say what it runs
-        here, and `health` and `stop` ask CML about each."""
+        """None: the project's CML models may be anyone's, and models named by earlier
+        versions (`<env>-<endpoint>`) cannot be split back into their parts; the bot's records
+        say what it runs here, and `health` and `stop` ask CML about each."""
         return []
 
     def _deployment(self, placed: Placed) -> ModelDeployment | None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from core.config import Environment
 from core.errors import BuildFailed, DeployFailed, StepTimeout, TargetError
-from core.targets.base import EndpointRef, ModelSource, Step
+from core.targets.base import ModelSource, Step
 from core.targets.cml.api import CMLApi
 from core.targets.cml.client import iter_all
 from core.targets.cml.creating import Creator
@@ -27,6 +27,7 @@ from core.targets.cml.models import (
     RegisteredModelVersion,
     RegisteredVersionStatus,
 )
+from core.targets.cml.naming import Neighbours, legacy_name, owner
 from core.targets.cml.poller import Poller
 from core.targets.cml.statuses import (
     Statuses,
@@ -52,10 +53,18 @@ _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class Workspace:
-    def __init__(self, *, client: CMLApi, env: Environment, poller: Poller) -> None:
+    def __init__(
+        self,
+        *,
+        client: CMLApi,
+        env: Environment,
+        poller: Poller,
+        neighbours: Neighbours | None = None,
+    ) -> None:
         self.client = client
         self.env = env
         self.project = env.project_id
+        self.neighbours = neighbours or Neighbours((env.name,))
         self.poller = poller
         self.creator = Creator(poller=poller)
         self._lock = threading.Lock()
@@ -74,6 +83,7 @@ class Workspace:
                 lambda: self._register(mv, source, step),
                 lambda: self._find_version(mv),
                 step,
+                timeout_s=self.env.build_timeout_s,
             )
         model_id, version_id = version.model_id or "", version.model_version_id or ""
         if version_status(version.status) not in _VERSION_DONE:
@@ -153,10 +163,12 @@ class Workspace:
         model = self.model_named(name, required=False)
         if model is not None:
             return model
+        ep = owner(name)
+        whose = f"{ep.name} of environment {ep.env}" if ep else name
         body = CreateModelRequest(
             project_id=self.project,
             name=name,
-            description=f"chatops endpoint {name}",
+            description=f"chatops endpoint {whose}",
             registered_model_id=registered_model_id or None,
             disable_authentication=not self.env.model_auth,
         )
@@ -175,26 +187,41 @@ class Workspace:
             return made
 
         model = self.creator.once(
-            f"CML model {name}", create, lambda: self.model_named(name, required=False), step
+            f"CML model {name}",
+            create,
+            lambda: self.model_named(name, required=False),
+            step,
+            timeout_s=self.env.build_timeout_s,
         )
-        return self._keep(model)
+        return self._keep(model, name)
 
     def model_named(self, name: str, *, required: bool) -> Model | None:
+        """The model named `name` (`naming.model_name`) or, when there is none, the model an
+        earlier version named for that endpoint alone (`CMLNameClash` when another endpoint
+        sharing the project could own it)."""
         with self._lock:
             model = self._models.get(name)
         if model is not None:
             return model
-        listed = iter_all(self.client.list_models, self.project, search_filter={"name": name})
-        model = next((m for m in listed if m.name == name and m.id), None)
+        model = self._listed(name)
+        ep = owner(name)
+        if model is None and ep is not None:
+            old = self._listed(legacy_name(ep))
+            if old is not None and self.neighbours.adoptable(ep, legacy_name(ep)):
+                model = old
         if model is None:
             if required:
                 raise DeployFailed(f"there is no CML model {name} in project {self.project}")
             return None
-        return self._keep(model)
+        return self._keep(model, name)
 
-    def _keep(self, model: Model) -> Model:
+    def _listed(self, name: str) -> Model | None:
+        listed = iter_all(self.client.list_models, self.project, search_filter={"name": name})
+        return next((m for m in listed if m.name == name and m.id), None)
+
+    def _keep(self, model: Model, name: str | None = None) -> Model:
         with self._lock:
-            self._models[model.name or ""] = model
+            self._models[name or model.name or ""] = model
         return model
 
     # -- builds ----------------------------------------------------------------------------
@@ -226,14 +253,27 @@ class Workspace:
     def tagged_deployment(
         self, model: Model, build_id: str, tag: str, value: str
     ) -> ModelDeployment | None:
-        """A deployment of `build_id` created for the bot's deployment `value` and not ended."""
+        """A deployment of `build_id` created for the bot's deployment `value` and not ended
+        (the oldest, when there are several)."""
+        found = self.tagged_deployments(model, build_id, tag, value)
+        return found[0] if found else None
+
+    def tagged_deployments(
+        self, model: Model, build_id: str, tag: str, value: str
+    ) -> list[ModelDeployment]:
+        """Every deployment of `build_id` created for the bot's deployment `value` and not
+        ended, oldest first."""
         deployments = iter_all(
             self.client.list_model_deployments, self.project, model.id or "", build_id
         )
-        for dep in deployments:
-            if _environment(dep).get(tag) == value and deployment_status(dep.status) not in ENDING:
-                return dep
-        return None
+        tagged = [
+            dep
+            for dep in deployments
+            if dep.id
+            and _environment(dep).get(tag) == value
+            and deployment_status(dep.status) not in ENDING
+        ]
+        return sorted(tagged, key=lambda d: d.created_at or _EPOCH)
 
     def serving_deployment(self, model: Model) -> tuple[ModelBuild, ModelDeployment] | None:
         """The deployment `model` serves from: the newest deployed one of its newest build that
@@ -274,11 +314,6 @@ class Workspace:
                 if dep.id == deployment_id:
                     return build, dep
         return None
-
-
-def model_name(ep: EndpointRef) -> str:
-    """The CML model an endpoint is served by."""
-    return f"{ep.env}-{ep.name}"
 
 
 def ident(obj: Model | ModelBuild | ModelDeployment) -> str:

@@ -55,7 +55,7 @@ def assert_serves_once(cml: RunningEmulator, bot: Bot, ended: Op) -> None:
     """One model, one build and one deployment of it, the ones the operation recorded, and
     the endpoint answers through the model service from that deployment."""
     models, builds, deployments = cml_state(cml)
-    assert [m["name"] for m in models] == ["dev-iris"]
+    assert [m["name"] for m in models] == ["iris@dev"]
     assert [(b["id"], b["status"]) for b in builds] == [(ended["remote"]["build_id"], "built")]
     assert [(d["id"], d["status"]) for d in deployments] == [
         (ended["remote"]["cml_deployment_id"], "deployed")
@@ -162,5 +162,36 @@ def test_killed_mid_create_on_cml_makes_one_of_each(
     assert_serves_once(cml, bot, ended)
     counts = created_on(cml)
     assert (counts["models"], counts["model_builds"], counts["model_deployments"]) == (1, 1, 1)
+    assert_one_thread(slack_api, ended)
+    assert_no_secret(bot, slack_api, cml.api_key)
+
+
+def test_killed_while_a_gateway_holds_the_deployments_create_waits_for_it(
+    slack_api: SlackEmulator,
+    cml: RunningEmulator,  # before make_bot: it stops after the bot does
+    make_bot: Callable[..., Bot],
+    registry_uri: str,
+) -> None:
+    """A slow gateway holds the deployment's create, the bot is killed while it waits, and
+    the gateway passes the create on later: the restarted bot waits for that create (it was
+    recorded as sent) instead of sending a second, and CML serves the version once."""
+    cml.faults.update(
+        {"hold_operations": ["CreateModelDeployment"], "hold_next": 1, "hold_s": 20.0}
+    )
+    bot = make_bot(cml_environment(cml), tracking_uri=registry_uri, **{CML_KEY_VAR: cml.api_key})
+    try:
+        _, ended = crash_and_resume(
+            bot,
+            slack_api,
+            step="start",
+            when=lambda op: cml.faults.hold_next == 0 and created_on(cml)["model_deployments"] == 0,
+            what="the gateway to hold the deployment's create",
+        )
+    finally:
+        cml.faults.reset()
+    assert_serves_once(cml, bot, ended)
+    assert created_on(cml)["model_deployments"] == 1
+    told = " ".join(str(e["message"]) for e in bot.rows("events"))
+    assert "was asked of CML before the bot restarted" in told  # said in the deploy's thread
     assert_one_thread(slack_api, ended)
     assert_no_secret(bot, slack_api, cml.api_key)
