@@ -1,14 +1,15 @@
-"""`/rollback <endpoint> [in <env>] [--dry-run]`"""
+"""`rollback <endpoint> [in <env>] [--dry-run]`"""
 
 from __future__ import annotations
 
 from commands.base import Context, Reply, UsageError, dry_run
 from commands.lock import Target, parse_endpoint_only
+from core.marks import command
 
 NAME = "rollback"
 SUMMARY = "serve again the version that served before the current one (admins)"
-USAGE = "/rollback <endpoint> [in <env>] [--dry-run]"
-EXAMPLES = ["/rollback iris in prod", "/rollback iris in prod --dry-run"]
+USAGE = "rollback <endpoint> [in <env>] [--dry-run]"
+EXAMPLES = ["rollback iris in prod", "rollback iris in prod --dry-run"]
 DETAILS = """\
 The same rollout as /deploy, with the endpoint's current resources: the previous version
 starts beside the current one and takes the traffic once healthy. `--dry-run` (or
@@ -26,7 +27,7 @@ def parse(text: str) -> Rollback | UsageError:
         text,
         USAGE,
         EXAMPLES[0],
-        "a rollback goes to the previous version; for another, use `/deploy`.",
+        f"a rollback goes to the previous version; for another, use `{command('deploy')}`.",
     )
     if isinstance(found, UsageError):
         return found

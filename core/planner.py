@@ -60,7 +60,7 @@ class Planner(Admission):
         candidate = None if isinstance(intent, Refusal) else self._resolve(model, version, alias)
         if isinstance(candidate, ModelVersion):
             version, alias = candidate.version, None
-        hint = promotion_hint(self.settings, model, version, alias, environment.name)
+        hint = promotion_hint(self.settings, model, version, alias, environment.name, actor=actor)
         return self._plan(
             Action.DEPLOY, environment.name, model, intent, candidate, actor, command, hint
         )

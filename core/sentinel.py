@@ -15,6 +15,7 @@ from core.alerts import Alert, AlertKind, Alerts
 from core.deployer import Deployer
 from core.errors import ChatOpsError
 from core.events import Outcome, Refusal, Reporter
+from core.marks import command
 from core.models import Endpoint
 from core.repos import Repositories
 from core.roles import Action, Actor, authorize
@@ -150,15 +151,17 @@ DOWN = (
     ":red_circle: {endpoint} in {env} is down ({detail}), and no operation is changing it. "
     "It serves {model} v{v}. {offer}"
 )
-OFFER = "An admin can roll it back to v{previous} (`/rollback {endpoint} in {env}`)."
+OFFER = (
+    "An admin can roll it back to v{previous} (`" + command("rollback {endpoint} in {env}") + "`)."
+)
 NO_OFFER = (
     "It has served no other version, so there is nothing to roll back to: an admin can "
-    "deploy it again with `/deploy {endpoint} v<N> to {env}`."
+    "deploy it again with `" + command("deploy {endpoint} v<N> to {env}") + "`."
 )
 UP = ":large_green_circle: {endpoint} in {env} is up again ({model} v{v})."
 STOPPED = "{endpoint} in {env} is no longer deployed."
 CHANGED_UP = "{endpoint} in {env} serves {model} v{v} now."
 CHANGED = (
     "{endpoint} in {env} no longer serves v{v}: it {now} now, so it was not rolled back "
-    "again. `/status` shows what serves."
+    "again. `" + command("status") + "` shows what serves."
 )

@@ -34,7 +34,7 @@ from bot.slack.jobs import (
     SlashCommand,
     job_of,
 )
-from bot.slack.mrkdwn import escape, mention
+from bot.slack.mrkdwn import escape, mention, named, shown
 from bot.slack.plans import plan as plan_blocks
 from bot.slack.poster import Poster, Responder
 from bot.slack.reporter import Respond, ThreadReporter
@@ -43,7 +43,8 @@ from commands import help as help_command
 from commands import reject as reject_command
 from commands import status as status_command
 from commands.base import Context, HistoryReport, StatusReport, UsageError
-from commands.registry import NAMESPACE, parse
+from commands.naming import Naming
+from commands.registry import NAMESPACE, describe, parse
 from core.approvals import ApprovalRequested, Decided, Held
 from core.events import LogReporter, Notice, NullReporter, Outcome, Refusal, Reporter
 from core.jobs import JobRow, JobState
@@ -129,13 +130,13 @@ class Work:
         try:
             if isinstance(job, HomeOpened):
                 self.home_seen.add(job.user_id)
-                self.publish_home(job.user_id)
+                self.publish_home(job.user_id, job.naming)
                 return JobState.DONE
             if row.attempts > 1 and self._carried_on(row, job, respond):
                 return JobState.ABANDONED if row.attempts > self.max_attempts else JobState.DONE
             if isinstance(job, ButtonClick):
                 self._decision(row, job, respond)
-                self._refresh_home(job.user_id)
+                self._refresh_home(job)
                 return JobState.DONE
             if isinstance(job, oncall.RollbackClick):  # admitted by the core as /rollback
                 self._operation(oncall.clicked, job, row, job, respond)
@@ -143,51 +144,49 @@ class Work:
             found = parse(*job.entry)
             if isinstance(found, UsageError):  # a slash command's ack said so already
                 if typed:  # escaped: `<model>` shows, `<!here>` pings nobody
-                    respond(text=escape(found.text))
+                    respond(text=shown(found.text, job.naming))
                 return JobState.DONE
             module, parsed = found
             if module is help_command:  # only typed text gets here: slash commands ack it
-                respond(text=escape(help_command.describe(parsed.command, namespace=self.command)))
+                respond(text=shown(describe(parsed.command), job.naming))
             elif module is status_command:
                 self._status(parsed, job, respond)
             elif module in (approve_command, reject_command):
                 self._decision(row, job, respond, parsed=parsed)
             else:
                 self._operation(module.run, parsed, row, job, respond)
-                self._refresh_home(job.user_id)
+                self._refresh_home(job)
         except SlackApiError as exc:  # Slack refused what it was shown: the requester hears it
             error = str(exc.response.get("error") or "error")
             log.warning("%s: Slack refused a message: %s", job.line, error)
-            respond(
-                text=messages.SLACK_REFUSED.format(
-                    command=escape(job.line), error=escape(error), outcome=messages.SERVING_HINT
-                )
+            refused = messages.SLACK_REFUSED.format(
+                command=escape(job.line), error=escape(error), outcome=messages.SERVING_HINT
             )
+            respond(text=named(refused, job.naming))
         except Exception as exc:
             log.exception("%s failed unexpectedly", job.line)
             try:
-                respond(
-                    text=messages.INTERNAL_ERROR.format(
-                        command=escape(job.line), error=type(exc).__name__
-                    )
+                failed = messages.INTERNAL_ERROR.format(
+                    command=escape(job.line), error=type(exc).__name__
                 )
+                respond(text=named(failed, job.naming))
             except Exception:
                 log.exception("could not tell the requester")
         return JobState.DONE
 
-    def publish_home(self, user: str) -> None:
-        """The App Home as `user` sees it now."""
+    def publish_home(self, user: str, naming: Naming) -> None:
+        """The App Home as `user` sees it now, its commands as `naming` registers them."""
         actor = self._actor_of(user)
         seen = overview(self.runtime, actor)
         production = frozenset(
             e.name for e in self.runtime.settings.environments if e.is_production
         )
-        view = home_view(seen, production=production, command=self.command)
+        view = home_view(seen, production=production, naming=naming)
         self.poster.try_call("views.publish", user_id=user, view=view)
 
-    def _refresh_home(self, user: str) -> None:
-        if user in self.home_seen:
-            self.publish_home(user)
+    def _refresh_home(self, job: AnyJob) -> None:
+        if job.user_id in self.home_seen:
+            self.publish_home(job.user_id, job.naming)
 
     def _carried_on(self, row: JobRow, job: AnyJob, respond: Respond) -> bool:
         """For a job taken again (its bot process died): True when there is nothing more to
@@ -199,18 +198,18 @@ class Work:
             return True
         if row.attempts > self.max_attempts:
             log.error("job %s (%s) taken %d times: given up", row.id, job.line, row.attempts)
-            respond(
-                text=messages.ABANDONED.format(attempts=row.attempts - 1, command=escape(job.line))
+            abandoned = messages.ABANDONED.format(
+                attempts=row.attempts - 1, command=escape(job.line)
             )
+            respond(text=named(abandoned, job.naming))
             return True
         log.warning("running job %s (%s) again: attempt %d", row.id, job.line, row.attempts)
         return False
 
-    def _shown(self, job: AnyJob, text: str, *also: str) -> str:
-        """Core text in mrkdwn: what users and the registry named escaped; mentions kept only
-        of the requester, the people the settings name, and those in `also` (ids the bot
-        recorded itself), never of anyone a user typed."""
-        return escape(text, mentions=(job.user_id, *self.people, *also))
+    def _shown(self, job: AnyJob, text: str) -> str:
+        """Core text in mrkdwn: its commands as the job's front names them, the people the
+        bot means mentioned, all else escaped (a `<@…>` a user typed pings nobody)."""
+        return shown(text, job.naming)
 
     def _actor(self, job: AnyJob) -> Actor:
         return self._actor_of(job.user_id)
@@ -244,12 +243,13 @@ class Work:
             min_interval=self.min_interval,
             thread_ts=thread_ts,
             job=row.id,
+            naming=job.naming,
         )
 
     def _status(self, parsed: Any, job: Asked, respond: Respond) -> None:
         reply = status_command.run(parsed, self._context(job, NullReporter()))
         if isinstance(reply, StatusReport):
-            text, blocks = status_blocks(reply)
+            text, blocks = status_blocks(reply, job.naming)
             respond(
                 response_type="in_channel" if parsed.public else "ephemeral",
                 text=text,
@@ -262,15 +262,15 @@ class Work:
         reporter = self._reporter(row, job, respond)
         reply = run(parsed, self._context(job, reporter))
         if isinstance(reply, ApprovalRequested):
-            self.requests.post(reply, job.channel_id, respond)
+            self.requests.post(reply, job.channel_id, respond, job.naming)
         elif isinstance(reply, HistoryReport):
-            text, blocks = history_blocks(reply)
+            text, blocks = history_blocks(reply, job.naming)
             respond(text=text, blocks=blocks)
         elif isinstance(reply, PlanReport):  # for the asker alone, like /status
-            text, blocks = plan_blocks(reply, shown=lambda t: self._shown(job, t))
+            text, blocks = plan_blocks(reply, job.naming)
             respond(text=text, blocks=blocks)
         elif isinstance(reply, Registered):
-            text, blocks = registered_blocks(reply)
+            text, blocks = registered_blocks(reply, job.naming)
             respond(response_type="in_channel", text=text, blocks=blocks)
         elif isinstance(reply, Notice):
             respond(response_type="in_channel", text=self._shown(job, reply.text))
@@ -332,17 +332,20 @@ class Work:
             respond(text=held)
             where = (done.approval.where if done.approval else None) or {}
             self.requests.show(where, messages.HELD.format(text=held), respond, keep_buttons=True)
-            requester = done.approval.requester_id if done.approval else ""
-            self.requests.tell_requester(where, self._shown(job, done.requester_text, requester))
+            self.requests.tell_requester(where, self._shown(job, done.requester_text))
         elif isinstance(done, Refusal):  # may name who decided first: recorded, not typed
-            respond(text=self._shown(job, done.text, *self.requests.deciders(request)))
+            respond(text=self._shown(job, done.text))
             expired = self.runtime.approvals.expired_request(request)
             where = (expired.where if expired else None) or {}
             if expired is not None and where.get("ts"):  # its buttons go: nobody can decide
-                note = messages.EXPIRED.format(
-                    at=f"{expired.expires_at:%Y-%m-%d %H:%M}",
-                    command=f"/{self.command} promote {expired.model} v{expired.version} "
-                    f"to {expired.env}",
+                note = named(
+                    messages.EXPIRED.format(
+                        at=f"{expired.expires_at:%Y-%m-%d %H:%M}",
+                        model=expired.model,
+                        version=expired.version,
+                        env=expired.env,
+                    ),
+                    job.naming,
                 )
                 self.requests.show(expired.where or {}, note, respond, keep_buttons=False)
         elif isinstance(done.outcome, Refusal):

@@ -21,6 +21,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 
 from core.errors import NotFound, RegistryError
+from core.marks import command
 from core.registry.mlflow import REGISTRY_WAIT_S, bound_http_waits, translated
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -70,7 +71,7 @@ class Registered:
         return (
             f"Registered {self.label} from run {self.run_id[:8]} of {self.experiment} (ended "
             f"{self.ended_at:%Y-%m-%d %H:%M} UTC; {metrics or 'no metrics logged'}). "
-            f"Next: `/promote {self.model} v{self.version} to <env>`"
+            f"Next: `{command(f'promote {self.model} v{self.version} to <env>')}`"
         )
 
 
