@@ -24,6 +24,7 @@ from core.models import ApprovalRow, aware
 from core.registry.mlflow import ModelVersion, Registry
 from core.repos import Repositories
 from core.roles import Action, Actor, authorize
+from core.versions import listed_metrics
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def expired_text(row: ApprovalRow) -> str:
 def metrics_text(mv: ModelVersion) -> str:
     if not mv.metrics:
         return "no metrics logged"
-    return ", ".join(f"{k} {v:.4g}" for k, v in sorted(mv.metrics.items()))
+    return listed_metrics(mv.metrics, digits=4)
 
 
 class Approvals:
