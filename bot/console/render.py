@@ -12,7 +12,7 @@ from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageErr
 from commands.registry import describe
 from core.approvals import ApprovalRequested, Decided
 from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
-from core.marks import plain
+from core.marks import command, plain
 from core.plans import PlanReport
 from core.registry.runs import Registered
 from core.scrub import scrub
@@ -104,7 +104,8 @@ def _status(console: Console, report: StatusReport) -> None:
 def _endpoints(console: Console, report: StatusReport) -> None:
     if not report.endpoints:
         where = f" in {report.env}" if report.env else ""
-        console.print(f"No endpoints{where} yet. Deploy one with `/deploy <model> v<N>`.")
+        deploy = command("deploy <model> v<N>")
+        console.print(_shown(f"No endpoints{where} yet. Deploy one with `{deploy}`."))
         return
     if report.detail:
         for ep in report.endpoints:
