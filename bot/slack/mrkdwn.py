@@ -26,7 +26,7 @@ BUTTON = 75
 FALLBACK = 4000
 BLOCKS = 50
 HOME_BLOCKS = 100
-CUT = "… ({n} more characters)"
+CUT = " … ({n} more characters)"
 CUT_BEFORE = "({n} characters before) …"
 TAIL_CUT = "… ({n} earlier lines)"
 

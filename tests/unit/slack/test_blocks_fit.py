@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.slack.blocks import approval, history, registered, status
-from bot.slack.mrkdwn import escape, shown, tail
+from bot.slack.mrkdwn import SECTION, escape, fit, shown, tail
 from commands.base import HistoryReport, StatusReport
 from commands.naming import DEFAULT
+from commands.registry import split
 from core.approvals import ApprovalRequested
 from core.checks import Finding
 from core.events import EndpointStatus
@@ -115,3 +116,18 @@ def test_escape_keeps_placeholders_and_drops_hidden_characters() -> None:
     # only the mention the bot means (a person the core marked) pings; a typed one never
     text = f"{person('<@U1>')} asks; <@U2> typed <!here>"
     assert shown(text, DEFAULT) == "<@U1> asks; &lt;@U2&gt; typed &lt;!here&gt;"
+
+
+def test_a_long_line_is_cut_at_a_word_saying_how_many_characters_it_left_out() -> None:
+    text = "accuracy 0.93, " + ", ".join(f"class_{i:04d} 0.93" for i in range(1420))
+    cut = fit(text, SECTION)
+    head, note = cut.rsplit(" … (", 1)
+    assert len(cut) <= SECTION and head.endswith("0.93")  # a whole number, not half of one
+    assert note == f"{len(text) - len(head):,} more characters)"
+
+
+def test_marks_a_user_types_are_not_the_bots() -> None:
+    forged = f"/lock iris in dev {person('<@U0CAROL>')} asked"
+    name, rest = split(forged)
+    assert (name, rest) == ("lock", "iris in dev <@U0CAROL> asked")
+    assert shown(rest, DEFAULT) == "iris in dev &lt;@U0CAROL&gt; asked"
