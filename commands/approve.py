@@ -1,4 +1,4 @@
-"""`/approve <request> [--override "<reason>"]` and `/reject <request> [reason]`: an admin
+"""`approve <request> [--override "<reason>"]` and `/reject <request> [reason]`: an admin
 decides a /promote request."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from commands.base import Context, Reply, UsageError, shown, tokens
 from commands.deploy import take_override
 
 NAME = "approve"
-SUMMARY = "approve a /promote request, which deploys it (admins)"
-USAGE = '/approve <request> [--override "<reason>"]'
+SUMMARY = "approve a promotion request, which deploys it (admins)"
+USAGE = 'approve <request> [--override "<reason>"]'
 EXAMPLES = [
-    "/approve apr-1a2b3c4d5e",
-    '/approve apr-1a2b3c4d5e --override "hotfix for incident 42"',
+    "approve apr-1a2b3c4d5e",
+    'approve apr-1a2b3c4d5e --override "hotfix for incident 42"',
 ]
 DETAILS = """\
 In Slack the request's Approve button does the same. Only an admin of the request's

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
+from core.marks import command
 from core.roles import Actor
 
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
@@ -45,15 +46,18 @@ class UsageError:
     def text(self) -> str:
         lines = [self.problem]
         if self.usage:
-            lines.append(f"Usage: `{self.usage}`")
+            lines.append(f"Usage: `{command(self.usage)}`")
         if self.example:
-            lines.append(f"Example: `{self.example}`")
+            lines.append(f"Example: `{command(self.example)}`")
         return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class HelpText:
-    text: str
+    """Help asked for: every command, or `command` in detail; a front renders it from the
+    command table (`commands.registry.describe`)."""
+
+    command: str | None = None
     ok: bool = True
 
 
@@ -65,6 +69,7 @@ class StatusReport:
     ok: bool = True
     problems: Problems | None = None  # what readiness found wrong, for an admin only
     public: bool = False  # asked to be shown to the channel
+    page: int = 1  # which part of a list longer than a front shows at once
 
 
 @dataclass(frozen=True)

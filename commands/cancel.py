@@ -1,4 +1,4 @@
-"""`/cancel <endpoint> [in <env>]`"""
+"""`cancel <endpoint> [in <env>]`"""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from commands.lock import Target, parse_endpoint_only
 
 NAME = "cancel"
 SUMMARY = "stop the rollout or stop under way on an endpoint at its next step (admins)"
-USAGE = "/cancel <endpoint> [in <env>]"
-EXAMPLES = ["/cancel iris in prod"]
+USAGE = "cancel <endpoint> [in <env>]"
+EXAMPLES = ["cancel iris in prod"]
 DETAILS = """\
 Whichever bot process runs it stops it before its next step and never switches traffic after
 the cancel: what it started is discarded, what served before keeps serving, the operation

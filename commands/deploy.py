@@ -1,4 +1,4 @@
-"""`/deploy <model> v<N> | <N> | @<alias> [to <env>] [--override "<reason>"] [--dry-run]`"""
+"""`deploy <model> v<N> | <N> | @<alias> [to <env>] [--override "<reason>"] [--dry-run]`"""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from commands.base import Context, Reply, UsageError, check_name, dry_run, shown
 
 NAME = "deploy"
 SUMMARY = "serve a registered model version on its endpoint"
-USAGE = '/deploy <model> v<N>|<N>|@<alias> [to <env>] [--override "<reason>"] [--dry-run]'
+USAGE = 'deploy <model> v<N>|<N>|@<alias> [to <env>] [--override "<reason>"] [--dry-run]'
 EXAMPLES = [
-    "/deploy iris v2",
-    "/deploy iris 2 to prod",
-    "/deploy iris @champion",
-    '/deploy iris v2 to prod --override "hotfix for incident 42"',
-    "/deploy iris v2 to prod --dry-run",
+    "deploy iris v2",
+    "deploy iris 2 to prod",
+    "deploy iris @champion",
+    'deploy iris v2 to prod --override "hotfix for incident 42"',
+    "deploy iris v2 to prod --dry-run",
 ]
 DETAILS = """\
 The endpoint is named after the model. A new deployment starts beside the old one and takes

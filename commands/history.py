@@ -1,4 +1,4 @@
-"""`/history [endpoint] [N]`"""
+"""`history [endpoint] [N]`"""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from commands.base import Context, HistoryReport, Reply, UsageError, check_name,
 
 NAME = "history"
 SUMMARY = "show recent attempts to change what serves, allowed or refused"
-USAGE = "/history [endpoint] [N]"
-EXAMPLES = ["/history", "/history iris 5"]
+USAGE = "history [endpoint] [N]"
+EXAMPLES = ["history", "history iris 5"]
 DETAILS = """\
 Newest first: when, who, the exact command, environment, outcome, operation and approver.
 N is at most 50 (default 10). `chatops audit export` writes the whole trail as CSV or JSON."""

@@ -1,4 +1,4 @@
-"""`/lock <endpoint> [in <env>] <reason>`, and the endpoint grammar /unlock, /stop,
+"""`lock <endpoint> [in <env>] <reason>`, and the endpoint grammar /unlock, /stop,
 /rollback and /cancel share"""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from commands.base import Context, Reply, UsageError, check_name, shown, tokens
 
 NAME = "lock"
 SUMMARY = "freeze an endpoint: nothing deploys or scales it until unlocked (admins)"
-USAGE = "/lock <endpoint> [in <env>] <reason>"
-EXAMPLES = ["/lock iris in prod quarter-end release freeze"]
+USAGE = "lock <endpoint> [in <env>] <reason>"
+EXAMPLES = ["lock iris in prod quarter-end release freeze"]
 DETAILS = """\
 A freeze stays until an admin types `/unlock <endpoint>`. Every rollout also holds its
 endpoint while it runs: a second /deploy or /scale is told who holds it, since when and for

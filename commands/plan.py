@@ -1,4 +1,4 @@
-"""`/plan deploy|scale|rollback|stop <its arguments>`"""
+"""`plan deploy|scale|rollback|stop <its arguments>`"""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from commands.base import Context, Reply, UsageError, shown, tokens
 
 NAME = "plan"
 SUMMARY = "show what a deploy, scale, rollback or stop would do, changing nothing"
-USAGE = "/plan deploy|scale|rollback|stop <its arguments>"
+USAGE = "plan deploy|scale|rollback|stop <its arguments>"
 EXAMPLES = [
-    "/plan deploy iris v2 to prod",
-    "/plan scale iris 2cpu 2 replicas",
-    "/plan rollback iris in prod",
-    "/plan stop iris in dev",
+    "plan deploy iris v2 to prod",
+    "plan scale iris 2cpu 2 replicas",
+    "plan rollback iris in prod",
+    "plan stop iris in dev",
 ]
 DETAILS = """\
 The same as adding `--dry-run` to the command. Anyone may ask. It shows the version and its

@@ -1,4 +1,4 @@
-"""`/promote <model> v<N> to <env> [because <reason>]`"""
+"""`promote <model> v<N> to <env> [because <reason>]`"""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from commands.base import Context, Reply, UsageError, check_name, shown, tokens
 
 NAME = "promote"
 SUMMARY = "ask the admins of an environment to deploy a version there"
-USAGE = "/promote <model> v<N> to <env> [because <reason>]"
-EXAMPLES = ["/promote iris v2 to prod", "/promote iris v2 to prod because recall is up 4%"]
+USAGE = "promote <model> v<N> to <env> [because <reason>]"
+EXAMPLES = ["promote iris v2 to prod", "promote iris v2 to prod because recall is up 4%"]
 DETAILS = """\
 For developers: an approval request goes to the channel with the version's metrics beside
 those of the version live there, and Approve / Reject buttons for its admins (in the console:

@@ -1,4 +1,4 @@
-"""`/register <experiment> [run <run_id>] [as <model>]`"""
+"""`register <experiment> [run <run_id>] [as <model>]`"""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from commands.base import Context, Reply, UsageError, check_name, shown, tokens
 
 NAME = "register"
 SUMMARY = "register the newest finished run of an experiment as a model version"
-USAGE = "/register <experiment> [run <run_id>] [as <model>]"
-EXAMPLES = ["/register iris-demo", "/register churn run 4f1c9a0e2b7d4e6f as churn-model"]
+USAGE = "register <experiment> [run <run_id>] [as <model>]"
+EXAMPLES = ["register iris-demo", "register churn run 4f1c9a0e2b7d4e6f as churn-model"]
 DETAILS = """\
 For developers and admins. Without `run`, the newest run of the experiment that finished
 successfully (by end time) and logged a model; failed, killed and running runs are skipped.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +24,20 @@ from commands import (
     unlock,
 )
 from commands.base import MAX_TEXT, Context, Reply, UsageError, shown
+from commands.naming import DIRECT, NAMES, NAMESPACE, RESERVED, Naming
+from core.marks import command, unmarked
+
+__all__ = [
+    "COMMANDS",
+    "DIRECT",
+    "NAMESPACE",
+    "RESERVED",
+    "Naming",
+    "describe",
+    "execute",
+    "parse",
+    "split",
+]
 
 COMMANDS: dict[str, ModuleType] = {
     m.NAME: m
@@ -46,29 +61,16 @@ COMMANDS: dict[str, ModuleType] = {
 }
 
 
-# The one command that takes the whole grammar: `/mlops deploy iris v1` (its name configurable).
-NAMESPACE = "mlops"
-
-# Slack's own commands: an app manifest that registers one of them is refused whole, so they
-# are never offered as commands of their own (only through the namespace).
-RESERVED = frozenset(
-    {
-        "active", "apps", "archive", "away", "call", "collapse", "dm", "dnd", "expand", "feed",
-        "giphy", "help", "invite", "join", "kick", "leave", "me", "msg", "mute", "open",
-        "prefs", "remind", "remove", "rename", "search", "shortcuts", "shrug", "star",
-        "status", "topic", "who",
-    }
-)  # fmt: skip
-
-# Commands that may also be offered on their own (`/deploy …`): every one Slack leaves free.
-DIRECT = tuple(name for name in COMMANDS if name not in RESERVED)
+if tuple(COMMANDS) != NAMES:  # help and every front read the names from commands.naming
+    raise ImportError(f"commands.naming.NAMES is not the table's names: {list(COMMANDS)}")
 
 
 def split(line: str, *, namespace: str = NAMESPACE) -> tuple[str, str]:
     """The command an entry names and its arguments, however it was typed:
     `/deploy iris v1`, `/mlops deploy iris v1` or `deploy iris v1` -> ("deploy", "iris v1").
-    The namespace alone is a request for help."""
-    head, _, rest = line.strip().partition(" ")
+    The namespace alone is a request for help. What users type carries no marks of the
+    bot's own (`core.marks`)."""
+    head, _, rest = unmarked(line).strip().partition(" ")
     name, rest = head.lstrip("/").lower(), rest.strip()
     if name == namespace.lstrip("/").lower():
         head, _, rest = rest.partition(" ")
@@ -76,20 +78,14 @@ def split(line: str, *, namespace: str = NAMESPACE) -> tuple[str, str]:
     return name, rest
 
 
-def usage(line: str, *, namespace: str = NAMESPACE) -> str:
-    """A usage or example line as typed through the namespace: `/deploy …` -> `/mlops deploy …`."""
-    return f"/{namespace} {line.lstrip('/')}"
-
-
 def parse(name: str, text: str) -> tuple[ModuleType, Any] | UsageError:
     """The command module and its parsed arguments, or what was wrong with the text."""
     module = COMMANDS.get(name.lstrip("/").lower())
     if module is None:
-        known = ", ".join(f"/{n}" for n in COMMANDS)
         return UsageError(
-            f"There is no command `/{shown(name.lstrip('/'))}` (commands: {known}).",
-            "/help [command]",
-            "/help deploy",
+            f"There is no command `{shown(name.lstrip('/'))}` (commands: {', '.join(COMMANDS)}).",
+            help.USAGE,
+            help.EXAMPLES[1],
         )
     if len(text) > MAX_TEXT:
         return UsageError(
@@ -101,6 +97,43 @@ def parse(name: str, text: str) -> tuple[ModuleType, Any] | UsageError:
     if isinstance(parsed, UsageError):
         return parsed
     return module, parsed
+
+
+# in the table's help texts, `/name …` (in backticks) or /name names a command of the table
+_PROSE = re.compile(r"`/([a-z]+)([^`]*)`|(?<![\w/`])/([a-z]+)\b")
+
+
+def prose(text: str) -> str:
+    """A help text of the table with each command it names as a mark a front renders."""
+
+    def mark(found: re.Match[str]) -> str:
+        name, rest = (found[1], found[2]) if found[1] else (found[3], "")
+        if name not in COMMANDS:
+            return found[0]
+        line = command(name + rest)
+        return f"`{line}`" if found[1] else line
+
+    return _PROSE.sub(mark, text)
+
+
+def describe(name: str | None = None) -> str:
+    """Every command in a line, or one in detail, its usage and examples as commands (marks
+    a front renders as its users type them)."""
+    if name is None:
+        width = max(len(m.USAGE) for m in COMMANDS.values())
+        lines = ["Commands:"]
+        lines += [
+            f"  {command(m.USAGE)}{' ' * (width - len(m.USAGE))}  {prose(m.SUMMARY)}"
+            for m in COMMANDS.values()
+        ]
+        lines.append(f"`{command(help.NAME + ' <command>')}` explains one in detail.")
+        return "\n".join(lines)
+    module = COMMANDS[name]
+    examples = "\n".join(f"  {command(e)}" for e in module.EXAMPLES)
+    return (
+        f"{command(module.USAGE)}\n{prose(module.SUMMARY)}.\n\n{prose(module.DETAILS)}\n\n"
+        f"Examples:\n{examples}"
+    )
 
 
 def execute(line: str, ctx: Context) -> Reply:

@@ -1,4 +1,4 @@
-"""`/reject <request> [reason]`"""
+"""`reject <request> [reason]`"""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from commands.approve import run as run
 from commands.base import UsageError
 
 NAME = "reject"
-SUMMARY = "reject a /promote request, saying why (admins)"
-USAGE = "/reject <request> [reason]"
-EXAMPLES = ["/reject apr-1a2b3c4d5e recall dropped on the holdout set"]
+SUMMARY = "reject a promotion request, saying why (admins)"
+USAGE = "reject <request> [reason]"
+EXAMPLES = ["reject apr-1a2b3c4d5e recall dropped on the holdout set"]
 DETAILS = """\
 In Slack the request's Reject button does the same. The reason is recorded in the audit
 trail and shown to the requester."""

@@ -1,4 +1,4 @@
-"""`/rollback <endpoint> [in <env>] [from v<N>] [--dry-run]`"""
+"""`rollback <endpoint> [in <env>] [from v<N>] [--dry-run]`"""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import re
 
 from commands.base import Context, Reply, UsageError, dry_run, tokens
 from commands.lock import Target, parse_endpoint_only
+from core.marks import command
 
 NAME = "rollback"
 SUMMARY = "serve again the version that served before the current one (admins)"
-USAGE = "/rollback <endpoint> [in <env>] [from v<N>] [--dry-run]"
+USAGE = "rollback <endpoint> [in <env>] [from v<N>] [--dry-run]"
 EXAMPLES = [
-    "/rollback iris in prod",
-    "/rollback iris in prod --dry-run",
-    "/rollback iris in prod from v3",
+    "rollback iris in prod",
+    "rollback iris in prod --dry-run",
+    "rollback iris in prod from v3",
 ]
 DETAILS = """\
 The same rollout as /deploy, with the endpoint's current resources: the previous version
@@ -45,7 +46,7 @@ def parse(text: str) -> Rollback | UsageError:
         text,
         USAGE,
         EXAMPLES[0],
-        "a rollback goes to the previous version; for another, use `/deploy`.",
+        f"a rollback goes to the previous version; for another, use `{command('deploy')}`.",
     )
     if isinstance(found, UsageError):
         return found

@@ -1,4 +1,4 @@
-"""`/scale <endpoint> <cpu>cpu <memory>gb|mb [<n> replicas] [<n>gpu] [in <env>] [--dry-run]`"""
+"""`scale <endpoint> <cpu>cpu <memory>gb|mb [<n> replicas] [<n>gpu] [in <env>] [--dry-run]`"""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from commands.base import Context, Reply, UsageError, check_name, dry_run, shown
 
 NAME = "scale"
 SUMMARY = "change the resources of an endpoint without downtime"
-USAGE = "/scale <endpoint> <cpu>cpu <memory>gb|mb [<n> replicas] [<n>gpu] [in <env>] [--dry-run]"
+USAGE = "scale <endpoint> <cpu>cpu <memory>gb|mb [<n> replicas] [<n>gpu] [in <env>] [--dry-run]"
 EXAMPLES = [
-    "/scale iris 2cpu 1gb",
-    "/scale iris 4 cpu 8GB 2 replicas in prod",
-    "/scale iris x3",
-    "/scale iris 2 replicas --dry-run",
+    "scale iris 2cpu 1gb",
+    "scale iris 4 cpu 8GB 2 replicas in prod",
+    "scale iris x3",
+    "scale iris 2 replicas --dry-run",
 ]
 DETAILS = """\
 Give any of cpu, memory and replicas; what you leave out stays as it is. Accepted spellings:

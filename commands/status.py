@@ -1,4 +1,4 @@
-"""`/status [endpoint] [in <env>] [public]`"""
+"""`status [endpoint] [in <env>] [page <N>] [public]`"""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from commands.base import Context, Reply, StatusReport, UsageError, check_name, 
 from core.events import Refusal
 
 NAME = "status"
+MAX_PAGE = 10_000
 SUMMARY = "show what serves: every endpoint, or one in detail"
-USAGE = "/status [endpoint] [in <env>] [public]"
-EXAMPLES = ["/status", "/status iris", "/status in prod", "/status public"]
+USAGE = "status [endpoint] [in <env>] [page <N>] [public]"
+EXAMPLES = ["status", "status iris", "status in prod", "status public", "status in dev page 2"]
 DETAILS = """\
 Without an endpoint: a table of every endpoint (model, version, resources, replicas, health,
 since when, URL, traffic). With one: that endpoint in detail. Health is checked live, so an
@@ -19,13 +20,15 @@ endpoint whose servers died shows as down. Traffic is what the endpoint answered
 served them (a CML endpoint says where its workspace shows this instead). Admins also see
 what the bot's last readiness check (as `chatops check` runs it) found wrong in their
 environments, with what to do. In Slack the answer is for you alone; add `public` to post it
-for the whole channel."""
+for the whole channel. A list longer than a message shows says how many more there are and
+the command for the next page (`page 2`)."""
 
 
 class Status(BaseModel):
     endpoint: str | None = None
     env: str | None = None
     public: bool = False
+    page: int = 1
 
 
 def _error(problem: str) -> UsageError:
@@ -37,6 +40,11 @@ def parse(text: str) -> Status | UsageError:
     public = bool(words) and words[-1].lower() == "public"
     if public:
         words = words[:-1]
+    page = 1
+    if len(words) >= 2 and words[-2].lower() == "page":
+        if not words[-1].isdecimal() or not 1 <= int(words[-1]) <= MAX_PAGE:
+            return _error(f"`{shown(words[-1])}` is no page: say `page 2`, a number from 1.")
+        page, words = int(words[-1]), words[:-2]
     endpoint = env = None
     if words and words[0].lower() != "in":
         endpoint, words = words[0], words[1:]
@@ -52,7 +60,7 @@ def parse(text: str) -> Status | UsageError:
             return bad
         if len(words) > 2:
             return _error(f"Unexpected `{shown(' '.join(words[2:]))}` after the environment.")
-    return Status(endpoint=endpoint, env=env, public=public)
+    return Status(endpoint=endpoint, env=env, public=public, page=page)
 
 
 def run(cmd: Status, ctx: Context) -> Reply:
@@ -64,6 +72,7 @@ def run(cmd: Status, ctx: Context) -> Reply:
         detail=cmd.endpoint is not None,
         env=cmd.env,
         public=cmd.public,
+        page=cmd.page,
         # an answer posted for the channel shows no admin's problems
         problems=None if cmd.public else ctx.core.readiness_problems(ctx.actor, env=cmd.env),
     )

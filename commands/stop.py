@@ -1,4 +1,4 @@
-"""`/stop <endpoint> [in <env>] [--dry-run]`"""
+"""`stop <endpoint> [in <env>] [--dry-run]`"""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from commands.lock import Target, parse_endpoint_only
 
 NAME = "stop"
 SUMMARY = "stop serving an endpoint (admins)"
-USAGE = "/stop <endpoint> [in <env>] [--dry-run]"
-EXAMPLES = ["/stop iris in dev", "/stop iris in dev --dry-run"]
+USAGE = "stop <endpoint> [in <env>] [--dry-run]"
+EXAMPLES = ["stop iris in dev", "stop iris in dev --dry-run"]
 DETAILS = """\
 Every deployment of the endpoint stops after answering the requests it holds, reported step
 by step like a rollout. It leaves /status only once the platform confirmed nothing of it

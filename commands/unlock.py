@@ -1,4 +1,4 @@
-"""`/unlock <endpoint> [in <env>]`"""
+"""`unlock <endpoint> [in <env>]`"""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from commands.lock import Target, parse_endpoint_only
 
 NAME = "unlock"
 SUMMARY = "lift a freeze, or a lock an ended or abandoned operation left behind (admins)"
-USAGE = "/unlock <endpoint> [in <env>]"
-EXAMPLES = ["/unlock iris in prod"]
+USAGE = "unlock <endpoint> [in <env>]"
+EXAMPLES = ["unlock iris in prod"]
 DETAILS = """\
 A lock whose operation still runs in a live bot process is not lifted (a second rollout beside
 it would split the traffic): the answer says who holds it, for what and until when. To stop

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
+from core import marks
 from core.audit import AuditLog
 from core.config import Environment, Settings
 from core.events import Notice, Outcome, Refusal
@@ -57,12 +58,28 @@ class Check:
 
 
 def promotion_hint(
-    settings: Settings, model: str, version: int | None, alias: str | None, env: str | None
+    settings: Settings,
+    model: str,
+    version: int | None,
+    alias: str | None,
+    env: str | None,
+    *,
+    actor: Actor,
 ) -> str:
-    """What someone who may not deploy can do instead: ask the admins with `/promote`."""
+    """What someone who may not deploy can do instead: a developer asks the admins with
+    `promote`; a viewer, who may not, asks a developer or an admin of the environment."""
     where = settings.environment(env)
+    if where is None:
+        return ""
     what = f"v{version}" if version is not None else f"@{alias}"
-    return f"ask for it with `/promote {model} {what} to {where.name}`" if where else ""
+    asking = marks.command(f"promote {model} {what} to {where.name}")
+    if role_in(where, actor) >= Role.DEVELOPER:
+        return f"ask for it with `{asking}`"
+    return (
+        f"you may look (`{marks.command('status')}`, `{marks.command('history')}`) but not "
+        f"ask for deploys in {where.name}: a developer of {where.name} can ask for it with "
+        f"`{asking}`, or an admin deploy it"
+    )
 
 
 class Admission:
@@ -166,7 +183,7 @@ class Admission:
         if version is None or found is None:  # an alias may move between check and rollout
             alias = Refusal(
                 f"{env} takes only versions that served in {order.after} first: name the "
-                f"version, not an alias (`/deploy {model} v<N> to {env}`)"
+                f"version, not an alias (`{marks.command(f'deploy {model} v<N> to {env}')}`)"
             )
             return Check("promotion", refusal=alias)
         if found.met:
@@ -175,7 +192,7 @@ class Admission:
                 passed=f"{model} v{version} served healthy in {order.after} "
                 f"for {found.served_s / 60:.0f} min ({env} requires {order.minutes:g})",
             )
-        hint = override_hint(f"/deploy {model} v{version} to {env}")
+        hint = override_hint(marks.command(f"deploy {model} v{version} to {env}"))
         return Check("promotion", refusal=Refusal(f"{found.text}; {hint}"))
 
     def _progress(self, environment: Environment, model: str, version: int) -> Progress | None:
@@ -201,7 +218,7 @@ class Admission:
         refusal = environment and self.order(environment, row.model, row.version)
         if not refusal:
             return ""
-        hint = override_hint(f"/approve {row.id}")
+        hint = override_hint(marks.command(f"approve {row.id}"))
         return f"{refusal.text}: request {row.id} stays pending; {hint}"
 
     def _may_override(
@@ -220,7 +237,7 @@ class Admission:
         if role_in(environment, approver or actor) < Role.ADMIN:
             refusal = Refusal(
                 f"only admins of {env} can override its promotion order; ask for the deploy "
-                f"with `/promote {model} v<N> to {env}`"
+                f"with `{marks.command(f'promote {model} v<N> to {env}')}`"
             )
         elif not override.strip():
             refusal = Refusal('an override needs a reason: `--override "<reason>"`')
@@ -256,7 +273,7 @@ class Admission:
         if override is None or found is None:  # an alias is refused even to an override
             return self._audited(Action.DEPLOY, actor, command, env, model, check.refusal, approver)
         overridden = (
-            f"{deciding.shown} overrode the promotion order of {env} ({found.text}): "
+            f"{marks.person(deciding.shown)} overrode the promotion order of {env} ({found.text}): "
             f"{override.strip()}"
         )
         self.audit.write(

@@ -19,10 +19,12 @@ from core.config import Settings
 from core.deployer import Deployer
 from core.errors import NotFound, RegistryError
 from core.events import Outcome, Refusal, Reporter
+from core.marks import command, person
 from core.models import ApprovalRow, aware
 from core.registry.mlflow import ModelVersion, Registry
 from core.repos import Repositories
 from core.roles import Action, Actor, authorize
+from core.versions import listed_metrics
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class ApprovalRequested:
     @property
     def text(self) -> str:
         a = self.approval
-        lines = [f"{a.requester_name} asks to deploy {a.model} v{a.version} to {a.env}"]
+        lines = [f"{person(a.requester_name)} asks to deploy {a.model} v{a.version} to {a.env}"]
         if a.reason:
             lines.append(f"Why: {a.reason}")
         lines.append(f"Candidate v{a.version}: {metrics_text(self.candidate)}")
@@ -47,7 +49,8 @@ class ApprovalRequested:
         else:
             lines.append(f"Nothing of {a.model} serves in {a.env} yet.")
         lines.append(
-            f"An admin of {a.env} decides with `/approve {a.id}` or `/reject {a.id}` "
+            f"An admin of {a.env} decides with `{command(f'approve {a.id}')}` or "
+            f"`{command(f'reject {a.id}')}` "
             f"(open until {a.expires_at:%Y-%m-%d %H:%M} UTC)."
         )
         return "\n".join(lines)
@@ -67,7 +70,7 @@ class Decided:
     def text(self) -> str:
         a = self.approval
         verb = "approved" if self.approved else "rejected"
-        line = f"{a.decided_by} {verb} deploying {a.model} v{a.version} to {a.env}"
+        line = f"{person(a.decided_by)} {verb} deploying {a.model} v{a.version} to {a.env}"
         if a.decision_reason:
             line += f": {a.decision_reason}"
         if self.outcome is not None:
@@ -90,8 +93,8 @@ class Held(Refusal):
         if a is None:
             return self.text
         return (
-            f"<@{a.requester_id}> {self.approver} approved deploying {a.model} v{a.version} "
-            f"to {a.env}, but it cannot be deployed now: {self.text}"
+            f"{person(a.requester_name)} {person(self.approver)} approved deploying {a.model} "
+            f"v{a.version} to {a.env}, but it cannot be deployed now: {self.text}"
         )
 
 
@@ -106,14 +109,14 @@ class Undecided(Refusal):
 def expired_text(row: ApprovalRow) -> str:
     return (
         f"this request expired at {row.expires_at:%Y-%m-%d %H:%M} UTC, undecided: ask again "
-        f"with `/promote {row.model} v{row.version} to {row.env}`"
+        f"with `{command(f'promote {row.model} v{row.version} to {row.env}')}`"
     )
 
 
 def metrics_text(mv: ModelVersion) -> str:
     if not mv.metrics:
         return "no metrics logged"
-    return ", ".join(f"{k} {v:.4g}" for k, v in sorted(mv.metrics.items()))
+    return listed_metrics(mv.metrics, digits=4)
 
 
 class Approvals:
@@ -262,7 +265,9 @@ class Approvals:
             refusal = Refusal(expired_text(row))
         elif refusal is None and row.state != "pending":
             when = f" at {row.decided_at:%Y-%m-%d %H:%M} UTC" if row.decided_at else ""
-            refusal = Refusal(f"this request was already {row.state} by {row.decided_by}{when}")
+            refusal = Refusal(
+                f"this request was already {row.state} by {person(row.decided_by)}{when}"
+            )
         if refusal is None and self.repos.approvals.expired(row):
             self.repos.approvals.decide(row.id, state="expired", by="", reason="expired")
             refusal = Refusal(expired_text(row))
@@ -276,7 +281,7 @@ class Approvals:
         ):
             latest = self.repos.approvals.get(row.id)
             state = latest.state if latest else "decided"
-            by = latest.decided_by if latest else "someone else"
+            by = person(latest.decided_by) if latest else "someone else"
             refusal = Refusal(f"this request was already {state} by {by}")
         if refusal is not None:
             return self._refused(actor, action.value, command, row.env, row.model, refusal)
@@ -367,10 +372,11 @@ class Approvals:
             return None
         since = f" since {aware(lock.since):%H:%M} UTC"
         why = (
-            f"{row.model} in {row.env} is frozen by {lock.holder}{since}: {lock.reason}. "
-            f"Once an admin lifts it with `/unlock {row.model} in {row.env}`, approve again"
+            f"{row.model} in {row.env} is frozen by {person(lock.holder)}{since}: "
+            f"{lock.reason}. Once an admin lifts it with "
+            f"`{command(f'unlock {row.model} in {row.env}')}`, approve again"
             if lock.sticky
-            else f"{row.model} in {row.env} is locked by {lock.holder}{since} for: "
+            else f"{row.model} in {row.env} is locked by {person(lock.holder)}{since} for: "
             f"{lock.reason}. Once that operation ends, approve again"
         )
         return Held(

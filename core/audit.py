@@ -9,6 +9,7 @@ import json
 from datetime import datetime
 
 from core.events import Notice, Outcome, Refusal
+from core.marks import plain
 from core.models import AuditRow, aware
 from core.repos.audit import AuditRepository
 from core.scrub import scrub
@@ -45,8 +46,9 @@ def export(
 
 def _record(row: AuditRow) -> dict[str, str]:
     at = aware(row.at)
-    # rows written before texts were scrubbed are cleaned on the way out too
-    values = {name: scrub(str(getattr(row, name) or "")) for name in FIELDS}
+    # rows written before texts were scrubbed are cleaned on the way out too; the commands
+    # and people core texts name are written as the grammar reads them (`/deploy …`)
+    values = {name: scrub(plain(str(getattr(row, name) or ""))) for name in FIELDS}
     values["at"] = at.isoformat()
     return values
 

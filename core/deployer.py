@@ -20,6 +20,7 @@ from core.config import Environment, Settings
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.intents import Intent, Intents
 from core.locker import Locker
+from core.marks import person
 from core.models import Endpoint, Operation
 from core.repos import Repositories
 from core.roles import Action, Actor
@@ -97,8 +98,8 @@ class Deployer(Admission):
         op = busy[0]
         at = f"at {op.step}" if op.step else op.state
         asked = Notice(
-            f"asked {op.requested_by}'s {op.kind} of {endpoint} in {name} ({op.id}, {at}) to "
-            "stop at its next step: it discards what it started, ends failed and frees "
+            f"asked {person(op.requested_by)}'s {op.kind} of {endpoint} in {name} ({op.id}, {at}) "
+            "to stop at its next step: it discards what it started, ends failed and frees "
             "the endpoint; its thread says when."
         )
         return self._audited(Action.CANCEL, actor, command, name, endpoint, asked)
@@ -133,7 +134,7 @@ class Deployer(Admission):
             command,
             env,
             model,
-            hint=promotion_hint(self.settings, model, version, alias, env),
+            hint=promotion_hint(self.settings, model, version, alias, env, actor=actor),
             approver=approver,
         )
         if isinstance(environment, Refusal):

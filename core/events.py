@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from core.marks import plain
 from core.targets.base import Traffic
 
 
@@ -58,7 +59,7 @@ class LogReporter:
 
     def report(self, event: Event) -> None:
         where = f" [{event.step}]" if event.step else ""
-        self.log.info("%s %s%s: %s", event.operation, event.kind, where, event.message)
+        self.log.info("%s %s%s: %s", event.operation, event.kind, where, plain(event.message))
 
 
 @dataclass(frozen=True)

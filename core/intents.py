@@ -15,6 +15,7 @@ from core.config import Environment
 from core.errors import ChatOpsError
 from core.events import Refusal
 from core.locker import Locker
+from core.marks import command, person
 from core.models import Endpoint
 from core.repos import Repositories
 from core.resources import Resources
@@ -75,9 +76,9 @@ class Intents:
             return unknown
         current = self.repos.endpoints.get(environment.name, model)
         what = f"v{version}" if version is not None else f"@{alias}"
-        headline = f"{actor.shown} is deploying {model} {what} to {environment.name}"
+        headline = f"{person(actor.shown)} is deploying {model} {what} to {environment.name}"
         if approver:
-            headline += f" (approved by {approver.shown})"
+            headline += f" (approved by {person(approver.shown)})"
         return Intent(
             action=Action.DEPLOY,
             environment=environment,
@@ -110,7 +111,7 @@ class Intents:
                 env,
                 endpoint,
                 f"there is no endpoint `{endpoint}` in {env} (endpoints: {known}); deploy it "
-                f"first with `/deploy {endpoint} v<N>`",
+                f"first with `{command(f'deploy {endpoint} v<N>')}`",
             )
         resources = Resources(
             cpu=cpu if cpu is not None else current.cpu,
@@ -124,7 +125,9 @@ class Intents:
             current,
             version=current.version,
             resources=resources,
-            headline=f"{actor.shown} is scaling {endpoint} in {env} to {resources.describe()}",
+            headline=(
+                f"{person(actor.shown)} is scaling {endpoint} in {env} to {resources.describe()}"
+            ),
         )
 
     def rollback(
@@ -144,7 +147,7 @@ class Intents:
                 env,
                 endpoint,
                 f"{endpoint} in {env} {what}: there is nothing to roll back to (deploy a "
-                f"version with `/deploy {endpoint} v<N>`)",
+                f"version with `{command(f'deploy {endpoint} v<N>')}`)",
             )
         return self._of(
             Action.ROLLBACK,
@@ -153,8 +156,8 @@ class Intents:
             version=previous,
             resources=current.resources,
             headline=(
-                f"{actor.shown} is rolling {endpoint} in {env} back from v{current.version} "
-                f"to v{previous}"
+                f"{person(actor.shown)} is rolling {endpoint} in {env} back from "
+                f"v{current.version} to v{previous}"
             ),
         )
 
@@ -170,7 +173,7 @@ class Intents:
             current,
             version=current.version,
             resources=current.resources,
-            headline=f"{actor.shown} is stopping {endpoint} in {env}",
+            headline=f"{person(actor.shown)} is stopping {endpoint} in {env}",
         )
 
     @staticmethod

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from core.errors import ChatOpsError, LeaseLost
 from core.events import Notice, Refusal
+from core.marks import command, person
 from core.models import Hold, LockAttempt, LockRow, Operation, OperationState, aware, new_id
 from core.repos import Repositories
 
@@ -57,7 +58,7 @@ class Locker:
             return self.refusal(env, endpoint, attempt)
         return Notice(
             f"{endpoint} in {env} is frozen: {reason}. Nothing deploys or scales it until an "
-            f"admin types `/unlock {endpoint} in {env}`."
+            f"admin types `{command(f'unlock {endpoint} in {env}')}`."
         )
 
     def unlock(self, env: str, endpoint: str) -> Notice | Refusal:
@@ -73,7 +74,7 @@ class Locker:
         if dropped is None:  # it ended, or was taken, between the two reads: look again
             return self.unlock(env, endpoint)
         return Notice(
-            f"{endpoint} in {env} is unlocked (it was held by {dropped.holder} for: "
+            f"{endpoint} in {env} is unlocked (it was held by {person(dropped.holder)} for: "
             f"{dropped.reason})."
         )
 
@@ -132,13 +133,14 @@ def locked_text(env: str, endpoint: str, attempt: LockAttempt) -> str:
     since = f" since {_at(attempt.since)}" if attempt.since else ""
     if attempt.sticky:
         return (
-            f"{endpoint} in {env} is frozen by {attempt.holder}{since}: {attempt.reason}. "
-            f"An admin can lift it with `/unlock {endpoint} in {env}`."
+            f"{endpoint} in {env} is frozen by {person(attempt.holder)}{since}: "
+            f"{attempt.reason}. An admin can lift it with "
+            f"`{command(f'unlock {endpoint} in {env}')}`."
         )
     return (
-        f"{endpoint} in {env} is locked by {attempt.holder}{since} for: {attempt.reason}. "
-        "It is released when that operation ends; an admin can stop the operation with "
-        f"`/cancel {endpoint} in {env}`."
+        f"{endpoint} in {env} is locked by {person(attempt.holder)}{since} for: "
+        f"{attempt.reason}. It is released when that operation ends; an admin can stop the "
+        f"operation with `{command(f'cancel {endpoint} in {env}')}`."
     )
 
 
@@ -146,17 +148,18 @@ def still_running_text(env: str, endpoint: str, held: LockRow, op: Operation) ->
     at = f"at {op.step}" if op.step else "starting"
     until = f" (at the latest until {_at(held.expires_at)})" if held.expires_at else ""
     return (
-        f"{endpoint} in {env} is not unlocked: {held.holder} holds it since {_at(held.since)} "
+        f"{endpoint} in {env} is not unlocked: {person(held.holder)} holds it since "
+        f"{_at(held.since)} "
         f"for: {held.reason} ({op.id}, {at}). That operation is still running in a live bot "
         f"process, so the lock is held until it ends{until}; unlocking it now would let a "
         "second rollout split the traffic. To stop it at its next step, an admin can type "
-        f"`/cancel {endpoint} in {env}`."
+        f"`{command(f'cancel {endpoint} in {env}')}`."
     )
 
 
 def taken_text(op: Operation, attempt: LockAttempt) -> str:
     what = "froze" if attempt.sticky else "took"
     return (
-        f"{attempt.holder} {what} {op.endpoint} in {op.env} for: {attempt.reason}. "
+        f"{person(attempt.holder)} {what} {op.endpoint} in {op.env} for: {attempt.reason}. "
         "Run the command again once it is free, if it is still wanted."
     )

@@ -12,6 +12,7 @@ from core.deployer import Deployer
 from core.errors import ChatOpsError
 from core.events import Refusal
 from core.intents import Intent
+from core.marks import person
 from core.models import Endpoint
 from core.plans import (
     PLANNED,
@@ -60,7 +61,7 @@ class Planner(Admission):
         candidate = None if isinstance(intent, Refusal) else self._resolve(model, version, alias)
         if isinstance(candidate, ModelVersion):
             version, alias = candidate.version, None
-        hint = promotion_hint(self.settings, model, version, alias, environment.name)
+        hint = promotion_hint(self.settings, model, version, alias, environment.name, actor=actor)
         return self._plan(
             Action.DEPLOY, environment.name, model, intent, candidate, actor, command, hint
         )
@@ -125,7 +126,7 @@ class Planner(Admission):
         assert environment is not None
         permission = Check(
             "permission",
-            passed=f"{actor.shown} is {a_role(role_in(environment, actor))} of {env}",
+            passed=f"{person(actor.shown)} is {a_role(role_in(environment, actor))} of {env}",
             refusal=authorize(environment, actor, action, hint=hint),
         )
         subject = "model" if action is Action.DEPLOY else "endpoint"
@@ -211,12 +212,12 @@ class Planner(Admission):
 
     def _route(self, action: Action, env: str, actor: Actor, permission: Check, hint: str) -> str:
         if permission.ok:
-            return f"{actor.shown} may {VERB[action]} in {env}: no approval is needed"
+            return f"{person(actor.shown)} may {VERB[action]} in {env}: no approval is needed"
         environment = self.settings.environment(env)
         assert environment is not None
         if action is Action.DEPLOY and role_in(environment, actor) >= Role.DEVELOPER and hint:
             return (
-                f"{actor.shown} would need a promotion request, approved by an admin of "
+                f"{person(actor.shown)} would need a promotion request, approved by an admin of "
                 f"{env}: {hint}"
             )
         return f"only {role_name(NEEDS[action])}s of {env} can {VERB[action]}"

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from core.config import Environment
 from core.errors import ChatOpsError
+from core.marks import command
 from core.repos.served import Interval, ServedRepository
 from core.targets.base import EndpointRef, Target
 
@@ -40,6 +41,11 @@ class Progress:
         return self.served_s >= self.needed_s
 
     @property
+    def again(self) -> str:
+        """The deploy that makes the version serve where it must first."""
+        return command(f"deploy {self.model} v{self.version} to {self.after}")
+
+    @property
     def text(self) -> str:
         """Where and how long, for a refusal (or a plan)."""
         what = f"{self.model} v{self.version}"
@@ -47,7 +53,7 @@ class Progress:
         if not self.ever_served:
             return (
                 f"{what} has not served in {self.after} yet — deploy it there first: "
-                f"`/deploy {self.model} v{self.version} to {self.after}` ({self.env} takes a "
+                f"`{self.again}` ({self.env} takes a "
                 f"version only after {_minutes(self.needed_s)} of healthy serving in "
                 f"{self.after})"
             )
@@ -61,7 +67,7 @@ class Progress:
             if self.served_s <= 0 and not self.down_now:
                 return (
                     f"{failed} and has not served healthy there since — deploy it there "
-                    f"again: `/deploy {self.model} v{self.version} to {self.after}` "
+                    f"again: `{self.again}` "
                     f"({_minutes(self.needed_s)} {self.env} requires to go)"
                 )
             since = f"{failed}; since then it has served healthy there for"
@@ -114,7 +120,8 @@ def progress(
 
 
 def override_hint(command: str) -> str:
-    """How an admin deploys anyway: `command` with an override and a reason."""
+    """How an admin deploys anyway: `command` (a `core.marks.command`) with an override and
+    a reason."""
     return f'an admin may override it with a reason: `{command} --override "<reason>"`'
 
 

@@ -32,6 +32,7 @@ from core.errors import (
 from core.events import EventKind, Outcome, Reporter
 from core.leases import Leases
 from core.locker import Locker
+from core.marks import person
 from core.models import Endpoint, Hold, Operation, OperationState, aware
 from core.registry.mlflow import ModelVersion, Registry
 from core.registry.source import RegistrySource
@@ -100,7 +101,7 @@ class Rollouts:
         return run
 
     def _carry_out(self, run: Run, op: Operation, reporter: Reporter) -> Outcome:
-        headline = str(op.plan.get("headline") or f"{op.requested_by}: {op.command}")
+        headline = str(op.plan.get("headline") or f"{person(op.requested_by)}: {op.command}")
         run.emit(EventKind.STARTED, "", headline, resumed=op.attempts > 1)
         where = where_of(reporter)
         if where and not self.repos.operations.set_reply_to(op.id, where, hold=run.hold):

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from core.alerts import Alert, AlertKind, Alerts
 from core.errors import ChatOpsError
+from core.marks import command
 from core.models import Endpoint
 from core.repos import Repositories
 from core.targets.base import EndpointRef, Target
@@ -113,10 +114,12 @@ DOWN = (
     ":red_circle: {endpoint} in {env} is down ({detail}), and no operation is changing it. "
     "It serves {model} v{v}. {offer}"
 )
-OFFER = "An admin can roll it back to v{previous} (`/rollback {endpoint} in {env}`)."
+OFFER = (
+    "An admin can roll it back to v{previous} (`" + command("rollback {endpoint} in {env}") + "`)."
+)
 NO_OFFER = (
     "It has served no other version, so there is nothing to roll back to: an admin can "
-    "deploy it again with `/deploy {endpoint} v<N> to {env}`."
+    "deploy it again with `" + command("deploy {endpoint} v<N> to {env}") + "`."
 )
 UP = ":large_green_circle: {endpoint} in {env} is up again ({model} v{v})."
 STOPPED = "{endpoint} in {env} is no longer deployed."

@@ -11,6 +11,7 @@ from core.checks import Finding, env_scope
 from core.checks.watch import Checked
 from core.config import Settings
 from core.events import EndpointStatus, Refusal
+from core.marks import person
 from core.models import Endpoint, Operation, aware
 from core.repos import Repositories
 from core.roles import Actor, Role, role_in
@@ -68,7 +69,7 @@ def _underway(op: Operation | None) -> str:
         return ""
     at = f"at {op.step}" if op.step else op.state
     again = f" (attempt {op.attempts})" if op.attempts > 1 else ""
-    return f"{op.kind} by {op.requested_by}, {at}{again}"
+    return f"{op.kind} by {person(op.requested_by)}, {at}{again}"
 
 
 @dataclass(frozen=True)

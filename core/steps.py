@@ -9,6 +9,7 @@ from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
 from core.run import Plan, Run
 from core.targets.base import Built, EndpointRef, ModelSource, Started, Target
+from core.versions import listed_metrics
 
 
 def serves(current: Endpoint, mv: ModelVersion, resources: Resources) -> bool:
@@ -35,7 +36,7 @@ def resolve(run: Run, registry: Registry, op: Operation, plan: Plan) -> ModelVer
     with run.step("resolve", f"resolving {plan.model} {what} in the registry") as done:
         mv = registry.resolve(plan.model, version=version, alias=alias)
         run.remember(resolved=mv.version)
-        metrics = ", ".join(f"{k} {v:.3g}" for k, v in sorted(mv.metrics.items()))
+        metrics = listed_metrics(mv.metrics)
         run_ref = f"run {mv.run_id[:8]}" if mv.run_id else "no run"
         done(f"resolved {mv.label} ({run_ref}{', ' + metrics if metrics else ''})")
     return mv

@@ -23,3 +23,23 @@ class ModelVersion:
     @property
     def label(self) -> str:
         return f"{self.model} v{self.version}"
+
+
+def listed_metrics(metrics: dict[str, float], *, limit: int = 600, digits: int = 3) -> str:
+    """`name value` for as many whole metrics as fit in `limit` characters (sorted by name),
+    then how many more there are: a version may log thousands, a message holds a few."""
+    items = [f"{name} {metrics[name]:.{digits}g}" for name in sorted(metrics)]
+    if len(", ".join(items)) <= limit:
+        return ", ".join(items)
+    listed: list[str] = []
+    size = 0
+    for i, item in enumerate(items):
+        if size + len(item) + len(MORE_METRICS.format(n=len(items) - i)) > limit:
+            break
+        listed.append(item)
+        size += len(item) + 2
+    more = MORE_METRICS.format(n=len(items) - len(listed))
+    return ", ".join(listed) + more if listed else more.lstrip()
+
+
+MORE_METRICS = " … and {n} more metrics"

@@ -9,16 +9,19 @@ from rich.table import Table
 
 from bot.text import ago, traffic, traffic_brief
 from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageError
+from commands.registry import describe
 from core.approvals import ApprovalRequested, Decided
 from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
+from core.marks import command, plain
 from core.plans import PlanReport
 from core.registry.runs import Registered
 from core.scrub import scrub
 
 
 def _shown(text: str) -> str:
-    """Text as the terminal may show it: scrubbed (the last edge before it), then escaped."""
-    return escape(scrub(text))
+    """Text as the terminal may show it: commands and people rendered (`/deploy …`, names as
+    recorded), scrubbed (the last edge before it), then escaped."""
+    return escape(scrub(plain(text)))
 
 
 class ConsoleReporter:
@@ -55,7 +58,7 @@ def render(console: Console, reply: Reply) -> None:
     elif isinstance(reply, (Notice, Registered)):
         console.print(f"[green]{_shown(reply.text)}[/]")
     elif isinstance(reply, HelpText):
-        console.print(_shown(reply.text))
+        console.print(_shown(describe(reply.command)))
     elif isinstance(reply, StatusReport):
         _status(console, reply)
     elif isinstance(reply, Outcome):
@@ -101,7 +104,8 @@ def _status(console: Console, report: StatusReport) -> None:
 def _endpoints(console: Console, report: StatusReport) -> None:
     if not report.endpoints:
         where = f" in {report.env}" if report.env else ""
-        console.print(f"No endpoints{where} yet. Deploy one with `/deploy <model> v<N>`.")
+        deploy = command("deploy <model> v<N>")
+        console.print(_shown(f"No endpoints{where} yet. Deploy one with `{deploy}`."))
         return
     if report.detail:
         for ep in report.endpoints:

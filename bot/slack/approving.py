@@ -12,9 +12,10 @@ from bot.slack import messages
 from bot.slack.blocks import approval as approval_blocks
 from bot.slack.blocks import decided as decided_blocks
 from bot.slack.blocks import noted as noted_blocks
-from bot.slack.mrkdwn import escape
+from bot.slack.mrkdwn import escape, named
 from bot.slack.poster import NO_ACCESS, Poster
 from bot.slack.reporter import Respond
+from commands.naming import DEFAULT, Naming
 from core.approvals import ApprovalRequested
 
 if TYPE_CHECKING:
@@ -27,9 +28,12 @@ class RequestMessages:
         self.poster = poster
         self.bot_name = bot_name
 
-    def post(self, req: ApprovalRequested, channel: str, respond: Respond) -> None:
+    def post(
+        self, req: ApprovalRequested, channel: str, respond: Respond, naming: Naming = DEFAULT
+    ) -> None:
         """The request with its buttons in `channel`; when Slack refuses it, the requester is
-        told, and a request nobody can see is withdrawn (nobody could decide it)."""
+        told, and a request nobody can see is withdrawn (nobody could decide it). `naming`:
+        how the commands it names are typed."""
         text, blocks = approval_blocks(req)
         try:
             posted = self.poster.call("chat.postMessage", channel=channel, text=text, blocks=blocks)
@@ -37,9 +41,8 @@ class RequestMessages:
             error = str(exc.response.get("error") or "error")
             if error in NO_ACCESS and error != "is_archived":
                 # shown to the requester, who can pass it on: it still can be decided
-                respond(
-                    text=messages.NOT_IN_CHANNEL_REQUEST.format(bot=self.bot_name) + "\n" + text
-                )
+                told = messages.NOT_IN_CHANNEL_REQUEST.format(bot=self.bot_name)
+                respond(text=named(f"{told}\n{text}", naming))
                 return
             # nobody can see it, so nobody could decide it: it must not stay pending
             self.approvals.withdraw(req.approval.id, reason=messages.WITHDRAWN.format(error=error))

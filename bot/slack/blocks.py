@@ -4,7 +4,6 @@ the registry named escaped."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from bot.slack import messages
@@ -19,9 +18,13 @@ from bot.slack.mrkdwn import (
     escape,
     fit,
     fit_line,
+    named,
+    person,
+    shown,
 )
 from bot.text import ago, traffic
 from commands.base import HistoryReport, StatusReport
+from commands.naming import DEFAULT, Naming
 from core.approvals import ApprovalRequested
 from core.events import EndpointStatus
 from core.models import ApprovalRow
@@ -29,7 +32,6 @@ from core.registry.runs import Registered
 from core.status import Problems
 
 Blocks = list[dict[str, Any]]
-_PERSON = re.compile(r"<@[UW][A-Z0-9]+>")
 
 
 def section(text: str) -> dict[str, Any]:
@@ -57,18 +59,28 @@ def fallback(text: str) -> str:
     return fit(text, FALLBACK)
 
 
-def person(name: str) -> str:
-    """A name the front recorded for someone: a mention when it is one (`<@U…>`, written by
-    the bot from Slack's user id), else shown literally."""
-    return name if _PERSON.fullmatch(name) else escape(name)
+def rendered(text: str, blocks: Blocks, naming: Naming) -> tuple[str, Blocks]:
+    """A message whose texts still hold marks (commands of `messages`), rendered for
+    `naming`: every command as the front registers it."""
+    return named(text, naming), _named(blocks, naming)
 
 
-def status(report: StatusReport) -> tuple[str, Blocks]:
+def _named(value: Any, naming: Naming) -> Any:
+    if isinstance(value, str):
+        return named(value, naming)
+    if isinstance(value, list):
+        return [_named(v, naming) for v in value]
+    if isinstance(value, dict):
+        return {k: _named(v, naming) for k, v in value.items()}
+    return value
+
+
+def status(report: StatusReport, naming: Naming = DEFAULT) -> tuple[str, Blocks]:
     text, blocks = _endpoints(report)
-    if report.problems is None:
-        return text, blocks
-    told = problems(report.problems)
-    return fallback(f"{text}\n{told}"), [*blocks, section(told)]
+    if report.problems is not None:
+        told = problems(report.problems)
+        text, blocks = fallback(f"{text}\n{told}"), [*blocks, section(told)]
+    return rendered(text, blocks, naming)
 
 
 def problems(found: Problems) -> str:
@@ -87,23 +99,32 @@ def _endpoints(report: StatusReport) -> tuple[str, Blocks]:
     if not report.endpoints:
         text = messages.STATUS_EMPTY.format(where=where)
         return text, [section(text)]
+    # the header, the line saying what is on other pages, and what readiness found wrong
+    room = BLOCKS - 2 - (report.problems is not None)
+    pages = -(-len(report.endpoints) // room) if len(report.endpoints) > room + 1 else 1
+    page = min(report.page, pages)
+    first = (page - 1) * room
+    shown = report.endpoints[first : first + room] if pages > 1 else report.endpoints
     title = messages.STATUS_TITLE.format(where=where)
+    if pages > 1:
+        title += messages.STATUS_PAGE.format(page=page, pages=pages)
     blocks: Blocks = [header(title)]
     lines = [title]
-    # the header, the line saying what did not fit, and what readiness found wrong
-    room = BLOCKS - 2 - (report.problems is not None)
-    shown = report.endpoints if len(report.endpoints) <= room + 1 else report.endpoints[:room]
+    if report.page > pages:
+        lines.append(messages.STATUS_NO_PAGE.format(page=report.page, pages=pages))
+        blocks.append(context(lines[-1]))
     for ep in shown:
         blocks.append(section(_endpoint(ep, detail=report.detail)))
         lines.append(
             f"{escape(ep.env)}/{escape(ep.name)}: {escape(ep.model)} v{ep.version}, "
             f"{escape(ep.resources)}, {'up' if ep.up else 'down'}, {escape(ep.url)}"
         )
-    hidden = report.endpoints[len(shown) :]
-    if hidden:
-        envs = sorted({ep.env for ep in hidden})
-        asks = ", ".join(messages.STATUS_ASK.format(env=escape(env)) for env in envs)
-        more = messages.STATUS_MORE.format(n=len(hidden), asks=asks)
+    after = len(report.endpoints) - first - len(shown)
+    if after > 0:
+        ask = messages.STATUS_ASK.format(
+            where=f" in {report.env}" if report.env else "", page=page + 1
+        )
+        more = messages.STATUS_MORE.format(n=after, asks=ask)
         blocks.append(context(more))
         lines.append(more)
     return fallback("\n".join(lines)), blocks
@@ -129,7 +150,7 @@ def _endpoint(ep: EndpointStatus, *, detail: bool) -> str:
     return line
 
 
-def history(report: HistoryReport) -> tuple[str, Blocks]:
+def history(report: HistoryReport, naming: Naming = DEFAULT) -> tuple[str, Blocks]:
     """Newest first, as many entries to a section as fit: 50 entries fit in a message."""
     if not report.entries:
         where = f" for {escape(report.endpoint)}" if report.endpoint else ""
@@ -139,23 +160,26 @@ def history(report: HistoryReport) -> tuple[str, Blocks]:
         n=len(report.entries), where=f" of {report.endpoint}" if report.endpoint else ""
     )
     blocks: Blocks = [header(title)]
-    page: list[str] = []
+    pages: list[list[str]] = [[]]
     for e in report.entries:
         op = f" ({escape(e.operation_id)})" if e.operation_id else ""
         approver = f", approved by {person(e.approver)}" if e.approver else ""
-        why = f" — {escape(e.detail)}" if e.detail else ""
+        why = f" — {shown(e.detail, naming)}" if e.detail else ""
         line = fit(
             f"{e.at:%Y-%m-%d %H:%M:%S} {person(e.actor_name)}: `{escape(e.command)}` in "
             f"{escape(e.env)} → {escape(e.outcome)}{op}{approver}{why}",
             SECTION // 3,
         )
-        if sum(len(p) + 1 for p in page) + len(line) > SECTION:
-            blocks.append(section("\n".join(page)))
-            page = []
-        page.append(line)
-    blocks.append(section("\n".join(page)))
-    text = "\n".join(b["text"]["text"] for b in blocks[1:])
-    return fallback(f"{title}\n{text}"), blocks[:BLOCKS]
+        if sum(len(p) + 1 for p in pages[-1]) + len(line) > SECTION:
+            pages.append([])
+        pages[-1].append(line)
+    kept = pages[: BLOCKS - 2] if len(pages) > BLOCKS - 1 else pages
+    blocks += [section("\n".join(p)) for p in kept]
+    left = sum(len(p) for p in pages[len(kept) :])
+    if left:
+        blocks.append(context(messages.HISTORY_MORE.format(n=left)))
+    text = "\n".join(b["text"]["text"] if "text" in b else "" for b in blocks[1:])
+    return fallback(f"{title}\n{text}"), blocks
 
 
 def metrics(values: dict[str, float], *, first: set[str], limit: int = FIELD - 100) -> str:
@@ -164,16 +188,16 @@ def metrics(values: dict[str, float], *, first: set[str], limit: int = FIELD - 1
     if not values:
         return messages.NO_METRICS
     names = sorted(values, key=lambda k: (k not in first, k))
-    shown: list[str] = []
+    listed: list[str] = []
     size = 0
     for k in names:
         item = f"{escape(k)} {values[k]:.4g}"
         if size + len(item) + 2 > limit - 30:
             break
-        shown.append(item)
+        listed.append(item)
         size += len(item) + 2
-    left = len(names) - len(shown)
-    return ", ".join(shown) + (messages.AND_MORE.format(n=left) if left else "")
+    left = len(names) - len(listed)
+    return ", ".join(listed) + (messages.AND_MORE.format(n=left) if left else "")
 
 
 def approval(req: ApprovalRequested) -> tuple[str, Blocks]:
@@ -251,7 +275,7 @@ def _button(label: str, action_id: str, value: str, style: str) -> dict[str, Any
     }
 
 
-def registered(reg: Registered) -> tuple[str, Blocks]:
+def registered(reg: Registered, naming: Naming = DEFAULT) -> tuple[str, Blocks]:
     """A registered version: where it came from, its metrics (as many as fit), what next."""
     label = f"{escape(reg.model)} v{reg.version}"
     head = (
@@ -259,6 +283,6 @@ def registered(reg: Registered) -> tuple[str, Blocks]:
         f"(ended {reg.ended_at:%Y-%m-%d %H:%M} UTC)"
     )
     listed = metrics(reg.metrics, first=set(), limit=SECTION - len(head) - 200)
-    nxt = messages.REGISTERED_NEXT.format(model=escape(reg.model), version=reg.version)
+    nxt = messages.REGISTERED_NEXT.format(model=reg.model, version=reg.version)
     text = f"{head}\n{listed}\n{nxt}"
-    return fallback(text), [section(text)]
+    return rendered(fallback(text), [section(text)], naming)

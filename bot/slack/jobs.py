@@ -14,19 +14,30 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from bot.slack.ids import DEPLOY_ANNOUNCED
 from commands.base import NAME
-from commands.registry import NAMESPACE, split
+from commands.naming import NAMESPACE, Naming
+from commands.registry import split
 
 FRONT = "slack"
 
 
-class _Slash(BaseModel):
+class _Named(BaseModel):
+    """How the front that recorded a job names commands (its settings then): what the job's
+    answers say to type."""
+
+    namespace: str = NAMESPACE
+    direct: bool = True
+
+    @property
+    def naming(self) -> Naming:
+        return Naming(self.namespace, self.direct)
+
+
+class _Slash(_Named):
     command: str
     text: str = ""
     user_id: str
     channel_id: str = ""
     response_url: str = ""
-    # the namespace command when it was recorded: `/mlops deploy …` is read as `deploy …`
-    namespace: str = NAMESPACE
 
     @property
     def line(self) -> str:
@@ -50,7 +61,7 @@ class Query(_Slash):
     kind: Literal["query"] = "query"
 
 
-class _Typed(BaseModel):
+class _Typed(_Named):
     """Text typed to the bot in a message: the same grammar as the slash commands."""
 
     text: str
@@ -59,7 +70,6 @@ class _Typed(BaseModel):
     ts: str = ""
     # the thread it was typed in: answers and progress go there
     thread_ts: str | None = None
-    namespace: str = NAMESPACE
     response_url: str = ""  # there is none: answers go to the channel or thread
 
     @property
@@ -83,7 +93,7 @@ class DirectMessage(_Typed):
     kind: Literal["dm"] = "dm"
 
 
-class HomeOpened(BaseModel):
+class HomeOpened(_Named):
     """Someone opened the bot's App Home: it is published for them."""
 
     kind: Literal["home"] = "home"
@@ -95,7 +105,7 @@ class HomeOpened(BaseModel):
         return "(App Home)"
 
 
-class ButtonClick(BaseModel):
+class ButtonClick(_Named):
     """Approve or Reject clicked on an approval request's message."""
 
     kind: Literal["decision"] = "decision"
@@ -107,7 +117,8 @@ class ButtonClick(BaseModel):
 
     @property
     def line(self) -> str:
-        return f"/{'approve' if self.approve else 'reject'} {self.request} (button)"
+        verb = "approve" if self.approve else "reject"
+        return f"{self.naming.typed(f'{verb} {self.request}')} (button)"
 
     @property
     def entry(self) -> tuple[str, str]:
@@ -115,7 +126,7 @@ class ButtonClick(BaseModel):
         return ("approve" if self.approve else "reject"), self.request
 
 
-class RegistryNotice(BaseModel):
+class RegistryNotice(_Named):
     """A registry event MLflow delivered to the front's webhook (its signature checked): a
     worker announces it, unless another bot process did."""
 
@@ -135,7 +146,7 @@ class RegistryNotice(BaseModel):
         return f"(registry event {self.event} of {self.model} v{self.version})"
 
 
-class AnnouncedAction(BaseModel):
+class AnnouncedAction(_Named):
     """*Deploy to dev* or *Request promotion to prod* clicked on a registry announcement: run
     as the command it stands for, by whoever clicked, its progress in the announcement's
     thread."""
@@ -149,7 +160,6 @@ class AnnouncedAction(BaseModel):
     channel_id: str = ""
     thread_ts: str | None = None
     response_url: str = ""
-    namespace: str = NAMESPACE
 
     @property
     def line(self) -> str:
@@ -185,7 +195,7 @@ class AnnouncedAction(BaseModel):
             return None
 
 
-class RollbackClick(BaseModel):
+class RollbackClick(_Named):
     """Roll back clicked on an endpoint announced down (it served `version` then)."""
 
     kind: Literal["rollback-click"] = "rollback-click"
@@ -199,7 +209,8 @@ class RollbackClick(BaseModel):
 
     @property
     def line(self) -> str:
-        return f"/rollback {self.endpoint} in {self.env} (button, from v{self.version})"
+        typed = self.naming.typed(f"rollback {self.endpoint} in {self.env}")
+        return f"{typed} (button, from v{self.version})"
 
     @property
     def entry(self) -> tuple[str, str]:

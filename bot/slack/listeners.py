@@ -32,14 +32,15 @@ from bot.slack.jobs import (
     RollbackClick,
     SlashCommand,
 )
-from bot.slack.mrkdwn import escape
+from bot.slack.mrkdwn import shown
 from bot.slack.oncall import BROKEN_BUTTON, click_of
 from commands import help as help_command
 from commands import history as history_command
 from commands import status as status_command
 from commands.base import UsageError
+from commands.naming import NAMESPACE, Naming
 from commands.plan import is_plan
-from commands.registry import DIRECT, NAMESPACE, parse, split
+from commands.registry import describe, parse, split
 from core.errors import StoreError
 from core.jobs import JobQueue
 
@@ -64,9 +65,8 @@ class Listeners:
 
     def register(self, app: App) -> None:
         app.command(f"/{self.command}")(self.on_command)
-        if self.direct:
-            for name in DIRECT:
-                app.command(f"/{name}")(self.on_command)
+        for name in self.naming.registered_names():
+            app.command(f"/{name}")(self.on_command)
         for action in (APPROVE, REJECT):
             app.action(action)(self.on_decision)
         for action in (DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED):
@@ -87,6 +87,7 @@ class Listeners:
             user_id=user,
             channel_id=str((body.get("channel") or {}).get("id", "")),
             response_url=str(body.get("response_url", "")),
+            **self._naming,
         )
         self._record(ack, f"action:{user}:{stamp}" if stamp else "", job, job.kind)
 
@@ -96,6 +97,7 @@ class Listeners:
         if job is None:
             ack(response_type="ephemeral", text=messages.ANNOUNCE_BAD_BUTTON)
             return
+        job = job.model_copy(update=self._naming)
         stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
         self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "command")
 
@@ -105,6 +107,7 @@ class Listeners:
         if job is None:
             ack(response_type="ephemeral", text=BROKEN_BUTTON)
             return
+        job = job.model_copy(update=self._naming)
         stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
         self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "command")
 
@@ -115,16 +118,16 @@ class Listeners:
             user_id=str(command.get("user_id", "")),
             channel_id=str(command.get("channel_id", "")),
             response_url=str(command.get("response_url", "")),
-            namespace=self.command,
+            **self._naming,
         )
         found = parse(*job.entry)
         if isinstance(found, UsageError):  # escaped: `<model>` shows, `<!here>` pings nobody
-            ack(response_type="ephemeral", text=escape(found.text))
+            ack(response_type="ephemeral", text=shown(found.text, self.naming))
             return
         module, parsed = found
         if module is help_command:
-            text = help_command.describe(parsed.command, namespace=self.command)
-            ack(response_type="ephemeral", text=escape(text))
+            text = shown(describe(parsed.command), self.naming)
+            ack(response_type="ephemeral", text=text)
             return
         if module in QUICK or is_plan(module, parsed):  # plans change nothing: quick
             job = Query(**job.model_dump(exclude={"kind"}))
@@ -155,8 +158,18 @@ class Listeners:
         if event.get("tab", "home") != "home" or not event.get("user"):
             ack()  # the Messages tab opened: nothing to show
             return
-        job = HomeOpened(user_id=str(event["user"]))
+        job = HomeOpened(user_id=str(event["user"]), **self._naming)
         self._record(ack, self._event_key(body), job, "query")
+
+    @property
+    def naming(self) -> Naming:
+        """The commands this front registers: what its answers tell people to type."""
+        return Naming(self.command, self.direct)
+
+    @property
+    def _naming(self) -> dict[str, Any]:
+        # recorded with each job: its answers name commands as this front registers them
+        return {"namespace": self.command, "direct": self.direct}
 
     def _where(self, event: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -164,7 +177,7 @@ class Listeners:
             "channel_id": str(event.get("channel", "")),
             "ts": str(event.get("ts", "")),
             "thread_ts": event.get("thread_ts") or None,
-            "namespace": self.command,
+            **self._naming,
         }
 
     def _kind(self, text: str) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from commands.registry import COMMANDS, DIRECT, NAMESPACE, RESERVED
+from commands.naming import DIRECT, NAMESPACE, RESERVED, Naming
+from commands.registry import COMMANDS
 
 EVENTS_PATH = "/slack/events"
 # what the bot reads and writes, and why: slash commands; posting progress and answers;
@@ -37,8 +38,9 @@ HEADER = """\
 
 
 def slash_commands(*, command: str = NAMESPACE, direct: bool = True) -> list[str]:
-    """The slash commands the front registers: the namespace, then the direct ones."""
-    return [f"/{command}", *([f"/{name}" for name in DIRECT] if direct else [])]
+    """The slash commands the front registers: the namespace, then the direct ones (each
+    once: a namespace named like a command is that command's only slash command)."""
+    return Naming(command, direct).slash_commands()
 
 
 def manifest(
@@ -58,18 +60,17 @@ def manifest(
             "should_escape": False,
         }
     ]
-    if direct:
-        for name in DIRECT:
-            module = COMMANDS[name]
-            commands.append(
-                {
-                    "command": f"/{name}",
-                    **at,
-                    "description": module.SUMMARY[0].upper() + module.SUMMARY[1:],
-                    "usage_hint": module.USAGE.partition(" ")[2] or "(no arguments)",
-                    "should_escape": False,
-                }
-            )
+    for name in Naming(command, direct).registered_names():
+        module = COMMANDS[name]
+        commands.append(
+            {
+                "command": f"/{name}",
+                **at,
+                "description": module.SUMMARY[0].upper() + module.SUMMARY[1:],
+                "usage_hint": module.USAGE.partition(" ")[2] or "(no arguments)",
+                "should_escape": False,
+            }
+        )
     settings: dict[str, Any] = {
         "event_subscriptions": {**({"request_url": url} if url else {}), "bot_events": BOT_EVENTS},
         "interactivity": {"is_enabled": True, **({"request_url": url} if url else {})},
@@ -128,10 +129,10 @@ def render(*, command: str = NAMESPACE, direct: bool = True, http_url: str | Non
 def command_list(*, command: str = NAMESPACE) -> str:
     """README's list of commands: every one through the namespace, and its direct form."""
     lines = []
+    direct_names = Naming(command).registered_names()
     for name, module in COMMANDS.items():
-        args = module.USAGE.partition(" ")[2]
-        typed = f"/{command} {name}" + (f" {args}" if args else "")
-        direct = f" (or `/{name}`)" if name in DIRECT else ""
+        typed = f"/{command} {module.USAGE}"
+        direct = f" (or `/{name}`)" if name in direct_names else ""
         lines.append(f"- `{typed}`{direct} — {module.SUMMARY}.")
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,9 @@ a field 2,000, a message's fallback text 4,000; a message has at most 50 blocks 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+
+from commands.naming import DEFAULT, Naming
+from core import marks
 
 SECTION = 3000
 FIELD = 2000
@@ -24,10 +26,15 @@ BUTTON = 75
 FALLBACK = 4000
 BLOCKS = 50
 HOME_BLOCKS = 100
+CUT = " … ({n} more characters)"
+CUT_BEFORE = "({n} characters before) …"
+TAIL_CUT = "… ({n} earlier lines)"
 
 # bidirectional embeddings, overrides and isolates; zero-width spaces, joiners and marks
 _HIDDEN = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u180e]")
 _BROADCAST = re.compile(r"<(?=!)")
+_USER = re.compile(r"[UW][A-Z0-9]+")
+_RECORDED = re.compile(r"<@([UW][A-Z0-9]+)>")
 
 
 def clean(text: str) -> str:
@@ -35,30 +42,57 @@ def clean(text: str) -> str:
     return _HIDDEN.sub("", text)
 
 
-def escape(text: str, *, mentions: Iterable[str] = ()) -> str:
-    """`text` shown literally in mrkdwn: `<model>` stays `<model>`, `<!channel>` pings nobody.
-    `mentions`: user ids whose `<@id>` the bot wrote on purpose, kept as mentions."""
-    shown = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for user in mentions:
-        if user:
-            shown = shown.replace(f"&lt;@{user}&gt;", f"<@{user}>")
-    return shown
+def escape(text: str) -> str:
+    """`text` shown literally in mrkdwn: `<model>` stays `<model>`, `<!channel>` and `<@U…>`
+    ping nobody."""
+    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def mention(user: str) -> str:
     """A mention of `user` (an id Slack gave us, never user text)."""
-    return f"<@{clean(user)}>" if re.fullmatch(r"[UW][A-Z0-9]+", user) else escape(user)
+    return f"<@{clean(user)}>" if _USER.fullmatch(user) else escape(user)
+
+
+def person(name: str) -> str:
+    """A name the front recorded for someone: a mention when it is one (`<@U…>`, written by
+    the bot from Slack's user id), else shown literally."""
+    found = _RECORDED.fullmatch(name)
+    return mention(found[1]) if found else escape(name)
+
+
+def shown(text: str, naming: Naming) -> str:
+    """Core or command text in mrkdwn: each command it names as `naming` registers it, each
+    person the bot means mentioned, and everything else (names, reasons, what users typed,
+    their `<@…>` too) escaped."""
+    return marks.render(
+        text, command=lambda line: escape(naming.typed(line)), person=person, other=escape
+    )
+
+
+def named(text: str, naming: Naming) -> str:
+    """mrkdwn (escaped already) whose commands and people are still marks, rendered: each
+    command as `naming` registers it, each person the bot means mentioned."""
+    return marks.render(
+        text, command=lambda line: escape(naming.typed(line)), person=person, other=str
+    )
+
+
+def plain_text(text: str, naming: Naming) -> str:
+    """Core text for a `plain_text` object (a header, a button): commands as `naming`
+    registers them, people by name, nothing escaped (Slack shows it as it is)."""
+    return marks.render(text, command=naming.typed, person=str, other=str)
 
 
 def defuse(text: str) -> str:
     """The last edge's net: the bot never means to ping a channel or a group, so no `<!…>`
-    (`<!channel>`, `<!here>`, `<!subteam^…>`) reaches Slack as markup, whatever was missed."""
-    return _BROADCAST.sub("&lt;", text)
+    (`<!channel>`, `<!here>`, `<!subteam^…>`) reaches Slack as markup, whatever was missed;
+    and no mark left unrendered reaches it as such."""
+    return _BROADCAST.sub("&lt;", named(text, DEFAULT))
 
 
 def fit(text: str, limit: int, *, more: str = "… and {n} more lines") -> str:
     """`text` cut to at most `limit` characters at a line boundary, saying how many lines were
-    left out; a single over-long line is cut at the limit with `…`."""
+    left out; a single over-long line is cut at a word's end, saying how many characters."""
     if len(text) <= limit:
         return text
     lines = text.split("\n")
@@ -71,33 +105,44 @@ def fit(text: str, limit: int, *, more: str = "… and {n} more lines") -> str:
 
 
 def fit_line(text: str, limit: int) -> str:
-    """One line of at most `limit` characters (a header, a button, a field)."""
+    """One line of at most `limit` characters (a header, a button, a field), cut at a word's
+    end saying how many characters were left out."""
     return text if len(text) <= limit else _cut(text, limit)
 
 
 def tail(text: str, limit: int) -> str:
-    """The last lines of a log that fit in `limit` characters, cut at line boundaries."""
+    """The last lines of a log that fit in `limit` characters, cut at line boundaries, first
+    saying how many earlier lines were left out."""
     if len(text) <= limit:
         return text
+    lines = text.split("\n")
+    room = limit - len(TAIL_CUT.format(n=f"{len(lines):,}")) - 1
     kept: list[str] = []
     size = 0
-    for line in reversed(text.split("\n")):
-        if size + len(line) + 1 > limit:
+    for line in reversed(lines):
+        if size + len(line) + 1 > room:
             break
         kept.append(line)
         size += len(line) + 1
     if not kept:  # one line longer than the limit: its end is what tells most
-        return "…" + text[-(limit - 1) :]
-    return "\n".join(reversed(kept))
+        keep = limit - len(CUT_BEFORE.format(n=f"{len(text):,}"))
+        return CUT_BEFORE.format(n=f"{len(text) - keep:,}") + text[-keep:]
+    return "\n".join([TAIL_CUT.format(n=f"{len(lines) - len(kept):,}"), *reversed(kept)])
 
 
 def _cut(text: str, limit: int) -> str:
-    cut = text[: limit - 1]
-    # never end inside an escape (`&lt;`), which would show half of it
+    """`text` cut at a word's end to fit `limit` with a note of how many characters were left
+    out: a cut never ends mid-word, mid-number or inside an escape (`&lt;`)."""
+    note = CUT.format(n=f"{len(text):,}")  # the longest the note can be
+    cut = text[: max(limit - len(note), 0)]
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    if space >= len(cut) // 2:
+        cut = cut[:space]
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
-    return cut + "…"
+    cut = cut.rstrip(" ,;·")
+    return cut + CUT.format(n=f"{len(text) - len(cut):,}")
 
 
 def _open_code(text: str) -> bool:

@@ -14,8 +14,9 @@ from typing import Any
 from bot.slack.blocks import Blocks, decided, fallback, section
 from bot.slack.ids import ROLLBACK
 from bot.slack.jobs import RollbackClick
-from bot.slack.mrkdwn import BUTTON, escape, fit_line
+from bot.slack.mrkdwn import BUTTON, fit_line, shown
 from bot.slack.poster import Poster
+from commands.naming import DEFAULT, Naming
 from core.alerts import Alert, AlertKind
 
 log = logging.getLogger("chatops.slack")
@@ -29,12 +30,20 @@ class OnCall:
 
     front = "slack"
 
-    def __init__(self, *, poster: Poster, channel: str = "", people: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        poster: Poster,
+        channel: str = "",
+        people: Iterable[str] = (),
+        naming: Naming = DEFAULT,
+    ) -> None:
         self.poster = poster
         self.channel = channel  # on-call's channel id; "" : on-call hears nothing here
-        # user ids the settings name (admins, developers): the only mentions kept, as the
-        # bot recorded them (who froze an endpoint); any other `<@…>` is shown literally
+        # the people the settings name; mentions are only those the core marks as meant
+        # (`core.marks.person`): any `<@…>` a user typed is shown literally
         self.people = tuple(people)
+        self.naming = naming  # how the commands alerts name are typed
 
     def thread_of(self, where: dict[str, Any], command: str) -> dict[str, Any]:
         """A `reply_to` that makes an operation report in the thread `where` names (a
@@ -52,7 +61,7 @@ class OnCall:
         }
 
     def tell(self, alert: Alert) -> dict[str, Any]:
-        text = escape(alert.text, mentions=self.people)
+        text = shown(alert.text, self.naming)
         if alert.kind is AlertKind.CLEAN:
             self._in_thread(alert.where, f":white_check_mark: {text}")
             return {}

@@ -20,9 +20,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack import messages
 from bot.slack.blocks import Blocks, context, fallback, fields, section
-from bot.slack.mrkdwn import escape, tail
+from bot.slack.mrkdwn import escape, shown, tail
 from bot.slack.poster import NO_ACCESS, Poster
 from bot.text import duration
+from commands.naming import DEFAULT, NAMESPACE, Naming
 from core.events import Event, EventKind
 
 Respond = Callable[..., Any]
@@ -56,8 +57,11 @@ class ThreadReporter:
         thread_ts: str | None = None,
         ts: str | None = None,
         job: str = "",
+        naming: Naming = DEFAULT,
     ) -> None:
         self.poster = poster
+        # how the front that took the command names commands: what its thread tells to type
+        self.naming = naming
         # the job that asked: an operation recorded under it is not recorded again when the
         # job is taken again after its bot process died
         self.job = job
@@ -95,6 +99,9 @@ class ThreadReporter:
             thread_ts=where.get("thread_ts") or None,
             ts=where.get("ts") or None,
             job=str(where.get("job") or ""),
+            naming=Naming(
+                str(where.get("namespace") or NAMESPACE), bool(where.get("direct", True))
+            ),
         )
 
     @property
@@ -108,11 +115,14 @@ class ThreadReporter:
             "thread_ts": self.thread_ts,
             "ts": self.ts,
             "job": self.job,
+            "namespace": self.naming.namespace,
+            "direct": self.naming.direct,
         }
 
     def shown(self, text: str) -> str:
-        """Core text in mrkdwn: names and reasons in it escaped; the requester's mention kept."""
-        return escape(text, mentions=(self.user,))
+        """Core text in mrkdwn: names and reasons in it escaped, commands as the front names
+        them, the people the bot means mentioned."""
+        return shown(text, self.naming)
 
     # -- the Reporter interface ------------------------------------------------------------
     def report(self, event: Event) -> None:

@@ -35,12 +35,13 @@ from bot.slack.jobs import (
     SlashCommand,
     job_of,
 )
-from bot.slack.mrkdwn import escape, mention
+from bot.slack.mrkdwn import escape, mention, named, shown
 from bot.slack.plans import plan as plan_blocks
 from bot.slack.poster import Poster, Responder
 from bot.slack.reporter import Respond, ThreadReporter
 from commands.base import Context, HelpText, HistoryReport, Reply, StatusReport, UsageError
-from commands.registry import NAMESPACE, parse
+from commands.naming import Naming
+from commands.registry import NAMESPACE, describe, parse
 from core.approvals import ApprovalRequested, Decided, Held, Undecided
 from core.events import LogReporter, Notice, Outcome, Refusal, Reporter
 from core.jobs import JobRow, JobState
@@ -134,7 +135,7 @@ class Work:
             return self.announcer.notice(job)
         if isinstance(job, HomeOpened):
             self.home_seen.add(job.user_id)
-            self._refresh_home(job.user_id)
+            self._refresh_home(job)
             return JobState.DONE
         typed = isinstance(job, (Mention, DirectMessage))
         respond = TypedResponder(self.poster, job) if typed else Responder(job.response_url)
@@ -145,23 +146,21 @@ class Work:
         except SlackApiError as exc:  # Slack refused what it was shown: the requester hears it
             error = str(exc.response.get("error") or "error")
             log.warning("%s: Slack refused a message: %s", job.line, error)
-            respond(
-                text=messages.SLACK_REFUSED.format(
-                    command=escape(job.line), error=escape(error), outcome=messages.SERVING_HINT
-                )
+            refused = messages.SLACK_REFUSED.format(
+                command=escape(job.line), error=escape(error), outcome=messages.SERVING_HINT
             )
+            respond(text=named(refused, job.naming))
         except Exception as exc:
             log.exception("%s failed unexpectedly", job.line)
             try:
-                respond(
-                    text=messages.INTERNAL_ERROR.format(
-                        command=escape(job.line), error=type(exc).__name__
-                    )
+                failed = messages.INTERNAL_ERROR.format(
+                    command=escape(job.line), error=type(exc).__name__
                 )
+                respond(text=named(failed, job.naming))
             except Exception:
                 log.exception("could not tell the requester")
         # a side effect: a Home that cannot be refreshed never becomes the command's answer
-        self._refresh_home(job.user_id)
+        self._refresh_home(job)
         return JobState.DONE
 
     def _command(self, row: JobRow, job: Asked, respond: Respond) -> None:
@@ -171,7 +170,7 @@ class Work:
             # a slash command's ack said so already; anything else hears it now, escaped:
             # `<model>` shows, `<!here>` pings nobody
             if not isinstance(job, (SlashCommand, Query)):
-                respond(text=escape(found.text))
+                respond(text=shown(found.text, job.naming))
             return
         module, parsed = found
         reporter = self._reporter(row, job, respond)
@@ -186,25 +185,25 @@ class Work:
         )
         self._render(module.run(parsed, ctx), job, respond, reporter)
 
-    def publish_home(self, user: str) -> None:
-        """The App Home as `user` sees it now."""
+    def publish_home(self, user: str, naming: Naming) -> None:
+        """The App Home as `user` sees it now, its commands as `naming` registers them."""
         actor = self._actor_of(user)
         seen = overview(self.runtime, actor)
         production = frozenset(
             e.name for e in self.runtime.settings.environments if e.is_production
         )
-        view = home_view(seen, production=production, command=self.command)
+        view = home_view(seen, production=production, naming=naming)
         self.poster.try_call("views.publish", user_id=user, view=view)
 
-    def _refresh_home(self, user: str) -> None:
+    def _refresh_home(self, job: AnyJob) -> None:
         """The Home of someone who opened it, as it is now; a failure here is logged once
         and is nobody's answer: the Home shows what it showed before."""
-        if user not in self.home_seen:
+        if job.user_id not in self.home_seen:
             return
         try:
-            self.publish_home(user)
+            self.publish_home(job.user_id, job.naming)
         except Exception:
-            log.exception("the App Home of %s could not be refreshed", user)
+            log.exception("the App Home of %s could not be refreshed", job.user_id)
 
     def _carried_on(self, row: JobRow, job: AnyJob, respond: Respond) -> bool:
         """For a job taken again (its bot process died): True when there is nothing more to
@@ -216,18 +215,18 @@ class Work:
             return True
         if row.attempts > self.max_attempts:
             log.error("job %s (%s) taken %d times: given up", row.id, job.line, row.attempts)
-            respond(
-                text=messages.ABANDONED.format(attempts=row.attempts - 1, command=escape(job.line))
+            abandoned = messages.ABANDONED.format(
+                attempts=row.attempts - 1, command=escape(job.line)
             )
+            respond(text=named(abandoned, job.naming))
             return True
         log.warning("running job %s (%s) again: attempt %d", row.id, job.line, row.attempts)
         return False
 
-    def _shown(self, job: AnyJob, text: str, *also: str) -> str:
-        """Core text in mrkdwn: what users and the registry named escaped; mentions kept only
-        of the requester, the people the settings name, and those in `also` (ids the bot
-        recorded itself), never of anyone a user typed."""
-        return escape(text, mentions=(job.user_id, *self.people, *also))
+    def _shown(self, job: AnyJob, text: str) -> str:
+        """Core text in mrkdwn: its commands as the job's front names them, the people the
+        bot means mentioned, all else escaped (a `<@…>` a user typed pings nobody)."""
+        return shown(text, job.naming)
 
     def _actor(self, job: AnyJob) -> Actor:
         return self._actor_of(job.user_id)
@@ -258,38 +257,39 @@ class Work:
             min_interval=self.min_interval,
             thread_ts=thread_ts,
             job=row.id,
+            naming=job.naming,
         )
 
     def _render(self, reply: Reply, job: Asked, respond: Respond, reporter: ThreadReporter) -> None:
         """The reply of a command, for Slack: what it says depends on what it is, never on
         which command answered."""
         if isinstance(reply, StatusReport):
-            text, blocks = status_blocks(reply)
+            text, blocks = status_blocks(reply, job.naming)
             respond(
                 response_type="in_channel" if reply.public else "ephemeral",
                 text=text,
                 blocks=blocks,
             )
         elif isinstance(reply, HelpText):
-            respond(text=escape(reply.text))
+            respond(text=shown(describe(reply.command), job.naming))
         elif isinstance(reply, ApprovalRequested):
-            self.requests.post(reply, job.channel_id, respond)
+            self.requests.post(reply, job.channel_id, respond, job.naming)
         elif isinstance(reply, HistoryReport):
-            text, blocks = history_blocks(reply)
+            text, blocks = history_blocks(reply, job.naming)
             respond(text=text, blocks=blocks)
         elif isinstance(reply, PlanReport):  # for the asker alone, like /status
-            text, blocks = plan_blocks(reply, shown=lambda t: self._shown(job, t))
+            text, blocks = plan_blocks(reply, job.naming)
             respond(text=text, blocks=blocks)
         elif isinstance(reply, Registered):
-            text, blocks = registered_blocks(reply)
+            text, blocks = registered_blocks(reply, job.naming)
             respond(response_type="in_channel", text=text, blocks=blocks)
         elif isinstance(reply, Notice):
             respond(response_type="in_channel", text=self._shown(job, reply.text))
         elif isinstance(reply, Outcome):
             if reporter.ts is None:
                 # the thread could not be opened anywhere: the requester still gets the end
-                shown = self._shown(job, reply.text)
-                respond(text=shown, blocks=[section(shown)])
+                text = self._shown(job, reply.text)
+                respond(text=text, blocks=[section(text)])
         elif isinstance(reply, Decided):
             if isinstance(reply.outcome, Refusal):
                 respond(text=self._shown(job, reply.outcome.text))
@@ -326,19 +326,21 @@ class Work:
         respond(text=text)
         where = (held.approval.where if held.approval else None) or {}
         self.requests.show(where, messages.HELD.format(text=text), respond, keep_buttons=True)
-        requester = held.approval.requester_id if held.approval else ""
-        self.requests.tell_requester(where, self._shown(job, held.requester_text, requester))
+        self.requests.tell_requester(where, self._shown(job, held.requester_text))
 
     def _undecided(self, refused: Undecided, job: Asked, respond: Respond) -> None:
-        """A decision not taken; it may name who decided first (recorded, not typed). A
+        """A decision not taken (it may name who decided first: recorded, not typed). A
         request found expired loses its buttons: nobody can decide it any more."""
+        respond(text=self._shown(job, refused.text))
         request = refused.approval
-        deciders = self.requests.deciders(request.id) if request else ()
-        respond(text=self._shown(job, refused.text, *deciders))
         if request is not None and request.state == "expired" and (request.where or {}).get("ts"):
-            note = messages.EXPIRED.format(
-                at=f"{request.expires_at:%Y-%m-%d %H:%M}",
-                command=f"/{self.command} promote {request.model} v{request.version} "
-                f"to {request.env}",
+            note = named(
+                messages.EXPIRED.format(
+                    at=f"{request.expires_at:%Y-%m-%d %H:%M}",
+                    model=request.model,
+                    version=request.version,
+                    env=request.env,
+                ),
+                job.naming,
             )
             self.requests.show(request.where or {}, note, respond, keep_buttons=False)

@@ -21,7 +21,9 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 
 from core.errors import NotFound, RegistryError
+from core.marks import command
 from core.registry.mlflow import REGISTRY_WAIT_S, bound_http_waits, translated
+from core.versions import listed_metrics
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SHOWN_EXPERIMENTS = 10
@@ -66,11 +68,11 @@ class Registered:
 
     @property
     def text(self) -> str:
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(self.metrics.items()))
+        metrics = listed_metrics(self.metrics, digits=4)
         return (
             f"Registered {self.label} from run {self.run_id[:8]} of {self.experiment} (ended "
             f"{self.ended_at:%Y-%m-%d %H:%M} UTC; {metrics or 'no metrics logged'}). "
-            f"Next: `/promote {self.model} v{self.version} to <env>`"
+            f"Next: `{command(f'promote {self.model} v{self.version} to <env>')}`"
         )
 
 

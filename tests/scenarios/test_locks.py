@@ -8,6 +8,7 @@ import time
 
 from core.events import Notice, Outcome, Refusal
 from core.intents import Intent
+from core.marks import plain
 from core.roles import Action, Actor
 from core.runtime import Runtime
 from tests.clock import FakeClock
@@ -36,9 +37,9 @@ def test_a_second_rollout_is_told_who_holds_the_endpoint(
         hold.close()
         worker.join()
     assert isinstance(second, Refusal)
-    assert second.text.startswith("iris in dev is locked by alice since ")
-    assert "for: alice is deploying iris v2 to dev" in second.text
-    assert "an admin can stop the operation with `/cancel iris in dev`" in second.text
+    assert plain(second.text).startswith("iris in dev is locked by alice since ")
+    assert "for: alice is deploying iris v2 to dev" in plain(second.text)
+    assert "an admin can stop the operation with `/cancel iris in dev`" in plain(second.text)
     assert isinstance(first[0], Outcome) and first[0].ok
     assert runtime.repos.locks.get("dev", "iris") is None  # released when the rollout ended
     assert run(runtime, "/scale iris 2 replicas").ok
@@ -56,8 +57,8 @@ def test_a_freeze_holds_until_an_admin_unlocks(runtime: Runtime) -> None:
     assert isinstance(frozen, Notice)
     refused = run(runtime, "/deploy iris v2")
     assert isinstance(refused, Refusal)
-    assert "iris in dev is frozen by alice since" in refused.text
-    assert "quarter-end release freeze" in refused.text
+    assert "iris in dev is frozen by alice since" in plain(refused.text)
+    assert "quarter-end release freeze" in plain(refused.text)
 
     from commands.base import Context
     from commands.registry import execute
@@ -67,7 +68,7 @@ def test_a_freeze_holds_until_an_admin_unlocks(runtime: Runtime) -> None:
         "/unlock iris",
         Context(core=runtime, actor=viewer, reporter=Recorder(), text="/unlock iris"),
     )
-    assert isinstance(denied, Refusal) and denied.text == "only admins of dev can unlock"
+    assert isinstance(denied, Refusal) and plain(denied.text) == "only admins of dev can unlock"
     assert runtime.repos.locks.get("dev", "iris") is not None
 
     assert isinstance(run(runtime, "/unlock iris"), Notice)
@@ -81,7 +82,7 @@ def test_a_lock_left_by_a_dead_bot_lapses_after_its_ttl(runtime: Runtime, clock:
     assert stale.acquired
     clock.advance(599)
     held = run(runtime, "/deploy iris v1")
-    assert isinstance(held, Refusal) and "is locked by a bot that died" in held.text
+    assert isinstance(held, Refusal) and "is locked by a bot that died" in plain(held.text)
     clock.advance(2)
     assert run(runtime, "/deploy iris v1").ok
     assert runtime.repos.locks.get("dev", "iris") is None
@@ -114,7 +115,7 @@ def test_what_was_asked_for_an_endpoint_that_changed_before_the_lock_does_nothin
     )
 
     assert isinstance(late, Refusal)
-    assert late.text == (
+    assert plain(late.text) == (
         "iris in dev changed while this was being asked for (it serves iris v1 now): nothing "
         "was done; ask again if it is still wanted"
     )

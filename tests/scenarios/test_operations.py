@@ -12,6 +12,7 @@ import pytest
 
 from commands.base import StatusReport
 from core.events import Event, EventKind, Notice, Outcome, Refusal
+from core.marks import plain
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
 from tests.clock import FakeClock
@@ -44,9 +45,9 @@ def test_a_queued_deploy_runs_once_where_a_runner_takes_it(runtime: Runtime) -> 
     # the endpoint is taken from the moment it is queued
     second = run(runtime, "/scale iris 2cpu")
     assert isinstance(second, Refusal)
-    assert second.text.startswith("iris in dev is locked by alice since ")
+    assert plain(second.text).startswith("iris in dev is locked by alice since ")
     again = run(runtime, "/deploy iris v2")
-    assert isinstance(again, Refusal) and "is locked by alice" in again.text
+    assert isinstance(again, Refusal) and "is locked by alice" in plain(again.text)
 
     seen = Recorder()
     runner = runtime.worker(reporter_for=lambda _op: seen)
@@ -144,7 +145,7 @@ def test_status_shows_what_is_under_way_on_an_endpoint(runtime: Runtime) -> None
     report = run(runtime, "/status iris")
     assert isinstance(report, StatusReport)
     (iris,) = report.endpoints
-    assert (iris.version, iris.underway) == (1, "deploy by alice, queued")
+    assert (iris.version, plain(iris.underway)) == (1, "deploy by alice, queued")
 
     runtime.worker(reporter_for=lambda _op: Recorder()).run_pending()
     report = run(runtime, "/status iris")
@@ -163,7 +164,7 @@ def test_a_taken_over_operation_respects_a_freeze_made_while_its_bot_was_away(
 
     failed = seen.events[-1]
     assert failed.kind is EventKind.FAILED
-    assert failed.message == (
+    assert plain(failed.message) == (
         "failed: not resumed: while it waited, alice froze iris in dev for: quarter-end "
         "audit. Run the command again once it is free, if it is still wanted."
     )

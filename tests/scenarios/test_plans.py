@@ -16,6 +16,7 @@ from commands.base import Context, HistoryReport
 from commands.registry import execute
 from core.config import Settings
 from core.events import Outcome, Refusal
+from core.marks import plain
 from core.plans import PlanReport
 from core.roles import Actor
 from core.runtime import Runtime
@@ -45,7 +46,7 @@ def plan(runtime: Runtime, line: str, actor: Actor | None = None) -> PlanReport:
 
 def check(report: PlanReport, name: str) -> str:
     (found,) = [c for c in report.checks if c.name == name]
-    return found.text
+    return plain(found.text)
 
 
 def served_version(url: str) -> str:
@@ -98,7 +99,7 @@ def test_a_plan_shows_the_deploy_and_changes_nothing_but_the_audit(runtime: Runt
     assert row.detail == "deploy iris v2 to dev, in place of v1: it would go ahead"
     history = run(runtime, "/history iris 1")
     assert isinstance(history, HistoryReport)
-    assert "`/plan deploy iris v2` in dev -> planned — deploy iris v2" in history.text
+    assert "`/plan deploy iris v2` in dev -> planned — deploy iris v2" in plain(history.text)
     assert '"outcome": "planned"' in runtime.core.deployer.audit.export(fmt="json")
 
     # --dry-run is the same plan
@@ -144,10 +145,10 @@ def test_a_plan_names_who_holds_the_endpoint_and_what_is_under_way(runtime: Runt
     assert check(report, "lock").startswith("iris in dev is locked by carol since ")
     assert "for: carol is deploying iris v2 to dev" in check(report, "lock")
     assert report.underway == (f"deploy by carol, queued ({queued.operation})",)
-    assert report.verdict.startswith("it would be refused: iris in dev is locked by carol")
+    assert plain(report.verdict).startswith("it would be refused: iris in dev is locked by carol")
     # the real command meets the same refusal, word for word
     real = run(runtime, "/scale iris 2 replicas")
-    assert isinstance(real, Refusal) and real.text == check(report, "lock")
+    assert isinstance(real, Refusal) and plain(real.text) == check(report, "lock")
     lock = runtime.repos.locks.get("dev", "iris")
     assert lock is not None and lock.holder == "carol"
     assert [op.id for op in runtime.repos.operations.running()] == [queued.operation]
@@ -158,7 +159,7 @@ def test_a_frozen_endpoint_and_limits_are_refusals_in_the_plan(runtime: Runtime)
     report = plan(runtime, "/plan scale iris 64cpu")
     assert check(report, "limits") == "64 cpu is over the limit of dev: at most 4 cpu per endpoint"
     real = run(runtime, "/scale iris 64cpu")
-    assert isinstance(real, Refusal) and real.text == check(report, "limits")
+    assert isinstance(real, Refusal) and plain(real.text) == check(report, "limits")
 
     frozen = Actor(id="console", name="bob")
     execute(
@@ -178,7 +179,7 @@ def test_a_developer_is_told_it_needs_a_promotion_request(runtime: Runtime) -> N
     assert check(report, "permission") == (
         "only admins of prod can deploy — ask for it with `/promote iris v2 to prod`"
     )
-    assert report.route == (
+    assert plain(report.route) == (
         "dana would need a promotion request, approved by an admin of prod: ask for it with "
         "`/promote iris v2 to prod`"
     )
@@ -200,7 +201,7 @@ def test_what_the_rollout_would_fail_on_and_what_cannot_be_planned(runtime: Runt
     nothing = plan(runtime, "/plan rollback iris")
     assert check(nothing, "endpoint").startswith("iris in dev is not deployed")
     nowhere = run(runtime, "/plan stop iris in moon")
-    assert isinstance(nowhere, Refusal) and "no environment called `moon`" in nowhere.text
+    assert isinstance(nowhere, Refusal) and "no environment called `moon`" in plain(nowhere.text)
     assert runtime.repos.operations.recent() == []
     assert {r.outcome for r in runtime.repos.audit.entries(limit=10)} == {"planned"}
 

@@ -23,6 +23,7 @@ from core.approvals import ApprovalRequested, Decided, Held
 from core.config import PromotionOrder
 from core.errors import ChatOpsError
 from core.events import EventKind, Outcome, Refusal
+from core.marks import plain
 from core.plans import PlanReport
 from core.roles import Actor
 from core.runtime import Runtime
@@ -73,7 +74,7 @@ def test_prod_refuses_until_dev_served_long_enough_saying_where_and_how_long(
 ) -> None:
     first = run(ordered, "/deploy iris v1 to prod")
     assert isinstance(first, Refusal)
-    assert first.text.startswith(
+    assert plain(first.text).startswith(
         "iris v1 has not served in dev yet — deploy it there first: `/deploy iris v1 to dev`"
     )
     assert serving(ordered, "prod") is None
@@ -82,11 +83,11 @@ def test_prod_refuses_until_dev_served_long_enough_saying_where_and_how_long(
     clock.advance(12 * MINUTE + 5)
     early = run(ordered, "/deploy iris v1 to prod")
     assert isinstance(early, Refusal)
-    assert early.text.startswith(
+    assert plain(early.text).startswith(
         "iris v1 has served in dev for 12 min of the 30 min prod requires (18 min to go)"
     )
     assert 'an admin may override it with a reason: `/deploy iris v1 to prod --override "' in (
-        early.text
+        plain(early.text)
     )
     assert serving(ordered, "prod") is None
     (entry, *_) = ordered.repos.audit.entries(endpoint="iris", limit=1)
@@ -94,7 +95,7 @@ def test_prod_refuses_until_dev_served_long_enough_saying_where_and_how_long(
 
     clock.advance(18 * MINUTE)
     done = run(ordered, "/deploy iris v1 to prod")
-    assert isinstance(done, Outcome) and done.ok, done.text
+    assert isinstance(done, Outcome) and done.ok, plain(done.text)
     assert serving(ordered, "prod") == ("iris", 1)
     assert predicts(done.url)
 
@@ -109,8 +110,10 @@ def test_minutes_in_dev_add_up_across_redeploys(ordered: Runtime, clock: FakeClo
 
     short = run(ordered, "/deploy iris v1 to prod")
     assert isinstance(short, Refusal)
-    assert short.text.startswith("iris v1 has served in dev for 24 min of the 30 min prod requires")
-    assert "(6 min to go)" in short.text
+    assert plain(short.text).startswith(
+        "iris v1 has served in dev for 24 min of the 30 min prod requires"
+    )
+    assert "(6 min to go)" in plain(short.text)
 
     clock.advance(6 * MINUTE)
     assert run(ordered, "/deploy iris v1 to prod").ok
@@ -148,19 +151,21 @@ def test_a_dev_stretch_that_went_down_counts_for_nothing(
 
     down = run(ordered, "/deploy iris v1 to prod")
     assert isinstance(down, Refusal)
-    assert down.text.startswith("iris v1 has served in dev for 0 min of the 30 min prod requires")
-    assert "it is down in dev now, so its current stretch does not count" in down.text
+    assert plain(down.text).startswith(
+        "iris v1 has served in dev for 0 min of the 30 min prod requires"
+    )
+    assert "it is down in dev now, so its current stretch does not count" in plain(down.text)
 
     # what replaces it finds it down: its stretch ended in a failure, for good
     assert run(ordered, "/deploy iris v2 to dev").ok
     clock.advance(40 * MINUTE)
     failed = run(ordered, "/deploy iris v1 to prod")
     assert isinstance(failed, Refusal)
-    assert failed.text.startswith("iris v1 failed in dev at ")
+    assert plain(failed.text).startswith("iris v1 failed in dev at ")
     assert "(v1 was down when v2 replaced it) and has not served healthy there since" in (
         failed.text
     )
-    assert "deploy it there again: `/deploy iris v1 to dev`" in failed.text
+    assert "deploy it there again: `/deploy iris v1 to dev`" in plain(failed.text)
     assert serving(ordered, "prod") is None
 
     # v2 went through none of it
@@ -175,10 +180,10 @@ def test_an_admin_overrides_with_a_reason_audited_and_said_in_the_thread(
     line = '/deploy iris v1 to prod --override "hotfix for incident 42"'
     outcome = run(ordered, line, recorder=recorder)
 
-    assert isinstance(outcome, Outcome) and outcome.ok, recorder.text
+    assert isinstance(outcome, Outcome) and outcome.ok, plain(recorder.text)
     assert serving(ordered, "prod") == ("iris", 1)
     said = [e for e in recorder.events if e.kind is EventKind.INFO and e.step == "order"]
-    assert [e.message for e in said] == [
+    assert [plain(e.message) for e in said] == [
         "promotion order overridden: alice overrode the promotion order of prod (iris v1 has "
         "not served in dev yet — deploy it there first: `/deploy iris v1 to dev` (prod takes "
         "a version only after 30 min of healthy serving in dev)): hotfix for incident 42"
@@ -201,7 +206,7 @@ def test_a_developer_cannot_override(ordered: Runtime) -> None:
     reply = run(ordered, '/deploy iris v1 to prod --override "trust me"', DEVELOPER)
 
     assert isinstance(reply, Refusal)
-    assert reply.text.startswith("only admins of prod can override its promotion order")
+    assert plain(reply.text).startswith("only admins of prod can override its promotion order")
     assert serving(ordered, "prod") is None
     (entry, *_) = ordered.repos.audit.entries(limit=1)
     assert (entry.actor_id, entry.action, entry.outcome) == ("U0DEV", "deploy", "refused")
@@ -228,16 +233,16 @@ def test_an_approval_waits_for_the_order_unless_overridden(
 
     held = run(ordered, f"/approve {request}")
     assert isinstance(held, Held)
-    assert held.text.startswith("iris v1 has not served in dev yet")
-    assert f"request {request} stays pending" in held.text
-    assert f'`/approve {request} --override "<reason>"`' in held.text
+    assert plain(held.text).startswith("iris v1 has not served in dev yet")
+    assert f"request {request} stays pending" in plain(held.text)
+    assert f'`/approve {request} --override "<reason>"`' in plain(held.text)
     assert ordered.approvals.lookup(request).state == "pending"  # type: ignore[union-attr]
     assert serving(ordered, "prod") is None
 
     recorder = Recorder()
     line = f'/approve {request} --override "customer demo at 3pm"'
     decided = run(ordered, line, recorder=recorder)
-    assert isinstance(decided, Decided) and decided.ok, decided.text
+    assert isinstance(decided, Decided) and decided.ok, plain(decided.text)
     assert serving(ordered, "prod") == ("iris", 1)
     assert any(
         e.step == "order" and e.message.endswith(": customer demo at 3pm") for e in recorder.events
@@ -255,10 +260,10 @@ def test_a_plan_shows_the_promotion_order_as_its_own_line(
     assert isinstance(early, PlanReport)
     line = {c.name: c for c in early.checks}["promotion"]
     assert not line.ok and not early.ok
-    assert line.text.startswith(
+    assert plain(line.text).startswith(
         "iris v1 has served in dev for 10 min of the 30 min prod requires (20 min to go)"
     )
-    assert early.verdict == f"it would be refused: {line.text}"
+    assert early.verdict == f"it would be refused: {plain(line.text)}"
     assert serving(ordered, "prod") is None  # a plan changes nothing
 
     clock.advance(20 * MINUTE)
@@ -266,5 +271,5 @@ def test_a_plan_shows_the_promotion_order_as_its_own_line(
     assert isinstance(late, PlanReport)
     line = {c.name: c for c in late.checks}["promotion"]
     assert line.ok and late.ok
-    assert line.text == "iris v1 served healthy in dev for 30 min (prod requires 30)"
+    assert plain(line.text) == "iris v1 served healthy in dev for 30 min (prod requires 30)"
     assert serving(ordered, "prod") is None

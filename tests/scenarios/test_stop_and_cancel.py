@@ -12,6 +12,7 @@ import pytest
 from commands.base import Context, StatusReport
 from commands.registry import execute
 from core.events import Event, EventKind, Notice, Outcome, Refusal
+from core.marks import plain
 from core.plans import PlanReport
 from core.roles import Actor
 from core.runtime import Runtime
@@ -53,7 +54,7 @@ def test_a_running_rollout_is_cancelled_not_unlocked_and_the_next_serves_alone(
     slow = threading.Thread(target=lambda: first.append(run(runtime, "/deploy iris v2", gate)))
     slow.start()
     try:
-        assert gate.reached.wait(60), gate.text
+        assert gate.reached.wait(60), plain(gate.text)
         unlocked = as_bob(runtime, "/unlock iris")
         second = as_bob(runtime, "/deploy iris v2")
         cancelled = as_bob(runtime, "/cancel iris")
@@ -62,20 +63,22 @@ def test_a_running_rollout_is_cancelled_not_unlocked_and_the_next_serves_alone(
         slow.join(60)
 
     assert isinstance(unlocked, Refusal)
-    assert unlocked.text.startswith("iris in dev is not unlocked: alice holds it since ")
-    assert "for: alice is deploying iris v2 to dev (op-" in unlocked.text
-    assert ", at check). That operation is still running in a live bot process" in unlocked.text
-    assert "(at the latest until " in unlocked.text
-    assert unlocked.text.endswith("an admin can type `/cancel iris in dev`.")
-    assert isinstance(second, Refusal) and "is locked by alice" in second.text
+    assert plain(unlocked.text).startswith("iris in dev is not unlocked: alice holds it since ")
+    assert "for: alice is deploying iris v2 to dev (op-" in plain(unlocked.text)
+    assert ", at check). That operation is still running in a live bot process" in plain(
+        unlocked.text
+    )
+    assert "(at the latest until " in plain(unlocked.text)
+    assert plain(unlocked.text).endswith("an admin can type `/cancel iris in dev`.")
+    assert isinstance(second, Refusal) and "is locked by alice" in plain(second.text)
     assert isinstance(cancelled, Notice)
-    assert cancelled.text.startswith("asked alice's deploy of iris in dev (op-")
+    assert plain(cancelled.text).startswith("asked alice's deploy of iris in dev (op-")
 
     (outcome,) = first
     assert isinstance(outcome, Outcome) and not outcome.ok
     endpoint = runtime.repos.endpoints.get("dev", "iris")
     assert endpoint is not None and endpoint.version == 1
-    assert outcome.text == f"cancelled by bob\niris v1 still serves at {endpoint.url}"
+    assert plain(outcome.text) == f"cancelled by bob\niris v1 still serves at {endpoint.url}"
     assert "switch" not in [e.step for e in gate.events]  # it never moved traffic
     assert gate.events[-1].kind is EventKind.FAILED
     op = runtime.repos.operations.get(outcome.operation or "")
@@ -90,7 +93,7 @@ def test_a_running_rollout_is_cancelled_not_unlocked_and_the_next_serves_alone(
     ]
 
     redeployed = run(runtime, "/deploy iris v2")
-    assert isinstance(redeployed, Outcome) and redeployed.ok, redeployed.text
+    assert isinstance(redeployed, Outcome) and redeployed.ok, plain(redeployed.text)
     live = runtime.repos.endpoints.get("dev", "iris")
     assert live is not None and live.version == 2
     body = {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}
@@ -114,7 +117,7 @@ def test_unlock_lifts_the_lock_of_an_operation_whose_bot_died(runtime: Runtime) 
     assert runtime.repos.operations.claim("a-bot-that-died", lease_s=-1) is not None  # lease lapsed
     unlocked = as_bob(runtime, "/unlock iris")
     assert isinstance(unlocked, Notice)
-    assert unlocked.text == (
+    assert plain(unlocked.text) == (
         "iris in dev is unlocked (it was held by bob for: bob is deploying iris v1 to dev)."
     )
     assert runtime.repos.locks.get("dev", "iris") is None
@@ -123,7 +126,7 @@ def test_unlock_lifts_the_lock_of_an_operation_whose_bot_died(runtime: Runtime) 
 def test_cancel_with_nothing_under_way_changes_nothing(runtime: Runtime) -> None:
     refused = as_bob(runtime, "/cancel iris")
     assert isinstance(refused, Refusal)
-    assert refused.text == "nothing is under way on iris in dev: nothing to cancel"
+    assert plain(refused.text) == "nothing is under way on iris in dev: nothing to cancel"
 
 
 def test_stop_is_an_operation_reported_and_audited(runtime: Runtime) -> None:
@@ -132,8 +135,8 @@ def test_stop_is_an_operation_reported_and_audited(runtime: Runtime) -> None:
     seen = Recorder()
     stopped = run(runtime, "/stop iris", seen)
 
-    assert isinstance(stopped, Outcome) and stopped.ok, stopped.text
-    assert stopped.text == f"iris in dev is stopped (it served iris v1 at {deployed.url})."
+    assert isinstance(stopped, Outcome) and stopped.ok, plain(stopped.text)
+    assert plain(stopped.text) == f"iris in dev is stopped (it served iris v1 at {deployed.url})."
     assert [(e.kind, e.step) for e in seen.events if e.kind != EventKind.INFO] == [
         (EventKind.STARTED, ""),
         (EventKind.STEP, "stop"),
@@ -162,9 +165,11 @@ def test_an_endpoint_over_limits_lowered_since_it_was_deployed_can_still_be_stop
     assert isinstance(plan, PlanReport) and plan.ok, plan.verdict
     assert "limits" not in [c.name for c in plan.checks]
     scaled = run(runtime, "/scale iris 1cpu 2gb")
-    assert isinstance(scaled, Refusal) and "limit" in scaled.text  # starting more still is not
+    assert isinstance(scaled, Refusal) and "limit" in plain(
+        scaled.text
+    )  # starting more still is not
     stopped = run(runtime, "/stop iris")
-    assert isinstance(stopped, Outcome) and stopped.ok, stopped.text
+    assert isinstance(stopped, Outcome) and stopped.ok, plain(stopped.text)
     assert runtime.repos.endpoints.get("dev", "iris") is None
     assert not runtime.deployer.targets["dev"].health(EndpointRef("dev", "iris")).up
 
@@ -176,12 +181,12 @@ def test_a_stop_waits_its_turn_behind_a_running_rollout(runtime: Runtime) -> Non
     slow = threading.Thread(target=lambda: first.append(run(runtime, "/deploy iris v2", gate)))
     slow.start()
     try:
-        assert gate.reached.wait(60), gate.text
+        assert gate.reached.wait(60), plain(gate.text)
         refused = as_bob(runtime, "/stop iris")
     finally:
         gate.opened.set()
         slow.join(60)
-    assert isinstance(refused, Refusal) and "is locked by alice" in refused.text
+    assert isinstance(refused, Refusal) and "is locked by alice" in plain(refused.text)
     assert isinstance(first[0], Outcome) and first[0].ok
 
 

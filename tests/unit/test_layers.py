@@ -41,3 +41,25 @@ def test_layer_imports_point_down(package: str) -> None:
         for path in (ROOT / package).rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def modules_imported(path: Path) -> set[str]:
+    """Every module `path` imports, wherever in it (a function's body too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_no_command_module_imports_the_command_table() -> None:
+    """The table (commands.registry) imports every command; a command that imported it back,
+    even inside a function, would make an import circle (help did, for the names)."""
+    offenders = {
+        path.name
+        for path in (ROOT / "commands").glob("*.py")
+        if path.name != "registry.py" and "commands.registry" in modules_imported(path)
+    }
+    assert offenders == set()

@@ -50,7 +50,7 @@ def test_no_command_slack_keeps_for_itself_is_registered() -> None:
 def test_every_direct_command_carries_the_grammar_the_bot_parses() -> None:
     for entry in manifest()["features"]["slash_commands"][1:]:
         name = entry["command"].lstrip("/")
-        assert f"/{name} {entry['usage_hint']}" == COMMANDS[name].USAGE
+        assert f"{name} {entry['usage_hint']}" == COMMANDS[name].USAGE
 
 
 def test_http_mode_sends_commands_clicks_and_events_to_the_bot() -> None:

@@ -41,7 +41,7 @@ def test_a_job_whose_bot_process_died_too_often_is_given_up_and_its_requester_to
     assert told.body["response_type"] == "ephemeral"
     assert told.body["text"] == (
         "I stopped 3 times while running `/deploy iris v1`, so I gave up on it; it was not run "
-        "again. `/status` shows what serves now; run it again if it is still wanted."
+        "again. `/mlops status` shows what serves now; run it again if it is still wanted."
     )
     assert runtime.repos.operations.recent() == []
     assert slack_api.messages(OPS) == []

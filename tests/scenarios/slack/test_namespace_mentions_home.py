@@ -99,8 +99,8 @@ def test_the_namespace_takes_every_command_and_slacks_own_names_are_not_served(
 ) -> None:
     helped = running_front.post("/mlops").json()
     assert helped["response_type"] == "ephemeral"
-    assert "/mlops deploy &lt;model&gt; v&lt;N&gt;" in helped["text"]
-    assert "/mlops status [endpoint]" in helped["text"]
+    assert "/deploy &lt;model&gt; v&lt;N&gt;" in helped["text"]
+    assert "/mlops status [endpoint]" in helped["text"]  # `/status` is Slack's own
     wrong = running_front.post("/mlops", "scale iris 4").json()["text"]
     assert "`4` needs a unit" in wrong
 
@@ -164,9 +164,7 @@ def test_a_direct_message_is_a_command_with_the_same_grammar_and_rights(
     running_front.drain()
     texts = [m.text for m in running_front.api.messages(DM)]
     assert any(
-        t.startswith(
-            "/mlops deploy &lt;model&gt; v&lt;N&gt;|&lt;N&gt;|@&lt;alias&gt; [to &lt;env&gt;]"
-        )
+        t.startswith("/deploy &lt;model&gt; v&lt;N&gt;|&lt;N&gt;|@&lt;alias&gt; [to &lt;env&gt;]")
         for t in texts
     ), texts
     assert any("iris v1 is live at http://127.0.0.1:" in t for t in texts)
@@ -249,5 +247,5 @@ def test_an_expired_request_loses_its_buttons_and_says_when_it_expired(
     message, _ = next((m, None) for m in running_front.api.messages(OPS) if m.ts == message.ts)
     assert not any(b["type"] == "actions" for b in message.blocks)
     assert ":hourglass: Expired at " in message.text
-    assert "Ask again with `/mlops promote iris v2 to dev`" in message.text
+    assert "Ask again with `/promote iris v2 to dev`" in message.text
     assert running_front.runtime.repos.operations.recent() == []

@@ -111,7 +111,10 @@ def test_a_promotion_is_decided_with_a_button_and_deploys_in_its_thread(
     assert f"Approved by <@{CAROL}>" in message.text
     assert not any(b["type"] == "actions" for b in message.blocks)  # the buttons are gone
     thread = [m for m in running_front.api.messages(OPS) if m.thread_ts == message.ts]
-    assert any(f"(approved by <@{CAROL}>)" in m.text for m in thread)
+    # the requester is mentioned in the thread of what they asked for, as is who approved
+    assert any(
+        f"<@{BOB}> is deploying iris v2 to dev (approved by <@{CAROL}>)" in m.text for m in thread
+    )
     assert any("iris v2 is live at http://127.0.0.1:" in m.text for m in thread)
 
     click(running_front, ALICE, "approve", request, message.ts)
@@ -141,8 +144,11 @@ def test_a_viewer_is_refused_privately_and_nothing_changes(running_front: Runnin
     running_front.drain()
     (refused,) = running_front.api.responses
     assert refused.body["response_type"] == "ephemeral"
+    # told what a viewer can do: not to ask with /promote, which they may not use
     assert refused.body["text"] == (
-        "only admins of dev can deploy — ask for it with `/promote iris v1 to dev`"
+        "only admins of dev can deploy — you may look (`/mlops status`, `/history`) but not "
+        "ask for deploys in dev: a developer of dev can ask for it with "
+        "`/promote iris v1 to dev`, or an admin deploy it"
     )
     assert running_front.api.calls_to("chat.postMessage") == []
     (entry,) = running_front.runtime.repos.audit.entries()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from commands.help import describe
-from commands.registry import COMMANDS
+from commands.registry import COMMANDS, describe
+from core.marks import plain
 
 README = (Path(__file__).parents[3] / "README.md").read_text()
 
@@ -18,7 +18,7 @@ def test_every_command_has_help_with_examples_that_parse(name: str) -> None:
     from commands.registry import parse, split
 
     module = COMMANDS[name]
-    text = describe(name)
+    text = plain(describe(name))
     assert module.USAGE in text and "Examples:" in text
     assert module.EXAMPLES
     for example in module.EXAMPLES:
@@ -28,10 +28,10 @@ def test_every_command_has_help_with_examples_that_parse(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_every_command_is_in_the_readme(name: str) -> None:
-    assert f"`{COMMANDS[name].USAGE}`" in README
+    assert f"`/{COMMANDS[name].USAGE}`" in README
 
 
 def test_help_lists_every_command() -> None:
-    text = describe()
+    text = plain(describe())
     for module in COMMANDS.values():
         assert module.USAGE in text and module.SUMMARY in text

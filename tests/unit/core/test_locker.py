@@ -9,6 +9,7 @@ import pytest
 
 from core.events import Notice, Refusal
 from core.locker import Locker
+from core.marks import plain
 from core.repos import Repositories
 from tests.clock import FakeClock
 
@@ -54,9 +55,9 @@ def test_the_lock_of_an_operation_a_live_bot_runs_is_not_lifted(
     op_id = running_deploy(repos, locker, lease_s=60)
     refused = locker.unlock("dev", "iris")
     assert isinstance(refused, Refusal)
-    assert f"for: alice is deploying iris v2 ({op_id}, at build)" in refused.text
-    assert "(at the latest until " in refused.text
-    assert "`/cancel iris in dev`" in refused.text
+    assert f"for: alice is deploying iris v2 ({op_id}, at build)" in plain(refused.text)
+    assert "(at the latest until " in plain(refused.text)
+    assert "`/cancel iris in dev`" in plain(refused.text)
     assert repos.locks.get("dev", "iris") is not None
 
 
@@ -68,7 +69,7 @@ def test_the_lock_of_an_operation_whose_bot_died_is_lifted(
     lifted = locker.unlock("dev", "iris")
     assert isinstance(lifted, Notice)
     assert (
-        lifted.text
+        plain(lifted.text)
         == "iris in dev is unlocked (it was held by alice for: alice is deploying iris v2)."
     )
     assert repos.locks.get("dev", "iris") is None
@@ -84,8 +85,8 @@ def test_a_freeze_is_lifted_and_told_to_whoever_tries_meanwhile(locker: Locker) 
     assert isinstance(locker.freeze("dev", "iris", holder="bob", reason="audit"), Notice)
     attempt = locker.try_lock("dev", "iris", holder="alice", reason="deploy")
     refused = locker.refusal("dev", "iris", attempt)
-    assert refused.text.startswith("iris in dev is frozen by bob since ")
-    assert refused.text.endswith(": audit. An admin can lift it with `/unlock iris in dev`.")
+    assert plain(refused.text).startswith("iris in dev is frozen by bob since ")
+    assert plain(refused.text).endswith(": audit. An admin can lift it with `/unlock iris in dev`.")
     assert isinstance(locker.unlock("dev", "iris"), Notice)
     assert isinstance(locker.unlock("dev", "iris"), Refusal)  # nothing left to lift
 
@@ -94,7 +95,7 @@ def test_a_held_endpoint_is_refused_with_who_and_the_cancel_to_type(locker: Lock
     assert locker.try_lock("dev", "iris", holder="alice", reason="deploying v2").acquired
     attempt = locker.try_lock("dev", "iris", holder="bob", reason="scaling")
     assert not attempt.acquired
-    text = locker.refusal("dev", "iris", attempt).text
+    text = plain(locker.refusal("dev", "iris", attempt).text)
     assert text.startswith("iris in dev is locked by alice since ")
     assert text.endswith(
         "for: deploying v2. It is released when that operation ends; an admin can stop the "

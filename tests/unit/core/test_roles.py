@@ -16,6 +16,7 @@ from commands.registry import execute
 from core.approvals import ApprovalRequested, Decided
 from core.config import Settings
 from core.events import Outcome, Refusal
+from core.marks import plain
 from core.roles import Actor
 from core.runtime import Runtime
 from tests.conftest import Recorder, make_settings
@@ -81,9 +82,9 @@ def test_only_admins_change_what_serves(core: Runtime, env: str, role: str, line
 
     assert isinstance(reply, Refusal)
     action = line.split()[0].lstrip("/")
-    assert reply.text.startswith(f"only admins of {env} can {action}")
+    assert plain(reply.text).startswith(f"only admins of {env} can {action}")
     if action == "deploy":
-        assert f"ask for it with `/promote iris v1 to {env}`" in reply.text
+        assert f"ask for it with `/promote iris v1 to {env}`" in plain(reply.text)
     assert state(core) == before
     (entry, *_) = core.repos.audit.entries(limit=1)
     assert (entry.actor_id, entry.outcome, entry.env) == (who.id, "refused", env)
@@ -94,7 +95,7 @@ def test_an_admin_of_one_environment_is_not_an_admin_of_the_other(core: Runtime,
     other = ADMIN_PROD if env == "dev" else ADMIN_DEV
     before = state(core)
     reply = run(core, other, f"/deploy iris v1 to {env}")
-    assert isinstance(reply, Refusal) and f"only admins of {env}" in reply.text
+    assert isinstance(reply, Refusal) and f"only admins of {env}" in plain(reply.text)
     assert state(core) == before
 
 
@@ -127,11 +128,11 @@ def test_promote_is_for_developers_and_admins(core: Runtime, env: str, role: str
     reply = run(core, who, f"/promote iris v2 to {env} because accuracy is up")
     if role == "viewer":
         assert isinstance(reply, Refusal)
-        assert reply.text == f"only developers and admins of {env} can promote"
+        assert plain(reply.text) == f"only developers and admins of {env} can promote"
     else:
         assert isinstance(reply, ApprovalRequested)
         assert reply.candidate.version == 2 and reply.approval.reason == "accuracy is up"
-        assert f"/approve {reply.approval.id}" in reply.text
+        assert f"/approve {reply.approval.id}" in plain(reply.text)
 
 
 @pytest.mark.parametrize("role", ["admin", "developer", "viewer"])
@@ -152,7 +153,9 @@ def test_approval_deploys_exactly_the_requested_version(core: Runtime) -> None:
     request = promoted(core)
     reply = run(core, ADMIN_PROD, f"/approve {request}")
     assert isinstance(reply, Decided) and reply.approved and reply.ok
-    assert isinstance(reply.outcome, Outcome) and reply.outcome.text.startswith("iris v2 is live")
+    assert isinstance(reply.outcome, Outcome) and plain(reply.outcome.text).startswith(
+        "iris v2 is live"
+    )
     (endpoint,) = core.repos.endpoints.every("prod")
     assert endpoint.version == 2
     deploy_entry, approve_entry = core.repos.audit.entries(limit=2)
@@ -178,7 +181,9 @@ def test_developers_and_other_admins_cannot_decide(core: Runtime) -> None:
     request = promoted(core)
     for who in (DEVELOPER, ADMIN_DEV, VIEWER):
         refused = run(core, who, f"/approve {request}")
-        assert isinstance(refused, Refusal) and "only admins of prod can approve" in refused.text
+        assert isinstance(refused, Refusal) and "only admins of prod can approve" in plain(
+            refused.text
+        )
     assert core.repos.endpoints.every("prod") == []
 
 
@@ -199,7 +204,7 @@ def test_simultaneous_approvals_deploy_once(core: Runtime) -> None:
     decided = [r for r in replies if isinstance(r, Decided)]
     refused = [r for r in replies if isinstance(r, Refusal)]
     assert len(decided) == 1 and len(refused) == 1
-    assert "this request was already approved by" in refused[0].text
+    assert "this request was already approved by" in plain(refused[0].text)
     deploys = [op for op in core.repos.operations.recent() if op.kind == "deploy"]
     assert len(deploys) == 1
 
@@ -215,15 +220,15 @@ def test_a_rejection_records_its_reason_and_deploys_nothing(core: Runtime) -> No
     )
     assert core.repos.endpoints.every("prod") == []
     again = run(core, ADMIN_PROD_2, f"/approve {request}")
-    assert isinstance(again, Refusal) and "already rejected by pat" in again.text
+    assert isinstance(again, Refusal) and "already rejected by pat" in plain(again.text)
 
 
 def test_an_expired_request_is_refused(core: Runtime) -> None:
     core.settings.approval_ttl_s = -1  # requests made now are already past their time
     request = promoted(core)
     refused = run(core, ADMIN_PROD, f"/approve {request}")
-    assert isinstance(refused, Refusal) and "this request expired at" in refused.text
-    assert "ask again with `/promote iris v2 to prod`" in refused.text
+    assert isinstance(refused, Refusal) and "this request expired at" in plain(refused.text)
+    assert "ask again with `/promote iris v2 to prod`" in plain(refused.text)
     assert core.repos.endpoints.every("prod") == []
 
 
@@ -231,10 +236,10 @@ def test_register_is_for_developers_and_admins(core: Runtime) -> None:
     line = "/register iris-demo as iris-candidate"
     refused = run(core, VIEWER, line)
     assert isinstance(refused, Refusal)
-    assert refused.text == "only developers and admins can register models"
+    assert plain(refused.text) == "only developers and admins can register models"
     registered = run(core, DEVELOPER, line)
-    assert registered.ok and registered.text.startswith("Registered iris-candidate v")
-    assert "Next: `/promote iris-candidate v" in registered.text
+    assert registered.ok and plain(registered.text).startswith("Registered iris-candidate v")
+    assert "Next: `/promote iris-candidate v" in plain(registered.text)
     entries = core.repos.audit.entries(limit=2)
     assert [(e.actor_id, e.outcome) for e in entries] == [
         (DEVELOPER.id, "succeeded"),
@@ -246,10 +251,12 @@ def test_rollback_serves_the_previous_version_again(core: Runtime) -> None:
     assert run(core, ADMIN_PROD, "/deploy iris v1 to prod").ok
     nothing = run(core, ADMIN_PROD, "/rollback iris in prod")
     assert isinstance(nothing, Refusal)
-    assert nothing.text.startswith("iris in prod has served only v1: there is nothing to roll")
+    assert plain(nothing.text).startswith(
+        "iris in prod has served only v1: there is nothing to roll"
+    )
     assert run(core, ADMIN_PROD, "/deploy iris v2 to prod").ok
     back = run(core, ADMIN_PROD, "/rollback iris in prod")
-    assert isinstance(back, Outcome) and back.ok and back.text.startswith("iris v1 is live")
+    assert isinstance(back, Outcome) and back.ok and plain(back.text).startswith("iris v1 is live")
     (endpoint,) = core.repos.endpoints.every("prod")
     assert endpoint.version == 1
     assert core.repos.audit.entries(limit=1)[0].action == "rollback"
@@ -259,12 +266,14 @@ def test_stop_takes_an_endpoint_out_of_service(core: Runtime) -> None:
     live = run(core, ADMIN_DEV, "/deploy iris v1 to dev")
     assert isinstance(live, Outcome) and live.ok
     stopped = run(core, ADMIN_DEV, "/stop iris in dev")
-    assert stopped.ok and stopped.text.startswith("iris in dev is stopped (it served iris v1")
+    assert stopped.ok and plain(stopped.text).startswith(
+        "iris in dev is stopped (it served iris v1"
+    )
     assert core.repos.endpoints.every("dev") == []
     health = core.deployer.targets["dev"].health(_ref("dev"))
     assert not health.up
     again = run(core, ADMIN_DEV, "/stop iris in dev")
-    assert isinstance(again, Refusal) and again.text == "there is no endpoint `iris` in dev"
+    assert isinstance(again, Refusal) and plain(again.text) == "there is no endpoint `iris` in dev"
 
 
 def _ref(env: str):  # type: ignore[no-untyped-def]

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.slack.blocks import approval, history, registered, status
-from bot.slack.mrkdwn import escape, tail
+from bot.slack.mrkdwn import SECTION, escape, fit, shown, tail
 from commands.base import HistoryReport, StatusReport
+from commands.naming import DEFAULT
+from commands.registry import split
 from core.approvals import ApprovalRequested
 from core.checks import Finding
 from core.events import EndpointStatus
+from core.marks import person
 from core.models import ApprovalRow, AuditRow
 from core.registry.runs import Registered
 from core.status import Problems
@@ -32,8 +35,15 @@ def test_status_of_60_endpoints_shows_what_fits_and_how_to_see_the_rest() -> Non
     text, blocks = status(StatusReport(endpoints=eps, detail=False, env=None))
     check_message(text, blocks)
     assert len(blocks) == 50
-    assert blocks[-1]["elements"][0]["text"] == (
-        "… and 12 more: `/status in dev`, `/status in prod`"
+    assert blocks[0]["text"]["text"] == "Endpoints (page 1 of 2)"
+    assert blocks[-1]["elements"][0]["text"] == "… and 12 more endpoints: `/mlops status page 2`"
+    _, rest = status(StatusReport(endpoints=eps, detail=False, env=None, page=2))
+    assert [b["text"]["text"].split("*")[1] for b in rest[1:]] == [
+        f"model-{i}" for i in range(48, 60)
+    ]
+    _, past = status(StatusReport(endpoints=eps, detail=False, env="prod", page=7))
+    assert past[1]["elements"][0]["text"] == (
+        "There is no page 7: the list has 2; this is the last."
     )
 
 
@@ -54,7 +64,7 @@ def test_status_with_60_endpoints_and_40_problems_still_fits_and_escapes_them() 
     assert "found 40 problem(s)" in told and "*env &lt;!channel&gt;0* · runtime: rrr" in told
     assert told.endswith("more: `chatops check` shows them all")
     assert "<!channel>" not in text + str(blocks)
-    assert blocks[-2]["elements"][0]["text"] == "… and 13 more: `/status in dev`"
+    assert blocks[-2]["elements"][0]["text"] == "… and 13 more endpoints: `/mlops status page 2`"
 
 
 def test_history_of_50_long_entries_fits_in_one_message() -> None:
@@ -95,11 +105,29 @@ def test_1100_metrics_show_the_shared_ones_first_and_how_many_more() -> None:
 def test_a_log_tail_is_cut_at_a_line_boundary() -> None:
     log = "\n".join(f"line {i}" for i in range(1000))
     cut = tail(log, 100)
-    assert cut.endswith("line 999") and cut.split("\n")[0].startswith("line ")
-    assert len(cut) <= 100 and all(line.startswith("line ") for line in cut.split("\n"))
+    first, *kept = cut.split("\n")
+    assert cut.endswith("line 999") and first == f"… ({1000 - len(kept)} earlier lines)"
+    assert len(cut) <= 100 and all(line.startswith("line ") for line in kept)
 
 
 def test_escape_keeps_placeholders_and_drops_hidden_characters() -> None:
     assert escape("/deploy <model> v<N> & more") == "/deploy &lt;model&gt; v&lt;N&gt; &amp; more"
     assert escape("ir\u202eis\u200b") == "iris"
-    assert escape("<@U1> asks; <@U2> typed", mentions=("U1",)) == "<@U1> asks; &lt;@U2&gt; typed"
+    # only the mention the bot means (a person the core marked) pings; a typed one never
+    text = f"{person('<@U1>')} asks; <@U2> typed <!here>"
+    assert shown(text, DEFAULT) == "<@U1> asks; &lt;@U2&gt; typed &lt;!here&gt;"
+
+
+def test_a_long_line_is_cut_at_a_word_saying_how_many_characters_it_left_out() -> None:
+    text = "accuracy 0.93, " + ", ".join(f"class_{i:04d} 0.93" for i in range(1420))
+    cut = fit(text, SECTION)
+    head, note = cut.rsplit(" … (", 1)
+    assert len(cut) <= SECTION and head.endswith("0.93")  # a whole number, not half of one
+    assert note == f"{len(text) - len(head):,} more characters)"
+
+
+def test_marks_a_user_types_are_not_the_bots() -> None:
+    forged = f"/lock iris in dev {person('<@U0CAROL>')} asked"
+    name, rest = split(forged)
+    assert (name, rest) == ("lock", "iris in dev <@U0CAROL> asked")
+    assert shown(rest, DEFAULT) == "iris in dev &lt;@U0CAROL&gt; asked"

@@ -60,7 +60,7 @@ def test_what_a_target_says_instead_is_escaped_and_fits() -> None:
 def test_the_home_tab_shows_traffic_too() -> None:
     eps = [endpoint(i, UNKNOWN if i % 2 else BUSY) for i in range(120)]
     seen = Overview(endpoints=eps, to_decide=[], requests=[], operations=[])
-    view = home_view(seen, production=frozenset(), command="/mlops")
+    view = home_view(seen, production=frozenset())
     check_blocks(view["blocks"], limit=100)
     texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
     assert any(":bar_chart: 1800 req/min" in t for t in texts)
