@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from core.marks import plain
 from core.scrub import scrub
 
 log = logging.getLogger("chatops.core")
@@ -66,7 +67,7 @@ class LogAlerts:
         self.say = say or (lambda text: log.warning("%s", text))
 
     def tell(self, alert: Alert) -> dict[str, Any]:
-        self.say(scrub(alert.text))
+        self.say(plain(scrub(alert.text)))
         return {}
 
     def thread_of(self, where: dict[str, Any], command: str) -> dict[str, Any]:

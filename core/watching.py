@@ -36,6 +36,7 @@ from core.config import Environment, Settings
 from core.deployer import Deployer
 from core.errors import ChatOpsError, StoreError
 from core.events import Event, NullReporter, Refusal, Reporter
+from core.marks import command, person
 from core.models import Endpoint, Operation, WatchRow, WatchState, aware
 from core.repos import Repositories
 from core.repos.operations import OperationRepository
@@ -246,7 +247,7 @@ class Watcher:
             return None, NO_GOING_BACK.format(reason=FAILED_BEFORE.format(**where), **where)
         switched = self.repos.operations.get(w.operation_id)
         if switched is not None and switched.kind == "rollback":  # a person's: ours are unwatched
-            reason = MOVED_AWAY.format(who=switched.requested_by, op=switched.id, **where)
+            reason = MOVED_AWAY.format(who=person(switched.requested_by), op=switched.id, **where)
             return None, NO_GOING_BACK.format(reason=reason, **where)
         return w.previous, ""
 
@@ -392,17 +393,17 @@ CLEAN = "{label} served healthy through its {window} watch: nothing to roll back
 FAILED = ":rotating_light: {endpoint} in {env}: {label} {why}."
 NOTHING_BEFORE = (
     "Nothing served {endpoint} before it, so there is nothing to roll back to: deploy "
-    "another version, or `/stop {endpoint} in {env}`."
+    "another version, or `" + command("stop {endpoint} in {env}") + "`."
 )
 NO_GOING_BACK = (
     "It was not rolled back by itself: {reason} An admin decides what serves now: deploy "
-    "another version, or `/stop {endpoint} in {env}`."
+    "another version, or `" + command("stop {endpoint} in {env}") + "`."
 )
 FAILED_BEFORE = "v{previous}, which served before it, failed its own watch."
 MOVED_AWAY = "v{previous}, which served before it, is what {who} rolled back from ({op})."
 HELD = (
     "It was not rolled back by itself, because {held} Once that ends, an admin can type "
-    "`/rollback {endpoint} in {env}` if it is still wanted."
+    "`" + command("rollback {endpoint} in {env}") + "` if it is still wanted."
 )
 ROLLING_BACK = "Rolling back to v{previous} by itself ({op})."
 COMMAND = "automatic rollback of {endpoint} in {env} (its watch after {op} failed)"

@@ -15,6 +15,7 @@ from core.admission import Automatic
 from core.alerts import LogAlerts
 from core.config import Environment, Settings
 from core.events import Outcome, Refusal
+from core.marks import plain
 from core.models import WatchState
 from core.registry.mlflow import Registry
 from core.repos import Repositories
@@ -167,7 +168,7 @@ def test_the_rollback_is_the_deployers_asked_by_the_bot_and_audited_as_automatic
     (op,) = [op for op in core.repos.operations.recent(10) if op.kind == "rollback"]
     plan = Plan.of(op)
     assert plan.automatic.startswith("was down at 2 checks in a row")
-    assert plan.headline.startswith(
+    assert plain(plan.headline).startswith(
         "chatops is rolling iris in dev back from v2 to v1 by itself: v2 was down at 2 checks"
     )
     assert (op.requested_by, op.state) == ("chatops", "succeeded")
