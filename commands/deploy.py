@@ -7,6 +7,7 @@ import re
 from pydantic import BaseModel
 
 from commands.base import Context, Reply, UsageError, check_name, dry_run, shown, tokens
+from core.registry.events import MAX_VERSION, version_number
 
 NAME = "deploy"
 SUMMARY = "serve a registered model version on its endpoint"
@@ -96,8 +97,12 @@ def parse(text: str) -> Deploy | UsageError:
     which, rest = rest[0], rest[1:]
     version = alias = None
     if (match := _VERSION.match(which)) is not None:
-        version = int(match.group(1))
-        if version < 1:
+        version = version_number(match.group(1))
+        if version is None and match.group(1).lstrip("-0").isdigit() and "-" not in which:
+            return _error(
+                f"`{shown(which)}` is not a version: MLflow numbers them up to v{MAX_VERSION}."
+            )
+        if version is None:
             return _error(f"`{shown(which)}` is not a version: versions start at v1.")
     elif (match := _ALIAS.match(which)) is not None:
         alias = match.group(1)

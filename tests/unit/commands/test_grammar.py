@@ -81,6 +81,15 @@ MALFORMED = [
     ("/deploy iris latest", "`latest` is not a version: use v<N> (e.g. v3), <N> or @<alias>."),
     ("/deploy iris v0", "`v0` is not a version: versions start at v1."),
     ("/deploy iris -2", "`-2` is not a version: versions start at v1."),
+    ("/deploy iris v000", "`v000` is not a version: versions start at v1."),
+    (
+        "/deploy iris v" + "9" * 40,
+        "`v" + "9" * 38 + "…` is not a version: MLflow numbers them up to v2147483647.",
+    ),
+    (
+        "/deploy iris 2147483648",
+        "`2147483648` is not a version: MLflow numbers them up to v2147483647.",
+    ),
     ("/deploy iris to prod", "Say which version of `iris` to deploy before `to`."),
     ("/deploy iris v3 to", "Say which environment after `to`, e.g. `to prod`."),
     ("/deploy iris v3 prod", "Unexpected `prod`: after the version comes `to <env>`."),
