@@ -132,12 +132,20 @@ def tokens(text: str) -> list[str]:
     return text.split()
 
 
-# `--dry-run` as typed, and as chat clients may turn its dashes into one long dash
-DRY_RUN = frozenset({"--dry-run", "--dryrun", "\u2014dry-run", "\u2013dry-run", "\u2014dryrun"})
+# a flag as typed (`--dry-run`), or as chat clients turn its two dashes into one long dash
+_FLAG = re.compile(r"^(?:--|\u2014|\u2013|\u2014-|\u2013-)([A-Za-z][A-Za-z-]*)$")
+DRY_RUN = frozenset({"dry-run", "dryrun"})
+
+
+def flag(word: str) -> str | None:
+    """The flag `word` is, lower-case and without its dashes (`--Dry-Run`, `—dry-run`:
+    "dry-run"); None when it is no flag (a lone dash in a reason is none)."""
+    match = _FLAG.match(word)
+    return match.group(1).lower() if match else None
 
 
 def dry_run(text: str) -> tuple[str, bool]:
     """`text` without its `--dry-run` flag (wherever it was typed), and whether it had one."""
     words = tokens(text)
-    kept = [w for w in words if w.lower() not in DRY_RUN]
+    kept = [w for w in words if flag(w) not in DRY_RUN]
     return " ".join(kept), len(kept) != len(words)

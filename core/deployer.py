@@ -123,9 +123,9 @@ class Deployer(Admission):
         `override`: an admin's reason to deploy against `env`'s promotion order."""
         where = self.settings.environment(env)
         if override is not None and where is not None:  # said before "only admins deploy"
-            no = self._may_override(actor, command, where, model, override, approver)
+            no = self._override_refused(where, model, override, approver or actor)
             if no is not None:
-                return no
+                return self._audited(Action.DEPLOY, actor, command, where.name, model, no, approver)
         environment = self._admit(
             Action.DEPLOY,
             actor,
@@ -142,12 +142,12 @@ class Deployer(Admission):
         )
         order = ""
         if not isinstance(intent, Refusal):
-            decided = self._in_order(
-                actor, command, environment, model, version, override=override, approver=approver
+            check, order = self._order(
+                environment, model, version, override=override, deciding=approver or actor
             )
-            if isinstance(decided, Refusal):
-                return decided
-            order = decided
+            if check is not None and check.refusal is not None:
+                name, refused = environment.name, check.refusal
+                return self._audited(Action.DEPLOY, actor, command, name, model, refused, approver)
         return self._operation(
             intent,
             action=Action.DEPLOY,
@@ -327,6 +327,15 @@ class Deployer(Admission):
         except BaseException:
             self.locker.release(env, endpoint, attempt.token)
             raise
+        if overridden:  # only now is it under way: a deploy refused on the way overrode nothing
+            self._audit_override(
+                overridden,
+                actor=actor,
+                approver=approver,
+                command=command,
+                env=env,
+                endpoint=endpoint,
+            )
         if not wait:
             return Outcome(
                 ok=True, text=f"queued: {intent.headline}", operation=op.id, data={"queued": True}

@@ -49,7 +49,10 @@ class Planner(Admission):
         env: str | None = None,
         actor: Actor,
         command: str,
+        override: str | None = None,
     ) -> PlanReport | Refusal:
+        """What the deploy would do, `override` (an admin's reason to deploy against the
+        promotion order) honoured as the deploy honours it."""
         environment = self._env(env)
         if isinstance(environment, Refusal):
             return self._recorded(Action.DEPLOY, actor, command, env, model, environment)
@@ -62,7 +65,15 @@ class Planner(Admission):
             version, alias = candidate.version, None
         hint = promotion_hint(self.settings, model, version, alias, environment.name)
         return self._plan(
-            Action.DEPLOY, environment.name, model, intent, candidate, actor, command, hint
+            Action.DEPLOY,
+            environment.name,
+            model,
+            intent,
+            candidate,
+            actor,
+            command,
+            hint,
+            override=override,
         )
 
     def scale(
@@ -120,6 +131,8 @@ class Planner(Admission):
         actor: Actor,
         command: str,
         hint: str = "",
+        *,
+        override: str | None = None,
     ) -> PlanReport:
         environment = self.settings.environment(env)
         assert environment is not None
@@ -137,7 +150,7 @@ class Planner(Admission):
         else:
             checks += [
                 Check(subject, passed=found_text(intent)),
-                *self.deployer.gates(intent),
+                *self.deployer.gates(intent, deciding=actor, override=override),
                 self._lock(env, endpoint),
             ]
             if candidate is None and action is not Action.STOP:

@@ -28,6 +28,25 @@ def parsed(line: str) -> object:
             Deploy(model="fraud-model.v2", version=12, env="dev"),
         ),
         ("  /DEPLOY   iris   v1  ", Deploy(model="iris", version=1)),
+        # Slack clients turn `--` into a long dash: every flag is taken either way
+        (
+            '/deploy iris v1 to prod \u2014override "hotfix \u2014 incident 42" \u2014dry-run',
+            Deploy(
+                model="iris",
+                version=1,
+                env="prod",
+                override="hotfix \u2014 incident 42",
+                dry_run=True,
+            ),
+        ),
+        (
+            "/deploy iris v1 to prod \u2013override hotfix \u2014 now \u2014dry-run",
+            Deploy(model="iris", version=1, env="prod", override="hotfix \u2014 now", dry_run=True),
+        ),
+        (
+            '/deploy iris v1 --Override "hotfix" --DRY-RUN',
+            Deploy(model="iris", version=1, override="hotfix", dry_run=True),
+        ),
     ],
 )
 def test_deploy_accepts(line: str, expected: Deploy) -> None:
