@@ -10,15 +10,17 @@ shortened to their last component, which is what a reader needs to recognise the
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote, unquote, urlsplit
 
 if TYPE_CHECKING:
@@ -214,6 +216,64 @@ def install_log_filter(handlers: Iterable[logging.Handler] | None = None) -> Non
     for handler in handlers:
         if not any(isinstance(f, ScrubFilter) for f in handler.filters):
             handler.addFilter(ScrubFilter())
+
+
+class ScrubbedStream(io.TextIOBase):
+    """A text stream that scrubs what is written to it, a line at a time (a credential
+    split across two writes is masked all the same), before `raw` gets it. Anything else
+    (`isatty`, `fileno`, `encoding`) is `raw`'s."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+        self._held = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            done, line_end, self._held = (self._held + text).rpartition("\n")
+            if line_end:
+                self.raw.write(scrub(done) + line_end)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._held:  # a progress line rewritten in place (`\r`) has no newline
+                self.raw.write(scrub(self._held))
+                self._held = ""
+        self.raw.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.raw, "encoding", "utf-8")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+@contextmanager
+def scrubbed_output() -> Iterator[None]:
+    """While it lasts, what libraries print to stdout and stderr is scrubbed before it
+    reaches the terminal (MLflow prints `View experiment at: <tracking URI>` with its
+    password); and their own log handlers (MLflow's) scrub from then on."""
+    install_log_filter(logging.getLogger("mlflow").handlers)
+    before = sys.stdout, sys.stderr
+    wrapped = [s if isinstance(s, ScrubbedStream) else ScrubbedStream(s) for s in before]
+    sys.stdout, sys.stderr = wrapped
+    try:
+        yield
+    finally:
+        for stream in wrapped:
+            stream.flush()
+        sys.stdout, sys.stderr = before
 
 
 def _password(uri: str) -> str | None:
