@@ -292,6 +292,8 @@ def _sqlite_folder(uri: str) -> str | None:
 
 def _default_roots() -> None:
     for root in (
+        # the bot's own code: its frames in a server's traceback
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         tempfile.gettempdir(),
         "/tmp",
         "/var/tmp",
