@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
+from core.config import NAME as NAME  # one rule for names, settings and commands alike
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.roles import Actor
 
@@ -103,7 +104,6 @@ class Context:
     text: str
 
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_TEXT = 500
 
 
