@@ -143,6 +143,12 @@ class Planner(Admission):
         )
         subject = "model" if action is Action.DEPLOY else "endpoint"
         checks = [permission]
+        # an override no one may give here is refused first, as the deploy refuses it
+        refused = override is not None and self._override_refused(
+            environment, endpoint, override, actor
+        )
+        if refused:
+            checks.insert(0, Check("promotion", refusal=refused))
         details: dict[str, Any] = {}
         if isinstance(intent, Refusal):  # nothing to plan further: the command stops here
             checks.append(Check(subject, refusal=intent))
@@ -150,7 +156,9 @@ class Planner(Admission):
         else:
             checks += [
                 Check(subject, passed=found_text(intent)),
-                *self.deployer.gates(intent, deciding=actor, override=override),
+                *self.deployer.gates(
+                    intent, deciding=actor, override=override, promotion=not refused
+                ),
                 self._lock(env, endpoint),
             ]
             if candidate is None and action is not Action.STOP:

@@ -301,8 +301,11 @@ def test_a_plan_honours_the_override_its_command_honours(ordered: Runtime) -> No
     assert isinstance(done, Outcome) and done.ok, done.text
     assert serving(ordered, "prod") == ("iris", 1)
 
-    # a developer's override is refused by the plan as by the deploy
-    theirs = run(ordered, '/deploy iris v2 to prod --override "trust me" --dry-run', DEVELOPER)
+    # a developer's override is refused by the plan as by the deploy, in the same words
+    line = '/deploy iris v2 to prod --override "trust me"'
+    theirs = run(ordered, line + " --dry-run", DEVELOPER)
     assert isinstance(theirs, PlanReport) and not theirs.ok
-    order = {c.name: c for c in theirs.checks}["promotion"]
-    assert order.text.startswith("only admins of prod can override its promotion order")
+    refused = run(ordered, line, DEVELOPER)
+    assert isinstance(refused, Refusal)
+    assert refused.text.startswith("only admins of prod can override its promotion order")
+    assert theirs.verdict == f"it would be refused: {refused.text}"
