@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
+from core.config import NAME as NAME  # one rule for names, settings and commands alike
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.marks import command
 from core.roles import Actor
@@ -118,7 +119,6 @@ class Context:
     on_decided: Callable[[Decided], Reporter] | None = None
 
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_TEXT = 500
 
 
@@ -147,12 +147,20 @@ def tokens(text: str) -> list[str]:
     return text.split()
 
 
-# `--dry-run` as typed, and as chat clients may turn its dashes into one long dash
-DRY_RUN = frozenset({"--dry-run", "--dryrun", "\u2014dry-run", "\u2013dry-run", "\u2014dryrun"})
+# a flag as typed (`--dry-run`), or as chat clients turn its two dashes into one long dash
+_FLAG = re.compile(r"^(?:--|\u2014|\u2013|\u2014-|\u2013-)([A-Za-z][A-Za-z-]*)$")
+DRY_RUN = frozenset({"dry-run", "dryrun"})
+
+
+def flag(word: str) -> str | None:
+    """The flag `word` is, lower-case and without its dashes (`--Dry-Run`, `—dry-run`:
+    "dry-run"); None when it is no flag (a lone dash in a reason is none)."""
+    match = _FLAG.match(word)
+    return match.group(1).lower() if match else None
 
 
 def dry_run(text: str) -> tuple[str, bool]:
     """`text` without its `--dry-run` flag (wherever it was typed), and whether it had one."""
     words = tokens(text)
-    kept = [w for w in words if w.lower() not in DRY_RUN]
+    kept = [w for w in words if flag(w) not in DRY_RUN]
     return " ".join(kept), len(kept) != len(words)

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel
 
-from commands.base import Context, Reply, UsageError, check_name, dry_run, shown, tokens
+from commands.base import (
+    Context,
+    Reply,
+    UsageError,
+    check_name,
+    dry_run,
+    flag,
+    shown,
+    tokens,
+)
+from core.registry.events import MAX_VERSION, version_number
 
 NAME = "deploy"
 SUMMARY = "serve a registered model version on its endpoint"
@@ -51,7 +62,7 @@ def take_override(text: str, usage: str, example: str) -> tuple[str, str | None]
     """`text` without its `--override "<reason>"`, and the reason (None when there is no
     override). The reason is quoted, or the words after the flag up to the next `--flag`."""
     words = text.translate(_QUOTES).split(" ")
-    at = next((i for i, w in enumerate(words) if w.lower() == OVERRIDE), None)
+    at = next((i for i, w in enumerate(words) if flag(w) == OVERRIDE[2:]), None)
     if at is None:
         return text, None
     before, after = words[:at], " ".join(words[at + 1 :]).strip()
@@ -65,7 +76,7 @@ def take_override(text: str, usage: str, example: str) -> tuple[str, str | None]
         reason, rest = after[1:close], after[close + 1 :]
     else:
         taken = after.split()
-        cut = next((i for i, w in enumerate(taken) if w.startswith("--")), len(taken))
+        cut = next((i for i, w in enumerate(taken) if flag(w) is not None), len(taken))
         reason, rest = " ".join(taken[:cut]), " ".join(taken[cut:])
     reason = " ".join(reason.split())
     if not reason:
@@ -96,8 +107,12 @@ def parse(text: str) -> Deploy | UsageError:
     which, rest = rest[0], rest[1:]
     version = alias = None
     if (match := _VERSION.match(which)) is not None:
-        version = int(match.group(1))
-        if version < 1:
+        version = version_number(match.group(1))
+        if version is None and match.group(1).lstrip("-0").isdigit() and "-" not in which:
+            return _error(
+                f"`{shown(which)}` is not a version: MLflow numbers them up to v{MAX_VERSION}."
+            )
+        if version is None:
             return _error(f"`{shown(which)}` is not a version: versions start at v1.")
     elif (match := _ALIAS.match(which)) is not None:
         alias = match.group(1)
@@ -124,25 +139,23 @@ def parse(text: str) -> Deploy | UsageError:
 def run(cmd: Deploy, ctx: Context) -> Reply:
     if cmd.dry_run:
         return plan(cmd, ctx)
-    return ctx.core.deployer.deploy(
-        model=cmd.model,
-        version=cmd.version,
-        alias=cmd.alias,
-        env=cmd.env,
-        actor=ctx.actor,
-        command=ctx.text,
-        reporter=ctx.reporter,
-        override=cmd.override,
-    )
+    return ctx.core.deployer.deploy(**_asked(cmd, ctx), reporter=ctx.reporter)
 
 
 def plan(cmd: Deploy, ctx: Context) -> Reply:
-    """What the deploy would do, changing nothing."""
-    return ctx.core.planner.deploy(
-        model=cmd.model,
-        version=cmd.version,
-        alias=cmd.alias,
-        env=cmd.env,
-        actor=ctx.actor,
-        command=ctx.text,
-    )
+    """What the deploy would do, changing nothing: asked for as the deploy is, every flag
+    honoured."""
+    return ctx.core.planner.deploy(**_asked(cmd, ctx))
+
+
+def _asked(cmd: Deploy, ctx: Context) -> dict[str, Any]:
+    """What the deploy and its plan are both asked."""
+    return {
+        "model": cmd.model,
+        "version": cmd.version,
+        "alias": cmd.alias,
+        "env": cmd.env,
+        "actor": ctx.actor,
+        "command": ctx.text,
+        "override": cmd.override,
+    }

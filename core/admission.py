@@ -149,17 +149,27 @@ class Admission:
         )
         return result
 
-    def gates(self, intent: Intent, *, promotion: bool = True) -> list[Check]:
+    def gates(
+        self,
+        intent: Intent,
+        *,
+        deciding: Actor | None = None,
+        override: str | None = None,
+        promotion: bool = True,
+    ) -> list[Check]:
         """The checks `intent` meets once it is known and before its endpoint is locked, in
-        the order the command meets them; its plan shows each. `promotion=False`: the
-        promotion order was decided already (a deploy checks it, with any override, first)."""
+        the order the command meets them; its plan shows each. A deploy's promotion order is
+        checked as `deciding` (the approver, else the actor) asks, with its `override`;
+        `promotion=False`: it was decided already (a deploy checks it first, to audit it)."""
         env, wanted = intent.environment, intent.resources
         limits = env.limits
         checks = []
-        if promotion and intent.action is Action.DEPLOY and env.promotion is not None:
-            version = intent.version
-            found = None if version is None else self._progress(env, intent.model, version)
-            checks.append(self._promotion(env, intent.model, version, found))
+        if promotion and intent.action is Action.DEPLOY:
+            order, _ = self._order(
+                env, intent.model, intent.version, override=override, deciding=deciding
+            )
+            if order is not None:
+                checks.append(order)
         if intent.action is Action.STOP:  # it frees what the endpoint holds: never too much
             return checks
         checks.append(
@@ -221,69 +231,72 @@ class Admission:
         hint = override_hint(marks.command(f"approve {row.id}"))
         return f"{refusal.text}: request {row.id} stays pending; {hint}"
 
-    def _may_override(
+    def _order(
         self,
-        actor: Actor,
-        command: str,
-        environment: Environment,
-        model: str,
-        override: str,
-        approver: Actor | None = None,
-    ) -> Refusal | None:
-        """Why the promotion order of `environment` may not be overridden as asked (not an
-        admin there, no reason given), audited; None when it may."""
-        env = environment.name
-        refusal = None
-        if role_in(environment, approver or actor) < Role.ADMIN:
-            refusal = Refusal(
-                f"only admins of {env} can override its promotion order; ask for the deploy "
-                f"with `{marks.command(f'promote {model} v<N> to {env}')}`"
-            )
-        elif not override.strip():
-            refusal = Refusal('an override needs a reason: `--override "<reason>"`')
-        if refusal is None:
-            return None
-        return self._audited(Action.DEPLOY, actor, command, env, model, refusal, approver)
-
-    def _in_order(
-        self,
-        actor: Actor,
-        command: str,
         environment: Environment,
         model: str,
         version: int | None,
         *,
         override: str | None,
-        approver: Actor | None = None,
-    ) -> str | Refusal:
-        """Empty when `environment`'s promotion order lets `model` v`version` in (or it has
-        none); when an admin overrides it with a reason, what was overridden and why
-        (audited as an override); else the refusal, audited."""
-        env, deciding = environment.name, approver or actor
-        if override is not None and (
-            no := self._may_override(actor, command, environment, model, override, approver)
-        ):
-            return no
+        deciding: Actor | None,
+    ) -> tuple[Check | None, str]:
+        """The promotion-order check of a deploy of `model` v`version` to `environment`, as
+        the deploy and its plan both meet it: with `override` (the reason of `deciding`, who
+        decides: the approver, else the actor), refused unless an admin gives a reason, else
+        passed as overridden; None without an order. And what an admitted override overrides
+        ("" when nothing is overridden), for the audit once the deploy is under way."""
+        if override is not None:
+            assert deciding is not None, "an override is someone's"
+            if no := self._override_refused(environment, model, override, deciding):
+                return Check("promotion", refusal=no), ""
         if environment.promotion is None:
-            return ""
+            return None, ""
         found = None if version is None else self._progress(environment, model, version)
         check = self._promotion(environment, model, version, found)
-        if check.refusal is None:
-            return ""
-        if override is None or found is None:  # an alias is refused even to an override
-            return self._audited(Action.DEPLOY, actor, command, env, model, check.refusal, approver)
+        if check.refusal is None or override is None or found is None:
+            return check, ""  # an alias is refused even to an override
+        who = marks.person(deciding.shown) if deciding else "someone"
         overridden = (
-            f"{marks.person(deciding.shown)} overrode the promotion order of {env} ({found.text}): "
-            f"{override.strip()}"
+            f"{who} overrode the promotion order of {environment.name} "
+            f"({found.text}): {override.strip()}"
         )
+        return Check("promotion", passed=overridden), overridden
+
+    def _override_refused(
+        self, environment: Environment, model: str, override: str, deciding: Actor
+    ) -> Refusal | None:
+        """Why `deciding` may not override the promotion order of `environment` as asked
+        (not an admin there, no reason given); None when they may."""
+        env = environment.name
+        if role_in(environment, deciding) < Role.ADMIN:
+            return Refusal(
+                f"only admins of {env} can override its promotion order; ask for the deploy "
+                f"with `{marks.command(f'promote {model} v<N> to {env}')}`"
+            )
+        if not override.strip():
+            return Refusal('an override needs a reason: `--override "<reason>"`')
+        return None
+
+    def _audit_override(
+        self,
+        overridden: str,
+        *,
+        actor: Actor,
+        approver: Actor | None,
+        command: str,
+        env: str,
+        endpoint: str,
+    ) -> None:
+        """Audit an override once what it overrides is under way (its operation recorded):
+        a deploy refused after the order was overridden overrode nothing."""
+        deciding = approver or actor
         self.audit.write(
             "override",
             actor_id=deciding.id,
             actor_name=deciding.shown,
             command=command,
             env=env,
-            endpoint=model,
+            endpoint=endpoint,
             outcome="overridden",
             detail=overridden,
         )
-        return overridden

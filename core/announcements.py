@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.config import Settings
-from core.errors import ChatOpsError, RegistryError
+from core.errors import ChatOpsError, NotFound, RegistryError
 from core.registry.events import (
     RegistryEvent,
     RegistryEventKind,
@@ -126,10 +126,21 @@ class Announcements:
 
     def offer(self, event: RegistryEvent, *, source: str) -> Announcement | None:
         """The announcement of `event` when this call is the first to record it, from any
-        bot process; else None (someone else announces it, or did)."""
+        bot process; else None (someone else announces it, or did; or the registry has no
+        such version: nothing is recorded, nothing offered for a version that is not
+        there). A registry that cannot be asked now does not stop it: the event is
+        announced without metrics."""
+        try:
+            mine = version_facts(self.registry, event.model, event.version)
+        except NotFound as exc:
+            log.warning("not announcing %s: %s", event.label, exc.message)
+            return None
+        except RegistryError as exc:
+            log.warning("announcing %s without its metrics: %s", event.label, exc.message)
+            mine = None
         if not self.events.record(event, source=source):
             return None
-        return self.describe(event)
+        return self._describe(event, mine)
 
     def poll(self) -> list[Announcement]:
         """What changed in the registry since anyone last looked, each announced once. The
@@ -155,9 +166,10 @@ class Announcements:
                 found.append(announcement)
         return found
 
-    def describe(self, event: RegistryEvent) -> Announcement:
-        """The announcement of `event`, with as much as the registry tells now."""
-        known: dict[int, VersionFacts | None] = {}
+    def _describe(self, event: RegistryEvent, mine: VersionFacts | None) -> Announcement:
+        """The announcement of `event` (`mine`: what the registry told of its version), with
+        as much as the registry tells now of what serves."""
+        known: dict[int, VersionFacts | None] = {event.version: mine}
 
         def of(version: int) -> VersionFacts | None:
             if version not in known:
@@ -168,7 +180,6 @@ class Announcements:
                     known[version] = None
             return known[version]
 
-        mine = of(event.version)
         serving: dict[tuple[str, int], Served] = {}
         for ep in self.endpoints.every():
             if ep.model == event.model and len(serving) < MAX_SERVING:

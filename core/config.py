@@ -6,13 +6,23 @@ Everything has an embedded default, so the bot runs with no configuration at all
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as UnreadableSetting
 
+from core.errors import ConfigError
 from core.resources import Resources
+
+PREFIX = "CHATOPS_"
+# what a command can name (a model, an endpoint, an environment): the grammar's rule
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NAME_RULE = "letters, digits, `.`, `_` or `-`, starting with a letter or digit, at most 128"
+_SHOWN = 60  # how much of a wrong value a settings error quotes
 
 
 class Limits(BaseModel):
@@ -72,6 +82,13 @@ class Environment(BaseModel):
     max_error_rate: float = Field(default=0.05, ge=0, le=1)
     watch_min_requests: int = Field(default=20, ge=1)
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not NAME.match(name):
+            raise ValueError(f"expected a name commands can say: {NAME_RULE}")
+        return name
+
     @property
     def is_production(self) -> bool:
         if self.production is not None:
@@ -81,9 +98,12 @@ class Environment(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> Environment:
         if self.port_range[0] > self.port_range[1]:
-            raise ValueError(f"port_range of {self.name} is empty: {self.port_range}")
+            low, high = self.port_range
+            raise ValueError(
+                f"port_range given [{low}, {high}]; expected [low, high] with low <= high"
+            )
         if self.target == "cml" and not (self.url and self.project_id):
-            raise ValueError(f"environment {self.name} (cml) needs `url` and `project_id`")
+            raise ValueError("target cml given without `url` or `project_id`; expected both")
         return self
 
 
@@ -94,16 +114,32 @@ def _embedded_environments() -> list[Environment]:
     ]
 
 
+class SettingsProblem(ConfigError, ValueError):
+    """Settings that cannot work, one line per problem: the variable, the path inside it,
+    what was given and what is expected (scrubbed, as every ChatOpsError)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CHATOPS_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+        env_prefix=PREFIX, env_file=".env", extra="ignore", env_nested_delimiter="__"
     )
+
+    def __init__(self, **values: Any) -> None:
+        """SettingsProblem when the environment, `.env` or `values` make settings that
+        cannot work."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsProblem("\n".join(_line(e) for e in exc.errors())) from None
+        except UnreadableSetting as exc:
+            raise SettingsProblem(_unreadable(exc)) from None
 
     state_dir: Path = Path(".state")
     database_url: str = ""
     mlflow_tracking_uri: str = ""
     environments: list[Environment] = Field(default_factory=_embedded_environments)
-    default_environment: str = "dev"
+    # unset: the first environment
+    default_environment: str = ""
     # how long a model server may take to load its model and answer /ping
     start_timeout_s: float = 60.0
     # how long a /promote approval request stays open
@@ -139,19 +175,25 @@ class Settings(BaseSettings):
         if not self.mlflow_tracking_uri:
             self.mlflow_tracking_uri = f"sqlite:///{self.state_dir / 'mlflow.db'}"
         names = [e.name for e in self.environments]
+        listed = ", ".join(names)
+        if not names:
+            raise ValueError(f"{PREFIX}ENVIRONMENTS given []; expected at least one environment")
         if len(set(names)) != len(names):
-            raise ValueError(f"environment names repeat: {names}")
+            raise ValueError(f"{PREFIX}ENVIRONMENTS: names given {listed}; expected each name once")
+        if not self.default_environment:
+            self.default_environment = names[0]
         if self.default_environment not in names:
             raise ValueError(
-                f"default_environment {self.default_environment!r} is not one of {names}"
+                f"{PREFIX}DEFAULT_ENVIRONMENT given {self.default_environment!r}; expected one "
+                f"of the environments: {listed}"
             )
-        for env in self.environments:
-            if env.promotion is not None and env.promotion.after not in names:
+        for n, env in enumerate(self.environments):
+            after = env.promotion.after if env.promotion is not None else None
+            if after is not None and (after not in names or after == env.name):
                 raise ValueError(
-                    f"{env.name}: promotion.after {env.promotion.after!r} is not one of {names}"
+                    f"{PREFIX}ENVIRONMENTS[{n}].promotion.after given {after!r}; expected "
+                    f"another of the environments: {listed}"
                 )
-            if env.promotion is not None and env.promotion.after == env.name:
-                raise ValueError(f"{env.name}: promotion.after names the environment itself")
         return self
 
     def environment(self, name: str | None) -> Environment | None:
@@ -161,3 +203,45 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> Path:
         return self.state_dir / "mlartifacts"
+
+
+def _line(error: Any) -> str:
+    """One pydantic error as one line: `CHATOPS_ENVIRONMENTS[0].port_range[1] given 'x';
+    expected a valid integer`."""
+    loc, message = error["loc"], str(error["msg"]).removeprefix("Value error, ")
+    if not loc:  # the settings' own checks name their variable
+        return message
+    where = f"{PREFIX}{str(loc[0]).upper()}" + "".join(
+        f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:]
+    )
+    if error["type"] == "value_error":  # our checks say what is expected (and was given)
+        given = error.get("input")
+        return (
+            f"{where} given {_shown(given)}; {message}"
+            if isinstance(given, str)
+            else (f"{where}: {message}")
+        )
+    expected = message.removeprefix("Input should be ").removeprefix("Field ")
+    if "secret" in str(loc[0]):
+        return f"{where}: expected {expected}"
+    return f"{where} given {_shown(error.get('input'))}; expected {expected}"
+
+
+def _unreadable(exc: UnreadableSetting) -> str:
+    """A variable whose text could not be read at all: where in it, and what is expected."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    where = f"{PREFIX}{field.group(1).upper()}" if field else "a CHATOPS_ setting"
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        near = cause.doc[max(0, cause.pos - 20) : cause.pos + 20]
+        return (
+            f"{where} is not valid JSON at line {cause.lineno}, column {cause.colno} (near "
+            f"{_shown(near)}): {cause.msg}"
+        )
+    return f"{where} could not be read ({cause or exc}); expected JSON"
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…")

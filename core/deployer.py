@@ -125,9 +125,9 @@ class Deployer(Admission):
         `override`: an admin's reason to deploy against `env`'s promotion order."""
         where = self.settings.environment(env)
         if override is not None and where is not None:  # said before "only admins deploy"
-            no = self._may_override(actor, command, where, model, override, approver)
+            no = self._override_refused(where, model, override, approver or actor)
             if no is not None:
-                return no
+                return self._audited(Action.DEPLOY, actor, command, where.name, model, no, approver)
         environment = self._admit(
             Action.DEPLOY,
             actor,
@@ -144,12 +144,12 @@ class Deployer(Admission):
         )
         order = ""
         if not isinstance(intent, Refusal):
-            decided = self._in_order(
-                actor, command, environment, model, version, override=override, approver=approver
+            check, order = self._order(
+                environment, model, version, override=override, deciding=approver or actor
             )
-            if isinstance(decided, Refusal):
-                return decided
-            order = decided
+            if check is not None and check.refusal is not None:
+                name, refused = environment.name, check.refusal
+                return self._audited(Action.DEPLOY, actor, command, name, model, refused, approver)
         return self._operation(
             intent,
             action=Action.DEPLOY,
@@ -346,6 +346,15 @@ class Deployer(Admission):
             # an admin acts on the endpoint: what its watch judged is theirs to decide now
             self.repos.watches.interrupt(
                 env, endpoint, detail=f"{actor.shown}'s {action.value} ({op.id}) ended it"
+            )
+        if overridden:  # only now is it under way: a deploy refused on the way overrode nothing
+            self._audit_override(
+                overridden,
+                actor=actor,
+                approver=approver,
+                command=command,
+                env=env,
+                endpoint=endpoint,
             )
         if not wait:
             return Outcome(

@@ -50,7 +50,10 @@ class Planner(Admission):
         env: str | None = None,
         actor: Actor,
         command: str,
+        override: str | None = None,
     ) -> PlanReport | Refusal:
+        """What the deploy would do, `override` (an admin's reason to deploy against the
+        promotion order) honoured as the deploy honours it."""
         environment = self._env(env)
         if isinstance(environment, Refusal):
             return self._recorded(Action.DEPLOY, actor, command, env, model, environment)
@@ -63,7 +66,15 @@ class Planner(Admission):
             version, alias = candidate.version, None
         hint = promotion_hint(self.settings, model, version, alias, environment.name, actor=actor)
         return self._plan(
-            Action.DEPLOY, environment.name, model, intent, candidate, actor, command, hint
+            Action.DEPLOY,
+            environment.name,
+            model,
+            intent,
+            candidate,
+            actor,
+            command,
+            hint,
+            override=override,
         )
 
     def scale(
@@ -121,6 +132,8 @@ class Planner(Admission):
         actor: Actor,
         command: str,
         hint: str = "",
+        *,
+        override: str | None = None,
     ) -> PlanReport:
         environment = self.settings.environment(env)
         assert environment is not None
@@ -131,6 +144,12 @@ class Planner(Admission):
         )
         subject = "model" if action is Action.DEPLOY else "endpoint"
         checks = [permission]
+        # an override no one may give here is refused first, as the deploy refuses it
+        refused = override is not None and self._override_refused(
+            environment, endpoint, override, actor
+        )
+        if refused:
+            checks.insert(0, Check("promotion", refusal=refused))
         details: dict[str, Any] = {}
         if isinstance(intent, Refusal):  # nothing to plan further: the command stops here
             checks.append(Check(subject, refusal=intent))
@@ -138,7 +157,9 @@ class Planner(Admission):
         else:
             checks += [
                 Check(subject, passed=found_text(intent)),
-                *self.deployer.gates(intent),
+                *self.deployer.gates(
+                    intent, deciding=actor, override=override, promotion=not refused
+                ),
                 self._lock(env, endpoint),
             ]
             if candidate is None and action is not Action.STOP:

@@ -10,19 +10,18 @@ shortened to their last component, which is what a reader needs to recognise the
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, TextIO
 from urllib.parse import quote, unquote, urlsplit
-
-if TYPE_CHECKING:
-    from core.config import Settings
 
 MASK = "***"
 ELIDED = "…"
@@ -170,7 +169,31 @@ def registered_secrets() -> frozenset[str]:
     return _default.secrets()
 
 
-def register_settings(settings: Settings) -> None:
+class _Environment(Protocol):
+    @property
+    def target(self) -> str: ...
+    @property
+    def api_key_env(self) -> str: ...
+
+
+class _Settings(Protocol):
+    """What of the bot's settings (`core.config.Settings`) is secret or private."""
+
+    @property
+    def state_dir(self) -> Path: ...
+    @property
+    def artifact_root(self) -> Path: ...
+    @property
+    def mlflow_tracking_uri(self) -> str: ...
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def registry_webhook_secret(self) -> Any: ...
+    @property
+    def environments(self) -> Sequence[_Environment]: ...
+
+
+def register_settings(settings: _Settings) -> None:
     """Registers what the bot's settings make secret or private: the tracking URI's
     password, the CML API keys of every environment, and the state directory."""
     register_root(settings.state_dir)
@@ -216,6 +239,64 @@ def install_log_filter(handlers: Iterable[logging.Handler] | None = None) -> Non
             handler.addFilter(ScrubFilter())
 
 
+class ScrubbedStream(io.TextIOBase):
+    """A text stream that scrubs what is written to it, a line at a time (a credential
+    split across two writes is masked all the same), before `raw` gets it. Anything else
+    (`isatty`, `fileno`, `encoding`) is `raw`'s."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+        self._held = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            done, line_end, self._held = (self._held + text).rpartition("\n")
+            if line_end:
+                self.raw.write(scrub(done) + line_end)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._held:  # a progress line rewritten in place (`\r`) has no newline
+                self.raw.write(scrub(self._held))
+                self._held = ""
+        self.raw.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.raw, "encoding", "utf-8")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+@contextmanager
+def scrubbed_output() -> Iterator[None]:
+    """While it lasts, what libraries print to stdout and stderr is scrubbed before it
+    reaches the terminal (MLflow prints `View experiment at: <tracking URI>` with its
+    password); and their own log handlers (MLflow's) scrub from then on."""
+    install_log_filter(logging.getLogger("mlflow").handlers)
+    before = sys.stdout, sys.stderr
+    wrapped = [s if isinstance(s, ScrubbedStream) else ScrubbedStream(s) for s in before]
+    sys.stdout, sys.stderr = wrapped
+    try:
+        yield
+    finally:
+        for stream in wrapped:
+            stream.flush()
+        sys.stdout, sys.stderr = before
+
+
 def _password(uri: str) -> str | None:
     try:
         return urlsplit(uri).password
@@ -232,6 +313,8 @@ def _sqlite_folder(uri: str) -> str | None:
 
 def _default_roots() -> None:
     for root in (
+        # the bot's own code: its frames in a server's traceback
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         tempfile.gettempdir(),
         "/tmp",
         "/var/tmp",

@@ -5,13 +5,21 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from core.scrub import scrubbed_output
+
 DEMO_MODEL = "iris"
 DEMO_EXPERIMENT = "iris-demo"
 
 
 def create_demo_model(*, tracking_uri: str, artifact_root: Path) -> list[int]:
     """Train and register `iris` v1 (logistic regression) and v2 (scaled logistic regression); alias
-    `champion` points at v2. Returns the version numbers created."""
+    `champion` points at v2. Returns the version numbers created. What MLflow prints on the
+    way (its run and experiment links name the tracking URI) is scrubbed."""
+    with scrubbed_output():
+        return _create(tracking_uri=tracking_uri, artifact_root=artifact_root)
+
+
+def _create(*, tracking_uri: str, artifact_root: Path) -> list[int]:
     import mlflow
     import mlflow.sklearn
     import sklearn

@@ -18,12 +18,24 @@ if TYPE_CHECKING:  # the event is told without MLflow imported: repositories nam
 # MLflow's own tags (`mlflow.…`) are bookkeeping, not news for people
 SYSTEM_TAG = "mlflow."
 PAGE = 1000
+# MLflow numbers a model's versions from 1 and stores the number as a 32-bit integer: a
+# number beyond it names no version of any model
+MAX_VERSION = 2**31 - 1
 
 
 class RegistryEventKind(StrEnum):
     VERSION_CREATED = "model_version.created"
     ALIAS_CREATED = "model_version_alias.created"
     TAG_SET = "model_version_tag.set"
+
+
+def version_number(text: str) -> int | None:
+    """The version `text` (ASCII digits) numbers, or None when it numbers none (0, beyond
+    `MAX_VERSION`, not digits: `str.isdigit` also takes "²", which `int` refuses)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_VERSION)):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_VERSION else None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from core.versions import ModelVersion as ModelVersion  # re-exported: callers i
 
 # the longest one registry call may wait on an unreachable or silent server
 REGISTRY_WAIT_S = 30.0
+# MLflow's error code for a model, version, run or alias that is not there
+DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
 # tries after the first, and urllib3's backoff factor: it sleeps 0 s, then 2 s (factor * 2)
 _RETRIES = 2
 _BACKOFF = 1
@@ -73,14 +75,17 @@ def unreachable(exc: BaseException) -> str | None:
 
 @contextmanager
 def translated(uri: str, doing: str, *, budget_s: float) -> Iterator[None]:
-    """MLflow's exceptions as `RegistryError`: an unreachable registry named (without its
-    credentials) with how long it was waited for."""
+    """MLflow's exceptions as `RegistryError` (`NotFound` when MLflow says there is no such
+    thing): an unreachable registry named (without its credentials) with how long it was
+    waited for."""
     begun = time.monotonic()
     try:
         yield
     except MlflowException as exc:
         why = unreachable(exc)
         metrics.registry_call("error" if why is None else "unreachable")
+        if why is None and exc.error_code == DOES_NOT_EXIST:
+            raise NotFound(f"MLflow has no such thing, while {doing}: {exc.message}") from None
         if why is None:
             raise RegistryError(f"MLflow failed while {doing}: {exc.message}") from None
         took = time.monotonic() - begun

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.registry.events import RegistryEvent, RegistryEventKind
+from core.registry.events import MAX_VERSION, RegistryEvent, RegistryEventKind, version_number
 
 if TYPE_CHECKING:
     from core.registry.mlflow import Registry
@@ -105,16 +105,19 @@ def event_of(body: bytes) -> RegistryEvent | None:
     if kind is None:
         return None
     data: dict[str, Any] = payload["data"]
-    model, version = data.get("name"), str(data.get("version", ""))
-    if not isinstance(model, str) or not model or not _number(version):
+    model, given = data.get("name"), str(data.get("version", ""))
+    if not isinstance(model, str) or not model or not given:
         raise MalformedDelivery("the event names no model and version")
+    version = version_number(given)
+    if version is None:
+        raise MalformedDelivery(f"the version is not one MLflow gives (1 to {MAX_VERSION})")
     fields: dict[str, str] = {}
     if kind is RegistryEventKind.ALIAS_CREATED:
         fields["alias"] = _text(data, "alias")
     elif kind is RegistryEventKind.TAG_SET:
         fields["tag"] = _text(data, "key")
         fields["value"] = _text(data, "value", empty=True)
-    return RegistryEvent(kind, model, int(version), **fields)
+    return RegistryEvent(kind, model, version, **fields)
 
 
 def _number(text: str) -> bool:

@@ -273,3 +273,44 @@ def test_a_plan_shows_the_promotion_order_as_its_own_line(
     assert line.ok and late.ok
     assert plain(line.text) == "iris v1 served healthy in dev for 30 min (prod requires 30)"
     assert serving(ordered, "prod") is None
+
+
+def test_an_override_is_audited_only_when_the_deploy_it_overrides_goes_ahead(
+    ordered: Runtime,
+) -> None:
+    """A frozen endpoint refuses the deploy: its override overrode nothing, and /history
+    must not say it did."""
+    assert run(ordered, "/lock iris in prod change freeze").ok
+    line = '/deploy iris v1 to prod --override "hotfix for incident 42"'
+    refused = run(ordered, line)
+
+    assert isinstance(refused, Refusal) and "frozen" in refused.text, refused.text
+    assert serving(ordered, "prod") is None
+    trail = [(a.action, a.outcome) for a in ordered.repos.audit.entries()]
+    assert trail == [("deploy", "refused"), ("lock", "succeeded")]
+
+
+def test_a_plan_honours_the_override_its_command_honours(ordered: Runtime) -> None:
+    """The admin's plan with `--override` says what the deploy then does: it goes ahead."""
+    line = '/deploy iris v1 to prod --override "hotfix for incident 42"'
+    planned = run(ordered, line + " --dry-run")
+
+    assert isinstance(planned, PlanReport)
+    order = {c.name: c for c in planned.checks}["promotion"]
+    assert order.ok and planned.ok, planned.verdict
+    assert order.text.startswith("alice overrode the promotion order of prod (iris v1 has not")
+    assert order.text.endswith(": hotfix for incident 42")
+    assert [a.action for a in ordered.repos.audit.entries()] == ["deploy"]  # planned only
+
+    done = run(ordered, line)
+    assert isinstance(done, Outcome) and done.ok, done.text
+    assert serving(ordered, "prod") == ("iris", 1)
+
+    # a developer's override is refused by the plan as by the deploy, in the same words
+    line = '/deploy iris v2 to prod --override "trust me"'
+    theirs = run(ordered, line + " --dry-run", DEVELOPER)
+    assert isinstance(theirs, PlanReport) and not theirs.ok
+    refused = run(ordered, line, DEVELOPER)
+    assert isinstance(refused, Refusal)
+    assert refused.text.startswith("only admins of prod can override its promotion order")
+    assert theirs.verdict == f"it would be refused: {refused.text}"

@@ -22,7 +22,9 @@ def call(path: str, request: dict[str, Any], *, what: str) -> dict[str, Any] | N
                 if not chunk:
                     return None
                 buf += chunk
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
+        # reset: a host that was told to shut down exits without answering what it had not
+        # read yet, as one that closed the connection (no reply) or no longer listens
         return None
     except OSError as exc:
         raise TargetUnavailable(f"the server host of {what} did not answer: {exc}") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import socket
@@ -26,6 +27,9 @@ from core.targets.local.envworker import exec_worker
 from core.targets.local.server import WorkerSpec, run_worker
 
 LOG_TAIL_LINES = 20
+# ECMA-48 escape sequences (CSI, OSC, two-character ones) and the C0/C1 controls but tab
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_RESTARTS = 3
 
 
@@ -77,13 +81,16 @@ class Deployment:
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` of a log as people read them: without the terminal's escape codes
+    (colours, cursor moves) and other control characters libraries write."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 16384))
-            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+            text = f.read().decode(errors="replace")
     except OSError:
         return ""
+    return "\n".join(_CONTROL.sub("", _ESCAPE.sub("", line)) for line in text.splitlines()[-lines:])
 
 
 class Host:

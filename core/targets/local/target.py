@@ -351,9 +351,13 @@ class LocalTarget:
         return [ref for ref in refs if self._status(ref) is not None]
 
     def health(self, ep: EndpointRef) -> Health:
+        """What serves `ep` here now. Only looks: an endpoint without a port here (recorded
+        by a bot with another state directory, or a port range narrowed since) is told as
+        not running, never given a port, and never stops the others from being told."""
         status = self._status(ep)
-        url = self.url(ep)
-        if status is None:
+        entry = self.ports.find(ep)
+        url = f"http://127.0.0.1:{entry.port}/invocations" if entry is not None else ""
+        if status is None or entry is None:
             return Health(up=False, url=url, detail="no server process is running")
         active = [d for d in status["deployments"] if d["state"] == "active"]
         if not active:

@@ -378,3 +378,40 @@ def test_without_a_secret_the_route_takes_no_delivery(settings: Settings) -> Non
     answer = asyncio.run(post())
     assert (answer.status_code, answer.json()["detail"]) == (401, "no webhook secret is configured")
     assert queue.unfinished(frozenset({"slack"})) == 0
+
+
+def test_a_signed_event_for_a_version_the_registry_does_not_have_is_not_announced(
+    bots: tuple[Bot, Bot], mlflow_server: Server, slack_api: SlackEmulator
+) -> None:
+    """Signed with the right secret, but MLflow answers RESOURCE_DOES_NOT_EXIST: no message
+    with Deploy and Promote buttons for a model or version that is not there."""
+    first, _ = bots
+    _register(mlflow_server, "iris", 0.911)
+    slack_api.wait_for(lambda api: _announced(api, "iris v1"), timeout=30)
+    for model, version in (("ghostmodel", 7), ("iris", 99)):
+        assert _deliver(first, _created(model, version)).status_code == 200
+    first.drain()
+    assert _announced(slack_api, "ghostmodel") == []
+    assert _announced(slack_api, "iris v99") == []
+    assert [m.text for m in _announced(slack_api, "iris")] == [
+        "iris v1 registered by dana — accuracy 0.911"
+    ]
+
+
+def test_a_version_number_beyond_any_model_s_is_refused_at_the_door(
+    bots: tuple[Bot, Bot], slack_api: SlackEmulator
+) -> None:
+    """A 40-digit version was taken (200), then overflowed in the worker: now 400, nothing
+    recorded."""
+    first, _ = bots
+    for version in ("9" * 40, "0", "2147483648"):
+        answer = _deliver(
+            first, {**_created("churn", 1), "data": {"name": "churn", "version": version}}
+        )
+        assert (answer.status_code, answer.json()["detail"]) == (
+            400,
+            "the version is not one MLflow gives (1 to 2147483647)",
+        )
+    first.drain()
+    assert slack_api.messages(ANNOUNCE) == []
+    assert first.runtime.repos.registry_events.count() == 0

@@ -29,6 +29,25 @@ def parsed(line: str) -> object:
             Deploy(model="fraud-model.v2", version=12, env="dev"),
         ),
         ("  /DEPLOY   iris   v1  ", Deploy(model="iris", version=1)),
+        # Slack clients turn `--` into a long dash: every flag is taken either way
+        (
+            '/deploy iris v1 to prod \u2014override "hotfix \u2014 incident 42" \u2014dry-run',
+            Deploy(
+                model="iris",
+                version=1,
+                env="prod",
+                override="hotfix \u2014 incident 42",
+                dry_run=True,
+            ),
+        ),
+        (
+            "/deploy iris v1 to prod \u2013override hotfix \u2014 now \u2014dry-run",
+            Deploy(model="iris", version=1, env="prod", override="hotfix \u2014 now", dry_run=True),
+        ),
+        (
+            '/deploy iris v1 --Override "hotfix" --DRY-RUN',
+            Deploy(model="iris", version=1, override="hotfix", dry_run=True),
+        ),
     ],
 )
 def test_deploy_accepts(line: str, expected: Deploy) -> None:
@@ -82,6 +101,15 @@ MALFORMED = [
     ("/deploy iris latest", "`latest` is not a version: use v<N> (e.g. v3), <N> or @<alias>."),
     ("/deploy iris v0", "`v0` is not a version: versions start at v1."),
     ("/deploy iris -2", "`-2` is not a version: versions start at v1."),
+    ("/deploy iris v000", "`v000` is not a version: versions start at v1."),
+    (
+        "/deploy iris v" + "9" * 40,
+        "`v" + "9" * 38 + "…` is not a version: MLflow numbers them up to v2147483647.",
+    ),
+    (
+        "/deploy iris 2147483648",
+        "`2147483648` is not a version: MLflow numbers them up to v2147483647.",
+    ),
     ("/deploy iris to prod", "Say which version of `iris` to deploy before `to`."),
     ("/deploy iris v3 to", "Say which environment after `to`, e.g. `to prod`."),
     ("/deploy iris v3 prod", "Unexpected `prod`: after the version comes `to <env>`."),

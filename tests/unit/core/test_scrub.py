@@ -196,3 +196,23 @@ def test_no_registered_secret_survives(secrets: list[str]) -> None:
     cleaned = scrubber.scrub(text)
     assert [s for s in scrubber.secrets() if s in cleaned] == []
     assert scrubber.scrub(cleaned) == cleaned
+
+
+def test_what_a_library_prints_is_scrubbed_even_when_a_credential_spans_two_writes() -> None:
+    import io
+    import sys
+
+    shown = io.StringIO()
+    before = sys.stdout
+    sys.stdout = shown
+    try:
+        with core.scrub.scrubbed_output():
+            sys.stdout.write("View experiment at: http://alice:pa")
+            sys.stdout.write("ss-word-1@mlflow:5000/#/experiments/1\nnext ")
+            print("line", flush=True)
+            sys.stdout.write("\rtraining 50%")  # a progress line without its newline
+    finally:
+        sys.stdout = before
+    assert shown.getvalue() == (
+        "View experiment at: http://***@mlflow:5000/#/experiments/1\nnext line\n\rtraining 50%"
+    )

@@ -142,5 +142,17 @@ def test_digits_that_are_not_ascii_are_no_timestamp_nor_version() -> None:
     refused = verify(SECRET, {**headers, "x-mlflow-timestamp": "1²"}, body, now=NOW)
     assert refused is not None and refused.reason == "the timestamp is not Unix seconds"
     data = {**CREATED["data"], "version": "²"}  # type: ignore[dict-item]
-    with pytest.raises(MalformedDelivery, match="names no model and version"):
+    with pytest.raises(MalformedDelivery, match="the version is not one MLflow gives"):
         event_of(json.dumps({**CREATED, "data": data}).encode())
+
+
+@pytest.mark.parametrize("version", ["0", "000", "2147483648", "9" * 40, 10**40, -3])
+def test_a_version_number_no_model_can_have_is_refused_at_parse(version: object) -> None:
+    # MLflow numbers versions from 1 in a 32-bit integer: a 40-digit one was taken, then
+    # overflowed in the worker and its job was dropped
+    data = {**CREATED["data"], "version": version}  # type: ignore[dict-item]
+    with pytest.raises(MalformedDelivery, match=r"not one MLflow gives \(1 to 2147483647\)"):
+        event_of(json.dumps({**CREATED, "data": data}).encode())
+    highest = {**CREATED["data"], "version": "2147483647"}  # type: ignore[dict-item]
+    event = event_of(json.dumps({**CREATED, "data": highest}).encode())
+    assert event is not None and event.version == 2**31 - 1

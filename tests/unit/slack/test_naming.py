@@ -21,7 +21,7 @@ from bot.slack.mrkdwn import named, shown
 from commands.base import HistoryReport, StatusReport, UsageError
 from commands.naming import Naming
 from commands.registry import COMMANDS, describe, parse, split
-from core import sentinel
+from core import sentinel, watching
 from core.approvals import expired_text
 from core.events import EndpointStatus
 from core.locker import locked_text, still_running_text, taken_text
@@ -82,7 +82,9 @@ def core_texts() -> Iterator[str]:
         requester_name="<@U1>", reason="", command="", expires_at=NOW,
     )  # fmt: skip
     yield expired_text(row)
-    for template in (sentinel.OFFER, sentinel.NO_OFFER, sentinel.CHANGED):
+    templates = (sentinel.OFFER, sentinel.NO_OFFER)
+    templates += (watching.NOTHING_BEFORE, watching.NO_GOING_BACK, watching.HELD)
+    for template in templates:
         yield string.Formatter().vformat(template, (), _Any())
 
 
