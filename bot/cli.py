@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
 
         slack = SlackSettings()
         mode = slack.mode if args.mode == "auto" else Mode(args.mode)
+        if (missing := serve.missing(slack, mode)) is not None:
+            out.print(f"[red]cannot start: {missing}[/]")
+            return 2
         _log_readiness(settings, slack, mode)
         if mode is not Mode.CONSOLE:
             # The front records and acks; its worker process builds the core and runs jobs.

@@ -93,6 +93,29 @@ def worker(runtime: Runtime, out: Console) -> int:
     return 0
 
 
+def missing(slack: SlackSettings, mode: Mode) -> str | None:
+    """What `mode` needs that the settings lack (a token, the signing secret), in words for
+    whoever starts the bot; None when nothing is missing."""
+    from bot.slack.app import NO_SECRET
+    from bot.slack.settings import Mode
+
+    if mode is Mode.CONSOLE:
+        return None
+    if slack.bot_token is None:
+        return (
+            f"SLACK_BOT_TOKEN is not set: {mode.value} mode posts as the bot "
+            "(OAuth & Permissions → Bot User OAuth Token, xoxb-…)"
+        )
+    if mode is Mode.SOCKET and slack.app_token is None:
+        return (
+            "SLACK_APP_TOKEN is not set: Socket Mode connects with an app-level token "
+            "(Basic Information → App-Level Tokens, connections:write, xapp-…)"
+        )
+    if mode is Mode.HTTP and slack.signing_secret is None:
+        return NO_SECRET
+    return None
+
+
 def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console) -> int:
     """The front, once its worker process said it can run commands: else exit code 2 and
     why (a corrupt state database, a missing CML key, wrong settings), never a front that
