@@ -29,13 +29,14 @@ from bot.slack import payloads
 from bot.slack.dispatch import Dispatcher, JobTaker, WorkerProcess
 from bot.slack.http import SignedOnly
 from bot.slack.listeners import Listeners
-from bot.slack.poster import Poster, web_client
+from bot.slack.poster import web_client
 from bot.slack.routes import Routes, health, metrics, readiness
 from bot.slack.settings import SlackSettings
 from bot.slack.webhook import WEBHOOK_PATH, registry_webhook
 from core.metrics.page import Exposition
 
 if TYPE_CHECKING:
+    from bot.process import Stopping
     from core.jobs import JobQueue
     from core.runtime import Runtime
 
@@ -81,20 +82,14 @@ class SlackFront:
             request_verification_enabled=False,
             process_before_response=True,
         )
+        # why this front takes nothing more (SIGTERM, SIGINT): `/readyz` says it from then on
+        self.stopping: str | None = None
         if runtime is not None:
-            from bot.slack.work import Work
+            from bot.process import slack_work
 
             queue = queue or runtime.jobs
             if dispatcher is None:
-                bot_name = str(self.client.auth_test().get("user") or "chatops")
-                work = Work(
-                    runtime=runtime,
-                    poster=Poster(self.client),
-                    bot_name=bot_name,
-                    min_interval=settings.update_interval,
-                    command=settings.command,
-                    announce_channel=settings.announce_channel,
-                )
+                work = slack_work(runtime, settings)
                 dispatcher = JobTaker(
                     queue=queue,
                     run=work.run,
@@ -120,7 +115,7 @@ class SlackFront:
         token = self.settings.metrics_token
         routes = Routes()
         routes.add("/healthz", health(mode))
-        routes.add("/readyz", readiness(lambda: self.dispatcher.unready))
+        routes.add("/readyz", readiness(lambda: self.stopping or self.dispatcher.unready))
         routes.add(
             "/metrics",
             metrics(Exposition.of(self.queue), token=token.get_secret_value() if token else None),
@@ -174,12 +169,26 @@ class SlackFront:
         )
 
     # -- Socket Mode -----------------------------------------------------------------------
-    def serve_socket_mode(self) -> None:
-        """Socket Mode until interrupted: blocks."""
-        asyncio.run(self._socket_mode())
+    def drain(self, reason: str) -> None:
+        """Take nothing more: `/readyz` says `reason` (safe in a signal handler)."""
+        self.stopping = reason
 
-    async def _socket_mode(self) -> None:
-        await self.socket_mode_handler().start_async()
+    def serve_socket_mode(self, stopping: Stopping) -> None:
+        """Socket Mode until `stopping`: then the link is closed (Slack sends what comes next
+        to another connection of the app) and its sessions with it, and this returns."""
+        asyncio.run(self._socket_mode(stopping))
+
+    async def _socket_mode(self, stopping: Stopping) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        stopping.tell(lambda: loop.call_soon_threadsafe(stop.set))
+        handler = self.socket_mode_handler()
+        try:
+            if not stopping.stopped:
+                await handler.connect_async()
+                await stop.wait()
+        finally:
+            await handler.close_async()
 
     def socket_mode_handler(self) -> SocketModeHandler:
         """Bolt's aiohttp Socket Mode adapter; to be made inside a running event loop.
