@@ -82,7 +82,10 @@ class Stopping:
             return
         self.reason = reason
         for quick in self._told:
-            quick()
+            try:
+                quick()
+            except Exception:  # in a signal handler: nothing may escape into the main thread
+                log.warning("stopping: telling %r failed", quick)
         self._event.set()
 
     @property
