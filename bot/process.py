@@ -134,10 +134,10 @@ class Background:
         self.runtime.leases.hand_over()  # first: operations jobs run stop at a boundary too
         if self.registry is not None:
             self.registry.stop()
+        self.watcher.stop()  # an automatic rollback under way stops at its boundary too
         left = self.runner.hand_over(within)
         if self.taker is not None:
             left = self.taker.hand_over(within) and left
-        self.watcher.stop()
         return left
 
 

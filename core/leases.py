@@ -25,6 +25,7 @@ from core.db import Database
 from core.errors import StoreError
 from core.jobs import JobQueue
 from core.repos.operations import OperationRepository
+from core.repos.watches import WatchRepository
 
 log = logging.getLogger("chatops.core")
 
@@ -119,7 +120,11 @@ class Leases:
 
 
 def let_lapse(db: Database, owner: str) -> int:
-    """End every lease `owner` holds (operations and jobs) now, as if it had lapsed: its
-    process stopped or was seen to exit, so another process may take its work at once. Only
-    what is still running under `owner` is touched; how many leases ended."""
-    return OperationRepository(db).let_lapse(owner) + JobQueue(db).let_lapse(owner)
+    """End every lease `owner` holds (operations, jobs, watches) now, as if it had lapsed:
+    its process stopped or was seen to exit, so another process may take its work at once.
+    Only what is still under way under `owner` is touched; how many leases ended."""
+    return (
+        OperationRepository(db).let_lapse(owner)
+        + JobQueue(db).let_lapse(owner)
+        + WatchRepository(db).let_lapse(owner)
+    )

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from core.config import Settings
 from core.errors import StoreError
 from core.events import NullReporter, Outcome, Reporter
-from core.leases import Leases
+from core.leases import Leases, let_lapse
 from core.models import Operation
 from core.repos.operations import OperationRepository
 from core.rollout import Rollouts
@@ -161,5 +161,8 @@ class Runner:
             self._thread.join(within)
         _done, stuck = wait(list(self._running), timeout=within)
         self._pool.shutdown(wait=False)
-        self.operations.let_lapse(self.owner)
+        try:  # what is left (jobs and watches of this process too) is taken elsewhere now
+            let_lapse(self.operations.db, self.owner)
+        except StoreError as exc:  # it lapses by itself a lease later
+            log.warning("could not end the leases this process held: %s", exc.message)
         return not stuck

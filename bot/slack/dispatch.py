@@ -216,8 +216,10 @@ class WorkerProcess:
         self.owner = ""  # the running worker's owner name, as it said when ready
 
     def stopping(self) -> None:
-        """The front is stopping: start no worker from now on (safe in a signal handler)."""
+        """The front is stopping: start no worker from now on, nor wait for one to be ready
+        (safe in a signal handler)."""
         self._closing.set()
+        self._ready.set()
 
     def start(self, timeout: float = 180.0) -> str | None:
         """Start the worker and wait until it says it is ready: None, or why it could not."""
