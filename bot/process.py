@@ -1,11 +1,12 @@
 """The composition root: what each kind of bot process is made of, built in one place from
 settings, and how it stops.
 
-Kinds of process (`Kind`): the Slack front over HTTP or Socket Mode (records and acks; its
-worker process runs), that worker process, `chatops worker` (standalone: operations, and
-Slack jobs when a bot token is set), and the console. Each is assembled by `background`
-(what runs work: Slack jobs, operations, registry events, watch windows) and `slack_work`
-(how Slack jobs run and are told), never by a copy of their wiring.
+Kinds of process: the Slack front over HTTP or Socket Mode (`bot.serve.run_slack`: records
+and acks; its worker process runs), that worker process (`bot.slack.worker`), `chatops
+worker` (`bot.serve.worker`: operations, and Slack jobs when a bot token is set), and the
+console (`bot.cli`). Each is assembled from `background` (what runs work: Slack jobs,
+operations, registry events, watch windows) and `slack_work` (how Slack jobs run and are
+told), never from a copy of their wiring.
 
 Stopping is part of the design. SIGTERM (what systemd, Kubernetes and Heroku send) and
 SIGINT (Ctrl-C) mean the same: `Stopping` notes it at once. A front then stops taking
@@ -22,7 +23,6 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,14 +46,6 @@ log = logging.getLogger("chatops")
 HANDOVER_S = 20.0
 FRONTS_NO_SLACK = frozenset({""})
 FRONTS_SLACK = frozenset({"", "slack"})
-
-
-class Kind(StrEnum):
-    HTTP = "http"  # the Slack front over HTTP; its worker process runs what it records
-    SOCKET = "socket"  # the Slack front over Socket Mode
-    WORKER = "worker"  # the worker process a Slack front starts
-    SERVE = "serve"  # `chatops worker`: runs work without serving Slack
-    CONSOLE = "console"
 
 
 class Stopping:
