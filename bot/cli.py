@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot import serve
+from bot.process import background
 from core.alerts import LogAlerts
 from core.config import Settings
 from core.errors import ChatOpsError
@@ -159,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
 
         slack = SlackSettings()
         mode = slack.mode if args.mode == "auto" else Mode(args.mode)
+        if (missing := serve.missing(slack, mode)) is not None:
+            out.print(f"[red]cannot start: {missing}[/]")
+            return 2
         _log_readiness(settings, slack, mode)
         if mode is not Mode.CONSOLE:
             # The front records and acks; its worker process builds the core and runs jobs.
@@ -220,16 +224,17 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
         f"chatops console — state in {settings.state_dir}; environments: {envs}; acting as {actor}"
     )
     app.offer_demo(ask=sys.stdin.isatty())
-    # an operation a console (or bot) that died left unfinished is finished here
-    runner = runtime.worker(reporter_for=lambda _op: app.reporter).start()
-    # watch windows and endpoints that go down: told here as they happen
-    alerts = LogAlerts(say=lambda text: out.print(text, markup=False, highlight=False))
-    watcher = runtime.watcher(alerts=alerts, runner=runner).start()
+    # an operation a console (or bot) that died left unfinished is finished here; watch
+    # windows and endpoints that go down are told here as they happen
+    running = background(
+        runtime,
+        reporter_for=lambda _op: app.reporter,
+        alerts=LogAlerts(say=lambda text: out.print(text, markup=False, highlight=False)),
+    ).start()
     try:
         app.interactive()
     finally:
-        watcher.stop()
-        runner.stop()
+        running.hand_over()
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -18,94 +17,85 @@ from core.errors import ChatOpsError
 from core.scrub import install_log_filter
 
 if TYPE_CHECKING:
+    from bot.process import Stopping
+    from bot.slack.app import HttpServer
     from bot.slack.settings import Mode, SlackSettings
     from core.runtime import Runtime
 
 
 def worker(runtime: Runtime, out: Console) -> int:
-    """Operations from the store, reported in their Slack threads when Slack is configured
-    (else in the log), until SIGINT or SIGTERM."""
+    """`chatops worker`: operations from the store, reported in their Slack threads when Slack
+    is configured (else in the log), until SIGINT or SIGTERM; then what it runs is handed
+    over at the next step boundary."""
+    from bot.process import HANDOVER_S, Stopping, background, slack_work
     from bot.slack.settings import SlackSettings
-    from core.alerts import Alerts, LogAlerts
-    from core.events import LogReporter, Reporter
-    from core.models import Operation
 
     configure_logging()
+    stopping = Stopping().install()
     metrics.share(runtime.settings.state_dir)  # a front on this machine shows its counts
-    reporter_for: Callable[[Operation], Reporter] = lambda _op: LogReporter()  # noqa: E731
-    fronts = frozenset({""})
-    alerts: Alerts = LogAlerts()
-    taker = None
-    watch = None
     slack = SlackSettings()
     if slack.bot_token is None:
         out.print(
             "No SLACK_BOT_TOKEN: this worker takes only operations asked outside Slack "
             "(a Slack thread is kept current only by a process that can post to it)."
         )
+        running = background(runtime)
     else:
-        from bot.slack.oncall import OnCall
-        from bot.slack.poster import Poster, web_client
-        from bot.slack.work import Work
-
-        client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
-        work = Work(
-            runtime=runtime,
-            poster=Poster(client),
-            min_interval=slack.update_interval,
-            announce_channel=slack.announce_channel,
-        )
-        reporter_for = work.reporter_for
-        alerts = OnCall(poster=work.poster, channel=slack.oncall_channel, people=work.people)
-        fronts = frozenset({"", "slack"})
-        from bot.slack.dispatch import JobTaker
-
-        # Slack jobs any front recorded in this database, and those a dead process held
-        taker = JobTaker(
-            queue=runtime.jobs,
-            run=work.run,
-            workers=slack.workers,
-            lease_s=runtime.settings.lease_s,
-            poll_s=runtime.settings.runner_poll_s,
-        )
+        slack.register_secrets()
+        running = background(runtime, work=slack_work(runtime, slack), slack=slack)
     runtime.warm_up()
-    if taker is not None:
-        taker.start()
-        watch = work.announcer.watch()  # registry events: polled, or the MLflow webhook registered
-    runner = runtime.worker(reporter_for=reporter_for, fronts=fronts).start()
-    watcher = runtime.watcher(alerts=alerts, runner=runner, fronts=fronts).start()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    out.print(f"chatops worker {runner.owner}: taking operations", highlight=False)
-    stop.wait()
+    running.start()
+    out.print(f"chatops worker {running.owner}: taking operations", highlight=False)
+    stopping.wait()
     held = len(runtime.leases.held)
     out.print(
-        f"chatops worker: finishing what it holds ({held} operation(s)); to leave them now, "
-        f"kill it: another bot process takes them over {runtime.settings.lease_s:g} s later"
+        f"chatops worker: handing over what it runs ({held} operation(s)) at the next step; "
+        "another bot process resumes it at once"
     )
-    if watch is not None:
-        watch.stop()
-    if taker is not None:
-        taker.close()
-    watcher.stop()
-    runner.stop(wait=True)
+    running.hand_over(HANDOVER_S)
     return 0
+
+
+def missing(slack: SlackSettings, mode: Mode) -> str | None:
+    """What `mode` needs that the settings lack (a token, the signing secret), in words for
+    whoever starts the bot; None when nothing is missing."""
+    from bot.slack.app import NO_SECRET
+    from bot.slack.settings import Mode
+
+    if mode is Mode.CONSOLE:
+        return None
+    if slack.bot_token is None:
+        return (
+            f"SLACK_BOT_TOKEN is not set: {mode.value} mode posts as the bot "
+            "(OAuth & Permissions → Bot User OAuth Token, xoxb-…)"
+        )
+    if mode is Mode.SOCKET and slack.app_token is None:
+        return (
+            "SLACK_APP_TOKEN is not set: Socket Mode connects with an app-level token "
+            "(Basic Information → App-Level Tokens, connections:write, xapp-…)"
+        )
+    if mode is Mode.HTTP and slack.signing_secret is None:
+        return NO_SECRET
+    return None
 
 
 def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console) -> int:
     """The front, once its worker process said it can run commands: else exit code 2 and
     why (a corrupt state database, a missing CML key, wrong settings), never a front that
-    acks what nobody will run."""
-    from bot.slack.app import EVENTS_PATH, NO_SECRET, SlackFront
+    acks what nobody will run. Until SIGTERM or SIGINT: then it takes nothing more (`/readyz`
+    503, the Socket Mode link closed, the HTTP port closed after the requests under way),
+    starts no worker, and waits for its worker to hand over what it runs."""
+    from bot.process import HANDOVER_S, Stopping
+    from bot.slack.app import EVENTS_PATH, SlackFront
     from bot.slack.dispatch import WorkerProcess
     from bot.slack.settings import Mode
     from core.jobs import JobQueue
 
-    if mode is Mode.HTTP and slack.signing_secret is None:
-        out.print(f"[red]cannot start: {NO_SECRET}[/]")
+    if (problem := missing(slack, mode)) is not None:
+        out.print(f"[red]cannot start: {problem}[/]")
         return 2
     configure_logging()
+    log = logging.getLogger("chatops.slack")
     try:
         queue = JobQueue.open(settings.database_url)
     except ChatOpsError as exc:
@@ -119,8 +109,15 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     except ValueError as exc:
         out.print(f"[red]cannot start the Slack front: {exc}[/]")
         return 2
+    stopping = Stopping()
+    stopping.tell(worker.stopping)  # from the signal on, no worker is started again
+    stopping.tell(lambda: front.drain(stopping.reason or "stopping"))
+    stopping.install()
+    side: HttpServer | None = None
     try:
         problem = worker.start()
+        if stopping.stopped:
+            return 0
         if problem is not None:
             out.print(f"[red]cannot start: the worker process cannot run commands: {problem}[/]")
             return 2
@@ -140,7 +137,7 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
                 f"chatops: Slack Socket Mode (health: /healthz, ready: /readyz, metrics: "
                 f"/metrics on {slack.host}:{side.port})"
             )
-            front.serve_socket_mode()
+            front.serve_socket_mode(stopping)  # until stopping: the link is closed then
         else:
             try:
                 server = front.http_server()
@@ -151,12 +148,27 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
                 f"chatops: Slack HTTP mode on {slack.host}:{server.port}{EVENTS_PATH} "
                 "(health: /healthz, ready: /readyz, metrics: /metrics)"
             )
-            server.run()
-    except KeyboardInterrupt:
-        pass
+            serving = threading.Thread(
+                target=_until_ended, args=(server.run, stopping), name="http", daemon=True
+            )
+            serving.start()  # signals stay with this thread: uvicorn takes none off a thread
+            stopping.wait()
+            server.close()  # the port closes; requests under way are answered first
+            serving.join(30)
+        log.info("%s: taking nothing more; the worker hands over what it runs", stopping.reason)
     finally:
-        front.close()
+        worker.close(within=HANDOVER_S + 10)
+        if side is not None:
+            side.close()
+    log.info("the front stopped")
     return 0
+
+
+def _until_ended(serve: Callable[[], None], stopping: Stopping) -> None:
+    try:
+        serve()
+    finally:
+        stopping.stop("stopping (the HTTP server ended)")
 
 
 def configure_logging() -> None:

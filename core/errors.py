@@ -11,6 +11,7 @@ ChatOpsError
 │   └── StepTimeout      a remote wait ran past its deadline
 ├── StoreError           the state database failed
 ├── LeaseLost            another bot process took over the operation this one was running
+│   └── HandedOver       this process is stopping: it left the operation at a step boundary
 └── Cancelled            an admin cancelled the operation (`/cancel`): it stops at its next step
 """
 
@@ -67,6 +68,10 @@ class StoreError(ChatOpsError):
 
 
 class LeaseLost(ChatOpsError):
+    pass
+
+
+class HandedOver(LeaseLost):
     pass
 
 

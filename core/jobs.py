@@ -165,6 +165,18 @@ class JobQueue:
                 .execution_options(synchronize_session=False)
             )
 
+    def let_lapse(self, owner: str) -> int:
+        """End `owner`'s leases on the jobs it runs now, so another process takes them again
+        (see `core.leases.let_lapse`); how many."""
+        with self._writing() as s:
+            done = s.execute(
+                update(JobRow)
+                .where(JobRow.owner == owner, JobRow.state == JobState.RUNNING)
+                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(done, "rowcount", 0) or 0)
+
     def finish(self, job: JobRow, state: JobState = JobState.DONE) -> None:
         """End `job` (only while this hold of it is current); done jobs older than a day go."""
         with self._writing() as s:

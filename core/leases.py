@@ -4,6 +4,11 @@ A process that takes an operation holds it until its lease lapses; while it runs
 heartbeat renews the lease every third of its length. A process that dies (kill -9, a lost
 machine) stops renewing, and once the lease lapses any other process may take the operation
 over and resume it from what its steps recorded.
+
+A process that stops on purpose does not make the others wait for that: `hand_over` makes
+every operation it runs stop at its next step boundary (the step recorded), and `let_lapse`
+ends a process's leases at once, so another process resumes its work straight away. A front
+calls it for a worker process it saw exit (it knows the worker's owner name).
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from core.db import Database
 from core.errors import StoreError
+from core.jobs import JobQueue
 from core.repos.operations import OperationRepository
+from core.repos.watches import WatchRepository
 
 log = logging.getLogger("chatops.core")
 
@@ -39,7 +47,17 @@ class Leases:
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
+        self._handing_over = False
         self._beat: threading.Thread | None = None
+
+    def hand_over(self) -> None:
+        """This process stops: each operation it runs stops at its next step boundary, its
+        step recorded, for another process to take over (see `let_lapse`)."""
+        self._handing_over = True
+
+    @property
+    def handing_over(self) -> bool:
+        return self._handing_over
 
     @contextmanager
     def hold(self, op_id: str) -> Iterator[None]:
@@ -99,3 +117,14 @@ class Leases:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+
+
+def let_lapse(db: Database, owner: str) -> int:
+    """End every lease `owner` holds (operations, jobs, watches) now, as if it had lapsed:
+    its process stopped or was seen to exit, so another process may take its work at once.
+    Only what is still under way under `owner` is touched; how many leases ended."""
+    return (
+        OperationRepository(db).let_lapse(owner)
+        + JobQueue(db).let_lapse(owner)
+        + WatchRepository(db).let_lapse(owner)
+    )

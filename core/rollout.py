@@ -25,6 +25,7 @@ from core.errors import (
     Cancelled,
     ChatOpsError,
     ConfigError,
+    HandedOver,
     LeaseLost,
     NotFound,
     StepTimeout,
@@ -73,6 +74,8 @@ class Rollouts:
         run = self._run_of(op, reporter)
         try:
             outcome = self._carry_out(run, op, reporter)
+        except HandedOver:
+            outcome = self._handed_over(run)
         except LeaseLost:
             outcome = self._lost(run)
         except ChatOpsError as exc:
@@ -318,6 +321,19 @@ class Rollouts:
         return Outcome(
             ok=False,
             text="another bot process took this operation over and reports how it ends",
+            operation=run.op_id,
+        )
+
+    @staticmethod
+    def _handed_over(run: Run) -> Outcome:
+        """This process stops: the operation, its lock and what it made are left as recorded
+        for the process that takes it over (the Runner lets its lease lapse now)."""
+        run.lost = True
+        run.lock = None
+        log.info("operation %s handed over at a step boundary: this bot process stops", run.op_id)
+        return Outcome(
+            ok=False,
+            text="this bot process stopped; another takes the operation over where it was",
             operation=run.op_id,
         )
 

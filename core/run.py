@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.errors import Cancelled, ChatOpsError, LeaseLost
+from core.errors import Cancelled, ChatOpsError, HandedOver, LeaseLost
 from core.events import Addressed, Event, EventKind, Reporter
 from core.leases import Leases
 from core.models import Hold, Operation
@@ -127,6 +127,8 @@ class Run:
     @contextmanager
     def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:
         self.remember(step=name)
+        if self.leases.handing_over:  # the step is recorded: whoever takes it over begins here
+            raise HandedOver(f"operation {self.op_id} was left at {name}: this process stops")
         self.go_on()  # every step boundary is where a cancelled operation stops
         self.emit(EventKind.STEP, name, doing)
         begun = time.monotonic()

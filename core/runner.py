@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from core.config import Settings
 from core.errors import StoreError
 from core.events import NullReporter, Outcome, Reporter
-from core.leases import Leases
+from core.leases import Leases, let_lapse
 from core.models import Operation
 from core.repos.operations import OperationRepository
 from core.rollout import Rollouts
@@ -51,6 +51,7 @@ class Runner:
         self._slots = threading.Semaphore(workers)
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner")
+        self._running: set[Future[None]] = set()
         self._thread: threading.Thread | None = None
 
     @property
@@ -58,7 +59,10 @@ class Runner:
         return self.leases.owner
 
     def take(self) -> Operation | None:
-        """One operation nobody holds, now held by this process; None when there is none."""
+        """One operation nobody holds, now held by this process; None when there is none,
+        or when this process is handing its work over (it is stopping)."""
+        if self.leases.handing_over:
+            return None
         return self.operations.claim(
             self.owner,
             lease_s=self.settings.lease_s,
@@ -85,7 +89,10 @@ class Runner:
                 log.exception("no reporter for operation %s", op.id)
                 reporter = NullReporter()
         with self.leases.hold(op.id):
-            return self.rollouts.execute(op, reporter)
+            outcome = self.rollouts.execute(op, reporter)
+        if self.leases.handing_over:  # left at a step boundary: another process resumes it now
+            self.operations.let_lapse(self.owner, [op.id])
+        return outcome
 
     def run_pending(self) -> int:
         """Run, one after another in this thread, every operation there is to take now."""
@@ -119,7 +126,9 @@ class Runner:
                 self._stop.wait(self.poll_s)
                 continue
             try:
-                self._pool.submit(self._run_in_slot, op)
+                running = self._pool.submit(self._run_in_slot, op)
+                self._running.add(running)
+                running.add_done_callback(self._running.discard)
             except RuntimeError:  # stopped meanwhile: let another process run it
                 self.operations.give_back(op.id, self.owner)
                 self._slots.release()
@@ -139,3 +148,21 @@ class Runner:
         if self._thread is not None:
             self._thread.join()  # it notices within poll_s, and takes nothing after
         self._pool.shutdown(wait=wait)
+
+    def hand_over(self, within: float) -> bool:
+        """Take nothing more, and leave every operation this process runs (here or on any
+        Runner sharing its leases) at its next step boundary, its lease ended, so another
+        process resumes it at once. Whether all were left within `within` seconds; a step
+        still running then keeps going until the process exits, its lease ended all the same
+        (its writes are fenced: the next holder's win)."""
+        self.leases.hand_over()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(within)
+        _done, stuck = wait(list(self._running), timeout=within)
+        self._pool.shutdown(wait=False)
+        try:  # what is left (jobs and watches of this process too) is taken elsewhere now
+            let_lapse(self.operations.db, self.owner)
+        except StoreError as exc:  # it lapses by itself a lease later
+            log.warning("could not end the leases this process held: %s", exc.message)
+        return not stuck

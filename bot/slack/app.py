@@ -11,25 +11,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from slack_bolt import App
-from slack_bolt.adapter.asgi import SlackRequestHandler
 from slack_bolt.adapter.socket_mode.aiohttp import SocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import send_async_response
+from slack_bolt.adapter.socket_mode.internals import run_bolt_app
 from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack import payloads
 from bot.slack.dispatch import Dispatcher, JobTaker, WorkerProcess
 from bot.slack.http import SignedOnly
 from bot.slack.listeners import Listeners
-from bot.slack.poster import Poster, web_client
+from bot.slack.poster import web_client
 from bot.slack.routes import Routes, health, metrics, readiness
 from bot.slack.settings import SlackSettings
 from bot.slack.webhook import WEBHOOK_PATH, registry_webhook
 from core.metrics.page import Exposition
 
 if TYPE_CHECKING:
+    from bot.process import Stopping
     from core.jobs import JobQueue
     from core.runtime import Runtime
 
@@ -67,27 +74,22 @@ class SlackFront:
         )
         secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
         # Listeners only parse and record, so the ack can wait for them: this saves
-        # Bolt's polling for the ack (up to 10 ms a request).
+        # Bolt's polling for the ack (up to 10 ms a request). The signature is checked once,
+        # at the door (`SignedOnly`), not again by Bolt.
         self.app = App(
             client=self.client,
             signing_secret=secret,
-            request_verification_enabled=secret is not None,
+            request_verification_enabled=False,
             process_before_response=True,
         )
+        # why this front takes nothing more (SIGTERM, SIGINT): `/readyz` says it from then on
+        self.stopping: str | None = None
         if runtime is not None:
-            from bot.slack.work import Work
+            from bot.process import slack_work
 
             queue = queue or runtime.jobs
             if dispatcher is None:
-                bot_name = str(self.client.auth_test().get("user") or "chatops")
-                work = Work(
-                    runtime=runtime,
-                    poster=Poster(self.client),
-                    bot_name=bot_name,
-                    min_interval=settings.update_interval,
-                    command=settings.command,
-                    announce_channel=settings.announce_channel,
-                )
+                work = slack_work(runtime, settings)
                 dispatcher = JobTaker(
                     queue=queue,
                     run=work.run,
@@ -113,7 +115,7 @@ class SlackFront:
         token = self.settings.metrics_token
         routes = Routes()
         routes.add("/healthz", health(mode))
-        routes.add("/readyz", readiness(lambda: self.dispatcher.unready))
+        routes.add("/readyz", readiness(lambda: self.stopping or self.dispatcher.unready))
         routes.add(
             "/metrics",
             metrics(Exposition.of(self.queue), token=token.get_secret_value() if token else None),
@@ -127,7 +129,7 @@ class SlackFront:
         if self.settings.signing_secret is None:
             raise ValueError(NO_SECRET)
         bolt = SignedOnly(
-            SlackRequestHandler(self.app, path=EVENTS_PATH),
+            self.app,
             path=EVENTS_PATH,
             secret=self.settings.signing_secret.get_secret_value(),
             teams=self.teams(),
@@ -167,12 +169,26 @@ class SlackFront:
         )
 
     # -- Socket Mode -----------------------------------------------------------------------
-    def serve_socket_mode(self) -> None:
-        """Socket Mode until interrupted: blocks."""
-        asyncio.run(self._socket_mode())
+    def drain(self, reason: str) -> None:
+        """Take nothing more: `/readyz` says `reason` (safe in a signal handler)."""
+        self.stopping = reason
 
-    async def _socket_mode(self) -> None:
-        await self.socket_mode_handler().start_async()
+    def serve_socket_mode(self, stopping: Stopping) -> None:
+        """Socket Mode until `stopping`: then the link is closed (Slack sends what comes next
+        to another connection of the app) and its sessions with it, and this returns."""
+        asyncio.run(self._socket_mode(stopping))
+
+    async def _socket_mode(self, stopping: Stopping) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        stopping.tell(lambda: loop.call_soon_threadsafe(stop.set))
+        handler = self.socket_mode_handler()
+        try:
+            if not stopping.stopped:
+                await handler.connect_async()
+                await stop.wait()
+        finally:
+            await handler.close_async()
 
     def socket_mode_handler(self) -> SocketModeHandler:
         """Bolt's aiohttp Socket Mode adapter; to be made inside a running event loop.
@@ -184,7 +200,7 @@ class SlackFront:
         so running them on the event loop keeps every ack quick."""
         if self.settings.app_token is None:
             raise ValueError("SLACK_APP_TOKEN is not set")
-        return SocketModeHandler(
+        return AckingSocketModeHandler(
             self.app,
             self.settings.app_token.get_secret_value(),
             # only for apps.connections.open; listeners use the app's own client
@@ -194,6 +210,32 @@ class SlackFront:
 
     def close(self) -> None:
         self.dispatcher.close()
+
+
+class AckingSocketModeHandler(SocketModeHandler):
+    """Bolt's aiohttp Socket Mode adapter, acking every envelope: one no listener takes (a
+    button of an unknown action, a command or event the app does not handle) or that is not
+    a payload Slack sends gets an empty ack, not none (Slack would show an error or retry)."""
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        began = time.time()
+        payload = req.payload
+        if not isinstance(payload, dict) or (why := payloads.problem(payload)) is not None:
+            log.warning(
+                "acked an envelope that is no Slack payload: %s",
+                "not a dict" if not isinstance(payload, dict) else why,
+            )
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        try:
+            response = run_bolt_app(self.app, req)
+        except Exception as exc:
+            log.error("an envelope could not be handled: %s", type(exc).__name__)
+            response = None
+        if response is None or response.status != 200:
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        await send_async_response(client, req, response, began)
 
 
 class HttpServer:

@@ -18,16 +18,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
 from bot.slack.jobs import FRONT, OPERATIONS, QUERIES
 from core.errors import StoreError
 from core.jobs import JobQueue, JobRow, JobState
-from core.leases import process_owner
+from core.leases import let_lapse, process_owner
 
 log = logging.getLogger("chatops.slack")
 FRONTS = frozenset({FRONT})
+# how long a front waits, after its worker said it got a signal, to hear one itself before it
+# starts another worker (a whole group stopped by Ctrl-C or systemd gets it at once)
+STOPPING_GRACE_S = 2.0
 
 
 class Dispatcher(Protocol):
@@ -63,15 +66,18 @@ class JobTaker:
         workers: int = 4,
         lease_s: float = 30.0,
         poll_s: float = 1.0,
+        owner: str | None = None,
     ) -> None:
         self.queue = queue
         self.run = run
         self.lease_s = lease_s
         self.poll_s = poll_s
-        self.owner = process_owner()
+        # the process's one owner name: a front that sees it exit ends its leases by it
+        self.owner = owner or process_owner()
         self._slots = {QUERIES: threading.Semaphore(4), OPERATIONS: threading.Semaphore(workers)}
         self._pool = ThreadPoolExecutor(max_workers=workers + 4, thread_name_prefix="job")
         self._held: dict[str, JobRow] = {}
+        self._running: set[Future[None]] = set()
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -111,7 +117,9 @@ class JobTaker:
             return False
         with self._guard:
             self._held[row.id] = row
-        self._pool.submit(self._run, row, slots)
+        running = self._pool.submit(self._run, row, slots)
+        self._running.add(running)
+        running.add_done_callback(self._running.discard)
         return True
 
     def _run(self, row: JobRow, slots: threading.Semaphore) -> None:
@@ -157,12 +165,33 @@ class JobTaker:
         for beat in self._threads[1:]:
             beat.join()
 
+    def hand_over(self, within: float) -> bool:
+        """Take nothing more, give what runs up to `within` seconds to end (an operation a
+        job runs stops at its next step boundary once the process's leases hand over), then
+        end the leases of what is left so another process takes those jobs again at once.
+        Whether every job ended in time."""
+        self._stop.set()
+        self._wake.set()
+        for loop in self._threads[:1]:
+            loop.join(within)
+        _done, stuck = wait(list(self._running), timeout=within)
+        self._pool.shutdown(wait=False)
+        try:
+            self.queue.let_lapse(self.owner)
+        except StoreError as exc:  # they lapse by themselves a lease later
+            log.warning("could not end the leases of the jobs left: %s", exc.message)
+        return not stuck
+
 
 class WorkerProcess:
     """`python -m bot.slack.worker`, started by the front and nudged over stdin. Its first
-    line says whether it could start (`{"ready": true}` or `{"failed": reason}`). One that
-    dies is started again, at once after a long life, else after a backoff doubling up to
-    `max_backoff_s`; meanwhile the front is unready and says why."""
+    line says whether it could start (`{"ready": true, "owner": name}` or `{"failed":
+    reason}`). One that dies has its leases ended at once (by its owner name: what it ran is
+    taken over now, not a lease later) and is started again, at once after a long life, else
+    after a backoff doubling up to `max_backoff_s`; meanwhile the front is unready and says
+    why. A front that is stopping starts none: `stopping()` says so the moment it is told.
+    One that says it is stopping (it got the signal the front's whole group got) is given a
+    moment for the front to hear it too before another is started."""
 
     def __init__(
         self,
@@ -184,6 +213,13 @@ class WorkerProcess:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.proc: subprocess.Popen[str] | None = None
+        self.owner = ""  # the running worker's owner name, as it said when ready
+
+    def stopping(self) -> None:
+        """The front is stopping: start no worker from now on, nor wait for one to be ready
+        (safe in a signal handler)."""
+        self._closing.set()
+        self._ready.set()
 
     def start(self, timeout: float = 180.0) -> str | None:
         """Start the worker and wait until it says it is ready: None, or why it could not."""
@@ -210,6 +246,8 @@ class WorkerProcess:
     def _watch(self, proc: subprocess.Popen[str]) -> None:
         began = time.monotonic()
         was_ready = False
+        signalled = False
+        owner = ""
         assert proc.stdout is not None
         for line in proc.stdout:
             try:
@@ -217,11 +255,16 @@ class WorkerProcess:
             except ValueError:
                 log.warning("the worker wrote something that is not a status: %.200s", line)
                 continue
+            if said.get("stopping"):
+                signalled = True
+                continue
             was_ready = bool(said.get("ready"))
+            owner = self.owner = str(said.get("owner") or "")
             self.unready = None if was_ready else str(said.get("failed") or "unknown")
             self._ready.set()
         code = proc.wait()
-        if self._closing.is_set():
+        self._let_lapse(owner)
+        if self._closing.is_set() or (signalled and self.pause(STOPPING_GRACE_S)):
             return
         # A worker that ran and died leaves the front ready: what is recorded meanwhile waits
         # in the database for the next one. One that could not start makes it unready.
@@ -238,6 +281,17 @@ class WorkerProcess:
         )
         if not self.pause(self._backoff):
             self._spawn()
+
+    def _let_lapse(self, owner: str) -> None:
+        if not owner:
+            return
+        try:
+            ended = let_lapse(self.queue.db, owner)
+        except StoreError as exc:  # they lapse by themselves a lease later
+            log.warning("could not end the leases of the worker that exited: %s", exc.message)
+            return
+        if ended:
+            log.info("the worker process left %d lease(s): ended, for a worker to take now", ended)
 
     def _closing_within(self, seconds: float) -> bool:
         return self._closing.wait(seconds)
@@ -256,11 +310,23 @@ class WorkerProcess:
     def wait_idle(self, timeout: float | None = None) -> bool:
         return _idle(self.queue, lambda: False, timeout)
 
-    def close(self) -> None:
+    def close(self, within: float = 60.0) -> None:
+        """Start no worker again; tell the running one to stop (its stdin closes: it hands
+        what it runs over at the next step boundary) and wait `within` seconds for it, then
+        kill it; either way its leases end, so whichever process comes next resumes its work
+        at once."""
         self._closing.set()
         with self._lock:
             proc = self.proc
-        if proc is not None and proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()  # the worker finishes what it holds, then exits
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                proc.stdin.close()
+        try:
+            proc.wait(within)
+        except subprocess.TimeoutExpired:
+            log.warning("the worker process did not stop within %.0f s: killed", within)
+            proc.kill()
             proc.wait()
+        self._let_lapse(self.owner)

@@ -1,24 +1,28 @@
 """The HTTP front's door: only requests Slack signed, for a team the bot serves, reach Bolt.
 
-Everything is checked in the cheapest order, before anything is parsed: the path and method,
-the declared size (over about 1 MB: 413, the body never read), the signature headers' form
-and the timestamp's age (401), then the body read up to the cap (413 past it) and its HMAC
-(401); only a signed body is parsed, for its team id (400 when it cannot be, 403 for a team not
-served). A refusal is logged as one short line, never with the body, so neither the log nor
-the memory grows with what an unsigned sender posts.
+Everything is checked in the cheapest order: the path and method, the declared size (over
+about 1 MB: 413, the body never read), the signature headers' form and the timestamp's age
+(401), then the body read up to the cap (413 past it) and its signature, checked once, by
+slack_sdk's `SignatureVerifier` (401). Only then is the body parsed, once (`payloads.parse`),
+and the parsed payload is what Bolt dispatches: 400 when it is not a payload Slack sends or
+lacks what a listener relies on, 403 for a team not served. A refusal is logged as one short
+line, never with the body, so neither the log nor the memory grows with what an unsigned
+sender posts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
-from urllib.parse import parse_qs
+
+from slack_bolt import App, BoltRequest
+from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
+from slack_sdk.signature import Clock, SignatureVerifier
+
+from bot.slack import payloads
 
 log = logging.getLogger("chatops.slack")
 
@@ -26,17 +30,25 @@ MAX_BODY = 1 << 20  # Slack's own payloads are far smaller (a slash command: und
 MAX_AGE_S = 300  # Slack's advice: older requests may be replays
 _TIMESTAMP = re.compile(rb"[0-9]{1,12}")
 _SIGNATURE = re.compile(rb"v0=[0-9a-f]{64}")
-_UNTEAMED = ("url_verification", "ssl_check")
 
 ASGI = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
+class _Clock(Clock):
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now()
+
+
 class SignedOnly:
-    """ASGI app in front of `inner` (Bolt) for `path`: see the module docstring."""
+    """ASGI app serving `app` (Bolt, which checks no signature itself) at `path`: see the
+    module docstring."""
 
     def __init__(
         self,
-        inner: ASGI,
+        app: App,
         *,
         path: str,
         secret: str,
@@ -45,9 +57,9 @@ class SignedOnly:
     ) -> None:
         if not secret:
             raise ValueError("a signing secret is needed to check requests")
-        self.inner = inner
+        self.app = app
         self.path = path
-        self.secret = secret.encode()
+        self.verifier = SignatureVerifier(secret, clock=_Clock(now))
         self.teams = frozenset(teams)
         self.now = now
 
@@ -69,19 +81,38 @@ class SignedOnly:
         body = await read_body(receive, MAX_BODY)
         if body is None:
             return await self._refuse(send, 413, "body too large")
-        mac = hmac.new(self.secret, b"v0:" + stamp + b":" + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(b"v0=" + mac.encode(), signature):
+        if not self.verifier.is_valid(body, stamp.decode(), signature.decode()):
             return await self._refuse(send, 401, "bad signature")
-        kind, teams = _teams(body, headers.get(b"content-type", b""))
-        if kind is None:
+        payload = payloads.parse(body, headers.get(b"content-type", b""))
+        if payload is None:
             return await self._refuse(send, 400, "signed, but not a payload Slack sends")
-        if kind not in _UNTEAMED and not (teams & self.teams):
+        if (why := payloads.problem(payload)) is not None:
+            return await self._refuse(send, 400, f"signed, but {why}")
+        if payloads.kind(payload) not in payloads.UNTEAMED and not (
+            payloads.teams(payload) & self.teams
+        ):
             return await self._refuse(send, 403, "from a team this bot does not serve")
+        if payloads.kind(payload) == "ssl_check":
+            return await _answer(send, 200, "")
+        request = BoltRequest(
+            # already parsed: Bolt takes a dict as it is (its `mode` then only means that it
+            # checks no signature, which is done above, once)
+            body=payload,
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()},
+            mode="socket_mode",
+        )
         try:
-            await self.inner(scope, _replay(body), send)
+            response = self.app.dispatch(request)
         except Exception as exc:  # Bolt's answer never becomes a traceback for the sender
             log.error("a signed request could not be handled: %s", type(exc).__name__)
-            await _answer(send, 400, "could not handle the request")
+            return await _answer(send, 400, "could not handle the request")
+        if response.status == 404:  # no listener takes it: acked all the same, as Slack
+            return await _answer(send, 200, "")  # would otherwise retry it or show an error
+        answer = AsgiHttpResponse(
+            status=response.status, headers=response.headers, body=response.body
+        )
+        await send(answer.get_response_start())
+        await send(answer.get_response_body())
 
     async def _refuse(self, send: Any, status: int, why: str) -> None:
         log.warning("refused a request to %s: %s (HTTP %d)", self.path, why, status)
@@ -103,43 +134,6 @@ async def read_body(receive: Any, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
-def _teams(body: bytes, content_type: bytes) -> tuple[str | None, set[str]]:
-    """What a signed payload is and the team (and enterprise) ids it comes from; kind None
-    when it is neither Slack's JSON nor its form."""
-    try:
-        if content_type.split(b";")[0].strip() == b"application/json":
-            data = json.loads(body)
-        else:
-            form = {k: v[0] for k, v in parse_qs(body.decode(), strict_parsing=False).items()}
-            if "ssl_check" in form:
-                return "ssl_check", set()
-            data = json.loads(form["payload"]) if "payload" in form else form
-    except (ValueError, UnicodeDecodeError):
-        return None, set()
-    if not isinstance(data, dict):
-        return None, set()
-    ids = {data.get("team_id"), data.get("enterprise_id")}
-    for key in ("team", "enterprise"):
-        if isinstance(data.get(key), dict):
-            ids.add(data[key].get("id"))
-    if isinstance(data.get("user"), dict):
-        ids.add(data["user"].get("team_id"))
-    return str(data.get("type") or "form"), {i for i in ids if isinstance(i, str) and i}
 
 
 async def _answer(send: Any, status: int, text: str) -> None:

@@ -4,7 +4,8 @@ Started by the front (`WorkerProcess`). Its first line on stdout says whether it
 (`{"ready": true}`, or `{"failed": reason}` and exit code 2: a corrupt state database, a
 missing CML key, wrong settings); after that each line on stdin is a nudge to look for jobs
 now. Jobs and operations come from the state database, so whatever a dead worker held is
-taken again by the next. Stops when stdin closes, after finishing what it holds.
+taken again by the next. When stdin closes (the front stops, or died) or on SIGTERM or
+SIGINT, it hands what it runs over at the next step boundary and exits (`bot.process`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ import json
 import logging
 import os
 import sys
+import threading
 from typing import TextIO
 
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.slack.dispatch import JobTaker
-from bot.slack.oncall import OnCall
-from bot.slack.poster import Poster, web_client
+from bot.process import HANDOVER_S, Background, Stopping, background, slack_work
 from bot.slack.settings import SlackSettings
-from bot.slack.work import Work
 from core import metrics
 from core.config import Settings
 from core.errors import ChatOpsError
@@ -64,6 +63,10 @@ def main() -> int:
     )
     install_log_filter()
     log = logging.getLogger("chatops.slack")
+    # SIGINT (Ctrl-C reaches the front's whole group) and SIGTERM alike: hand over and exit;
+    # the front is told first, so that it starts no other worker if it is stopping too
+    stopping = Stopping().install()
+    stopping.tell(lambda: _say(out, stopping=True))
     try:
         slack = SlackSettings()
         slack.register_secrets()
@@ -78,16 +81,7 @@ def main() -> int:
         _say(out, failed=reason)
         return 2
     try:
-        client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
-        bot_name = str(client.auth_test().get("user") or "chatops")
-        work = Work(
-            runtime=runtime,
-            poster=Poster(client),
-            bot_name=bot_name,
-            min_interval=slack.update_interval,
-            command=slack.command,
-            announce_channel=slack.announce_channel,
-        )
+        work = slack_work(runtime, slack)
         work.groups.check()  # a workspace without user groups is reported now, not at first use
     except Exception as exc:
         reason = why_not(exc)
@@ -98,42 +92,31 @@ def main() -> int:
     # ready only once a command would be answered at once: the model-server runtime
     # started (seconds, at normal priority) before the front says it can run commands
     runtime.warm_up(wait=True)
-    _say(out, ready=True)
+    running = background(runtime, work=work, slack=slack)
+    _say(out, ready=True, owner=running.owner)
     # Acks have a deadline and deploys do not: when both want the CPU, the front goes first.
     # Model servers come from the runtime started above, so they keep normal priority.
     os.nice(10)
-    settings = runtime.settings
-    taker = JobTaker(
-        queue=runtime.jobs,
-        run=work.run,
-        workers=slack.workers,
-        lease_s=settings.lease_s,
-        poll_s=settings.runner_poll_s,
-    ).start()
-    # operations left by a bot process that died, and queued ones, run here too
-    runner = runtime.worker(
-        reporter_for=work.reporter_for,
-        fronts=frozenset({"", "slack"}),
-        workers=slack.workers,
-    ).start()
-    registry = work.announcer.watch()  # registry events: polled, or the MLflow webhook registered
-    # watch windows after switches, and endpoints that go down between rollouts
-    watcher = runtime.watcher(
-        alerts=OnCall(poster=work.poster, channel=slack.oncall_channel, people=work.people),
-        runner=runner,
-        fronts=frozenset({"", "slack"}),
-    ).start()
-    try:
-        for _line in sys.stdin:
-            taker.nudge()
-    finally:
-        if registry is not None:
-            registry.stop()
-        taker.close()
-        watcher.stop()
-        runner.stop()
-        runtime.close()
+    running.start()
+    # each line on stdin is a nudge; its end (the front closed it, or died) means stop
+    threading.Thread(target=_nudges, args=(running, stopping), name="nudges", daemon=True).start()
+    stopping.wait()
+    held = len(runtime.leases.held)
+    log.info("%s: handing over what this worker runs (%d operation(s))", stopping.reason, held)
+    if not running.hand_over(HANDOVER_S):
+        log.warning(
+            "some operations were still mid-step after %.0f s: left all the same", HANDOVER_S
+        )
+    runtime.close()
+    log.info("the worker stopped")
     return 0
+
+
+def _nudges(running: Background, stopping: Stopping) -> None:
+    for _line in sys.stdin:
+        if running.taker is not None:
+            running.taker.nudge()
+    stopping.stop("stopping (the front closed the link)")
 
 
 if __name__ == "__main__":

@@ -208,6 +208,22 @@ class OperationRepository:
                 .execution_options(synchronize_session=False)
             )
 
+    def let_lapse(self, owner: str, op_ids: list[str] | None = None) -> int:
+        """End `owner`'s leases (on `op_ids`, else on all it holds) now: another process may
+        take those operations over and resume them (see `core.leases.let_lapse`)."""
+        mine = [Operation.owner == owner, Operation.state == OperationState.RUNNING]
+        if op_ids is not None:
+            mine.append(Operation.id.in_(op_ids))
+        lapsed = self.db.now() - timedelta(seconds=1)
+        with self.db.session() as s:
+            done = s.execute(
+                update(Operation)
+                .where(*mine)
+                .values(lease_expires_at=lapsed)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(done, "rowcount", 0) or 0)
+
     # -- what a run writes: fenced by its hold ---------------------------------------------
     def record(
         self,

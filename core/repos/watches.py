@@ -207,6 +207,18 @@ class WatchRepository:
             if row is not None:
                 row.state, row.detail = state, detail
 
+    def let_lapse(self, owner: str) -> int:
+        """End `owner`'s leases on the watches it holds now (its process stopped or died),
+        so another process takes them at once; how many (see `core.leases.let_lapse`)."""
+        with self.db.session() as s:
+            done = s.execute(
+                update(WatchRow)
+                .where(WatchRow.owner == owner, WatchRow.state == WatchState.WATCHING)
+                .values(lease_expires_at=self.db.now() - timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(done, "rowcount", 0) or 0)
+
     def _free(self, now: datetime) -> ColumnElement[bool]:
         return and_(
             WatchRow.state == WatchState.WATCHING,

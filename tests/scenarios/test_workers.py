@@ -278,7 +278,7 @@ def test_two_workers_on_one_postgresql_run_each_of_20_operations_exactly_once(
             worker.terminate()
         for worker in workers:
             assert worker.exit_code() == 0, worker.output
-            assert "chatops worker: finishing what it holds" in worker.output
+            assert "chatops worker: handing over what it runs" in worker.output
 
 
 def test_a_worker_takes_over_an_operation_whose_process_died(

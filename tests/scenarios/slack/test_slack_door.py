@@ -138,3 +138,47 @@ def test_a_json_event_of_the_bots_team_reaches_bolt(running_front: RunningFront)
     body = json.dumps({"type": "url_verification", "challenge": "c-123"})
     answer = post(running_front, body, signed(body), "application/json")
     assert (answer.status_code, answer.json()) == (200, {"challenge": "c-123"})
+
+
+def test_a_signed_json_that_is_no_slack_payload_is_400_as_readme_says(
+    running_front: RunningFront,
+) -> None:
+    body = json.dumps({"hello": 1})
+    answer = post(running_front, body, signed(body), "application/json")
+    assert answer.status_code == 400, answer.text
+    assert running_front.runtime.jobs.unfinished(frozenset({"slack"})) == 0
+
+
+def test_a_signed_click_whose_actions_are_no_list_is_400_without_a_traceback(
+    running_front: RunningFront, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    click = {
+        "type": "block_actions",
+        "team": {"id": "T0001"},
+        "user": {"id": ALICE, "team_id": "T0001"},
+        "actions": "notalist",
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(click)})
+    answer = post(running_front, body, signed(body), FORM)
+    assert answer.status_code == 400, answer.text
+    assert "Traceback" not in caplog.text and "Traceback" not in answer.text
+    assert running_front.runtime.jobs.unfinished(frozenset({"slack"})) == 0
+
+
+def test_a_slash_command_whose_text_says_payload_is_served(running_front: RunningFront) -> None:
+    body = DEPLOY.replace("iris+v1+to+prod", "payload")  # a usage error: answered in the ack
+    answer = post(running_front, body, signed(body), FORM)
+    assert answer.status_code == 200, answer.text
+    assert "payload" in answer.json()["text"]
+
+
+def test_a_signed_click_no_listener_takes_is_acked(running_front: RunningFront) -> None:
+    click = {
+        "type": "block_actions",
+        "team": {"id": "T0001"},
+        "user": {"id": ALICE, "team_id": "T0001"},
+        "actions": [{"action_id": "no-such-button", "value": "x", "action_ts": "1.2"}],
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(click)})
+    assert post(running_front, body, signed(body), FORM).status_code == 200

@@ -101,3 +101,28 @@ def test_a_deploy_over_socket_mode_reports_in_the_channel(
     assert ack.envelope_id == "env-/deploy-iris v1" and not ack.payload
     assert socket_front.dispatcher.wait_idle(60)
     assert any("iris v1 is live at" in m.text for m in slack_api.messages(OPS))
+
+
+def test_every_envelope_is_acked_taken_or_not(socket_front: SlackFront) -> None:
+    unknown_button = {
+        "type": "block_actions",
+        "team": {"id": "T0001"},
+        "user": {"id": ALICE},
+        "actions": [{"action_id": "no-such-button", "value": "x", "action_ts": "1.2"}],
+    }
+    reaction = {
+        "type": "event_callback",
+        "team_id": "T0001",
+        "event_id": "Ev-reaction",
+        "event": {"type": "reaction_added", "user": ALICE, "reaction": "tada"},
+    }
+    unregistered = envelope("/notours", "hello").payload
+    malformed = {**unknown_button, "actions": "notalist"}
+    requests = [
+        SocketModeRequest(type="interactive", envelope_id="env-button", payload=unknown_button),
+        SocketModeRequest(type="events_api", envelope_id="env-reaction", payload=reaction),
+        SocketModeRequest(type="slash_commands", envelope_id="env-cmd", payload=unregistered),
+        SocketModeRequest(type="interactive", envelope_id="env-bad", payload=malformed),
+    ]
+    acked = [r.envelope_id for r in handle(socket_front, *requests)]
+    assert acked == ["env-button", "env-reaction", "env-cmd", "env-bad"]

@@ -124,3 +124,30 @@ def test_a_worker_that_cannot_start_is_retried_with_a_growing_pause_and_the_fron
     assert pauses == [1.0, 2.0, 4.0, 8.0]
     assert worker.starts == 4
     assert worker.unready == "SLACK_BOT_TOKEN is not set"
+
+
+def test_a_slack_mode_without_its_token_says_which_and_shows_no_traceback(
+    slack_api: SlackEmulator, registry_uri: str, tmp_path: Path
+) -> None:
+    low, _ = free_port_range()
+    env = bot_environment(
+        slack_api,
+        port=low,
+        state_dir=tmp_path / "state",
+        tracking_uri=registry_uri,
+        environments=[{"name": "dev", "port_range": [low + 1, low + 9], "admins": [ALICE]}],
+    )
+    env.pop("SLACK_BOT_TOKEN")
+    for mode in ("http", "socket"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "run", "--mode", mode],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        said = done.stdout + done.stderr
+        assert done.returncode == 2, said
+        assert "cannot start: SLACK_BOT_TOKEN is not set" in said
+        assert "Traceback" not in said and "AssertionError" not in said, said

@@ -64,3 +64,50 @@ def test_the_operation_a_job_recorded_is_found(repos: Repositories) -> None:
     found = queue.operation_of("job-1234567890")
     assert found is not None and found.endpoint == "iris"
     assert queue.operation_of("job-0000000000") is None
+
+
+def test_a_gone_process_leases_end_at_once_and_only_its_own(repos: Repositories) -> None:
+    from core.leases import let_lapse
+
+    queue = JobQueue(repos.db)
+    mine = queue.record(key="a", front="slack", job=Asked(text="a"), kind="command")
+    theirs = queue.record(key="b", front="slack", job=Asked(text="b"), kind="command")
+    assert queue.claim("dead", lease_s=60, fronts=FRONTS, kinds=KINDS) is not None
+    assert queue.claim("alive", lease_s=60, fronts=FRONTS, kinds=KINDS) is not None
+    op = repos.operations.enqueue(
+        kind="deploy",
+        env="dev",
+        endpoint="iris",
+        requested_by="alice",
+        command="/deploy iris v1",
+        owner="dead",
+        lease_s=60,
+    )
+    watch = repos.watches.begin(
+        env="dev",
+        endpoint="iris",
+        operation_id=op.id,
+        model="iris",
+        version=1,
+        deployment="d1",
+        previous=None,
+        reply_to={},
+        watch_s=600,
+    )
+    assert [w.id for w in repos.watches.claim("dead", lease_s=60, fronts=frozenset({""}))] == [
+        watch.id
+    ]
+    # nothing is free while its holder's lease runs
+    assert queue.claim("next", lease_s=60, fronts=FRONTS, kinds=KINDS) is None
+    assert repos.operations.claim("next", lease_s=60) is None
+
+    assert let_lapse(repos.db, "dead") == 3  # its job, its operation, its watch
+
+    taken = queue.claim("next", lease_s=60, fronts=FRONTS, kinds=KINDS)
+    assert taken is not None and taken.id == mine
+    resumed = repos.operations.claim("next", lease_s=60)
+    assert resumed is not None and (resumed.id, resumed.attempts) == (op.id, 2)
+    watched = repos.watches.claim("next", lease_s=60, fronts=frozenset({""}))
+    assert [w.id for w in watched] == [watch.id]
+    other = queue.get(theirs or "")
+    assert other is not None and other.owner == "alive"  # another process's lease stays

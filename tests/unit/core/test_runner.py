@@ -144,3 +144,36 @@ def test_no_lease_alarm_for_an_operation_this_process_ended(
         assert not mine.lost(op_id)
     mine.close()
     assert caplog.records == []
+
+
+def test_a_process_that_hands_over_leaves_the_operation_at_the_next_step_for_another_to_finish(
+    core: Core, target: RecordingTarget, tmp_path: Path, registry_uri: str
+) -> None:
+    op_id = queue(core)
+    target.during["start"] = core.leases.hand_over  # the process is told to stop mid-start
+    seen = Recorder()
+    assert core.worker(reporter_for=lambda _op: seen).run_pending() == 1
+
+    # the step under way ended; the next one was recorded and not begun
+    assert target.calls == ["build", "start"]
+    op = core.repos.operations.get(op_id)
+    assert op is not None and (op.state, op.step, op.attempts) == ("running", "check", 1)
+    assert core.repos.locks.get("dev", "iris") is not None  # kept for whoever goes on
+    assert not [e for e in seen.events if e.kind in (EventKind.FAILED, EventKind.SUCCEEDED)]
+    assert core.repos.audit.entries(limit=5) == []  # audited once, by whoever ends it
+
+    # its lease ended at once: another process takes it now, not a lease later
+    other = wire(
+        settings=core.settings,
+        repos=core.repos,
+        registry=core.registry,
+        targets={"dev": target},  # type: ignore[dict-item]
+    )
+    taken = other.worker().take()
+    assert taken is not None and (taken.id, taken.attempts) == (op_id, 2)
+    other.runner.run(taken, Recorder())
+    op = core.repos.operations.get(op_id)
+    assert op is not None and op.state == "succeeded"
+    assert target.calls[-2:] == ["check", "switch"]
+    assert core.repos.locks.get("dev", "iris") is None
+    other.leases.close()

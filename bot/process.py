@@ -1,0 +1,202 @@
+"""The composition root: what each kind of bot process is made of, built in one place from
+settings, and how it stops.
+
+Kinds of process: the Slack front over HTTP or Socket Mode (`bot.serve.run_slack`: records
+and acks; its worker process runs), that worker process (`bot.slack.worker`), `chatops
+worker` (`bot.serve.worker`: operations, and Slack jobs when a bot token is set), and the
+console (`bot.cli`). Each is assembled from `background` (what runs work: Slack jobs,
+operations, registry events, watch windows) and `slack_work` (how Slack jobs run and are
+told), never from a copy of their wiring.
+
+Stopping is part of the design. SIGTERM (what systemd, Kubernetes and Heroku send) and
+SIGINT (Ctrl-C) mean the same: `Stopping` notes it at once. A front then stops taking
+(`/readyz` says so, the Socket Mode link is closed so Slack sends elsewhere, what arrived is
+recorded before it is acked) and starts no new worker; a process that runs work hands it over
+(`Background.hand_over`): each operation stops at its next step boundary with its step
+recorded and its lease ended, within `HANDOVER_S`, so another process resumes it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Protocol
+
+from core.alerts import Alerts, LogAlerts
+from core.events import LogReporter, Reporter
+
+if TYPE_CHECKING:
+    from bot.slack.dispatch import JobTaker
+    from bot.slack.settings import SlackSettings
+    from bot.slack.work import Work
+    from core.models import Operation
+    from core.runner import Runner
+    from core.runtime import Runtime
+    from core.watching import Watcher
+
+log = logging.getLogger("chatops")
+
+# how long a stopping process gives the operations it runs to reach a step boundary; what is
+# still mid-step then has its lease ended all the same and resumes elsewhere from its last
+# recorded step (a step resumes from the remote ids it recorded)
+HANDOVER_S = 20.0
+FRONTS_NO_SLACK = frozenset({""})
+FRONTS_SLACK = frozenset({"", "slack"})
+
+
+class Stopping:
+    """Whether, and why, this process is stopping: SIGTERM and SIGINT alike, or whatever
+    else ends it (the front closing a worker's stdin). `install()` takes both signals."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._event = threading.Event()
+        self._told: list[Callable[[], None]] = []
+
+    def install(self) -> Stopping:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop(f"stopping ({signal.Signals(signum).name})")
+
+    def tell(self, quick: Callable[[], None]) -> None:
+        """Call `quick` (it must not block: it may run in a signal handler) when stopping."""
+        self._told.append(quick)
+
+    def stop(self, reason: str) -> None:
+        if self.reason is not None:
+            return
+        self.reason = reason
+        for quick in self._told:
+            try:
+                quick()
+            except Exception:  # in a signal handler: nothing may escape into the main thread
+                log.warning("stopping: telling %r failed", quick)
+        self._event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Background:
+    """What runs work in one process: operations (`runner`), watch windows (`watcher`), and,
+    with Slack, the jobs fronts recorded (`taker`) and registry events (`registry`); all
+    under one owner name."""
+
+    runtime: Runtime
+    runner: Runner
+    watcher: Watcher
+    taker: JobTaker | None = None
+    # registry events: polled, or the MLflow webhook registered (None: nobody to tell)
+    watch_registry: Callable[[], _Stoppable | None] | None = None
+    registry: _Stoppable | None = None
+
+    @property
+    def owner(self) -> str:
+        return self.runner.owner
+
+    def start(self) -> Background:
+        if self.taker is not None:
+            self.taker.start()
+        if self.watch_registry is not None:
+            self.registry = self.watch_registry()
+        self.runner.start()
+        self.watcher.start()
+        return self
+
+    def hand_over(self, within: float = HANDOVER_S) -> bool:
+        """Stop taking anything, leave every operation at its next step boundary with its
+        lease ended (within `within` seconds, else mid-step, its lease ended all the same),
+        and end the leases of jobs left; whether everything was left in time."""
+        self.runtime.leases.hand_over()  # first: operations jobs run stop at a boundary too
+        if self.registry is not None:
+            self.registry.stop()
+        self.watcher.stop()  # an automatic rollback under way stops at its boundary too
+        left = self.runner.hand_over(within)
+        if self.taker is not None:
+            left = self.taker.hand_over(within) and left
+        return left
+
+
+def slack_work(runtime: Runtime, slack: SlackSettings) -> Work:
+    """How this process runs Slack jobs and tells people: the one place `Work` is built,
+    with the bot's name (as `auth.test` says), the namespace command and the channels."""
+    from bot.slack.poster import Poster, web_client
+    from bot.slack.work import Work
+
+    if slack.bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set")
+    client = web_client(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
+    return Work(
+        runtime=runtime,
+        poster=Poster(client),
+        bot_name=str(client.auth_test().get("user") or "chatops"),
+        min_interval=slack.update_interval,
+        command=slack.command,
+        announce_channel=slack.announce_channel,
+    )
+
+
+def background(
+    runtime: Runtime,
+    *,
+    work: Work | None = None,
+    slack: SlackSettings | None = None,
+    reporter_for: Callable[[Operation], Reporter] | None = None,
+    alerts: Alerts | None = None,
+) -> Background:
+    """What runs work in this process, not yet started. With `work` (and its `slack`
+    settings): Slack jobs, operations asked from Slack reported in their threads, registry
+    events announced, on-call alerts in Slack. Without: operations asked outside Slack,
+    reported by `reporter_for` (else in the log), alerts by `alerts` (else in the log)."""
+    settings = runtime.settings
+    if work is None or slack is None:
+        runner = runtime.worker(
+            reporter_for=reporter_for or (lambda _op: LogReporter()), fronts=FRONTS_NO_SLACK
+        )
+        watcher = runtime.watcher(
+            alerts=alerts or LogAlerts(), runner=runner, fronts=FRONTS_NO_SLACK
+        )
+        return Background(runtime=runtime, runner=runner, watcher=watcher)
+    from bot.slack.dispatch import JobTaker
+    from bot.slack.oncall import OnCall
+
+    runner = runtime.worker(
+        reporter_for=work.reporter_for, fronts=FRONTS_SLACK, workers=slack.workers
+    )
+    taker = JobTaker(
+        queue=runtime.jobs,
+        run=work.run,
+        workers=slack.workers,
+        lease_s=settings.lease_s,
+        poll_s=settings.runner_poll_s,
+        owner=runner.owner,
+    )
+    watcher = runtime.watcher(
+        alerts=OnCall(poster=work.poster, channel=slack.oncall_channel, people=work.people),
+        runner=runner,
+        fronts=FRONTS_SLACK,
+    )
+
+    return Background(
+        runtime=runtime,
+        runner=runner,
+        watcher=watcher,
+        taker=taker,
+        watch_registry=work.announcer.watch,
+    )
