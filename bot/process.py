@@ -148,6 +148,7 @@ def slack_work(runtime: Runtime, slack: SlackSettings) -> Work:
         bot_name=str(client.auth_test().get("user") or "chatops"),
         min_interval=slack.update_interval,
         command=slack.command,
+        direct=slack.direct_commands,
         announce_channel=slack.announce_channel,
     )
 
@@ -188,7 +189,12 @@ def background(
         owner=runner.owner,
     )
     watcher = runtime.watcher(
-        alerts=OnCall(poster=work.poster, channel=slack.oncall_channel, people=work.people),
+        alerts=OnCall(
+            poster=work.poster,
+            channel=slack.oncall_channel,
+            people=work.people,
+            naming=work.naming,
+        ),
         runner=runner,
         fronts=FRONTS_SLACK,
     )

@@ -76,10 +76,13 @@ class Work:
         bot_name: str = "chatops",
         min_interval: float = 1.0,
         command: str = NAMESPACE,
+        direct: bool = True,
         announce_channel: str = "",
     ) -> None:
         self.runtime = runtime
         self.command = command
+        # how this front's commands are typed, for texts that belong to no job (on-call)
+        self.naming = Naming(command, direct)
         # who opened the App Home since this process started: it is refreshed for them
         # after what they asked for ran
         self.home_seen: set[str] = set()
