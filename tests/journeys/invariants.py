@@ -33,7 +33,7 @@ SLACK_REFUSALS = frozenset(
 )
 # texts that only an internal error produces
 INTERNAL = (
-    re.compile(r"Something unexpected went wrong[^(]*\((?P<kind>\w+)\)"),
+    re.compile(r"Something unexpected went wrong(?:.*?\((?P<kind>\w+)\)\. Nothing more)?"),
     re.compile(r"an unexpected (?P<kind>[A-Z]\w+)"),
     re.compile(r"Traceback \(most recent call last\)"),
 )
@@ -159,7 +159,7 @@ def no_internal_error(said: Iterable[Said], log: str = "") -> list[Violation]:
     for s in said:
         for pattern in INTERNAL:
             for match in pattern.finditer(s.shown):
-                kind = match.groupdict().get("kind") or "traceback"
+                kind = match.groupdict().get("kind") or "unknown"
                 found.append(Violation(f"no-internal-error[{kind}]", s.where, _around(match)))
     for block in log.split("Traceback (most recent call last):")[1:]:
         last = next((ln for ln in block.splitlines() if EXCEPTION.match(ln)), "")
