@@ -133,6 +133,7 @@ class Bot:
     tracking_uri: str
     watch_s: float
     direct_commands: bool = True
+    namespace: str = "mlops"  # the one slash command that takes every command
     port: int = field(default_factory=free_block)
     proc: subprocess.Popen[bytes] | None = None
     sent: list[Sent] = field(default_factory=list)
@@ -162,6 +163,7 @@ class Bot:
             "CHATOPS_RUNNER_POLL_S": "0.2",
             "CHATOPS_START_TIMEOUT_S": "60",
             "CHATOPS_SLACK_DIRECT_COMMANDS": "true" if self.direct_commands else "false",
+            "CHATOPS_SLACK_COMMAND": self.namespace,
         }
 
     # -- life ------------------------------------------------------------------------------

@@ -19,11 +19,12 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import psutil
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.views import View
 
 from bot.slack.manifest import slash_commands
-from commands.registry import DIRECT, RESERVED
+from commands.registry import COMMANDS, DIRECT, NAMESPACE, RESERVED
 from tests.journeys.harness import CANARY, TYPED_MARK, Bot, environments
 from tests.slack_api.limits import MAX_HOME_BLOCKS, Refused, check_blocks, check_message
 
@@ -40,6 +41,8 @@ INTERNAL = (
 EXCEPTION = re.compile(r"^\w[\w.]*(Error|Exception)\b")
 # a `/word` as a command is named in text: not a path (`/dev/x`), not inside a URL
 COMMAND = re.compile(r"(?:^|(?<=[\s`(\"'*_>]))/([a-z][a-z0-9_-]{0,31})(?![\w/.-])")
+# what a `/word` may name as a command: ours under any name, and Slack's own
+NAMES = frozenset({*COMMANDS, *RESERVED, NAMESPACE})
 # pings: everyone in a channel, someone the bot has no reason to mention, a channel link
 FOREIGN_PINGS = (f"<@{CANARY}", "<!here", "<!channel", "<!everyone", "<#C0SECRET")
 # a mention the bot means, shown as text instead of a mention
@@ -154,7 +157,8 @@ def front_answers(said: Iterable[Said]) -> list[Violation]:
 
 
 def no_internal_error(said: Iterable[Said], log: str = "") -> list[Violation]:
-    """No message, answer or view carries an internal error's text; no traceback is logged."""
+    """No message, answer or view carries an internal error's text; no traceback is logged
+    (`logged-traceback`: what users will meet next, or a side effect that failed unseen)."""
     found = []
     for s in said:
         for pattern in INTERNAL:
@@ -164,7 +168,7 @@ def no_internal_error(said: Iterable[Said], log: str = "") -> list[Violation]:
     for block in log.split("Traceback (most recent call last):")[1:]:
         last = next((ln for ln in block.splitlines() if EXCEPTION.match(ln)), "")
         kind = last.split(":")[0].rsplit(".", 1)[-1] or "traceback"
-        found.append(Violation(f"no-internal-error[{kind}]", "the bot's log", last[:300]))
+        found.append(Violation(f"logged-traceback[{kind}]", "the bot's log", last[:300]))
     return found
 
 
@@ -188,15 +192,17 @@ def valid_block_kit(said: Iterable[Said]) -> list[Violation]:
     return found
 
 
-def commands_registered(said: Iterable[Said], *, direct: bool) -> list[Violation]:
+def commands_registered(
+    said: Iterable[Said], *, direct: bool, command: str = NAMESPACE
+) -> list[Violation]:
     """Every `/word` named is a command the manifest of the same settings registers."""
-    registered = {c.lstrip("/") for c in slash_commands(direct=direct)}
+    registered = {c.lstrip("/") for c in slash_commands(command=command, direct=direct)}
     found = []
     for s in said:
         for match in COMMAND.finditer(s.shown):
             name = match.group(1)
-            if name in registered:
-                continue
+            if name in registered or name not in NAMES:
+                continue  # a command, or no command at all (`GET /ping` in a log tail)
             kind = "reserved" if name in RESERVED else "direct-off" if name in DIRECT else "other"
             found.append(Violation(f"commands-registered[{kind}]", s.where, _around(match)))
     return found
@@ -321,6 +327,19 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _ours(bot: Bot, port: int) -> bool:
+    """Whether what listens on `port` is the bot's (an endpoint host of its state directory),
+    not a server of another test run that landed in the range."""
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+            try:
+                state = psutil.Process(conn.pid).environ().get("CHATOPS_STATE_DIR")
+            except (psutil.Error, TypeError):
+                return True  # cannot tell: counted as the bot's
+            return state == str(bot.state_dir)
+    return False
+
+
 def db_matches_ports(bot: Bot) -> list[Violation]:
     """The endpoints the database lists answer on their ports, and nothing else listens in
     the environments' port ranges."""
@@ -344,7 +363,7 @@ def db_matches_ports(bot: Bot) -> list[Violation]:
     for env in environments(bot.port, watch_s=bot.watch_s):
         low, high = env["port_range"]
         for port in range(low, high + 1):
-            if port not in claimed and _listening(port):
+            if port not in claimed and _listening(port) and _ours(bot, port):
                 found.append(
                     Violation(
                         "db-matches-ports",

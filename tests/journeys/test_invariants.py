@@ -18,7 +18,7 @@ def ids(found: list[inv.Violation]) -> list[str]:
 def test_only_commands_the_manifest_registers_may_be_named() -> None:
     fine = said(
         "`/mlops deploy iris v1` or `/deploy iris v1`; fatal: cannot open /dev/accel0; "
-        "live at http://127.0.0.1:8000/invocations; see dev/iris and v1/v2"
+        "live at http://127.0.0.1:8000/invocations; see dev/iris and v1/v2; log: GET /ping 200"
     )
     assert inv.commands_registered([fine], direct=True) == []
     assert ids(inv.commands_registered([fine], direct=False)) == ["commands-registered[direct-off]"]
@@ -27,8 +27,10 @@ def test_only_commands_the_manifest_registers_may_be_named() -> None:
         "commands-registered[reserved]",
         "commands-registered[reserved]",
     ]
-    assert ids(inv.commands_registered([said("try `/frobnicate`")], direct=True)) == [
-        "commands-registered[other]"
+    assert ids(inv.commands_registered([said("try `/mlops` or `/chatops`")], direct=True)) == []
+    custom = said("try `/mlops status`")
+    assert inv.commands_registered([custom], direct=False, command="ops") == [
+        inv.Violation("commands-registered[other]", custom.where, "try `/mlops status`")
     ]
 
 
@@ -57,7 +59,7 @@ def test_internal_errors_are_named_by_their_kind_in_messages_and_logs() -> None:
         'Traceback (most recent call last):\n  File "x.py", line 1, in f\n'
         "AttributeError: 'str' object has no attribute 'endpoints'\n"
     )
-    assert ids(inv.no_internal_error([], log)) == ["no-internal-error[AttributeError]"]
+    assert ids(inv.no_internal_error([], log)) == ["logged-traceback[AttributeError]"]
     assert (
         inv.no_internal_error([said("Unexpected `4`: after the version comes `to <env>`.")]) == []
     )
