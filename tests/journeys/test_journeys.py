@@ -71,6 +71,9 @@ KNOWN: dict[str, str] = {
     "own-mentions-ping": "the mentions the bot means are shown as text",
     "no-undo-of-admin": "the watch rolls back an admin's good deploy or rollback",
 }
+# steps left out of the journeys (comma-separated rule names), to look past a known bug that
+# hides others: CHATOPS_JOURNEYS_SKIP=open_the_home
+SKIP = frozenset(os.environ.get("CHATOPS_JOURNEYS_SKIP", "").split(","))
 FAILING = ("flaky", 2)  # the version that fails in production: it gets the input it fails on
 WATCH_S = 15.0
 USERS = (ALICE, DAN, BOB, VIC)
@@ -246,9 +249,12 @@ class Journeys(RuleBasedStateMachine):
 
     def _step(self, what: str) -> None:
         self.steps.append(what)
+        self._say(f"{len(self.world.journeys)}.{len(self.steps)} {what}")
+
+    def _say(self, what: str) -> None:
+        """With CHATOPS_JOURNEYS_VERBOSE set, every step and what it broke, as they come."""
         if os.environ.get("CHATOPS_JOURNEYS_VERBOSE"):
-            at = time.strftime("%H:%M:%S")
-            print(f"  {at} {len(self.world.journeys)}.{len(self.steps)} {what}", flush=True)
+            print(f"  {time.strftime('%H:%M:%S')} {what}", flush=True)
 
     def _send(self, user: str, form: str, line: str) -> None:
         bot = self.bot
@@ -321,6 +327,7 @@ class Journeys(RuleBasedStateMachine):
         self._step(f"click by {user} in {channel}: {sent.what!r} -> HTTP {sent.status}")
         self.bot.settle()
 
+    @precondition(lambda self: "open_the_home" not in SKIP)
     @rule(user=st.sampled_from(USERS))
     def open_the_home(self, user: str) -> None:
         before = len([v for v in self.api.views if v.user_id == user])
@@ -408,9 +415,11 @@ class Journeys(RuleBasedStateMachine):
                 met = world.known.setdefault(v.id, [])
                 if str(v) not in met:
                     met.append(str(v))
+                    self._say(f"known: {v}")
             elif str(v) not in "\n".join(world.broken):
                 journey = "\n".join(f"    {n}. {s}" for n, s in enumerate(self.steps, 1))
                 world.broken.append(f"{v}\n  in journey {len(world.journeys)}, after:\n{journey}")
+                self._say(f"BROKEN: {v}")
 
     def _eventually(self, check: Any) -> list[inv.Violation]:
         """A state check that may race a step the bot is taking by itself (a watch taking
