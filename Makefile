@@ -1,7 +1,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check bench install codegen
+.PHONY: run test check bench install codegen journeys
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,13 @@ codegen:
 
 test: install codegen
 	$(VENV)/bin/pytest
+
+# the journey tests over the whole bot, long: more journeys, more steps, a new seed each run
+# (JOURNEYS_EXAMPLES=N for more; CHATOPS_JOURNEYS_VERBOSE=1 prints every step)
+JOURNEYS_EXAMPLES ?= 25
+journeys: install
+	CHATOPS_JOURNEYS_PROFILE=long CHATOPS_JOURNEYS_EXAMPLES=$(JOURNEYS_EXAMPLES) \
+		$(VENV)/bin/pytest -m journeys -o timeout=0 -rxX tests/journeys
 
 check: install
 	$(VENV)/bin/ruff check .
