@@ -33,16 +33,16 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.admission.deployer import Deployer  # noqa: E402
+from core.admission.roles import Actor  # noqa: E402
 from core.config import Environment, Limits, Settings  # noqa: E402
-from core.deployer import Deployer  # noqa: E402
 from core.events import Event, Outcome  # noqa: E402
-from core.models import new_id  # noqa: E402
 from core.registry.demo import create_demo_model  # noqa: E402
 from core.registry.mlflow import Registry  # noqa: E402
-from core.repos import Repositories, Serving  # noqa: E402
 from core.resources import Resources  # noqa: E402
-from core.roles import Actor  # noqa: E402
 from core.runtime import wire  # noqa: E402
+from core.store.models import new_id  # noqa: E402
+from core.store.repos import Repositories, Serving  # noqa: E402
 from core.targets.base import EndpointRef, quiet_step  # noqa: E402
 from core.targets.cml.target import CMLTarget  # noqa: E402
 from emulators.cml import Timings  # noqa: E402

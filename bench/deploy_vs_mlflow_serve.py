@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from commands.base import Context  # noqa: E402
 from commands.registry import execute  # noqa: E402
+from core.admission.roles import Actor  # noqa: E402
 from core.config import CONSOLE_USER, Settings  # noqa: E402
 from core.events import NullReporter  # noqa: E402
 from core.registry.demo import create_demo_model  # noqa: E402
-from core.roles import Actor  # noqa: E402
 from core.runtime import Runtime  # noqa: E402
 from core.targets.local.target import Zygote  # noqa: E402
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from core.db import Database
 from core.metrics.page import Exposition
-from core.models import JobRow, Operation
+from core.store.db import Database
+from core.store.models import JobRow, Operation
 
 KINDS, ENVS, STATES = (
     ("deploy", "scale", "rollback", "stop"),

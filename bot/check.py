@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack.settings import Mode, SlackSettings
-from core.checks import Finding, Report, Verdict
+from core.oncall.checks import Finding, Report, Verdict
 
 SLACK = "slack"
 # what the manifest (manifest.yml) asks for; the bot fails without any one of them

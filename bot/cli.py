@@ -16,9 +16,9 @@ from rich.markup import escape
 
 from bot import serve
 from bot.process import background
-from core.alerts import LogAlerts
 from core.config import Settings
 from core.errors import ChatOpsError
+from core.oncall.alerts import LogAlerts
 from core.scrub import install_log_filter, scrub
 from core.targets.local.target import Zygote
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         out.print(f"[red]cannot start, the settings are wrong: {escape(scrub(str(exc)))}[/]")
         return 2
     if args.cmd == "db":
-        from core import migrate
+        from core.store import migrate
 
         try:
             migrate.prepare(settings.database_url)  # the SQLite folder, if needed
@@ -241,7 +241,7 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
 def _check(settings: Settings, out: Console) -> int:
     from bot.check import render, slack_findings
     from bot.slack.settings import SlackSettings
-    from core.checks.readiness import readiness
+    from core.oncall.checks.readiness import readiness
     from core.scrub import register_settings
 
     register_settings(settings)
@@ -257,7 +257,7 @@ def _log_readiness(settings: Settings, slack: SlackSettings, mode: Mode) -> thre
     """One paragraph in the log on whether everything is ready, written while the front
     starts (the checks may wait on the network)."""
     from bot.check import slack_findings
-    from core.checks.readiness import readiness
+    from core.oncall.checks.readiness import readiness
     from core.scrub import register_settings
 
     def run() -> None:

@@ -26,17 +26,17 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
-from core.alerts import Alerts, LogAlerts
 from core.events import LogReporter, Reporter
+from core.oncall.alerts import Alerts, LogAlerts
 
 if TYPE_CHECKING:
     from bot.slack.dispatch import JobTaker
     from bot.slack.settings import SlackSettings
     from bot.slack.work import Work
-    from core.models import Operation
-    from core.runner import Runner
+    from core.execution.runner import Runner
+    from core.oncall.watching import Watcher
     from core.runtime import Runtime
-    from core.watching import Watcher
+    from core.store.models import Operation
 
 log = logging.getLogger("chatops")
 

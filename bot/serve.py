@@ -89,7 +89,7 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     from bot.slack.app import EVENTS_PATH, SlackFront
     from bot.slack.dispatch import WorkerProcess
     from bot.slack.settings import Mode
-    from core.jobs import JobQueue
+    from core.store.jobs import JobQueue
 
     if (problem := missing(slack, mode)) is not None:
         out.print(f"[red]cannot start: {problem}[/]")

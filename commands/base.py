@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
+from core.admission.roles import Actor
 from core.config import NAME as NAME  # one rule for names, settings and commands alike
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.marks import command
-from core.roles import Actor
 
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
-    from core.approvals import ApprovalRequested, Decided
-    from core.models import AuditRow
-    from core.plans import PlanReport
+    from core.admission.approvals import ApprovalRequested, Decided
+    from core.admission.plans import PlanReport
+    from core.oncall.status import Problems
     from core.registry.runs import Registered
     from core.runtime import Runtime
-    from core.status import Problems
+    from core.store.models import AuditRow
 
 
 class CommandName(StrEnum):

@@ -26,8 +26,8 @@ from core.registry.events import (
 )
 from core.registry.mlflow import Registry
 from core.registry.webhooks import ensure_webhook
-from core.repos.endpoints import EndpointRepository
-from core.repos.registry_events import RegistryEventRepository
+from core.store.repos.endpoints import EndpointRepository
+from core.store.repos.registry_events import RegistryEventRepository
 
 log = logging.getLogger("chatops.registry")
 SEEN = "seen"  # recorded without an announcement: it was so before anyone watched

@@ -10,9 +10,9 @@ from datetime import datetime
 
 from core.events import Notice, Outcome, Refusal
 from core.marks import plain
-from core.models import AuditRow, aware
-from core.repos.audit import AuditRepository
 from core.scrub import scrub
+from core.store.models import AuditRow, aware
+from core.store.repos.audit import AuditRepository
 
 FIELDS = [
     "at",

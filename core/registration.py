@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from core.admission.roles import Action, Actor, Role, role_in
 from core.audit import AuditLog
 from core.config import Settings
 from core.errors import NotFound, RegistryError
 from core.events import Refusal
 from core.registry.runs import Registered, RunRegistrar
-from core.repos.audit import AuditRepository
-from core.roles import Action, Actor, Role, role_in
+from core.store.repos.audit import AuditRepository
 
 
 class Registration:

@@ -7,35 +7,35 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from core.alerts import Alerts
+from core.admission.approvals import Approvals
+from core.admission.deployer import Deployer
+from core.admission.locker import Locker
+from core.admission.planner import Planner
+from core.admission.roles import Actor
 from core.announcements import Announcements
-from core.approvals import Approvals
 from core.audit import AuditLog
-from core.checks.readiness import readiness
-from core.checks.watch import ReadinessWatch
 from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Settings
-from core.deployer import Deployer
 from core.errors import ChatOpsError
 from core.events import NullReporter
-from core.jobs import JobQueue
-from core.leases import Leases
-from core.locker import Locker
-from core.planner import Planner
+from core.execution.leases import Leases
+from core.execution.rollout import Rollouts
+from core.execution.runner import ReporterFor, Runner
+from core.oncall.alerts import Alerts
+from core.oncall.checks.readiness import readiness
+from core.oncall.checks.watch import ReadinessWatch
+from core.oncall.status import Problems, admin_problems
+from core.oncall.watching import CHECK_S, Watcher
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
-from core.repos import Repositories
-from core.roles import Actor
-from core.rollout import Rollouts
-from core.runner import ReporterFor, Runner
 from core.scrub import register_settings
-from core.status import Problems, admin_problems
+from core.store.jobs import JobQueue
+from core.store.repos import Repositories
 from core.targets.base import Target, quiet_step
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
-from core.watching import CHECK_S, Watcher
 
 log = logging.getLogger("chatops.core")
 

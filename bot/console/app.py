@@ -10,8 +10,8 @@ from rich.markup import escape
 from bot.console.render import ConsoleReporter, render
 from commands.base import Context, UsageError
 from commands.registry import execute
+from core.admission.roles import Actor
 from core.config import CONSOLE_USER
-from core.roles import Actor
 from core.runtime import Runtime
 from core.scrub import scrub
 

@@ -10,10 +10,10 @@ from rich.table import Table
 from bot.text import ago, traffic, traffic_brief
 from commands.base import HelpText, HistoryReport, Reply, StatusReport, UsageError
 from commands.registry import describe
-from core.approvals import ApprovalRequested, Decided
+from core.admission.approvals import ApprovalRequested, Decided
+from core.admission.plans import PlanReport
 from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
 from core.marks import command, plain
-from core.plans import PlanReport
 from core.registry.runs import Registered
 from core.scrub import scrub
 

@@ -18,8 +18,8 @@ from bot.slack.jobs import RegistryNotice
 from bot.slack.mrkdwn import BUTTON, SECTION, escape, fit, fit_line
 from bot.slack.poster import Poster
 from core.announcements import Announcement
-from core.jobs import JobState
 from core.registry.events import RegistryEvent, RegistryEventKind
+from core.store.jobs import JobState
 
 if TYPE_CHECKING:
     from core.announcements import RegistryWatch

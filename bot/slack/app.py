@@ -37,8 +37,8 @@ from core.metrics.page import Exposition
 
 if TYPE_CHECKING:
     from bot.process import Stopping
-    from core.jobs import JobQueue
     from core.runtime import Runtime
+    from core.store.jobs import JobQueue
 
 log = logging.getLogger("chatops.slack")
 

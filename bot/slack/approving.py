@@ -16,10 +16,10 @@ from bot.slack.mrkdwn import escape, named
 from bot.slack.poster import NO_ACCESS, Poster
 from bot.slack.reporter import Respond
 from commands.naming import DEFAULT, Naming
-from core.approvals import ApprovalRequested
+from core.admission.approvals import ApprovalRequested
 
 if TYPE_CHECKING:
-    from core.approvals import Approvals
+    from core.admission.approvals import Approvals
 
 
 class RequestMessages:

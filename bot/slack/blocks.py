@@ -25,11 +25,11 @@ from bot.slack.mrkdwn import (
 from bot.text import ago, traffic
 from commands.base import HistoryReport, StatusReport
 from commands.naming import DEFAULT, Naming
-from core.approvals import ApprovalRequested
+from core.admission.approvals import ApprovalRequested
 from core.events import EndpointStatus
-from core.models import ApprovalRow
+from core.oncall.status import Problems
 from core.registry.runs import Registered
-from core.status import Problems
+from core.store.models import ApprovalRow
 
 Blocks = list[dict[str, Any]]
 

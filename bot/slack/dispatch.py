@@ -23,8 +23,8 @@ from typing import Protocol
 
 from bot.slack.jobs import FRONT, OPERATIONS, QUERIES
 from core.errors import StoreError
-from core.jobs import JobQueue, JobRow, JobState
-from core.leases import let_lapse, process_owner
+from core.execution.leases import let_lapse, process_owner
+from core.store.jobs import JobQueue, JobRow, JobState
 
 log = logging.getLogger("chatops.slack")
 FRONTS = frozenset({FRONT})

@@ -15,8 +15,8 @@ from bot.slack.mrkdwn import HOME_BLOCKS, SECTION, escape, fit_line, person, sho
 from bot.text import ago, traffic
 from commands.naming import DEFAULT, Naming
 from core.events import EndpointStatus
-from core.models import ApprovalRow, Operation
-from core.overview import Overview
+from core.oncall.overview import Overview
+from core.store.models import ApprovalRow, Operation
 
 MAX_BLOCKS = HOME_BLOCKS
 

@@ -1,7 +1,7 @@
 """The requests the Slack front acknowledges, as typed jobs: a slash command, a mention of the
 bot, a direct message to it, a button click, the App Home opened.
 
-The front records one of these in the state database before it acks (`core.jobs.JobQueue`);
+The front records one of these in the state database before it acks (`core.store.jobs.JobQueue`);
 the worker reads it back with `job_of` and runs it.
 """
 

@@ -42,7 +42,7 @@ from commands.naming import NAMESPACE, Naming
 from commands.plan import is_plan
 from commands.registry import describe, parse, split
 from core.errors import StoreError
-from core.jobs import JobQueue
+from core.store.jobs import JobQueue
 
 log = logging.getLogger("chatops.slack")
 QUICK = (status_command, history_command, help_command)

@@ -17,7 +17,7 @@ from bot.slack.jobs import RollbackClick
 from bot.slack.mrkdwn import BUTTON, fit_line, shown
 from bot.slack.poster import Poster
 from commands.naming import DEFAULT, Naming
-from core.alerts import Alert, AlertKind
+from core.oncall.alerts import Alert, AlertKind
 
 log = logging.getLogger("chatops.slack")
 _CHANNEL = re.compile(r"[CGD][A-Z0-9]+")

@@ -8,7 +8,7 @@ from bot.slack import messages
 from bot.slack.blocks import Blocks, context, fallback, header, rendered, section
 from bot.slack.mrkdwn import SECTION, fit, fit_line, mention, plain_text, shown
 from commands.naming import DEFAULT, Naming
-from core.plans import PlanReport
+from core.admission.plans import PlanReport
 
 ROW = SECTION // 8
 

@@ -22,7 +22,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.slack.http import read_body
 from bot.slack.jobs import FRONT, RegistryNotice
 from core.errors import StoreError
-from core.jobs import JobQueue
 from core.registry.webhooks import (
     DELIVERY_HEADER,
     MAX_BODY,
@@ -31,6 +30,7 @@ from core.registry.webhooks import (
     verify,
 )
 from core.scrub import register_secret
+from core.store.jobs import JobQueue
 
 log = logging.getLogger("chatops.slack")
 WEBHOOK_PATH = "/mlflow/webhook"

@@ -42,14 +42,14 @@ from bot.slack.reporter import Respond, ThreadReporter
 from commands.base import Context, HelpText, HistoryReport, Reply, StatusReport, UsageError
 from commands.naming import Naming
 from commands.registry import NAMESPACE, describe, parse
-from core.approvals import ApprovalRequested, Decided, Held, Undecided
+from core.admission.approvals import ApprovalRequested, Decided, Held, Undecided
+from core.admission.plans import PlanReport
+from core.admission.roles import Actor
 from core.events import LogReporter, Notice, Outcome, Refusal, Reporter
-from core.jobs import JobRow, JobState
-from core.models import Operation
-from core.overview import overview
-from core.plans import PlanReport
+from core.oncall.overview import overview
 from core.registry.runs import Registered
-from core.roles import Actor
+from core.store.jobs import JobRow, JobState
+from core.store.models import Operation
 
 if TYPE_CHECKING:
     from core.runtime import Runtime

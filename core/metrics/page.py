@@ -16,11 +16,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from core.db import Database
 from core.errors import ChatOpsError
-from core.jobs import JobQueue
 from core.metrics import SHARED_ENV, ThisProcess
-from core.repos.operations import OperationRepository
+from core.store.db import Database
+from core.store.jobs import JobQueue
+from core.store.repos.operations import OperationRepository
 
 __all__ = ["CONTENT_TYPE", "Exposition", "StateCollector"]
 

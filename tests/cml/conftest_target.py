@@ -14,12 +14,12 @@ import pytest
 from cml_support import API_KEY, PROJECT_ID, RecordingTransport
 from cml_swagger import Swagger
 
+from core.admission.deployer import Deployer
 from core.config import Environment, Limits, Settings
-from core.deployer import Deployer
 from core.registry.mlflow import Registry
-from core.repos import Repositories
 from core.resources import Resources
 from core.runtime import Core, wire
+from core.store.repos import Repositories
 from core.targets.cml import CMLClient
 from core.targets.cml.models import Model
 from core.targets.cml.target import CMLTarget

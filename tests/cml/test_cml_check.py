@@ -18,11 +18,11 @@ from cmlapi_support import RecordingProxy
 from bot.check import NEEDED_SCOPES, slack_findings
 from bot.cli import _log_readiness, main
 from bot.slack.settings import Mode, SlackSettings
-from core import migrate
-from core.checks import Finding, Verdict
-from core.checks.cml import cml_findings
-from core.checks.readiness import readiness
 from core.config import Environment, Settings
+from core.oncall.checks import Finding, Verdict
+from core.oncall.checks.cml import cml_findings
+from core.oncall.checks.readiness import readiness
+from core.store import migrate
 from core.targets.cml import CMLClient
 from core.targets.cml.models import CreateModelRequest
 from emulators.cml import RunningEmulator, start_emulator

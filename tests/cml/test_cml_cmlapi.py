@@ -28,7 +28,7 @@ from test_cml_target import example as example  # a fixture: the input example o
 from core.errors import ConfigError
 from core.events import Outcome
 from core.metrics.page import Exposition
-from core.repos import Repositories
+from core.store.repos import Repositories
 from core.targets.base import EndpointRef
 from core.targets.cml import (
     CMLAuthError,

@@ -21,11 +21,11 @@ from cml_support import API_KEY, PROJECT_ID, RecordingTransport
 from conftest_target import cml_environment, make_core
 from mlflow import MlflowClient
 
+from core.admission.roles import Actor
 from core.events import Outcome
 from core.registry.mlflow import Registry
 from core.registry.source import RegistrySource
 from core.resources import Resources
-from core.roles import Actor
 from core.runtime import Core
 from core.targets.base import Built, EndpointRef, Step, quiet_step
 from core.targets.cml import CMLClient, CMLUnreachable

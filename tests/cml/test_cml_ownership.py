@@ -19,9 +19,9 @@ from conftest_cmlapi import adapter
 from conftest_target import cml_environment, make_core
 from mlflow import MlflowClient
 
+from core.admission.roles import Actor
 from core.config import Environment
 from core.events import Outcome
-from core.roles import Actor
 from core.runtime import Core
 from core.targets.base import EndpointRef
 from core.targets.cml import CMLClient, iter_all

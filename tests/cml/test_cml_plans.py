@@ -6,10 +6,10 @@ from __future__ import annotations
 from cml_support import PROJECT_ID
 from conftest_target import CMLRig
 
+from core.admission.planner import Planner
+from core.admission.plans import PlanReport
+from core.admission.roles import Actor
 from core.events import Outcome
-from core.planner import Planner
-from core.plans import PlanReport
-from core.roles import Actor
 from core.targets.base import EndpointRef
 from tests.conftest import Recorder
 

@@ -16,11 +16,11 @@ import pytest
 from cml_support import PROJECT_ID, deploy_until_done
 from conftest_target import CMLRig, RigFactory
 
+from core.admission.roles import Actor
 from core.errors import ChatOpsError
 from core.events import Outcome
 from core.registry.source import RegistrySource
 from core.resources import Resources
-from core.roles import Actor
 from core.targets.base import Built, EndpointRef, ModelSource, Started, Step, quiet_step
 from core.targets.cml.errors import CMLNotStopped
 from core.targets.cml.models import CreateModelDeploymentRequest

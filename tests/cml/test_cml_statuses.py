@@ -10,8 +10,8 @@ import pytest
 from cml_support import PROJECT_ID
 from conftest_target import CMLRig, RigFactory
 
+from core.admission.roles import Actor
 from core.events import Outcome
-from core.roles import Actor
 from core.targets.base import EndpointRef
 from tests.conftest import Recorder
 

@@ -13,12 +13,12 @@ import pytest
 from cml_support import API_KEY, PROJECT_ID
 from conftest_target import KEY_VAR, CMLRig, RigFactory, cml_environment, make_target
 
+from core.admission.roles import Actor
 from core.errors import ConfigError, DeployFailed
 from core.events import Outcome, Refusal
 from core.registry.mlflow import Registry
 from core.registry.source import RegistrySource
 from core.resources import Resources
-from core.roles import Actor
 from core.targets.base import EndpointRef, Step, quiet_step
 from core.targets.cml.serving import input_example
 from core.targets.cml.target import CMLTarget

@@ -8,10 +8,10 @@ from conftest_target import CMLRig
 
 from bot.slack import blocks
 from commands.base import StatusReport
+from core.admission.roles import Actor
 from core.events import Outcome
 from core.registry.mlflow import Registry
 from core.registry.source import RegistrySource
-from core.roles import Actor
 from core.targets.base import EndpointRef
 from core.targets.cml.serving import input_example
 from tests.conftest import Recorder

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from core.roles import Actor
+from core.admission.roles import Actor
 from core.runtime import Runtime
 from tests.scenarios.test_deploy_scale_status import run
 

@@ -13,9 +13,9 @@ import pytest
 from bot.console.app import ConsoleApp
 from commands.base import Context, StatusReport
 from commands.registry import execute
+from core.admission.roles import Actor
 from core.config import Settings
 from core.events import EventKind, Outcome
-from core.roles import Actor
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
 from tests.conftest import Recorder

@@ -6,10 +6,10 @@ import sqlite3
 import threading
 import time
 
+from core.admission.intents import Intent
+from core.admission.roles import Action, Actor
 from core.events import Notice, Outcome, Refusal
-from core.intents import Intent
 from core.marks import plain
-from core.roles import Action, Actor
 from core.runtime import Runtime
 from tests.clock import FakeClock
 from tests.conftest import Recorder

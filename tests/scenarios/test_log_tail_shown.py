@@ -10,8 +10,8 @@ from pathlib import Path
 
 from commands.base import Context
 from commands.registry import execute
+from core.admission.roles import Actor
 from core.events import Outcome
-from core.roles import Actor
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
 from tests.conftest import Recorder, make_settings

@@ -14,11 +14,11 @@ from rich.console import Console
 from bot.console.app import ConsoleApp
 from commands.base import Context, HistoryReport
 from commands.registry import execute
+from core.admission.plans import PlanReport
+from core.admission.roles import Actor
 from core.config import Settings
 from core.events import Outcome, Refusal
 from core.marks import plain
-from core.plans import PlanReport
-from core.roles import Actor
 from core.runtime import Runtime
 from tests.conftest import Recorder, make_settings
 from tests.scenarios.test_deploy_scale_status import ROWS, run

@@ -19,13 +19,13 @@ from rich.console import Console
 from bot.console.render import ConsoleReporter
 from commands.base import Context, Reply, UsageError
 from commands.registry import execute
-from core.approvals import ApprovalRequested, Decided, Held
+from core.admission.approvals import ApprovalRequested, Decided, Held
+from core.admission.plans import PlanReport
+from core.admission.roles import Actor
 from core.config import PromotionOrder
 from core.errors import ChatOpsError
 from core.events import EventKind, Outcome, Refusal
 from core.marks import plain
-from core.plans import PlanReport
-from core.roles import Actor
 from core.runtime import Runtime
 from core.targets.base import EndpointRef
 from core.targets.local.target import Zygote

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from commands.base import Context, StatusReport
 from commands.registry import execute
-from core.roles import Actor
+from core.admission.roles import Actor
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
 from tests.conftest import Recorder, make_settings

@@ -11,10 +11,10 @@ import pytest
 
 from commands.base import Context, StatusReport
 from commands.registry import execute
+from core.admission.plans import PlanReport
+from core.admission.roles import Actor
 from core.events import Event, EventKind, Notice, Outcome, Refusal
 from core.marks import plain
-from core.plans import PlanReport
-from core.roles import Actor
 from core.runtime import Runtime
 from core.targets.base import EndpointRef
 from tests.conftest import Recorder

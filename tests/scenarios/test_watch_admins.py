@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from core.alerts import LogAlerts
 from core.config import Settings
-from core.models import WatchState
+from core.oncall.alerts import LogAlerts
+from core.oncall.watching import CHECK_S, Watcher
 from core.runtime import Runtime
-from core.watching import CHECK_S, Watcher
+from core.store.models import WatchState
 from tests.clock import FakeClock
 from tests.scenarios.test_deploy_scale_status import run
 from tests.scenarios.watch_support import IRIS, fragile_settings, kill_serving, send

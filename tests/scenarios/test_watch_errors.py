@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from core.alerts import LogAlerts
 from core.config import Settings
+from core.oncall.alerts import LogAlerts
+from core.oncall.watching import CHECK_S
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
-from core.watching import CHECK_S
 from tests.clock import FakeClock
 from tests.scenarios.test_deploy_scale_status import run
 from tests.scenarios.watch_support import fragile_settings, send

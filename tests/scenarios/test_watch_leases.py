@@ -4,12 +4,12 @@ here the console's printed lines)."""
 
 from __future__ import annotations
 
-from core.alerts import LogAlerts
 from core.config import Settings
-from core.models import WatchState
+from core.oncall.alerts import LogAlerts
+from core.oncall.watching import CHECK_S
 from core.runtime import Runtime
+from core.store.models import WatchState
 from core.targets.local.target import Zygote
-from core.watching import CHECK_S
 from tests.clock import FakeClock
 from tests.scenarios.test_deploy_scale_status import run
 from tests.scenarios.watch_support import IRIS, kill_serving

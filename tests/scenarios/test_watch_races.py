@@ -3,9 +3,9 @@ is never rolled back by the watch."""
 
 from __future__ import annotations
 
-from core.alerts import LogAlerts
-from core.models import WatchState
+from core.oncall.alerts import LogAlerts
 from core.runtime import Runtime
+from core.store.models import WatchState
 from tests.scenarios.test_deploy_scale_status import run
 from tests.scenarios.watch_support import IRIS
 

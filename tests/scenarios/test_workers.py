@@ -27,13 +27,13 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from core.admission.roles import Actor
 from core.config import Environment, Settings
 from core.events import EventKind, NullReporter, Outcome
-from core.models import Operation, OperationState
-from core.repos import Repositories
-from core.roles import Actor
-from core.run import Plan
+from core.execution.run import Plan
 from core.runtime import Runtime
+from core.store.models import Operation, OperationState
+from core.store.repos import Repositories
 from emulators.cml import RunningEmulator, start_emulator
 from tests.db import postgres_schema
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from bot.slack.jobs import SlashCommand
 from bot.slack.poster import Poster, web_client
 from bot.slack.work import Work
-from core.jobs import JobState
 from core.runtime import Runtime
+from core.store.jobs import JobState
 from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, OPS
 from tests.slack_api.emulator import SlackEmulator
 

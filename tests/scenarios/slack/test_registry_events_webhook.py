@@ -29,13 +29,13 @@ from slack_sdk.signature import SignatureVerifier
 from bot.slack.app import SlackFront
 from bot.slack.settings import SlackSettings
 from bot.slack.webhook import RegistryWebhook
-from core.checks import Verdict
-from core.checks.events import registry_events_finding
 from core.config import Settings
-from core.jobs import JobQueue
+from core.oncall.checks import Verdict
+from core.oncall.checks.events import registry_events_finding
 from core.registry.mlflow import Registry
 from core.registry.webhooks import ensure_webhook
 from core.runtime import Runtime
+from core.store.jobs import JobQueue
 from core.targets.local.target import Zygote
 from tests.conftest import make_settings
 from tests.scenarios.slack.conftest import ALICE, SIGNING_SECRET

@@ -73,7 +73,7 @@ def test_a_request_slack_refuses_is_withdrawn_and_its_requester_told(
     assert "Slack answered `msg_too_long`" in told.body["text"]
     assert "I withdrew it, so nothing is pending" in told.body["text"]
     with running_front.runtime.repos.db.session() as s:
-        from core.models import ApprovalRow
+        from core.store.models import ApprovalRow
 
         (row,) = s.query(ApprovalRow).all()
         assert (row.state, row.decided_by) == ("withdrawn", "chatops")

@@ -101,7 +101,7 @@ def test_a_worker_that_cannot_start_is_retried_with_a_growing_pause_and_the_fron
     tmp_path: Path,
 ) -> None:
     from bot.slack.dispatch import WorkerProcess
-    from core.jobs import JobQueue
+    from core.store.jobs import JobQueue
 
     pauses: list[float] = []
     stopped = threading.Event()

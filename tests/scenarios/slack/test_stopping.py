@@ -21,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from core.jobs import JobQueue
+from core.store.jobs import JobQueue
 from tests.conftest import free_port_range
 from tests.scenarios.slack.conftest import ALICE, OPS, bot_environment, post_command
 from tests.scenarios.slack.crash_support import LOAD_S, ROOT, Bot, slow_iris_uri

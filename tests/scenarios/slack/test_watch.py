@@ -19,8 +19,8 @@ from bot.slack.oncall import OnCall
 from bot.slack.poster import Poster, web_client
 from bot.slack.work import Work
 from core.config import Settings
-from core.models import WatchState
-from core.watching import CHECK_S, Watcher
+from core.oncall.watching import CHECK_S, Watcher
+from core.store.models import WatchState
 from tests.clock import FakeClock
 from tests.conftest import make_settings
 from tests.scenarios.slack.conftest import (

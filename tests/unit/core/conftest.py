@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, pool
 
-from core import migrate
-from core.repos import Repositories
+from core.store import migrate
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 from tests.db import postgres_schema
 

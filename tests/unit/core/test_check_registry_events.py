@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.checks import Verdict
-from core.checks.events import registry_events_finding
+from core.oncall.checks import Verdict
+from core.oncall.checks.events import registry_events_finding
 from tests.conftest import make_settings
 
 

@@ -17,11 +17,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from core import migrate
-from core.db import Database
 from core.errors import StoreError
-from core.models import Base
-from core.repos import Repositories
+from core.store import migrate
+from core.store.db import Database
+from core.store.models import Base
+from core.store.repos import Repositories
 from tests.db import postgres_schema
 
 

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel
 
-from core.jobs import JobQueue, JobState
-from core.repos import Repositories
+from core.store.jobs import JobQueue, JobState
+from core.store.repos import Repositories
 
 FRONTS, KINDS = frozenset({"slack"}), frozenset({"command"})
 
@@ -67,7 +67,7 @@ def test_the_operation_a_job_recorded_is_found(repos: Repositories) -> None:
 
 
 def test_a_gone_process_leases_end_at_once_and_only_its_own(repos: Repositories) -> None:
-    from core.leases import let_lapse
+    from core.execution.leases import let_lapse
 
     queue = JobQueue(repos.db)
     mine = queue.record(key="a", front="slack", job=Asked(text="a"), kind="command")

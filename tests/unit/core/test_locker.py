@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.admission.locker import Locker
 from core.events import Notice, Refusal
-from core.locker import Locker
 from core.marks import plain
-from core.repos import Repositories
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 
 

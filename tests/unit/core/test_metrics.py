@@ -8,10 +8,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from core import metrics
-from core.jobs import JobQueue
 from core.metrics.page import Exposition
-from core.models import Hold, OperationState
-from core.repos import Repositories
+from core.store.jobs import JobQueue
+from core.store.models import Hold, OperationState
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 
 

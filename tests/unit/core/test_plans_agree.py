@@ -12,10 +12,10 @@ import pytest
 
 from commands.base import Context, Reply
 from commands.registry import execute
+from core.admission.plans import PlanReport
+from core.admission.roles import Actor
 from core.config import PromotionOrder, Settings
 from core.events import Refusal
-from core.plans import PlanReport
-from core.roles import Actor
 from core.runtime import Runtime
 from tests.conftest import Recorder, make_settings
 from tests.recording import RecordingTarget

@@ -13,11 +13,11 @@ import pytest
 
 from commands.base import Context
 from commands.registry import execute
-from core.approvals import ApprovalRequested, Decided
+from core.admission.approvals import ApprovalRequested, Decided
+from core.admission.roles import Actor
 from core.config import Settings
 from core.events import Outcome, Refusal
 from core.marks import plain
-from core.roles import Actor
 from core.runtime import Runtime
 from tests.conftest import Recorder, make_settings
 from tests.recording import RecordingTarget

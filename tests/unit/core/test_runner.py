@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from core.admission.roles import Actor
 from core.config import Environment, Settings
 from core.events import EventKind, Outcome
-from core.leases import Leases
+from core.execution.leases import Leases
 from core.registry.mlflow import Registry
-from core.repos import Repositories
 from core.resources import Resources
-from core.roles import Actor
 from core.runtime import Core, wire
+from core.store.repos import Repositories
 from tests.conftest import Recorder
 from tests.recording import RecordingTarget
 

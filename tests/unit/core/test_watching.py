@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from core.admission import Automatic
-from core.alerts import LogAlerts
+from core.admission.gates import Automatic
 from core.config import Environment, Settings
 from core.events import Outcome, Refusal
+from core.execution.run import Plan
 from core.marks import plain
-from core.models import WatchState
+from core.oncall.alerts import LogAlerts
+from core.oncall.watching import CHECK_S, Watcher
 from core.registry.mlflow import Registry
-from core.repos import Repositories
 from core.resources import Resources
-from core.run import Plan
 from core.runtime import Core, wire
+from core.store.models import WatchState
+from core.store.repos import Repositories
 from core.targets.base import Answered, EndpointRef, Health, Traffic
-from core.watching import CHECK_S, Watcher
 from tests.clock import FakeClock
 from tests.conftest import Recorder
 from tests.unit.core.test_runner import ADMIN, RecordingTarget

@@ -10,13 +10,13 @@ from bot.slack.mrkdwn import SECTION, escape, fit, shown, tail
 from commands.base import HistoryReport, StatusReport
 from commands.naming import DEFAULT
 from commands.registry import split
-from core.approvals import ApprovalRequested
-from core.checks import Finding
+from core.admission.approvals import ApprovalRequested
 from core.events import EndpointStatus
 from core.marks import person
-from core.models import ApprovalRow, AuditRow
+from core.oncall.checks import Finding
+from core.oncall.status import Problems
 from core.registry.runs import Registered
-from core.status import Problems
+from core.store.models import ApprovalRow, AuditRow
 from core.versions import ModelVersion
 from tests.slack_api.limits import check_message
 

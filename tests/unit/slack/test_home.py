@@ -15,8 +15,8 @@ from bot.slack.home import home_view
 from commands.naming import Naming
 from core.events import EndpointStatus
 from core.marks import person
-from core.models import ApprovalRow, Operation
-from core.overview import Overview
+from core.oncall.overview import Overview
+from core.store.models import ApprovalRow, Operation
 from core.targets.base import Traffic
 from tests.slack_api.limits import check_blocks
 

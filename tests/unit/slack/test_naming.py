@@ -21,13 +21,13 @@ from bot.slack.mrkdwn import named, shown
 from commands.base import HistoryReport, StatusReport, UsageError
 from commands.naming import Naming
 from commands.registry import COMMANDS, describe, parse, split
-from core import sentinel, watching
-from core.approvals import expired_text
+from core.admission.approvals import expired_text
+from core.admission.locker import locked_text, still_running_text, taken_text
 from core.events import EndpointStatus
-from core.locker import locked_text, still_running_text, taken_text
-from core.models import ApprovalRow, AuditRow, LockAttempt, LockRow, Operation
-from core.overview import Overview
+from core.oncall import sentinel, watching
+from core.oncall.overview import Overview
 from core.registry.runs import Registered
+from core.store.models import ApprovalRow, AuditRow, LockAttempt, LockRow, Operation
 from tests.unit.commands.test_grammar import MALFORMED
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)

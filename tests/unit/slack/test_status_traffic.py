@@ -11,7 +11,7 @@ from bot.slack.blocks import status
 from bot.slack.home import home_view
 from commands.base import StatusReport
 from core.events import EndpointStatus
-from core.overview import Overview
+from core.oncall.overview import Overview
 from core.targets.base import Traffic
 from tests.slack_api.limits import check_blocks, check_message
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.slack.webhook import RegistryWebhook
-from core.jobs import JobQueue
-from core.repos import Repositories
+from core.store.jobs import JobQueue
+from core.store.repos import Repositories
 
 
 def _post(app: RegistryWebhook, headers: dict[str, str], body: bytes) -> tuple[int, Any]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.models import Hold
-from core.repos import Repositories, Serving
 from core.resources import Resources
+from core.store.models import Hold
+from core.store.repos import Repositories, Serving
 
 
 def serving(**overrides: object) -> Serving:

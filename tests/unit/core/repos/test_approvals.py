@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.models import ApprovalRow
-from core.repos import Repositories
+from core.store.models import ApprovalRow
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 
 

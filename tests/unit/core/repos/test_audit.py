@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from core.repos import Repositories
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 
 KOLKATA = timezone(timedelta(hours=5, minutes=30))

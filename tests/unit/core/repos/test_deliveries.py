@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from core.repos import Repositories
-from core.repos.deliveries import DeliveryRepository
+from core.store.repos import Repositories
+from core.store.repos.deliveries import DeliveryRepository
 from tests.clock import FakeClock
 
 

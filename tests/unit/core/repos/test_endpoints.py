@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.models import Hold, OperationState
-from core.repos import Repositories
 from core.resources import Resources
+from core.store.models import Hold, OperationState
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 from tests.unit.core.repos.helpers import serving, taken
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from core.repos import Repositories
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 
 

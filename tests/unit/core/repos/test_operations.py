@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.models import Hold, OperationState
-from core.repos import Repositories
+from core.store.models import Hold, OperationState
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 from tests.unit.core.repos.helpers import queue, taken
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.models import Hold
-from core.repos import Repositories
+from core.store.models import Hold
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 from tests.unit.core.repos.helpers import serving, taken
 

@@ -1,0 +1,291 @@
+"""The Planner: plans made by the functions that admit the command itself (`Intents`,
+`gates`, `authorize`, the Locker's `in_the_way`), never by its writes. A plan takes no lock,
+records no operation, asks the registry and the target only to read, and is audited with
+the outcome "planned"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.admission.deployer import Deployer
+from core.admission.gates import Admission, Check, promotion_hint
+from core.admission.intents import Intent
+from core.admission.plans import (
+    PLANNED,
+    VERB,
+    PlanReport,
+    a_role,
+    deltas,
+    found_text,
+    resources_text,
+    role_name,
+    summary_text,
+    version_text,
+)
+from core.admission.roles import NEEDS, Action, Actor, Role, authorize, role_in
+from core.errors import ChatOpsError
+from core.events import Refusal
+from core.execution.steps import serves
+from core.marks import person
+from core.registry.mlflow import ModelVersion, Registry
+from core.store.models import Endpoint
+from core.targets.base import EndpointRef
+
+
+class Planner(Admission):
+    """Makes plans with the Deployer's own admission functions, never its writes."""
+
+    def __init__(self, *, deployer: Deployer, registry: Registry) -> None:
+        self.deployer = deployer
+        self.settings, self.audit, self.locker = deployer.settings, deployer.audit, deployer.locker
+        self.repos, self.targets, self.intents = deployer.repos, deployer.targets, deployer.intents
+        self.registry = registry
+
+    def deploy(
+        self,
+        *,
+        model: str,
+        version: int | None = None,
+        alias: str | None = None,
+        env: str | None = None,
+        actor: Actor,
+        command: str,
+        override: str | None = None,
+    ) -> PlanReport | Refusal:
+        """What the deploy would do, `override` (an admin's reason to deploy against the
+        promotion order) honoured as the deploy honours it."""
+        environment = self._env(env)
+        if isinstance(environment, Refusal):
+            return self._recorded(Action.DEPLOY, actor, command, env, model, environment)
+        intent = self.intents.deploy(
+            environment, model=model, version=version, alias=alias, actor=actor
+        )
+        # the version an alias names now: what the request to the admins would name
+        candidate = None if isinstance(intent, Refusal) else self._resolve(model, version, alias)
+        if isinstance(candidate, ModelVersion):
+            version, alias = candidate.version, None
+        hint = promotion_hint(self.settings, model, version, alias, environment.name, actor=actor)
+        return self._plan(
+            Action.DEPLOY,
+            environment.name,
+            model,
+            intent,
+            candidate,
+            actor,
+            command,
+            hint,
+            override=override,
+        )
+
+    def scale(
+        self,
+        *,
+        endpoint: str,
+        cpu: float | None = None,
+        memory_mb: int | None = None,
+        replicas: int | None = None,
+        gpus: int | None = None,
+        env: str | None = None,
+        actor: Actor,
+        command: str,
+    ) -> PlanReport | Refusal:
+        environment = self._env(env)
+        if isinstance(environment, Refusal):
+            return self._recorded(Action.SCALE, actor, command, env, endpoint, environment)
+        intent = self.intents.scale(
+            environment,
+            endpoint=endpoint,
+            cpu=cpu,
+            memory_mb=memory_mb,
+            replicas=replicas,
+            gpus=gpus,
+            actor=actor,
+        )
+        return self._plan(Action.SCALE, environment.name, endpoint, intent, None, actor, command)
+
+    def rollback(
+        self, *, endpoint: str, env: str | None = None, actor: Actor, command: str
+    ) -> PlanReport | Refusal:
+        environment = self._env(env)
+        if isinstance(environment, Refusal):
+            return self._recorded(Action.ROLLBACK, actor, command, env, endpoint, environment)
+        intent = self.intents.rollback(environment, endpoint=endpoint, actor=actor)
+        return self._plan(Action.ROLLBACK, environment.name, endpoint, intent, None, actor, command)
+
+    def stop(
+        self, *, endpoint: str, env: str | None = None, actor: Actor, command: str
+    ) -> PlanReport | Refusal:
+        environment = self._env(env)
+        if isinstance(environment, Refusal):
+            return self._recorded(Action.STOP, actor, command, env, endpoint, environment)
+        intent = self.intents.stop(environment, endpoint=endpoint, actor=actor)
+        return self._plan(Action.STOP, environment.name, endpoint, intent, None, actor, command)
+
+    # -- one plan ----------------------------------------------------------------------------
+    def _plan(
+        self,
+        action: Action,
+        env: str,
+        endpoint: str,
+        intent: Intent | Refusal,
+        candidate: ModelVersion | Refusal | None,
+        actor: Actor,
+        command: str,
+        hint: str = "",
+        *,
+        override: str | None = None,
+    ) -> PlanReport:
+        environment = self.settings.environment(env)
+        assert environment is not None
+        permission = Check(
+            "permission",
+            passed=f"{person(actor.shown)} is {a_role(role_in(environment, actor))} of {env}",
+            refusal=authorize(environment, actor, action, hint=hint),
+        )
+        subject = "model" if action is Action.DEPLOY else "endpoint"
+        checks = [permission]
+        # an override no one may give here is refused first, as the deploy refuses it
+        refused = override is not None and self._override_refused(
+            environment, endpoint, override, actor
+        )
+        if refused:
+            checks.insert(0, Check("promotion", refusal=refused))
+        details: dict[str, Any] = {}
+        if isinstance(intent, Refusal):  # nothing to plan further: the command stops here
+            checks.append(Check(subject, refusal=intent))
+            summary = f"{VERB[action]} {endpoint} in {env}"
+        else:
+            checks += [
+                Check(subject, passed=found_text(intent)),
+                *self.deployer.gates(
+                    intent, deciding=actor, override=override, promotion=not refused
+                ),
+                self._lock(env, endpoint),
+            ]
+            if candidate is None and action is not Action.STOP:
+                candidate = self._resolve(intent.model, intent.version, None)
+            if isinstance(candidate, Refusal):
+                checks.append(Check("version", refusal=candidate))
+            mv = candidate if isinstance(candidate, ModelVersion) else None
+            summary, details = self._details(intent, mv)
+        report = PlanReport(
+            action=action.value,
+            env=env,
+            endpoint=endpoint,
+            summary=summary,
+            checks=tuple(checks),
+            approvers=tuple(environment.admins),
+            route=self._route(action, env, actor, permission, hint),
+            underway=self._underway(env, endpoint),
+            **details,
+        )
+        self.audit.write(
+            action.value,
+            actor_id=actor.id,
+            actor_name=actor.shown,
+            command=command,
+            env=env,
+            endpoint=endpoint,
+            outcome=PLANNED,
+            detail=f"{report.summary}: {report.verdict}",
+        )
+        return report
+
+    def _details(self, intent: Intent, mv: ModelVersion | None) -> tuple[str, dict[str, Any]]:
+        """The plan's summary, and what it shows of the versions, resources and build."""
+        current, action = intent.current, intent.action
+        up = self._up(current)
+        serving = (
+            f"{current.model} v{current.version}, {'up' if up else 'down'}, at {current.url}"
+            if current
+            else f"nothing serves {intent.endpoint} in {intent.environment.name}"
+        )
+        details: dict[str, Any] = {"resources": resources_text(intent)}
+        if action is Action.STOP:
+            details["stops"] = f"every deployment of {intent.endpoint}: {serving}"
+            return f"stop {intent.endpoint} in {intent.environment.name}", details
+        details["serving"] = serving
+        if mv is not None:
+            details["version"] = version_text(mv)
+            details["build"] = self._build(intent, mv)
+            if action is not Action.SCALE and current is not None:
+                was = self._resolve(current.model, current.version, None)
+                details["metrics"] = deltas(mv, was)
+        live = (
+            current is not None and mv is not None and up and serves(current, mv, intent.resources)
+        )
+        return summary_text(intent, mv, live=live), details
+
+    def _up(self, current: Endpoint | None) -> bool:
+        target = self.targets.get(current.env) if current else None
+        if current is None or target is None:
+            return False
+        return target.health(EndpointRef(current.env, current.name)).up
+
+    def _resolve(
+        self, model: str, version: int | None, alias: str | None
+    ) -> ModelVersion | Refusal:
+        """The version as the rollout's first step would resolve it, or why that step fails."""
+        try:
+            return self.registry.resolve(model, version=version, alias=alias)
+        except ChatOpsError as exc:
+            return Refusal(f"the rollout would fail at its first step: {exc.message}")
+
+    def _route(self, action: Action, env: str, actor: Actor, permission: Check, hint: str) -> str:
+        if permission.ok:
+            return f"{person(actor.shown)} may {VERB[action]} in {env}: no approval is needed"
+        environment = self.settings.environment(env)
+        assert environment is not None
+        if action is Action.DEPLOY and role_in(environment, actor) >= Role.DEVELOPER and hint:
+            return (
+                f"{person(actor.shown)} would need a promotion request, approved by an admin of "
+                f"{env}: {hint}"
+            )
+        return f"only {role_name(NEEDS[action])}s of {env} can {VERB[action]}"
+
+    def _lock(self, env: str, endpoint: str) -> Check:
+        return Check(
+            "lock",
+            passed=f"{endpoint} in {env} is free: no freeze, no operation holds it",
+            refusal=self.locker.in_the_way(env, endpoint),
+        )
+
+    def _underway(self, env: str, endpoint: str) -> tuple[str, ...]:
+        return tuple(
+            f"{op.kind} by {op.requested_by}, {'at ' + op.step if op.step else op.state} ({op.id})"
+            for op in self.repos.operations.running()
+            if (op.env, op.endpoint) == (env, endpoint)
+        )
+
+    def _build(self, intent: Intent, mv: ModelVersion) -> str:
+        target = self.targets.get(intent.environment.name)
+        if target is None:
+            return ""
+        try:
+            found = target.built(EndpointRef(intent.environment.name, intent.endpoint), mv)
+        except ChatOpsError as exc:
+            return f"could not ask {target.kind}: {exc.message}"
+        if found is None:
+            return f"new: {mv.label} would be built on {target.kind}"
+        return f"reused: {found}"
+
+    def _recorded(
+        self,
+        action: Action,
+        actor: Actor,
+        command: str,
+        env: str | None,
+        endpoint: str,
+        refusal: Refusal,
+    ) -> Refusal:
+        self.audit.write(
+            action.value,
+            actor_id=actor.id,
+            actor_name=actor.shown,
+            command=command,
+            env=env or self.settings.default_environment,
+            endpoint=endpoint,
+            outcome=PLANNED,
+            detail=f"no plan: {refusal.text}",
+        )
+        return refusal

@@ -1,0 +1,417 @@
+"""Carrying out an admitted operation: a rollout (resolve -> build -> start -> check ->
+switch) or a stop.
+
+An operation is run by whichever bot process holds its lease, from its recorded plan. Each
+step records the remote ids it creates before waiting on them, and the deployment id is
+chosen once and recorded, so a process taking over an operation whose holder died finds
+the build and the deployment already made instead of making them again. At each step
+boundary, and before traffic moves, a run looks whether an admin cancelled it. Whatever
+happens, the operation ends succeeded or failed, its endpoint lock is released and its
+audit row written; an operation older than `operation_timeout_s`, or taken over
+`max_attempts` times, is failed with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from core.admission.gates import audited_as
+from core.admission.locker import Locker
+from core.audit import AuditLog
+from core.clock import Clock
+from core.config import Settings
+from core.errors import (
+    Cancelled,
+    ChatOpsError,
+    ConfigError,
+    HandedOver,
+    LeaseLost,
+    NotFound,
+    StepTimeout,
+)
+from core.events import EventKind, Outcome, Reporter
+from core.execution import steps
+from core.execution.leases import Leases
+from core.execution.run import Plan, Run, span, where_of
+from core.marks import person
+from core.oncall import watching
+from core.registry.mlflow import ModelVersion, Registry
+from core.registry.source import RegistrySource
+from core.resources import Resources
+from core.store.models import Endpoint, Hold, Operation, OperationState, aware
+from core.store.repos import Repositories
+from core.store.repos.endpoints import Serving
+from core.targets.base import EndpointRef, Started, Target
+
+log = logging.getLogger("chatops.core")
+
+
+class Rollouts:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repos: Repositories,
+        registry: Registry,
+        targets: dict[str, Target],
+        leases: Leases,
+        locker: Locker,
+        audit: AuditLog,
+    ) -> None:
+        self.settings = settings
+        self.repos = repos
+        self.registry = registry
+        self.targets = targets
+        self.source = RegistrySource(registry)  # what targets fetch artifacts from
+        self.leases = leases
+        self.locker = locker
+        self.audit = audit
+
+    def execute(self, op: Operation, reporter: Reporter) -> Outcome:
+        """Run `op`, which this process holds, to its end from wherever it got to; ends it
+        succeeded or failed, frees its endpoint and audits it, unless another process took
+        it over meanwhile (that one does)."""
+        run = self._run_of(op, reporter)
+        try:
+            outcome = self._carry_out(run, op, reporter)
+        except HandedOver:
+            outcome = self._handed_over(run)
+        except LeaseLost:
+            outcome = self._lost(run)
+        except ChatOpsError as exc:
+            outcome = self._failed(run, op, self.repos.endpoints.get(op.env, op.endpoint), exc)
+        except Exception as exc:  # a bug must still end the operation, visibly
+            outcome = self._failed(run, op, None, _unexpected(exc, op))
+        finally:
+            self._let_go(run)
+        if not run.lost:
+            self._audit(op, outcome)
+        return outcome
+
+    # -- the operation, top to bottom ----------------------------------------------------
+    def _run_of(self, op: Operation, reporter: Reporter) -> Run:
+        age = max(0.0, (self.repos.clock.now() - aware(op.created_at)).total_seconds())
+        run = Run(
+            op_id=op.id,
+            reporter=reporter,
+            operations=self.repos.operations,
+            leases=self.leases,
+            hold=Hold.of(op),
+            started=time.monotonic() - age,
+        )
+        if op.lock_token:  # released at the end only while it still carries this token
+            run.lock = (op.env, op.endpoint, op.lock_token)
+        return run
+
+    def _carry_out(self, run: Run, op: Operation, reporter: Reporter) -> Outcome:
+        headline = str(op.plan.get("headline") or f"{person(op.requested_by)}: {op.command}")
+        run.emit(EventKind.STARTED, "", headline, resumed=op.attempts > 1)
+        where = where_of(reporter)
+        if where and not self.repos.operations.set_reply_to(op.id, where, hold=run.hold):
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
+        plan = Plan.of(op)
+        target = self.targets.get(op.env)
+        if target is None or self.settings.environment(op.env) is None:
+            raise ConfigError(f"environment {op.env} is no longer configured here")
+        current = self.repos.endpoints.get(op.env, op.endpoint)
+        if op.attempts > 1:
+            self._may_resume(op, current)
+        if op.lock_token:
+            run.lock = (op.env, op.endpoint, self._keep_lock(op, plan, current))
+        if op.attempts > 1:
+            run.emit(
+                EventKind.INFO,
+                op.step,
+                f"resumed after the bot process running it stopped at {op.step or 'the start'} "
+                f"(attempt {op.attempts}); what it had already built or started is reused, "
+                "not made again",
+            )
+        if plan.overridden and op.attempts <= 1:
+            run.emit(EventKind.INFO, "order", f"promotion order overridden: {plan.overridden}")
+        if plan.action == "stop":
+            return self._stop(run, op, plan, target, current)
+        return self._roll_out(run, op, plan, target, current)
+
+    def _may_resume(self, op: Operation, current: Endpoint | None) -> None:
+        """Raise why a taken-over operation must not go on: too old, or taken too often."""
+        age = max(0.0, (self.repos.clock.now() - aware(op.created_at)).total_seconds())
+        limit = self.settings.operation_timeout_s
+        if age > limit:
+            raise StepTimeout(
+                f"not resumed: it was asked for {span(age)} ago, longer than "
+                f"operation_timeout_s ({span(limit)}) allows. Nothing it may have started "
+                "took traffic; run the command again if it is still wanted."
+            )
+        if op.attempts > self.settings.max_attempts:
+            raise ChatOpsError(
+                f"not resumed: the bot processes running it stopped {op.attempts - 1} "
+                f"time{'s' if op.attempts > 2 else ''}, the last at {op.step or 'the start'} "
+                f"(max_attempts {self.settings.max_attempts}); look at their logs (memory, "
+                "crashes) before running it again"
+            )
+
+    def _keep_lock(self, op: Operation, plan: Plan, current: Endpoint | None) -> str:
+        """The token of the endpoint lock the operation goes on with; a lock that lapsed or
+        was lifted meanwhile is taken again, unless the endpoint changed since it was asked
+        for (a ChatOpsError says so)."""
+        token = self.locker.keep(op)
+        if token is not None:
+            return token
+        if current is not None and aware(current.updated_at) > aware(op.created_at):
+            raise ChatOpsError(
+                f"not resumed: while it waited, {op.endpoint} in {op.env} changed to "
+                f"{current.model} v{current.version} "
+                f"({span(_since(current, self.repos.clock))} ago). "
+                "Run the command again if it is still wanted."
+            )
+        return self.locker.retake(op, holder=plan.actor_name, reason=plan.headline)
+
+    # -- a rollout -----------------------------------------------------------------------
+    def _roll_out(
+        self, run: Run, op: Operation, plan: Plan, target: Target, current: Endpoint | None
+    ) -> Outcome:
+        ep = EndpointRef(op.env, op.endpoint)
+        resources = plan.resources
+        deployment = steps.deployment_id(run, op)
+        started: Started | None = None
+        try:
+            mv = steps.resolve(run, self.registry, op, plan)
+            was_up = current is not None and target.health(ep).up
+            if current is not None and was_up and steps.serves(current, mv, resources):
+                return self._already_live(run, mv, resources, current)
+            built = steps.build(run, target, self.source, ep, mv)
+            started = steps.start(run, target, ep, mv, built, resources, deployment)
+            latency_ms = steps.check(run, target, ep, started, built)
+            url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
+        except LeaseLost:
+            raise  # the deployment is the new holder's now: leave it be
+        except Exception as exc:
+            self._discard(run, target, ep, started)
+            failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
+            return self._failed(run, op, current, failure)
+        run.confirm()
+        # what served before and was down when replaced ended in a failure, not a switch
+        down = f"v{current.version} was down when v{mv.version} replaced it" if current else ""
+        failed = "" if was_up else down
+        if current is not None and plan.automatic:  # its watch found it failing
+            failed = f"v{current.version} was rolled back by itself: {plan.automatic}"
+        self._record(run, op, target, mv, resources, url, started, failed)
+        run.remember(version=mv.version)  # what /rollback goes back to
+        watching.begin(
+            self.repos,
+            self.settings,
+            op,
+            version=mv.version,
+            deployment=started.deployment,
+            before=current,
+        )
+        return self._succeeded(run, mv, resources, url, latency_ms)
+
+    def _already_live(
+        self, run: Run, mv: ModelVersion, resources: Resources, current: Endpoint
+    ) -> Outcome:
+        text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
+        if self._finish(run, OperationState.SUCCEEDED):
+            run.emit(EventKind.SUCCEEDED, "", text)
+        return Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
+
+    def _discard(self, run: Run, target: Target, ep: EndpointRef, started: Started | None) -> None:
+        """Stop the new deployment of a failed or cancelled rollout (it never took traffic),
+        while the operation is still ours; a failure to stop is logged, the first one told."""
+        if started is None or not self.repos.operations.holds(run.op_id, run.hold):
+            return
+        try:
+            target.discard(ep, started.deployment, run.target_step("discard"))
+            run.emit(EventKind.INFO, "discard", "the new deployment was stopped unused")
+        except ChatOpsError as exc:
+            log.warning("could not stop %s: %s", started.deployment, exc.message)
+
+    def _record(
+        self,
+        run: Run,
+        op: Operation,
+        target: Target,
+        mv: ModelVersion,
+        resources: Resources,
+        url: str,
+        started: Started,
+        previous_failed: str = "",
+    ) -> None:
+        """What the endpoint serves now (and, in the served history, since when), written
+        only while the operation is still this run's (checked in the same transaction)."""
+        serving = Serving(
+            env=op.env,
+            name=op.endpoint,
+            target=target.kind,
+            model=mv.model,
+            version=mv.version,
+            resources=resources,
+            url=url,
+            deployment=started.deployment,
+        )
+        if not self.repos.endpoints.save(
+            serving, op_id=run.op_id, hold=run.hold, previous_failed=previous_failed
+        ):
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
+
+    def _succeeded(
+        self, run: Run, mv: ModelVersion, resources: Resources, url: str, latency_ms: float
+    ) -> Outcome:
+        text = f"{mv.label} is live at {url}"
+        if self._finish(run, OperationState.SUCCEEDED):
+            run.emit(
+                EventKind.SUCCEEDED,
+                "",
+                text,
+                url=url,
+                version=mv.version,
+                resources=resources.describe(),
+                latency_ms=latency_ms,
+            )
+        return Outcome(
+            ok=True,
+            text=text,
+            operation=run.op_id,
+            url=url,
+            data={"latency_ms": latency_ms, "resources": resources.describe()},
+        )
+
+    # -- a stop --------------------------------------------------------------------------
+    def _stop(
+        self, run: Run, op: Operation, plan: Plan, target: Target, current: Endpoint | None
+    ) -> Outcome:
+        """Stop every deployment of the endpoint; it leaves /status only once the target
+        confirmed that nothing of it serves (else the run fails and it stays)."""
+        ep = EndpointRef(op.env, op.endpoint)
+        with run.step("stop", f"stopping every deployment of {op.endpoint} in {op.env}") as done:
+            target.stop(ep, run.target_step("stop"))
+            done(f"nothing of {op.endpoint} serves any more")
+        gone = self.repos.endpoints.delete(op.env, op.endpoint, op_id=run.op_id, hold=run.hold)
+        if not gone and not self.repos.operations.holds(run.op_id, run.hold):
+            raise LeaseLost(f"operation {op.id} was taken over by another bot process")
+        where = f" at {current.url}" if current else ""
+        text = (
+            f"{op.endpoint} in {op.env} is stopped (it served {plan.model} v{plan.version}{where})."
+        )
+        if self._finish(run, OperationState.SUCCEEDED):
+            run.emit(EventKind.SUCCEEDED, "", text)
+        return Outcome(ok=True, text=text, operation=run.op_id)
+
+    # -- the end -------------------------------------------------------------------------
+    def _finish(self, run: Run, state: OperationState, error: str = "") -> bool:
+        """End the operation and free its endpoint, before the final word reaches anyone
+        (who may act on it at once); False if another process took it over meanwhile."""
+        # from here this process ends it: the heartbeat must not take the end for a lapse
+        self.leases.ended(run.op_id)
+        if not self.repos.operations.finish(run.op_id, state, error, hold=run.hold):
+            self._lost(run)
+            return False
+        self._let_go(run)
+        return True
+
+    @staticmethod
+    def _lost(run: Run) -> Outcome:
+        run.lost = True
+        run.lock = None  # the process that took it over holds it now
+        log.error(
+            "operation %s was taken over by another bot process while this one ran it "
+            "(its lease lapsed): that one ends it",
+            run.op_id,
+        )
+        return Outcome(
+            ok=False,
+            text="another bot process took this operation over and reports how it ends",
+            operation=run.op_id,
+        )
+
+    @staticmethod
+    def _handed_over(run: Run) -> Outcome:
+        """This process stops: the operation, its lock and what it made are left as recorded
+        for the process that takes it over (the Runner lets its lease lapse now)."""
+        run.lost = True
+        run.lock = None
+        log.info("operation %s handed over at a step boundary: this bot process stops", run.op_id)
+        return Outcome(
+            ok=False,
+            text="this bot process stopped; another takes the operation over where it was",
+            operation=run.op_id,
+        )
+
+    def _let_go(self, run: Run) -> None:
+        if run.lock is not None:
+            self.locker.release(*run.lock)
+            run.lock = None
+
+    def _failed(
+        self, run: Run, op: Operation, current: Endpoint | None, exc: ChatOpsError
+    ) -> Outcome:
+        serving, down = self._serving(op, current)
+        if down and not run.lost:
+            # its stretch of serving ended in a failure: the promotion order counts it for
+            # nothing
+            self.repos.served.failed(
+                op.env,
+                op.endpoint,
+                f"found down after a failed {op.kind}",
+                op_id=run.op_id,
+                hold=run.hold,
+            )
+        told = isinstance(exc, NotFound | Cancelled)
+        text = exc.message if told else f"failed: {exc.message}"
+        if self._finish(run, OperationState.FAILED, exc.message):
+            run.emit(EventKind.FAILED, "", text, log_tail=exc.log_tail, serving=serving)
+        return Outcome(
+            ok=False,
+            text=f"{text}\n{serving}",
+            operation=run.op_id,
+            log_tail=exc.log_tail,
+            data={"serving": serving},
+        )
+
+    def _serving(self, op: Operation, current: Endpoint | None) -> tuple[str, bool]:
+        """What serves the endpoint now, as the target sees it; and whether the target said
+        that what served it (other than for a stop) is down."""
+        if current is None:
+            return (
+                f"nothing was serving {op.endpoint} in {op.env} before, and nothing serves now",
+                False,
+            )
+        target = self.targets.get(op.env)
+        try:
+            up = target is not None and target.health(EndpointRef(op.env, op.endpoint)).up
+            asked = target is not None
+        except ChatOpsError:
+            up = asked = False
+        served = f"{current.model} v{current.version}"
+        if up:
+            return f"{served} still serves at {current.url}", False
+        if op.kind == "stop":
+            return (
+                f"{served} may still serve at {current.url}: the target did not confirm it "
+                "stopped, so /status keeps showing it"
+            ), False
+        return f"{served} was serving before, but is down now", asked
+
+    def _audit(self, op: Operation, outcome: Outcome) -> None:
+        # read as recorded: a plan this version cannot read (Plan.of) still ends audited
+        automatic = bool(op.plan.get("automatic"))
+        self.audit.record(
+            audited_as(str(op.plan.get("action") or op.kind), automatic),
+            actor_id=str(op.plan.get("actor_id") or ""),
+            actor_name=str(op.plan.get("actor_name") or op.requested_by),
+            command=op.command,
+            env=op.env,
+            endpoint=op.endpoint,
+            result=outcome,
+            approver=str(op.plan.get("approver") or ""),
+        )
+
+
+def _since(endpoint: Endpoint, clock: Clock) -> float:
+    return (clock.now() - aware(endpoint.updated_at)).total_seconds()
+
+
+def _unexpected(exc: Exception, op: Operation) -> ChatOpsError:
+    log.error("operation %s met an unexpected %s", op.id, type(exc).__name__, exc_info=exc)
+    return ChatOpsError(f"an unexpected {type(exc).__name__}")

@@ -1,0 +1,1 @@
+"""Store: the state database, its migrations, models and repositories."""

@@ -1,0 +1,83 @@
+"""The state database: one engine, sessions that commit or roll back as a whole, the schema
+brought to the newest migration on open (SQLAlchemy; SQLite by default, PostgreSQL for
+several bots). Errors of SQLAlchemy and the drivers leave here as `StoreError`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import SYSTEM_CLOCK, Clock
+from core.errors import StoreError
+from core.store import migrate
+from core.store.models import aware
+
+__all__ = ["Database", "aware", "failed"]
+
+# a database that stops answering must not hang an ack or a lease heartbeat
+PG_CONNECT_TIMEOUT_S = 5
+
+
+class Database:
+    def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        """Open (and migrate) the database at `url`; `clock` decides every "now" stored."""
+        migrate.prepare(url)
+        address = make_url(url)
+        if address.get_backend_name() == "postgresql" and "connect_timeout" not in address.query:
+            address = address.update_query_dict({"connect_timeout": str(PG_CONNECT_TIMEOUT_S)})
+        self.url = url
+        self.clock = clock
+        self.engine: Engine = create_engine(address, json_serializer=json.dumps)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        migrate.upgrade(url)  # the schema comes from the migrations, on every backend
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self, *, conflicts: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises. With
+        `conflicts`, a key conflict leaves as SQLAlchemy's IntegrityError, for the caller to
+        tell "someone else was first" from a failure."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except IntegrityError as exc:
+            if conflicts:
+                raise
+            raise failed(exc) from exc
+        except SQLAlchemyError as exc:
+            raise failed(exc) from exc
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def comparable(self, moment: datetime) -> datetime:
+        """`moment` as this backend compares it: SQLite keeps no time zone (rows hold naive
+        UTC), PostgreSQL compares instants."""
+        if self.engine.dialect.name == "sqlite" and moment.tzinfo is not None:
+            return moment.astimezone(UTC).replace(tzinfo=None)
+        return moment
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def failed(exc: SQLAlchemyError) -> StoreError:
+    """The error to raise for `exc`: its kind only, since driver texts may carry the URL."""
+    return StoreError(f"the state database failed: {type(exc).__name__}")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # with WAL this cannot corrupt the database; a power cut may lose the last commits
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,257 @@
+"""Jobs: what a front acknowledged, kept in the state database until a bot process ran it.
+
+A front records a job (a typed request: a command, a button click) before it acknowledges
+it, under the platform's own id for the request, so a retried delivery records nothing twice.
+A bot process takes jobs as it takes operations: with an owner and a lease it renews while
+it runs them. When its process dies the lease lapses and another process takes the job
+again; a job taken too many times is given up, and whoever asked is told.
+
+A job is only the request. Once it has recorded an operation (`Operation.job_id`
+names the job), the operation carries on by itself, and a job taken again only looks it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from core.errors import StoreError
+from core.store.db import Database
+from core.store.models import JobRow, JobState, Operation, aware, new_id, utcnow
+
+# the rows are the queue's vocabulary: whoever uses the queue may take them from here
+__all__ = ["JobQueue", "JobRow", "JobState"]
+
+log = logging.getLogger("chatops.core")
+BUSY_S = 5.0  # how long a write waits for SQLite's lock, as the store's connections do
+
+
+class JobQueue:
+    """The `jobs` table: fronts record, bot processes take, renew and finish."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._sqlite = db.engine.dialect.name == "sqlite"
+        # one writer at a time from this process: SQLite's busy handler sleeps in steps of
+        # up to 100 ms when two connections of one process race for the write lock
+        self._write = threading.Lock()
+        self._insert = insert(JobRow)
+
+    @classmethod
+    def open(cls, database_url: str) -> JobQueue:
+        """The queue of the state database at `database_url` (migrated first); StoreError
+        when it cannot be opened."""
+        try:
+            return cls(Database(database_url))
+        except StoreError:
+            raise
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            raise StoreError(f"the state database cannot be opened: {type(exc).__name__}") from exc
+
+    def record(self, *, key: str, front: str, job: BaseModel, kind: str) -> str | None:
+        """Keep `job` until a bot process ran it; its id, or None when a job with `key` was
+        recorded before (a retried delivery). One short INSERT: fronts call it before acking."""
+        job_id = new_id("job")
+        values = {
+            "id": job_id,
+            "key": (key or job_id)[:255],
+            "front": front,
+            "kind": kind,
+            "payload": job.model_dump(mode="json"),
+            "state": JobState.QUEUED.value,
+            "owner": "",
+            "attempts": 0,
+            "created_at": self.db.comparable(utcnow()),
+        }
+        try:
+            with self._write, self.db.engine.connect() as conn:
+                self._insert_now(conn, values)
+        except IntegrityError:
+            return None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the state database failed: {type(exc).__name__}") from exc
+        return job_id
+
+    def _insert_now(self, conn: Connection, values: dict[str, Any]) -> None:
+        """INSERT as soon as the write lock is free. On SQLite, waiting is ours, in steps of
+        half a millisecond: SQLite's own busy handler sleeps in growing steps of up to 100 ms,
+        so a lock another process held for 20 ms could cost an ack 100 ms."""
+        if not self._sqlite:
+            with conn.begin():
+                conn.execute(self._insert, values)
+            return
+        deadline = time.monotonic() + BUSY_S
+        raw = conn.connection.driver_connection  # a pragma here begins no transaction
+        assert raw is not None
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            while True:
+                try:
+                    with conn.begin():
+                        conn.execute(self._insert, values)
+                    return
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.0005)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(BUSY_S * 1000)}")
+
+    def claim(
+        self,
+        owner: str,
+        *,
+        lease_s: float,
+        fronts: frozenset[str],
+        kinds: frozenset[str],
+        exclude: frozenset[str] = frozenset(),
+    ) -> JobRow | None:
+        """The oldest job of `kinds` from `fronts` nobody holds (queued, or its holder's
+        lease lapsed), now held by `owner`; one conditional UPDATE each, so two processes
+        never both take one."""
+        now = utcnow()
+        free = or_(
+            JobRow.state == JobState.QUEUED,
+            and_(
+                JobRow.state == JobState.RUNNING,
+                JobRow.lease_expires_at < self.db.comparable(now),
+            ),
+        )
+        wanted = [free, JobRow.front.in_(sorted(fronts)), JobRow.kind.in_(sorted(kinds))]
+        if exclude:
+            wanted.append(JobRow.id.not_in(sorted(exclude)))
+        query = select(JobRow.id).where(*wanted).order_by(JobRow.created_at).limit(20)
+        with self.db.session() as s:
+            candidates = list(s.scalars(query))
+        for job_id in candidates:
+            with self._writing() as s:
+                taken = s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, free)
+                    .values(
+                        state=JobState.RUNNING,
+                        owner=owner,
+                        lease_expires_at=now + timedelta(seconds=lease_s),
+                        attempts=JobRow.attempts + 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(taken, "rowcount", 0) == 1:
+                    row: JobRow | None = s.get(JobRow, job_id)
+                    return row
+        return None
+
+    def renew(self, job_ids: list[str], owner: str, *, lease_s: float) -> None:
+        """Extend `owner`'s leases on `job_ids` (those it still holds)."""
+        if not job_ids:
+            return
+        with self._writing() as s:
+            s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id.in_(job_ids),
+                    JobRow.owner == owner,
+                    JobRow.state == JobState.RUNNING,
+                )
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+                .execution_options(synchronize_session=False)
+            )
+
+    def let_lapse(self, owner: str) -> int:
+        """End `owner`'s leases on the jobs it runs now, so another process takes them again
+        (see `core.execution.leases.let_lapse`); how many."""
+        with self._writing() as s:
+            done = s.execute(
+                update(JobRow)
+                .where(JobRow.owner == owner, JobRow.state == JobState.RUNNING)
+                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(done, "rowcount", 0) or 0)
+
+    def finish(self, job: JobRow, state: JobState = JobState.DONE) -> None:
+        """End `job` (only while this hold of it is current); done jobs older than a day go."""
+        with self._writing() as s:
+            s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job.id,
+                    JobRow.owner == job.owner,
+                    JobRow.attempts == job.attempts,
+                )
+                .values(state=state, finished_at=utcnow(), lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            if hash(job.id) % 64 == 0:  # now and then, not after every job
+                old = self.db.comparable(utcnow() - timedelta(days=1))
+                s.execute(
+                    delete(JobRow).where(
+                        JobRow.state.in_([JobState.DONE, JobState.ABANDONED]),
+                        JobRow.created_at < old,
+                    )
+                )
+
+    def unfinished(self, fronts: frozenset[str]) -> int:
+        """How many jobs of `fronts` are queued or running."""
+        with self.db.session() as s:
+            query = select(JobRow.id).where(
+                JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                JobRow.front.in_(sorted(fronts)),
+            )
+            return len(list(s.scalars(query)))
+
+    def depth(self) -> list[tuple[str, str, int, datetime | None]]:
+        """Queued and running jobs by kind and state: (kind, state, how many, when the
+        oldest was recorded)."""
+        query = (
+            select(JobRow.kind, JobRow.state, func.count(), func.min(JobRow.created_at))
+            .where(JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
+            .group_by(JobRow.kind, JobRow.state)
+        )
+        with self.db.session() as s:
+            rows = s.execute(query).all()
+        return [(k, st, int(n), aware(first) if first else None) for k, st, n, first in rows]
+
+    def get(self, job_id: str) -> JobRow | None:
+        with self.db.session() as s:
+            return s.get(JobRow, job_id)
+
+    def operation_of(self, job_id: str) -> Operation | None:
+        """The operation `job_id` recorded, if it got that far."""
+        query = select(Operation).where(Operation.job_id == job_id)
+        with self.db.session() as s:
+            return s.scalars(query.limit(1)).first()
+
+    def _writing(self) -> Any:
+        return _Writing(self)
+
+
+class _Writing:
+    """A database session taken under the queue's write lock."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+        self._session: Any = None
+
+    def __enter__(self) -> Any:
+        self.queue._write.acquire()
+        try:
+            self._session = self.queue.db.session()
+            return self._session.__enter__()
+        except BaseException:
+            self.queue._write.release()
+            raise
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return self._session.__exit__(*exc)
+        finally:
+            self.queue._write.release()
