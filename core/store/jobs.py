@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from core.errors import StoreError
 from core.store.db import Database
 from core.store.models import JobRow, JobState, Operation, aware, new_id, utcnow
+from core.store.repos import leased
 
 # the rows are the queue's vocabulary: whoever uses the queue may take them from here
 __all__ = ["JobQueue", "JobRow", "JobState"]
@@ -131,23 +132,18 @@ class JobQueue:
         query = select(JobRow.id).where(*wanted).order_by(JobRow.created_at).limit(20)
         with self.db.session() as s:
             candidates = list(s.scalars(query))
-        for job_id in candidates:
-            with self._writing() as s:
-                taken = s.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, free)
-                    .values(
-                        state=JobState.RUNNING,
-                        owner=owner,
-                        lease_expires_at=now + timedelta(seconds=lease_s),
-                        attempts=JobRow.attempts + 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if getattr(taken, "rowcount", 0) == 1:
-                    row: JobRow | None = s.get(JobRow, job_id)
-                    return row
-        return None
+        return leased.take(
+            self._writing,
+            JobRow,
+            candidates,
+            free=free,
+            values={
+                "state": JobState.RUNNING,
+                "owner": owner,
+                "lease_expires_at": now + timedelta(seconds=lease_s),
+                "attempts": JobRow.attempts + 1,
+            },
+        )
 
     def renew(self, job_ids: list[str], owner: str, *, lease_s: float) -> None:
         """Extend `owner`'s leases on `job_ids` (those it still holds)."""
@@ -168,14 +164,8 @@ class JobQueue:
     def let_lapse(self, owner: str) -> int:
         """End `owner`'s leases on the jobs it runs now, so another process takes them again
         (see `core.execution.leases.let_lapse`); how many."""
-        with self._writing() as s:
-            done = s.execute(
-                update(JobRow)
-                .where(JobRow.owner == owner, JobRow.state == JobState.RUNNING)
-                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-                .execution_options(synchronize_session=False)
-            )
-            return int(getattr(done, "rowcount", 0) or 0)
+        mine = (JobRow.owner == owner, JobRow.state == JobState.RUNNING)
+        return leased.let_lapse(self._writing, JobRow, mine=mine, now=utcnow())
 
     def finish(self, job: JobRow, state: JobState = JobState.DONE) -> None:
         """End `job` (only while this hold of it is current); done jobs older than a day go."""

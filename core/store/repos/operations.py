@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, case, extract, func, or_, select, up
 
 from core.store.db import Database, aware
 from core.store.models import EventRow, Hold, Operation, OperationState, new_id
+from core.store.repos import leased
 from core.store.repos.fence import still_held
 
 
@@ -144,22 +145,18 @@ class OperationRepository:
         query = select(Operation.id).where(*wanted).order_by(Operation.created_at).limit(limit)
         with self.db.session() as s:
             candidates = list(s.scalars(query))
-        for op_id in candidates:
-            with self.db.session() as s:
-                taken = s.execute(
-                    update(Operation)
-                    .where(Operation.id == op_id, free)
-                    .values(
-                        state=OperationState.RUNNING,
-                        owner=owner,
-                        lease_expires_at=now + timedelta(seconds=lease_s),
-                        attempts=Operation.attempts + 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if getattr(taken, "rowcount", 0) == 1:
-                    return s.get(Operation, op_id)
-        return None
+        return leased.take(
+            self.db.session,
+            Operation,
+            candidates,
+            free=free,
+            values={
+                "state": OperationState.RUNNING,
+                "owner": owner,
+                "lease_expires_at": now + timedelta(seconds=lease_s),
+                "attempts": Operation.attempts + 1,
+            },
+        )
 
     def renew(self, op_ids: list[str], owner: str, *, lease_s: float) -> set[str]:
         """Extend `owner`'s leases; the ids it still holds (a lapsed one may be another's)."""
@@ -214,15 +211,7 @@ class OperationRepository:
         mine = [Operation.owner == owner, Operation.state == OperationState.RUNNING]
         if op_ids is not None:
             mine.append(Operation.id.in_(op_ids))
-        lapsed = self.db.now() - timedelta(seconds=1)
-        with self.db.session() as s:
-            done = s.execute(
-                update(Operation)
-                .where(*mine)
-                .values(lease_expires_at=lapsed)
-                .execution_options(synchronize_session=False)
-            )
-            return int(getattr(done, "rowcount", 0) or 0)
+        return leased.let_lapse(self.db.session, Operation, mine=mine, now=self.db.now())
 
     # -- what a run writes: fenced by its hold ---------------------------------------------
     def record(

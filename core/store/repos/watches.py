@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.store.db import Database
 from core.store.models import DownRow, WatchRow, WatchState, new_id
+from core.store.repos import leased
 
 JUDGED = (WatchState.CLEAN, WatchState.ROLLED_BACK, WatchState.HELD, WatchState.FAILED)
 
@@ -156,14 +157,14 @@ class WatchRepository:
             held = s.scalar(select(WatchRow.id).where(*mine).limit(1))
         if not free and held is None:
             return []  # nothing written: an idle round takes no write lock from the acks
-        for watch_id in free:
-            with self.db.session() as s:
-                s.execute(
-                    update(WatchRow)
-                    .where(WatchRow.id == watch_id, self._free(now))
-                    .values(owner=owner, lease_expires_at=until)
-                    .execution_options(synchronize_session=False)
-                )
+        for watch_id in free:  # each taken on its own: another process may take some
+            leased.take(
+                self.db.session,
+                WatchRow,
+                [watch_id],
+                free=self._free(now),
+                values={"owner": owner, "lease_expires_at": until},
+            )
         with self.db.session() as s:
             s.execute(
                 update(WatchRow)
@@ -210,14 +211,8 @@ class WatchRepository:
     def let_lapse(self, owner: str) -> int:
         """End `owner`'s leases on the watches it holds now (its process stopped or died),
         so another process takes them at once; how many (see `core.execution.leases.let_lapse`)."""
-        with self.db.session() as s:
-            done = s.execute(
-                update(WatchRow)
-                .where(WatchRow.owner == owner, WatchRow.state == WatchState.WATCHING)
-                .values(lease_expires_at=self.db.now() - timedelta(seconds=1))
-                .execution_options(synchronize_session=False)
-            )
-            return int(getattr(done, "rowcount", 0) or 0)
+        mine = (WatchRow.owner == owner, WatchRow.state == WatchState.WATCHING)
+        return leased.let_lapse(self.db.session, WatchRow, mine=mine, now=self.db.now())
 
     def _free(self, now: datetime) -> ColumnElement[bool]:
         return and_(
