@@ -363,7 +363,7 @@ class Approvals:
 
     def _out_of_order(self, row: ApprovalRow, actor: Actor, override: str | None) -> Held | None:
         """Not yet, by the promotion order of the request's environment (unless overridden)."""
-        why = "" if override is not None else self.deployer.order_of_request(row)
+        why = "" if override is not None else self.deployer.admission.order_of_request(row)
         return Held(text=why, approval=row, approver=actor.shown) if why else None
 
     def _held(self, row: ApprovalRow, actor: Actor) -> Held | None:

@@ -32,7 +32,7 @@ log = logging.getLogger("chatops.core")
 RunHere = Callable[[Operation, Reporter], Outcome]
 
 
-class Deployer(Admission):
+class Deployer:
     def __init__(
         self,
         *,
@@ -50,6 +50,9 @@ class Deployer(Admission):
         self.targets = targets
         self.locker = locker
         self.audit = audit
+        self.admission = Admission(
+            settings=settings, audit=audit, locker=locker, repos=repos, targets=targets
+        )
         self.owner = owner  # this process, in `operations.owner`, for what it runs at once
         self.run_here = run_here
         # what each change would do: the same for the command and for its plan
@@ -60,28 +63,32 @@ class Deployer(Admission):
         self, *, endpoint: str, env: str | None, reason: str, actor: Actor, command: str
     ) -> Notice | Refusal:
         """A sticky lock: no rollout of the endpoint until an admin unlocks it."""
-        environment = self._admit(Action.LOCK, actor, command, env, endpoint)
+        environment = self.admission.admit(Action.LOCK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
         result = self.locker.freeze(environment.name, endpoint, holder=actor.shown, reason=reason)
-        return self._audited(Action.LOCK, actor, command, environment.name, endpoint, result)
+        return self.admission.audited(
+            Action.LOCK, actor, command, environment.name, endpoint, result
+        )
 
     def unlock(
         self, *, endpoint: str, env: str | None, actor: Actor, command: str
     ) -> Notice | Refusal:
         """Lift a freeze, or the lock of an operation that no live bot process runs."""
-        environment = self._admit(Action.UNLOCK, actor, command, env, endpoint)
+        environment = self.admission.admit(Action.UNLOCK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
         result = self.locker.unlock(environment.name, endpoint)
-        return self._audited(Action.UNLOCK, actor, command, environment.name, endpoint, result)
+        return self.admission.audited(
+            Action.UNLOCK, actor, command, environment.name, endpoint, result
+        )
 
     def cancel(
         self, *, endpoint: str, env: str | None, actor: Actor, command: str
     ) -> Notice | Refusal:
         """Ask the operation under way on the endpoint to stop at its next step, wherever it
         runs: it discards what it started, never switches, ends failed and frees the lock."""
-        environment = self._admit(Action.CANCEL, actor, command, env, endpoint)
+        environment = self.admission.admit(Action.CANCEL, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
         name = environment.name
@@ -92,7 +99,7 @@ class Deployer(Admission):
         ]
         if not busy:
             nothing = Refusal(f"nothing is under way on {endpoint} in {name}: nothing to cancel")
-            return self._audited(Action.CANCEL, actor, command, name, endpoint, nothing)
+            return self.admission.audited(Action.CANCEL, actor, command, name, endpoint, nothing)
         for op in busy:
             self.repos.operations.cancel(op.id, by=actor.shown)
         op = busy[0]
@@ -102,7 +109,7 @@ class Deployer(Admission):
             "to stop at its next step: it discards what it started, ends failed and frees "
             "the endpoint; its thread says when."
         )
-        return self._audited(Action.CANCEL, actor, command, name, endpoint, asked)
+        return self.admission.audited(Action.CANCEL, actor, command, name, endpoint, asked)
 
     # -- deploy ----------------------------------------------------------------------------
     def deploy(
@@ -125,10 +132,12 @@ class Deployer(Admission):
         `override`: an admin's reason to deploy against `env`'s promotion order."""
         where = self.settings.environment(env)
         if override is not None and where is not None:  # said before "only admins deploy"
-            no = self._override_refused(where, model, override, approver or actor)
+            no = self.admission.override_refused(where, model, override, approver or actor)
             if no is not None:
-                return self._audited(Action.DEPLOY, actor, command, where.name, model, no, approver)
-        environment = self._admit(
+                return self.admission.audited(
+                    Action.DEPLOY, actor, command, where.name, model, no, approver
+                )
+        environment = self.admission.admit(
             Action.DEPLOY,
             actor,
             command,
@@ -144,12 +153,14 @@ class Deployer(Admission):
         )
         order = ""
         if not isinstance(intent, Refusal):
-            check, order = self._order(
+            check, order = self.admission.promotion_check(
                 environment, model, version, override=override, deciding=approver or actor
             )
             if check is not None and check.refusal is not None:
                 name, refused = environment.name, check.refusal
-                return self._audited(Action.DEPLOY, actor, command, name, model, refused, approver)
+                return self.admission.audited(
+                    Action.DEPLOY, actor, command, name, model, refused, approver
+                )
         return self._operation(
             intent,
             action=Action.DEPLOY,
@@ -179,7 +190,7 @@ class Deployer(Admission):
         wait: bool = True,
     ) -> Outcome | Refusal:
         """Serve the same version with new resources: new deployment first, old one after."""
-        environment = self._admit(Action.SCALE, actor, command, env, endpoint)
+        environment = self.admission.admit(Action.SCALE, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
         intent = self.intents.scale(
@@ -218,7 +229,7 @@ class Deployer(Admission):
         """Serve again the version that served before the current one. With `serving`, only
         while the endpoint still serves that version (a button offered it for that one, or
         a watch judged that one); with `to`, only when the version before is that one."""
-        environment = self._admit(Action.ROLLBACK, actor, command, env, endpoint)
+        environment = self.admission.admit(Action.ROLLBACK, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
         intent = self.intents.rollback(environment, endpoint=endpoint, actor=actor)
@@ -256,7 +267,7 @@ class Deployer(Admission):
     ) -> Outcome | Refusal:
         """Stop every deployment of the endpoint; it leaves /status (its history stays) once
         the target confirmed it."""
-        environment = self._admit(Action.STOP, actor, command, env, endpoint)
+        environment = self.admission.admit(Action.STOP, actor, command, env, endpoint)
         if isinstance(environment, Refusal):
             return environment
         intent = self.intents.stop(environment, endpoint=endpoint, actor=actor)
@@ -291,25 +302,27 @@ class Deployer(Admission):
         bot process to take. Every refusal on the way is audited."""
         env = environment.name
         if isinstance(intent, Refusal):
-            return self._audited(action, actor, command, env, endpoint, intent, approver)
+            return self.admission.audited(action, actor, command, env, endpoint, intent, approver)
         automatic = actor.why if isinstance(actor, Automatic) else ""
         if automatic:
             was = f"v{intent.current.version} " if intent.current is not None else ""
             headline = f"{intent.headline} by itself: {was}{automatic}"
             intent = dataclasses.replace(intent, headline=headline)
-        for check in self.gates(intent, promotion=False):
+        for check in self.admission.gates(intent, promotion=False):
             if check.refusal is not None:
-                return self._audited(action, actor, command, env, endpoint, check.refusal, approver)
+                return self.admission.audited(
+                    action, actor, command, env, endpoint, check.refusal, approver
+                )
         attempt = self.locker.try_lock(env, endpoint, holder=actor.shown, reason=intent.headline)
         if not attempt.acquired:
             locked = self.locker.refusal(env, endpoint, attempt)
-            return self._audited(action, actor, command, env, endpoint, locked, approver)
+            return self.admission.audited(action, actor, command, env, endpoint, locked, approver)
         # what the intent was worked out from may have changed before the lock was ours (an
         # operation that ended meanwhile): acting on it would undo what was just done
         changed = _changed(intent, self.repos.endpoints.get(env, endpoint))
         if changed:
             self.locker.release(env, endpoint, attempt.token)
-            return self._audited(action, actor, command, env, endpoint, changed, approver)
+            return self.admission.audited(action, actor, command, env, endpoint, changed, approver)
         plan = Plan(
             action=action.value,
             model=intent.model,
@@ -348,7 +361,7 @@ class Deployer(Admission):
                 env, endpoint, detail=f"{actor.shown}'s {action.value} ({op.id}) ended it"
             )
         if overridden:  # only now is it under way: a deploy refused on the way overrode nothing
-            self._audit_override(
+            self.admission.audit_override(
                 overridden,
                 actor=actor,
                 approver=approver,
@@ -367,7 +380,7 @@ class Deployer(Admission):
         self, *, env: str | None = None, endpoint: str | None = None
     ) -> list[EndpointStatus] | Refusal:
         """Every recorded endpoint (of `env`, or of all environments) with its live health."""
-        if env is not None and isinstance(known := self._env(env), Refusal):
+        if env is not None and isinstance(known := self.admission.env(env), Refusal):
             return known
         return endpoint_statuses(self.repos, self.targets, env=env, endpoint=endpoint)
 

@@ -83,22 +83,34 @@ def promotion_hint(
 
 
 class Admission:
-    """What every admitting command shares; the Deployer is one."""
+    """The checks every change meets before it may lock its endpoint, the same for the
+    command and its plan: the environment, the permission, the gates (limits, promotion
+    order), and the audit row each attempt leaves. The Deployer admits with one; the
+    Planner asks the same one, changing nothing."""
 
-    settings: Settings
-    audit: AuditLog
-    locker: Locker
-    repos: Repositories
-    targets: dict[str, Target]
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        audit: AuditLog,
+        locker: Locker,
+        repos: Repositories,
+        targets: dict[str, Target],
+    ) -> None:
+        self.settings = settings
+        self.audit = audit
+        self.locker = locker
+        self.repos = repos
+        self.targets = targets
 
-    def _env(self, name: str | None) -> Environment | Refusal:
+    def env(self, name: str | None) -> Environment | Refusal:
         env = self.settings.environment(name)
         if env is None:
             known = ", ".join(e.name for e in self.settings.environments)
             return Refusal(f"there is no environment called `{name}` (environments: {known})")
         return env
 
-    def _admit(
+    def admit(
         self,
         action: Action,
         actor: Actor,
@@ -111,9 +123,9 @@ class Admission:
     ) -> Environment | Refusal:
         """The environment, if it exists and `actor` (or `approver`) may act there; else the
         refusal, already audited."""
-        environment = self._env(env)
+        environment = self.env(env)
         if isinstance(environment, Refusal):
-            return self._audited(action, actor, command, env, endpoint, environment)
+            return self.audited(action, actor, command, env, endpoint, environment)
         if isinstance(actor, Automatic):
             refusal = (
                 None
@@ -123,10 +135,10 @@ class Admission:
         else:
             refusal = authorize(environment, approver or actor, action, hint=hint)
         if refusal:
-            return self._audited(action, actor, command, env, endpoint, refusal, approver)
+            return self.audited(action, actor, command, env, endpoint, refusal, approver)
         return environment
 
-    def _audited(
+    def audited(
         self,
         action: Action,
         actor: Actor,
@@ -165,7 +177,7 @@ class Admission:
         limits = env.limits
         checks = []
         if promotion and intent.action is Action.DEPLOY:
-            order, _ = self._order(
+            order, _ = self.promotion_check(
                 env, intent.model, intent.version, override=override, deciding=deciding
             )
             if order is not None:
@@ -183,7 +195,7 @@ class Admission:
         )
         return checks
 
-    def _promotion(
+    def promotion(
         self, environment: Environment, model: str, version: int | None, found: Progress | None
     ) -> Check:
         """The promotion order of `environment` for `model` v`version` (`found`: how far it
@@ -205,7 +217,7 @@ class Admission:
         hint = override_hint(marks.command(f"deploy {model} v{version} to {env}"))
         return Check("promotion", refusal=Refusal(f"{found.text}; {hint}"))
 
-    def _progress(self, environment: Environment, model: str, version: int) -> Progress | None:
+    def progress_of(self, environment: Environment, model: str, version: int) -> Progress | None:
         return progress(
             env=environment,
             model=model,
@@ -218,7 +230,7 @@ class Admission:
     def order(self, environment: Environment, model: str, version: int) -> Refusal | None:
         """Why `environment`'s promotion order does not let `model` v`version` in yet (where
         it must serve, how long is left); None when it does, or there is no order."""
-        found = self._progress(environment, model, version)
+        found = self.progress_of(environment, model, version)
         return None if found is None or found.met else Refusal(found.text)
 
     def order_of_request(self, row: ApprovalRow) -> str:
@@ -231,7 +243,7 @@ class Admission:
         hint = override_hint(marks.command(f"approve {row.id}"))
         return f"{refusal.text}: request {row.id} stays pending; {hint}"
 
-    def _order(
+    def promotion_check(
         self,
         environment: Environment,
         model: str,
@@ -247,12 +259,12 @@ class Admission:
         ("" when nothing is overridden), for the audit once the deploy is under way."""
         if override is not None:
             assert deciding is not None, "an override is someone's"
-            if no := self._override_refused(environment, model, override, deciding):
+            if no := self.override_refused(environment, model, override, deciding):
                 return Check("promotion", refusal=no), ""
         if environment.promotion is None:
             return None, ""
-        found = None if version is None else self._progress(environment, model, version)
-        check = self._promotion(environment, model, version, found)
+        found = None if version is None else self.progress_of(environment, model, version)
+        check = self.promotion(environment, model, version, found)
         if check.refusal is None or override is None or found is None:
             return check, ""  # an alias is refused even to an override
         who = marks.person(deciding.shown) if deciding else "someone"
@@ -262,7 +274,7 @@ class Admission:
         )
         return Check("promotion", passed=overridden), overridden
 
-    def _override_refused(
+    def override_refused(
         self, environment: Environment, model: str, override: str, deciding: Actor
     ) -> Refusal | None:
         """Why `deciding` may not override the promotion order of `environment` as asked
@@ -277,7 +289,7 @@ class Admission:
             return Refusal('an override needs a reason: `--override "<reason>"`')
         return None
 
-    def _audit_override(
+    def audit_override(
         self,
         overridden: str,
         *,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.admission.deployer import Deployer
-from core.admission.gates import Admission, Check, promotion_hint
+from core.admission.gates import Check, promotion_hint
 from core.admission.intents import Intent
 from core.admission.plans import (
     PLANNED,
@@ -32,7 +32,7 @@ from core.store.models import Endpoint
 from core.targets.base import EndpointRef
 
 
-class Planner(Admission):
+class Planner:
     """Makes plans with the Deployer's own admission functions, never its writes."""
 
     def __init__(self, *, deployer: Deployer, registry: Registry) -> None:
@@ -40,6 +40,7 @@ class Planner(Admission):
         self.settings, self.audit, self.locker = deployer.settings, deployer.audit, deployer.locker
         self.repos, self.targets, self.intents = deployer.repos, deployer.targets, deployer.intents
         self.registry = registry
+        self.admission = deployer.admission  # the very checks the command meets
 
     def deploy(
         self,
@@ -54,7 +55,7 @@ class Planner(Admission):
     ) -> PlanReport | Refusal:
         """What the deploy would do, `override` (an admin's reason to deploy against the
         promotion order) honoured as the deploy honours it."""
-        environment = self._env(env)
+        environment = self.admission.env(env)
         if isinstance(environment, Refusal):
             return self._recorded(Action.DEPLOY, actor, command, env, model, environment)
         intent = self.intents.deploy(
@@ -89,7 +90,7 @@ class Planner(Admission):
         actor: Actor,
         command: str,
     ) -> PlanReport | Refusal:
-        environment = self._env(env)
+        environment = self.admission.env(env)
         if isinstance(environment, Refusal):
             return self._recorded(Action.SCALE, actor, command, env, endpoint, environment)
         intent = self.intents.scale(
@@ -106,7 +107,7 @@ class Planner(Admission):
     def rollback(
         self, *, endpoint: str, env: str | None = None, actor: Actor, command: str
     ) -> PlanReport | Refusal:
-        environment = self._env(env)
+        environment = self.admission.env(env)
         if isinstance(environment, Refusal):
             return self._recorded(Action.ROLLBACK, actor, command, env, endpoint, environment)
         intent = self.intents.rollback(environment, endpoint=endpoint, actor=actor)
@@ -115,7 +116,7 @@ class Planner(Admission):
     def stop(
         self, *, endpoint: str, env: str | None = None, actor: Actor, command: str
     ) -> PlanReport | Refusal:
-        environment = self._env(env)
+        environment = self.admission.env(env)
         if isinstance(environment, Refusal):
             return self._recorded(Action.STOP, actor, command, env, endpoint, environment)
         intent = self.intents.stop(environment, endpoint=endpoint, actor=actor)
@@ -145,7 +146,7 @@ class Planner(Admission):
         subject = "model" if action is Action.DEPLOY else "endpoint"
         checks = [permission]
         # an override no one may give here is refused first, as the deploy refuses it
-        refused = override is not None and self._override_refused(
+        refused = override is not None and self.admission.override_refused(
             environment, endpoint, override, actor
         )
         if refused:
@@ -157,7 +158,7 @@ class Planner(Admission):
         else:
             checks += [
                 Check(subject, passed=found_text(intent)),
-                *self.deployer.gates(
+                *self.admission.gates(
                     intent, deciding=actor, override=override, promotion=not refused
                 ),
                 self._lock(env, endpoint),

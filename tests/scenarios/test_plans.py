@@ -79,7 +79,7 @@ def test_a_plan_shows_the_deploy_and_changes_nothing_but_the_audit(runtime: Runt
     )
     assert report.resources == "1 cpu, 1 GB, 1 replica (unchanged)"
     assert report.build == "new: iris v2 would be built on local"
-    assert report.route == "alice may deploy in dev: no approval is needed"
+    assert plain(report.route) == "alice may deploy in dev: no approval is needed"
     assert [c.name for c in report.checks] == ["permission", "model", "limits", "lock"]
 
     # nothing changed: v1 serves on, nobody holds the endpoint, no operation was recorded
