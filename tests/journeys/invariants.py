@@ -245,11 +245,17 @@ def _time(value: Any) -> datetime:
 
 def no_undo_of_admin(bot: Bot, traffic: Traffic) -> list[Violation]:
     """An automatic rollback judges only the version it watches, since its switch: it never
-    follows an admin's operation on the endpoint inside the watch, never returns to a version
+    follows an admin's operation on the endpoint inside the watch (one that changed
+    something: a deploy of what already serves does not count), never returns to a version
     an admin just rolled away from or that failed its own watch, and never rolls back a
     version that answered none of the journey's failing requests (nor was down)."""
     ops = {op["id"]: op for op in bot.rows("operations")}
     watches = {w["id"]: w for w in bot.rows("watches")}
+    # operations that succeeded changing nothing ("iris v2 is already live …")
+    idle = {
+        e["operation_id"]
+        for e in bot.rows("events", "WHERE kind = 'succeeded' AND message LIKE '% already %'")
+    }
     found = []
     for op in ops.values():
         plan = json.loads(op["plan"] or "{}")
@@ -276,6 +282,7 @@ def no_undo_of_admin(bot: Bot, traffic: Traffic) -> list[Violation]:
                 and (other["env"], other["endpoint"]) == (w["env"], w["endpoint"])
                 and other["id"] != w["operation_id"]
                 and other["state"] == "succeeded"
+                and other["id"] not in idle
                 and begun < _time(other["created_at"]) < asked
             ):
                 found.append(
