@@ -3,8 +3,9 @@ prints) run by bash on a fresh state directory, its output compared with the blo
 both are masked.
 
 What a block may hold, besides its commands:
-- `<!-- setup: <shell command> -->` just before it runs first, unshown (the state the text
-  around the block says it starts from);
+- `<!-- setup: <shell command> -->` just before it runs first in the same shell, its output
+  unshown (the state the text around the block says it starts from: what it exports or
+  starts in the background, the block has);
 - `<!-- skip: next "<reason>" -->` (Sybil's own) keeps it from running, with the reason.
 
 A block that only exports settings prints nothing; it is followed, unseen, by
@@ -190,14 +191,18 @@ def evaluate(example: Example) -> str | None:
         home = Path(tmp)
         env = shell_env(home)
         try:
-            for setup in setups:
-                done = _bash(setup, home, env)
-                if done.returncode != 0:
-                    return f"setup `{setup}` failed ({done.returncode}):\n{done.stderr[-2000:]}"
-            script = "\n".join(shell.commands)
+            # one shell for all: what a setup exports or starts, the block has
+            script = "".join(
+                f"{{ {setup}\n}} >>setup.log 2>&1 || {{ echo setup failed: {n} >&2; exit 97; }}\n"
+                for n, setup in enumerate(setups, 1)
+            )
+            script += "\n".join(shell.commands)
             if all(c.startswith("export ") for c in shell.commands):
                 script += SETTINGS_LOAD_CHECK
             done = _bash(script, home, env)
+            if done.returncode == 97 and "setup failed" in done.stderr:
+                log = (home / "setup.log").read_text()[-3000:]
+                return f"README line {example.line}: {done.stderr.strip()} of {setups}\n{log}"
         finally:
             _bash("chatops down >/dev/null 2>&1 || true", home, env)
     want, got = normalize(shell.expected), normalize(done.stdout)
