@@ -175,9 +175,11 @@ def shell_env(home: Path) -> dict[str, str]:
     }
     bin_dir = home / "bin"
     bin_dir.mkdir(exist_ok=True)
-    chatops = bin_dir / "chatops"
-    chatops.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bot.cli "$@"\n')
-    chatops.chmod(0o755)
+    # `chatops` is this tree's, and `python` the tests' own (setups run it)
+    for name, command in (("chatops", "-m bot.cli"), ("python", "")):
+        shim = bin_dir / name
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" {command} "$@"\n')
+        shim.chmod(0o755)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env["CHATOPS_STATE_DIR"] = str(home / ".state")
