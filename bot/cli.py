@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         "--as",
         dest="actor",
         default=None,
-        help="who the console acts as (default: $CHATOPS_CONSOLE_USER or login)",
+        help="who the console acts as (default: CHATOPS_CONSOLE_USER, set or in .env)",
     )
     demo = sub.add_parser("demo", help="create the demo model iris (v1, v2) in the registry")
     demo.add_argument(
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     from bot.console.app import ConsoleApp
 
-    actor = getattr(args, "actor", None) or os.environ.get("CHATOPS_CONSOLE_USER") or _login()
+    actor = getattr(args, "actor", None) or runtime.settings.console_user or _login()
     app = ConsoleApp(runtime, actor=actor, console=out)
     if args.cmd == "demo":
         if runtime.registry_is_empty():
@@ -315,7 +315,7 @@ def _cml_demo(settings: Settings, out: Console) -> int:
         )
         runtime = Runtime(Settings.model_validate(cml.model_dump()))
         try:
-            app = ConsoleApp(runtime, actor=_login(), console=out)
+            app = ConsoleApp(runtime, actor=settings.console_user or _login(), console=out)
             ok = app.run_lines(
                 [
                     "/deploy iris v1",

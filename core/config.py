@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     environments: list[Environment] = Field(default_factory=_embedded_environments)
     # unset: the first environment
     default_environment: str = ""
+    # the name the console shows for its user (id `console`); unset: the login name
+    console_user: str = ""
     # how long a model server may take to load its model and answer /ping
     start_timeout_s: float = 60.0
     # how long a /promote approval request stays open

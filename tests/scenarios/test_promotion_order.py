@@ -298,7 +298,9 @@ def test_a_plan_honours_the_override_its_command_honours(ordered: Runtime) -> No
     assert isinstance(planned, PlanReport)
     order = {c.name: c for c in planned.checks}["promotion"]
     assert order.ok and planned.ok, planned.verdict
-    assert plain(order.text).startswith("alice overrode the promotion order of prod (iris v1 has not")
+    assert plain(order.text).startswith(
+        "alice overrode the promotion order of prod (iris v1 has not"
+    )
     assert order.text.endswith(": hotfix for incident 42")
     assert [a.action for a in ordered.repos.audit.entries()] == ["deploy"]  # planned only
 
