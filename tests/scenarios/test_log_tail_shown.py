@@ -40,12 +40,16 @@ def _log_noisy_model(tracking_uri: str, work: Path) -> None:
                 return model_input
     """)
     )
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     sys.path.insert(0, str(work))
     try:
         import noisy_model
 
-        with mlflow.start_run():
+        # its own experiment, named: another test may have left MLflow's active one set to
+        # an id this new registry does not have
+        experiment = mlflow.MlflowClient(tracking_uri).create_experiment("noisy")
+        with mlflow.start_run(experiment_id=experiment):
             mlflow.pyfunc.log_model(
                 name="model",
                 python_model=noisy_model.Noisy(),
@@ -56,6 +60,7 @@ def _log_noisy_model(tracking_uri: str, work: Path) -> None:
     finally:
         sys.path.remove(str(work))
         sys.modules.pop("noisy_model", None)
+        mlflow.set_tracking_uri(previous)
 
 
 def test_a_failed_start_s_log_tail_has_no_escape_codes_and_no_full_server_path(

@@ -130,7 +130,7 @@ def test_no_credential_or_server_path_reaches_any_sink(
     # the failures did happen, and each sink has them to hide
     assert sorted(op.state for op in ops) == ["failed", "failed"]
     errors = "\n".join(sinks["operations.error"])
-    assert "MLflow failed while fetching the artifacts of ghost v1" in errors
+    assert "MLflow has no such thing, while fetching the artifacts of ghost v1" in errors
     assert f"the MLflow registry at http://***@127.0.0.1:{mlflow_server.port}" in errors
     history = [r for r in front.api.responses if r.name == "/history"]
     assert history and "ghost" in json.dumps(history[-1].body)

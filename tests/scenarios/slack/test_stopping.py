@@ -267,7 +267,7 @@ def test_chatops_worker_answers_in_the_renamed_namespace(
         slack_api.wait_for(lambda api: api.calls_to("chat.postEphemeral"), 30)
         (call,) = slack_api.calls_to("chat.postEphemeral")
         answer = str(call.args.get("text"))  # help, for whoever asked
-        assert "/ops deploy" in answer and "/mlops" not in answer, answer
+        assert "/ops status" in answer and "/mlops" not in answer, answer
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, bot.text
