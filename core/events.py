@@ -88,6 +88,8 @@ class Outcome:
     url: str = ""
     log_tail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    # not ended here: another bot process carries the operation on and tells its end
+    elsewhere: bool = False
 
 
 @dataclass(frozen=True)

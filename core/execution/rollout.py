@@ -323,6 +323,7 @@ class Rollouts:
             ok=False,
             text="another bot process took this operation over and reports how it ends",
             operation=run.op_id,
+            elsewhere=True,
         )
 
     @staticmethod
@@ -336,6 +337,7 @@ class Rollouts:
             ok=False,
             text="this bot process stopped; another takes the operation over where it was",
             operation=run.op_id,
+            elsewhere=True,
         )
 
     def _let_go(self, run: Run) -> None:

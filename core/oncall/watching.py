@@ -279,6 +279,11 @@ class Watcher:
             if isinstance(result, Refusal):
                 self._not_admitted(w, failed, result)
                 return
+            if result.elsewhere:  # whoever carries it on reports its end in its thread
+                log.info(
+                    "the automatic rollback %s goes on in another bot process", result.operation
+                )
+                return
             oncall = reporter.admitted(result.operation or "")
             what = f"{w.endpoint} in {w.env}"
             text = (

@@ -313,3 +313,19 @@ def test_the_bots_rollback_goes_only_to_the_version_its_watch_chose(core: Core) 
     assert refused == Refusal("iris in dev served v1 before, not v3: nothing was rolled back")
     assert audited(core, "auto-rollback") == [("chatops", "refused")]
     assert version(core) == 2
+
+
+def test_a_rollback_handed_over_on_the_way_is_not_told_as_failed(
+    core: Core, watcher: Watcher, target: CountingTarget, clock: FakeClock, told: list[str]
+) -> None:
+    deploy(core, 1)
+    deploy(core, 2)
+    watcher.tick()
+    target.down = True
+    target.during["start"] = core.leases.hand_over  # this bot process is told to stop
+    rounds(watcher, clock, 2)
+
+    (op,) = [op for op in core.repos.operations.recent(10) if op.kind == "rollback"]
+    assert op.state != "failed"  # left at its step for the process that takes it over
+    assert [t for t in told if "failed" in t.lower() and "rollback" in t.lower()] == []
+    assert len(told) == 1 and "Rolling back to v1 by itself" in told[0]
