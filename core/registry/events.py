@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from core.marks import unmarked
+
 if TYPE_CHECKING:  # the event is told without MLflow imported: repositories name it too
     from core.registry.mlflow import Registry
 
@@ -46,6 +48,11 @@ class RegistryEvent:
     alias: str = ""
     tag: str = ""
     value: str = ""
+
+    def __post_init__(self) -> None:
+        # a tag and its value are anyone's free text: never taken for the bot's own marks
+        object.__setattr__(self, "tag", unmarked(self.tag))
+        object.__setattr__(self, "value", unmarked(self.value))
 
     @property
     def subject(self) -> str:

@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from core import metrics
 from core.errors import NotFound, RegistryError
+from core.marks import unmarked
 from core.scrub import scrub
 from core.versions import ModelVersion as ModelVersion  # re-exported: callers import it here
 
@@ -153,9 +154,10 @@ class Registry:
             run_id=mv.run_id or None,
             status=mv.status,
             created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC),
-            aliases=tuple(getattr(mv, "aliases", ()) or ()),
-            metrics=dict(run.data.metrics) if run else {},
-            run_name=str(run.info.run_name or "") if run else "",
+            # names anyone with registry access chose: never taken for the bot's own marks
+            aliases=tuple(unmarked(a) for a in getattr(mv, "aliases", ()) or ()),
+            metrics={unmarked(k): v for k, v in run.data.metrics.items()} if run else {},
+            run_name=unmarked(str(run.info.run_name or "")) if run else "",
         )
 
     def guarded(self, doing: str) -> AbstractContextManager[None]:

@@ -9,7 +9,7 @@ import grimp
 
 def circles(*packages: str) -> list[list[str]]:
     """Every group of modules of `packages` that import one another round (Tarjan)."""
-    graph = grimp.build_graph(*packages, include_external_packages=False)
+    graph = grimp.build_graph(*packages, include_external_packages=False, cache_dir=None)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -136,3 +136,13 @@ def endpoint(i: int, env: str) -> EndpointStatus:
         env=env, name=f"model-{i}", model=f"model-{i}", version=1, resources="1 CPU",
         replicas=1, up=True, since=NOW, url=f"http://127.0.0.1:{5000 + i}", target="local",
     )  # fmt: skip
+
+
+def test_registry_free_text_cannot_forge_the_bots_marks() -> None:
+    from core.registry.events import RegistryEvent, RegistryEventKind
+
+    forged = "\ue002<@U0CANARY>\ue003 and \ue000unlock iris\ue001"
+    event = RegistryEvent(RegistryEventKind.TAG_SET, "iris", 2, tag="note", value=forged)
+    rendered = shown(event.label, Naming())
+    assert "<@U0CANARY>" not in rendered and "&lt;@U0CANARY&gt;" in rendered
+    assert "/unlock" not in rendered
