@@ -56,7 +56,7 @@ class SlashCommand(_Slash):
 
 
 class Query(_Slash):
-    """`/status`, `/history`: quick, never queued behind deploys."""
+    """`status`, `history`: quick, never queued behind deploys."""
 
     kind: Literal["query"] = "query"
 

@@ -1,4 +1,4 @@
-"""The readiness of a running bot, kept for `/status`: checked once in the background when the
+"""The readiness of a running bot, kept for `status`: checked once in the background when the
 bot has warmed up, and again when asked and the last result is older than a few minutes.
 
     watch = ReadinessWatch(lambda: readiness(settings), clock=clock)
