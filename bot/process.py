@@ -183,6 +183,7 @@ def background(
     taker = JobTaker(
         queue=runtime.jobs,
         run=work.run,
+        send_owed=work.send_owed,
         workers=slack.workers,
         lease_s=settings.lease_s,
         poll_s=settings.runner_poll_s,

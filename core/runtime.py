@@ -26,6 +26,7 @@ from core.oncall.checks.readiness import readiness
 from core.oncall.checks.watch import ReadinessWatch
 from core.oncall.status import Problems, admin_problems
 from core.oncall.watching import CHECK_S, Watcher
+from core.outbox import Outbox
 from core.registration import Registration
 from core.registry.demo import create_demo_model
 from core.registry.mlflow import Registry
@@ -54,6 +55,7 @@ class Core:
     rollouts: Rollouts
     runner: Runner  # runs what a waiting caller has just had admitted
     deployer: Deployer
+    outbox: Outbox  # what this process owes people, until it was sent
 
     def worker(
         self,
@@ -67,6 +69,7 @@ class Core:
             operations=self.repos.operations,
             rollouts=self.rollouts,
             leases=self.leases,
+            outbox=self.outbox,
             reporter_for=reporter_for,
             fronts=fronts,
             workers=workers,
@@ -86,6 +89,12 @@ def wire(
     leases = Leases(repos.operations, lease_s=settings.lease_s)
     locker = Locker(repos, ttl_s=settings.lock_ttl_s)
     audit = AuditLog(repos.audit)
+    outbox = Outbox(
+        repos.outbox,
+        owner=leases.owner,
+        lease_s=settings.lease_s,
+        max_attempts=settings.max_attempts,
+    )
     rollouts = Rollouts(
         settings=settings,
         repos=repos,
@@ -94,9 +103,14 @@ def wire(
         leases=leases,
         locker=locker,
         audit=audit,
+        outbox=outbox,
     )
     runner = Runner(
-        settings=settings, operations=repos.operations, rollouts=rollouts, leases=leases
+        settings=settings,
+        operations=repos.operations,
+        rollouts=rollouts,
+        leases=leases,
+        outbox=outbox,
     )
     deployer = Deployer(
         settings=settings,
@@ -118,6 +132,7 @@ def wire(
         rollouts=rollouts,
         runner=runner,
         deployer=deployer,
+        outbox=outbox,
     )
 
 
@@ -165,6 +180,7 @@ class Runtime:
         self.locker = self.core.locker
         self.rollouts = self.core.rollouts
         self.runner = self.core.runner
+        self.outbox = self.core.outbox
         self.deployer = self.core.deployer
         # what a change would do, by the same admission, changing nothing
         self.planner = Planner(deployer=self.deployer, registry=self.registry)

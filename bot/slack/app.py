@@ -93,6 +93,7 @@ class SlackFront:
                 dispatcher = JobTaker(
                     queue=queue,
                     run=work.run,
+                    send_owed=work.send_owed,
                     workers=settings.workers,
                     lease_s=runtime.settings.lease_s,
                     poll_s=runtime.settings.runner_poll_s,

@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
 from bot.slack.jobs import FRONT, OPERATIONS, QUERIES
+from core import failpoints
 from core.errors import StoreError
 from core.execution.leases import let_lapse, process_owner
 from core.store.jobs import JobQueue, JobRow, JobState
@@ -63,6 +64,7 @@ class JobTaker:
         *,
         queue: JobQueue,
         run: Callable[[JobRow], JobState],
+        send_owed: Callable[[], bool] = lambda: False,
         workers: int = 4,
         lease_s: float = 30.0,
         poll_s: float = 1.0,
@@ -70,6 +72,8 @@ class JobTaker:
     ) -> None:
         self.queue = queue
         self.run = run
+        # sends one answer a stopped process recorded and did not send; False if none
+        self.send_owed = send_owed
         self.lease_s = lease_s
         self.poll_s = poll_s
         # the process's one owner name: a front that sees it exit ends its leases by it
@@ -99,6 +103,7 @@ class JobTaker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             took = [self._take(kinds) for kinds in (QUERIES, OPERATIONS)]
+            took.append(self._send_owed())
             if not any(took):
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
@@ -122,10 +127,18 @@ class JobTaker:
         running.add_done_callback(self._running.discard)
         return True
 
+    def _send_owed(self) -> bool:
+        try:
+            return self.send_owed()
+        except StoreError as exc:
+            log.warning("could not look for answers to send: %s", exc.message)
+            return False
+
     def _run(self, row: JobRow, slots: threading.Semaphore) -> None:
         state = JobState.DONE
         try:
             state = self.run(row)
+            failpoints.hit("job.answered")
         except Exception:
             log.exception("job %s failed unexpectedly", row.id)
         finally:

@@ -1,7 +1,7 @@
 """Events of one operation as one Slack thread.
 
-The parent message says who does what and is kept current with `chat.update` (at most about
-once a second, the last state always sent); each step is a short reply in its thread; a
+The parent message says who does what and is kept current with `chat.update` (progress at
+most about once a second; how it ended at once); each step is a short reply in its thread; a
 failure is a reply broadcast to the channel with its cause, log tail and what still serves.
 Where the bot cannot post (not in the channel, a DM), the requester is told how to invite it
 and the thread moves to a direct message.
@@ -221,9 +221,7 @@ class ThreadReporter:
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
-                wait = self._last_update + self.min_interval - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
+                # the rate limit is for progress: the final word never waits for it
                 self._flush_locked(final=True)
                 return
             if self._timer is None:

@@ -3,7 +3,10 @@ table like any typed line, and its reply is rendered for Slack: status and plans
 asker, deploys and scales in a thread, decided requests shown on the request's message.
 
 A job holds everything Slack sent for it, so it runs the same in the process that acked it,
-in a worker process, or in the worker that takes it again after the first one died.
+in a worker process, or in the worker that takes it again after the first one died. Each
+answer to its requester is recorded (the outbox) before it is sent and marked sent after: a
+job taken again once it answered answers nothing new, and an answer recorded by a process
+that died before sending it is sent by the next one.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bot.slack.blocks import status as status_blocks
 from bot.slack.groups import GroupDirectory
 from bot.slack.home import home_view
 from bot.slack.jobs import (
+    FRONT,
     AnnouncedAction,
     AnyJob,
     ButtonClick,
@@ -42,12 +46,15 @@ from bot.slack.reporter import Respond, ThreadReporter
 from commands.base import Context, HelpText, HistoryReport, Reply, StatusReport, UsageError
 from commands.naming import Naming
 from commands.registry import NAMESPACE, describe, parse
+from core import failpoints
 from core.admission.approvals import ApprovalRequested, Decided, Held, Undecided
 from core.admission.plans import PlanReport
 from core.admission.roles import Actor
 from core.events import LogReporter, Notice, Outcome, Refusal, Reporter
 from core.oncall.overview import overview
+from core.outbox import ANSWER
 from core.registry.runs import Registered
+from core.scrub import scrub_value
 from core.store.jobs import JobRow, JobState
 from core.store.models import Operation
 
@@ -140,8 +147,7 @@ class Work:
             self.home_seen.add(job.user_id)
             self._refresh_home(job)
             return JobState.DONE
-        typed = isinstance(job, (Mention, DirectMessage))
-        respond = TypedResponder(self.poster, job) if typed else Responder(job.response_url)
+        respond = self._answering(row, self._responder(job))
         try:
             if row.attempts > 1 and self._carried_on(row, job, respond):
                 return JobState.ABANDONED if row.attempts > self.max_attempts else JobState.DONE
@@ -165,6 +171,47 @@ class Work:
         # a side effect: a Home that cannot be refreshed never becomes the command's answer
         self._refresh_home(job)
         return JobState.DONE
+
+    def _responder(self, job: Asked) -> Respond:
+        """How the requester of `job` is answered: its `response_url`, or (typed text has
+        none) a message where it was typed."""
+        if isinstance(job, (Mention, DirectMessage)):
+            return TypedResponder(self.poster, job)
+        return Responder(job.response_url)
+
+    def _answering(self, row: JobRow, respond: Respond) -> Respond:
+        """`respond`, each answer recorded as owed before it is sent and marked sent after."""
+        outbox = self.runtime.outbox
+
+        def answer(**message: object) -> None:
+            owed = outbox.owe(ANSWER, {"message": scrub_value(message)}, front=FRONT, job_id=row.id)
+            failpoints.hit("answer.recorded")
+            respond(**message)
+            failpoints.hit("answer.sent")
+            outbox.sent(owed)
+
+        return answer
+
+    def send_owed(self) -> bool:
+        """Send one answer a stopped process recorded and did not send; False when there is
+        none."""
+        owed = self.runtime.outbox.take(ANSWER, frozenset({FRONT}))
+        if owed is None:
+            return False
+        row = self.queue.get(owed.job_id)
+        try:
+            job = job_of(row.payload) if row is not None else None
+        except ValueError:
+            job = None
+        if isinstance(job, Asked):
+            log.info("sending the answer to job %s its stopped process left unsent", owed.job_id)
+            message = dict(owed.payload.get("message") or {})
+            try:
+                self._responder(job)(**message)
+            except Exception:  # logged, not retried forever: the requester may ask again
+                log.exception("could not send the answer to job %s", owed.job_id)
+        self.runtime.outbox.sent(owed.id)
+        return True
 
     def _command(self, row: JobRow, job: Asked, respond: Respond) -> None:
         """Parse what the job stands for with the one grammar, run it, render its reply."""
@@ -215,6 +262,9 @@ class Work:
         op = self.queue.operation_of(row.id)
         if op is not None:
             log.info("job %s recorded operation %s already: not run again", row.id, op.id)
+            return True
+        if self.runtime.outbox.answered(row.id):
+            log.info("job %s answered already: it answers nothing new", row.id)
             return True
         if row.attempts > self.max_attempts:
             log.error("job %s (%s) taken %d times: given up", row.id, job.line, row.attempts)

@@ -25,6 +25,7 @@ from core.errors import StoreError
 from core.store.db import Database
 from core.store.jobs import JobQueue
 from core.store.repos.operations import OperationRepository
+from core.store.repos.outbox import OutboxRepository
 from core.store.repos.watches import WatchRepository
 
 log = logging.getLogger("chatops.core")
@@ -120,11 +121,13 @@ class Leases:
 
 
 def let_lapse(db: Database, owner: str) -> int:
-    """End every lease `owner` holds (operations, jobs, watches) now, as if it had lapsed:
-    its process stopped or was seen to exit, so another process may take its work at once.
+    """End every lease `owner` holds (operations, jobs, watches, what it owes) now, as if it
+    had lapsed: its process stopped or was seen to exit, so another process may take its work
+    at once.
     Only what is still under way under `owner` is touched; how many leases ended."""
     return (
         OperationRepository(db).let_lapse(owner)
         + JobQueue(db).let_lapse(owner)
         + WatchRepository(db).let_lapse(owner)
+        + OutboxRepository(db).let_lapse(owner)
     )

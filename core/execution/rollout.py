@@ -6,8 +6,10 @@ step records the remote ids it creates before waiting on them, and the deploymen
 chosen once and recorded, so a process taking over an operation whose holder died finds
 the build and the deployment already made instead of making them again. At each step
 boundary, and before traffic moves, a run looks whether an admin cancelled it. Whatever
-happens, the operation ends succeeded or failed, its endpoint lock is released and its
-audit row written; an operation older than `operation_timeout_s`, or taken over
+happens, the operation ends succeeded or failed, and its end, the release of its endpoint
+lock, its audit row and its final word (owed to whoever asked, in the outbox) are one
+transaction: a crash after it leaves nothing untold, a crash before it leaves the operation
+to be taken over. An operation older than `operation_timeout_s`, or taken over
 `max_attempts` times, is failed with the reason.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 
+from core import failpoints
 from core.admission.gates import audited_as
 from core.admission.locker import Locker
 from core.audit import AuditLog
@@ -36,9 +39,11 @@ from core.execution.leases import Leases
 from core.execution.run import Plan, Run, span, where_of
 from core.marks import person
 from core.oncall import watching
+from core.outbox import FINAL, Outbox
 from core.registry.mlflow import ModelVersion, Registry
 from core.registry.source import RegistrySource
 from core.resources import Resources
+from core.scrub import scrub, scrub_value
 from core.store.models import Endpoint, Hold, Operation, OperationState, aware
 from core.store.repos import Repositories
 from core.store.repos.endpoints import Serving
@@ -58,6 +63,7 @@ class Rollouts:
         leases: Leases,
         locker: Locker,
         audit: AuditLog,
+        outbox: Outbox,
     ) -> None:
         self.settings = settings
         self.repos = repos
@@ -67,11 +73,12 @@ class Rollouts:
         self.leases = leases
         self.locker = locker
         self.audit = audit
+        self.outbox = outbox
 
     def execute(self, op: Operation, reporter: Reporter) -> Outcome:
         """Run `op`, which this process holds, to its end from wherever it got to; ends it
-        succeeded or failed, frees its endpoint and audits it, unless another process took
-        it over meanwhile (that one does)."""
+        succeeded or failed, frees its endpoint, audits it and tells its final word, unless
+        another process took it over meanwhile (that one does)."""
         run = self._run_of(op, reporter)
         try:
             outcome = self._carry_out(run, op, reporter)
@@ -85,8 +92,6 @@ class Rollouts:
             outcome = self._failed(run, op, None, _unexpected(exc, op))
         finally:
             self._let_go(run)
-        if not run.lost:
-            self._audit(op, outcome)
         return outcome
 
     # -- the operation, top to bottom ----------------------------------------------------
@@ -179,7 +184,7 @@ class Rollouts:
             mv = steps.resolve(run, self.registry, op, plan)
             was_up = current is not None and target.health(ep).up
             if current is not None and was_up and steps.serves(current, mv, resources):
-                return self._already_live(run, mv, resources, current)
+                return self._already_live(run, op, mv, resources, current)
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
             latency_ms = steps.check(run, target, ep, started, built)
@@ -206,15 +211,15 @@ class Rollouts:
             deployment=started.deployment,
             before=current,
         )
-        return self._succeeded(run, mv, resources, url, latency_ms)
+        return self._succeeded(run, op, mv, resources, url, latency_ms)
 
     def _already_live(
-        self, run: Run, mv: ModelVersion, resources: Resources, current: Endpoint
+        self, run: Run, op: Operation, mv: ModelVersion, resources: Resources, current: Endpoint
     ) -> Outcome:
         text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
-        if self._finish(run, OperationState.SUCCEEDED):
-            run.emit(EventKind.SUCCEEDED, "", text)
-        return Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
+        outcome = Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
+        self._end(run, op, OperationState.SUCCEEDED, outcome, EventKind.SUCCEEDED)
+        return outcome
 
     def _discard(self, run: Run, target: Target, ep: EndpointRef, started: Started | None) -> None:
         """Stop the new deployment of a failed or cancelled rollout (it never took traffic),
@@ -256,26 +261,34 @@ class Rollouts:
             raise LeaseLost(f"operation {op.id} was taken over by another bot process")
 
     def _succeeded(
-        self, run: Run, mv: ModelVersion, resources: Resources, url: str, latency_ms: float
+        self,
+        run: Run,
+        op: Operation,
+        mv: ModelVersion,
+        resources: Resources,
+        url: str,
+        latency_ms: float,
     ) -> Outcome:
         text = f"{mv.label} is live at {url}"
-        if self._finish(run, OperationState.SUCCEEDED):
-            run.emit(
-                EventKind.SUCCEEDED,
-                "",
-                text,
-                url=url,
-                version=mv.version,
-                resources=resources.describe(),
-                latency_ms=latency_ms,
-            )
-        return Outcome(
+        outcome = Outcome(
             ok=True,
             text=text,
             operation=run.op_id,
             url=url,
             data={"latency_ms": latency_ms, "resources": resources.describe()},
         )
+        self._end(
+            run,
+            op,
+            OperationState.SUCCEEDED,
+            outcome,
+            EventKind.SUCCEEDED,
+            url=url,
+            version=mv.version,
+            resources=resources.describe(),
+            latency_ms=latency_ms,
+        )
+        return outcome
 
     # -- a stop --------------------------------------------------------------------------
     def _stop(
@@ -294,20 +307,52 @@ class Rollouts:
         text = (
             f"{op.endpoint} in {op.env} is stopped (it served {plan.model} v{plan.version}{where})."
         )
-        if self._finish(run, OperationState.SUCCEEDED):
-            run.emit(EventKind.SUCCEEDED, "", text)
-        return Outcome(ok=True, text=text, operation=run.op_id)
+        outcome = Outcome(ok=True, text=text, operation=run.op_id)
+        self._end(run, op, OperationState.SUCCEEDED, outcome, EventKind.SUCCEEDED)
+        return outcome
 
     # -- the end -------------------------------------------------------------------------
-    def _finish(self, run: Run, state: OperationState, error: str = "") -> bool:
-        """End the operation and free its endpoint, before the final word reaches anyone
-        (who may act on it at once); False if another process took it over meanwhile."""
+    def _end(
+        self,
+        run: Run,
+        op: Operation,
+        state: OperationState,
+        outcome: Outcome,
+        told: EventKind,
+        *,
+        error: str = "",
+        message: str | None = None,
+        **data: object,
+    ) -> bool:
+        """End the operation: its state, the release of its endpoint, its audit row and its
+        final word (`told`, with `message`, else the outcome's text) are written in one
+        transaction, before the final word reaches anyone (who may act on it at once).
+        Then it is told, and marked sent. False if another process took it over meanwhile
+        (that one ends it)."""
         # from here this process ends it: the heartbeat must not take the end for a lapse
         self.leases.ended(run.op_id)
-        if not self.repos.operations.finish(run.op_id, state, error, hold=run.hold):
+        said, shown = scrub(outcome.text if message is None else message), scrub_value(data)
+        headline = str(op.plan.get("headline") or f"{person(op.requested_by)}: {op.command}")
+        final = {
+            "kind": told.value,
+            "message": said,
+            "data": shown,
+            "headline": headline,
+            "elapsed_s": time.monotonic() - run.started,
+        }
+        with self.repos.db.session():
+            ended = self.repos.operations.finish(run.op_id, state, error, hold=run.hold)
+            if ended:
+                self._let_go(run)
+                self._audit(op, outcome)
+                owed = self.outbox.owe(FINAL, final, front=op.front, operation_id=run.op_id)
+        if not ended:
             self._lost(run)
             return False
-        self._let_go(run)
+        failpoints.hit("operation.ended")
+        run.emit(told, "", said, **shown)
+        failpoints.hit("operation.told")
+        self.outbox.sent(owed)
         return True
 
     @staticmethod
@@ -361,15 +406,25 @@ class Rollouts:
             )
         told = isinstance(exc, NotFound | Cancelled)
         text = exc.message if told else f"failed: {exc.message}"
-        if self._finish(run, OperationState.FAILED, exc.message):
-            run.emit(EventKind.FAILED, "", text, log_tail=exc.log_tail, serving=serving)
-        return Outcome(
+        outcome = Outcome(
             ok=False,
             text=f"{text}\n{serving}",
             operation=run.op_id,
             log_tail=exc.log_tail,
             data={"serving": serving},
         )
+        self._end(
+            run,
+            op,
+            OperationState.FAILED,
+            outcome,
+            EventKind.FAILED,
+            error=exc.message,
+            message=text,
+            log_tail=exc.log_tail,
+            serving=serving,
+        )
+        return outcome
 
     def _serving(self, op: Operation, current: Endpoint | None) -> tuple[str, bool]:
         """What serves the endpoint now, as the target sees it; and whether the target said

@@ -3,7 +3,8 @@ runs: the one a waiting caller just admitted (`run`), queued ones, and those who
 process died (its lease lapsed), which resume from what their steps recorded.
 
 Any number of bot processes may share one database, and each operation is run by exactly
-one (`OperationRepository.claim` decides).
+one (`OperationRepository.claim` decides). The final word of an operation whose process died
+right after ending it (it was recorded, not sent) is told by the Runner that finds it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from core.config import Settings
 from core.errors import StoreError
-from core.events import NullReporter, Outcome, Reporter
+from core.events import Event, EventKind, NullReporter, Outcome, Reporter
 from core.execution.leases import Leases, let_lapse
 from core.execution.rollout import Rollouts
-from core.store.models import Operation
+from core.outbox import FINAL, Outbox
+from core.store.models import Operation, OwedRow
 from core.store.repos.operations import OperationRepository
 
 log = logging.getLogger("chatops.core")
@@ -34,6 +36,7 @@ class Runner:
         operations: OperationRepository,
         rollouts: Rollouts,
         leases: Leases,
+        outbox: Outbox,
         reporter_for: ReporterFor = lambda _op: NullReporter(),
         fronts: frozenset[str] = frozenset({""}),
         workers: int = 4,
@@ -43,6 +46,7 @@ class Runner:
         self.operations = operations
         self.rollouts = rollouts
         self.leases = leases
+        self.outbox = outbox
         self.reporter_for = reporter_for
         # only operations this process can report where they were asked ("" : no front)
         self.fronts = fronts
@@ -95,12 +99,51 @@ class Runner:
         return outcome
 
     def run_pending(self) -> int:
-        """Run, one after another in this thread, every operation there is to take now."""
+        """Run, one after another in this thread, every operation there is to take now, and
+        tell every final word a stopped process left untold."""
         count = 0
         while (op := self.take()) is not None:
             self.run(op)
             count += 1
+        while self.tell_owed():
+            pass
         return count
+
+    def tell_owed(self) -> bool:
+        """Tell one final word another process recorded and died before sending (where the
+        operation was asked from), then mark it sent; False when there is none."""
+        if self.leases.handing_over:
+            return False
+        row = self.outbox.take(FINAL, self.fronts)
+        if row is None:
+            return False
+        op = self.operations.get(row.operation_id)
+        if op is not None:
+            self._tell(op, row)
+        self.outbox.sent(row.id)
+        return True
+
+    def _tell(self, op: Operation, row: OwedRow) -> None:
+        final = row.payload
+        try:
+            reporter = self.reporter_for(op)
+            log.info("telling the end of operation %s, left untold by its stopped process", op.id)
+            # the thread's parent names what it is about, then says how it ended
+            reporter.report(
+                Event(op.id, EventKind.STARTED, "", str(final.get("headline") or ""), 0.0)
+            )
+            reporter.report(
+                Event(
+                    op.id,
+                    EventKind(str(final.get("kind") or EventKind.SUCCEEDED.value)),
+                    "",
+                    str(final.get("message") or ""),
+                    float(final.get("elapsed_s") or 0.0),
+                    dict(final.get("data") or {}),
+                )
+            )
+        except Exception:  # a front that cannot tell it now: logged, never retried forever
+            log.exception("could not tell the end of operation %s", op.id)
 
     # -- in the background -----------------------------------------------------------------
     def start(self) -> Runner:
@@ -123,7 +166,13 @@ class Runner:
                 op = None
             if op is None:
                 self._slots.release()
-                self._stop.wait(self.poll_s)
+                try:
+                    told = self.tell_owed()
+                except StoreError as exc:
+                    log.warning("could not look for final words to tell: %s", exc.message)
+                    told = False
+                if not told:
+                    self._stop.wait(self.poll_s)
                 continue
             try:
                 running = self._pool.submit(self._run_in_slot, op)

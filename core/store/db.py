@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,15 +40,29 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         migrate.upgrade(url)  # the schema comes from the migrations, on every backend
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # the transaction this thread has open on this database, joined by nested sessions
+        self._current: ContextVar[Session | None] = ContextVar(f"session-{id(self)}", default=None)
 
     @contextmanager
     def session(self, *, conflicts: bool = False) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises. With
         `conflicts`, a key conflict leaves as SQLAlchemy's IntegrityError, for the caller to
-        tell "someone else was first" from a failure."""
+        tell "someone else was first" from a failure.
+
+        Opened inside another session of this database (in the same thread), it is part of
+        that one: what several repositories write together (an operation's end, its lock,
+        its audit row, what it owes people) commits or rolls back as one."""
+        outer = self._current.get()
+        if outer is not None:
+            yield outer
+            return
         try:
             with self._sessions.begin() as session:
-                yield session
+                mark = self._current.set(session)
+                try:
+                    yield session
+                finally:
+                    self._current.reset(mark)
         except IntegrityError as exc:
             if conflicts:
                 raise

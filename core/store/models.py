@@ -323,3 +323,28 @@ class DownRow(Base):
     since: Mapped[datetime] = mapped_column(default=utcnow)
     # where the announcement was shown, to take its button away once the endpoint is up
     where: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OwedState(StrEnum):
+    PENDING = "pending"  # recorded, not yet known to be sent: any bot process may send it
+    SENT = "sent"
+
+
+class OwedRow(Base):
+    """Something the bot owes people outside its database — an operation's final word, a
+    job's answer — recorded in the transaction that decided it, and sent once by whichever
+    bot process holds it (`owner`, `lease_expires_at`): the outbox."""
+
+    __tablename__ = "outbox"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "final" (an operation's), "answer" (a job's)
+    operation_id: Mapped[str] = mapped_column(String(32), default="", index=True)
+    job_id: Mapped[str] = mapped_column(String(32), default="", index=True)
+    front: Mapped[str] = mapped_column(String(16), default="")  # the front that can send it
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default=OwedState.PENDING, index=True)
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)

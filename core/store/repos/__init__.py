@@ -14,6 +14,7 @@ from core.store.repos.deliveries import DeliveryRepository
 from core.store.repos.endpoints import EndpointRepository, Serving
 from core.store.repos.locks import LockRepository
 from core.store.repos.operations import OperationRepository
+from core.store.repos.outbox import OutboxRepository
 from core.store.repos.registry_events import RegistryEventRepository
 from core.store.repos.served import ServedRepository
 from core.store.repos.watches import WatchRepository
@@ -25,6 +26,7 @@ __all__ = [
     "EndpointRepository",
     "LockRepository",
     "OperationRepository",
+    "OutboxRepository",
     "RegistryEventRepository",
     "Repositories",
     "ServedRepository",
@@ -45,6 +47,7 @@ class Repositories:
         self.served = ServedRepository(db)
         self.registry_events = RegistryEventRepository(db)
         self.watches = WatchRepository(db)
+        self.outbox = OutboxRepository(db)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Repositories:

@@ -4,9 +4,11 @@ runs, both configured only through the environment."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -68,7 +70,12 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
         slack_api.wait_for(lambda api: len(api.responses) == 1)
         assert "iris" in slack_api.responses[0].body["text"]
 
-        # the worker dies: the front starts another at the next command, which still runs
+        # the worker dies once it ended the job (a death while it answers is the fail
+        # points' test): the front starts another at the next command, which still runs
+        deadline = time.monotonic() + 30
+        while unfinished_jobs(tmp_path / "state"):
+            assert time.monotonic() < deadline, "the status job never ended"
+            time.sleep(0.05)
         (worker,) = [
             p
             for p in psutil.Process(bot.pid).children()
@@ -101,3 +108,11 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
     assert "Slack HTTP mode on 127.0.0.1" in text
     for secret in (BOT_TOKEN, SIGNING_SECRET):
         assert secret not in text
+
+
+def unfinished_jobs(state_dir: Path) -> int:
+    with closing(sqlite3.connect(state_dir / "chatops.db", timeout=10)) as db:
+        (count,) = db.execute(
+            "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"
+        ).fetchone()
+    return int(count)

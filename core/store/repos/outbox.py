@@ -1,0 +1,121 @@
+"""The outbox: what the bot owes people outside its database, kept as rows.
+
+A row is added in the transaction that decides what it says (an operation's end, a job's
+answer), held by the process that added it for a lease, and marked sent once sent. If that
+process dies first, the lease lapses (or its front ends it at once) and any bot process
+takes the row and sends it: nothing owed is lost, and a row marked sent is never sent again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from core.store.db import Database
+from core.store.models import OwedRow, OwedState, new_id
+from core.store.repos import leased
+
+
+class OutboxRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        owner: str,
+        lease_s: float,
+        front: str = "",
+        operation_id: str = "",
+        job_id: str = "",
+    ) -> str:
+        """Record what is owed, held by `owner` for `lease_s` (part of the caller's open
+        transaction, if any); its id."""
+        row_id = new_id("owed")
+        now = self.db.now()
+        with self.db.session() as s:
+            s.add(
+                OwedRow(
+                    id=row_id,
+                    kind=kind,
+                    operation_id=operation_id,
+                    job_id=job_id,
+                    front=front,
+                    payload=payload,
+                    state=OwedState.PENDING,
+                    owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    attempts=1,
+                    created_at=now,
+                )
+            )
+        return row_id
+
+    def sent(self, row_id: str) -> None:
+        """Mark a row sent: nobody sends it again."""
+        with self.db.session() as s:
+            s.execute(
+                update(OwedRow)
+                .where(OwedRow.id == row_id)
+                .values(state=OwedState.SENT, sent_at=self.db.now(), lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def claim(
+        self, owner: str, *, lease_s: float, kinds: frozenset[str], fronts: frozenset[str]
+    ) -> OwedRow | None:
+        """The oldest pending row of `kinds`, to be sent by one of `fronts`, whose holder's
+        lease lapsed (its process died before sending it), now held by `owner`."""
+        now = self.db.now()
+        free = and_(
+            OwedRow.state == OwedState.PENDING,
+            or_(
+                OwedRow.lease_expires_at.is_(None),
+                OwedRow.lease_expires_at < self.db.comparable(now),
+            ),
+        )
+        query = (
+            select(OwedRow.id)
+            .where(free, OwedRow.kind.in_(sorted(kinds)), OwedRow.front.in_(sorted(fronts)))
+            .order_by(OwedRow.created_at)
+            .limit(20)
+        )
+        with self.db.session() as s:
+            candidates = list(s.scalars(query))
+        return leased.take(
+            self.db.session,
+            OwedRow,
+            candidates,
+            free=free,
+            values={
+                "owner": owner,
+                "lease_expires_at": now + timedelta(seconds=lease_s),
+                "attempts": OwedRow.attempts + 1,
+            },
+        )
+
+    def of_job(self, job_id: str) -> list[OwedRow]:
+        """What a job's answer recorded, oldest first."""
+        query = select(OwedRow).where(OwedRow.job_id == job_id).order_by(OwedRow.created_at)
+        with self.db.session() as s:
+            return list(s.scalars(query))
+
+    def of_operation(self, op_id: str) -> list[OwedRow]:
+        query = select(OwedRow).where(OwedRow.operation_id == op_id).order_by(OwedRow.created_at)
+        with self.db.session() as s:
+            return list(s.scalars(query))
+
+    def let_lapse(self, owner: str) -> int:
+        """End `owner`'s leases on rows it has not sent (its process stopped or died)."""
+        mine = (OwedRow.owner == owner, OwedRow.state == OwedState.PENDING)
+        return leased.let_lapse(self.db.session, OwedRow, mine=mine, now=self.db.now())
+
+    def pending(self) -> int:
+        with self.db.session() as s:
+            return len(
+                list(s.scalars(select(OwedRow.id).where(OwedRow.state == OwedState.PENDING)))
+            )
