@@ -1,10 +1,11 @@
 """Fail points: named places where a test can make this process die at once, as a crash
-would (`os._exit`), to check what the bot owes people survives it.
+would (`os._exit`), to check that what the bot owes people survives it.
 
-Armed only by the environment, for tests: `CHATOPS_FAILPOINTS` names the points
-(comma-separated), and `CHATOPS_FAILPOINTS_ONCE` a file created when one fires, so the
-process that takes the work over (started with the same environment) goes on past it. With
-neither set, `hit` costs one dictionary look-up.
+Armed only through the environment, for tests: `CHATOPS_FAILPOINTS` names a directory, and
+a point fires when a file of its name is there. The process that fires it removes the file
+first, so exactly one process dies there per file, and the one that takes the work over goes
+on past it; a test arms a point in a running bot by creating its file. With the variable
+unset, `hit` costs one look-up in the environment.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 log = logging.getLogger("chatops.core")
 
 ARMED = "CHATOPS_FAILPOINTS"
-ONCE = "CHATOPS_FAILPOINTS_ONCE"
 EXIT_CODE = 86  # what a process that died at a fail point exits with
 
 # every point, so a test can go through them all; `hit` refuses a name not listed here
@@ -30,17 +30,15 @@ POINTS = (
 
 
 def hit(name: str) -> None:
-    """Die here if a test armed `name` (once, when a once-file is named)."""
+    """Die here if a test armed `name`."""
     assert name in POINTS, name
     armed = os.environ.get(ARMED)
-    if not armed or name not in armed.split(","):
+    if not armed:
         return
-    once = os.environ.get(ONCE)
-    if once:
-        try:
-            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
+    try:
+        os.remove(os.path.join(armed, name))  # one process takes it: the one that dies
+    except FileNotFoundError:
+        return
     log.warning("fail point %s: this process dies here (armed by %s)", name, ARMED)
     logging.shutdown()
     os._exit(EXIT_CODE)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core import failpoints
 from core.errors import Cancelled, ChatOpsError, HandedOver, LeaseLost
 from core.events import Addressed, Event, EventKind, Reporter
 from core.execution.leases import Leases
@@ -127,6 +128,7 @@ class Run:
     @contextmanager
     def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:
         self.remember(step=name)
+        failpoints.hit("step.recorded")
         if self.leases.handing_over:  # the step is recorded: whoever takes it over begins here
             raise HandedOver(f"operation {self.op_id} was left at {name}: this process stops")
         self.go_on()  # every step boundary is where a cancelled operation stops

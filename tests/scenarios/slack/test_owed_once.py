@@ -1,0 +1,136 @@
+"""What the bot owes people is said exactly once, whatever moment its worker dies: `chatops
+run` as deployed (front and worker), a fail point armed in the running worker (it dies there
+with `os._exit`, as in a crash), the front starting the next worker, which takes over. After
+each death: every operation ended with one final word in its thread and one audit row,
+nothing is left locked or unsent, every command was answered once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from core.failpoints import POINTS
+from tests.scenarios.slack.conftest import OPS, post_command
+from tests.scenarios.slack.crash_support import Bot
+from tests.slack_api.emulator import SlackEmulator
+
+pytest_plugins = ["tests.scenarios.slack.crash_support"]
+
+# (where the worker dies, what is asked, how it ends)
+DEPLOYS = [
+    ("step.recorded", "iris v1", "succeeded"),  # the next worker resumes it
+    ("operation.ended", "iris v2", "succeeded"),  # it ended; the next worker tells it
+    ("operation.told", "iris v1", "succeeded"),  # told; the next worker tells it again, in place
+    ("operation.ended", "iris v3", "failed"),  # v3 cannot be loaded
+]
+# (where the worker dies, what is asked)
+ANSWERS = [
+    ("answer.recorded", "status"),  # recorded, not sent: the next worker sends it
+    ("job.answered", "status"),  # answered, the job not ended: taken again, says nothing new
+    ("answer.recorded", "deploy nosuch v1 to dev"),  # a refusal, recorded, not sent
+]
+
+
+def worker_of(bot: Bot) -> int | None:
+    assert bot.proc is not None
+    for child in psutil.Process(bot.proc.pid).children():
+        try:
+            if "bot.slack.worker" in " ".join(child.cmdline()):
+                return child.pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def die_at(bot: Bot, points: Path, point: str, ask: Callable[[], None]) -> None:
+    """Arm `point` in the running worker, ask, and wait until that worker died there."""
+    assert point in POINTS
+    bot.wait_until(lambda: worker_of(bot) is not None, 60, "a worker")
+    worker = worker_of(bot)
+    (points / point).touch()
+    ask()
+    bot.wait_until(lambda: not (points / point).exists(), 120, f"the worker reaching {point}")
+    assert psutil.Process(bot.proc.pid).is_running() if bot.proc else False
+    bot.wait_until(lambda: worker_of(bot) not in (None, worker), 60, "the next worker")
+
+
+def settled(bot: Bot) -> bool:
+    """Nothing runs, waits or is owed."""
+    busy = [op for op in bot.operations() if op["state"] in ("queued", "running")]
+    jobs = [j for j in bot.rows("jobs") if j["state"] in ("queued", "running")]
+    unsent = [row for row in bot.rows("outbox") if row["state"] != "sent"]
+    return not busy and not jobs and not unsent
+
+
+def finals(slack_api: SlackEmulator) -> list[str]:
+    """Final words in the operations' threads: their parents' last state, failure replies."""
+    said = []
+    for message in slack_api.messages(OPS):
+        parent = message.thread_ts is None
+        if (parent and ("is live at" in message.text or ":x:" in message.text)) or (
+            not parent and message.text.startswith(":x: failed")
+        ):
+            said.append(message.text)
+    return said
+
+
+def test_each_deploy_ends_with_one_final_word_and_one_audit_row_whenever_its_worker_dies(
+    slack_api: SlackEmulator, make_bot: Callable[..., Bot], registry_uri: str, tmp_path: Path
+) -> None:
+    points = tmp_path / "points"
+    points.mkdir()
+    bot = make_bot({"name": "dev"}, tracking_uri=registry_uri, CHATOPS_FAILPOINTS=str(points))
+    bot.start()
+    for n, (point, line, state) in enumerate(DEPLOYS, 1):
+
+        def deploy(line: str = line) -> None:
+            assert post_command(bot.events_url, slack_api, "/deploy", line).status_code == 200
+
+        die_at(bot, points, point, deploy)
+        bot.wait_until(
+            lambda n=n: len(bot.operations()) == n and settled(bot), 180, f"{line} to end"
+        )
+        ops = sorted(bot.operations(), key=lambda op: op["created_at"])
+        assert ops[-1]["state"] == state, (point, line, bot.text)
+        # one final word per operation: each succeeded parent says live once, each failure
+        # has its parent and one broadcast reply
+        said = finals(slack_api)
+        failed = [op for op in ops if op["state"] == "failed"]
+        assert len(said) == len(ops) + len(failed), (point, said)
+        audited = [row["operation_id"] for row in bot.rows("audit") if row["operation_id"]]
+        assert sorted(audited) == sorted(op["id"] for op in ops), (point, audited)
+        assert bot.rows("locks") == [], point
+        owed = [row for row in bot.rows("outbox") if row["kind"] == "final"]
+        assert len(owed) == n and {row["state"] for row in owed} == {"sent"}, owed
+        assert "Something unexpected" not in json.dumps([m.text for m in slack_api.messages(OPS)])
+
+
+def test_each_command_is_answered_once_whenever_its_worker_dies(
+    slack_api: SlackEmulator, make_bot: Callable[..., Bot], registry_uri: str, tmp_path: Path
+) -> None:
+    points = tmp_path / "points"
+    points.mkdir()
+    bot = make_bot({"name": "dev"}, tracking_uri=registry_uri, CHATOPS_FAILPOINTS=str(points))
+    bot.start()
+    for n, (point, line) in enumerate(ANSWERS, 1):
+
+        def ask(line: str = line) -> None:
+            assert post_command(bot.events_url, slack_api, "/mlops", line).status_code == 200
+
+        die_at(bot, points, point, ask)
+        bot.wait_until(
+            lambda n=n: len(slack_api.responses) >= n and settled(bot), 120, f"{line} answered"
+        )
+        answers = [r.body.get("text", "") for r in slack_api.responses]
+        assert len(answers) == n, (point, answers)
+        assert "Something unexpected" not in "".join(answers)
+    *_, refusal = slack_api.responses
+    assert "nosuch" in refusal.body["text"], refusal.body
+    # nothing is told after the end either: a later command is the next answer
+    assert post_command(bot.events_url, slack_api, "/mlops", "status").status_code == 200
+    bot.wait_until(lambda: settled(bot) and len(slack_api.responses) > 3, 60, "status answered")
+    # with every job ended and nothing owed, nothing more can come
+    assert len(slack_api.responses) == 4
