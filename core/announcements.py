@@ -4,7 +4,9 @@ next (deployed to the default environment by its admins, promoted to production)
 
 Events reach the bot from MLflow's webhook (a tracking server) or by polling the registry
 (the embedded one); `Announcements.offer` records each in the state database, and only the
-call whose insert wins, in whichever bot process, gets an `Announcement` to post.
+call whose insert wins, in whichever bot process, gets an `Announcement` to post. The
+announcement is owed (an outbox row) in the transaction that records the event: a process
+that dies or is refused before it posted it leaves it to be posted again.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from core.config import Settings
 from core.errors import ChatOpsError, NotFound, RegistryError
+from core.outbox import ANNOUNCE, Outbox
 from core.registry.events import (
     RegistryEvent,
     RegistryEventKind,
@@ -67,6 +71,28 @@ class Announcement:
     serving: tuple[Served, ...]
     deploy_env: str | None  # where an admin may deploy it with one click
     promote_env: str | None  # where a developer may ask to promote it
+    owed: str = ""  # its outbox row, to be marked sent once it was posted
+
+    def payload(self) -> dict[str, Any]:
+        """The announcement as its outbox row keeps it."""
+        kept = asdict(self)
+        kept.pop("owed")
+        return kept
+
+    @classmethod
+    def of(cls, payload: dict[str, Any], *, owed: str) -> Announcement:
+        """The announcement an outbox row kept (`payload`)."""
+        event = dict(payload["event"])
+        return cls(
+            event=RegistryEvent(**{**event, "kind": RegistryEventKind(event["kind"])}),
+            by=str(payload.get("by") or ""),
+            run_id=payload.get("run_id"),
+            metrics={str(k): float(v) for k, v in (payload.get("metrics") or {}).items()},
+            serving=tuple(Served(**s) for s in payload.get("serving") or ()),
+            deploy_env=payload.get("deploy_env"),
+            promote_env=payload.get("promote_env"),
+            owed=owed,
+        )
 
     @property
     def headline_metric(self) -> str | None:
@@ -114,22 +140,24 @@ class Announcements:
         registry: Registry,
         events: RegistryEventRepository,
         endpoints: EndpointRepository,
+        outbox: Outbox,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.events = events
         self.endpoints = endpoints
+        self.outbox = outbox
 
     @property
     def watching(self) -> Watching:
         return watching(self.settings)
 
-    def offer(self, event: RegistryEvent, *, source: str) -> Announcement | None:
+    def offer(self, event: RegistryEvent, *, source: str, front: str) -> Announcement | None:
         """The announcement of `event` when this call is the first to record it, from any
         bot process; else None (someone else announces it, or did; or the registry has no
         such version: nothing is recorded, nothing offered for a version that is not
         there). A registry that cannot be asked now does not stop it: the event is
-        announced without metrics."""
+        announced without metrics. It is owed to `front` until it is marked sent."""
         try:
             mine = version_facts(self.registry, event.model, event.version)
         except NotFound as exc:
@@ -138,11 +166,13 @@ class Announcements:
         except RegistryError as exc:
             log.warning("announcing %s without its metrics: %s", event.label, exc.message)
             mine = None
-        if not self.events.record(event, source=source):
+        announcement = self._describe(event, mine)
+        owed = self.outbox.row(ANNOUNCE, announcement.payload(), front=front)
+        if not self.events.record(event, source=source, owed=owed):
             return None
-        return self._describe(event, mine)
+        return replace(announcement, owed=owed.id)
 
-    def poll(self) -> list[Announcement]:
+    def poll(self, *, front: str) -> list[Announcement]:
         """What changed in the registry since anyone last looked, each announced once. The
         first poll against a state database takes in what is there, announcing nothing;
         tags a new version was registered with come with its announcement."""
@@ -161,7 +191,7 @@ class Announcements:
             if fact.kind is RegistryEventKind.TAG_SET and (fact.model, fact.version) in born:
                 self.events.record(fact, source=SEEN)
                 continue
-            announcement = self.offer(fact, source="poll")
+            announcement = self.offer(fact, source="poll", front=front)
             if announcement is not None:
                 found.append(announcement)
         return found
@@ -205,17 +235,24 @@ class Announcements:
             promote_env=promote,
         )
 
-    def watch(self, announce: Callable[[Announcement], None]) -> RegistryWatch:
+    def watch(self, announce: Callable[[Announcement], None], *, front: str) -> RegistryWatch:
         """Start watching the registry in the background (`watching` says how): polling
-        hands each announcement to `announce`; with a tracking server the bot's webhook is
-        registered (retried until the server takes it). `.stop()` ends it."""
-        return RegistryWatch(self, announce).start()
+        hands each announcement to `announce` (owed to `front`); with a tracking server the
+        bot's webhook is registered (retried until the server takes it). `.stop()` ends it."""
+        return RegistryWatch(self, announce, front=front).start()
 
 
 class RegistryWatch:
-    def __init__(self, announcements: Announcements, announce: Callable[[Announcement], None]):
+    def __init__(
+        self,
+        announcements: Announcements,
+        announce: Callable[[Announcement], None],
+        *,
+        front: str,
+    ):
         self.announcements = announcements
         self.announce = announce
+        self.front = front
         self.mode = announcements.watching
         self.webhook_id: str | None = None
         self._stop = threading.Event()
@@ -248,7 +285,7 @@ class RegistryWatch:
             return
         while not self._stop.is_set():
             try:
-                for announcement in self.announcements.poll():
+                for announcement in self.announcements.poll(front=self.front):
                     self.announce(announcement)
             except ChatOpsError as exc:
                 log.warning("could not look for registry events: %s", exc.message)

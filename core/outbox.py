@@ -20,6 +20,7 @@ log = logging.getLogger("chatops.core")
 
 FINAL = "final"  # an operation's last event: how it ended
 ANSWER = "answer"  # a job's answer to whoever asked
+ANNOUNCE = "announce"  # news from the registry, for the announce channel
 
 
 class Outbox:
@@ -43,6 +44,21 @@ class Outbox:
         """Record what is owed, held by this process (inside the caller's open transaction,
         if any); its id, for `sent`."""
         return self.repo.add(
+            self.row(kind, payload, front=front, operation_id=operation_id, job_id=job_id)
+        )
+
+    def row(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        front: str = "",
+        operation_id: str = "",
+        job_id: str = "",
+    ) -> OwedRow:
+        """What is owed, held by this process, for a repository to add in the transaction
+        that records what it reports."""
+        return self.repo.row(
             kind,
             payload,
             owner=self.owner,

@@ -193,6 +193,7 @@ class Runtime:
             registry=self.registry,
             events=self.repos.registry_events,
             endpoints=self.repos.endpoints,
+            outbox=self.outbox,
         )
         self.registration = Registration(
             settings=settings,

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from bot.slack import messages
 from bot.slack.blocks import Blocks, context, fallback, fields, metrics, section
 from bot.slack.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
-from bot.slack.jobs import RegistryNotice
+from bot.slack.jobs import FRONT, RegistryNotice
 from bot.slack.mrkdwn import BUTTON, SECTION, escape, fit, fit_line
 from bot.slack.poster import Poster
 from core.announcements import Announcement
+from core.outbox import ANNOUNCE
 from core.registry.events import RegistryEvent, RegistryEventKind
 from core.store.jobs import JobState
 
@@ -91,11 +92,37 @@ class SlackAnnouncer:
         self.channel = channel
 
     def post(self, a: Announcement) -> None:
+        """Post `a`; marked sent once posted. One Slack refused stays owed: a bot process
+        posts it again once its lease lapses, until it was tried `max_attempts` times."""
         text, blocks = announcement_blocks(a)
         if self.poster.try_call("chat.postMessage", channel=self.channel, text=text, blocks=blocks):
             log.info("announced %s", a.event.label)
-        else:  # recorded as announced all the same: the log says it was not shown
-            log.error("could not announce %s in the announce channel", a.event.label)
+            self.runtime.outbox.sent(a.owed)
+        else:
+            log.error(
+                "could not announce %s in the announce channel: tried again in %.0f s",
+                a.event.label,
+                self.runtime.outbox.lease_s,
+            )
+
+    def post_owed(self) -> bool:
+        """Post one announcement a bot process recorded and did not post (it stopped, or
+        Slack refused it); False when there is none."""
+        owed = self.runtime.outbox.take(ANNOUNCE, frozenset({FRONT}))
+        if owed is None:
+            return False
+        if not self.channel:
+            log.warning("announcement %s dropped: no announce channel is configured", owed.id)
+            self.runtime.outbox.sent(owed.id)
+            return True
+        try:
+            announcement = Announcement.of(owed.payload, owed=owed.id)
+        except (KeyError, TypeError, ValueError):
+            log.error("announcement %s cannot be read by this version: dropped", owed.id)
+            self.runtime.outbox.sent(owed.id)
+            return True
+        self.post(announcement)
+        return True
 
     def notice(self, job: RegistryNotice) -> JobState:
         """A delivered event: announced here when no bot process did already."""
@@ -110,7 +137,7 @@ class SlackAnnouncer:
             tag=job.tag,
             value=job.value,
         )
-        announcement = self.runtime.announcements.offer(event, source="webhook")
+        announcement = self.runtime.announcements.offer(event, source="webhook", front=FRONT)
         if announcement is not None:
             self.post(announcement)
         return JobState.DONE
@@ -120,4 +147,4 @@ class SlackAnnouncer:
         channel to announce in."""
         if not self.channel:
             return None
-        return self.runtime.announcements.watch(self.post)
+        return self.runtime.announcements.watch(self.post, front=FRONT)

@@ -193,8 +193,11 @@ class Work:
         return answer
 
     def send_owed(self) -> bool:
-        """Send one answer a stopped process recorded and did not send; False when there is
-        none."""
+        """Send one answer or announcement a bot process recorded and did not send (it
+        stopped, or Slack refused the announcement); False when there is none."""
+        return self._send_answer() or self.announcer.post_owed()
+
+    def _send_answer(self) -> bool:
         owed = self.runtime.outbox.take(ANSWER, frozenset({FRONT}))
         if owed is None:
             return False

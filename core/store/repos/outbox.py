@@ -22,7 +22,7 @@ class OutboxRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(
+    def row(
         self,
         kind: str,
         payload: dict[str, Any],
@@ -32,28 +32,29 @@ class OutboxRepository:
         front: str = "",
         operation_id: str = "",
         job_id: str = "",
-    ) -> str:
-        """Record what is owed, held by `owner` for `lease_s` (part of the caller's open
-        transaction, if any); its id."""
-        row_id = new_id("owed")
+    ) -> OwedRow:
+        """A row of what is owed, held by `owner` for `lease_s`, for a repository to add in
+        the transaction that records what it reports (`add` adds it on its own)."""
         now = self.db.now()
+        return OwedRow(
+            id=new_id("owed"),
+            kind=kind,
+            operation_id=operation_id,
+            job_id=job_id,
+            front=front,
+            payload=payload,
+            state=OwedState.PENDING,
+            owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=1,
+            created_at=now,
+        )
+
+    def add(self, row: OwedRow) -> str:
+        """Record `row` (part of the caller's open transaction, if any); its id."""
         with self.db.session() as s:
-            s.add(
-                OwedRow(
-                    id=row_id,
-                    kind=kind,
-                    operation_id=operation_id,
-                    job_id=job_id,
-                    front=front,
-                    payload=payload,
-                    state=OwedState.PENDING,
-                    owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    attempts=1,
-                    created_at=now,
-                )
-            )
-        return row_id
+            s.add(row)
+        return row.id
 
     def sent(self, row_id: str) -> None:
         """Mark a row sent: nobody sends it again."""

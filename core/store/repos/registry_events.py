@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.registry.events import RegistryEvent
 from core.store.db import Database
-from core.store.models import RegistryEventRow
+from core.store.models import OwedRow, RegistryEventRow
 
 # the row that says the registry's state was taken in once (so polling announces only news)
 BASELINE = "baseline"
@@ -37,9 +37,10 @@ class RegistryEventRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def record(self, event: RegistryEvent, *, source: str) -> bool:
+    def record(self, event: RegistryEvent, *, source: str, owed: OwedRow | None = None) -> bool:
         """True when this call recorded `event` first (its caller announces it); False when
-        it was recorded already, by any process, or is what the subject is already."""
+        it was recorded already, by any process, or is what the subject is already. `owed`
+        (its announcement) is recorded with it, in the same transaction, or not at all."""
         with self.db.session() as s:
             latest = s.execute(
                 select(RegistryEventRow.state, RegistryEventRow.seq)
@@ -53,9 +54,11 @@ class RegistryEventRepository:
         if latest is not None and latest.state == event.state:
             return False
         seq = 0 if latest is None else latest.seq + 1
-        return self._insert(event, seq=seq, source=source)
+        return self._insert(event, seq=seq, source=source, owed=owed)
 
-    def _insert(self, event: RegistryEvent, *, seq: int, source: str) -> bool:
+    def _insert(
+        self, event: RegistryEvent, *, seq: int, source: str, owed: OwedRow | None = None
+    ) -> bool:
         row = RegistryEventRow(
             key=_key(event.model, event.subject, seq, event.state),
             kind=str(event.kind),
@@ -70,6 +73,8 @@ class RegistryEventRepository:
         try:
             with self.db.session(conflicts=True) as s:
                 s.add(row)
+                if owed is not None:
+                    s.add(owed)
         except IntegrityError:
             return False
         return True

@@ -64,7 +64,7 @@ def _both_poll(first: Runtime, second: Runtime) -> list[Announcement]:
 
     def poll(n: int, rt: Runtime) -> None:
         start.wait()
-        found[n] = rt.announcements.poll()
+        found[n] = rt.announcements.poll(front="slack")
 
     threads = [threading.Thread(target=poll, args=(n, rt)) for n, rt in enumerate((first, second))]
     for t in threads:
@@ -111,7 +111,7 @@ def test_a_version_registered_with_tags_is_one_announcement(
     two_bots: tuple[Runtime, Runtime], registry: MlflowClient
 ) -> None:
     first, second = two_bots
-    assert first.announcements.poll() == []
+    assert first.announcements.poll(front="slack") == []
     run = registry.create_run(registry.create_experiment("tagged"))
     registry.create_model_version(
         "churn", "file:///nowhere/model", run_id=run.info.run_id, tags={"team": "growth"}
@@ -124,11 +124,11 @@ def test_the_announcement_in_slack_is_escaped_and_offers_both_buttons(
 ) -> None:
     first, _ = two_bots
     slack_api.add_channel(ANNOUNCE, name="models", member=True)
-    first.announcements.poll()
+    first.announcements.poll(front="slack")
     registry.set_model_version_tag("churn", "1", "note", "<!channel> *ship it*")
     poster = Poster(web_client(token=BOT_TOKEN, base_url=slack_api.api_url))
     announcer = SlackAnnouncer(runtime=first, poster=poster, channel=ANNOUNCE)
-    for announcement in first.announcements.poll():
+    for announcement in first.announcements.poll(front="slack"):
         announcer.post(announcement)
 
     (message,) = slack_api.messages(ANNOUNCE)
@@ -139,3 +139,28 @@ def test_the_announcement_in_slack_is_escaped_and_offers_both_buttons(
         ("Deploy to dev", {"model": "churn", "version": 1, "env": "dev"}),
         ("Request promotion to prod", {"model": "churn", "version": 1, "env": "prod"}),
     ]
+
+
+def test_an_announcement_slack_refused_is_posted_once_by_the_next_bot_that_tries(
+    two_bots: tuple[Runtime, Runtime], registry: MlflowClient, slack_api: SlackEmulator
+) -> None:
+    first, second = two_bots
+    slack_api.add_channel(ANNOUNCE, name="models", member=True)
+    first.announcements.poll(front="slack")
+    registry.set_model_version_tag("churn", "1", "stage", "ready")
+    poster = Poster(web_client(token=BOT_TOKEN, base_url=slack_api.api_url))
+    announcers = [
+        SlackAnnouncer(runtime=rt, poster=poster, channel=ANNOUNCE) for rt in (first, second)
+    ]
+    slack_api.fail("chat.postMessage", "channel_not_found")  # Slack refuses the first post
+    for announcement in first.announcements.poll(front="slack"):
+        announcers[0].post(announcement)
+    assert slack_api.messages(ANNOUNCE) == []
+    # still owed: another bot posts it once the first one's hold lapsed, and only then
+    assert not announcers[1].post_owed()
+    first.outbox.repo.let_lapse(first.outbox.owner)
+    assert announcers[1].post_owed()
+    (message,) = slack_api.messages(ANNOUNCE)
+    assert message.text == "churn v1 tagged stage=ready — accuracy 0.911"
+    assert not announcers[0].post_owed() and not announcers[1].post_owed()
+    assert len(slack_api.messages(ANNOUNCE)) == 1
