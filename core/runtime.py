@@ -269,6 +269,7 @@ class Runtime:
             deployer=self.deployer,
             runner=runner,
             alerts=alerts,
+            outbox=self.outbox,
             fronts=fronts,
             check_s=check_s,
             scan_s=scan_s,

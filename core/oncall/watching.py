@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -39,6 +40,7 @@ from core.execution.run import Plan, span
 from core.marks import command, person
 from core.oncall.alerts import BOT, Alert, AlertKind, Alerts
 from core.oncall.sentinel import Sentinel
+from core.outbox import ALERT, Outbox
 from core.store.models import Endpoint, Operation, WatchRow, WatchState, aware
 from core.store.repos import Repositories
 from core.store.repos.operations import OperationRepository
@@ -114,6 +116,7 @@ class Watcher:
         deployer: Deployer,
         runner: Worker,
         alerts: Alerts,
+        outbox: Outbox,
         fronts: frozenset[str] = frozenset({""}),
         check_s: float = CHECK_S,
         scan_s: float | None = None,
@@ -127,6 +130,8 @@ class Watcher:
         self.deployer = deployer  # admits the rollbacks, as any other
         self.runner = runner  # whose reporters tell the rollbacks where their reply_to says
         self.alerts = alerts
+        # a verdict's alert is owed in the transaction that records the verdict
+        self.outbox = outbox
         self.fronts = fronts  # only watches of operations this process can report on
         self.owner = runner.owner
         self.check_s = check_s
@@ -157,7 +162,33 @@ class Watcher:
                     self._check(watch, now)
                 except ChatOpsError as exc:  # the next round checks it again
                     log.warning("could not check the watch of %s: %s", watch.endpoint, exc.message)
+        while self._tell_owed():
+            pass
         self.sentinel.tick(now)
+
+    # -- verdicts told once ----------------------------------------------------------------
+    def _owe(self, alert: Alert) -> str:
+        """Record `alert` as owed (inside the caller's transaction: the verdict's)."""
+        return self.outbox.owe(ALERT, asdict(alert), front=self.alerts.front)
+
+    def _tell(self, alert: Alert, owed: str) -> None:
+        self.alerts.tell(alert)
+        self.outbox.sent(owed)
+
+    def _tell_owed(self) -> bool:
+        """Tell one verdict a bot process recorded and died before telling; False if none."""
+        row = self.outbox.take(ALERT, frozenset({self.alerts.front}))
+        if row is None:
+            return False
+        try:
+            alert = Alert(**{**row.payload, "kind": AlertKind(row.payload["kind"])})
+        except (KeyError, TypeError, ValueError):
+            log.error("alert %s cannot be read by this version: dropped", row.id)
+        else:
+            log.info("telling %s of %s in %s, left untold", alert.kind, alert.endpoint, alert.env)
+            self.alerts.tell(alert)
+        self.outbox.sent(row.id)
+        return True
 
     def _check(self, w: WatchRow, now: datetime) -> None:
         env = self.settings.environment(w.env)
@@ -187,9 +218,15 @@ class Watcher:
             self._failed(w, failing)
             return
         if now >= ends and downs == 0:
-            if self.watches.finish(w.id, self.owner, WatchState.CLEAN, f"{w.checks + 1} checks"):
-                text = CLEAN.format(label=f"{w.model} v{w.version}", window=span(env.watch_s))
-                self.alerts.tell(Alert(AlertKind.CLEAN, w.env, w.endpoint, text, w.reply_to))
+            text = CLEAN.format(label=f"{w.model} v{w.version}", window=span(env.watch_s))
+            clean = Alert(AlertKind.CLEAN, w.env, w.endpoint, text, w.reply_to)
+            with self.repos.db.session():
+                ended = self.watches.finish(
+                    w.id, self.owner, WatchState.CLEAN, f"{w.checks + 1} checks"
+                )
+                owed = self._owe(clean) if ended else ""
+            if ended:
+                self._tell(clean, owed)
             return
         self.watches.update(w.id, self.owner, checks=w.checks + 1, downs=downs, checked_at=now)
 
@@ -215,25 +252,31 @@ class Watcher:
         gets past `finish`); or say why not."""
         back, no = self._back_to(w)
         state = WatchState.ROLLED_BACK if back is not None else WatchState.FAILED
-        if not self.watches.finish(w.id, self.owner, state, why):
-            return
         failed = FAILED.format(
             endpoint=w.endpoint, env=w.env, label=f"{w.model} v{w.version}", why=why
         )
         command = COMMAND.format(endpoint=w.endpoint, env=w.env, op=w.operation_id)
         if back is None:
+            # the verdict, its audit row and its alert: one transaction
             text = f"{failed} {no}"
-            self.deployer.audit.write(
-                AUTO_ROLLBACK,
-                actor_id=BOT,
-                actor_name=BOT,
-                command=command,
-                env=w.env,
-                endpoint=w.endpoint,
-                outcome="refused",
-                detail=text,
-            )
-            self._tell_not_rolled_back(w, text)
+            alert = self._not_rolled_back(w, text)
+            with self.repos.db.session():
+                if not self.watches.finish(w.id, self.owner, state, why):
+                    return
+                self.deployer.audit.write(
+                    AUTO_ROLLBACK,
+                    actor_id=BOT,
+                    actor_name=BOT,
+                    command=command,
+                    env=w.env,
+                    endpoint=w.endpoint,
+                    outcome="refused",
+                    detail=text,
+                )
+                owed = self._owe(alert)
+            self._tell(alert, owed)
+            return
+        if not self.watches.finish(w.id, self.owner, state, why):
             return
         self._pending.append(self._pool.submit(self._roll_back, w, why, back, failed, command))
 
@@ -316,14 +359,17 @@ class Watcher:
             log.info("%s in %s changed while its watch decided: not rolled back", w.endpoint, w.env)
             return
         held = self.deployer.locker.held(w.env, w.endpoint) is not None
-        self.watches.note(w.id, WatchState.HELD if held else WatchState.FAILED, refusal.text)
         why = refusal.text if refusal.text.endswith((".", "!", "?")) else f"{refusal.text}."
         text = f"{failed} {HELD.format(held=why, endpoint=w.endpoint, env=w.env)}"
-        self._tell_not_rolled_back(w, text)
+        alert = self._not_rolled_back(w, text)
+        with self.repos.db.session():
+            self.watches.note(w.id, WatchState.HELD if held else WatchState.FAILED, refusal.text)
+            owed = self._owe(alert)
+        self._tell(alert, owed)
 
-    def _tell_not_rolled_back(self, w: WatchRow, text: str) -> None:
-        alert = Alert(AlertKind.NOT_ROLLED_BACK, w.env, w.endpoint, text, w.reply_to, w.version)
-        self.alerts.tell(alert)
+    @staticmethod
+    def _not_rolled_back(w: WatchRow, text: str) -> Alert:
+        return Alert(AlertKind.NOT_ROLLED_BACK, w.env, w.endpoint, text, w.reply_to, w.version)
 
     # -- in the background -----------------------------------------------------------------
     def settle(self, timeout: float | None = None) -> bool:

@@ -84,6 +84,7 @@ def watcher(core: Core, told: list[str]) -> Iterator[Watcher]:
         deployer=core.deployer,
         runner=core.runner,
         alerts=LogAlerts(say=told.append),
+        outbox=core.outbox,
     )
     yield watching
     watching.stop()
