@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,9 @@ from core.config import Environment, Settings
 from core.events import Outcome, Refusal
 from core.execution.run import Plan
 from core.marks import plain
-from core.oncall.alerts import LogAlerts
+from core.oncall.alerts import Alert, LogAlerts
 from core.oncall.watching import CHECK_S, Watcher
+from core.outbox import Outbox
 from core.registry.mlflow import Registry
 from core.resources import Resources
 from core.runtime import Core, wire
@@ -330,3 +332,37 @@ def test_a_rollback_handed_over_on_the_way_is_not_told_as_failed(
     assert op.state != "failed"  # left at its step for the process that takes it over
     assert [t for t in told if "failed" in t.lower() and "rollback" in t.lower()] == []
     assert len(told) == 1 and "Rolling back to v1 by itself" in told[0]
+
+
+class DyingAlerts(LogAlerts):
+    """A front whose process dies as it is about to tell (the verdict is recorded)."""
+
+    def tell(self, alert: Alert) -> dict[str, Any]:
+        raise SystemExit("the bot process died")
+
+
+def test_a_verdict_its_process_died_before_telling_is_told_once_by_the_next_watcher(
+    core: Core, watcher: Watcher, target: CountingTarget, clock: FakeClock, told: list[str]
+) -> None:
+    dying = Watcher(
+        settings=core.settings,
+        repos=core.repos,
+        targets=core.targets,
+        deployer=core.deployer,
+        runner=core.runner,
+        alerts=DyingAlerts(),
+        outbox=Outbox(core.repos.outbox, owner="gone", lease_s=30, max_attempts=3),
+    )
+    dying.owner = "gone"
+    deploy(core, 1)
+    dying.tick()
+    target.down = True
+    with pytest.raises(SystemExit):
+        rounds(dying, clock, 2)  # v1 fails its watch with nothing to go back to; it dies
+    (watch, *_) = core.repos.watches.of("dev", "iris")
+    assert watch.state == WatchState.FAILED and told == []
+    assert audited(core, "auto-rollback") == [("chatops", "refused")]
+    clock.advance(31)  # the dead process's hold on what it owed lapsed
+    watcher.tick()
+    watcher.tick()
+    assert len(told) == 1 and "nothing to roll back to" in told[0]
