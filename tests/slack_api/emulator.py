@@ -48,7 +48,16 @@ __all__ = [
 
 
 # what the app's manifest asks for, as an installed app is granted them
-GRANTED_SCOPES = ("commands", "chat:write", "users:read", "usergroups:read", "im:write")
+GRANTED_SCOPES = (
+    "commands",
+    "chat:write",
+    "users:read",
+    "usergroups:read",
+    "im:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+)
 
 
 class SlackEmulator:
@@ -191,10 +200,18 @@ class SlackEmulator:
     # -- world and switches --------------------------------------------------------------------
 
     def add_channel(
-        self, channel_id: str, *, name: str, member: bool = True, is_im: bool = False
+        self,
+        channel_id: str,
+        *,
+        name: str,
+        member: bool = True,
+        is_im: bool = False,
+        private: bool = False,
     ) -> None:
         with self._lock:
-            self._world.add_channel(channel_id, name=name, member=member, is_im=is_im)
+            self._world.add_channel(
+                channel_id, name=name, member=member, is_im=is_im, private=private
+            )
 
     def add_user(
         self,
@@ -241,7 +258,7 @@ class SlackEmulator:
             except SlackError as refusal:
                 if refusal.code == "ratelimited":
                     status = 429
-                answer = {"ok": False, "error": refusal.code}
+                answer = {"ok": False, "error": refusal.code, **refusal.detail}
             error = None if answer["ok"] else str(answer["error"])
             self._calls.append(Call(method, args, time.monotonic(), token, status, error))
             return status, headers, answer
@@ -261,6 +278,9 @@ class SlackEmulator:
             raise SlackError(self._failures[method].pop(0))
         if method.startswith("usergroups.") and self.usergroups_plan_upgrade_required:
             raise SlackError("plan_upgrade_required")
+        needed = self._world.scope_needed(method, args)
+        if needed and needed not in self.scopes:
+            raise SlackError("missing_scope", needed=needed, provided=",".join(self.scopes))
         return {"ok": True, **self._world.methods[method](args)}
 
     def _open_connection(self, token: str | None) -> Answer:
