@@ -60,6 +60,10 @@ GRANTED_SCOPES = (
 )
 
 
+# methods Slack documents as not accepting JSON: the arguments of a JSON body go unread
+FORM_ONLY = frozenset({"conversations.history", "conversations.replies"})
+
+
 class SlackEmulator:
     """One emulated workspace served over HTTP on 127.0.0.1; see the module docstring."""
 
@@ -355,10 +359,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         emulator = self.server.emulator
         if parts.path.startswith("/api/"):
-            args = dict(parse_qsl(parts.query, keep_blank_values=True))
-            form = self._body(raw, args)
-            token = self._token(args, from_form=form)
             method = parts.path.removeprefix("/api/")
+            args = dict(parse_qsl(parts.query, keep_blank_values=True))
+            form = self._body(raw, args, json_read=method not in FORM_ONLY)
+            token = self._token(args, from_form=form)
             status, headers, answer = emulator._call(method, args, token)
             self._send(status, json.dumps(answer), "application/json; charset=utf-8", headers)
         elif parts.path.startswith("/response/") and self.command == "POST":
@@ -367,15 +371,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, "not found", "text/plain; charset=utf-8")
 
-    def _body(self, raw: bytes, args: dict[str, Any]) -> bool:
-        """Merge the body's arguments into ``args``; whether it was a form (tokens allowed)."""
+    def _body(self, raw: bytes, args: dict[str, Any], *, json_read: bool = True) -> bool:
+        """Merge the body's arguments into ``args`` (a JSON body's only if ``json_read``);
+        whether it was a form (tokens allowed)."""
         kind = self.headers.get_content_type()
         if kind == "application/json":
             try:
                 body = json.loads(raw or b"{}")
             except ValueError:
                 body = {}
-            if isinstance(body, dict):
+            if isinstance(body, dict) and json_read:
                 args.update(body)
             return False
         if kind == "multipart/form-data":

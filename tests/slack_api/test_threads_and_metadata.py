@@ -184,3 +184,15 @@ def test_history_is_what_the_channel_shows_newest_first(client: WebClient) -> No
     assert full[2]["reply_count"] == 2
     page = client.conversations_history(channel="C0001", limit=1)
     assert (len(page["messages"]), page["has_more"]) == (1, True)
+
+
+def test_reading_methods_take_their_arguments_as_a_query_or_form_never_json(
+    slack: SlackEmulator, client: WebClient
+) -> None:
+    ts = client.chat_postMessage(channel="C0001", text="p")["ts"]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = slack.api_url + "conversations.replies"
+    as_json = httpx.post(url, json={"channel": "C0001", "ts": ts}, headers=headers)
+    assert as_json.json() == {"ok": False, "error": "channel_not_found"}
+    as_form = httpx.post(url, data={"channel": "C0001", "ts": ts}, headers=headers)
+    assert [m["text"] for m in as_form.json()["messages"]] == ["p"]
