@@ -21,6 +21,14 @@ class EventKind(StrEnum):
     FAILED = "failed"  # the operation ended badly (message: cause; data: log_tail, serving)
 
 
+# in the data of a final event (SUCCEEDED, FAILED): the id of the outbox row it is owed as
+OWED = "owed"
+# ... and, when another bot process tells it again because the one that ended the operation
+# died before marking it sent (perhaps after sending it), True: what a reporter would post
+# anew it first looks for, by that id, where it posts
+RETOLD = "retold"
+
+
 @dataclass(frozen=True)
 class Event:
     operation: str

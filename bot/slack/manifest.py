@@ -20,7 +20,8 @@ from commands.registry import COMMANDS
 EVENTS_PATH = "/slack/events"
 # what the bot reads and writes, and why: slash commands; posting progress and answers;
 # resolving `@group` handles in role lists; opening a DM when it cannot post in a channel;
-# reading mentions and DMs typed to it
+# reading mentions and DMs typed to it; reading its own threads back (in public and private
+# channels and DMs) before telling an end again, so a failure is not posted twice
 SCOPES = [
     "commands",
     "chat:write",
@@ -28,6 +29,8 @@ SCOPES = [
     "im:write",
     "app_mentions:read",
     "im:history",
+    "channels:history",
+    "groups:history",
 ]
 BOT_EVENTS = ["app_mention", "message.im", "app_home_opened"]
 HEADER = """\

@@ -102,6 +102,15 @@ class Poster:
                 return dict(response.data) if isinstance(response.data, dict) else {}
         raise AssertionError("unreachable")
 
+    def read(self, method: str, **params: Any) -> dict[str, Any]:
+        """The answer of a method that reads (`conversations.replies`): Slack takes their
+        arguments as a query or a form, never as JSON; raises as `call` does."""
+        for attempt in self._retrying:
+            with attempt:
+                response = self.client.api_call(method, http_verb="GET", params=_drop_none(params))
+                return dict(response.data) if isinstance(response.data, dict) else {}
+        raise AssertionError("unreachable")
+
     def try_call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
         """Like `call`, but a failure is logged (without secrets) and None returned."""
         try:

@@ -3,6 +3,10 @@
 The parent message says who does what and is kept current with `chat.update` (progress at
 most about once a second; how it ended at once); each step is a short reply in its thread; a
 failure is a reply broadcast to the channel with its cause, log tail and what still serves.
+That reply carries the id of the outbox row it was owed as in its metadata: when another
+bot process tells the end again (the first died before marking it sent), it looks for that
+id in the thread and does not post the reply twice; the parent's `chat.update` is the same
+edit again.
 Where the bot cannot post (not in the channel, a DM), the requester is told how to invite it
 and the thread moves to a direct message.
 """
@@ -24,10 +28,15 @@ from bot.slack.mrkdwn import escape, shown, tail
 from bot.slack.poster import NO_ACCESS, Poster
 from bot.text import duration
 from commands.naming import DEFAULT, NAMESPACE, Naming
-from core.events import Event, EventKind
+from core.events import OWED, RETOLD, Event, EventKind
 
 Respond = Callable[..., Any]
 log = logging.getLogger("chatops.slack")
+
+# the metadata `event_type` of a message the bot owed: its `event_payload` is {"owed": row id}
+OWED_EVENT = "chatops_owed"
+# how many pages of a thread are read looking for a reply already posted
+MAX_THREAD_PAGES = 20
 
 
 @dataclass
@@ -198,7 +207,7 @@ class ThreadReporter:
             ),
         )
 
-    def _reply(self, text: str, *, broadcast: bool = False) -> None:
+    def _reply(self, text: str, *, broadcast: bool = False, owed: str = "") -> None:
         if self.ts is None:
             return
         sent = self.poster.try_call(
@@ -208,10 +217,44 @@ class ThreadReporter:
             text=fallback(text),
             blocks=[section(text)],
             reply_broadcast=broadcast or None,
+            metadata={"event_type": OWED_EVENT, "event_payload": {"owed": owed}} if owed else None,
         )
         if sent is None and broadcast:
             # the channel refused the failure report: it must still reach the requester
             self.respond(response_type="ephemeral", text=text)
+
+    def _replied(self, owed: str) -> bool:
+        """Whether the thread holds a reply carrying `owed` (posted by a bot process that died
+        before marking it sent). A thread that cannot be read counts as not: the reply is
+        then said twice rather than never."""
+        if self.ts is None:
+            return False
+        cursor = None
+        for _page in range(MAX_THREAD_PAGES):
+            try:
+                page = self.poster.read(
+                    "conversations.replies",
+                    channel=self.channel,
+                    ts=self.thread_ts or self.ts,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SlackApiError as exc:
+                log.warning("conversations.replies failed: %s", exc.response.get("error"))
+                return False
+            except SlackClientError as exc:
+                log.warning("conversations.replies failed: %s", type(exc).__name__)
+                return False
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == OWED_EVENT and payload.get("owed") == owed:
+                    return True
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return False
+        return False
 
     def _set_status(self, status: str, *, final: bool = False) -> None:
         with self._lock:
@@ -273,7 +316,11 @@ class ThreadReporter:
         if log_tail:  # last: what is cut to fit is the oldest lines of the log
             room = 2900 - len("\n".join(lines)) - len(messages.LOG_TAIL)
             lines.append(messages.LOG_TAIL.format(tail=tail(log_tail, max(room, 200))))
-        self._reply("\n".join(lines), broadcast=True)
+        owed = str(event.data.get(OWED) or "")
+        if event.data.get(RETOLD) and owed and self._replied(owed):
+            log.info("the failure of %s was posted before its process died", event.operation)
+        else:
+            self._reply("\n".join(lines), broadcast=True, owed=owed)
         self._parent.detail = [
             section(failed),
             context(messages.STILL_SERVING.format(serving=serving)),

@@ -33,7 +33,7 @@ from core.errors import (
     NotFound,
     StepTimeout,
 )
-from core.events import EventKind, Outcome, Reporter
+from core.events import OWED, EventKind, Outcome, Reporter
 from core.execution import steps
 from core.execution.leases import Leases
 from core.execution.run import Plan, Run, span, where_of
@@ -327,8 +327,8 @@ class Rollouts:
         """End the operation: its state, the release of its endpoint, its audit row and its
         final word (`told`, with `message`, else the outcome's text) are written in one
         transaction, before the final word reaches anyone (who may act on it at once).
-        Then it is told, and marked sent. False if another process took it over meanwhile
-        (that one ends it)."""
+        Then it is told (its data naming the outbox row, `OWED`), and marked sent. False if
+        another process took it over meanwhile (that one ends it)."""
         # from here this process ends it: the heartbeat must not take the end for a lapse
         self.leases.ended(run.op_id)
         said, shown = scrub(outcome.text if message is None else message), scrub_value(data)
@@ -350,7 +350,7 @@ class Rollouts:
             self._lost(run)
             return False
         failpoints.hit("operation.ended")
-        run.emit(told, "", said, **shown)
+        run.emit(told, "", said, **{**shown, OWED: owed})
         failpoints.hit("operation.told")
         self.outbox.sent(owed)
         return True

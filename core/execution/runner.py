@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from core.config import Settings
 from core.errors import StoreError
-from core.events import Event, EventKind, NullReporter, Outcome, Reporter
+from core.events import OWED, RETOLD, Event, EventKind, NullReporter, Outcome, Reporter
 from core.execution.leases import Leases, let_lapse
 from core.execution.rollout import Rollouts
 from core.outbox import FINAL, Outbox
@@ -139,7 +139,8 @@ class Runner:
                     "",
                     str(final.get("message") or ""),
                     float(final.get("elapsed_s") or 0.0),
-                    dict(final.get("data") or {}),
+                    # perhaps told already: the reporter looks for it by its row's id first
+                    {**dict(final.get("data") or {}), OWED: row.id, RETOLD: True},
                 )
             )
         except Exception:  # a front that cannot tell it now: logged, never retried forever

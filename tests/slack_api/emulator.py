@@ -48,7 +48,20 @@ __all__ = [
 
 
 # what the app's manifest asks for, as an installed app is granted them
-GRANTED_SCOPES = ("commands", "chat:write", "users:read", "usergroups:read", "im:write")
+GRANTED_SCOPES = (
+    "commands",
+    "chat:write",
+    "users:read",
+    "usergroups:read",
+    "im:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+)
+
+
+# methods Slack documents as not accepting JSON: the arguments of a JSON body go unread
+FORM_ONLY = frozenset({"conversations.history", "conversations.replies"})
 
 
 class SlackEmulator:
@@ -191,10 +204,18 @@ class SlackEmulator:
     # -- world and switches --------------------------------------------------------------------
 
     def add_channel(
-        self, channel_id: str, *, name: str, member: bool = True, is_im: bool = False
+        self,
+        channel_id: str,
+        *,
+        name: str,
+        member: bool = True,
+        is_im: bool = False,
+        private: bool = False,
     ) -> None:
         with self._lock:
-            self._world.add_channel(channel_id, name=name, member=member, is_im=is_im)
+            self._world.add_channel(
+                channel_id, name=name, member=member, is_im=is_im, private=private
+            )
 
     def add_user(
         self,
@@ -241,7 +262,7 @@ class SlackEmulator:
             except SlackError as refusal:
                 if refusal.code == "ratelimited":
                     status = 429
-                answer = {"ok": False, "error": refusal.code}
+                answer = {"ok": False, "error": refusal.code, **refusal.detail}
             error = None if answer["ok"] else str(answer["error"])
             self._calls.append(Call(method, args, time.monotonic(), token, status, error))
             return status, headers, answer
@@ -261,6 +282,9 @@ class SlackEmulator:
             raise SlackError(self._failures[method].pop(0))
         if method.startswith("usergroups.") and self.usergroups_plan_upgrade_required:
             raise SlackError("plan_upgrade_required")
+        needed = self._world.scope_needed(method, args)
+        if needed and needed not in self.scopes:
+            raise SlackError("missing_scope", needed=needed, provided=",".join(self.scopes))
         return {"ok": True, **self._world.methods[method](args)}
 
     def _open_connection(self, token: str | None) -> Answer:
@@ -335,10 +359,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         emulator = self.server.emulator
         if parts.path.startswith("/api/"):
-            args = dict(parse_qsl(parts.query, keep_blank_values=True))
-            form = self._body(raw, args)
-            token = self._token(args, from_form=form)
             method = parts.path.removeprefix("/api/")
+            args = dict(parse_qsl(parts.query, keep_blank_values=True))
+            form = self._body(raw, args, json_read=method not in FORM_ONLY)
+            token = self._token(args, from_form=form)
             status, headers, answer = emulator._call(method, args, token)
             self._send(status, json.dumps(answer), "application/json; charset=utf-8", headers)
         elif parts.path.startswith("/response/") and self.command == "POST":
@@ -347,15 +371,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, "not found", "text/plain; charset=utf-8")
 
-    def _body(self, raw: bytes, args: dict[str, Any]) -> bool:
-        """Merge the body's arguments into ``args``; whether it was a form (tokens allowed)."""
+    def _body(self, raw: bytes, args: dict[str, Any], *, json_read: bool = True) -> bool:
+        """Merge the body's arguments into ``args`` (a JSON body's only if ``json_read``);
+        whether it was a form (tokens allowed)."""
         kind = self.headers.get_content_type()
         if kind == "application/json":
             try:
                 body = json.loads(raw or b"{}")
             except ValueError:
                 body = {}
-            if isinstance(body, dict):
+            if isinstance(body, dict) and json_read:
                 args.update(body)
             return False
         if kind == "multipart/form-data":

@@ -17,16 +17,19 @@ _FIRST_TS = 1_700_000_000_000_000  # microseconds; ts values are deterministic, 
 
 
 class SlackError(Exception):
-    """A refusal, answered as HTTP 200 ``{"ok": false, "error": code}``."""
+    """A refusal, answered as HTTP 200 ``{"ok": false, "error": code, **detail}`` (Slack
+    names what was missing in some: ``missing_scope`` has ``needed`` and ``provided``)."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, **detail: Any) -> None:
         super().__init__(code)
         self.code = code
+        self.detail = detail
 
 
 @dataclass(frozen=True)
 class Message:
-    """A message as it stands now in a channel; thread replies carry ``thread_ts``."""
+    """A message as it stands now in a channel; thread replies carry ``thread_ts``;
+    ``metadata`` is what an app attached (``event_type``, ``event_payload``), if any."""
 
     ts: str
     channel: str
@@ -36,6 +39,7 @@ class Message:
     user: str
     reply_broadcast: bool
     updates: int = 0
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,16 @@ class Channel:
     is_im: bool = False
     is_mpim: bool = False
     users: tuple[str, ...] = ()  # the other parties of an IM or MPIM
+    private: bool = False  # a private channel (IMs and MPIMs are private too)
+
+    @property
+    def history_scope(self) -> str:
+        """The scope a bot token needs to read this conversation's messages."""
+        if self.is_im:
+            return "im:history"
+        if self.is_mpim:
+            return "mpim:history"
+        return "groups:history" if self.private else "channels:history"
 
     def info(self) -> Answer:
         info: Answer = {
@@ -76,7 +90,7 @@ class Channel:
             "is_channel": not (self.is_im or self.is_mpim),
             "is_im": self.is_im,
             "is_mpim": self.is_mpim,
-            "is_private": self.is_im or self.is_mpim,
+            "is_private": self.private or self.is_im or self.is_mpim,
             "is_member": self.member,
             "is_archived": False,
         }

@@ -7,9 +7,12 @@ Slack's error code. Not thread-safe on its own: ``SlackEmulator`` runs every cal
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import itertools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -30,6 +33,15 @@ from tests.slack_api.records import (
     User,
     Usergroup,
 )
+
+# Slack's rule for a metadata `event_type`: letters, digits, underscores and hyphens, no
+# periods or other punctuation ("Using message metadata"), starting with a letter (its
+# schema guide). Slack posts a message whose `event_type` breaks the rule with its metadata
+# dropped and an `invalid_metadata_schema` warning; the emulator refuses the call with that
+# code instead, so a test sees at once the metadata it counted on would be gone.
+_EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+MAX_PAGE = 1_000  # conversations.replies and conversations.history: at most this many a page
+HISTORY_PAGE = 100  # conversations.history without `limit`
 
 
 class Workspace:
@@ -58,6 +70,8 @@ class Workspace:
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroups_users_list,
@@ -66,8 +80,10 @@ class Workspace:
 
     # -- world, as tests set it up --------------------------------------------------------------
 
-    def add_channel(self, channel_id: str, *, name: str, member: bool, is_im: bool) -> None:
-        self.channels[channel_id] = Channel(channel_id, name, member, is_im=is_im)
+    def add_channel(
+        self, channel_id: str, *, name: str, member: bool, is_im: bool, private: bool = False
+    ) -> None:
+        self.channels[channel_id] = Channel(channel_id, name, member, is_im=is_im, private=private)
         self.history.setdefault(channel_id, [])
 
     def add_user(self, user_id: str, *, name: str, real_name: str, groups: list[str]) -> None:
@@ -101,12 +117,21 @@ class Workspace:
             raise KeyError(f"no channel {ref!r}; known: {sorted(self.channels)}")
         return [replace(m, blocks=copy.deepcopy(m.blocks)) for m in self.history[channel.id]]
 
+    def scope_needed(self, method: str, args: Args) -> str | None:
+        """The scope ``method`` needs beyond those every call has, for the conversation it
+        names (reading messages needs the history scope of its kind); None if no other."""
+        if method not in ("conversations.history", "conversations.replies"):
+            return None
+        channel = self.channels.get(str(args.get("channel") or ""))
+        return channel.history_scope if channel is not None else None
+
     def next_ts(self) -> str:
         micros = _FIRST_TS + 100 * next(self._ts)
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def post(self, channel: Channel, args: Args) -> Message:
         text, blocks = _content(args)
+        metadata = _metadata(args)
         message = Message(
             ts=self.next_ts(),
             channel=channel.id,
@@ -115,13 +140,16 @@ class Workspace:
             thread_ts=_str(args, "thread_ts"),
             user=self.bot_user_id,
             reply_broadcast=_bool(args, "reply_broadcast"),
+            metadata=metadata,
         )
         self.history[channel.id].append(message)
         return message
 
     def edit(self, channel: Channel, ts: str, args: Args) -> Message:
-        """Replace text and blocks of ``ts``; an argument left out keeps what was there."""
+        """Replace text, blocks and metadata of ``ts``; an argument left out keeps what was
+        there."""
         text, blocks = _content(args)
+        metadata = _metadata(args)
         history = self.history[channel.id]
         for i, old in enumerate(history):
             if old.ts == ts:
@@ -130,6 +158,7 @@ class Workspace:
                     text=old.text if text is None else text,
                     blocks=old.blocks if blocks is None else blocks,
                     updates=old.updates + 1,
+                    metadata=old.metadata if metadata is None else metadata,
                 )
                 return history[i]
         raise SlackError("message_not_found")
@@ -229,6 +258,46 @@ class Workspace:
             raise SlackError("channel_not_found")
         return {"channel": channel.info()}
 
+    def _conversations_replies(self, args: Args) -> Answer:
+        """A thread as Slack answers it: its parent first, then its replies, oldest first
+        (``ts`` may name the parent or any reply; a message without replies is a thread of
+        one); metadata only with ``include_all_metadata``."""
+        channel = self._readable(args)
+        ts = _required(args, "ts", "thread_not_found")
+        history = self.history[channel.id]
+        named = next((m for m in history if m.ts == ts), None)
+        if named is None:
+            raise SlackError("thread_not_found")
+        root = named.thread_ts or named.ts
+        thread = sorted(
+            (m for m in history if m.ts == root or m.thread_ts == root), key=lambda m: _key(m.ts)
+        )
+        page, more = _page(thread, args, default=MAX_PAGE)
+        with_metadata = _bool(args, "include_all_metadata")
+        return {
+            "messages": [self._listed(m, history, metadata=with_metadata) for m in page],
+            "has_more": more is not None,
+            "response_metadata": {"next_cursor": _cursor(more)},
+        }
+
+    def _conversations_history(self, args: Args) -> Answer:
+        """What the channel shows, newest first: messages that are not replies, and replies
+        also sent to the channel; metadata only with ``include_all_metadata``."""
+        channel = self._readable(args)
+        history = self.history[channel.id]
+        shown = [
+            m for m in history if m.thread_ts is None or m.thread_ts == m.ts or m.reply_broadcast
+        ]
+        shown.sort(key=lambda m: _key(m.ts), reverse=True)
+        page, more = _page(shown, args, default=HISTORY_PAGE)
+        with_metadata = _bool(args, "include_all_metadata")
+        return {
+            "messages": [self._listed(m, history, metadata=with_metadata) for m in page],
+            "has_more": more is not None,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": _cursor(more)},
+        }
+
     def _users_info(self, args: Args) -> Answer:
         user = self.users.get(_required(args, "user", "user_not_found"))
         if user is None:
@@ -278,7 +347,33 @@ class Workspace:
         self.history[channel_id] = []
         return channel
 
-    def _payload(self, message: Message) -> Answer:
+    def _readable(self, args: Args) -> Channel:
+        """The conversation a reading method names (by id, as Slack wants it), if the bot is
+        in it."""
+        channel = self.channels.get(_required(args, "channel", "channel_not_found"))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        if not channel.member:
+            raise SlackError("not_in_channel")
+        return channel
+
+    def _listed(self, message: Message, history: list[Message], *, metadata: bool) -> Answer:
+        """A message as the reading methods list it: a thread's parent says how many replies
+        it has and from whom."""
+        payload = self._payload(message, metadata=metadata)
+        replies = [m for m in history if m.thread_ts == message.ts and m.ts != message.ts]
+        if replies:
+            users = list(dict.fromkeys(m.user for m in replies))
+            payload.update(
+                thread_ts=message.ts,
+                reply_count=len(replies),
+                reply_users=users,
+                reply_users_count=len(users),
+                latest_reply=max((m.ts for m in replies), key=_key),
+            )
+        return payload
+
+    def _payload(self, message: Message, *, metadata: bool = True) -> Answer:
         payload: Answer = {
             "type": "message",
             "user": message.user,
@@ -293,6 +388,8 @@ class Workspace:
             payload["thread_ts"] = message.thread_ts
             if message.reply_broadcast:
                 payload["subtype"] = "thread_broadcast"
+        if metadata and message.metadata is not None:
+            payload["metadata"] = copy.deepcopy(message.metadata)
         return payload
 
 
@@ -323,6 +420,61 @@ def _json(value: Any, error: str) -> Any:
         return json.loads(value)
     except ValueError:
         raise SlackError(error) from None
+
+
+def _metadata(args: Args) -> dict[str, Any] | None:
+    """``metadata`` as Slack checks it: a JSON object (else ``invalid_metadata_format``) of
+    exactly an ``event_type`` of Slack's form and an ``event_payload`` object (else
+    ``invalid_metadata_schema``); None when there is none."""
+    raw = args.get("metadata")
+    if raw is None or raw == "":
+        return None
+    metadata = _json(raw, "invalid_metadata_format")
+    if not isinstance(metadata, dict):
+        raise SlackError("invalid_metadata_format")
+    event_type, payload = metadata.get("event_type"), metadata.get("event_payload")
+    if set(metadata) != {"event_type", "event_payload"}:
+        raise SlackError("invalid_metadata_schema")
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+        raise SlackError("invalid_metadata_schema")
+    if not isinstance(payload, dict):
+        raise SlackError("invalid_metadata_schema")
+    return copy.deepcopy(metadata)
+
+
+def _key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def _page(messages: list[Message], args: Args, *, default: int) -> tuple[list[Message], str | None]:
+    """One page of ``messages`` from the ``cursor`` on, ``limit`` long (at most MAX_PAGE),
+    and the ts the next page starts at (None: this is the last)."""
+    raw_limit = _str(args, "limit")
+    try:
+        limit = default if raw_limit is None else int(raw_limit)
+    except ValueError:
+        raise SlackError("invalid_limit") from None
+    limit = min(max(limit, 1), MAX_PAGE)
+    start = 0
+    cursor = _str(args, "cursor")
+    if cursor is not None:
+        try:
+            prefix, _, ts = base64.b64decode(cursor, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise SlackError("invalid_cursor") from None
+        starts = [i for i, m in enumerate(messages) if m.ts == ts]
+        if prefix != "next_ts" or not starts:
+            raise SlackError("invalid_cursor")
+        start = starts[0]
+    page = messages[start : start + limit]
+    rest = messages[start + limit :]
+    return page, rest[0].ts if rest else None
+
+
+def _cursor(ts: str | None) -> str:
+    """Slack's cursors are base64 of ``next_ts:<ts>``; an empty one: no more pages."""
+    return "" if ts is None else base64.b64encode(f"next_ts:{ts}".encode()).decode()
 
 
 def _content(args: Args) -> tuple[str | None, Blocks | None]:

@@ -74,6 +74,8 @@ def test_mentions_dms_and_the_app_home_are_subscribed_with_only_the_scopes_used(
     scopes = made["oauth_config"]["scopes"]["bot"]
     assert "users:read" not in scopes
     assert {"commands", "chat:write", "app_mentions:read", "im:history"} <= set(scopes)
+    # a failure told again is looked for in its thread first (conversations.replies)
+    assert {"channels:history", "groups:history"} <= set(scopes)
 
 
 def test_manifest_yml_is_what_chatops_manifest_prints() -> None:

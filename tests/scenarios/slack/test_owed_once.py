@@ -7,6 +7,7 @@ nothing is left locked or unsent, every command was answered once."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ DEPLOYS = [
     ("operation.ended", "iris v2", "succeeded"),  # it ended; the next worker tells it
     ("operation.told", "iris v1", "succeeded"),  # told; the next worker tells it again, in place
     ("operation.ended", "iris v3", "failed"),  # v3 cannot be loaded
+    ("operation.told", "iris v3", "failed"),  # told; told again, its broadcast reply not posted
 ]
 # (where the worker dies, what is asked)
 ANSWERS = [
@@ -65,13 +67,18 @@ def settled(bot: Bot) -> bool:
     return not busy and not jobs and not unsent
 
 
+def is_failure(text: str) -> bool:
+    """Whether a thread reply is a failure's broadcast."""
+    return text.startswith(":x: failed")
+
+
 def finals(slack_api: SlackEmulator) -> list[str]:
     """Final words in the operations' threads: their parents' last state, failure replies."""
     said = []
     for message in slack_api.messages(OPS):
         parent = message.thread_ts is None
         if (parent and ("is live at" in message.text or ":x:" in message.text)) or (
-            not parent and message.text.startswith(":x: failed")
+            not parent and is_failure(message.text)
         ):
             said.append(message.text)
     return said
@@ -105,6 +112,13 @@ def test_each_deploy_ends_with_one_final_word_and_one_audit_row_whenever_its_wor
         assert bot.rows("locks") == [], point
         owed = [row for row in bot.rows("outbox") if row["kind"] == "final"]
         assert len(owed) == n and {row["state"] for row in owed} == {"sent"}, owed
+        # each failure's broadcast reply is in its own thread once, carrying the id it was
+        # owed as, even when it was told again after it was posted
+        replies = [m for m in slack_api.messages(OPS) if m.thread_ts and is_failure(m.text)]
+        assert sorted(Counter(m.thread_ts for m in replies).values()) == [1] * len(failed)
+        failed_ids = {op["id"] for op in failed}
+        tagged = [(m.metadata or {}).get("event_payload", {}).get("owed") for m in replies]
+        assert sorted(tagged) == sorted(r["id"] for r in owed if r["operation_id"] in failed_ids)
         assert "Something unexpected" not in json.dumps([m.text for m in slack_api.messages(OPS)])
 
 
