@@ -17,6 +17,7 @@ from cmlapi_support import RecordingProxy
 
 from bot.check import NEEDED_SCOPES, slack_findings
 from bot.cli import _log_readiness, main
+from bot.slack.manifest import manifest
 from bot.slack.settings import Mode, SlackSettings
 from core.config import Environment, Settings
 from core.oncall.checks import Finding, Verdict
@@ -187,6 +188,9 @@ def test_slack_token_scopes_and_mode(slack: SlackEmulator) -> None:
     http = SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=slack.api_url)
     assert [f.verdict for f in slack_findings(http, Mode.HTTP)] == [Verdict.OK] * 3
     assert slack.calls_to("auth.test")
+    # an app installed from manifest.yml has exactly what the bot needs
+    slack.scopes = manifest(http_url="https://bot.example.com")["oauth_config"]["scopes"]["bot"]
+    assert [f.verdict for f in slack_findings(http, Mode.HTTP)] == [Verdict.OK] * 3
 
     slack.scopes = [s for s in NEEDED_SCOPES if s not in ("im:write", "usergroups:read")]
     scopes = _rows(slack_findings(http, Mode.HTTP))["scopes"]

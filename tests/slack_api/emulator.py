@@ -47,13 +47,15 @@ __all__ = [
 ]
 
 
-# what the app's manifest asks for, as an installed app is granted them
+# what the app's manifest asks for, as an installed app is granted them (and users:read, for
+# the emulator's own tests of users.info)
 GRANTED_SCOPES = (
     "commands",
     "chat:write",
     "users:read",
     "usergroups:read",
     "im:write",
+    "app_mentions:read",
     "channels:history",
     "groups:history",
     "im:history",

@@ -64,7 +64,11 @@ def database_finding(settings: Settings) -> Finding:
             f"new and empty: the bot creates its tables (revision {head}) when it starts",
         )
     if revision == head:
-        return Finding.ok(DATABASE, "reachable and migrated", f"at revision {head}")
+        # how long the work of a bot that died unseen (another machine) waits to be taken over
+        takeover = (
+            f"a dead bot's work is taken over {settings.lease_s:g} s after it (CHATOPS_LEASE_S)"
+        )
+        return Finding.ok(DATABASE, "reachable and migrated", f"at revision {head}; {takeover}")
     if revision is None:
         detail = "has no schema yet (new, or made before migrations)"
     else:
