@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.exc import ProgrammingError
 
 from emulators.cml import RunningEmulator, start_emulator
 from tests.conftest import free_port_range
@@ -185,6 +187,17 @@ class Bot:
 
     # -- what the state database says --------------------------------------------------------
     def rows(self, table: str) -> list[dict[str, Any]]:
+        url = self.env.get("CHATOPS_DATABASE_URL")
+        if url:  # PostgreSQL, shared with other bots
+            engine = create_engine(url, poolclass=pool.NullPool)
+            try:
+                with engine.connect() as db:
+                    found = db.execute(text(f"SELECT * FROM {table}"))
+                    return [dict(r._mapping) for r in found]
+            except ProgrammingError:  # not created or migrated yet
+                return []
+            finally:
+                engine.dispose()
         try:
             with closing(sqlite3.connect(self.state_dir / "chatops.db", timeout=10)) as db:
                 db.row_factory = sqlite3.Row
@@ -197,8 +210,9 @@ class Bot:
     def operations(self) -> list[Op]:
         ops = self.rows("operations")
         for op in ops:
-            op["remote"] = json.loads(op["remote"] or "{}")
-            op["reply_to"] = json.loads(op["reply_to"] or "{}")
+            for column in ("remote", "reply_to"):  # SQLite keeps JSON as text
+                if not isinstance(op[column], dict):
+                    op[column] = json.loads(op[column] or "{}")
         return ops
 
     def wait_for_op(self, predicate: Callable[[Op], bool], timeout: float, what: str) -> Op:
@@ -266,8 +280,10 @@ def make_bot(slack_api: SlackEmulator, tmp_path: Path) -> Iterator[Callable[...,
         *,
         tracking_uri: str,
         more: tuple[dict[str, Any], ...] = (),
+        name: str = "",
         **extra: str,
     ) -> Bot:
+        """`name` tells apart several bots of one test (their state directories, logs)."""
         low, _ = free_port_range()
         environment.setdefault("port_range", [low + 1, low + 9])
         for other in more:  # a second local environment
@@ -275,7 +291,7 @@ def make_bot(slack_api: SlackEmulator, tmp_path: Path) -> Iterator[Callable[...,
         env = bot_environment(
             slack_api,
             port=low,
-            state_dir=tmp_path / "state",
+            state_dir=tmp_path / f"state{name}",
             tracking_uri=tracking_uri,
             environments=[{**e, "admins": [ALICE]} for e in (environment, *more)],
             # a dead bot's operations are taken over 2 s after its last heartbeat
@@ -283,7 +299,9 @@ def make_bot(slack_api: SlackEmulator, tmp_path: Path) -> Iterator[Callable[...,
             CHATOPS_RUNNER_POLL_S="0.2",
             **extra,
         )
-        bot = Bot(env=env, state_dir=tmp_path / "state", log=tmp_path / "bot.log", port=low)
+        bot = Bot(
+            env=env, state_dir=tmp_path / f"state{name}", log=tmp_path / f"bot{name}.log", port=low
+        )
         made.append(bot)
         return bot
 

@@ -2,7 +2,8 @@
 run` as deployed (front and worker), a fail point armed in the running worker (it dies there
 with `os._exit`, as in a crash), the front starting the next worker, which takes over. After
 each death: every operation ended with one final word in its thread and one audit row,
-nothing is left locked or unsent, every command was answered once."""
+nothing is left locked or unsent, every command was answered once. On SQLite with one
+front, and on PostgreSQL with two fronts (either one's worker may take the work over)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from pathlib import Path
 import psutil
 
 from core.failpoints import POINTS
+from emulators.cml import RunningEmulator
+from tests.db import postgres_schema
 from tests.scenarios.slack.conftest import OPS, post_command
-from tests.scenarios.slack.crash_support import Bot
+from tests.scenarios.slack.crash_support import CML_KEY_VAR, Bot, cml_environment
 from tests.slack_api.emulator import SlackEmulator
 
 pytest_plugins = ["tests.scenarios.slack.crash_support"]
@@ -47,16 +50,25 @@ def worker_of(bot: Bot) -> int | None:
     return None
 
 
-def die_at(bot: Bot, points: Path, point: str, ask: Callable[[], None]) -> None:
-    """Arm `point` in the running worker, ask, and wait until that worker died there."""
+def die_at(bots: list[Bot], points: Path, point: str, ask: Callable[[], None]) -> None:
+    """Arm `point` in the running workers, ask, and wait until the worker that reached it
+    died there and its front started the next one."""
     assert point in POINTS
-    bot.wait_until(lambda: worker_of(bot) is not None, 60, "a worker")
-    worker = worker_of(bot)
+    first = bots[0]
+    first.wait_until(lambda: all(worker_of(b) is not None for b in bots), 60, "the workers")
+    workers = [worker_of(b) for b in bots]
     (points / point).touch()
     ask()
-    bot.wait_until(lambda: not (points / point).exists(), 120, f"the worker reaching {point}")
-    assert psutil.Process(bot.proc.pid).is_running() if bot.proc else False
-    bot.wait_until(lambda: worker_of(bot) not in (None, worker), 60, "the next worker")
+    first.wait_until(lambda: not (points / point).exists(), 120, f"a worker reaching {point}")
+    for bot in bots:
+        assert bot.proc is not None and bot.proc.poll() is None, bot.text  # fronts live on
+    first.wait_until(
+        lambda: (
+            all(worker_of(b) is not None for b in bots) and [worker_of(b) for b in bots] != workers
+        ),
+        60,
+        "the next worker",
+    )
 
 
 def settled(bot: Bot) -> bool:
@@ -84,19 +96,21 @@ def finals(slack_api: SlackEmulator) -> list[str]:
     return said
 
 
-def test_each_deploy_ends_with_one_final_word_and_one_audit_row_whenever_its_worker_dies(
-    slack_api: SlackEmulator, make_bot: Callable[..., Bot], registry_uri: str, tmp_path: Path
+def deploys_end_once(
+    bots: list[Bot],
+    slack_api: SlackEmulator,
+    points: Path,
+    deploys: list[tuple[str, str, str]],
 ) -> None:
-    points = tmp_path / "points"
-    points.mkdir()
-    bot = make_bot({"name": "dev"}, tracking_uri=registry_uri, CHATOPS_FAILPOINTS=str(points))
-    bot.start()
-    for n, (point, line, state) in enumerate(DEPLOYS, 1):
+    """Each deploy asked of the first front, its worker dying at the point named; checked
+    after each: one final word and one audit row per operation, nothing locked or unsent."""
+    bot = bots[0]
+    for n, (point, line, state) in enumerate(deploys, 1):
 
         def deploy(line: str = line) -> None:
             assert post_command(bot.events_url, slack_api, "/deploy", line).status_code == 200
 
-        die_at(bot, points, point, deploy)
+        die_at(bots, points, point, deploy)
         bot.wait_until(
             lambda n=n: len(bot.operations()) == n and settled(bot), 180, f"{line} to end"
         )
@@ -122,19 +136,16 @@ def test_each_deploy_ends_with_one_final_word_and_one_audit_row_whenever_its_wor
         assert "Something unexpected" not in json.dumps([m.text for m in slack_api.messages(OPS)])
 
 
-def test_each_command_is_answered_once_whenever_its_worker_dies(
-    slack_api: SlackEmulator, make_bot: Callable[..., Bot], registry_uri: str, tmp_path: Path
-) -> None:
-    points = tmp_path / "points"
-    points.mkdir()
-    bot = make_bot({"name": "dev"}, tracking_uri=registry_uri, CHATOPS_FAILPOINTS=str(points))
-    bot.start()
+def commands_answered_once(bots: list[Bot], slack_api: SlackEmulator, points: Path) -> None:
+    """Each of ANSWERS asked of the first front, its worker dying at the point named: one
+    answer each, and none after."""
+    bot = bots[0]
     for n, (point, line) in enumerate(ANSWERS, 1):
 
         def ask(line: str = line) -> None:
             assert post_command(bot.events_url, slack_api, "/mlops", line).status_code == 200
 
-        die_at(bot, points, point, ask)
+        die_at(bots, points, point, ask)
         bot.wait_until(
             lambda n=n: len(slack_api.responses) >= n and settled(bot), 120, f"{line} answered"
         )
@@ -148,3 +159,61 @@ def test_each_command_is_answered_once_whenever_its_worker_dies(
     bot.wait_until(lambda: settled(bot) and len(slack_api.responses) > 3, 60, "status answered")
     # with every job ended and nothing owed, nothing more can come
     assert len(slack_api.responses) == 4
+
+
+def test_each_deploy_ends_with_one_final_word_and_one_audit_row_whenever_its_worker_dies(
+    slack_api: SlackEmulator, make_bot: Callable[..., Bot], registry_uri: str, tmp_path: Path
+) -> None:
+    points = tmp_path / "points"
+    points.mkdir()
+    bot = make_bot({"name": "dev"}, tracking_uri=registry_uri, CHATOPS_FAILPOINTS=str(points))
+    bot.start()
+    deploys_end_once([bot], slack_api, points, DEPLOYS)
+
+
+def test_each_command_is_answered_once_whenever_its_worker_dies(
+    slack_api: SlackEmulator, make_bot: Callable[..., Bot], registry_uri: str, tmp_path: Path
+) -> None:
+    points = tmp_path / "points"
+    points.mkdir()
+    bot = make_bot({"name": "dev"}, tracking_uri=registry_uri, CHATOPS_FAILPOINTS=str(points))
+    bot.start()
+    commands_answered_once([bot], slack_api, points)
+
+
+def test_two_fronts_on_postgresql_tell_each_end_and_answer_each_command_once(
+    slack_api: SlackEmulator,
+    cml: RunningEmulator,  # before make_bot: it stops after the bots do
+    make_bot: Callable[..., Bot],
+    registry_uri: str,
+    tmp_path: Path,
+) -> None:
+    points = tmp_path / "points"
+    points.mkdir()
+    with postgres_schema() as url:
+        bots = [
+            make_bot(
+                cml_environment(cml),
+                tracking_uri=registry_uri,
+                name=name,
+                CHATOPS_DATABASE_URL=url,
+                CHATOPS_FAILPOINTS=str(points),
+                **{CML_KEY_VAR: cml.api_key},
+            )
+            for name in ("a", "b")
+        ]
+        for bot in bots:
+            bot.start()
+        deploys_end_once(
+            bots,
+            slack_api,
+            points,
+            [
+                ("step.recorded", "iris v1", "succeeded"),
+                ("operation.ended", "iris v2", "succeeded"),
+                ("operation.told", "iris v1", "succeeded"),
+            ],
+        )
+        commands_answered_once(bots, slack_api, points)
+        for bot in bots:
+            bot.stop()
