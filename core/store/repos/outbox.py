@@ -8,14 +8,16 @@ takes the row and sends it: nothing owed is lost, and a row marked sent is never
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from core.store.db import Database
 from core.store.models import OwedRow, OwedState, new_id
 from core.store.repos import leased
+
+KEEP_S = 24 * 3600.0  # how long a sent row is kept: as long as the job it answered
 
 
 class OutboxRepository:
@@ -57,14 +59,27 @@ class OutboxRepository:
         return row.id
 
     def sent(self, row_id: str) -> None:
-        """Mark a row sent: nobody sends it again."""
+        """Mark a row sent: nobody sends it again. Rows sent over `KEEP_S` ago go, now and
+        then (a job they answered is gone by then too)."""
+        now = self.db.now()
         with self.db.session() as s:
             s.execute(
                 update(OwedRow)
                 .where(OwedRow.id == row_id)
-                .values(state=OwedState.SENT, sent_at=self.db.now(), lease_expires_at=None)
+                .values(state=OwedState.SENT, sent_at=now, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
+        if hash(row_id) % 64 == 0:  # now and then, not after every send
+            self.forget_sent_before(now - timedelta(seconds=KEEP_S))
+
+    def forget_sent_before(self, moment: datetime) -> int:
+        """Delete the rows sent before `moment`; how many."""
+        old = self.db.comparable(moment)
+        with self.db.session() as s:
+            gone = s.execute(
+                delete(OwedRow).where(OwedRow.state == OwedState.SENT, OwedRow.sent_at < old)
+            )
+            return int(getattr(gone, "rowcount", 0) or 0)
 
     def claim(
         self, owner: str, *, lease_s: float, kinds: frozenset[str], fronts: frozenset[str]

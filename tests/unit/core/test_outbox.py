@@ -92,3 +92,16 @@ def test_a_row_that_cannot_be_sent_is_given_up_after_max_attempts(
         taken.append(outbox(repos, f"bot-{n}", max_attempts=2).take(FINAL, SLACK))
     assert [t is not None for t in taken] == [True, True, False, False]
     assert repos.outbox.pending() == 0
+
+
+def test_rows_sent_long_ago_are_forgotten_and_unsent_ones_kept(
+    repos: Repositories, clock: FakeClock
+) -> None:
+    mine = outbox(repos, "bot-a")
+    old = mine.owe(ANSWER, {}, front="slack", job_id="job-1")
+    mine.sent(old)
+    kept = mine.owe(ANSWER, {}, front="slack", job_id="job-2")
+    clock.advance(3600)
+    assert repos.outbox.forget_sent_before(clock.now()) == 1
+    assert not mine.answered("job-1") and mine.answered("job-2")
+    assert [r.id for r in repos.outbox.of_job("job-2")] == [kept]
