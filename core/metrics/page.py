@@ -21,6 +21,7 @@ from core.metrics import SHARED_ENV, ThisProcess
 from core.store.db import Database
 from core.store.jobs import JobQueue
 from core.store.repos.operations import OperationRepository
+from core.store.repos.outbox import OutboxRepository
 
 __all__ = ["CONTENT_TYPE", "Exposition", "StateCollector"]
 
@@ -37,6 +38,7 @@ class StateCollector:
         self.db = db
         self.operations = OperationRepository(db)
         self.jobs = JobQueue(db)
+        self.outbox = OutboxRepository(db)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -108,6 +110,24 @@ class StateCollector:
         job_oldest.add_metric([], _age(now, queued_since))
         yield jobs
         yield job_oldest
+
+        owed = GaugeMetricFamily(
+            "chatops_owed_unsent",
+            "What the bot owes people and has not sent yet (final words, answers, "
+            "announcements, alerts), by kind",
+            labels=["kind"],
+        )
+        owed_oldest = GaugeMetricFamily(
+            "chatops_owed_oldest_unsent_seconds",
+            "How long the oldest unsent one has been owed (0: nothing is owed)",
+        )
+        since = []
+        for kind, count, first in self.outbox.unsent():
+            owed.add_metric([kind], float(count))
+            since.append(first)
+        owed_oldest.add_metric([], _age(now, since))
+        yield owed
+        yield owed_oldest
 
 
 def _age(now: datetime, since: list[datetime]) -> float:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from core.store.db import Database
-from core.store.models import OwedRow, OwedState, new_id
+from core.store.models import OwedRow, OwedState, aware, new_id
 from core.store.repos import leased
 
 KEEP_S = 24 * 3600.0  # how long a sent row is kept: as long as the job it answered
@@ -129,6 +129,17 @@ class OutboxRepository:
         """End `owner`'s leases on rows it has not sent (its process stopped or died)."""
         mine = (OwedRow.owner == owner, OwedRow.state == OwedState.PENDING)
         return leased.let_lapse(self.db.session, OwedRow, mine=mine, now=self.db.now())
+
+    def unsent(self) -> list[tuple[str, int, datetime]]:
+        """What is owed and not yet sent, by kind: (kind, how many, when the oldest was
+        recorded)."""
+        query = (
+            select(OwedRow.kind, func.count(), func.min(OwedRow.created_at))
+            .where(OwedRow.state == OwedState.PENDING)
+            .group_by(OwedRow.kind)
+        )
+        with self.db.session() as s:
+            return [(kind, int(n), aware(first)) for kind, n, first in s.execute(query).all()]
 
     def pending(self) -> int:
         with self.db.session() as s:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from core import metrics
 from core.metrics.page import Exposition
+from core.outbox import ANNOUNCE, ANSWER, Outbox
 from core.store.jobs import JobQueue
 from core.store.models import Hold, OperationState
 from core.store.repos import Repositories
@@ -92,10 +93,26 @@ def test_what_waits_is_shown_with_the_age_of_the_oldest(
     assert 90 <= page[("chatops_slack_job_oldest_queued_seconds", ())] < 120
 
 
+def test_what_is_owed_and_unsent_is_shown_with_the_age_of_the_oldest(
+    repos: Repositories, clock: FakeClock
+) -> None:
+    owed = Outbox(repos.outbox, owner="bot-a", lease_s=30, max_attempts=3)
+    sent = owed.owe(ANSWER, {}, front="slack", job_id="job-1")
+    owed.sent(sent)
+    owed.owe(ANSWER, {}, front="slack", job_id="job-2")
+    clock.advance(60)
+    owed.owe(ANNOUNCE, {}, front="slack")
+    page = scrape(repos)
+    assert page[key("chatops_owed_unsent", kind="answer")] == 1
+    assert page[key("chatops_owed_unsent", kind="announce")] == 1
+    assert 60 <= page[("chatops_owed_oldest_unsent_seconds", ())] < 90
+
+
 def test_an_empty_database_shows_nothing_waiting(repos: Repositories) -> None:
     page = scrape(repos)
     assert page[("chatops_operation_oldest_queued_seconds", ())] == 0
     assert page[("chatops_slack_job_oldest_queued_seconds", ())] == 0
+    assert page[("chatops_owed_oldest_unsent_seconds", ())] == 0
     assert not [name for name, _ in page if name == "chatops_operations_total"]
 
 
