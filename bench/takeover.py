@@ -22,7 +22,7 @@ kill -9 scenarios' slow iris), one local environment. Each run starts from nothi
 
 Every taken-over deploy must then succeed (the benchmark stops with the reason otherwise);
 each run then ends with kill -9 of what is left and `chatops down`. The table gives p50 and max
-over `--runs` runs; `--runs 3` takes about 5 minutes on 2 cores with the default lease.
+over `--runs` runs; `--runs 3` took 4 minutes on 2 cores with the default lease.
 """
 
 from __future__ import annotations
@@ -335,7 +335,10 @@ def main() -> int:
         default=[None],
         help="CHATOPS_LEASE_S of the two bots of case 2 (default: the bot's own)",
     )
-    parser.add_argument("--postgres-url", help=f"PostgreSQL server (default: ${POSTGRES_VAR})")
+    parser.add_argument(
+        "--postgres-url",
+        help=f"PostgreSQL server (default: ${POSTGRES_VAR}, else .ci/scripts/postgres.sh's)",
+    )
     parser.add_argument("--case", choices=("worker", "bot", "both"), default="both")
     args = parser.parse_args()
     if args.postgres_url:
