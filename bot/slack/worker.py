@@ -89,15 +89,17 @@ def main() -> int:
         _say(out, failed=reason)
         runtime.close()
         return 2
-    # ready only once a command would be answered at once: the model-server runtime
-    # started (seconds, at normal priority) before the front says it can run commands
-    runtime.warm_up(wait=True)
+    # Work is taken at once: a worker started after another died resumes what that one left
+    # while the model-server runtime warms (a deploy waits for it, a status does not). Ready
+    # is said only once a command would be answered at once: the runtime started (seconds,
+    # at normal priority), before the front says it can run commands.
     running = background(runtime, work=work, slack=slack)
+    running.start()
+    runtime.warm_up(wait=True)
     _say(out, ready=True, owner=running.owner)
     # Acks have a deadline and deploys do not: when both want the CPU, the front goes first.
     # Model servers come from the runtime started above, so they keep normal priority.
     os.nice(10)
-    running.start()
     # each line on stdin is a nudge; its end (the front closed it, or died) means stop
     threading.Thread(target=_nudges, args=(running, stopping), name="nudges", daemon=True).start()
     stopping.wait()
