@@ -36,7 +36,6 @@ import signal
 import statistics
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import warnings
@@ -68,7 +67,7 @@ from tests.scenarios.slack.conftest import (  # noqa: E402
     bot_environment,
     post_command,
 )
-from tests.scenarios.slack.crash_support import _SLOW_MODEL, Bot  # noqa: E402
+from tests.scenarios.slack.crash_support import Bot, log_slow_iris  # noqa: E402
 from tests.slack_api.emulator import SlackEmulator  # noqa: E402
 
 LOAD_S = 2.0  # how long the slow iris takes to load in its model server
@@ -98,39 +97,9 @@ def slow_registry(root: Path) -> str:
             warnings.catch_warnings(),
         ):
             warnings.simplefilter("ignore")
-            return _log_slow_iris(root)
+            return log_slow_iris(root)
     finally:
         logging.disable(logging.NOTSET)
-
-
-def _log_slow_iris(root: Path) -> str:
-    import mlflow
-    import mlflow.pyfunc
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    module = root / "slow_iris_model.py"
-    module.write_text(textwrap.dedent(_SLOW_MODEL))
-    x, y = load_iris(return_X_y=True, as_frame=True)
-    x = x.astype("float64")
-    mlflow.set_tracking_uri(uri)
-    sys.path.insert(0, str(root))
-    import slow_iris_model
-
-    experiment = mlflow.create_experiment(
-        "slow-iris", artifact_location=(root / "artifacts").as_uri()
-    )
-    with mlflow.start_run(experiment_id=experiment):
-        mlflow.pyfunc.log_model(
-            name="model",
-            python_model=slow_iris_model.SlowIris(LogisticRegression(max_iter=500).fit(x, y)),
-            code_paths=[str(module)],
-            input_example=x.head(3),
-            registered_model_name="iris",
-            pip_requirements=["mlflow", "scikit-learn"],
-        )
-    return uri
 
 
 def operations(engine: Engine) -> list[dict[str, Any]]:

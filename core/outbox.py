@@ -33,20 +33,10 @@ class Outbox:
         self.lease_s = lease_s
         self.max_attempts = max_attempts
 
-    def owe(
-        self,
-        kind: str,
-        payload: dict[str, Any],
-        *,
-        front: str = "",
-        operation_id: str = "",
-        job_id: str = "",
-    ) -> str:
+    def owe(self, kind: str, payload: dict[str, Any], **about: str) -> str:
         """Record what is owed, held by this process (inside the caller's open transaction,
-        if any); its id, for `sent`."""
-        return self.repo.add(
-            self.row(kind, payload, front=front, operation_id=operation_id, job_id=job_id)
-        )
+        if any); its id, for `sent`. `about`: as `row` takes it."""
+        return self.repo.add(self.row(kind, payload, **about))
 
     def row(
         self,

@@ -73,12 +73,17 @@ class SlowIris(mlflow.pyfunc.PythonModel):
 @pytest.fixture(scope="module")
 def slow_iris_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registry whose iris v1 takes LOAD_S seconds to load, so a deploy is caught mid-start."""
+    return log_slow_iris(tmp_path_factory.mktemp("slow-registry"))
+
+
+def log_slow_iris(root: Path) -> str:
+    """The URI of a new registry in `root` whose iris v1 is the slow-loading model
+    ($SLOW_IRIS_LOAD_S seconds in its serving process)."""
     import mlflow
     import mlflow.pyfunc
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    root = tmp_path_factory.mktemp("slow-registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     module = root / "slow_iris_model.py"
     module.write_text(textwrap.dedent(_SLOW_MODEL))

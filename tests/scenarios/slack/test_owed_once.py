@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 
 from core.failpoints import POINTS
 from emulators.cml import RunningEmulator
@@ -161,24 +162,31 @@ def commands_answered_once(bots: list[Bot], slack_api: SlackEmulator, points: Pa
     assert len(slack_api.responses) == 4
 
 
-def test_each_deploy_ends_with_one_final_word_and_one_audit_row_whenever_its_worker_dies(
-    slack_api: SlackEmulator, make_bot: Callable[..., Bot], registry_uri: str, tmp_path: Path
-) -> None:
-    points = tmp_path / "points"
-    points.mkdir()
+@pytest.fixture
+def points(tmp_path: Path) -> Path:
+    """Where the tests arm fail points (CHATOPS_FAILPOINTS)."""
+    (tmp_path / "points").mkdir()
+    return tmp_path / "points"
+
+
+@pytest.fixture
+def one_front(make_bot: Callable[..., Bot], registry_uri: str, points: Path) -> Bot:
+    """`chatops run` on SQLite with one local environment, its fail points armable."""
     bot = make_bot({"name": "dev"}, tracking_uri=registry_uri, CHATOPS_FAILPOINTS=str(points))
     bot.start()
-    deploys_end_once([bot], slack_api, points, DEPLOYS)
+    return bot
+
+
+def test_each_deploy_ends_with_one_final_word_and_one_audit_row_whenever_its_worker_dies(
+    slack_api: SlackEmulator, one_front: Bot, points: Path
+) -> None:
+    deploys_end_once([one_front], slack_api, points, DEPLOYS)
 
 
 def test_each_command_is_answered_once_whenever_its_worker_dies(
-    slack_api: SlackEmulator, make_bot: Callable[..., Bot], registry_uri: str, tmp_path: Path
+    slack_api: SlackEmulator, one_front: Bot, points: Path
 ) -> None:
-    points = tmp_path / "points"
-    points.mkdir()
-    bot = make_bot({"name": "dev"}, tracking_uri=registry_uri, CHATOPS_FAILPOINTS=str(points))
-    bot.start()
-    commands_answered_once([bot], slack_api, points)
+    commands_answered_once([one_front], slack_api, points)
 
 
 def test_two_fronts_on_postgresql_tell_each_end_and_answer_each_command_once(
@@ -186,10 +194,8 @@ def test_two_fronts_on_postgresql_tell_each_end_and_answer_each_command_once(
     cml: RunningEmulator,  # before make_bot: it stops after the bots do
     make_bot: Callable[..., Bot],
     registry_uri: str,
-    tmp_path: Path,
+    points: Path,
 ) -> None:
-    points = tmp_path / "points"
-    points.mkdir()
     with postgres_schema() as url:
         bots = [
             make_bot(
