@@ -117,9 +117,9 @@ class ScoringApp:
         if path == "/invocations":
             began = monotonic()
             if method != "POST":
-                await self._send(send, 405, JSON, _NOT_ALLOWED, allow=b"POST")
                 if self.tally is not None:
                     self.tally.record(405, began)
+                await self._send(send, 405, JSON, _NOT_ALLOWED, allow=b"POST")
                 return
             body = await _body(receive)
             content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
@@ -130,9 +130,11 @@ class ScoringApp:
             except Exception:  # as MLflow's server: a plain 500, the traceback in the log
                 traceback.print_exc()
                 status, mimetype, answer = 500, PLAIN, _FAILED
-            await self._send(send, status, mimetype, answer)
+            # counted before it is sent: an answer its caller got is counted, even when
+            # the worker is killed the moment after
             if self.tally is not None:
                 self.tally.record(status, began)
+            await self._send(send, status, mimetype, answer)
         elif path in ("/ping", "/health", "/version"):
             if method != "GET":  # HEAD included, as there
                 await self._send(send, 405, JSON, _NOT_ALLOWED, allow=b"GET")
