@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import getpass
 import logging
 import os
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return manifest(argv[1:])
     args = _parser().parse_args(argv)
+    faulthandler.enable()  # a crash in a library's C code leaves its Python stack in the log
     install_log_filter()  # what is logged before logging is configured goes out scrubbed too
     if args.state_dir:
         os.environ["CHATOPS_STATE_DIR"] = args.state_dir

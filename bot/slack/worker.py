@@ -10,6 +10,7 @@ SIGINT, it hands what it runs over at the next step boundary and exits (`bot.pro
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -54,6 +55,7 @@ def main() -> int:
     # Only status lines may reach the front through stdout: anything a library prints from
     # the first moment on goes to stderr (the log) instead, file descriptor and all.
     out = os.fdopen(os.dup(1), "w", buffering=1)
+    faulthandler.enable()  # a crash in a library's C code leaves its Python stack in the log
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     logging.basicConfig(
