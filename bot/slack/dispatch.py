@@ -32,6 +32,8 @@ FRONTS = frozenset({FRONT})
 # how long a front waits, after its worker said it got a signal, to hear one itself before it
 # starts another worker (a whole group stopped by Ctrl-C or systemd gets it at once)
 STOPPING_GRACE_S = 2.0
+# the longest wait before a worker that died while it worked is started again
+TOOK_BACKOFF_S = 4.0
 
 
 class Dispatcher(Protocol):
@@ -201,8 +203,9 @@ class WorkerProcess:
     line says whether it could start (`{"ready": true, "owner": name}` or `{"failed":
     reason}`). One that dies has its leases ended at once (by its owner name: what it ran is
     taken over now, not a lease later) and is started again, at once after a long life, else
-    after a backoff doubling up to `max_backoff_s`; meanwhile the front is unready and says
-    why. A front that is stopping starts none: `stopping()` says so the moment it is told.
+    after a backoff doubling up to `max_backoff_s` (up to `TOOK_BACKOFF_S` for one that had
+    taken work: it crashed while working, it did not fail to start); meanwhile the front is
+    unready and says why. A front that is stopping starts none: `stopping()` says so the moment it is told.
     One that says it is stopping (it got the signal the front's whole group got) is given a
     moment for the front to hear it too before another is started."""
 
@@ -259,6 +262,7 @@ class WorkerProcess:
     def _watch(self, proc: subprocess.Popen[str]) -> None:
         began = time.monotonic()
         was_ready = False
+        took = False  # it took work (before it was ready, while its runtime warmed)
         signalled = False
         owner = ""
         assert proc.stdout is not None
@@ -271,6 +275,10 @@ class WorkerProcess:
             if said.get("stopping"):
                 signalled = True
                 continue
+            if said.get("taking"):  # its leases are known from now on
+                took = True
+                owner = self.owner = str(said.get("owner") or "")
+                continue
             was_ready = bool(said.get("ready"))
             owner = self.owner = str(said.get("owner") or "")
             self.unready = None if was_ready else str(said.get("failed") or "unknown")
@@ -281,11 +289,15 @@ class WorkerProcess:
             return
         # A worker that ran and died leaves the front ready: what is recorded meanwhile waits
         # in the database for the next one. One that could not start makes it unready.
-        if not was_ready:
+        # (one that took work and died while it warmed up is a crash, not a failed start)
+        if not was_ready and not took:
             self.unready = self.unready or f"the worker process exited with code {code}"
         self._ready.set()
         lived = time.monotonic() - began
-        self._backoff = 0.0 if lived > 60 else min(max(1.0, 2 * self._backoff), self.max_backoff_s)
+        # one that crashes as it starts waits longer and longer; one that crashed while it
+        # worked is started again soon (what it ran waits for it), its jobs' attempts counted
+        longest = TOOK_BACKOFF_S if took else self.max_backoff_s
+        self._backoff = 0.0 if lived > 60 else min(max(1.0, 2 * self._backoff), longest)
         log.error(
             "the worker process exited (code %s%s): starting a new one in %.0f s",
             code,

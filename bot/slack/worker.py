@@ -97,6 +97,8 @@ def main() -> int:
     # at normal priority), before the front says it can run commands.
     running = background(runtime, work=work, slack=slack)
     running.start()
+    # the front learns whose leases to end should this worker die before it is ready
+    _say(out, taking=True, owner=running.owner)
     runtime.warm_up(wait=True)
     _say(out, ready=True, owner=running.owner)
     # Acks have a deadline and deploys do not: when both want the CPU, the front goes first.

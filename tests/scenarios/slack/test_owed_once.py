@@ -26,11 +26,13 @@ pytest_plugins = ["tests.scenarios.slack.crash_support"]
 
 # (where the worker dies, what is asked, how it ends)
 DEPLOYS = [
-    ("step.recorded", "iris v1", "succeeded"),  # the next worker resumes it
-    ("operation.ended", "iris v2", "succeeded"),  # it ended; the next worker tells it
-    ("operation.told", "iris v1", "succeeded"),  # told; the next worker tells it again, in place
-    ("operation.ended", "iris v3", "failed"),  # v3 cannot be loaded
-    ("operation.told", "iris v3", "failed"),  # told; told again, its broadcast reply not posted
+    ("step.recorded", "/deploy iris v1", "succeeded"),  # the next worker resumes it
+    ("operation.ended", "/deploy iris v2", "succeeded"),  # it ended; the next worker tells it
+    ("operation.told", "/deploy iris v1", "succeeded"),  # told; told again, in place
+    ("operation.ended", "/deploy iris v3", "failed"),  # v3 cannot be loaded
+    ("operation.told", "/deploy iris v3", "failed"),  # told; told again, its reply not reposted
+    ("operation.ended", "/rollback iris", "succeeded"),  # back to v2
+    ("operation.ended", "/stop iris", "succeeded"),
 ]
 # (where the worker dies, what is asked)
 ANSWERS = [
@@ -90,7 +92,8 @@ def finals(slack_api: SlackEmulator) -> list[str]:
     said = []
     for message in slack_api.messages(OPS):
         parent = message.thread_ts is None
-        if (parent and ("is live at" in message.text or ":x:" in message.text)) or (
+        ended = ("is live at", "is stopped", ":x:")
+        if (parent and any(word in message.text for word in ended)) or (
             not parent and is_failure(message.text)
         ):
             said.append(message.text)
@@ -103,13 +106,14 @@ def deploys_end_once(
     points: Path,
     deploys: list[tuple[str, str, str]],
 ) -> None:
-    """Each deploy asked of the first front, its worker dying at the point named; checked
+    """Each operation asked of the first front, its worker dying at the point named; checked
     after each: one final word and one audit row per operation, nothing locked or unsent."""
     bot = bots[0]
     for n, (point, line, state) in enumerate(deploys, 1):
 
         def deploy(line: str = line) -> None:
-            assert post_command(bot.events_url, slack_api, "/deploy", line).status_code == 200
+            command, text = line.split(" ", 1)
+            assert post_command(bot.events_url, slack_api, command, text).status_code == 200
 
         die_at(bots, points, point, deploy)
         bot.wait_until(
@@ -215,9 +219,9 @@ def test_two_fronts_on_postgresql_tell_each_end_and_answer_each_command_once(
             slack_api,
             points,
             [
-                ("step.recorded", "iris v1", "succeeded"),
-                ("operation.ended", "iris v2", "succeeded"),
-                ("operation.told", "iris v1", "succeeded"),
+                ("step.recorded", "/deploy iris v1", "succeeded"),
+                ("operation.ended", "/deploy iris v2", "succeeded"),
+                ("operation.told", "/rollback iris", "succeeded"),
             ],
         )
         commands_answered_once(bots, slack_api, points)
