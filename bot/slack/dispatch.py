@@ -205,9 +205,9 @@ class WorkerProcess:
     taken over now, not a lease later) and is started again, at once after a long life, else
     after a backoff doubling up to `max_backoff_s` (up to `TOOK_BACKOFF_S` for one that had
     taken work: it crashed while working, it did not fail to start); meanwhile the front is
-    unready and says why. A front that is stopping starts none: `stopping()` says so the moment it is told.
-    One that says it is stopping (it got the signal the front's whole group got) is given a
-    moment for the front to hear it too before another is started."""
+    unready and says why. A front that is stopping starts none: `stopping()` says so the
+    moment it is told. One that says it is stopping (it got the signal the front's whole
+    group got) is given a moment for the front to hear it too before another is started."""
 
     def __init__(
         self,
