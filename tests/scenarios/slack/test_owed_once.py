@@ -38,7 +38,7 @@ DEPLOYS = [
 ANSWERS = [
     ("answer.recorded", "status"),  # recorded, not sent: the next worker sends it
     ("job.answered", "status"),  # answered, the job not ended: taken again, says nothing new
-    ("answer.recorded", "deploy nosuch v1 to dev"),  # a refusal, recorded, not sent
+    ("answer.recorded", "scale nosuch 2cpu"),  # a refusal, recorded, not sent
 ]
 
 
