@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import getpass
 import logging
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return manifest(argv[1:])
     args = _parser().parse_args(argv)
-    faulthandler.enable()  # a crash in a library's C code leaves its Python stack in the log
+    with contextlib.suppress(OSError, ValueError):  # a stderr with no file (captured): none
+        faulthandler.enable()  # a crash in a library's C code leaves its Python stack in the log
     install_log_filter()  # what is logged before logging is configured goes out scrubbed too
     if args.state_dir:
         os.environ["CHATOPS_STATE_DIR"] = args.state_dir
