@@ -125,6 +125,8 @@ def test_the_front_loads_neither_mlflow_nor_pandas_nor_scikit_learn(
     assert "bot.slack.app" in modules  # the file is the front's
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY))
     assert heavy == [], heavy
+    if mode == "http":  # Socket Mode's client (aiohttp) is for Socket Mode only
+        assert "aiohttp" not in modules
 
 
 def zygotes(root: psutil.Process) -> list[psutil.Process]:
