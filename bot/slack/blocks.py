@@ -29,7 +29,7 @@ from core.events import EndpointStatus
 from core.oncall.status import Problems
 from core.store.models import ApprovalRow
 
-if TYPE_CHECKING:  # the front renders them and must not import MLflow to do so
+if TYPE_CHECKING:  # types only: the front imports this module and never loads MLflow
     from core.admission.approvals import ApprovalRequested
     from core.registry.runs import Registered
 
