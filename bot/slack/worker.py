@@ -111,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     # Acks have a deadline and deploys do not: when both want the CPU, the front goes first.
     # Model servers come from the runtime started above, so they keep normal priority.
     os.nice(10)
-    log_readiness(settings, slack, args.front or slack.mode)
     running.start()
     # each line on stdin is a nudge; its end (the front closed it, or died) means stop
     threading.Thread(target=_nudges, args=(running, stopping), name="nudges", daemon=True).start()
+    # one paragraph in the log on what is not ready, Slack's checks for the front's mode too
+    log_readiness(settings, slack, args.front or slack.mode)
     stopping.wait()
     held = len(runtime.leases.held)
     log.info("%s: handing over what this worker runs (%d operation(s))", stopping.reason, held)
