@@ -13,12 +13,12 @@ exits (`bot.process`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
 import threading
+from argparse import ArgumentParser
 from typing import TextIO
 
 from pydantic import ValidationError
@@ -56,7 +56,7 @@ def _say(out: TextIO, **status: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.slack.worker")
+    parser = ArgumentParser(prog="python -m bot.slack.worker")
     parser.add_argument(
         "--front",
         type=Mode,
