@@ -7,11 +7,15 @@ has what it needs: an app token (xapp-) for Socket Mode, a signing secret for HT
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack.manifest import SCOPES
 from bot.slack.settings import Mode, SlackSettings
+from core.config import Settings
 from core.oncall.checks import Finding, Report, Verdict
 
 SLACK = "slack"
@@ -125,3 +129,23 @@ def render(report: Report) -> object:
         mark, style = marks[f.verdict]
         table.add_row(Text(mark, style=style), f.scope, f.check, Text(f.detail), Text(f.fix))
     return table
+
+
+def log_readiness(settings: Settings, slack: SlackSettings, mode: Mode) -> threading.Thread:
+    """One paragraph in the log on whether everything is ready, written by a thread (the
+    checks may wait on the network). Run where MLflow is loaded anyway (the worker process,
+    the console): the checks import it, and the Slack front never does."""
+    from core.oncall.checks.readiness import readiness
+    from core.scrub import register_settings
+
+    def run() -> None:
+        register_settings(settings)
+        slack.register_secrets()
+        report = readiness(settings, front=slack_findings(slack, mode))
+        logging.getLogger("chatops.check").log(
+            logging.INFO if report.ok else logging.WARNING, "%s", report.summary()
+        )
+
+    thread = threading.Thread(target=run, name="readiness", daemon=True)
+    thread.start()
+    return thread

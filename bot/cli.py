@@ -6,10 +6,8 @@ import argparse
 import contextlib
 import faulthandler
 import getpass
-import logging
 import os
 import sys
-import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -22,10 +20,8 @@ from core.config import Settings
 from core.errors import ChatOpsError
 from core.oncall.alerts import LogAlerts
 from core.scrub import install_log_filter, scrub
-from core.targets.local.target import Zygote
 
 if TYPE_CHECKING:
-    from bot.slack.settings import Mode, SlackSettings
     from core.runtime import Runtime
 
 
@@ -167,12 +163,17 @@ def main(argv: list[str] | None = None) -> int:
         if (missing := serve.missing(slack, mode)) is not None:
             out.print(f"[red]cannot start: {missing}[/]")
             return 2
-        _log_readiness(settings, slack, mode)
         if mode is not Mode.CONSOLE:
-            # The front records and acks; its worker process builds the core and runs jobs.
+            # The front records and acks; its worker process builds the core, runs jobs and
+            # logs the readiness checks (they import MLflow, which the front never loads).
             return serve.run_slack(settings, slack, mode, out)
+        from bot.check import log_readiness
+
+        log_readiness(settings, slack, mode)
+    from core.targets.local.target import Zygote
+
     zygote = Zygote(state_dir=settings.state_dir)
-    if args.cmd in (None, "run", "console"):
+    if args.cmd in (None, "run", "console") and settings.serves_locally:
         # Warm the model-server runtime while this process imports MLflow: both take seconds.
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         zygote.prewarm()
@@ -255,26 +256,6 @@ def _check(settings: Settings, out: Console) -> int:
     out.print(render(report))
     out.print(report.summary())
     return 0 if report.ok else 1
-
-
-def _log_readiness(settings: Settings, slack: SlackSettings, mode: Mode) -> threading.Thread:
-    """One paragraph in the log on whether everything is ready, written while the front
-    starts (the checks may wait on the network)."""
-    from bot.check import slack_findings
-    from core.oncall.checks.readiness import readiness
-    from core.scrub import register_settings
-
-    def run() -> None:
-        register_settings(settings)
-        slack.register_secrets()
-        report = readiness(settings, front=slack_findings(slack, mode))
-        logging.getLogger("chatops.check").log(
-            logging.INFO if report.ok else logging.WARNING, "%s", report.summary()
-        )
-
-    thread = threading.Thread(target=run, name="readiness", daemon=True)
-    thread.start()
-    return thread
 
 
 def _cml_demo(settings: Settings, out: Console) -> int:

@@ -14,7 +14,7 @@ from rich.console import Console
 from core import metrics
 from core.config import Settings
 from core.errors import ChatOpsError
-from core.scrub import install_log_filter
+from core.scrub import install_log_filter, register_settings
 
 if TYPE_CHECKING:
     from bot.process import Stopping
@@ -95,6 +95,7 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
         out.print(f"[red]cannot start: {problem}[/]")
         return 2
     configure_logging()
+    register_settings(settings)  # this process logs too: its database URL, for one
     log = logging.getLogger("chatops.slack")
     try:
         queue = JobQueue.open(settings.database_url)
@@ -103,7 +104,9 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
         return 2
     # the worker process inherits the directory: the front's /metrics shows its counts
     metrics.share(settings.state_dir, clean=True)
-    worker = WorkerProcess(queue=queue)
+    # the worker checks readiness and logs it (with Slack's checks for this front's mode):
+    # the checks load MLflow, which this process never imports
+    worker = WorkerProcess(queue=queue, args=("--front", mode.value))
     try:
         front = SlackFront(slack, queue=queue, dispatcher=worker)
     except ValueError as exc:

@@ -206,6 +206,12 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         return self.state_dir / "mlartifacts"
 
+    @property
+    def serves_locally(self) -> bool:
+        """Whether an environment serves on this machine: only then is the model-server
+        runtime (the zygote) started."""
+        return any(env.target == "local" for env in self.environments)
+
 
 def _line(error: Any) -> str:
     """One pydantic error as one line: `CHATOPS_ENVIRONMENTS[0].port_range[1] given 'x';

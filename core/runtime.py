@@ -210,7 +210,7 @@ class Runtime:
         """Start the model-server runtime (when an environment serves locally) and open the
         registry, in the background; with `wait`, return once both are done (a command
         then runs at once). Then check readiness, in the background either way."""
-        local = any(env.target == "local" for env in self.settings.environments)
+        local = self.settings.serves_locally
         if local and not self.zygote.ready:
             self.zygote.prewarm()
         if not wait:

@@ -11,21 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from slack_bolt import App
-from slack_bolt.adapter.socket_mode.aiohttp import SocketModeHandler
-from slack_bolt.adapter.socket_mode.async_internals import send_async_response
-from slack_bolt.adapter.socket_mode.internals import run_bolt_app
 from slack_sdk.errors import SlackApiError
-from slack_sdk.socket_mode.aiohttp import SocketModeClient
-from slack_sdk.socket_mode.request import SocketModeRequest
-from slack_sdk.socket_mode.response import SocketModeResponse
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import payloads
 from bot.slack.dispatch import Dispatcher, JobTaker, WorkerProcess
 from bot.slack.http import SignedOnly
 from bot.slack.listeners import Listeners
@@ -37,15 +28,13 @@ from core.metrics.page import Exposition
 
 if TYPE_CHECKING:
     from bot.process import Stopping
+    from bot.slack.socket_mode import AckingSocketModeHandler
     from core.runtime import Runtime
     from core.store.jobs import JobQueue
 
 log = logging.getLogger("chatops.slack")
 
 EVENTS_PATH = "/slack/events"
-# How often the Socket Mode link is pinged: a link that answers no ping within half of it is
-# given up and replaced (aiohttp's heartbeat), so a dead link costs seconds, not a minute
-SOCKET_PING_S = 3.0
 NO_SECRET = (
     "SLACK_SIGNING_SECRET is not set: HTTP mode serves only requests Slack signed "
     "(Basic Information → App Credentials → Signing Secret)"
@@ -191,7 +180,7 @@ class SlackFront:
         finally:
             await handler.close_async()
 
-    def socket_mode_handler(self) -> SocketModeHandler:
+    def socket_mode_handler(self) -> AckingSocketModeHandler:
         """Bolt's aiohttp Socket Mode adapter; to be made inside a running event loop.
 
         Not Bolt's default (slack_sdk's built-in client): measured against a Socket Mode
@@ -199,6 +188,11 @@ class SlackFront:
         Slack's deadline), and noticed a connection lost without a close frame only after
         15-60 s, spinning a core meanwhile. Listeners only record a job (about a millisecond),
         so running them on the event loop keeps every ack quick."""
+        # aiohttp and Bolt's Socket Mode adapter: loaded in Socket Mode only (12 MB)
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        from bot.slack.socket_mode import SOCKET_PING_S, AckingSocketModeHandler
+
         if self.settings.app_token is None:
             raise ValueError("SLACK_APP_TOKEN is not set")
         return AckingSocketModeHandler(
@@ -211,32 +205,6 @@ class SlackFront:
 
     def close(self) -> None:
         self.dispatcher.close()
-
-
-class AckingSocketModeHandler(SocketModeHandler):
-    """Bolt's aiohttp Socket Mode adapter, acking every envelope: one no listener takes (a
-    button of an unknown action, a command or event the app does not handle) or that is not
-    a payload Slack sends gets an empty ack, not none (Slack would show an error or retry)."""
-
-    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
-        began = time.time()
-        payload = req.payload
-        if not isinstance(payload, dict) or (why := payloads.problem(payload)) is not None:
-            log.warning(
-                "acked an envelope that is no Slack payload: %s",
-                "not a dict" if not isinstance(payload, dict) else why,
-            )
-            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-            return
-        try:
-            response = run_bolt_app(self.app, req)
-        except Exception as exc:
-            log.error("an envelope could not be handled: %s", type(exc).__name__)
-            response = None
-        if response is None or response.status != 200:
-            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-            return
-        await send_async_response(client, req, response, began)
 
 
 class HttpServer:

@@ -4,7 +4,7 @@ the registry named escaped."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.slack import messages
 from bot.slack.ids import APPROVE, REJECT
@@ -25,11 +25,13 @@ from bot.slack.mrkdwn import (
 from bot.text import ago, traffic
 from commands.base import HistoryReport, StatusReport
 from commands.naming import DEFAULT, Naming
-from core.admission.approvals import ApprovalRequested
 from core.events import EndpointStatus
 from core.oncall.status import Problems
-from core.registry.runs import Registered
 from core.store.models import ApprovalRow
+
+if TYPE_CHECKING:  # types only: the front imports this module and never loads MLflow
+    from core.admission.approvals import ApprovalRequested
+    from core.registry.runs import Registered
 
 Blocks = list[dict[str, Any]]
 

@@ -214,11 +214,13 @@ class WorkerProcess:
         *,
         queue: JobQueue,
         env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
         max_backoff_s: float = 60.0,
         pause: Callable[[float], bool] | None = None,
     ) -> None:
         self.queue = queue
         self.env = env or dict(os.environ)
+        self.args = args  # given to every worker it starts (`--front http`)
         self.max_backoff_s = max_backoff_s
         self._closing = threading.Event()
         # waits before a restart; True: stop instead (the front is closing)
@@ -250,7 +252,7 @@ class WorkerProcess:
             self.starts += 1
             self._ready.clear()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.slack.worker"],
+                [sys.executable, "-m", "bot.slack.worker", *self.args],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

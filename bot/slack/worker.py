@@ -1,11 +1,14 @@
 """The Slack worker process: runs the jobs its front recorded, and operations nobody holds.
 
-Started by the front (`WorkerProcess`). Its first line on stdout says whether it could start
-(`{"ready": true}`, or `{"failed": reason}` and exit code 2: a corrupt state database, a
-missing CML key, wrong settings); after that each line on stdin is a nudge to look for jobs
-now. Jobs and operations come from the state database, so whatever a dead worker held is
-taken again by the next. When stdin closes (the front stops, or died) or on SIGTERM or
-SIGINT, it hands what it runs over at the next step boundary and exits (`bot.process`).
+Started by the front (`WorkerProcess`), with `--front http` or `--front socket`: the front's
+mode. Its first line on stdout says whether it could start (`{"ready": true}`, or
+`{"failed": reason}` and exit code 2: a corrupt state database, a missing CML key, wrong
+settings); after that each line on stdin is a nudge to look for jobs now. Once ready it logs
+the readiness checks in one paragraph, Slack's for the front's mode included: they load
+MLflow, which the front never imports. Jobs and operations come from the state database, so
+whatever a dead worker held is taken again by the next. When stdin closes (the front stops,
+or died) or on SIGTERM or SIGINT, it hands what it runs over at the next step boundary and
+exits (`bot.process`).
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import logging
 import os
 import sys
 import threading
+from argparse import ArgumentParser
 from typing import TextIO
 
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.check import log_readiness
 from bot.process import HANDOVER_S, Background, Stopping, background, slack_work
-from bot.slack.settings import SlackSettings
+from bot.slack.settings import Mode, SlackSettings
 from core import metrics
 from core.config import Settings
 from core.errors import ChatOpsError
@@ -51,7 +56,16 @@ def _say(out: TextIO, **status: object) -> None:
     out.flush()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m bot.slack.worker")
+    parser.add_argument(
+        "--front",
+        type=Mode,
+        choices=[Mode.HTTP, Mode.SOCKET],
+        default=None,
+        help="the mode of the front that started it (default: as the Slack settings say)",
+    )
+    args = parser.parse_args(argv)
     # Only status lines may reach the front through stdout: anything a library prints from
     # the first moment on goes to stderr (the log) instead, file descriptor and all.
     out = os.fdopen(os.dup(1), "w", buffering=1)
@@ -106,6 +120,8 @@ def main() -> int:
     os.nice(10)
     # each line on stdin is a nudge; its end (the front closed it, or died) means stop
     threading.Thread(target=_nudges, args=(running, stopping), name="nudges", daemon=True).start()
+    # one paragraph in the log on what is not ready, Slack's checks for the front's mode too
+    log_readiness(settings, slack, args.front or slack.mode)
     stopping.wait()
     held = len(runtime.leases.held)
     log.info("%s: handing over what this worker runs (%d operation(s))", stopping.reason, held)

@@ -15,8 +15,8 @@ import pytest
 from cml_support import API_KEY, PROJECT_ID, MlflowRuns
 from cmlapi_support import RecordingProxy
 
-from bot.check import NEEDED_SCOPES, slack_findings
-from bot.cli import _log_readiness, main
+from bot.check import NEEDED_SCOPES, log_readiness, slack_findings
+from bot.cli import main
 from bot.slack.manifest import manifest
 from bot.slack.settings import Mode, SlackSettings
 from core.config import Environment, Settings
@@ -353,7 +353,7 @@ def test_the_start_up_log_says_in_one_paragraph_what_is_not_ready(
     )
     http = SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=slack.api_url)
     with caplog.at_level(logging.INFO, logger="chatops.check"):
-        _log_readiness(settings, http, Mode.HTTP).join(timeout=60)
+        log_readiness(settings, http, Mode.HTTP).join(timeout=60)
     [record] = [r for r in caplog.records if r.name == "chatops.check"]
     assert record.levelno == logging.WARNING
     text = record.getMessage()

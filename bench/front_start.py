@@ -1,0 +1,145 @@
+"""Start-up of the Slack front as deployed: time to `/healthz` and `/readyz`, and memory.
+
+    python bench/front_start.py [--runs 3] [--environments local|cml] [--tree PATH]
+
+Starts `chatops run --mode http` (the front and its worker process) against the Slack Web
+API emulator and a registry holding the demo model, `--runs` times, each in a fresh state
+directory; reports for each start the time to the first `/healthz` and `/readyz` answers,
+the front's CPU time until then, and the resident memory (RSS) of the front, its worker and
+whatever else they started (the model-server runtime), 3 s after `/readyz`. `--environments
+cml` configures one CML environment (served by the CML emulator) instead of a local one.
+`--tree` starts the bot of another checkout (an older commit, for a before/after figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.registry.demo import create_demo_model  # noqa: E402
+from emulators.cml import start_emulator  # noqa: E402
+from tests.conftest import free_port_range  # noqa: E402
+from tests.slack_api.emulator import SlackEmulator  # noqa: E402
+
+TOKEN, SECRET, KEY_VAR = "xoxb-bench", "bench-signing-secret", "BENCH_CML_API_KEY"
+
+
+def mb(processes: list[psutil.Process]) -> float:
+    return sum(p.memory_info().rss for p in processes) / 2**20
+
+
+def start_once(tree: Path, env: dict[str, str], port: int, log: Path) -> dict[str, float]:
+    with open(log, "w") as out:
+        began = time.monotonic()
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run", "--mode", "http"],
+            env=env,
+            cwd=tree,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    seen: dict[str, float] = {}
+    try:
+        while "readyz" not in seen:
+            for path in ("healthz", "readyz"):
+                if path in seen:
+                    continue
+                try:
+                    if httpx.get(f"{base}/{path}", timeout=1).status_code == 200:
+                        seen[path] = time.monotonic() - began
+                except httpx.HTTPError:
+                    break
+            if bot.poll() is not None or time.monotonic() - began > 180:
+                raise SystemExit(f"the bot did not get ready:\n{log.read_text()}")
+            time.sleep(0.01)
+        front = psutil.Process(bot.pid)
+        cpu = front.cpu_times()
+        seen["front_cpu"] = cpu.user + cpu.system
+        time.sleep(3)  # the readiness checks and warm-up of the first seconds settle
+        others = front.children(recursive=True)
+        worker = [p for p in others if "bot.slack.worker" in " ".join(p.cmdline())]
+        seen["front_mb"] = mb([front])
+        seen["worker_mb"] = mb(worker)
+        seen["rest_mb"] = mb([p for p in others if p not in worker])
+    finally:
+        bot.send_signal(signal.SIGINT)
+        bot.wait(60)
+        subprocess.run(
+            [sys.executable, "-m", "bot.cli", "down"], env=env, cwd=tree, capture_output=True
+        )
+    return seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--environments", choices=["local", "cml"], default="local")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to start")
+    args = parser.parse_args()
+    tree = args.tree.resolve()
+    work = Path(tempfile.mkdtemp(prefix="chatops-front-"))
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    create_demo_model(tracking_uri=uri, artifact_root=work / "artifacts")
+    slack = SlackEmulator(bot_token=TOKEN).start()
+    cml = start_emulator(tracking_uri=uri, api_key="k3y", projects=[{"name": "demo", "id": "p1"}])
+    rows = []
+    try:
+        for run in range(args.runs):
+            port, _ = free_port_range()
+            environment: dict[str, object] = {"name": "dev", "admins": ["U0BENCH"]}
+            if args.environments == "cml":
+                environment.update(target="cml", url=cml.url, api_key_env=KEY_VAR, project_id="p1")
+            else:
+                environment["port_range"] = [port + 1, port + 9]
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
+                "PYTHONPATH": str(tree),
+                "SLACK_BOT_TOKEN": TOKEN,
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": slack.api_url,
+                "PORT": str(port),
+                "SLACK_HOST": "127.0.0.1",
+                "CHATOPS_STATE_DIR": str(work / f"state{run}"),
+                "CHATOPS_MLFLOW_TRACKING_URI": uri,
+                "CHATOPS_ENVIRONMENTS": json.dumps([environment]),
+                KEY_VAR: "k3y",
+            }
+            row = start_once(tree, env, port, work / f"bot{run}.log")
+            rows.append(row)
+            print(
+                f"start {run + 1}: /healthz {row['healthz']:.2f} s, /readyz {row['readyz']:.2f} s,"
+                f" front CPU {row['front_cpu']:.2f} s; RSS front {row['front_mb']:.0f} MB,"
+                f" worker {row['worker_mb']:.0f} MB, model-server runtime {row['rest_mb']:.0f} MB",
+                flush=True,
+            )
+    finally:
+        slack.stop()
+        cml.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    median = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    print(
+        f"median of {len(rows)} ({args.environments} environment): /healthz "
+        f"{median['healthz']:.2f} s, /readyz {median['readyz']:.2f} s, front CPU "
+        f"{median['front_cpu']:.2f} s; RSS front {median['front_mb']:.0f} MB, worker "
+        f"{median['worker_mb']:.0f} MB, model-server runtime {median['rest_mb']:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
