@@ -10,12 +10,14 @@ the announcement, one row per endpoint and front, decides which one tells.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import datetime
 
 from core.errors import ChatOpsError
 from core.marks import command
 from core.oncall.alerts import Alert, AlertKind, Alerts
-from core.store.models import Endpoint
+from core.outbox import ALERT, Outbox
+from core.store.models import DownRow, Endpoint, OwedRow
 from core.store.repos import Repositories
 from core.targets.base import EndpointRef, Target
 
@@ -29,11 +31,14 @@ class Sentinel:
         repos: Repositories,
         targets: dict[str, Target],
         alerts: Alerts,
+        outbox: Outbox,
         scan_s: float,
         down_checks: int,
     ) -> None:
         self.repos = repos
         self.targets = targets
+        # an outage and its end are owed in the transaction that records them
+        self.outbox = outbox
         self.alerts = alerts
         self.scan_s = scan_s
         self.down_checks = down_checks
@@ -79,8 +84,6 @@ class Sentinel:
 
     def _announce(self, ep: Endpoint, detail: str) -> None:
         front = self.alerts.front
-        if not self.repos.watches.announce_down(ep.env, ep.name, front=front, version=ep.version):
-            return  # another bot process told it
         previous = self.repos.operations.previous_version(ep.env, ep.name, ep.version)
         offer = (
             OFFER.format(previous=previous, endpoint=ep.name, env=ep.env)
@@ -95,18 +98,41 @@ class Sentinel:
             v=ep.version,
             offer=offer,
         )
-        log.warning("%s", text)
         alert = Alert(
             AlertKind.DOWN, ep.env, ep.name, text, version=ep.version, rollback_to=previous
         )
+        owed = self.outbox.row(ALERT, asdict(alert), front=front)
+        if not self.repos.watches.announce_down(
+            ep.env, ep.name, front=front, version=ep.version, owed=owed
+        ):
+            return  # another bot process told it
+        log.warning("%s", text)
+        self.tell(alert, owed.id)
+
+    def tell(self, alert: Alert, owed: str) -> None:
+        """Tell an owed alert and mark it sent; where a DOWN was shown is kept, for its UP
+        to take the offer away."""
         where = self.alerts.tell(alert)
-        self.repos.watches.shown_down(ep.env, ep.name, front=front, where=where)
+        if alert.kind is AlertKind.DOWN:
+            self.repos.watches.shown_down(
+                alert.env, alert.endpoint, front=self.alerts.front, where=where
+            )
+        self.outbox.sent(owed)
 
     def _up(self, env: str, endpoint: str, *, text: str) -> None:
-        row = self.repos.watches.up_again(env, endpoint, front=self.alerts.front)
-        if row is not None:
+        front = self.alerts.front
+        told: list[tuple[Alert, str]] = []
+
+        def owe(down: DownRow) -> OwedRow:
+            alert = Alert(AlertKind.UP, env, endpoint, text, oncall=dict(down.where))
+            row = self.outbox.row(ALERT, asdict(alert), front=front)
+            told.append((alert, row.id))
+            return row
+
+        if self.repos.watches.up_again(env, endpoint, front=front, owe=owe) is not None:
             log.info("%s", text)
-            self.alerts.tell(Alert(AlertKind.UP, env, endpoint, text, oncall=dict(row.where)))
+            for alert, owed in told:
+                self.tell(alert, owed)
 
 
 # -- texts -------------------------------------------------------------------------------

@@ -140,6 +140,7 @@ class Watcher:
             repos=repos,
             targets=targets,
             alerts=alerts,
+            outbox=outbox,
             scan_s=scan_s if scan_s is not None else 3 * check_s,
             down_checks=DOWN_CHECKS,
         )
@@ -186,7 +187,8 @@ class Watcher:
             log.error("alert %s cannot be read by this version: dropped", row.id)
         else:
             log.info("telling %s of %s in %s, left untold", alert.kind, alert.endpoint, alert.env)
-            self.alerts.tell(alert)
+            self.sentinel.tell(alert, row.id)
+            return True
         self.outbox.sent(row.id)
         return True
 

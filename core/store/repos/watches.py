@@ -8,7 +8,7 @@ it fails, what happens then) is the Watcher's (core/oncall/watching.py); this on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.store.db import Database
-from core.store.models import DownRow, WatchRow, WatchState, new_id
+from core.store.models import DownRow, OwedRow, WatchRow, WatchState, new_id
 from core.store.repos import leased
 
 JUDGED = (WatchState.CLEAN, WatchState.ROLLED_BACK, WatchState.HELD, WatchState.FAILED)
@@ -225,9 +225,12 @@ class WatchRepository:
         )
 
     # -- endpoints down outside a rollout --------------------------------------------------
-    def announce_down(self, env: str, endpoint: str, *, front: str, version: int) -> bool:
+    def announce_down(
+        self, env: str, endpoint: str, *, front: str, version: int, owed: OwedRow | None = None
+    ) -> bool:
         """Whether this caller is the one to announce the endpoint down to `front` (True
-        once per outage, whichever process asks)."""
+        once per outage, whichever process asks); `owed` (the announcement) is recorded
+        with it, or not at all."""
         try:
             with self.db.session(conflicts=True) as s:
                 s.add(
@@ -240,6 +243,8 @@ class WatchRepository:
                         where={},
                     )
                 )
+                if owed is not None:
+                    s.add(owed)
         except IntegrityError:
             return False
         return True
@@ -256,9 +261,17 @@ class WatchRepository:
         with self.db.session() as s:
             return list(s.scalars(select(DownRow).where(DownRow.front == front)))
 
-    def up_again(self, env: str, endpoint: str, *, front: str) -> DownRow | None:
+    def up_again(
+        self,
+        env: str,
+        endpoint: str,
+        *,
+        front: str,
+        owe: Callable[[DownRow], OwedRow] | None = None,
+    ) -> DownRow | None:
         """Forget an outage (the endpoint is up, or changed): the row, when this caller
-        removed it."""
+        removed it; what `owe` makes of it (its end, told) is recorded in the same
+        transaction."""
         with self.db.session() as s:
             row = s.get(DownRow, (env, endpoint, front))
             if row is None:
@@ -268,4 +281,8 @@ class WatchRepository:
                     DownRow.env == env, DownRow.endpoint == endpoint, DownRow.front == front
                 )
             )
-            return row if getattr(gone, "rowcount", 0) == 1 else None
+            if getattr(gone, "rowcount", 0) != 1:
+                return None
+            if owe is not None:
+                s.add(owe(row))
+            return row

@@ -366,3 +366,38 @@ def test_a_verdict_its_process_died_before_telling_is_told_once_by_the_next_watc
     watcher.tick()
     watcher.tick()
     assert len(told) == 1 and "nothing to roll back to" in told[0]
+
+
+def test_an_outage_whose_teller_died_is_told_once_by_the_next_watcher(
+    core: Core, watcher: Watcher, target: CountingTarget, clock: FakeClock, told: list[str]
+) -> None:
+    dying = Watcher(
+        settings=core.settings,
+        repos=core.repos,
+        targets=core.targets,
+        deployer=core.deployer,
+        runner=core.runner,
+        alerts=DyingAlerts(),
+        outbox=Outbox(core.repos.outbox, owner="gone", lease_s=30, max_attempts=3),
+    )
+    dying.owner = "gone"
+    deploy(core, 1)
+    watcher.tick()
+    clock.advance(core.settings.environments[0].watch_s + CHECK_S)
+    watcher.tick()  # its window ended clean: from now on only the watch between rollouts
+    told.clear()
+    target.down = True
+    with pytest.raises(SystemExit):
+        for _ in range(10):  # down at enough scans in a row: announced, and it dies telling
+            clock.advance(3 * CHECK_S)
+            dying.tick()
+    assert told == [] and [d.endpoint for d in core.repos.watches.downs("")] == ["iris"]
+    clock.advance(31)  # what the dead process owed is free to take
+    watcher.tick()
+    watcher.tick()
+    assert len(told) == 1 and "iris in dev is down" in told[0]
+    target.down = False
+    clock.advance(3 * CHECK_S)
+    watcher.tick()
+    assert len(told) == 2 and "iris in dev is up again" in told[1]
+    assert core.repos.outbox.pending() == 0
