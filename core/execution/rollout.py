@@ -32,6 +32,7 @@ from core.errors import (
     LeaseLost,
     NotFound,
     StepTimeout,
+    StoreError,
 )
 from core.events import OWED, EventKind, Outcome, Reporter
 from core.execution import steps
@@ -87,9 +88,9 @@ class Rollouts:
         except LeaseLost:
             outcome = self._lost(run)
         except ChatOpsError as exc:
-            outcome = self._failed(run, op, self.repos.endpoints.get(op.env, op.endpoint), exc)
+            outcome = self._failing(run, op, exc, known=True)
         except Exception as exc:  # a bug must still end the operation, visibly
-            outcome = self._failed(run, op, None, _unexpected(exc, op))
+            outcome = self._failing(run, op, _unexpected(exc, op), known=False)
         finally:
             self._let_go(run)
         return outcome
@@ -340,15 +341,29 @@ class Rollouts:
             "headline": headline,
             "elapsed_s": time.monotonic() - run.started,
         }
-        with self.repos.db.session():
-            ended = self.repos.operations.finish(run.op_id, state, error, hold=run.hold)
-            if ended:
-                self._let_go(run)
-                self._audit(op, outcome)
-                owed = self.outbox.owe(FINAL, final, front=op.front, operation_id=run.op_id)
+        try:
+            with self.repos.db.session():
+                ended = self.repos.operations.finish(run.op_id, state, error, hold=run.hold)
+                if ended:
+                    if run.lock is not None:  # forgotten here only once this commits
+                        self.locker.release(*run.lock)
+                    self._audit(op, outcome)
+                    owed = self.outbox.owe(FINAL, final, front=op.front, operation_id=run.op_id)
+        except StoreError as exc:
+            # nothing of the end was kept, the lock included: the operation is left to be
+            # taken over once its lease lapses, and ended then (what it did is recorded)
+            log.error(
+                "the end of operation %s could not be recorded (%s): a bot process takes it "
+                "over and ends it once its lease lapses",
+                run.op_id,
+                exc.message,
+            )
+            run.lock = None  # still held in the database, by the operation, for its taker
+            raise LeaseLost(f"operation {run.op_id}: its end could not be recorded") from exc
         if not ended:
             self._lost(run)
             return False
+        run.lock = None
         failpoints.hit("operation.ended")
         run.emit(told, "", said, **{**shown, OWED: owed})
         failpoints.hit("operation.told")
@@ -389,6 +404,15 @@ class Rollouts:
         if run.lock is not None:
             self.locker.release(*run.lock)
             run.lock = None
+
+    def _failing(self, run: Run, op: Operation, exc: ChatOpsError, *, known: bool) -> Outcome:
+        """`_failed`, for what went wrong outside a rollout's steps; an end that cannot be
+        recorded leaves the operation to be taken over."""
+        try:
+            current = self.repos.endpoints.get(op.env, op.endpoint) if known else None
+            return self._failed(run, op, current, exc)
+        except LeaseLost:
+            return self._lost(run)
 
     def _failed(
         self, run: Run, op: Operation, current: Endpoint | None, exc: ChatOpsError

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from core.admission.roles import Actor
 from core.config import Environment, Settings
@@ -17,6 +20,7 @@ from core.execution.leases import Leases
 from core.registry.mlflow import Registry
 from core.resources import Resources
 from core.runtime import Core, wire
+from core.store.models import AuditRow
 from core.store.repos import Repositories
 from tests.conftest import Recorder
 from tests.recording import RecordingTarget
@@ -177,3 +181,37 @@ def test_a_process_that_hands_over_leaves_the_operation_at_the_next_step_for_ano
     assert target.calls[-2:] == ["check", "switch"]
     assert core.repos.locks.get("dev", "iris") is None
     other.leases.close()
+
+
+def test_an_end_that_cannot_be_recorded_is_taken_over_and_ended_not_failed(
+    core: Core, target: RecordingTarget
+) -> None:
+    """The transaction that ends a deploy fails (SQLite busy past its timeout, a dropped
+    PostgreSQL connection): the deploy is not called failed, its lock is not lost; the
+    process that takes it over ends it, once."""
+    op_id = queue(core)
+    refused: list[bool] = []
+
+    def busy(session: Session) -> None:
+        ending = [o for o in session.new if isinstance(o, AuditRow) and o.outcome == "succeeded"]
+        if ending and not refused:
+            refused.append(True)
+            raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    event.listen(core.repos.db._sessions, "before_commit", busy)
+    seen = Recorder()
+    runner = core.worker(reporter_for=lambda _op: seen)
+    runner.run_pending()
+    op = core.repos.operations.get(op_id)
+    assert refused and op is not None and op.state == "running"
+    assert core.repos.locks.get("dev", "iris") is not None  # still the operation's
+    assert not [e for e in seen.events if e.kind in (EventKind.SUCCEEDED, EventKind.FAILED)]
+
+    core.repos.operations.let_lapse(runner.owner)  # its lease lapses
+    runner.run_pending()
+    op = core.repos.operations.get(op_id)
+    assert op is not None and (op.state, op.attempts) == ("succeeded", 2)
+    assert core.repos.locks.get("dev", "iris") is None
+    rows = [e for e in core.repos.audit.entries() if e.operation_id == op_id]
+    assert [r.outcome for r in rows] == ["succeeded"]
+    assert [e.kind for e in seen.events].count(EventKind.SUCCEEDED) == 1
