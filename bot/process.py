@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
+from core.errors import StoreError
 from core.events import LogReporter, Reporter
+from core.execution.leases import let_lapse
 from core.oncall.alerts import Alerts, LogAlerts
 
 if TYPE_CHECKING:
@@ -130,6 +132,12 @@ class Background:
         left = self.runner.hand_over(within)
         if self.taker is not None:
             left = self.taker.hand_over(within) and left
+        # last, once no thread of this process is sending anything: what it still held
+        # (jobs, watches, what it owed) is taken elsewhere now, not a lease later
+        try:
+            let_lapse(self.runtime.repos.db, self.runtime.leases.owner)
+        except StoreError as exc:  # it lapses by itself a lease later
+            log.warning("could not end the leases this process held: %s", exc.message)
         return left
 
 

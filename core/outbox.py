@@ -75,7 +75,7 @@ class Outbox:
                 self.owner, lease_s=self.lease_s, kinds=frozenset({kind}), fronts=fronts
             )
         ) is not None:
-            if row.attempts <= self.max_attempts + 1:
+            if row.attempts <= self.max_attempts:  # the first try counts: its process's
                 return row
             log.error(
                 "%s %s could not be sent in %d attempts: given up", kind, row.id, row.attempts - 1
@@ -84,6 +84,6 @@ class Outbox:
         return None
 
     def answered(self, job_id: str) -> bool:
-        """Whether the job recorded an answer already (taken again after its process died:
-        it answers nothing new)."""
-        return bool(self.repo.of_job(job_id))
+        """Whether the job recorded its answer already (taken again after its process died:
+        it answers nothing new); what it said on the way there does not count."""
+        return any(row.payload.get("final", True) for row in self.repo.of_job(job_id))

@@ -34,6 +34,8 @@ FRONTS = frozenset({FRONT})
 STOPPING_GRACE_S = 2.0
 # the longest wait before a worker that died while it worked is started again
 TOOK_BACKOFF_S = 4.0
+# workers in a row that took work and died before they were ready: then the front is unready
+WARMING_CRASHES = 3
 
 
 class Dispatcher(Protocol):
@@ -232,6 +234,7 @@ class WorkerProcess:
         self._ready = threading.Event()
         self.proc: subprocess.Popen[str] | None = None
         self.owner = ""  # the running worker's owner name, as it said when ready
+        self._warming_crashes = 0  # workers in a row that took work and died before ready
 
     def stopping(self) -> None:
         """The front is stopping: start no worker from now on, nor wait for one to be ready
@@ -290,15 +293,25 @@ class WorkerProcess:
         if self._closing.is_set() or (signalled and self.pause(STOPPING_GRACE_S)):
             return
         # A worker that ran and died leaves the front ready: what is recorded meanwhile waits
-        # in the database for the next one. One that could not start makes it unready.
-        # (one that took work and died while it warmed up is a crash, not a failed start)
-        if not was_ready and not took:
-            self.unready = self.unready or f"the worker process exited with code {code}"
-        self._ready.set()
+        # in the database for the next one. One that could not start makes it unready. One
+        # that took work and died while it warmed up crashed at that work: the next one is
+        # started soon and waited for, unless that happened WARMING_CRASHES times in a row.
+        crashed = took and not was_ready
+        self._warming_crashes = self._warming_crashes + 1 if crashed else 0
+        failed = not was_ready and (not took or self._warming_crashes >= WARMING_CRASHES)
+        if failed:
+            self.unready = (
+                f"the worker process exited with code {code} "
+                f"{self._warming_crashes} times in a row while it warmed up"
+                if took
+                else self.unready or f"the worker process exited with code {code}"
+            )
+        if was_ready or failed:
+            self._ready.set()
         lived = time.monotonic() - began
-        # one that crashes as it starts waits longer and longer; one that crashed while it
-        # worked is started again soon (what it ran waits for it), its jobs' attempts counted
-        longest = TOOK_BACKOFF_S if took else self.max_backoff_s
+        # one that cannot start waits longer and longer; one that crashed while it worked is
+        # started again soon (what it ran waits for it), its jobs' attempts counted
+        longest = self.max_backoff_s if failed else TOOK_BACKOFF_S if took else self.max_backoff_s
         self._backoff = 0.0 if lived > 60 else min(max(1.0, 2 * self._backoff), longest)
         log.error(
             "the worker process exited (code %s%s): starting a new one in %.0f s",

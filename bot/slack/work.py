@@ -52,7 +52,7 @@ from core.admission.plans import PlanReport
 from core.admission.roles import Actor
 from core.events import LogReporter, Notice, Outcome, Refusal, Reporter
 from core.oncall.overview import overview
-from core.outbox import ANSWER
+from core.outbox import ANSWER, Outbox
 from core.registry.runs import Registered
 from core.scrub import scrub_value
 from core.store.jobs import JobRow, JobState
@@ -147,7 +147,7 @@ class Work:
             self.home_seen.add(job.user_id)
             self._refresh_home(job)
             return JobState.DONE
-        respond = self._answering(row, self._responder(job))
+        respond = Answers(self.runtime.outbox, row.id, self._responder(job))
         try:
             if row.attempts > 1 and self._carried_on(row, job, respond):
                 return JobState.ABANDONED if row.attempts > self.max_attempts else JobState.DONE
@@ -179,19 +179,6 @@ class Work:
             return TypedResponder(self.poster, job)
         return Responder(job.response_url)
 
-    def _answering(self, row: JobRow, respond: Respond) -> Respond:
-        """`respond`, each answer recorded as owed before it is sent and marked sent after."""
-        outbox = self.runtime.outbox
-
-        def answer(**message: object) -> None:
-            owed = outbox.owe(ANSWER, {"message": scrub_value(message)}, front=FRONT, job_id=row.id)
-            failpoints.hit("answer.recorded")
-            respond(**message)
-            failpoints.hit("answer.sent")
-            outbox.sent(owed)
-
-        return answer
-
     def send_owed(self) -> bool:
         """Send one answer or announcement a bot process recorded and did not send (it
         stopped, or Slack refused the announcement); False when there is none."""
@@ -216,7 +203,7 @@ class Work:
         self.runtime.outbox.sent(owed.id)
         return True
 
-    def _command(self, row: JobRow, job: Asked, respond: Respond) -> None:
+    def _command(self, row: JobRow, job: Asked, respond: Answers) -> None:
         """Parse what the job stands for with the one grammar, run it, render its reply."""
         found = parse(*job.entry)
         if isinstance(found, UsageError):
@@ -236,7 +223,14 @@ class Work:
             resume=row.attempts > 1,
             on_decided=lambda decided: self._decided(row, job, respond, decided),
         )
-        self._render(module.run(parsed, ctx), job, respond, reporter)
+        # what is said while the command runs (a verdict shown, a thread's fallback) is not
+        # its answer: a job taken again after only that runs the command again
+        respond.final = False
+        try:
+            reply = module.run(parsed, ctx)
+        finally:
+            respond.final = True
+        self._render(reply, job, respond, reporter)
 
     def publish_home(self, user: str, naming: Naming) -> None:
         """The App Home as `user` sees it now, its commands as `naming` registers them."""
@@ -400,3 +394,23 @@ class Work:
                 job.naming,
             )
             self.requests.show(request.where or {}, note, respond, keep_buttons=False)
+
+
+class Answers:
+    """A job's `respond`: each answer recorded as owed before it is sent and marked sent
+    after. An answer given while `final` (the command's own reply, a refusal, an error)
+    means the job answered: taken again after its process died, it answers nothing new."""
+
+    def __init__(self, outbox: Outbox, job_id: str, respond: Respond) -> None:
+        self.outbox = outbox
+        self.job_id = job_id
+        self.respond = respond
+        self.final = True
+
+    def __call__(self, **message: object) -> None:
+        said = {"message": scrub_value(message), "final": self.final}
+        owed = self.outbox.owe(ANSWER, said, front=FRONT, job_id=self.job_id)
+        failpoints.hit("answer.recorded")
+        self.respond(**message)
+        failpoints.hit("answer.sent")
+        self.outbox.sent(owed)

@@ -105,19 +105,22 @@ def main(argv: list[str] | None = None) -> int:
         _say(out, failed=reason)
         runtime.close()
         return 2
+    # The model-server runtime is started first, at normal priority: model servers come from
+    # it, so they keep it. Then acks, which have a deadline, go first when the front and this
+    # worker both want the CPU: this thread lowers its priority, and every thread it starts
+    # from now on has it too (on Linux a thread's priority is its own, inherited at start).
+    if settings.serves_locally:
+        runtime.zygote.prewarm()
+    os.nice(10)
     # Work is taken at once: a worker started after another died resumes what that one left
-    # while the model-server runtime warms (a deploy waits for it, a status does not). Ready
-    # is said only once a command would be answered at once: the runtime started (seconds,
-    # at normal priority), before the front says it can run commands.
+    # while the runtime warms (a deploy waits for it, a status does not). The front learns
+    # whose leases to end first, should this worker die before it is ready; ready is said
+    # only once a command would be answered at once.
     running = background(runtime, work=work, slack=slack)
-    running.start()
-    # the front learns whose leases to end should this worker die before it is ready
     _say(out, taking=True, owner=running.owner)
+    running.start()
     runtime.warm_up(wait=True)
     _say(out, ready=True, owner=running.owner)
-    # Acks have a deadline and deploys do not: when both want the CPU, the front goes first.
-    # Model servers come from the runtime started above, so they keep normal priority.
-    os.nice(10)
     # each line on stdin is a nudge; its end (the front closed it, or died) means stop
     threading.Thread(target=_nudges, args=(running, stopping), name="nudges", daemon=True).start()
     # one paragraph in the log on what is not ready, Slack's checks for the front's mode too

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from core.config import Settings
 from core.errors import StoreError
 from core.events import OWED, RETOLD, Event, EventKind, NullReporter, Outcome, Reporter
-from core.execution.leases import Leases, let_lapse
+from core.execution.leases import Leases
 from core.execution.rollout import Rollouts
 from core.outbox import FINAL, Outbox
 from core.store.models import Operation, OwedRow
@@ -211,8 +211,8 @@ class Runner:
             self._thread.join(within)
         _done, stuck = wait(list(self._running), timeout=within)
         self._pool.shutdown(wait=False)
-        try:  # what is left (jobs and watches of this process too) is taken elsewhere now
-            let_lapse(self.operations.db, self.owner)
+        try:  # what is left of its operations is taken elsewhere now
+            self.operations.let_lapse(self.owner)
         except StoreError as exc:  # it lapses by itself a lease later
             log.warning("could not end the leases this process held: %s", exc.message)
         return not stuck

@@ -90,7 +90,7 @@ def test_a_row_that_cannot_be_sent_is_given_up_after_max_attempts(
     for n in range(4):
         clock.advance(31)  # each taker dies before sending it
         taken.append(outbox(repos, f"bot-{n}", max_attempts=2).take(FINAL, SLACK))
-    assert [t is not None for t in taken] == [True, True, False, False]
+    assert [t is not None for t in taken] == [True, False, False, False]
     assert repos.outbox.pending() == 0
 
 
@@ -105,3 +105,13 @@ def test_rows_sent_long_ago_are_forgotten_and_unsent_ones_kept(
     assert repos.outbox.forget_sent_before(clock.now()) == 1
     assert not mine.answered("job-1") and mine.answered("job-2")
     assert [r.id for r in repos.outbox.of_job("job-2")] == [kept]
+
+
+def test_only_a_jobs_own_answer_means_it_answered(repos: Repositories) -> None:
+    """What a job said on the way (a verdict shown on a request) does not end it: taken
+    again, it runs its command again; its own answer does."""
+    mine = outbox(repos, "bot-a")
+    mine.owe(ANSWER, {"message": {"text": "approved"}, "final": False}, job_id="job-1")
+    assert not mine.answered("job-1")
+    mine.owe(ANSWER, {"message": {"text": "refused"}, "final": True}, job_id="job-1")
+    assert mine.answered("job-1")
