@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -53,12 +54,19 @@ def worker_of(bot: Bot) -> int | None:
     return None
 
 
+def ready(bot: Bot) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{bot.port}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def die_at(bots: list[Bot], points: Path, point: str, ask: Callable[[], None]) -> None:
     """Arm `point` in the running workers, ask, and wait until the worker that reached it
     died there and its front started the next one."""
     assert point in POINTS
     first = bots[0]
-    first.wait_until(lambda: all(worker_of(b) is not None for b in bots), 60, "the workers")
+    first.wait_until(lambda: all(ready(b) and warm(b) for b in bots), 90, "the fronts ready")
     workers = [worker_of(b) for b in bots]
     (points / point).touch()
     ask()
@@ -72,6 +80,16 @@ def die_at(bots: list[Bot], points: Path, point: str, ask: Callable[[], None]) -
         60,
         "the next worker",
     )
+    # and warm: each worker logs its readiness once it is (a test asking of a worker that
+    # is still warming kills it there, three times in a row makes its front unready)
+    first.wait_until(lambda: all(warm(b) for b in bots), 90, "the next worker warm")
+
+
+def warm(bot: Bot) -> bool:
+    """Whether the bot's worker now is warm: every worker logs its readiness once it is,
+    and its front logs each one that exited."""
+    log = bot.text
+    return log.count("chatops.check Readiness") > log.count("the worker process exited")
 
 
 def settled(bot: Bot) -> bool:
