@@ -341,9 +341,8 @@ class DyingAlerts(LogAlerts):
         raise SystemExit("the bot process died")
 
 
-def test_a_verdict_its_process_died_before_telling_is_told_once_by_the_next_watcher(
-    core: Core, watcher: Watcher, target: CountingTarget, clock: FakeClock, told: list[str]
-) -> None:
+def dying_watcher(core: Core) -> Watcher:
+    """The watcher of another bot process, which dies as it is about to tell anything."""
     dying = Watcher(
         settings=core.settings,
         repos=core.repos,
@@ -354,6 +353,13 @@ def test_a_verdict_its_process_died_before_telling_is_told_once_by_the_next_watc
         outbox=Outbox(core.repos.outbox, owner="gone", lease_s=30, max_attempts=3),
     )
     dying.owner = "gone"
+    return dying
+
+
+def test_a_verdict_its_process_died_before_telling_is_told_once_by_the_next_watcher(
+    core: Core, watcher: Watcher, target: CountingTarget, clock: FakeClock, told: list[str]
+) -> None:
+    dying = dying_watcher(core)
     deploy(core, 1)
     dying.tick()
     target.down = True
@@ -371,16 +377,7 @@ def test_a_verdict_its_process_died_before_telling_is_told_once_by_the_next_watc
 def test_an_outage_whose_teller_died_is_told_once_by_the_next_watcher(
     core: Core, watcher: Watcher, target: CountingTarget, clock: FakeClock, told: list[str]
 ) -> None:
-    dying = Watcher(
-        settings=core.settings,
-        repos=core.repos,
-        targets=core.targets,
-        deployer=core.deployer,
-        runner=core.runner,
-        alerts=DyingAlerts(),
-        outbox=Outbox(core.repos.outbox, owner="gone", lease_s=30, max_attempts=3),
-    )
-    dying.owner = "gone"
+    dying = dying_watcher(core)
     deploy(core, 1)
     watcher.tick()
     clock.advance(core.settings.environments[0].watch_s + CHECK_S)
