@@ -136,7 +136,9 @@ class JobTaker:
             return self.send_owed()
         except StoreError as exc:
             log.warning("could not look for answers to send: %s", exc.message)
-            return False
+        except Exception:  # the loop that takes jobs must outlive one bad row
+            log.exception("sending what was owed failed unexpectedly")
+        return False
 
     def _run(self, row: JobRow, slots: threading.Semaphore) -> None:
         state = JobState.DONE

@@ -172,6 +172,9 @@ class Runner:
                 except StoreError as exc:
                     log.warning("could not look for final words to tell: %s", exc.message)
                     told = False
+                except Exception:  # the loop that takes operations must outlive one bad row
+                    log.exception("telling a final word failed unexpectedly")
+                    told = False
                 if not told:
                     self._stop.wait(self.poll_s)
                 continue
