@@ -172,10 +172,6 @@ class Watcher:
         """Record `alert` as owed (inside the caller's transaction: the verdict's)."""
         return self.outbox.owe(ALERT, asdict(alert), front=self.alerts.front)
 
-    def _tell(self, alert: Alert, owed: str) -> None:
-        self.alerts.tell(alert)
-        self.outbox.sent(owed)
-
     def _tell_owed(self) -> bool:
         """Tell one verdict a bot process recorded and died before telling; False if none."""
         row = self.outbox.take(ALERT, frozenset({self.alerts.front}))
@@ -228,7 +224,7 @@ class Watcher:
                 )
                 owed = self._owe(clean) if ended else ""
             if ended:
-                self._tell(clean, owed)
+                self.sentinel.tell(clean, owed)
             return
         self.watches.update(w.id, self.owner, checks=w.checks + 1, downs=downs, checked_at=now)
 
@@ -276,7 +272,7 @@ class Watcher:
                     detail=text,
                 )
                 owed = self._owe(alert)
-            self._tell(alert, owed)
+            self.sentinel.tell(alert, owed)
             return
         if not self.watches.finish(w.id, self.owner, state, why):
             return
@@ -367,7 +363,7 @@ class Watcher:
         with self.repos.db.session():
             self.watches.note(w.id, WatchState.HELD if held else WatchState.FAILED, refusal.text)
             owed = self._owe(alert)
-        self._tell(alert, owed)
+        self.sentinel.tell(alert, owed)
 
     @staticmethod
     def _not_rolled_back(w: WatchRow, text: str) -> Alert:

@@ -140,9 +140,3 @@ class OutboxRepository:
         )
         with self.db.session() as s:
             return [(kind, int(n), aware(first)) for kind, n, first in s.execute(query).all()]
-
-    def pending(self) -> int:
-        with self.db.session() as s:
-            return len(
-                list(s.scalars(select(OwedRow.id).where(OwedRow.state == OwedState.PENDING)))
-            )

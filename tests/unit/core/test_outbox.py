@@ -91,7 +91,7 @@ def test_a_row_that_cannot_be_sent_is_given_up_after_max_attempts(
         clock.advance(31)  # each taker dies before sending it
         taken.append(outbox(repos, f"bot-{n}", max_attempts=2).take(FINAL, SLACK))
     assert [t is not None for t in taken] == [True, False, False, False]
-    assert repos.outbox.pending() == 0
+    assert repos.outbox.unsent() == []
 
 
 def test_rows_sent_long_ago_are_forgotten_and_unsent_ones_kept(

@@ -397,4 +397,4 @@ def test_an_outage_whose_teller_died_is_told_once_by_the_next_watcher(
     clock.advance(3 * CHECK_S)
     watcher.tick()
     assert len(told) == 2 and "iris in dev is up again" in told[1]
-    assert core.repos.outbox.pending() == 0
+    assert core.repos.outbox.unsent() == []
