@@ -22,19 +22,21 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from core.errors import StoreError
 from core.events import LogReporter, Reporter
 from core.execution.leases import let_lapse
+from core.execution.taking import Taker
 from core.oncall.alerts import Alerts, LogAlerts
 
 if TYPE_CHECKING:
     from bot.slack.dispatch import JobTaker
     from bot.slack.settings import SlackSettings
     from bot.slack.work import Work
+    from core.announcements import RegistryWatch
     from core.execution.runner import Runner
     from core.oncall.watching import Watcher
     from core.runtime import Runtime
@@ -90,50 +92,53 @@ class Stopping:
         return self._event.wait(timeout)
 
 
-class _Stoppable(Protocol):
-    def stop(self) -> None: ...
-
-
 @dataclass
 class Background:
-    """What runs work in one process: operations (`runner`), watch windows (`watcher`), and,
-    with Slack, the jobs fronts recorded (`taker`) and registry events (`registry`); all
-    under one owner name."""
+    """What runs work in one process, under one owner name and on one taker loop (`taker`):
+    operations (`runner`), watch windows (`watcher`), and, with Slack, the jobs fronts
+    recorded (`jobs`) and registry events (`registry`)."""
 
     runtime: Runtime
     runner: Runner
     watcher: Watcher
-    taker: JobTaker | None = None
+    jobs: JobTaker | None = None
     # registry events: polled, or the MLflow webhook registered (None: nobody to tell)
-    watch_registry: Callable[[], _Stoppable | None] | None = None
-    registry: _Stoppable | None = None
+    registry: RegistryWatch | None = None
+    taker: Taker = field(init=False)
+
+    def __post_init__(self) -> None:
+        sources = self.runner.sources() + self.watcher.sources()
+        if self.jobs is not None:
+            sources = self.jobs.sources() + sources  # quick answers are asked for first
+        if self.registry is not None:
+            sources += self.registry.sources()
+        self.taker = Taker(sources, poll_s=self.runtime.settings.runner_poll_s)
 
     @property
     def owner(self) -> str:
         return self.runner.owner
 
     def start(self) -> Background:
-        if self.taker is not None:
-            self.taker.start()
-        if self.watch_registry is not None:
-            self.registry = self.watch_registry()
-        self.runner.start()
-        self.watcher.start()
+        if self.jobs is not None:
+            self.jobs.attach(self.taker)
+        self.taker.start()
         return self
+
+    def nudge(self) -> None:
+        """A job was recorded: look now."""
+        self.taker.nudge()
 
     def hand_over(self, within: float = HANDOVER_S) -> bool:
         """Stop taking anything, leave every operation at its next step boundary with its
         lease ended (within `within` seconds, else mid-step, its lease ended all the same),
         and end the leases of jobs left; whether everything was left in time."""
-        self.runtime.leases.hand_over()  # first: operations jobs run stop at a boundary too
-        if self.registry is not None:
-            self.registry.stop()
+        self.runtime.leases.hand_over()  # first: every operation stops at a boundary
+        left = self.taker.hand_over(within)
         self.watcher.stop()  # an automatic rollback under way stops at its boundary too
-        left = self.runner.hand_over(within)
-        if self.taker is not None:
-            left = self.taker.hand_over(within) and left
+        if self.jobs is not None:
+            left = self.jobs.hand_over(within) and left
         # last, once no thread of this process is sending anything: what it still held
-        # (jobs, watches, what it owed) is taken elsewhere now, not a lease later
+        # (operations, jobs, watches, what it owed) is taken elsewhere now, not a lease later
         try:
             let_lapse(self.runtime.repos.db, self.runtime.leases.owner)
         except StoreError as exc:  # it lapses by itself a lease later
@@ -188,7 +193,7 @@ def background(
     runner = runtime.worker(
         reporter_for=work.reporter_for, fronts=FRONTS_SLACK, workers=slack.workers
     )
-    taker = JobTaker(
+    jobs = JobTaker(
         queue=runtime.jobs,
         run=work.run,
         send_owed=work.send_owed,
@@ -212,6 +217,6 @@ def background(
         runtime=runtime,
         runner=runner,
         watcher=watcher,
-        taker=taker,
-        watch_registry=work.announcer.watch,
+        jobs=jobs,
+        registry=work.announcer.watch(),
     )

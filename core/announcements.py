@@ -12,7 +12,7 @@ that dies or is refused before it posted it leaves it to be posted again.
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
@@ -20,6 +20,7 @@ from typing import Any
 
 from core.config import Settings
 from core.errors import ChatOpsError, NotFound, RegistryError
+from core.execution.taking import Source, rounds
 from core.outbox import ANNOUNCE, Outbox
 from core.registry.events import (
     RegistryEvent,
@@ -236,10 +237,10 @@ class Announcements:
         )
 
     def watch(self, announce: Callable[[Announcement], None], *, front: str) -> RegistryWatch:
-        """Start watching the registry in the background (`watching` says how): polling
-        hands each announcement to `announce` (owed to `front`); with a tracking server the
-        bot's webhook is registered (retried until the server takes it). `.stop()` ends it."""
-        return RegistryWatch(self, announce, front=front).start()
+        """How this process watches the registry (`watching` says how), as sources of its
+        taker loop: polling hands each announcement to `announce` (owed to `front`); with a
+        tracking server the bot's webhook is registered (retried until the server takes it)."""
+        return RegistryWatch(self, announce, front=front)
 
 
 class RegistryWatch:
@@ -249,51 +250,51 @@ class RegistryWatch:
         announce: Callable[[Announcement], None],
         *,
         front: str,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.announcements = announcements
         self.announce = announce
         self.front = front
         self.mode = announcements.watching
         self.webhook_id: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="registry-watch", daemon=True)
+        self._clock = clock
+        self._retry_s = 1.0  # before registering the webhook again, doubling
+        self._retry_at = 0.0
 
-    def start(self) -> RegistryWatch:
-        if self.mode is not Watching.OFF:
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
+    def sources(self) -> list[Source]:
         settings = self.announcements.settings
-        pause = max(settings.registry_poll_s, 1.0)
+        if self.mode is Watching.POLL:
+            return [rounds("registry events", self.poll, settings.registry_poll_s)]
         if self.mode is Watching.WEBHOOK:
-            secret = settings.registry_webhook_secret
-            assert secret is not None
-            wait = 1.0
-            while not self._stop.is_set():
-                try:
-                    self.webhook_id = ensure_webhook(
-                        self.announcements.registry,
-                        url=settings.registry_webhook_url,
-                        secret=secret.get_secret_value(),
-                    )
-                    return
-                except ChatOpsError as exc:
-                    log.warning("could not register the MLflow webhook yet: %s", exc.message)
-                self._stop.wait(wait)
-                wait = min(wait * 2, pause)
-            return
-        while not self._stop.is_set():
-            try:
-                for announcement in self.announcements.poll(front=self.front):
-                    self.announce(announcement)
-            except ChatOpsError as exc:
-                log.warning("could not look for registry events: %s", exc.message)
-            except Exception:  # the watch must outlive one bad turn
-                log.exception("looking for registry events failed")
-            self._stop.wait(settings.registry_poll_s)
+            return [Source("the MLflow webhook to register", self._registering)]
+        return []
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+    def poll(self) -> None:
+        """Announce what the registry says happened since the last look."""
+        try:
+            for announcement in self.announcements.poll(front=self.front):
+                self.announce(announcement)
+        except ChatOpsError as exc:
+            log.warning("could not look for registry events: %s", exc.message)
+
+    def _registering(self) -> Callable[[], None] | None:
+        if self.webhook_id is not None or self._clock() < self._retry_at:
+            return None
+        return self.register
+
+    def register(self) -> None:
+        """Register the bot's webhook with the tracking server; on failure, try again later
+        (after 1 s, doubling up to the poll interval)."""
+        settings = self.announcements.settings
+        secret = settings.registry_webhook_secret
+        assert secret is not None
+        try:
+            self.webhook_id = ensure_webhook(
+                self.announcements.registry,
+                url=settings.registry_webhook_url,
+                secret=secret.get_secret_value(),
+            )
+        except ChatOpsError as exc:
+            log.warning("could not register the MLflow webhook yet: %s", exc.message)
+            self._retry_at = self._clock() + self._retry_s
+            self._retry_s = min(self._retry_s * 2, max(settings.registry_poll_s, 1.0))

@@ -1,5 +1,6 @@
-"""Where recorded jobs run: threads that take them from the state database (`JobTaker`),
-in this process or in a worker process the front starts and watches (`WorkerProcess`).
+"""Where recorded jobs run: threads that take them from the state database (`JobTaker`, a
+source of the process's one taker loop), in this process or in a worker process the front
+starts and watches (`WorkerProcess`).
 
 The worker process keeps the front's event loop free of the operations' CPU work (CPython
 runs one thread at a time), so acks stay fast while deploys run; tests use threads so they
@@ -18,13 +19,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
 from bot.slack.jobs import FRONT, OPERATIONS, QUERIES
 from core import failpoints
 from core.errors import StoreError
 from core.execution.leases import let_lapse, process_owner
+from core.execution.taking import Source, Taker, Work, drained, rounds
 from core.store.jobs import JobQueue, JobRow, JobState
 
 log = logging.getLogger("chatops.slack")
@@ -59,9 +60,12 @@ def _idle(queue: JobQueue, busy: Callable[[], bool], timeout: float | None) -> b
 
 
 class JobTaker:
-    """Takes this front's jobs and runs them: operations on `workers` threads, quick queries
-    on four more, so they never wait behind deploys. Nothing is taken that cannot run now;
-    the leases of what runs are renewed until it ends."""
+    """This front's jobs, as sources of a process's one taker loop (`sources`): operations on
+    `workers` threads, quick queries on four more, so they never wait behind deploys; and the
+    answers and announcements a stopped process owed. The leases of jobs that run are renewed
+    until they end. `start()` runs them on a loop of their own (a front that runs its jobs on
+    threads); a worker process gives them to the loop that also takes operations and watches
+    (`attach`)."""
 
     def __init__(
         self,
@@ -78,69 +82,54 @@ class JobTaker:
         self.run = run
         # sends one answer a stopped process recorded and did not send; False if none
         self.send_owed = send_owed
+        self.workers = workers
         self.lease_s = lease_s
         self.poll_s = poll_s
         # the process's one owner name: a front that sees it exit ends its leases by it
         self.owner = owner or process_owner()
-        self._slots = {QUERIES: threading.Semaphore(4), OPERATIONS: threading.Semaphore(workers)}
-        self._pool = ThreadPoolExecutor(max_workers=workers + 4, thread_name_prefix="job")
         self._held: dict[str, JobRow] = {}
-        self._running: set[Future[None]] = set()
         self._guard = threading.Lock()
-        self._wake = threading.Event()
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._taker: Taker | None = None
+        self._own_taker = False
+        self._renewing: threading.Thread | None = None
 
     unready: str | None = None
 
-    def start(self) -> JobTaker:
-        for target, name in ((self._loop, "jobs"), (self._renew, "job-leases")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+    def sources(self) -> list[Source]:
+        return [
+            Source("Slack queries", lambda: self._claim(QUERIES), slots=4),
+            Source("Slack jobs", lambda: self._claim(OPERATIONS), slots=self.workers),
+            rounds("answers left unsent", drained(self.send_owed), self.poll_s),
+        ]
+
+    def attach(self, taker: Taker) -> JobTaker:
+        """`taker` takes these jobs (it was given `sources()`): nudges go to it; their
+        leases are renewed from now on."""
+        self._taker = taker
+        self._renewing = threading.Thread(target=self._renew, name="job-leases", daemon=True)
+        self._renewing.start()
         return self
+
+    def start(self) -> JobTaker:
+        """Take these jobs on a loop of their own."""
+        self._own_taker = True
+        return self.attach(Taker(self.sources(), poll_s=self.poll_s).start())
 
     def nudge(self) -> None:
         """A job was recorded: look now instead of at the next poll."""
-        self._wake.set()
+        if self._taker is not None:
+            self._taker.nudge()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            took = [self._take(kinds) for kinds in (QUERIES, OPERATIONS)]
-            took.append(self._send_owed())
-            if not any(took):
-                self._wake.wait(self.poll_s)
-                self._wake.clear()
-
-    def _take(self, kinds: frozenset[str]) -> bool:
-        slots = self._slots[kinds]
-        if not slots.acquire(blocking=False):
-            return False
-        try:
-            row = self.queue.claim(self.owner, lease_s=self.lease_s, fronts=FRONTS, kinds=kinds)
-        except StoreError as exc:
-            log.warning("could not look for jobs to run: %s", exc.message)
-            row = None
-        if row is None or self._stop.is_set():
-            slots.release()
-            return False
+    def _claim(self, kinds: frozenset[str]) -> Work | None:
+        row = self.queue.claim(self.owner, lease_s=self.lease_s, fronts=FRONTS, kinds=kinds)
+        if row is None:
+            return None
         with self._guard:
             self._held[row.id] = row
-        running = self._pool.submit(self._run, row, slots)
-        self._running.add(running)
-        running.add_done_callback(self._running.discard)
-        return True
+        return lambda: self._run(row)
 
-    def _send_owed(self) -> bool:
-        try:
-            return self.send_owed()
-        except StoreError as exc:
-            log.warning("could not look for answers to send: %s", exc.message)
-        except Exception:  # the loop that takes jobs must outlive one bad row
-            log.exception("sending what was owed failed unexpectedly")
-        return False
-
-    def _run(self, row: JobRow, slots: threading.Semaphore) -> None:
+    def _run(self, row: JobRow) -> None:
         state = JobState.DONE
         try:
             state = self.run(row)
@@ -154,8 +143,6 @@ class JobTaker:
                 log.warning("could not end job %s: %s", row.id, exc.message)
             with self._guard:
                 self._held.pop(row.id, None)
-            slots.release()
-            self._wake.set()
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
@@ -175,31 +162,27 @@ class JobTaker:
         return _idle(self.queue, self._busy, timeout)
 
     def close(self) -> None:
-        """Take nothing more; let what runs finish."""
+        """Take nothing more (on a loop of their own); let what runs finish."""
+        if self._own_taker and self._taker is not None:
+            self._taker.stop(wait=True)
         self._stop.set()
-        self._wake.set()
-        for loop in self._threads[:1]:
-            loop.join()  # it takes nothing after this
-        self._pool.shutdown(wait=True)
-        for beat in self._threads[1:]:
-            beat.join()
+        if self._renewing is not None:
+            self._renewing.join()
 
     def hand_over(self, within: float) -> bool:
         """Take nothing more, give what runs up to `within` seconds to end (an operation a
         job runs stops at its next step boundary once the process's leases hand over), then
         end the leases of what is left so another process takes those jobs again at once.
         Whether every job ended in time."""
+        left = True
+        if self._own_taker and self._taker is not None:
+            left = self._taker.hand_over(within)
         self._stop.set()
-        self._wake.set()
-        for loop in self._threads[:1]:
-            loop.join(within)
-        _done, stuck = wait(list(self._running), timeout=within)
-        self._pool.shutdown(wait=False)
         try:
             self.queue.let_lapse(self.owner)
         except StoreError as exc:  # they lapse by themselves a lease later
             log.warning("could not end the leases of the jobs left: %s", exc.message)
-        return not stuck
+        return left
 
 
 class WorkerProcess:

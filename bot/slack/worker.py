@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _nudges(running: Background, stopping: Stopping) -> None:
     for _line in sys.stdin:
-        if running.taker is not None:
-            running.taker.nudge()
+        running.nudge()
     stopping.stop("stopping (the front closed the link)")
 
 

@@ -4,21 +4,20 @@ process died (its lease lapsed), which resume from what their steps recorded.
 
 Any number of bot processes may share one database, and each operation is run by exactly
 one (`OperationRepository.claim` decides). The final word of an operation whose process died
-right after ending it (it was recorded, not sent) is told by the Runner that finds it.
+right after ending it (it was recorded, not sent) is told by the Runner that finds it. In
+the background both are taken by the process's one loop (`sources`, core/execution/taking.py).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from core.config import Settings
-from core.errors import StoreError
 from core.events import OWED, RETOLD, Event, EventKind, NullReporter, Outcome, Reporter
 from core.execution.leases import Leases
 from core.execution.rollout import Rollouts
+from core.execution.taking import Source, Work, drained, rounds
 from core.outbox import FINAL, Outbox
 from core.store.models import Operation, OwedRow
 from core.store.repos.operations import OperationRepository
@@ -52,11 +51,6 @@ class Runner:
         self.fronts = fronts
         self.workers = workers
         self.poll_s = poll_s if poll_s is not None else settings.runner_poll_s
-        self._slots = threading.Semaphore(workers)
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner")
-        self._running: set[Future[None]] = set()
-        self._thread: threading.Thread | None = None
 
     @property
     def owner(self) -> str:
@@ -147,75 +141,14 @@ class Runner:
             log.exception("could not tell the end of operation %s", op.id)
 
     # -- in the background -----------------------------------------------------------------
-    def start(self) -> Runner:
-        self._thread = threading.Thread(target=self._loop, name="runner", daemon=True)
-        self._thread.start()
-        return self
+    def sources(self) -> list[Source]:
+        """What this Runner gives its process's one taker loop: operations nobody holds (on
+        `workers` slots), and the final words stopped processes left untold."""
+        return [
+            Source("operations", self._taken, slots=self.workers),
+            rounds("final words left untold", drained(self.tell_owed), self.poll_s),
+        ]
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            # a free slot first, then an operation: nothing is taken that cannot run now
-            if not self._slots.acquire(timeout=self.poll_s):
-                continue
-            if self._stop.is_set():
-                self._slots.release()
-                return
-            try:
-                op = self.take()
-            except StoreError as exc:
-                log.warning("could not look for operations to run: %s", exc.message)
-                op = None
-            if op is None:
-                self._slots.release()
-                try:
-                    told = self.tell_owed()
-                except StoreError as exc:
-                    log.warning("could not look for final words to tell: %s", exc.message)
-                    told = False
-                except Exception:  # the loop that takes operations must outlive one bad row
-                    log.exception("telling a final word failed unexpectedly")
-                    told = False
-                if not told:
-                    self._stop.wait(self.poll_s)
-                continue
-            try:
-                running = self._pool.submit(self._run_in_slot, op)
-                self._running.add(running)
-                running.add_done_callback(self._running.discard)
-            except RuntimeError:  # stopped meanwhile: let another process run it
-                self.operations.give_back(op.id, self.owner)
-                self._slots.release()
-                return
-
-    def _run_in_slot(self, op: Operation) -> None:
-        try:
-            self.run(op)
-        except Exception:
-            log.exception("operation %s failed unexpectedly", op.id)
-        finally:
-            self._slots.release()
-
-    def stop(self, *, wait: bool = True) -> None:
-        """Take nothing more; with `wait`, let what runs finish."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()  # it notices within poll_s, and takes nothing after
-        self._pool.shutdown(wait=wait)
-
-    def hand_over(self, within: float) -> bool:
-        """Take nothing more, and leave every operation this process runs (here or on any
-        Runner sharing its leases) at its next step boundary, its lease ended, so another
-        process resumes it at once. Whether all were left within `within` seconds; a step
-        still running then keeps going until the process exits, its lease ended all the same
-        (its writes are fenced: the next holder's win)."""
-        self.leases.hand_over()
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(within)
-        _done, stuck = wait(list(self._running), timeout=within)
-        self._pool.shutdown(wait=False)
-        try:  # what is left of its operations is taken elsewhere now
-            self.operations.let_lapse(self.owner)
-        except StoreError as exc:  # it lapses by itself a lease later
-            log.warning("could not end the leases this process held: %s", exc.message)
-        return not stuck
+    def _taken(self) -> Work | None:
+        op = self.take()
+        return None if op is None else (lambda: self.run(op))

@@ -24,7 +24,6 @@ is not watched itself, so two failing versions never take turns; the watch betwe
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict
@@ -37,6 +36,7 @@ from core.config import Environment, Settings
 from core.errors import ChatOpsError, StoreError
 from core.events import Event, NullReporter, Refusal, Reporter
 from core.execution.run import Plan, span
+from core.execution.taking import Source, rounds
 from core.marks import command, person
 from core.oncall.alerts import BOT, Alert, AlertKind, Alerts
 from core.oncall.sentinel import Sentinel
@@ -105,7 +105,7 @@ def begin(
 class Watcher:
     """Checks the watches this process holds, rolls back the failing ones, and runs the
     watch between rollouts; `tick` does one round (tests call it after moving the clock),
-    `start` does rounds in the background."""
+    the process's taker loop does them in the background (`sources`)."""
 
     def __init__(
         self,
@@ -146,8 +146,6 @@ class Watcher:
         )
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="auto-rollback")
         self._pending: list[Future[None]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- one round -------------------------------------------------------------------------
     def tick(self) -> None:
@@ -377,23 +375,12 @@ class Watcher:
         self._pending.extend(not_done)
         return not not_done
 
-    def start(self) -> Watcher:
-        self._thread = threading.Thread(target=self._loop, name="watcher", daemon=True)
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.tick()
-            except Exception:  # a round that failed must not end the watching
-                log.exception("a round of watching failed")
+    def sources(self) -> list[Source]:
+        """What the watch gives its process's one taker loop: a round every `poll_s`."""
+        return [rounds("watches", self.tick, self.poll_s)]
 
     def stop(self) -> None:
-        """Check nothing more; let a rollback under way finish."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        """Let a rollback under way finish (the taker loop asks for no more rounds)."""
         self._pool.shutdown(wait=True)
 
 
