@@ -32,9 +32,9 @@ from core.execution.leases import let_lapse
 from core.oncall.alerts import Alerts, LogAlerts
 
 if TYPE_CHECKING:
-    from bot.slack.dispatch import JobTaker
+    from bot.slack.intake.dispatch import JobTaker
+    from bot.slack.intake.work import Work
     from bot.slack.settings import SlackSettings
-    from bot.slack.work import Work
     from core.execution.runner import Runner
     from core.oncall.watching import Watcher
     from core.runtime import Runtime
@@ -144,8 +144,8 @@ class Background:
 def slack_work(runtime: Runtime, slack: SlackSettings) -> Work:
     """How this process runs Slack jobs and tells people: the one place `Work` is built,
     with the bot's name (as `auth.test` says), the namespace command and the channels."""
-    from bot.slack.poster import Poster, web_client
-    from bot.slack.work import Work
+    from bot.slack.intake.work import Work
+    from bot.slack.posting.poster import Poster, web_client
 
     if slack.bot_token is None:
         raise ValueError("SLACK_BOT_TOKEN is not set")
@@ -182,8 +182,8 @@ def background(
             alerts=alerts or LogAlerts(), runner=runner, fronts=FRONTS_NO_SLACK
         )
         return Background(runtime=runtime, runner=runner, watcher=watcher)
-    from bot.slack.dispatch import JobTaker
-    from bot.slack.oncall import OnCall
+    from bot.slack.intake.dispatch import JobTaker
+    from bot.slack.posting.oncall import OnCall
 
     runner = runtime.worker(
         reporter_for=work.reporter_for, fronts=FRONTS_SLACK, workers=slack.workers

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bot.slack.announce import SlackAnnouncer
-from bot.slack.poster import Poster, web_client
+from bot.slack.posting.announce import SlackAnnouncer
+from bot.slack.posting.poster import Poster, web_client
 from core.announcements import Announcement, Watching
 from core.config import Settings
 from core.runtime import Runtime

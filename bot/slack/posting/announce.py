@@ -11,12 +11,12 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.slack import messages
-from bot.slack.blocks import Blocks, context, fallback, fields, metrics, section
-from bot.slack.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
-from bot.slack.jobs import FRONT, RegistryNotice
-from bot.slack.mrkdwn import BUTTON, SECTION, escape, fit, fit_line
-from bot.slack.poster import Poster
+from bot.slack.intake.jobs import FRONT, RegistryNotice
+from bot.slack.posting.poster import Poster
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import Blocks, context, fallback, fields, metrics, section
+from bot.slack.rendering.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
+from bot.slack.rendering.mrkdwn import BUTTON, SECTION, escape, fit, fit_line
 from core.announcements import Announcement
 from core.outbox import ANNOUNCE
 from core.registry.events import RegistryEvent, RegistryEventKind

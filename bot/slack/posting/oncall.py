@@ -11,11 +11,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bot.slack.blocks import Blocks, decided, fallback, section
-from bot.slack.ids import ROLLBACK
-from bot.slack.jobs import RollbackClick
-from bot.slack.mrkdwn import BUTTON, fit_line, shown
-from bot.slack.poster import Poster
+from bot.slack.intake.jobs import RollbackClick
+from bot.slack.posting.poster import Poster
+from bot.slack.rendering.blocks import Blocks, decided, fallback, section
+from bot.slack.rendering.ids import ROLLBACK
+from bot.slack.rendering.mrkdwn import BUTTON, fit_line, shown
 from commands.naming import DEFAULT, Naming
 from core.oncall.alerts import Alert, AlertKind
 

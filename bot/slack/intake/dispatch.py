@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
-from bot.slack.jobs import FRONT, OPERATIONS, QUERIES
+from bot.slack.intake.jobs import FRONT, OPERATIONS, QUERIES
 from core import failpoints
 from core.errors import StoreError
 from core.execution.leases import let_lapse, process_owner

@@ -4,9 +4,9 @@ does not fit counted (metrics by name, checks by line)."""
 
 from __future__ import annotations
 
-from bot.slack import messages
-from bot.slack.blocks import Blocks, context, fallback, header, rendered, section
-from bot.slack.mrkdwn import SECTION, fit, fit_line, mention, plain_text, shown
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import Blocks, context, fallback, header, rendered, section
+from bot.slack.rendering.mrkdwn import SECTION, fit, fit_line, mention, plain_text, shown
 from commands.naming import DEFAULT, Naming
 from core.admission.plans import PlanReport
 
