@@ -36,7 +36,8 @@ from core.admission.gates import Automatic, audited_as
 from core.config import Environment, Settings
 from core.errors import ChatOpsError, StoreError
 from core.events import Event, NullReporter, Refusal, Reporter
-from core.execution.run import Plan, span
+from core.execution.run import Brief as Plan
+from core.execution.run import span
 from core.marks import command, person
 from core.oncall.alerts import BOT, Alert, AlertKind, Alerts
 from core.oncall.sentinel import Sentinel
