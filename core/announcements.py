@@ -34,23 +34,23 @@ from core.store.repos.endpoints import EndpointRepository
 from core.store.repos.registry_events import RegistryEventRepository
 
 log = logging.getLogger("chatops.registry")
-SEEN = "seen"  # recorded without an announcement: it was so before anyone watched
+SEEN = "seen"  # recorded without an announcement: it was so before the bot followed the registry
 MAX_SERVING = 5  # what serves, compared in the headline: enough for every environment
 
 
-class Watching(StrEnum):
+class Delivery(StrEnum):
     WEBHOOK = "webhook"  # a tracking server delivers events to the bot's route
     POLL = "poll"  # the bot reads the registry every `registry_poll_s`
     OFF = "off"
 
 
-def watching(s: Settings) -> Watching:
+def delivery(s: Settings) -> Delivery:
     """How registry events reach the bot: a tracking server's webhook (when the bot has an
     address and a secret for it), else polling, unless `registry_poll_s` is 0."""
     server = s.mlflow_tracking_uri.startswith(("http://", "https://"))
     if server and s.registry_webhook_url and s.registry_webhook_secret is not None:
-        return Watching.WEBHOOK
-    return Watching.POLL if s.registry_poll_s > 0 else Watching.OFF
+        return Delivery.WEBHOOK
+    return Delivery.POLL if s.registry_poll_s > 0 else Delivery.OFF
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,8 @@ class Announcements:
         self.outbox = outbox
 
     @property
-    def watching(self) -> Watching:
-        return watching(self.settings)
+    def delivery(self) -> Delivery:
+        return delivery(self.settings)
 
     def offer(self, event: RegistryEvent, *, source: str, front: str) -> Announcement | None:
         """The announcement of `event` when this call is the first to record it, from any
@@ -235,14 +235,14 @@ class Announcements:
             promote_env=promote,
         )
 
-    def watch(self, announce: Callable[[Announcement], None], *, front: str) -> RegistryWatch:
-        """Start watching the registry in the background (`watching` says how): polling
+    def follow(self, announce: Callable[[Announcement], None], *, front: str) -> RegistryFeed:
+        """Follow the registry in the background (`delivery` says how): polling
         hands each announcement to `announce` (owed to `front`); with a tracking server the
         bot's webhook is registered (retried until the server takes it). `.stop()` ends it."""
-        return RegistryWatch(self, announce, front=front).start()
+        return RegistryFeed(self, announce, front=front).start()
 
 
-class RegistryWatch:
+class RegistryFeed:
     def __init__(
         self,
         announcements: Announcements,
@@ -253,20 +253,20 @@ class RegistryWatch:
         self.announcements = announcements
         self.announce = announce
         self.front = front
-        self.mode = announcements.watching
+        self.mode = announcements.delivery
         self.webhook_id: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="registry-watch", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="registry-feed", daemon=True)
 
-    def start(self) -> RegistryWatch:
-        if self.mode is not Watching.OFF:
+    def start(self) -> RegistryFeed:
+        if self.mode is not Delivery.OFF:
             self._thread.start()
         return self
 
     def _run(self) -> None:
         settings = self.announcements.settings
         pause = max(settings.registry_poll_s, 1.0)
-        if self.mode is Watching.WEBHOOK:
+        if self.mode is Delivery.WEBHOOK:
             secret = settings.registry_webhook_secret
             assert secret is not None
             wait = 1.0
@@ -289,7 +289,7 @@ class RegistryWatch:
                     self.announce(announcement)
             except ChatOpsError as exc:
                 log.warning("could not look for registry events: %s", exc.message)
-            except Exception:  # the watch must outlive one bad turn
+            except Exception:  # the feed must outlive one bad turn
                 log.exception("looking for registry events failed")
             self._stop.wait(settings.registry_poll_s)
 

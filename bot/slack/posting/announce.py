@@ -23,7 +23,7 @@ from core.registry.events import RegistryEvent, RegistryEventKind
 from core.store.jobs import JobState
 
 if TYPE_CHECKING:
-    from core.announcements import RegistryWatch
+    from core.announcements import RegistryFeed
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
@@ -84,7 +84,7 @@ def _buttons(a: Announcement) -> list[dict[str, Any]]:
 
 
 class SlackAnnouncer:
-    """Posts announcements to `channel` (none: registry events are not watched)."""
+    """Posts announcements to `channel` (none: registry events are not followed)."""
 
     def __init__(self, *, runtime: Runtime, poster: Poster, channel: str) -> None:
         self.runtime = runtime
@@ -142,9 +142,9 @@ class SlackAnnouncer:
             self.post(announcement)
         return JobState.DONE
 
-    def watch(self) -> RegistryWatch | None:
-        """Watch the registry (poll it, or register the MLflow webhook) when there is a
+    def watch(self) -> RegistryFeed | None:
+        """Follow the registry (poll it, or register the MLflow webhook) when there is a
         channel to announce in."""
         if not self.channel:
             return None
-        return self.runtime.announcements.watch(self.post, front=FRONT)
+        return self.runtime.announcements.follow(self.post, front=FRONT)
