@@ -188,7 +188,7 @@ class Rollouts:
                 return self._already_live(run, op, mv, resources, current)
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
-            latency_ms = steps.check(run, target, ep, started, built)
+            latency_ms = steps.smoke_test(run, target, ep, started, built)
             url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
         except LeaseLost:
             raise  # the deployment is the new holder's now: leave it be

@@ -66,14 +66,14 @@ def start(
     return started
 
 
-def check(run: Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
+def smoke_test(run: Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
     with run.step("check", "health check and smoke test on the input example") as done:
-        checked = target.check(ep, started, built, run.target_step("check"))
+        tested = target.smoke_test(ep, started, built, run.target_step("check"))
         if built.example is None:
             done("health check passed (no input example to smoke-test with)")
         else:
-            done(f"smoke test answered {short(checked.prediction)} in {checked.latency_ms:.0f} ms")
-    return checked.latency_ms
+            done(f"smoke test answered {short(tested.prediction)} in {tested.latency_ms:.0f} ms")
+    return tested.latency_ms
 
 
 def switch(

@@ -115,5 +115,5 @@ ANNOUNCE_BAD_BUTTON = "That button names no version I can act on; type the comma
 PLAN_TITLE = "Plan: {summary}"
 PLAN_PASSED = ":white_check_mark:"
 PLAN_REFUSED = ":no_entry:"
-PLAN_MORE_CHECKS = "… and {n} more checks"
+PLAN_MORE_REQUIREMENTS = "… and {n} more checks"
 PLAN_CHANGES_NOTHING = "A plan changes nothing: no lock, no operation. Run the command to do it."
