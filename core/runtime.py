@@ -259,7 +259,7 @@ class Runtime:
         check_s: float = CHECK_S,
         scan_s: float | None = None,
     ) -> Watcher:
-        """The watch windows after switches (of operations asked from `fronts`) and the watch
+        """The watch windows after switches (of operations asked from `fronts`) and the sentinel
         between rollouts, told through `alerts`; rollbacks run on `runner` (this process's
         worker). `.start()` it to check in the background."""
         return Watcher(

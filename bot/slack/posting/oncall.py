@@ -1,7 +1,7 @@
-"""What the watches tell people, in Slack: a word in the thread of the operation that
-switched, and messages in the on-call channel (`CHATOPS_ONCALL_CHANNEL`); an endpoint that
-went down between rollouts comes with a *Roll back* button, whose click is a job of its own
-that the core admits as `/rollback` (admins only)."""
+"""What the watch windows and the sentinel tell people, in Slack: a word in the thread of
+the operation that switched, and messages in the on-call channel (`CHATOPS_ONCALL_CHANNEL`);
+an endpoint that went down between rollouts comes with a *Roll back* button, whose click is
+a job of its own that the core admits as `/rollback` (admins only)."""
 
 from __future__ import annotations
 
