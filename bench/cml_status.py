@@ -212,7 +212,7 @@ def place_endpoints(env: Environment, uri: str, repos: Repositories, names: list
         ep, step = EndpointRef(env.name, name), quiet_step()
         built = cml.build(ep, mv, registry, step)
         started = cml.start(ep, mv, built, env.default, new_id("dep"), step)
-        cml.check(ep, started, built)
+        cml.smoke_test(ep, started, built)
         url = cml.switch(ep, started.deployment, None)
         repos.endpoints.save(
             Serving(

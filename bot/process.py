@@ -33,10 +33,10 @@ from core.execution.taking import Taker
 from core.oncall.alerts import Alerts, LogAlerts
 
 if TYPE_CHECKING:
-    from bot.slack.dispatch import JobTaker
+    from bot.slack.intake.dispatch import JobTaker
+    from bot.slack.intake.work import Work
     from bot.slack.settings import SlackSettings
-    from bot.slack.work import Work
-    from core.announcements import RegistryWatch
+    from core.announcements import RegistryFeed
     from core.execution.runner import Runner
     from core.oncall.watching import Watcher
     from core.runtime import Runtime
@@ -103,7 +103,7 @@ class Background:
     watcher: Watcher
     jobs: JobTaker | None = None
     # registry events: polled, or the MLflow webhook registered (None: nobody to tell)
-    registry: RegistryWatch | None = None
+    registry: RegistryFeed | None = None
     taker: Taker = field(init=False)
 
     def __post_init__(self) -> None:
@@ -149,8 +149,8 @@ class Background:
 def slack_work(runtime: Runtime, slack: SlackSettings) -> Work:
     """How this process runs Slack jobs and tells people: the one place `Work` is built,
     with the bot's name (as `auth.test` says), the namespace command and the channels."""
-    from bot.slack.poster import Poster, web_client
-    from bot.slack.work import Work
+    from bot.slack.intake.work import Work
+    from bot.slack.posting.poster import Poster, web_client
 
     if slack.bot_token is None:
         raise ValueError("SLACK_BOT_TOKEN is not set")
@@ -187,8 +187,8 @@ def background(
             alerts=alerts or LogAlerts(), runner=runner, fronts=FRONTS_NO_SLACK
         )
         return Background(runtime=runtime, runner=runner, watcher=watcher)
-    from bot.slack.dispatch import JobTaker
-    from bot.slack.oncall import OnCall
+    from bot.slack.intake.dispatch import JobTaker
+    from bot.slack.posting.oncall import OnCall
 
     runner = runtime.worker(
         reporter_for=work.reporter_for, fronts=FRONTS_SLACK, workers=slack.workers
@@ -218,5 +218,5 @@ def background(
         runner=runner,
         watcher=watcher,
         jobs=jobs,
-        registry=work.announcer.watch(),
+        registry=work.announcer.follow(),
     )

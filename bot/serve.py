@@ -87,7 +87,7 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     starts no worker, and waits for its worker to hand over what it runs."""
     from bot.process import HANDOVER_S, Stopping
     from bot.slack.app import EVENTS_PATH, SlackFront
-    from bot.slack.dispatch import WorkerProcess
+    from bot.slack.intake.dispatch import WorkerProcess
     from bot.slack.settings import Mode
     from core.store.jobs import JobQueue
 

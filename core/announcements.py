@@ -35,23 +35,23 @@ from core.store.repos.endpoints import EndpointRepository
 from core.store.repos.registry_events import RegistryEventRepository
 
 log = logging.getLogger("chatops.registry")
-SEEN = "seen"  # recorded without an announcement: it was so before anyone watched
+SEEN = "seen"  # recorded without an announcement: it was so before the bot followed the registry
 MAX_SERVING = 5  # what serves, compared in the headline: enough for every environment
 
 
-class Watching(StrEnum):
+class Delivery(StrEnum):
     WEBHOOK = "webhook"  # a tracking server delivers events to the bot's route
     POLL = "poll"  # the bot reads the registry every `registry_poll_s`
     OFF = "off"
 
 
-def watching(s: Settings) -> Watching:
+def delivery(s: Settings) -> Delivery:
     """How registry events reach the bot: a tracking server's webhook (when the bot has an
     address and a secret for it), else polling, unless `registry_poll_s` is 0."""
     server = s.mlflow_tracking_uri.startswith(("http://", "https://"))
     if server and s.registry_webhook_url and s.registry_webhook_secret is not None:
-        return Watching.WEBHOOK
-    return Watching.POLL if s.registry_poll_s > 0 else Watching.OFF
+        return Delivery.WEBHOOK
+    return Delivery.POLL if s.registry_poll_s > 0 else Delivery.OFF
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,8 @@ class Announcements:
         self.outbox = outbox
 
     @property
-    def watching(self) -> Watching:
-        return watching(self.settings)
+    def delivery(self) -> Delivery:
+        return delivery(self.settings)
 
     def offer(self, event: RegistryEvent, *, source: str, front: str) -> Announcement | None:
         """The announcement of `event` when this call is the first to record it, from any
@@ -236,14 +236,14 @@ class Announcements:
             promote_env=promote,
         )
 
-    def watch(self, announce: Callable[[Announcement], None], *, front: str) -> RegistryWatch:
-        """How this process watches the registry (`watching` says how), as sources of its
+    def follow(self, announce: Callable[[Announcement], None], *, front: str) -> RegistryFeed:
+        """How this process follows the registry (`delivery` says how), as sources of its
         taker loop: polling hands each announcement to `announce` (owed to `front`); with a
         tracking server the bot's webhook is registered (retried until the server takes it)."""
-        return RegistryWatch(self, announce, front=front)
+        return RegistryFeed(self, announce, front=front)
 
 
-class RegistryWatch:
+class RegistryFeed:
     def __init__(
         self,
         announcements: Announcements,
@@ -255,7 +255,7 @@ class RegistryWatch:
         self.announcements = announcements
         self.announce = announce
         self.front = front
-        self.mode = announcements.watching
+        self.mode = announcements.delivery
         self.webhook_id: str | None = None
         self._clock = clock
         self._retry_s = 1.0  # before registering the webhook again, doubling
@@ -263,9 +263,9 @@ class RegistryWatch:
 
     def sources(self) -> list[Source]:
         settings = self.announcements.settings
-        if self.mode is Watching.POLL:
+        if self.mode is Delivery.POLL:
             return [rounds("registry events", self.poll, settings.registry_poll_s)]
-        if self.mode is Watching.WEBHOOK:
+        if self.mode is Delivery.WEBHOOK:
             return [Source("the MLflow webhook to register", self._registering)]
         return []
 

@@ -1,4 +1,4 @@
-"""What an operation tells the people watching it, and the results it ends with."""
+"""What an operation tells the people who follow it, and the results it ends with."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class NullReporter:
 
 
 class LogReporter:
-    """Events as log lines: for operations no front watches (a headless `chatops worker`)."""
+    """Events as log lines: for operations no front tells (a headless `chatops worker`)."""
 
     def __init__(self, logger: str = "chatops.operations") -> None:
         self.log = logging.getLogger(logger)

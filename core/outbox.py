@@ -21,7 +21,7 @@ log = logging.getLogger("chatops.core")
 FINAL = "final"  # an operation's last event: how it ended
 ANSWER = "answer"  # a job's answer to whoever asked
 ANNOUNCE = "announce"  # news from the registry, for the announce channel
-ALERT = "alert"  # a watch's verdict, for on-call and the operation's thread
+ALERT = "alert"  # a watch window's or the sentinel's verdict: on-call, the operation's thread
 
 
 class Outbox:

@@ -22,8 +22,8 @@ from core.execution.leases import Leases
 from core.execution.rollout import Rollouts
 from core.execution.runner import ReporterFor, Runner
 from core.oncall.alerts import Alerts
+from core.oncall.checks.cache import ReadinessCache
 from core.oncall.checks.readiness import readiness
-from core.oncall.checks.watch import ReadinessWatch
 from core.oncall.status import Problems, admin_problems
 from core.oncall.watching import CHECK_S, Watcher
 from core.outbox import Outbox
@@ -204,7 +204,7 @@ class Runtime:
         )
         # the environments, registry and database as `chatops check` sees them (the front
         # checks Slack with its own token); started by `warm_up`
-        self.readiness = ReadinessWatch(lambda: readiness(settings), clock=clock)
+        self.readiness = ReadinessCache(lambda: readiness(settings), clock=clock)
 
     def warm_up(self, *, wait: bool = False) -> None:
         """Start the model-server runtime (when an environment serves locally) and open the
@@ -259,7 +259,7 @@ class Runtime:
         check_s: float = CHECK_S,
         scan_s: float | None = None,
     ) -> Watcher:
-        """The watch windows after switches (of operations asked from `fronts`) and the watch
+        """The watch windows after switches (of operations asked from `fronts`) and the sentinel
         between rollouts, told through `alerts`; rollbacks run on `runner` (this process's
         worker). `.start()` it to check in the background."""
         return Watcher(

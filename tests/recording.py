@@ -8,7 +8,7 @@ from typing import Any
 
 from core.registry.mlflow import ModelVersion
 from core.resources import Resources
-from core.targets.base import Built, Checked, EndpointRef, Health, Started, Step, Traffic
+from core.targets.base import Built, EndpointRef, Health, SmokeTested, Started, Step, Traffic
 
 
 class RecordingTarget:
@@ -48,9 +48,11 @@ class RecordingTarget:
         self._call("start")
         return Started(deployment=deployment, url="http://127.0.0.1:9/invocations")
 
-    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked:
-        self._call("check")
-        return Checked(latency_ms=1.0, prediction=[0])
+    def smoke_test(
+        self, ep: EndpointRef, started: Started, built: Built, step: Step
+    ) -> SmokeTested:
+        self._call("smoke_test")
+        return SmokeTested(latency_ms=1.0, prediction=[0])
 
     def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
         self._call("switch")

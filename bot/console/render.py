@@ -195,9 +195,9 @@ def _plan(console: Console, plan: PlanReport) -> None:
     table.add_column("found", overflow="fold")
     for key, value in plan.rows():
         table.add_row(key, _shown(value))
-    for check in plan.checks:
-        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
-        table.add_row(f"{mark} {check.name}", _shown(check.text))
+    for requirement in plan.requirements:
+        mark = "[green]✓[/]" if requirement.ok else "[red]✗[/]"
+        table.add_row(f"{mark} {requirement.name}", _shown(requirement.text))
     console.print(table)
     colour = "green" if plan.ok else "yellow"
     console.print(f"[bold {colour}]{_shown(plan.sentence)}[/]")

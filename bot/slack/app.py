@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.dispatch import Dispatcher, JobTaker, WorkerProcess
-from bot.slack.http import SignedOnly
-from bot.slack.listeners import Listeners
-from bot.slack.poster import web_client
-from bot.slack.routes import Routes, health, metrics, readiness
+from bot.slack.intake.dispatch import Dispatcher, JobTaker, WorkerProcess
+from bot.slack.intake.listeners import Listeners
+from bot.slack.posting.poster import web_client
 from bot.slack.settings import SlackSettings
-from bot.slack.webhook import WEBHOOK_PATH, registry_webhook
+from bot.slack.transport.http import SignedOnly
+from bot.slack.transport.routes import Routes, health, metrics, readiness
+from bot.slack.transport.webhook import WEBHOOK_PATH, registry_webhook
 from core.metrics.page import Exposition
 
 if TYPE_CHECKING:
     from bot.process import Stopping
-    from bot.slack.socket_mode import AckingSocketModeHandler
+    from bot.slack.transport.socket_mode import AckingSocketModeHandler
     from core.runtime import Runtime
     from core.store.jobs import JobQueue
 
@@ -100,7 +100,7 @@ class SlackFront:
     def routes(self, mode: str) -> Routes:
         """What the bot serves over HTTP in every mode: `/healthz` (the process answers),
         `/readyz` (it can run commands: 503 with the reason when not) for load balancers,
-        `/metrics` for Prometheus (see `bot.slack.routes`), `/mlflow/webhook` for MLflow's
+        `/metrics` for Prometheus (see `bot.slack.transport.routes`), `/mlflow/webhook` for MLflow's
         registry events; 404 for the rest."""
         token = self.settings.metrics_token
         routes = Routes()
@@ -191,7 +191,7 @@ class SlackFront:
         # aiohttp and Bolt's Socket Mode adapter: loaded in Socket Mode only (12 MB)
         from slack_sdk.web.async_client import AsyncWebClient
 
-        from bot.slack.socket_mode import SOCKET_PING_S, AckingSocketModeHandler
+        from bot.slack.transport.socket_mode import SOCKET_PING_S, AckingSocketModeHandler
 
         if self.settings.app_token is None:
             raise ValueError("SLACK_APP_TOKEN is not set")

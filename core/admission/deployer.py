@@ -1,7 +1,7 @@
 """The Deployer admits every change to what serves, as a recorded operation.
 
 deploy/scale/rollback/stop: authorise -> work out what it would do (`Intents`) -> the
-`gates` (limits) -> lock the endpoint (`Locker`) -> record a durable Operation with its plan.
+`gates` (limits) -> lock the endpoint (`Locker`) -> record a durable Operation with its brief.
 A plan (`core.admission.plans`) goes through the same functions, and changes nothing. The Deployer
 runs nothing itself: a caller that waits has the Runner run the operation here and now
 (`run`); else any bot process's Runner takes it.
@@ -21,7 +21,7 @@ from core.admission.roles import Action, Actor
 from core.audit import AuditLog
 from core.config import Environment, Settings
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
-from core.execution.run import Plan, where_of
+from core.execution.run import Brief, where_of
 from core.marks import person
 from core.oncall.status import endpoint_statuses
 from core.store.models import Endpoint, Operation
@@ -323,7 +323,7 @@ class Deployer:
         if changed:
             self.locker.release(env, endpoint, attempt.token)
             return self.admission.audited(action, actor, command, env, endpoint, changed, approver)
-        plan = Plan(
+        brief = Brief(
             action=action.value,
             model=intent.model,
             version=intent.version,
@@ -346,7 +346,7 @@ class Deployer:
                 endpoint=endpoint,
                 requested_by=actor.shown,
                 command=command,
-                plan=plan.as_dict(),
+                brief=brief.as_dict(),
                 reply_to=where_of(reporter),
                 lock_token=attempt.token,
                 owner=self.owner if wait else "",

@@ -1,5 +1,5 @@
 """Admission's common ground: the environment asked for, whether the actor may act there,
-the checks a change meets before it may lock its endpoint, and the audit row every attempt
+the requirements a change meets before it may lock its endpoint, and the audit row every attempt
 leaves, whatever became of it."""
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def audited_as(action: str, automatic: bool) -> str:
 
 
 @dataclass(frozen=True)
-class Check:
-    """One admission check of one change: `refusal` when it stops the change, else
+class Requirement:
+    """One admission requirement of one change: `refusal` when it stops the change, else
     `passed` says what it found. A command stops at the first refusal; its plan shows all."""
 
     name: str
@@ -83,7 +83,7 @@ def promotion_hint(
 
 
 class Admission:
-    """The checks every change meets before it may lock its endpoint, the same for the
+    """The requirements every change meets before it may lock its endpoint, the same for the
     command and its plan: the environment, the permission, the gates (limits, promotion
     order), and the audit row each attempt leaves. The Deployer admits with one; the
     Planner asks the same one, changing nothing."""
@@ -168,24 +168,24 @@ class Admission:
         deciding: Actor | None = None,
         override: str | None = None,
         promotion: bool = True,
-    ) -> list[Check]:
-        """The checks `intent` meets once it is known and before its endpoint is locked, in
+    ) -> list[Requirement]:
+        """The requirements `intent` meets once it is known and before its endpoint is locked, in
         the order the command meets them; its plan shows each. A deploy's promotion order is
         checked as `deciding` (the approver, else the actor) asks, with its `override`;
         `promotion=False`: it was decided already (a deploy checks it first, to audit it)."""
         env, wanted = intent.environment, intent.resources
         limits = env.limits
-        checks = []
+        requirements = []
         if promotion and intent.action is Action.DEPLOY:
             order, _ = self.promotion_check(
                 env, intent.model, intent.version, override=override, deciding=deciding
             )
             if order is not None:
-                checks.append(order)
+                requirements.append(order)
         if intent.action is Action.STOP:  # it frees what the endpoint holds: never too much
-            return checks
-        checks.append(
-            Check(
+            return requirements
+        requirements.append(
+            Requirement(
                 "limits",
                 passed=f"{wanted.describe()} is within the limits of {env.name} (at most "
                 f"{limits.cpu:g} cpu, {format_memory(limits.memory_mb)}, {limits.replicas} "
@@ -193,29 +193,29 @@ class Admission:
                 refusal=check_limits(env, wanted),
             )
         )
-        return checks
+        return requirements
 
     def promotion(
         self, environment: Environment, model: str, version: int | None, found: Progress | None
-    ) -> Check:
+    ) -> Requirement:
         """The promotion order of `environment` for `model` v`version` (`found`: how far it
         is along, None for an alias), as the deploy and its plan both meet it."""
         env, order = environment.name, environment.promotion
         assert order is not None
-        if version is None or found is None:  # an alias may move between check and rollout
+        if version is None or found is None:  # an alias may move between admission and rollout
             alias = Refusal(
                 f"{env} takes only versions that served in {order.after} first: name the "
                 f"version, not an alias (`{marks.command(f'deploy {model} v<N> to {env}')}`)"
             )
-            return Check("promotion", refusal=alias)
+            return Requirement("promotion", refusal=alias)
         if found.met:
-            return Check(
+            return Requirement(
                 "promotion",
                 passed=f"{model} v{version} served healthy in {order.after} "
                 f"for {found.served_s / 60:.0f} min ({env} requires {order.minutes:g})",
             )
         hint = override_hint(marks.command(f"deploy {model} v{version} to {env}"))
-        return Check("promotion", refusal=Refusal(f"{found.text}; {hint}"))
+        return Requirement("promotion", refusal=Refusal(f"{found.text}; {hint}"))
 
     def progress_of(self, environment: Environment, model: str, version: int) -> Progress | None:
         return progress(
@@ -251,8 +251,8 @@ class Admission:
         *,
         override: str | None,
         deciding: Actor | None,
-    ) -> tuple[Check | None, str]:
-        """The promotion-order check of a deploy of `model` v`version` to `environment`, as
+    ) -> tuple[Requirement | None, str]:
+        """The promotion-order requirement of a deploy of `model` v`version` to `environment`, as
         the deploy and its plan both meet it: with `override` (the reason of `deciding`, who
         decides: the approver, else the actor), refused unless an admin gives a reason, else
         passed as overridden; None without an order. And what an admitted override overrides
@@ -260,19 +260,19 @@ class Admission:
         if override is not None:
             assert deciding is not None, "an override is someone's"
             if no := self.override_refused(environment, model, override, deciding):
-                return Check("promotion", refusal=no), ""
+                return Requirement("promotion", refusal=no), ""
         if environment.promotion is None:
             return None, ""
         found = None if version is None else self.progress_of(environment, model, version)
-        check = self.promotion(environment, model, version, found)
-        if check.refusal is None or override is None or found is None:
-            return check, ""  # an alias is refused even to an override
+        requirement = self.promotion(environment, model, version, found)
+        if requirement.refusal is None or override is None or found is None:
+            return requirement, ""  # an alias is refused even to an override
         who = marks.person(deciding.shown) if deciding else "someone"
         overridden = (
             f"{who} overrode the promotion order of {environment.name} "
             f"({found.text}): {override.strip()}"
         )
-        return Check("promotion", passed=overridden), overridden
+        return Requirement("promotion", passed=overridden), overridden
 
     def override_refused(
         self, environment: Environment, model: str, override: str, deciding: Actor

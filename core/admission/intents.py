@@ -22,7 +22,7 @@ from core.store.models import Endpoint
 from core.store.repos import Repositories
 
 log = logging.getLogger("chatops.core")
-MODEL_CHECK_S = 2.0  # the longest a deploy waits to learn whether the registry has its model
+MODEL_LOOKUP_S = 2.0  # the longest a deploy waits to learn whether the registry has its model
 
 
 @dataclass(frozen=True)
@@ -212,9 +212,9 @@ class Intents:
         # for it, reporting in the thread meanwhile
         asked = self._asking.submit(self.known_models)
         try:
-            names = asked.result(timeout=MODEL_CHECK_S)
+            names = asked.result(timeout=MODEL_LOOKUP_S)
         except concurrent.futures.TimeoutError:
-            log.info("the registry did not list its models within %s s: deploying", MODEL_CHECK_S)
+            log.info("the registry did not list its models within %s s: deploying", MODEL_LOOKUP_S)
             return None
         except ChatOpsError as exc:
             log.info("could not list the registered models before a deploy: %s", exc.message)

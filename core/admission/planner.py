@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.admission.deployer import Deployer
-from core.admission.gates import Check, promotion_hint
+from core.admission.gates import Requirement, promotion_hint
 from core.admission.intents import Intent
 from core.admission.plans import (
     PLANNED,
@@ -40,7 +40,7 @@ class Planner:
         self.settings, self.audit, self.locker = deployer.settings, deployer.audit, deployer.locker
         self.repos, self.targets, self.intents = deployer.repos, deployer.targets, deployer.intents
         self.registry = registry
-        self.admission = deployer.admission  # the very checks the command meets
+        self.admission = deployer.admission  # the very requirements the command meets
 
     def deploy(
         self,
@@ -138,26 +138,26 @@ class Planner:
     ) -> PlanReport:
         environment = self.settings.environment(env)
         assert environment is not None
-        permission = Check(
+        permission = Requirement(
             "permission",
             passed=f"{person(actor.shown)} is {a_role(role_in(environment, actor))} of {env}",
             refusal=authorize(environment, actor, action, hint=hint),
         )
         subject = "model" if action is Action.DEPLOY else "endpoint"
-        checks = [permission]
+        requirements = [permission]
         # an override no one may give here is refused first, as the deploy refuses it
         refused = override is not None and self.admission.override_refused(
             environment, endpoint, override, actor
         )
         if refused:
-            checks.insert(0, Check("promotion", refusal=refused))
+            requirements.insert(0, Requirement("promotion", refusal=refused))
         details: dict[str, Any] = {}
         if isinstance(intent, Refusal):  # nothing to plan further: the command stops here
-            checks.append(Check(subject, refusal=intent))
+            requirements.append(Requirement(subject, refusal=intent))
             summary = f"{VERB[action]} {endpoint} in {env}"
         else:
-            checks += [
-                Check(subject, passed=found_text(intent)),
+            requirements += [
+                Requirement(subject, passed=found_text(intent)),
                 *self.admission.gates(
                     intent, deciding=actor, override=override, promotion=not refused
                 ),
@@ -166,7 +166,7 @@ class Planner:
             if candidate is None and action is not Action.STOP:
                 candidate = self._resolve(intent.model, intent.version, None)
             if isinstance(candidate, Refusal):
-                checks.append(Check("version", refusal=candidate))
+                requirements.append(Requirement("version", refusal=candidate))
             mv = candidate if isinstance(candidate, ModelVersion) else None
             summary, details = self._details(intent, mv)
         report = PlanReport(
@@ -174,7 +174,7 @@ class Planner:
             env=env,
             endpoint=endpoint,
             summary=summary,
-            checks=tuple(checks),
+            requirements=tuple(requirements),
             approvers=tuple(environment.admins),
             route=self._route(action, env, actor, permission, hint),
             underway=self._underway(env, endpoint),
@@ -232,7 +232,9 @@ class Planner:
         except ChatOpsError as exc:
             return Refusal(f"the rollout would fail at its first step: {exc.message}")
 
-    def _route(self, action: Action, env: str, actor: Actor, permission: Check, hint: str) -> str:
+    def _route(
+        self, action: Action, env: str, actor: Actor, permission: Requirement, hint: str
+    ) -> str:
         if permission.ok:
             return f"{person(actor.shown)} may {VERB[action]} in {env}: no approval is needed"
         environment = self.settings.environment(env)
@@ -244,8 +246,8 @@ class Planner:
             )
         return f"only {role_name(NEEDS[action])}s of {env} can {VERB[action]}"
 
-    def _lock(self, env: str, endpoint: str) -> Check:
-        return Check(
+    def _lock(self, env: str, endpoint: str) -> Requirement:
+        return Requirement(
             "lock",
             passed=f"{endpoint} in {env} is free: no freeze, no operation holds it",
             refusal=self.locker.in_the_way(env, endpoint),

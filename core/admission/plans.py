@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.admission.gates import Check
+from core.admission.gates import Requirement
 from core.admission.intents import Intent
 from core.admission.roles import Action, Role
 from core.events import Refusal
@@ -47,7 +47,7 @@ class PlanReport:
     env: str
     endpoint: str
     summary: str  # what it would do, in one line
-    checks: tuple[Check, ...]
+    requirements: tuple[Requirement, ...]
     version: str = ""  # the version that would serve, and its run
     serving: str = ""  # what serves now
     metrics: tuple[MetricDelta, ...] = ()
@@ -60,11 +60,11 @@ class PlanReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        return all(c.ok for c in self.requirements)
 
     @property
     def verdict(self) -> str:
-        refused = next((c for c in self.checks if not c.ok), None)
+        refused = next((c for c in self.requirements if not c.ok), None)
         if refused is None:
             return "it would go ahead"
         return f"it would be refused: {refused.text}"
@@ -94,7 +94,7 @@ class PlanReport:
     def text(self) -> str:
         lines = [f"Plan: {self.summary} (nothing changes until the command is run)"]
         lines += [f"{k}: {v}" for k, v in self.rows()]
-        lines += [f"{'ok' if c.ok else 'REFUSED'} {c.name}: {c.text}" for c in self.checks]
+        lines += [f"{'ok' if c.ok else 'REFUSED'} {c.name}: {c.text}" for c in self.requirements]
         lines.append(self.sentence)
         return "\n".join(lines)
 

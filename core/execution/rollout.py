@@ -1,7 +1,7 @@
 """Carrying out an admitted operation: a rollout (resolve -> build -> start -> check ->
 switch) or a stop.
 
-An operation is run by whichever bot process holds its lease, from its recorded plan. Each
+An operation is run by whichever bot process holds its lease, from its recorded brief. Each
 step records the remote ids it creates before waiting on them, and the deployment id is
 chosen once and recorded, so a process taking over an operation whose holder died finds
 the build and the deployment already made instead of making them again. At each step
@@ -37,7 +37,7 @@ from core.errors import (
 from core.events import OWED, EventKind, Outcome, Reporter
 from core.execution import steps
 from core.execution.leases import Leases
-from core.execution.run import Plan, Run, span, where_of
+from core.execution.run import Brief, Run, span, where_of
 from core.marks import person
 from core.oncall import watching
 from core.outbox import FINAL, Outbox
@@ -111,12 +111,12 @@ class Rollouts:
         return run
 
     def _carry_out(self, run: Run, op: Operation, reporter: Reporter) -> Outcome:
-        headline = str(op.plan.get("headline") or f"{person(op.requested_by)}: {op.command}")
+        headline = str(op.brief.get("headline") or f"{person(op.requested_by)}: {op.command}")
         run.emit(EventKind.STARTED, "", headline, resumed=op.attempts > 1)
         where = where_of(reporter)
         if where and not self.repos.operations.set_reply_to(op.id, where, hold=run.hold):
             raise LeaseLost(f"operation {op.id} was taken over by another bot process")
-        plan = Plan.of(op)
+        brief = Brief.of(op)
         target = self.targets.get(op.env)
         if target is None or self.settings.environment(op.env) is None:
             raise ConfigError(f"environment {op.env} is no longer configured here")
@@ -124,7 +124,7 @@ class Rollouts:
         if op.attempts > 1:
             self._may_resume(op, current)
         if op.lock_token:
-            run.lock = (op.env, op.endpoint, self._keep_lock(op, plan, current))
+            run.lock = (op.env, op.endpoint, self._keep_lock(op, brief, current))
         if op.attempts > 1:
             run.emit(
                 EventKind.INFO,
@@ -133,11 +133,11 @@ class Rollouts:
                 f"(attempt {op.attempts}); what it had already built or started is reused, "
                 "not made again",
             )
-        if plan.overridden and op.attempts <= 1:
-            run.emit(EventKind.INFO, "order", f"promotion order overridden: {plan.overridden}")
-        if plan.action == "stop":
-            return self._stop(run, op, plan, target, current)
-        return self._roll_out(run, op, plan, target, current)
+        if brief.overridden and op.attempts <= 1:
+            run.emit(EventKind.INFO, "order", f"promotion order overridden: {brief.overridden}")
+        if brief.action == "stop":
+            return self._stop(run, op, brief, target, current)
+        return self._roll_out(run, op, brief, target, current)
 
     def _may_resume(self, op: Operation, current: Endpoint | None) -> None:
         """Raise why a taken-over operation must not go on: too old, or taken too often."""
@@ -157,7 +157,7 @@ class Rollouts:
                 "crashes) before running it again"
             )
 
-    def _keep_lock(self, op: Operation, plan: Plan, current: Endpoint | None) -> str:
+    def _keep_lock(self, op: Operation, brief: Brief, current: Endpoint | None) -> str:
         """The token of the endpoint lock the operation goes on with; a lock that lapsed or
         was lifted meanwhile is taken again, unless the endpoint changed since it was asked
         for (a ChatOpsError says so)."""
@@ -171,24 +171,24 @@ class Rollouts:
                 f"({span(_since(current, self.repos.clock))} ago). "
                 "Run the command again if it is still wanted."
             )
-        return self.locker.retake(op, holder=plan.actor_name, reason=plan.headline)
+        return self.locker.retake(op, holder=brief.actor_name, reason=brief.headline)
 
     # -- a rollout -----------------------------------------------------------------------
     def _roll_out(
-        self, run: Run, op: Operation, plan: Plan, target: Target, current: Endpoint | None
+        self, run: Run, op: Operation, brief: Brief, target: Target, current: Endpoint | None
     ) -> Outcome:
         ep = EndpointRef(op.env, op.endpoint)
-        resources = plan.resources
+        resources = brief.resources
         deployment = steps.deployment_id(run, op)
         started: Started | None = None
         try:
-            mv = steps.resolve(run, self.registry, op, plan)
+            mv = steps.resolve(run, self.registry, op, brief)
             was_up = current is not None and target.health(ep).up
             if current is not None and was_up and steps.serves(current, mv, resources):
                 return self._already_live(run, op, mv, resources, current)
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
-            latency_ms = steps.check(run, target, ep, started, built)
+            latency_ms = steps.smoke_test(run, target, ep, started, built)
             url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
         except LeaseLost:
             raise  # the deployment is the new holder's now: leave it be
@@ -200,8 +200,8 @@ class Rollouts:
         # what served before and was down when replaced ended in a failure, not a switch
         down = f"v{current.version} was down when v{mv.version} replaced it" if current else ""
         failed = "" if was_up else down
-        if current is not None and plan.automatic:  # its watch found it failing
-            failed = f"v{current.version} was rolled back by itself: {plan.automatic}"
+        if current is not None and brief.automatic:  # its watch found it failing
+            failed = f"v{current.version} was rolled back by itself: {brief.automatic}"
         self._record(run, op, target, mv, resources, url, started, failed)
         run.remember(version=mv.version)  # what /rollback goes back to
         watching.begin(
@@ -293,7 +293,7 @@ class Rollouts:
 
     # -- a stop --------------------------------------------------------------------------
     def _stop(
-        self, run: Run, op: Operation, plan: Plan, target: Target, current: Endpoint | None
+        self, run: Run, op: Operation, brief: Brief, target: Target, current: Endpoint | None
     ) -> Outcome:
         """Stop every deployment of the endpoint; it leaves /status only once the target
         confirmed that nothing of it serves (else the run fails and it stays)."""
@@ -305,9 +305,8 @@ class Rollouts:
         if not gone and not self.repos.operations.holds(run.op_id, run.hold):
             raise LeaseLost(f"operation {op.id} was taken over by another bot process")
         where = f" at {current.url}" if current else ""
-        text = (
-            f"{op.endpoint} in {op.env} is stopped (it served {plan.model} v{plan.version}{where})."
-        )
+        served = f"{brief.model} v{brief.version}{where}"
+        text = f"{op.endpoint} in {op.env} is stopped (it served {served})."
         outcome = Outcome(ok=True, text=text, operation=run.op_id)
         self._end(run, op, OperationState.SUCCEEDED, outcome, EventKind.SUCCEEDED)
         return outcome
@@ -333,7 +332,7 @@ class Rollouts:
         # from here this process ends it: the heartbeat must not take the end for a lapse
         self.leases.ended(run.op_id)
         said, shown = scrub(outcome.text if message is None else message), scrub_value(data)
-        headline = str(op.plan.get("headline") or f"{person(op.requested_by)}: {op.command}")
+        headline = str(op.brief.get("headline") or f"{person(op.requested_by)}: {op.command}")
         final = {
             "kind": told.value,
             "message": said,
@@ -475,17 +474,17 @@ class Rollouts:
         return f"{served} was serving before, but is down now", asked
 
     def _audit(self, op: Operation, outcome: Outcome) -> None:
-        # read as recorded: a plan this version cannot read (Plan.of) still ends audited
-        automatic = bool(op.plan.get("automatic"))
+        # read as recorded: a brief this version cannot read (Brief.of) still ends audited
+        automatic = bool(op.brief.get("automatic"))
         self.audit.record(
-            audited_as(str(op.plan.get("action") or op.kind), automatic),
-            actor_id=str(op.plan.get("actor_id") or ""),
-            actor_name=str(op.plan.get("actor_name") or op.requested_by),
+            audited_as(str(op.brief.get("action") or op.kind), automatic),
+            actor_id=str(op.brief.get("actor_id") or ""),
+            actor_name=str(op.brief.get("actor_name") or op.requested_by),
             command=op.command,
             env=op.env,
             endpoint=op.endpoint,
             result=outcome,
-            approver=str(op.plan.get("approver") or ""),
+            approver=str(op.brief.get("approver") or ""),
         )
 
 

@@ -1,4 +1,4 @@
-"""One operation in flight: its plan, where its events go, and the hold that lets it write.
+"""One operation in flight: its brief, where its events go, and the hold that lets it write.
 
 Every write a run makes about its operation (the step it is at, the remote ids its steps
 created) is fenced by its hold (owner and attempt): once another bot process has taken the
@@ -30,7 +30,7 @@ log = logging.getLogger("chatops.core")
 
 
 @dataclass(frozen=True)
-class Plan:
+class Brief:
     """What a rollout is to do and for whom, kept with its operation: any bot process can
     carry it out from this alone."""
 
@@ -50,12 +50,12 @@ class Plan:
     automatic: str = ""  # why the bot asked for it by itself ("" when a person asked)
 
     @classmethod
-    def of(cls, op: Operation) -> Plan:
-        """The operation's plan; one this version of the bot cannot read is an error that
+    def of(cls, op: Operation) -> Brief:
+        """The operation's brief; one this version of the bot cannot read is an error that
         ends the operation (fields it does not know are left aside)."""
         known = {f.name for f in dataclasses.fields(cls)}
         try:
-            return cls(**{k: v for k, v in op.plan.items() if k in known})
+            return cls(**{k: v for k, v in op.brief.items() if k in known})
         except TypeError as exc:
             raise ChatOpsError(
                 "its plan was recorded by another version of the bot and cannot be read here"

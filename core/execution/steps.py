@@ -4,7 +4,7 @@ the target, what it records. A step begins only while its operation is still wan
 
 from __future__ import annotations
 
-from core.execution.run import Plan, Run
+from core.execution.run import Brief, Run
 from core.registry.mlflow import ModelVersion, Registry
 from core.resources import Resources
 from core.store.models import Endpoint, Operation, new_id
@@ -28,13 +28,13 @@ def deployment_id(run: Run, op: Operation) -> str:
     return deployment
 
 
-def resolve(run: Run, registry: Registry, op: Operation, plan: Plan) -> ModelVersion:
+def resolve(run: Run, registry: Registry, op: Operation, brief: Brief) -> ModelVersion:
     # an alias resolved once stays resolved: a resumed run must not follow it if it moved
-    version = plan.version if plan.version is not None else op.remote.get("resolved")
-    alias = None if version is not None else plan.alias
+    version = brief.version if brief.version is not None else op.remote.get("resolved")
+    alias = None if version is not None else brief.alias
     what = f"v{version}" if version is not None else f"@{alias}"
-    with run.step("resolve", f"resolving {plan.model} {what} in the registry") as done:
-        mv = registry.resolve(plan.model, version=version, alias=alias)
+    with run.step("resolve", f"resolving {brief.model} {what} in the registry") as done:
+        mv = registry.resolve(brief.model, version=version, alias=alias)
         run.remember(resolved=mv.version)
         metrics = listed_metrics(mv.metrics)
         run_ref = f"run {mv.run_id[:8]}" if mv.run_id else "no run"
@@ -66,14 +66,14 @@ def start(
     return started
 
 
-def check(run: Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
+def smoke_test(run: Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
     with run.step("check", "health check and smoke test on the input example") as done:
-        checked = target.check(ep, started, built, run.target_step("check"))
+        tested = target.smoke_test(ep, started, built, run.target_step("check"))
         if built.example is None:
             done("health check passed (no input example to smoke-test with)")
         else:
-            done(f"smoke test answered {short(checked.prediction)} in {checked.latency_ms:.0f} ms")
-    return checked.latency_ms
+            done(f"smoke test answered {short(tested.prediction)} in {tested.latency_ms:.0f} ms")
+    return tested.latency_ms
 
 
 def switch(

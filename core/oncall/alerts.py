@@ -1,6 +1,7 @@
-"""What the watches tell people (core/oncall/watching.py, core/oncall/sentinel.py), and
-the port fronts implement to tell it: Slack posts in the operation's thread and the on-call
-channel (bot/slack/oncall.py); the console prints; a headless worker logs."""
+"""What the watch windows and the sentinel tell people (core/oncall/watching.py,
+core/oncall/sentinel.py), and the port fronts implement to tell it: Slack posts in the
+operation's thread and the on-call channel (bot/slack/posting/oncall.py); the console
+prints; a headless worker logs."""
 
 from __future__ import annotations
 

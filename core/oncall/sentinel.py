@@ -1,4 +1,4 @@
-"""The watch between rollouts: an endpoint that goes down while nothing changes it (no
+"""The sentinel between rollouts: an endpoint that goes down while nothing changes it (no
 operation under way, no watch window) is announced once, per front, until it is up again,
 with the offer to roll it back (the Deployer's `/rollback` while it still serves that version:
 admins only).

@@ -12,7 +12,7 @@ from core.config import Settings
 from core.events import EndpointStatus, Refusal
 from core.marks import person
 from core.oncall.checks import Finding, env_scope
-from core.oncall.checks.watch import Checked
+from core.oncall.checks.cache import Checked
 from core.store.models import Endpoint, Operation, aware
 from core.store.repos import Repositories
 from core.targets.base import EndpointRef, Health, Target, Traffic

@@ -35,7 +35,7 @@ from core.admission.gates import Automatic, audited_as
 from core.config import Environment, Settings
 from core.errors import ChatOpsError, StoreError
 from core.events import Event, NullReporter, Refusal, Reporter
-from core.execution.run import Plan, span
+from core.execution.run import Brief, span
 from core.execution.taking import Source, rounds
 from core.marks import command, person
 from core.oncall.alerts import BOT, Alert, AlertKind, Alerts
@@ -81,8 +81,8 @@ def begin(
     env = settings.environment(op.env)
     if env is None or not env.watch_s or op.kind not in WATCHED:
         return
-    plan = Plan.of(op)
-    if plan.automatic:
+    brief = Brief.of(op)
+    if brief.automatic:
         return
     previous = before.version if before is not None and before.version != version else None
     try:
@@ -91,7 +91,7 @@ def begin(
             env=op.env,
             endpoint=op.endpoint,
             operation_id=op.id,
-            model=plan.model or op.endpoint,
+            model=brief.model or op.endpoint,
             version=version,
             deployment=deployment,
             previous=previous,

@@ -71,7 +71,8 @@ class Endpoint(Base):
 
 
 class Operation(Base):
-    """One rollout: its plan, the remote ids its steps created, and who runs it until when."""
+    """One rollout: its brief (what to do, for whom), the remote ids its steps created, and
+    who runs it until when."""
 
     __tablename__ = "operations"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -86,7 +87,7 @@ class Operation(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
-    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    brief: Mapped[dict[str, Any]] = mapped_column("plan", default=dict)  # the column keeps its name
     # where a front reports it (Slack: channel, user, thread), so whoever resumes it can too
     reply_to: Mapped[dict[str, Any]] = mapped_column(default=dict)
     lock_token: Mapped[str] = mapped_column(String(32), default="")

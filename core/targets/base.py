@@ -1,7 +1,7 @@
 """What every serving target offers the rollouts, whichever platform it drives.
 
 A rollout is: `build` (make the version runnable) -> `start` (a new deployment, not yet taking
-the endpoint's traffic) -> `check` (health and smoke test of that deployment) -> `switch`
+the endpoint's traffic) -> `smoke_test` (health and a sample answer of that deployment) -> `switch`
 (it takes the traffic, every other deployment of the endpoint stops). Each call is keyed by
 ids the rollout recorded first, so calling it again after a crash picks up the same remote
 objects. A target gets model artifacts from a `ModelSource`, never from the registry adapter.
@@ -63,7 +63,7 @@ class Started:
 
 
 @dataclass(frozen=True)
-class Checked:
+class SmokeTested:
     latency_ms: float
     prediction: Any
 
@@ -177,7 +177,9 @@ class Target(Protocol):
         `discard` and later rollouts use)."""
         ...
 
-    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked:
+    def smoke_test(
+        self, ep: EndpointRef, started: Started, built: Built, step: Step
+    ) -> SmokeTested:
         """Health check and smoke test (the built input example) of the started deployment;
         `DeployFailed` when it does not answer as it should."""
         ...

@@ -275,7 +275,7 @@ def test_build_takes_the_input_example_from_the_model_source_it_is_handed(
 
     built = cml.target.build(EP, mv, source, quiet_step())
     started = cml.target.start(EP, mv, built, Resources(cpu=1, memory_mb=2048), "d", quiet_step())
-    checked = cml.target.check(EP, started, built, quiet_step())
+    checked = cml.target.smoke_test(EP, started, built, quiet_step())
 
     assert built.example == one_row
     assert source.asked == ["download_uri"]  # the workspace, not the bot, fetches the model

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from conftest_target import CMLRig
 
-from bot.slack import blocks
+from bot.slack.rendering import blocks
 from commands.base import StatusReport
 from core.admission.roles import Actor
 from core.events import Outcome

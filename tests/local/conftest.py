@@ -45,5 +45,5 @@ def serve(
     built = target.build(ep, mv, registry, step)
     resources = Resources(cpu=1, memory_mb=1024, replicas=1)
     started = target.start(ep, mv, built, resources, deployment, step)
-    target.check(ep, started, built, step)
+    target.smoke_test(ep, started, built, step)
     return started.deployment

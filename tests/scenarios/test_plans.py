@@ -44,8 +44,8 @@ def plan(runtime: Runtime, line: str, actor: Actor | None = None) -> PlanReport:
     return reply
 
 
-def check(report: PlanReport, name: str) -> str:
-    (found,) = [c for c in report.checks if c.name == name]
+def requirement(report: PlanReport, name: str) -> str:
+    (found,) = [c for c in report.requirements if c.name == name]
     return plain(found.text)
 
 
@@ -80,7 +80,7 @@ def test_a_plan_shows_the_deploy_and_changes_nothing_but_the_audit(runtime: Runt
     assert report.resources == "1 cpu, 1 GB, 1 replica (unchanged)"
     assert report.build == "new: iris v2 would be built on local"
     assert plain(report.route) == "alice may deploy in dev: no approval is needed"
-    assert [c.name for c in report.checks] == ["permission", "model", "limits", "lock"]
+    assert [c.name for c in report.requirements] == ["permission", "model", "limits", "lock"]
 
     # nothing changed: v1 serves on, nobody holds the endpoint, no operation was recorded
     endpoint = runtime.repos.endpoints.get("dev", "iris")
@@ -104,7 +104,11 @@ def test_a_plan_shows_the_deploy_and_changes_nothing_but_the_audit(runtime: Runt
 
     # --dry-run is the same plan
     dry = plan(runtime, "/deploy iris v2 --dry-run")
-    assert (dry.summary, dry.checks, dry.rows()) == (report.summary, report.checks, report.rows())
+    assert (dry.summary, dry.requirements, dry.rows()) == (
+        report.summary,
+        report.requirements,
+        report.rows(),
+    )
 
 
 def test_a_build_made_before_is_planned_as_reused(runtime: Runtime) -> None:
@@ -142,13 +146,13 @@ def test_a_plan_names_who_holds_the_endpoint_and_what_is_under_way(runtime: Runt
     report = plan(runtime, "/plan scale iris 2 replicas")
 
     assert not report.ok
-    assert check(report, "lock").startswith("iris in dev is locked by carol since ")
-    assert "for: carol is deploying iris v2 to dev" in check(report, "lock")
+    assert requirement(report, "lock").startswith("iris in dev is locked by carol since ")
+    assert "for: carol is deploying iris v2 to dev" in requirement(report, "lock")
     assert report.underway == (f"deploy by carol, queued ({queued.operation})",)
     assert plain(report.verdict).startswith("it would be refused: iris in dev is locked by carol")
     # the real command meets the same refusal, word for word
     real = run(runtime, "/scale iris 2 replicas")
-    assert isinstance(real, Refusal) and plain(real.text) == check(report, "lock")
+    assert isinstance(real, Refusal) and plain(real.text) == requirement(report, "lock")
     lock = runtime.repos.locks.get("dev", "iris")
     assert lock is not None and lock.holder == "carol"
     assert [op.id for op in runtime.repos.operations.running()] == [queued.operation]
@@ -157,9 +161,12 @@ def test_a_plan_names_who_holds_the_endpoint_and_what_is_under_way(runtime: Runt
 def test_a_frozen_endpoint_and_limits_are_refusals_in_the_plan(runtime: Runtime) -> None:
     assert run(runtime, "/deploy iris v1").ok
     report = plan(runtime, "/plan scale iris 64cpu")
-    assert check(report, "limits") == "64 cpu is over the limit of dev: at most 4 cpu per endpoint"
+    assert (
+        requirement(report, "limits")
+        == "64 cpu is over the limit of dev: at most 4 cpu per endpoint"
+    )
     real = run(runtime, "/scale iris 64cpu")
-    assert isinstance(real, Refusal) and plain(real.text) == check(report, "limits")
+    assert isinstance(real, Refusal) and plain(real.text) == requirement(report, "limits")
 
     frozen = Actor(id="console", name="bob")
     execute(
@@ -167,7 +174,7 @@ def test_a_frozen_endpoint_and_limits_are_refusals_in_the_plan(runtime: Runtime)
         Context(core=runtime, actor=frozen, reporter=Recorder(), text="/lock iris quarter-end"),
     )
     stopped = plan(runtime, "/stop iris --dry-run")
-    assert "iris in dev is frozen by bob" in check(stopped, "lock")
+    assert "iris in dev is frozen by bob" in requirement(stopped, "lock")
     assert stopped.stops.startswith("every deployment of iris: iris v1, up, at http://")
     assert not stopped.ok and runtime.repos.endpoints.get("dev", "iris") is not None
 
@@ -176,7 +183,7 @@ def test_a_developer_is_told_it_needs_a_promotion_request(runtime: Runtime) -> N
     report = plan(runtime, "/plan deploy iris @champion to prod", actor=DEV)
     assert not report.ok
     assert report.summary == "deploy iris @champion (now v2) to prod"
-    assert check(report, "permission") == (
+    assert requirement(report, "permission") == (
         "only admins of prod can deploy — ask for it with `/promote iris v2 to prod`"
     )
     assert plain(report.route) == (
@@ -190,16 +197,16 @@ def test_a_developer_is_told_it_needs_a_promotion_request(runtime: Runtime) -> N
 
 def test_what_the_rollout_would_fail_on_and_what_cannot_be_planned(runtime: Runtime) -> None:
     missing = plan(runtime, "/plan deploy iris v9")
-    assert check(missing, "version") == (
+    assert requirement(missing, "version") == (
         "the rollout would fail at its first step: iris has no version 9 (versions: v1, v2, v3)"
     )
     unknown = plan(runtime, "/plan deploy irsi v1")
     assert (
-        check(unknown, "model")
+        requirement(unknown, "model")
         == "there is no model called `irsi` in the registry (did you mean `iris`?)"
     )
     nothing = plan(runtime, "/plan rollback iris")
-    assert check(nothing, "endpoint").startswith("iris in dev is not deployed")
+    assert requirement(nothing, "endpoint").startswith("iris in dev is not deployed")
     nowhere = run(runtime, "/plan stop iris in moon")
     assert isinstance(nowhere, Refusal) and "no environment called `moon`" in plain(nowhere.text)
     assert runtime.repos.operations.recent() == []

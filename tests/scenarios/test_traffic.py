@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from bot.console.render import render
-from bot.slack import blocks
+from bot.slack.rendering import blocks
 from commands.base import StatusReport
 from core.events import EndpointStatus, Outcome
 from core.runtime import Runtime

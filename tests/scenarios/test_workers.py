@@ -30,7 +30,7 @@ from mlflow import MlflowClient
 from core.admission.roles import Actor
 from core.config import Environment, Settings
 from core.events import EventKind, NullReporter, Outcome
-from core.execution.run import Plan
+from core.execution.run import Brief
 from core.runtime import Runtime
 from core.store.models import Operation, OperationState
 from core.store.repos import Repositories
@@ -289,7 +289,7 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
     headline = "console is deploying iris v1 to dev"
     lock = repos.locks.try_lock("dev", "iris", holder="console", reason=headline, ttl_s=3600)
     assert lock.acquired
-    plan = Plan(
+    brief = Brief(
         action="deploy",
         model="iris",
         version=1,
@@ -309,7 +309,7 @@ def test_a_worker_takes_over_an_operation_whose_process_died(
         endpoint="iris",
         requested_by=CONSOLE.shown,
         command="/deploy iris v1",
-        plan=plan.as_dict(),
+        brief=brief.as_dict(),
         lock_token=lock.token,
         owner="dead-host:1:abc",
         lease_s=0.1,

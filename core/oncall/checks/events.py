@@ -3,7 +3,7 @@ can hold the bot's webhook. Read only: the bot registers the webhook itself when
 
 from __future__ import annotations
 
-from core.announcements import Watching, watching
+from core.announcements import Delivery, delivery
 from core.config import Settings
 from core.errors import RegistryError
 from core.oncall.checks import Finding
@@ -15,10 +15,10 @@ CHECK = "how they reach the bot"
 
 
 def registry_events_finding(settings: Settings) -> Finding:
-    how = watching(settings)
-    if how is Watching.OFF:
+    how = delivery(settings)
+    if how is Delivery.OFF:
         return Finding.skipped(EVENTS, CHECK, "off (CHATOPS_REGISTRY_POLL_S is 0)")
-    if how is Watching.POLL:
+    if how is Delivery.POLL:
         halves = (settings.registry_webhook_url, settings.registry_webhook_secret)
         server = settings.mlflow_tracking_uri.startswith(("http://", "https://"))
         if server and any(halves) and not all(halves):

@@ -27,10 +27,10 @@ from core.errors import ConfigError, DeployFailed, TargetError
 from core.resources import Resources
 from core.targets.base import (
     Built,
-    Checked,
     EndpointRef,
     Health,
     ModelSource,
+    SmokeTested,
     Started,
     Step,
     Traffic,
@@ -191,7 +191,9 @@ class CMLTarget:
         with self._explained():
             return self.starter.start(model_name(ep), mv, built, resources, deployment, step)
 
-    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked:
+    def smoke_test(
+        self, ep: EndpointRef, started: Started, built: Built, step: Step
+    ) -> SmokeTested:
         """The example through the model service, answered by the new deployment: CML sends
         a model's traffic to its newest deployed deployment, which `start` just made."""
         with self._explained():
@@ -199,7 +201,7 @@ class CMLTarget:
             assert model is not None
             placed = self.placements.locate(model_name(ep), started.deployment)
         if built.example is None:
-            return Checked(latency_ms=0.0, prediction=None)
+            return SmokeTested(latency_ms=0.0, prediction=None)
         step.say(f"sending the input example to CML deployment {short(started.deployment)}")
         auth = model.auth_enabled if model.auth_enabled is not None else self.env.model_auth
         answer = self.service.predict(model, built.example, auth=auth)
@@ -207,7 +209,7 @@ class CMLTarget:
             raise DeployFailed(
                 f"the smoke test was answered by another deployment than {short(placed.id)}"
             )
-        return Checked(latency_ms=answer.latency_ms, prediction=answer.prediction)
+        return SmokeTested(latency_ms=answer.latency_ms, prediction=answer.prediction)
 
     def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
         """`new` (deployed) takes the traffic; every other deployment of the model CML lists

@@ -4,7 +4,7 @@ Such a worker cannot be forked from the warm runtime: its packages are not the r
 endpoint host forks as for any worker, and the child executes the environment's interpreter
 on this module, handing it the endpoint's shared listening socket, the pipe it reports ready
 on and the memory it counts its traffic in; from there it is the same worker (server.py):
-private port, SIGUSR1 to take the endpoint's traffic, SIGTERM to drain, memory watchdog.
+private port, SIGUSR1 to take the endpoint's traffic, SIGTERM to drain, memory limit enforced.
 """
 
 from __future__ import annotations

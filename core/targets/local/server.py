@@ -62,7 +62,7 @@ def _rss_mb() -> float:
         return float(psutil.Process().memory_info().rss) / (1024 * 1024)
 
 
-def _watch_memory(limit_mb: int) -> None:
+def _enforce_memory_limit(limit_mb: int) -> None:
     while True:
         rss = _rss_mb()
         if rss > limit_mb:
@@ -178,7 +178,7 @@ async def _serve(
     loop.add_signal_handler(signal.SIGTERM, worker.stop.set)
     # signals sent before the handlers existed were held; they are delivered now
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGUSR1})
-    threading.Thread(target=_watch_memory, args=(memory_mb,), daemon=True).start()
+    threading.Thread(target=_enforce_memory_limit, args=(memory_mb,), daemon=True).start()
     ready = {"pid": os.getpid(), "private_port": private_sock.getsockname()[1]}
     os.write(ready_fd, (json.dumps(ready) + "\n").encode())
     os.close(ready_fd)

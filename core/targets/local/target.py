@@ -21,10 +21,10 @@ from core.errors import BuildFailed, ChatOpsError, DeployFailed, StepTimeout, Ta
 from core.resources import Resources
 from core.targets.base import (
     Built,
-    Checked,
     EndpointRef,
     Health,
     ModelSource,
+    SmokeTested,
     Started,
     Step,
     Traffic,
@@ -252,7 +252,9 @@ class LocalTarget:
             log_tail=log_tail(self.layout.log_dir(ep) / f"{deployment}.log"),
         )
 
-    def check(self, ep: EndpointRef, started: Started, built: Built, step: Step) -> Checked:
+    def smoke_test(
+        self, ep: EndpointRef, started: Started, built: Built, step: Step
+    ) -> SmokeTested:
         dep = self._deployment(ep, started.deployment)
         if dep is None:
             raise DeployFailed(f"deployment {started.deployment} is gone")
@@ -261,7 +263,7 @@ class LocalTarget:
             for port in ports:
                 self._http.get(f"http://127.0.0.1:{port}/ping").raise_for_status()
             if built.example is None:
-                return Checked(latency_ms=0.0, prediction=None)
+                return SmokeTested(latency_ms=0.0, prediction=None)
             begun = time.perf_counter()
             response = self._http.post(
                 f"http://127.0.0.1:{ports[0]}/invocations", json=built.example
@@ -277,7 +279,7 @@ class LocalTarget:
             raise DeployFailed(
                 f"smoke test failed with HTTP {response.status_code}: {response.text[:500]}{hint}"
             )
-        return Checked(latency_ms=latency, prediction=response.json().get("predictions"))
+        return SmokeTested(latency_ms=latency, prediction=response.json().get("predictions"))
 
     def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
         """`new` takes the traffic; every other deployment taking it (whatever the caller

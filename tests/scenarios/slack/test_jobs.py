@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.slack.jobs import SlashCommand
-from bot.slack.poster import Poster, web_client
-from bot.slack.work import Work
+from bot.slack.intake.jobs import SlashCommand
+from bot.slack.intake.work import Work
+from bot.slack.posting.poster import Poster, web_client
 from core.runtime import Runtime
 from core.store.jobs import JobState
 from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, OPS

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bot.slack.announce import SlackAnnouncer
-from bot.slack.poster import Poster, web_client
-from core.announcements import Announcement, Watching
+from bot.slack.posting.announce import SlackAnnouncer
+from bot.slack.posting.poster import Poster, web_client
+from core.announcements import Announcement, Delivery
 from core.config import Settings
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
@@ -78,7 +78,7 @@ def test_each_change_is_announced_once_by_one_of_two_polling_bots(
     two_bots: tuple[Runtime, Runtime], registry: MlflowClient
 ) -> None:
     first, second = two_bots
-    assert first.announcements.watching is Watching.POLL
+    assert first.announcements.delivery is Delivery.POLL
     # what was there before anyone watched is taken in, not announced
     assert _both_poll(first, second) == []
 

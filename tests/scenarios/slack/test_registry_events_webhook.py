@@ -28,7 +28,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.app import SlackFront
 from bot.slack.settings import SlackSettings
-from bot.slack.webhook import RegistryWebhook
+from bot.slack.transport.webhook import RegistryWebhook
 from core.config import Settings
 from core.oncall.checks import Verdict
 from core.oncall.checks.events import registry_events_finding

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.slack.groups import GroupDirectory
-from bot.slack.poster import Poster, web_client
+from bot.slack.intake.groups import GroupDirectory
+from bot.slack.posting.poster import Poster, web_client
 from core.config import Settings
 from tests.conftest import make_settings
 from tests.scenarios.slack.conftest import (

@@ -100,7 +100,7 @@ def test_a_corrupt_state_database_stops_the_bot_with_the_reason(
 def test_a_worker_that_cannot_start_is_retried_with_a_growing_pause_and_the_front_says_why(
     tmp_path: Path,
 ) -> None:
-    from bot.slack.dispatch import WorkerProcess
+    from bot.slack.intake.dispatch import WorkerProcess
     from core.store.jobs import JobQueue
 
     pauses: list[float] = []

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from bot.console.app import ConsoleApp
 from core.config import CONSOLE_USER, Environment, Settings
-from core.oncall.checks.watch import EVERY_S, Checked
+from core.oncall.checks.cache import EVERY_S, Checked
 from core.runtime import Runtime
 from emulators.cml import RunningEmulator, start_emulator
 from emulators.cml.workspace import DEFAULT_RUNTIMES

@@ -259,7 +259,7 @@ def test_chatops_worker_answers_in_the_renamed_namespace(
     try:
         bot.wait_until(lambda: "taking operations" in bot.text, 90, "the worker taking work")
         queue = JobQueue.open(f"sqlite:///{bot.state_dir / 'chatops.db'}")
-        from bot.slack.jobs import Mention
+        from bot.slack.intake.jobs import Mention
 
         ts = f"{time.time():.6f}"
         job = Mention(text="help", user_id=ALICE, channel_id=OPS, ts=ts, namespace="ops")

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.slack.oncall import OnCall
-from bot.slack.poster import Poster, web_client
-from bot.slack.work import Work
+from bot.slack.intake.work import Work
+from bot.slack.posting.oncall import OnCall
+from bot.slack.posting.poster import Poster, web_client
 from core.config import Settings
 from core.oncall.watching import CHECK_S, Watcher
 from core.store.models import WatchState

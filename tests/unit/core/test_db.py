@@ -139,7 +139,7 @@ def test_a_database_made_by_create_all_is_adopted(url: str, engine: Engine) -> N
     repos.close()
     assert old is not None
     assert old.remote == {"build": "b-1"}
-    assert (old.state, old.plan, old.attempts, old.owner) == ("succeeded", {}, 0, "")
+    assert (old.state, old.brief, old.attempts, old.owner) == ("succeeded", {}, 0, "")
 
 
 def test_a_partial_database_is_refused_with_what_is_missing(url: str, engine: Engine) -> None:

@@ -72,7 +72,7 @@ def test_a_queued_operation_is_run_once_under_this_process_lease(
     assert runner.run_pending() == 1
     assert runner.run_pending() == 0
 
-    assert target.calls == ["build", "start", "check", "switch"]
+    assert target.calls == ["build", "start", "smoke_test", "switch"]
     op = core.repos.operations.get(op_id)
     assert op is not None and (op.state, op.owner, op.attempts) == ("succeeded", runner.owner, 1)
     assert core.leases.held == set()  # nothing left for the heartbeat
@@ -100,14 +100,14 @@ def test_a_cancel_during_the_check_discards_the_new_deployment_and_never_switche
     core: Core, target: RecordingTarget
 ) -> None:
     op_id = queue(core)
-    target.during["check"] = lambda: core.repos.operations.cancel(op_id, by="bob")
+    target.during["smoke_test"] = lambda: core.repos.operations.cancel(op_id, by="bob")
     seen = Recorder()
     assert core.worker(reporter_for=lambda _op: seen).run_pending() == 1
 
     op = core.repos.operations.get(op_id)
     assert op is not None and op.state == "failed"
     deployment = op.remote["deployment"]
-    assert target.calls == ["build", "start", "check", f"discard {deployment}"]
+    assert target.calls == ["build", "start", "smoke_test", f"discard {deployment}"]
     assert seen.events[-1].data["serving"] == (
         "nothing was serving iris in dev before, and nothing serves now"
     )
@@ -178,7 +178,7 @@ def test_a_process_that_hands_over_leaves_the_operation_at_the_next_step_for_ano
     other.runner.run(taken, Recorder())
     op = core.repos.operations.get(op_id)
     assert op is not None and op.state == "succeeded"
-    assert target.calls[-2:] == ["check", "switch"]
+    assert target.calls[-2:] == ["smoke_test", "switch"]
     assert core.repos.locks.get("dev", "iris") is None
     other.leases.close()
 

@@ -15,7 +15,7 @@ import pytest
 from core.admission.gates import Automatic
 from core.config import Environment, Settings
 from core.events import Outcome, Refusal
-from core.execution.run import Plan
+from core.execution.run import Brief
 from core.marks import plain
 from core.oncall.alerts import Alert, LogAlerts
 from core.oncall.watching import CHECK_S, Watcher
@@ -169,9 +169,9 @@ def test_the_rollback_is_the_deployers_asked_by_the_bot_and_audited_as_automatic
     assert version(core) == 1
     assert audited(core, "auto-rollback") == [("chatops", "succeeded")]
     (op,) = [op for op in core.repos.operations.recent(10) if op.kind == "rollback"]
-    plan = Plan.of(op)
-    assert plan.automatic.startswith("was down at 2 checks in a row")
-    assert plain(plan.headline).startswith(
+    brief = Brief.of(op)
+    assert brief.automatic.startswith("was down at 2 checks in a row")
+    assert plain(brief.headline).startswith(
         "chatops is rolling iris in dev back from v2 to v1 by itself: v2 was down at 2 checks"
     )
     assert (op.requested_by, op.state) == ("chatops", "succeeded")

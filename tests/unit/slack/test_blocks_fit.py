@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.slack.blocks import approval, history, registered, status
-from bot.slack.mrkdwn import SECTION, escape, fit, shown, tail
+from bot.slack.rendering.blocks import approval, history, registered, status
+from bot.slack.rendering.mrkdwn import SECTION, escape, fit, shown, tail
 from commands.base import HistoryReport, StatusReport
 from commands.naming import DEFAULT
 from commands.registry import split

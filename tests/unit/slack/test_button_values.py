@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.slack.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
-from bot.slack.jobs import AnnouncedAction
+from bot.slack.intake.jobs import AnnouncedAction
+from bot.slack.rendering.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
 from commands.deploy import Deploy
 from commands.registry import parse
 

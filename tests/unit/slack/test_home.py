@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.slack.home import home_view
+from bot.slack.rendering.home import home_view
 from commands.naming import Naming
 from core.events import EndpointStatus
 from core.marks import person

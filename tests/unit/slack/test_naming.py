@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from bot.slack import messages
-from bot.slack.blocks import history, registered, status
-from bot.slack.home import home_view
 from bot.slack.manifest import manifest
-from bot.slack.mrkdwn import named, shown
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import history, registered, status
+from bot.slack.rendering.home import home_view
+from bot.slack.rendering.mrkdwn import named, shown
 from commands.base import HistoryReport, StatusReport, UsageError
 from commands.naming import Naming
 from commands.registry import COMMANDS, describe, parse, split

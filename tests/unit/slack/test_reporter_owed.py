@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.slack.poster import Poster, web_client
-from bot.slack.reporter import OWED_EVENT, ThreadReporter
+from bot.slack.posting.poster import Poster, web_client
+from bot.slack.posting.reporter import OWED_EVENT, ThreadReporter
 from core import scrub
 from core.events import OWED, RETOLD, Event, EventKind
 from core.scrub import Scrubber

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.slack.blocks import status
-from bot.slack.home import home_view
+from bot.slack.rendering.blocks import status
+from bot.slack.rendering.home import home_view
 from commands.base import StatusReport
 from core.events import EndpointStatus
 from core.oncall.overview import Overview

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bot.slack.webhook import RegistryWebhook
+from bot.slack.transport.webhook import RegistryWebhook
 from core.store.jobs import JobQueue
 from core.store.repos import Repositories
 

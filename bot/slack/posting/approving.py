@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.slack import messages
-from bot.slack.blocks import approval as approval_blocks
-from bot.slack.blocks import decided as decided_blocks
-from bot.slack.blocks import noted as noted_blocks
-from bot.slack.mrkdwn import escape, named
-from bot.slack.poster import NO_ACCESS, Poster
-from bot.slack.reporter import Respond
+from bot.slack.posting.poster import NO_ACCESS, Poster
+from bot.slack.posting.reporter import Respond
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import approval as approval_blocks
+from bot.slack.rendering.blocks import decided as decided_blocks
+from bot.slack.rendering.blocks import noted as noted_blocks
+from bot.slack.rendering.mrkdwn import escape, named
 from commands.naming import DEFAULT, Naming
 from core.admission.approvals import ApprovalRequested
 

@@ -16,17 +16,8 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
-from bot.slack import messages, oncall
-from bot.slack.announce import SlackAnnouncer
-from bot.slack.answers import TypedResponder
-from bot.slack.approving import RequestMessages
-from bot.slack.blocks import history as history_blocks
-from bot.slack.blocks import registered as registered_blocks
-from bot.slack.blocks import section
-from bot.slack.blocks import status as status_blocks
-from bot.slack.groups import GroupDirectory
-from bot.slack.home import home_view
-from bot.slack.jobs import (
+from bot.slack.intake.groups import GroupDirectory
+from bot.slack.intake.jobs import (
     FRONT,
     AnnouncedAction,
     AnyJob,
@@ -39,10 +30,20 @@ from bot.slack.jobs import (
     SlashCommand,
     job_of,
 )
-from bot.slack.mrkdwn import escape, mention, named, shown
-from bot.slack.plans import plan as plan_blocks
-from bot.slack.poster import Poster, Responder
-from bot.slack.reporter import Respond, ThreadReporter
+from bot.slack.posting import oncall
+from bot.slack.posting.announce import SlackAnnouncer
+from bot.slack.posting.answers import TypedResponder
+from bot.slack.posting.approving import RequestMessages
+from bot.slack.posting.poster import Poster, Responder
+from bot.slack.posting.reporter import Respond, ThreadReporter
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import history as history_blocks
+from bot.slack.rendering.blocks import registered as registered_blocks
+from bot.slack.rendering.blocks import section
+from bot.slack.rendering.blocks import status as status_blocks
+from bot.slack.rendering.home import home_view
+from bot.slack.rendering.mrkdwn import escape, mention, named, shown
+from bot.slack.rendering.plans import plan as plan_blocks
 from commands.base import Context, HelpText, HistoryReport, Reply, StatusReport, UsageError
 from commands.naming import Naming
 from commands.registry import NAMESPACE, describe, parse

@@ -22,7 +22,7 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from bot.slack import payloads
+from bot.slack.transport import payloads
 
 log = logging.getLogger("chatops.slack")
 

@@ -1,12 +1,12 @@
-"""A plan in Block Kit: what the command would do, each check it would meet, the verdict;
+"""A plan in Block Kit: what the command would do, each requirement it would meet, the verdict;
 everything the registry, settings or users named escaped, within Slack's limits, and what
-does not fit counted (metrics by name, checks by line)."""
+does not fit counted (metrics by name, requirements by line)."""
 
 from __future__ import annotations
 
-from bot.slack import messages
-from bot.slack.blocks import Blocks, context, fallback, header, rendered, section
-from bot.slack.mrkdwn import SECTION, fit, fit_line, mention, plain_text, shown
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import Blocks, context, fallback, header, rendered, section
+from bot.slack.rendering.mrkdwn import SECTION, fit, fit_line, mention, plain_text, shown
 from commands.naming import DEFAULT, Naming
 from core.admission.plans import PlanReport
 
@@ -24,13 +24,13 @@ def plan(report: PlanReport, naming: Naming = DEFAULT) -> tuple[str, Blocks]:
         else:
             text = shown(value, naming)
         rows.append(fit_line(f"*{key}*: {text}", ROW))
-    checks = [
+    requirements = [
         fit_line(
             f"{messages.PLAN_PASSED if c.ok else messages.PLAN_REFUSED} *{shown(c.name, naming)}* "
             f"{shown(c.text, naming)}",
             SECTION // 6,
         )
-        for c in report.checks
+        for c in report.requirements
     ]
     verdict = shown(report.sentence, naming)
     blocks: Blocks = [
@@ -39,7 +39,7 @@ def plan(report: PlanReport, naming: Naming = DEFAULT) -> tuple[str, Blocks]:
     if rows:
         blocks.append(section("\n".join(rows)))
     blocks += [
-        section(fit("\n".join(checks), SECTION, more=messages.PLAN_MORE_CHECKS)),
+        section(fit("\n".join(requirements), SECTION, more=messages.PLAN_MORE_REQUIREMENTS)),
         section(f"*{verdict}*"),
         context(messages.PLAN_CHANGES_NOTHING),
     ]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from bot.slack.ids import DEPLOY_ANNOUNCED
+from bot.slack.rendering.ids import DEPLOY_ANNOUNCED
 from commands.base import NAME
 from commands.naming import NAMESPACE, Naming
 from commands.registry import split

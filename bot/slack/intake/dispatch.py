@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from bot.slack.jobs import FRONT, OPERATIONS, QUERIES
+from bot.slack.intake.jobs import FRONT, OPERATIONS, QUERIES
 from core import failpoints
 from core.errors import StoreError
 from core.execution.leases import let_lapse, process_owner
@@ -247,9 +247,9 @@ class WorkerProcess:
                 env=self.env,
             )
             self.proc = proc
-        threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
+        threading.Thread(target=self._supervise, args=(proc,), daemon=True).start()
 
-    def _watch(self, proc: subprocess.Popen[str]) -> None:
+    def _supervise(self, proc: subprocess.Popen[str]) -> None:
         began = time.monotonic()
         was_ready = False
         took = False  # it took work (before it was ready, while its runtime warmed)

@@ -1,9 +1,9 @@
 """The readiness of a running bot, kept for `status`: checked once in the background when the
 bot has warmed up, and again when asked and the last result is older than a few minutes.
 
-    watch = ReadinessWatch(lambda: readiness(settings), clock=clock)
-    watch.start()        # the first check, in a thread of its own
-    watch.latest()       # the last result (None until there is one); never waits on a check
+    cache = ReadinessCache(lambda: readiness(settings), clock=clock)
+    cache.start()        # the first check, in a thread of its own
+    cache.latest()       # the last result (None until there is one); never waits on a check
 
 Checks call workspaces and the registry over the network; a command must never wait on them,
 so asking only ever starts a check in the background and answers with what is known.
@@ -34,7 +34,7 @@ class Checked:
     at: datetime
 
 
-class ReadinessWatch:
+class ReadinessCache:
     """The last readiness report of this process, refreshed in the background."""
 
     def __init__(
@@ -50,7 +50,7 @@ class ReadinessWatch:
         self._done = threading.Condition(self._lock)
 
     def start(self) -> None:
-        """Check now, in the background, unless a check is under way or this watch closed."""
+        """Check now, in the background, unless a check is under way or this cache closed."""
         with self._lock:
             if self._running or self._closed:
                 return

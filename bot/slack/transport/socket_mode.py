@@ -13,7 +13,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.slack import payloads
+from bot.slack.transport import payloads
 
 log = logging.getLogger("chatops.slack")
 

@@ -25,7 +25,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from bot.slack.mrkdwn import FALLBACK, defuse, fit
+from bot.slack.rendering.mrkdwn import FALLBACK, defuse, fit
 from core import metrics
 from core.scrub import scrub, scrub_value
 

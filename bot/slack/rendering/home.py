@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.slack import messages
-from bot.slack.blocks import Blocks, context, decision_buttons, header, rendered, section
-from bot.slack.mrkdwn import HOME_BLOCKS, SECTION, escape, fit_line, person, shown
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import Blocks, context, decision_buttons, header, rendered, section
+from bot.slack.rendering.mrkdwn import HOME_BLOCKS, SECTION, escape, fit_line, person, shown
 from bot.text import ago, traffic
 from commands.naming import DEFAULT, Naming
 from core.events import EndpointStatus

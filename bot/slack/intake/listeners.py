@@ -17,10 +17,8 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.slack import messages
-from bot.slack.dispatch import Dispatcher
-from bot.slack.ids import APPROVE, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, REJECT, ROLLBACK
-from bot.slack.jobs import (
+from bot.slack.intake.dispatch import Dispatcher
+from bot.slack.intake.jobs import (
     FRONT,
     AnnouncedAction,
     AnyJob,
@@ -32,8 +30,10 @@ from bot.slack.jobs import (
     RollbackClick,
     SlashCommand,
 )
-from bot.slack.mrkdwn import shown
-from bot.slack.oncall import BROKEN_BUTTON, click_of
+from bot.slack.posting.oncall import BROKEN_BUTTON, click_of
+from bot.slack.rendering import messages
+from bot.slack.rendering.ids import APPROVE, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, REJECT, ROLLBACK
+from bot.slack.rendering.mrkdwn import shown
 from commands import help as help_command
 from commands import history as history_command
 from commands import status as status_command

@@ -1,7 +1,7 @@
 """Every piece of text the Slack front shows people, in one place.
 
 These are mrkdwn: a literal `<`, `>` or `&` is written `&lt;`, `&gt;`, `&amp;` (Slack reads
-`<…>` as a link or a mention); values put into them are escaped (bot/slack/mrkdwn.py). A
+`<…>` as a link or a mention); values put into them are escaped (bot/slack/rendering/mrkdwn.py). A
 command they name is a mark (`core.marks.command`, its values unescaped: the front escapes
 the command it renders) the front renders as its settings register it (`mrkdwn.named`): no
 text here names a command the app does not have.
@@ -115,5 +115,5 @@ ANNOUNCE_BAD_BUTTON = "That button names no version I can act on; type the comma
 PLAN_TITLE = "Plan: {summary}"
 PLAN_PASSED = ":white_check_mark:"
 PLAN_REFUSED = ":no_entry:"
-PLAN_MORE_CHECKS = "… and {n} more checks"
+PLAN_MORE_REQUIREMENTS = "… and {n} more checks"
 PLAN_CHANGES_NOTHING = "A plan changes nothing: no lock, no operation. Run the command to do it."

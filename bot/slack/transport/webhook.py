@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.slack.http import read_body
-from bot.slack.jobs import FRONT, RegistryNotice
+from bot.slack.intake.jobs import FRONT, RegistryNotice
+from bot.slack.transport.http import read_body
 from core.errors import StoreError
 from core.registry.webhooks import (
     DELIVERY_HEADER,

@@ -11,19 +11,19 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.slack import messages
-from bot.slack.blocks import Blocks, context, fallback, fields, metrics, section
-from bot.slack.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
-from bot.slack.jobs import FRONT, RegistryNotice
-from bot.slack.mrkdwn import BUTTON, SECTION, escape, fit, fit_line
-from bot.slack.poster import Poster
+from bot.slack.intake.jobs import FRONT, RegistryNotice
+from bot.slack.posting.poster import Poster
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import Blocks, context, fallback, fields, metrics, section
+from bot.slack.rendering.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
+from bot.slack.rendering.mrkdwn import BUTTON, SECTION, escape, fit, fit_line
 from core.announcements import Announcement
 from core.outbox import ANNOUNCE
 from core.registry.events import RegistryEvent, RegistryEventKind
 from core.store.jobs import JobState
 
 if TYPE_CHECKING:
-    from core.announcements import RegistryWatch
+    from core.announcements import RegistryFeed
     from core.runtime import Runtime
 
 log = logging.getLogger("chatops.slack")
@@ -84,7 +84,7 @@ def _buttons(a: Announcement) -> list[dict[str, Any]]:
 
 
 class SlackAnnouncer:
-    """Posts announcements to `channel` (none: registry events are not watched)."""
+    """Posts announcements to `channel` (none: registry events are not followed)."""
 
     def __init__(self, *, runtime: Runtime, poster: Poster, channel: str) -> None:
         self.runtime = runtime
@@ -142,9 +142,9 @@ class SlackAnnouncer:
             self.post(announcement)
         return JobState.DONE
 
-    def watch(self) -> RegistryWatch | None:
-        """Watch the registry (poll it, or register the MLflow webhook) when there is a
+    def follow(self) -> RegistryFeed | None:
+        """Follow the registry (poll it, or register the MLflow webhook) when there is a
         channel to announce in."""
         if not self.channel:
             return None
-        return self.runtime.announcements.watch(self.post, front=FRONT)
+        return self.runtime.announcements.follow(self.post, front=FRONT)

@@ -1,7 +1,7 @@
-"""What the watches tell people, in Slack: a word in the thread of the operation that
-switched, and messages in the on-call channel (`CHATOPS_ONCALL_CHANNEL`); an endpoint that
-went down between rollouts comes with a *Roll back* button, whose click is a job of its own
-that the core admits as `/rollback` (admins only)."""
+"""What the watch windows and the sentinel tell people, in Slack: a word in the thread of
+the operation that switched, and messages in the on-call channel (`CHATOPS_ONCALL_CHANNEL`);
+an endpoint that went down between rollouts comes with a *Roll back* button, whose click is
+a job of its own that the core admits as `/rollback` (admins only)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bot.slack.blocks import Blocks, decided, fallback, section
-from bot.slack.ids import ROLLBACK
-from bot.slack.jobs import RollbackClick
-from bot.slack.mrkdwn import BUTTON, fit_line, shown
-from bot.slack.poster import Poster
+from bot.slack.intake.jobs import RollbackClick
+from bot.slack.posting.poster import Poster
+from bot.slack.rendering.blocks import Blocks, decided, fallback, section
+from bot.slack.rendering.ids import ROLLBACK
+from bot.slack.rendering.mrkdwn import BUTTON, fit_line, shown
 from commands.naming import DEFAULT, Naming
 from core.oncall.alerts import Alert, AlertKind
 

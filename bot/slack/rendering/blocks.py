@@ -1,14 +1,14 @@
 """Block Kit for status reports, history and operation messages, each with a plain-text
-fallback; every one within Slack's limits (bot/slack/mrkdwn.py) and with whatever users or
+fallback; every one within Slack's limits (bot/slack/rendering/mrkdwn.py) and with whatever users or
 the registry named escaped."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.slack import messages
-from bot.slack.ids import APPROVE, REJECT
-from bot.slack.mrkdwn import (
+from bot.slack.rendering import messages
+from bot.slack.rendering.ids import APPROVE, REJECT
+from bot.slack.rendering.mrkdwn import (
     BLOCKS,
     BUTTON,
     FALLBACK,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.slack.jobs import DirectMessage, Mention
-from bot.slack.poster import Poster
+from bot.slack.intake.jobs import DirectMessage, Mention
+from bot.slack.posting.poster import Poster
 
 log = logging.getLogger("chatops.slack")
 

@@ -22,10 +22,10 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.slack import messages
-from bot.slack.blocks import Blocks, context, fallback, fields, section
-from bot.slack.mrkdwn import escape, shown, tail
-from bot.slack.poster import NO_ACCESS, Poster
+from bot.slack.posting.poster import NO_ACCESS, Poster
+from bot.slack.rendering import messages
+from bot.slack.rendering.blocks import Blocks, context, fallback, fields, section
+from bot.slack.rendering.mrkdwn import escape, shown, tail
 from bot.text import duration
 from commands.naming import DEFAULT, NAMESPACE, Naming
 from core.events import OWED, RETOLD, Event, EventKind

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.poster import Poster
+from bot.slack.posting.poster import Poster
 
 log = logging.getLogger("chatops.slack")
 
