@@ -6,6 +6,8 @@ Every refusal is audited and changes nothing."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from core.admission.approvals import (
@@ -16,12 +18,16 @@ from core.admission.approvals import (
     Undecided,
 )
 from core.admission.roles import Actor
-from core.config import PromotionOrder
+from core.config import PromotionOrder, Settings
 from core.events import Outcome, Refusal, Reporter
 from core.marks import plain
-from core.runtime import Core
+from core.registry.mlflow import Registry
+from core.runtime import Core, wire
+from core.store.repos import Repositories
 from tests.clock import FakeClock
 from tests.conftest import Recorder
+from tests.db import postgres_schema
+from tests.recording import RecordingTarget
 from tests.unit.core.admission.conftest import (
     ADMIN_DEV,
     ADMIN_PROD,
@@ -371,3 +377,35 @@ def test_a_withdrawn_request_cannot_be_approved(core: Core, approvals: Approvals
     answer = settle(approvals, request_id, ADMIN_PROD)
     assert plain(refused(answer)).startswith("this request was already withdrawn")
     assert core.repos.endpoints.every("prod") == []
+
+
+def test_times_are_said_in_utc_whatever_the_time_zone_of_the_database_session(
+    settings: Settings, registry_uri: str, targets: dict[str, RecordingTarget]
+) -> None:
+    """A PostgreSQL server in India (its sessions' time zone) must not move "… UTC"."""
+    clock = FakeClock(start=datetime(2026, 11, 1, 9, 0, 30, tzinfo=UTC))
+    with postgres_schema(settings={"timezone": "Asia/Kolkata"}) as url:
+        core = wire(
+            settings=settings,
+            repos=Repositories.open(url, clock=clock),
+            registry=Registry(tracking_uri=registry_uri),
+            targets=targets,  # type: ignore[arg-type]
+        )
+        try:
+            approvals = Approvals(
+                settings=settings, repos=core.repos, registry=core.registry, deployer=core.deployer
+            )
+            assert core.deployer.freeze(
+                endpoint="iris", env="prod", reason="audit", actor=ADMIN_PROD, command="/lock"
+            ).ok
+            request_id = opened(approvals)
+            held = settle(approvals, request_id, ADMIN_PROD_2)
+            assert isinstance(held, Held)
+            assert "frozen by pat since 09:00 UTC: audit." in plain(held.text)
+
+            clock.advance(settings.approval_ttl_s + 60)
+            expired = settle(approvals, request_id, ADMIN_PROD_2)
+            assert plain(expired.text).startswith("this request expired at 2026-11-02 09:00 UTC")
+        finally:
+            core.close()
+            core.repos.close()
