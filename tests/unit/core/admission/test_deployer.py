@@ -280,3 +280,34 @@ def test_a_rollback_offered_for_a_version_that_no_longer_serves_does_nothing(
     )
     assert text == "iris in dev served v2 before, not v1: nothing was rolled back"
     assert nothing_changed(core) == before
+
+
+@pytest.mark.parametrize(
+    ("version", "alias", "said"),
+    [
+        (9, None, "iris has no version 9 (versions: v1, v2, v3)"),
+        (None, "nope", "iris has no alias @nope (aliases: @champion)"),
+    ],
+)
+def test_a_version_the_registry_lacks_fails_at_the_first_step_saying_what_there_is(
+    core: Core,
+    targets: dict[str, RecordingTarget],
+    version: int | None,
+    alias: str | None,
+    said: str,
+) -> None:
+    done = core.deployer.deploy(
+        model="iris",
+        version=version,
+        alias=alias,
+        env="dev",
+        actor=ADMIN_DEV,
+        command="/deploy iris",
+        reporter=Recorder(),
+    )
+    assert isinstance(done, Outcome) and not done.ok
+    assert said in plain(done.text)
+    assert targets["dev"].calls == []  # nothing built, nothing started
+    assert core.repos.endpoints.every("dev") == []
+    assert core.repos.locks.get("dev", "iris") is None
+    assert (last_audit(core).action, last_audit(core).outcome) == ("deploy", "failed")
