@@ -119,7 +119,7 @@ def deployed(core: Core, version: int, env: str = "dev", *, model: str = "iris")
 
 
 def refused(result: object) -> str:
-    """The text of a refusal (failing the test when `result` is none)."""
+    """The text of `result`, which must be a refusal."""
     assert isinstance(result, Refusal), result
     return result.text
 
@@ -129,8 +129,8 @@ def last_audit(core: Core) -> AuditRow:
     return entry
 
 
-def nothing_changed(core: Core) -> tuple[object, ...]:
-    """What a refusal must leave as it was: endpoints, operations, locks, approvals."""
+def state(core: Core) -> tuple[object, ...]:
+    """What a refusal must leave as it was: endpoints, operations, locks, requests."""
     endpoints = [(e.env, e.name, e.version, e.resources) for e in core.repos.endpoints.every()]
     operations = [(op.id, op.state) for op in core.repos.operations.recent()]
     locks = [

@@ -36,8 +36,8 @@ from tests.unit.core.admission.conftest import (
     VIEWER,
     deployed,
     last_audit,
-    nothing_changed,
     refused,
+    state,
 )
 
 
@@ -136,9 +136,9 @@ def test_a_request_shows_the_version_live_beside_the_candidate(
 def test_a_request_for_what_does_not_exist_says_what_does(
     core: Core, approvals: Approvals, version: int, env: str, said: str
 ) -> None:
-    before = nothing_changed(core)
+    before = state(core)
     assert refused(request(approvals, version=version, env=env)) == said
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert (last_audit(core).action, last_audit(core).outcome) == ("promote", "refused")
 
 
@@ -168,7 +168,7 @@ def test_the_requester_cannot_decide_their_own_request_even_as_an_admin(
     core: Core, approvals: Approvals, approve: bool
 ) -> None:
     request_id = opened(approvals, actor=ADMIN_PROD)
-    before = nothing_changed(core)
+    before = state(core)
     answer = settle(approvals, request_id, ADMIN_PROD, approve=approve)
     verb = "approve" if approve else "reject"
     assert isinstance(answer, Undecided)
@@ -176,7 +176,7 @@ def test_the_requester_cannot_decide_their_own_request_even_as_an_admin(
         f"you asked for this deploy yourself: another admin of prod must {verb} it"
     )
     assert answer.approval is not None and answer.approval.state == "pending"
-    assert nothing_changed(core) == before
+    assert state(core) == before
     entry = last_audit(core)
     assert (entry.action, entry.outcome, entry.actor_id) == (verb, "refused", ADMIN_PROD.id)
 
@@ -186,9 +186,9 @@ def test_only_an_admin_of_the_requests_environment_decides(
     core: Core, approvals: Approvals, who: Actor
 ) -> None:
     request_id = opened(approvals)
-    before = nothing_changed(core)
+    before = state(core)
     assert refused(settle(approvals, request_id, who)) == "only admins of prod can approve"
-    assert nothing_changed(core) == before
+    assert state(core) == before
 
 
 def test_no_such_request(core: Core, approvals: Approvals) -> None:
@@ -245,12 +245,12 @@ def test_a_rejection_keeps_its_reason_and_a_decided_request_is_not_decided_again
     rejected = settle(approvals, request_id, ADMIN_PROD, approve=False, reason="recall dropped")
     assert isinstance(rejected, Decided) and not rejected.approved
     assert plain(rejected.text) == "pat rejected deploying iris v2 to prod: recall dropped"
-    before = nothing_changed(core)
+    before = state(core)
     again = settle(approvals, request_id, ADMIN_PROD_2)
     assert isinstance(again, Undecided)
     assert plain(again.text).startswith("this request was already rejected by pat at ")
     assert again.approval is not None and again.approval.decision_reason == "recall dropped"
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert core.repos.endpoints.every("prod") == []
 
 
@@ -287,7 +287,7 @@ def test_an_approval_on_a_frozen_endpoint_leaves_the_request_pending(
     )
     assert frozen.ok
     request_id = opened(approvals)
-    before = nothing_changed(core)
+    before = state(core)
     held = settle(approvals, request_id, ADMIN_PROD_2)
     assert isinstance(held, Held)
     text = plain(held.text)
@@ -300,7 +300,7 @@ def test_an_approval_on_a_frozen_endpoint_leaves_the_request_pending(
         "dev quinn approved deploying iris v2 to prod, but it cannot be deployed now: "
     )
     assert state_of(core, request_id) == "pending"
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert (last_audit(core).action, last_audit(core).outcome) == ("approve", "refused")
 
 
@@ -334,11 +334,11 @@ def test_an_override_with_no_reason_approves_nothing(
     core: Core, approvals: Approvals, promotion_order: PromotionOrder
 ) -> None:
     request_id = opened(approvals)
-    before = nothing_changed(core)
+    before = state(core)
     answer = settle(approvals, request_id, ADMIN_PROD, override="  ")
     assert refused(answer) == 'an override needs a reason: `--override "<reason>"`'
     assert state_of(core, request_id) == "pending"
-    assert nothing_changed(core) == before
+    assert state(core) == before
 
 
 def test_an_approval_recorded_by_a_process_that_stopped_is_carried_out_by_its_approver_only(

@@ -21,8 +21,8 @@ from tests.unit.core.admission.conftest import (
     VIEWER,
     deployed,
     last_audit,
-    nothing_changed,
     refused,
+    state,
 )
 
 BOT = Automatic(id="chatops", name="chatops", why="its watch found 40% of 50 requests failing")
@@ -69,9 +69,9 @@ def test_what_goes_over_a_limit_is_refused_naming_the_limit(
     core: Core, wanted: dict[str, object], said: str
 ) -> None:
     deployed(core, 1, "prod")
-    before = nothing_changed(core)
+    before = state(core)
     assert refused(scale(core, **wanted)) == said
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert (last_audit(core).action, last_audit(core).outcome) == ("scale", "refused")
 
 
@@ -155,7 +155,7 @@ def test_an_endpoint_held_by_a_queued_operation_says_who_holds_it_and_how_to_sto
     )
     assert isinstance(queued, Outcome) and queued.ok and queued.data == {"queued": True}
     assert plain(queued.text) == "queued: ada is deploying iris v1 to dev"
-    before = nothing_changed(core)
+    before = state(core)
     second = core.deployer.deploy(
         model="iris",
         version=2,
@@ -170,7 +170,7 @@ def test_an_endpoint_held_by_a_queued_operation_says_who_holds_it_and_how_to_sto
         "UTC for: ada is deploying iris v1 to dev. It is released when that operation ends; "
         "an admin can stop the operation with `/cancel iris in dev`."
     )
-    assert nothing_changed(core) == before
+    assert state(core) == before
 
     cancelled = core.deployer.cancel(endpoint="iris", env="dev", actor=ADMIN_DEV, command="/c")
     assert plain(cancelled.text).startswith(
@@ -237,7 +237,7 @@ def test_the_bot_rolls_back_by_itself_and_is_audited_as_automatic(
 @pytest.mark.parametrize("asked", ["deploy", "scale", "stop"])
 def test_the_bot_does_nothing_else_by_itself(core: Core, asked: str) -> None:
     deployed(core, 1)
-    before = nothing_changed(core)
+    before = state(core)
     common = {"env": "dev", "actor": BOT, "command": "(automatic)", "reporter": Recorder()}
     if asked == "deploy":
         result = core.deployer.deploy(model="iris", version=2, **common)  # type: ignore[arg-type]
@@ -246,7 +246,7 @@ def test_the_bot_does_nothing_else_by_itself(core: Core, asked: str) -> None:
     else:
         result = core.deployer.stop(endpoint="iris", **common)  # type: ignore[arg-type]
     assert refused(result) == f"the bot does not {asked} by itself, only an admin does"
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert (last_audit(core).action, last_audit(core).outcome) == (f"auto-{asked}", "refused")
 
 
@@ -256,7 +256,7 @@ def test_a_rollback_offered_for_a_version_that_no_longer_serves_does_nothing(
     deployed(core, 1)
     deployed(core, 2)
     deployed(core, 3)  # the button was offered while v2 served
-    before = nothing_changed(core)
+    before = state(core)
     text = refused(
         core.deployer.rollback(
             endpoint="iris",
@@ -279,7 +279,7 @@ def test_a_rollback_offered_for_a_version_that_no_longer_serves_does_nothing(
         )
     )
     assert text == "iris in dev served v2 before, not v1: nothing was rolled back"
-    assert nothing_changed(core) == before
+    assert state(core) == before
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from tests.unit.core.admission.conftest import (
     ADMIN_PROD_2,
     DEVELOPER,
     deployed,
-    nothing_changed,
     refused,
+    state,
 )
 
 
@@ -39,7 +39,7 @@ def intent(result: object) -> Intent:
 
 # -- deploy -------------------------------------------------------------------------------
 def test_a_first_deploy_takes_the_defaults_of_the_environment(core: Core) -> None:
-    before = nothing_changed(core)
+    before = state(core)
     found = intent(
         core.deployer.intents.deploy(
             env(core, "prod"), model="iris", version=2, alias=None, actor=ADMIN_PROD
@@ -55,7 +55,7 @@ def test_a_first_deploy_takes_the_defaults_of_the_environment(core: Core) -> Non
     assert found.current is None
     assert found.resources == Resources(cpu=1, memory_mb=1024, replicas=1)
     assert plain(found.headline) == "pat is deploying iris v2 to prod"
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert core.repos.audit.entries() == []
 
 
@@ -106,14 +106,14 @@ def test_an_approved_deploy_names_who_asked_and_who_approved(core: Core) -> None
 
 
 def test_a_model_the_registry_lacks_is_refused_with_the_closest_name(core: Core) -> None:
-    before = nothing_changed(core)
+    before = state(core)
     text = refused(
         core.deployer.intents.deploy(
             env(core, "dev"), model="irsi", version=1, alias=None, actor=ADMIN_DEV
         )
     )
     assert text == "there is no model called `irsi` in the registry (did you mean `iris`?)"
-    assert nothing_changed(core) == before
+    assert state(core) == before
 
 
 def test_a_name_like_no_model_lists_what_the_registry_has(core: Core) -> None:

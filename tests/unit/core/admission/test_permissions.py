@@ -30,7 +30,7 @@ from tests.unit.core.admission.conftest import (
     VIEWER,
     deployed,
     last_audit,
-    nothing_changed,
+    state,
 )
 
 ADMIN_OF = {"dev": ADMIN_DEV, "prod": ADMIN_PROD}
@@ -180,7 +180,7 @@ def test_the_role_matrix(core: Core, approvals: Approvals, action: str, who: str
     actor, role = WHO[who](env)
     asked = Asked(core=core, approvals=approvals, env=env)
     setup(asked)
-    before = nothing_changed(core)
+    before = state(core)
 
     result = ask(asked, actor)
 
@@ -192,6 +192,6 @@ def test_the_role_matrix(core: Core, approvals: Approvals, action: str, who: str
         assert getattr(result, "ok", False), result  # each setup makes the action possible
     else:
         assert for_the_role, result
-        assert nothing_changed(core) == before
+        assert state(core) == before
         entry = last_audit(core)
         assert (entry.actor_id, entry.outcome) == (actor.id, "refused")

@@ -22,8 +22,8 @@ from tests.unit.core.admission.conftest import (
     DEVELOPER,
     deployed,
     last_audit,
-    nothing_changed,
     refused,
+    state,
 )
 
 
@@ -62,7 +62,7 @@ def deploy_plan(
 def test_a_plan_changes_nothing_and_is_audited_as_planned(
     core: Core, planner: Planner, targets: dict[str, RecordingTarget]
 ) -> None:
-    before = nothing_changed(core)
+    before = state(core)
     report = deploy_plan(planner)
     assert report.ok and report.summary == "deploy iris v2 to dev"
     assert checks(report) == [
@@ -81,7 +81,7 @@ def test_a_plan_changes_nothing_and_is_audited_as_planned(
     assert report.build == "new: iris v2 would be built on recording"
     assert report.serving == "nothing serves iris in dev"
     assert plain(report.text).endswith("\nIt would go ahead.")
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert targets["dev"].calls == [] and targets["prod"].calls == []
     entry = last_audit(core)
     assert (entry.action, entry.outcome, entry.actor_id, plain(entry.detail)) == (
@@ -97,7 +97,7 @@ def test_a_refused_plan_shows_every_check_and_how_to_ask(
 ) -> None:
     deployed(core, 2)
     clock.advance(12 * 60)
-    before = nothing_changed(core)
+    before = state(core)
     report = deploy_plan(planner, env="prod", actor=DEVELOPER)
     assert not report.ok
     found = checks(report)
@@ -122,7 +122,7 @@ def test_a_refused_plan_shows_every_check_and_how_to_ask(
         "it would be refused: only admins of prod can deploy — ask for it with "
         "`/promote iris v2 to prod`"
     )
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert (last_audit(core).outcome, last_audit(core).action) == ("planned", "deploy")
 
 
@@ -234,7 +234,7 @@ def test_the_plans_of_a_rollback_a_scale_and_a_stop_change_nothing(
     deployed(core, 1)
     deployed(core, 2)
     calls = list(targets["dev"].calls)
-    before = nothing_changed(core)
+    before = state(core)
 
     back = plan(planner.rollback(endpoint="iris", env="dev", actor=ADMIN_DEV, command="/r"))
     assert back.ok and back.summary == "roll iris in dev back from v2 to v1"
@@ -251,7 +251,7 @@ def test_the_plans_of_a_rollback_a_scale_and_a_stop_change_nothing(
     assert stop.stops == "every deployment of iris: iris v2, up, at http://127.0.0.1:9/invocations"
     assert stop.resources == "1 cpu, 512 MB, 1 replica -> nothing"
 
-    assert nothing_changed(core) == before
+    assert state(core) == before
     assert targets["dev"].calls == calls
     assert [e.outcome for e in core.repos.audit.entries(limit=3)] == ["planned"] * 3
 

@@ -21,8 +21,8 @@ from tests.unit.core.admission.conftest import (
     DEVELOPER,
     deployed,
     last_audit,
-    nothing_changed,
     refused,
+    state,
 )
 
 OVERRIDE_HINT = (
@@ -61,13 +61,13 @@ def _ordered(promotion_order: PromotionOrder) -> None:
 
 
 def test_a_version_that_never_served_first_is_told_where_to_go(core: Core) -> None:
-    before = nothing_changed(core)
+    before = state(core)
     text = plain(refused(to_prod(core)))
     assert text == (
         "iris v2 has not served in dev yet — deploy it there first: `/deploy iris v2 to dev` "
         "(prod takes a version only after 30 min of healthy serving in dev); " + OVERRIDE_HINT
     )
-    assert nothing_changed(core) == before
+    assert state(core) == before
     entry = last_audit(core)
     assert (entry.action, entry.outcome, entry.env) == ("deploy", "refused", "prod")
 
@@ -157,13 +157,13 @@ def test_an_alias_is_refused_even_to_an_override(core: Core) -> None:
 
 
 def test_a_developer_cannot_override_and_is_told_to_ask(core: Core) -> None:
-    before = nothing_changed(core)
+    before = state(core)
     text = plain(refused(to_prod(core, actor=DEVELOPER, override="I am sure")))
     assert text == (
         "only admins of prod can override its promotion order; ask for the deploy with "
         "`/promote iris v<N> to prod`"
     )
-    assert nothing_changed(core) == before
+    assert state(core) == before
 
 
 def test_an_override_needs_a_reason(core: Core) -> None:
