@@ -215,14 +215,14 @@ def test_the_bot_rolls_back_by_itself_and_is_audited_as_automatic(
 ) -> None:
     deployed(core, 1)
     deployed(core, 2)
+    thread = Recorder()
     back = core.deployer.rollback(
-        endpoint="iris", env="dev", actor=BOT, command="(automatic)", reporter=Recorder(), serving=2
+        endpoint="iris", env="dev", actor=BOT, command="(automatic)", reporter=thread, serving=2
     )
     assert isinstance(back, Outcome) and back.ok, back
     endpoint = core.repos.endpoints.get("dev", "iris")
     assert endpoint is not None and endpoint.version == 1
-    op = core.repos.operations.get(back.operation or "")
-    assert op is not None and plain(op.plan["headline"]) == (
+    assert plain(thread.events[0].message) == (
         "chatops is rolling iris in dev back from v2 to v1 by itself: v2 its watch found 40% "
         "of 50 requests failing"
     )
