@@ -271,6 +271,11 @@ class Approvals:
         if refusal is None and self.repos.approvals.expired(row):
             self.repos.approvals.decide(row.id, state="expired", by="", reason="expired")
             refusal = Refusal(expired_text(row))
+        if refusal is None and approve and override is not None and environment is not None:
+            # refused by the deploy anyway: refused before the request is approved for nothing
+            refusal = self.deployer.admission.override_refused(
+                environment, row.model, override, actor
+            )
         if refusal is None and approve:
             held = self._held(row, actor) or self._out_of_order(row, actor, override)
             if held is not None:

@@ -38,7 +38,9 @@ class Progress:
 
     @property
     def met(self) -> bool:
-        return self.served_s >= self.needed_s
+        # with no minutes to wait, it must still have served healthy there (since its last
+        # failure, and not only while down)
+        return self.served_s >= self.needed_s and self.served_s > 0
 
     @property
     def again(self) -> str:

@@ -38,6 +38,8 @@ class Database:
         self.engine: Engine = create_engine(address, json_serializer=json.dumps)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        elif self.engine.dialect.name == "postgresql":
+            event.listen(self.engine, "connect", _postgres_utc)
         migrate.upgrade(url)  # the schema comes from the migrations, on every backend
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # the transaction this thread has open on this database, joined by nested sessions
@@ -96,3 +98,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _postgres_utc(dbapi_connection: Any, _record: Any) -> None:
+    # times are read back in UTC, as every text says them, whatever time zone the session
+    # had (the server's default, or the URL's options)
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    dbapi_connection.autocommit = autocommit
