@@ -28,7 +28,7 @@ from core.store.repos import Repositories
 from core.targets.base import Answered, EndpointRef, Health, Traffic
 from tests.clock import FakeClock
 from tests.conftest import Recorder
-from tests.unit.core.test_runner import ADMIN, RecordingTarget
+from tests.unit.core.execution.test_runner import ADMIN, RecordingTarget
 
 
 class CountingTarget(RecordingTarget):

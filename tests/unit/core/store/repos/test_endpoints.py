@@ -9,7 +9,7 @@ from core.resources import Resources
 from core.store.models import Hold, OperationState
 from core.store.repos import Repositories
 from tests.clock import FakeClock
-from tests.unit.core.repos.helpers import serving, taken
+from tests.unit.core.store.repos.helpers import serving, taken
 
 
 def test_endpoints_upsert_on_env_and_name(repos: Repositories) -> None:

@@ -8,7 +8,7 @@ import pytest
 from core.store.models import Hold
 from core.store.repos import Repositories
 from tests.clock import FakeClock
-from tests.unit.core.repos.helpers import serving, taken
+from tests.unit.core.store.repos.helpers import serving, taken
 
 
 def _stretches(repos: Repositories, version: int) -> list[tuple[str, float | None]]:

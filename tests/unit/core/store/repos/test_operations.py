@@ -12,7 +12,7 @@ import pytest
 from core.store.models import Hold, OperationState
 from core.store.repos import Repositories
 from tests.clock import FakeClock
-from tests.unit.core.repos.helpers import queue, taken
+from tests.unit.core.store.repos.helpers import queue, taken
 
 
 def test_operations_and_events_round_trip_in_order(repos: Repositories) -> None:
