@@ -258,7 +258,7 @@ def test_a_plan_shows_the_promotion_order_as_its_own_line(
     clock.advance(10 * MINUTE + 5)
     early = run(ordered, "/plan deploy iris v1 to prod")
     assert isinstance(early, PlanReport)
-    line = {c.name: c for c in early.checks}["promotion"]
+    line = {c.name: c for c in early.requirements}["promotion"]
     assert not line.ok and not early.ok
     assert plain(line.text).startswith(
         "iris v1 has served in dev for 10 min of the 30 min prod requires (20 min to go)"
@@ -269,7 +269,7 @@ def test_a_plan_shows_the_promotion_order_as_its_own_line(
     clock.advance(20 * MINUTE)
     late = run(ordered, "/deploy iris v1 to prod --dry-run")
     assert isinstance(late, PlanReport)
-    line = {c.name: c for c in late.checks}["promotion"]
+    line = {c.name: c for c in late.requirements}["promotion"]
     assert line.ok and late.ok
     assert plain(line.text) == "iris v1 served healthy in dev for 30 min (prod requires 30)"
     assert serving(ordered, "prod") is None
@@ -296,7 +296,7 @@ def test_a_plan_honours_the_override_its_command_honours(ordered: Runtime) -> No
     planned = run(ordered, line + " --dry-run")
 
     assert isinstance(planned, PlanReport)
-    order = {c.name: c for c in planned.checks}["promotion"]
+    order = {c.name: c for c in planned.requirements}["promotion"]
     assert order.ok and planned.ok, planned.verdict
     assert plain(order.text).startswith(
         "alice overrode the promotion order of prod (iris v1 has not"

@@ -163,7 +163,7 @@ def test_an_endpoint_over_limits_lowered_since_it_was_deployed_can_still_be_stop
 
     plan = run(runtime, "/plan stop iris")
     assert isinstance(plan, PlanReport) and plan.ok, plan.verdict
-    assert "limits" not in [c.name for c in plan.checks]
+    assert "limits" not in [c.name for c in plan.requirements]
     scaled = run(runtime, "/scale iris 1cpu 2gb")
     assert isinstance(scaled, Refusal) and "limit" in plain(
         scaled.text
