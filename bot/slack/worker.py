@@ -25,6 +25,7 @@ from typing import TextIO
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot import snapshots
 from bot.check import log_readiness
 from bot.process import HANDOVER_S, Background, Stopping, background, slack_work
 from bot.slack.settings import Mode, SlackSettings
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     running.start()
     runtime.warm_up(wait=True)
     _say(out, ready=True, owner=running.owner)
+    snapshots.install("worker")  # CHATOPS_TRACEMALLOC: what it allocates from now on is traced
     # each line on stdin is a nudge; its end (the front closed it, or died) means stop
     threading.Thread(target=_nudges, args=(running, stopping), name="nudges", daemon=True).start()
     # one paragraph in the log on what is not ready, Slack's checks for the front's mode too
