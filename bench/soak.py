@@ -136,6 +136,9 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=1_000, help="print a row every N commands")
     parser.add_argument("--tracemalloc", type=Path, help="the worker's snapshots go here")
     parser.add_argument("--log", type=Path, help="keep the bot's log here")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="more for the bot"
+    )
     args = parser.parse_args()
     # the bot gets only what this benchmark sets (no database, lease or fail point of the shell)
     for name in [n for n in os.environ if n.startswith(("CHATOPS_", "SLACK_"))]:
@@ -160,6 +163,7 @@ def main() -> int:
             environments=[{"name": "dev", "port_range": [low + 1, low + 9], "admins": [ALICE]}],
             CHATOPS_SLACK_UPDATE_INTERVAL="1.0",
             **extra,
+            **dict(pair.split("=", 1) for pair in args.env),
         )
         bot = Bot(env=env, state_dir=state, log=args.log or root / "bot.log", port=low)
         db = state / "chatops.db"

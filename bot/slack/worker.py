@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import snapshots
+from bot.arenas import few_arenas
 from bot.check import log_readiness
 from bot.process import HANDOVER_S, Background, Stopping, background, slack_work
 from bot.slack.settings import Mode, SlackSettings
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the mode of the front that started it (default: as the Slack settings say)",
     )
     args = parser.parse_args(argv)
+    few_arenas()  # before any thread: its RSS stays flat over thousands of jobs
     # Only status lines may reach the front through stdout: anything a library prints from
     # the first moment on goes to stderr (the log) instead, file descriptor and all.
     out = os.fdopen(os.dup(1), "w", buffering=1)
