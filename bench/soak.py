@@ -229,18 +229,19 @@ def _ready(port: int) -> bool:
 
 
 def snapshot(procs: dict[str, list[psutil.Process]], directory: Path, sent: int) -> None:
-    """Have the worker write a snapshot (SIGUSR1) and wait until it is written."""
+    """Have the worker write a snapshot (SIGUSR1) and wait until it is written (after the
+    first, with what grew since the first)."""
     (worker,) = procs["worker"]
-    before = set(directory.glob(f"worker-{worker.pid}-*"))
+    n = len(list(directory.glob(f"worker-{worker.pid}-*.snapshot"))) + 1
     os.kill(worker.pid, signal.SIGUSR1)
+    wanted = [directory / f"worker-{worker.pid}-{n}.snapshot"]
+    if n > 1:
+        wanted.append(directory / f"worker-{worker.pid}-{n}.top.txt")
     wait_for(
         f"the worker's snapshot after {sent} commands",
-        300,
-        lambda: (
-            len(set(directory.glob(f"worker-{worker.pid}-*")) - before) >= (1 if not before else 2)
-        ),
+        600,
+        lambda: all(path.exists() for path in wanted),
     )
-    time.sleep(1)  # written, not only created
 
 
 if __name__ == "__main__":

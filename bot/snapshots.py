@@ -50,7 +50,9 @@ class Snapshots:
                 ]
             )
             stem = self.directory / f"{self.role}-{os.getpid()}-{self.taken}"
-            snapshot.dump(str(stem.with_suffix(".snapshot")))
+            partial = stem.with_suffix(".partial")
+            snapshot.dump(str(partial))
+            partial.rename(stem.with_suffix(".snapshot"))  # whoever waits for it sees it whole
             if self._first is None:
                 self._first = snapshot
                 log.info("memory snapshot %s taken: the base of the next ones", stem.name)
@@ -65,7 +67,8 @@ class Snapshots:
             for d in by_trace[: TOP // 3]:
                 lines.append(f"{d.size_diff / 1024:+.1f} KiB, {d.count_diff:+d} blocks")
                 lines += [f"    {frame}" for frame in d.traceback.format()[-2 * FRAMES :]]
-            stem.with_suffix(".top.txt").write_text("\n".join(lines) + "\n")
+            partial.write_text("\n".join(lines) + "\n")
+            partial.rename(stem.with_suffix(".top.txt"))
             log.info(
                 "memory snapshot %s: %+.2f MiB traced since the first; most: %s",
                 stem.name,
