@@ -39,16 +39,30 @@ def signed(
     i: int, response_url: str, verifier: SignatureVerifier
 ) -> tuple[str, bytes, dict[str, str]]:
     command, text = ("/mlops", "status") if i % 2 else ("/deploy", "iris v1")
+    return slash(command, text, trigger=f"t{i}", response_url=response_url, verifier=verifier)
+
+
+def slash(
+    command: str,
+    text: str,
+    *,
+    trigger: str,
+    response_url: str,
+    verifier: SignatureVerifier,
+    user: str = "U0BENCH",
+    channel: str = "C0OPS",
+) -> tuple[str, bytes, dict[str, str]]:
+    """A slash command signed as Slack signs it, for `load`: (command, body, headers)."""
     body = urllib.parse.urlencode(
         {
             "command": command,
             "text": text,
-            "user_id": "U0BENCH",
+            "user_id": user,
             "user_name": "bench",
-            "channel_id": "C0OPS",
+            "channel_id": channel,
             "team_id": "T0001",
             "response_url": response_url,
-            "trigger_id": f"t{i}",
+            "trigger_id": trigger,
         }
     )
     ts = str(int(time.time()))

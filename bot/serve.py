@@ -30,9 +30,11 @@ def worker(runtime: Runtime, out: Console) -> int:
     """`chatops worker`: operations from the store, reported in their Slack threads when Slack
     is configured (else in the log), until SIGINT or SIGTERM; then what it runs is handed
     over at the next step boundary."""
+    from bot.arenas import few_arenas
     from bot.process import HANDOVER_S, Stopping, background, slack_work
     from bot.slack.settings import SlackSettings
 
+    few_arenas()  # before its work starts threads: its RSS stays flat over thousands of jobs
     configure_logging()
     stopping = Stopping().install()
     metrics.share(runtime.settings.state_dir)  # a front on this machine shows its counts

@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     registry_webhook_url: str = ""
     registry_webhook_secret: SecretStr | None = None
     registry_poll_s: float = Field(default=30.0, ge=0)
+    # finished jobs (and with them the keys that make Slack's retries record nothing), the
+    # answers sent for them and remembered deliveries are deleted this long after they ended;
+    # the audit trail, operations and what served are kept
+    keep_done_s: float = Field(default=24 * 3600.0, ge=600)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -152,8 +152,11 @@ class Runtime:
         self.settings = settings
         register_settings(settings)  # before anything can fail with them in its text
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.repos = Repositories.open(settings.database_url, clock=clock)
-        self.jobs = JobQueue(self.repos.db)  # what fronts asked, until a bot process ran it
+        self.repos = Repositories.open(
+            settings.database_url, clock=clock, keep_done_s=settings.keep_done_s
+        )
+        # what fronts asked, until a bot process ran it (and `keep_done_s` after)
+        self.jobs = JobQueue(self.repos.db, keep_s=settings.keep_done_s)
         self.registry = Registry(
             tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
         )

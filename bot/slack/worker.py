@@ -25,6 +25,8 @@ from typing import TextIO
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot import snapshots
+from bot.arenas import few_arenas
 from bot.check import log_readiness
 from bot.process import HANDOVER_S, Background, Stopping, background, slack_work
 from bot.slack.settings import Mode, SlackSettings
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the mode of the front that started it (default: as the Slack settings say)",
     )
     args = parser.parse_args(argv)
+    few_arenas()  # before any thread: its RSS stays flat over thousands of jobs
     # Only status lines may reach the front through stdout: anything a library prints from
     # the first moment on goes to stderr (the log) instead, file descriptor and all.
     out = os.fdopen(os.dup(1), "w", buffering=1)
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     running.start()
     runtime.warm_up(wait=True)
     _say(out, ready=True, owner=running.owner)
+    snapshots.install("worker")  # CHATOPS_TRACEMALLOC: what it allocates from now on is traced
     # each line on stdin is a nudge; its end (the front closed it, or died) means stop
     threading.Thread(target=_nudges, args=(running, stopping), name="nudges", daemon=True).start()
     # one paragraph in the log on what is not ready, Slack's checks for the front's mode too

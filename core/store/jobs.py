@@ -25,8 +25,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from core.errors import StoreError
 from core.store.db import Database
-from core.store.models import JobRow, JobState, Operation, aware, new_id, utcnow
+from core.store.models import KEEP_DONE_S, JobRow, JobState, Operation, aware, new_id, utcnow
 from core.store.repos import leased
+from core.store.retention import Retention
 
 # the rows are the queue's vocabulary: whoever uses the queue may take them from here
 __all__ = ["JobQueue", "JobRow", "JobState"]
@@ -38,8 +39,10 @@ BUSY_S = 5.0  # how long a write waits for SQLite's lock, as the store's connect
 class JobQueue:
     """The `jobs` table: fronts record, bot processes take, renew and finish."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, keep_s: float = KEEP_DONE_S) -> None:
+        """`keep_s`: how long a job that ended is kept (its key refuses Slack's retries)."""
         self.db = db
+        self.retention = Retention(keep_s)
         self._sqlite = db.engine.dialect.name == "sqlite"
         # one writer at a time from this process: SQLite's busy handler sleeps in steps of
         # up to 100 ms when two connections of one process race for the write lock
@@ -168,7 +171,9 @@ class JobQueue:
         return leased.let_lapse(self._writing, JobRow, mine=mine, now=utcnow())
 
     def finish(self, job: JobRow, state: JobState = JobState.DONE) -> None:
-        """End `job` (only while this hold of it is current); done jobs older than a day go."""
+        """End `job` (only while this hold of it is current); now and then, jobs that ended
+        over `keep_s` ago go (unfinished ones stay, however old)."""
+        now = self.db.now()
         with self._writing() as s:
             s.execute(
                 update(JobRow)
@@ -177,17 +182,23 @@ class JobQueue:
                     JobRow.owner == job.owner,
                     JobRow.attempts == job.attempts,
                 )
-                .values(state=state, finished_at=utcnow(), lease_expires_at=None)
+                .values(state=state, finished_at=now, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
-            if hash(job.id) % 64 == 0:  # now and then, not after every job
-                old = self.db.comparable(utcnow() - timedelta(days=1))
-                s.execute(
-                    delete(JobRow).where(
-                        JobRow.state.in_([JobState.DONE, JobState.ABANDONED]),
-                        JobRow.created_at < old,
-                    )
+        if (before := self.retention.due(now)) is not None:
+            self.forget_ended_before(before)
+
+    def forget_ended_before(self, moment: datetime) -> int:
+        """Delete the jobs that ended (done or abandoned) before `moment`; how many."""
+        ended = func.coalesce(JobRow.finished_at, JobRow.created_at)
+        with self._writing() as s:
+            gone = s.execute(
+                delete(JobRow).where(
+                    JobRow.state.in_([JobState.DONE, JobState.ABANDONED]),
+                    ended < self.db.comparable(moment),
                 )
+            )
+            return int(getattr(gone, "rowcount", 0) or 0)
 
     def unfinished(self, fronts: frozenset[str]) -> int:
         """How many jobs of `fronts` are queued or running."""

@@ -103,6 +103,11 @@ class Operation(Base):
     cancelled_by: Mapped[str] = mapped_column(String(128), default="")
 
 
+# how long finished jobs, sent outbox rows and remembered deliveries are kept (the settings'
+# `keep_done_s`): longer than any platform retries a delivery
+KEEP_DONE_S = 24 * 3600.0
+
+
 class JobState(StrEnum):
     QUEUED = "queued"  # recorded, not yet taken (or given back)
     RUNNING = "running"  # held by `owner` until `lease_expires_at`

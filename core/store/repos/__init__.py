@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.store.db import Database
+from core.store.models import KEEP_DONE_S
 from core.store.repos.approvals import ApprovalRepository
 from core.store.repos.audit import AuditRepository
 from core.store.repos.deliveries import DeliveryRepository
@@ -36,23 +37,26 @@ __all__ = [
 
 
 class Repositories:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, keep_done_s: float = KEEP_DONE_S) -> None:
+        """`keep_done_s`: how long sent outbox rows and remembered deliveries are kept."""
         self.db = db
         self.endpoints = EndpointRepository(db)
         self.operations = OperationRepository(db)
         self.locks = LockRepository(db)
         self.approvals = ApprovalRepository(db)
         self.audit = AuditRepository(db)
-        self.deliveries = DeliveryRepository(db)
+        self.deliveries = DeliveryRepository(db, keep_s=keep_done_s)
         self.served = ServedRepository(db)
         self.registry_events = RegistryEventRepository(db)
         self.watches = WatchRepository(db)
-        self.outbox = OutboxRepository(db)
+        self.outbox = OutboxRepository(db, keep_s=keep_done_s)
 
     @classmethod
-    def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Repositories:
+    def open(
+        cls, url: str, *, clock: Clock = SYSTEM_CLOCK, keep_done_s: float = KEEP_DONE_S
+    ) -> Repositories:
         """Open (and migrate) the database at `url`; every "now" is `clock`'s."""
-        return cls(Database(url, clock=clock))
+        return cls(Database(url, clock=clock), keep_done_s=keep_done_s)
 
     @property
     def clock(self) -> Clock:

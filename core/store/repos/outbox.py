@@ -14,15 +14,16 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from core.store.db import Database
-from core.store.models import OwedRow, OwedState, aware, new_id
+from core.store.models import KEEP_DONE_S, OwedRow, OwedState, aware, new_id
 from core.store.repos import leased
-
-KEEP_S = 24 * 3600.0  # how long a sent row is kept: as long as the job it answered
+from core.store.retention import Retention
 
 
 class OutboxRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, keep_s: float = KEEP_DONE_S) -> None:
         self.db = db
+        # a sent row is kept as long as the job it answered
+        self.retention = Retention(keep_s)
 
     def row(
         self,
@@ -59,7 +60,7 @@ class OutboxRepository:
         return row.id
 
     def sent(self, row_id: str) -> None:
-        """Mark a row sent: nobody sends it again. Rows sent over `KEEP_S` ago go, now and
+        """Mark a row sent: nobody sends it again. Rows sent over `keep_s` ago go, now and
         then (a job they answered is gone by then too)."""
         now = self.db.now()
         with self.db.session() as s:
@@ -69,8 +70,8 @@ class OutboxRepository:
                 .values(state=OwedState.SENT, sent_at=now, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
-        if hash(row_id) % 64 == 0:  # now and then, not after every send
-            self.forget_sent_before(now - timedelta(seconds=KEEP_S))
+        if (before := self.retention.due(now)) is not None:
+            self.forget_sent_before(before)
 
     def forget_sent_before(self, moment: datetime) -> int:
         """Delete the rows sent before `moment`; how many."""

@@ -150,3 +150,38 @@ def test_env_example_offers_every_setting_readme_s_table_lists() -> None:
 def test_readme_s_table_lists_every_setting_of_the_core() -> None:
     fields = {f"CHATOPS_{name.upper()}" for name in Settings.model_fields}
     assert sorted(fields - set(_readme_table())) == []
+
+
+def test_finished_jobs_are_kept_as_long_as_the_settings_say(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from core.runtime import Runtime
+    from core.store.jobs import JobState
+    from tests.clock import FakeClock
+    from tests.unit.core.test_jobs import FRONTS, KINDS, Asked
+
+    monkeypatch.setenv("CHATOPS_KEEP_DONE_S", "3600")
+    clock = FakeClock()
+    runtime = Runtime(Settings(state_dir=tmp_path / "state"), clock=clock)
+    queue = runtime.jobs
+
+    def ran(key: str) -> str:
+        queue.record(key=key, front="slack", job=Asked(text=key), kind="command")
+        taken = queue.claim("bot", lease_s=60, fronts=FRONTS, kinds=KINDS)
+        assert taken is not None
+        queue.finish(taken, JobState.DONE)
+        return taken.id
+
+    try:
+        old = ran("old")
+        clock.advance(2 * 3600)
+        ran("new")
+        assert queue.get(old) is None
+    finally:
+        runtime.close()
+
+
+def test_finished_jobs_are_kept_longer_than_slack_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().keep_done_s == 24 * 3600
+    said = problem(monkeypatch, CHATOPS_KEEP_DONE_S="60")
+    assert said.startswith("CHATOPS_KEEP_DONE_S given '60'; expected") and "600" in said

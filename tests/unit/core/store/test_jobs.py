@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from core.store.jobs import JobQueue, JobState
 from core.store.repos import Repositories
+from tests.clock import FakeClock
 
 FRONTS, KINDS = frozenset({"slack"}), frozenset({"command"})
 
@@ -111,3 +112,30 @@ def test_a_gone_process_leases_end_at_once_and_only_its_own(repos: Repositories)
     assert [w.id for w in watched] == [watch.id]
     other = queue.get(theirs or "")
     assert other is not None and other.owner == "alive"  # another process's lease stays
+
+
+def test_a_job_that_ended_goes_after_the_keeping_time_and_an_unfinished_one_stays(
+    repos: Repositories, clock: FakeClock
+) -> None:
+    queue = JobQueue(repos.db, keep_s=24 * 3600)
+
+    def ran(key: str, state: JobState = JobState.DONE) -> str:
+        job_id = queue.record(key=key, front="slack", job=Asked(text=key), kind="command")
+        taken = queue.claim("bot", lease_s=60, fronts=FRONTS, kinds=KINDS)
+        assert taken is not None and taken.id == job_id
+        queue.finish(taken, state)
+        return taken.id
+
+    done, given_up = ran("done"), ran("given-up", JobState.ABANDONED)
+    # a query nobody took yet (this test takes only commands)
+    waiting = queue.record(key="waiting", front="slack", job=Asked(text="w"), kind="query")
+    clock.advance(23 * 3600)
+    recent = ran("recent")  # a sweep: nothing ended a day ago yet
+    assert queue.get(done) is not None
+    assert queue.record(key="done", front="slack", job=Asked(text="a"), kind="command") is None
+    clock.advance(2 * 3600)  # `done` ended 25 h ago, `recent` 2 h ago
+    ran("later")  # the next sweep, as part of finishing a job
+    assert queue.get(done) is None and queue.get(given_up) is None
+    assert queue.get(recent) is not None
+    still = queue.get(str(waiting))
+    assert still is not None and still.state == JobState.QUEUED  # never run: kept, however old

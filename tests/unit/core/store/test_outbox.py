@@ -107,6 +107,27 @@ def test_rows_sent_long_ago_are_forgotten_and_unsent_ones_kept(
     assert [r.id for r in repos.outbox.of_job("job-2")] == [kept]
 
 
+def test_answers_sent_over_the_keeping_time_ago_go_as_others_are_sent(
+    repos: Repositories, clock: FakeClock
+) -> None:
+    mine = outbox(repos, "bot-a")  # keeps what it sent a day (the settings' default)
+
+    def answer(job: str) -> str:
+        row = mine.owe(ANSWER, {}, front="slack", job_id=job)
+        mine.sent(row)
+        return row
+
+    answer("job-1")  # the first sent in a process sweeps: nothing is old yet
+    unsent = mine.owe(ANSWER, {}, front="slack", job_id="job-2")
+    clock.advance(23 * 3600)
+    answer("job-3")
+    assert mine.answered("job-1")
+    clock.advance(2 * 3600)  # job-1's answer was sent 25 h ago, job-3's 2 h ago
+    answer("job-4")  # the next sweep, as part of sending
+    assert not mine.answered("job-1") and mine.answered("job-3")
+    assert [r.id for r in repos.outbox.of_job("job-2")] == [unsent]  # owed: kept
+
+
 def test_only_a_jobs_own_answer_means_it_answered(repos: Repositories) -> None:
     """What a job said on the way (a verdict shown on a request) does not end it: taken
     again, it runs its command again; its own answer does."""
