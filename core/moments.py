@@ -1,5 +1,5 @@
 """A moment as people type it: an ISO date-time (in the asker's time zone unless it names
-one), a time ago (`2h ago`, `30 min ago`), or `today`/`yesterday` at a time of day.
+one), a time ago (`2h ago`, `30 min ago`), `today`/`yesterday` at a time of day, or `now`.
 
 Parsing needs neither a clock nor a zone, so a front can refuse bad text before anything
 runs; `Moment.instant` turns what was typed into one UTC instant, given the time now and the
@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 FORMS = (
     "an ISO date-time (`2026-12-01 14:00`, `2026-12-01T14:00Z`, `2026-12-01T14:00+01:00`), "
-    "a time ago (`2h ago`, `30 min ago`, `3 days ago`) or `yesterday 14:00` / `today 9:30`"
+    "a time ago (`2h ago`, `30 min ago`, `3 days ago`), `yesterday 14:00` / `today 9:30` or `now`"
 )
 
 _ISO = re.compile(
@@ -91,6 +91,8 @@ def moment(text: str) -> Moment | None:
             return Moment(text=text, at=datetime.fromisoformat(iso))
         except ValueError:  # 2026-13-40, 25:00, +25:00
             return None
+    if text.lower() == "now":
+        return Moment(text=text, ago=timedelta())
     if found := _AGO.match(text):
         unit = _UNITS.get(found[2].lower())
         if unit is None:
