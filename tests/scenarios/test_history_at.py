@@ -80,24 +80,33 @@ def story(
     at: list[datetime] = []
     ops: dict[str, str] = {}
 
-    def switch(name: str, line: str) -> None:
-        at.append(clock.now())
+    def switched(env: str) -> datetime:
+        """When what serves `env` now began serving, as the served history recorded it."""
+        now = governed.repos.served.serving(env, "iris")
+        assert now is not None
+        return now.started
+
+    def switch(name: str, line: str, env: str) -> None:
         ok, out = typed(line)
         assert ok, out
+        at.append(switched(env) if "stop" not in line else clock.now())
         ops[name] = governed.repos.operations.recent(1)[0].id
         clock.advance(10 * MINUTE)
 
-    switch("dev v1", "/deploy iris v1 to dev")
-    switch("dev v2", "/deploy iris v2 to dev")
-    at.append(clock.now())
+    switch("dev v1", "/deploy iris v1 to dev", "dev")
+    switch("dev v2", "/deploy iris v2 to dev", "dev")
     asked = run(governed, "/promote iris v2 to prod because it is better", DEVELOPER)
     assert isinstance(asked, ApprovalRequested)
     approved = run(governed, f"/approve {asked.approval.id}", Actor(id="console", name="alice"))
     assert approved.ok, approved
+    at.append(switched("prod"))
     ops["prod v2"] = governed.repos.operations.recent(1)[0].id
     clock.advance(10 * MINUTE)
-    switch("dev rollback", "/rollback iris in dev")
-    switch("prod stop", "/stop iris in prod")
+    switch("dev rollback", "/rollback iris in dev", "dev")
+    switch("prod stop", "/stop iris in prod", "prod")
+    (stretch,) = governed.repos.served.intervals("prod", "iris", 2)
+    assert stretch.ended is not None
+    at[-1] = stretch.ended
     return typed, at, ops
 
 
