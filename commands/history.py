@@ -32,8 +32,9 @@ N is at most 50 (default 10). `chatops audit export` writes the whole trail as C
 `--at "<moment>"` answers what served the endpoint in every environment at that moment
 instead: the version, who switched it (and who approved), and that operation with its
 thread. A moment is an ISO date-time (`2026-12-01 14:00`, `2026-12-01T14:00Z`,
-`2026-12-01T14:00+01:00`), a time ago (`2h ago`, `30 min ago`) or `yesterday 14:00`; without
-a zone it is read in your time zone (Slack's, else UTC), and times are shown in it."""
+`2026-12-01T14:00+01:00`), a time ago (`2h ago`, `30 min ago`), `yesterday 14:00` or `now`.
+Without a zone it is read in your time zone (in Slack the one you set there, in the console
+the machine's; else UTC), and every time is shown in it."""
 AT = "at"
 
 
