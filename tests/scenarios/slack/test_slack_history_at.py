@@ -90,3 +90,19 @@ def test_a_malformed_moment_is_answered_in_the_ack_and_runs_nothing(
     running_front.drain()
     assert running_front.api.responses == []
     assert running_front.api.calls_to("users.info") == []
+
+
+def test_a_zone_slack_does_not_give_reads_utc_and_is_asked_again_next_time(
+    running_front: RunningFront,
+) -> None:
+    api = running_front.api
+    api.add_user(ALICE, name="alice", tz="Asia/Kolkata")
+    api.fail("users.info", "missing_scope")  # an app installed before it asked for users:read
+    _, blocks = answer(running_front, 'iris --at "2026-12-01 14:00"')
+    assert blocks.startswith("What served iris at 2026-12-01 14:00 UTC")
+    assert "Times in UTC" in blocks
+    assert "Nothing has been recorded serving yet, so nothing served iris at " in blocks
+
+    _, blocks = answer(running_front, 'iris --at "2026-12-01 14:00"')
+    assert blocks.startswith("What served iris at 2026-12-01 14:00 IST")  # 08:30 UTC
+    assert "Times in Asia/Kolkata" in blocks
