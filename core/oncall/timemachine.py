@@ -55,10 +55,6 @@ class ServedAt:
         return self.at > self.now
 
     @property
-    def before_history(self) -> bool:
-        return self.begins is None or self.at < self.begins
-
-    @property
     def title(self) -> str:
         return f"What served {self.endpoint} at {self.when(self.at)}"
 
