@@ -12,11 +12,13 @@ from core.admission.roles import Actor
 from core.config import NAME as NAME  # one rule for names, settings and commands alike
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.marks import command
+from core.moments import UTC_ZONE, Zone
 
 if TYPE_CHECKING:  # the front that only parses need not import MLflow
     from core.admission.approvals import ApprovalRequested, Decided
     from core.admission.plans import PlanReport
     from core.oncall.status import Problems
+    from core.oncall.timemachine import ServedAt
     from core.registry.runs import Registered
     from core.runtime import Runtime
     from core.store.models import AuditRow
@@ -97,7 +99,7 @@ def history_line(e: AuditRow) -> str:
 
 Reply: TypeAlias = (
     "Outcome | Notice | Refusal | UsageError | HelpText | StatusReport | HistoryReport"
-    " | ApprovalRequested | Decided | Registered | PlanReport"
+    " | ApprovalRequested | Decided | Registered | PlanReport | ServedAt"
 )
 
 
@@ -108,7 +110,8 @@ class Context:
     A front may say more: the namespace its commands are typed through (`/mlops deploy …`),
     that the request is taken again after the process that first ran it died (`resume`), and
     where a decided promotion request reports (`on_decided`: the front shows the verdict on
-    the request and hands back the reporter of its thread)."""
+    the request and hands back the reporter of its thread), and the time zone the asker
+    reads times in (`zone`)."""
 
     core: Runtime
     actor: Actor
@@ -117,6 +120,12 @@ class Context:
     namespace: str | None = None
     resume: bool = False
     on_decided: Callable[[Decided], Reporter] | None = None
+    # the asker's time zone, asked for only when a command reads or shows a time; UTC
+    # when the front knows none
+    zone: Callable[[], Zone] | None = None
+
+    def time_zone(self) -> Zone:
+        return self.zone() if self.zone is not None else UTC_ZONE
 
 
 MAX_TEXT = 500
@@ -157,6 +166,31 @@ def flag(word: str) -> str | None:
     "dry-run"); None when it is no flag (a lone dash in a reason is none)."""
     match = _FLAG.match(word)
     return match.group(1).lower() if match else None
+
+
+# curly quotes, as Slack clients type them
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+
+
+def take_flag(text: str, name: str) -> tuple[str, str | None] | None:
+    """`text` without its `--name <value>`, and the value (None when the flag is not there);
+    None when the value's quote never closes. The value is quoted, or the words after the
+    flag up to the next `--flag`, its spaces collapsed."""
+    words = text.translate(_QUOTES).split(" ")
+    at = next((i for i, w in enumerate(words) if flag(w) == name), None)
+    if at is None:
+        return text, None
+    before, after = words[:at], " ".join(words[at + 1 :]).strip()
+    if after[:1] in ('"', "'"):
+        close = after.find(after[0], 1)
+        if close < 0:
+            return None
+        value, rest = after[1:close], after[close + 1 :]
+    else:
+        taken = after.split()
+        cut = next((i for i, w in enumerate(taken) if flag(w) is not None), len(taken))
+        value, rest = " ".join(taken[:cut]), " ".join(taken[cut:])
+    return " ".join([*before, rest]).strip(), " ".join(value.split())
 
 
 def dry_run(text: str) -> tuple[str, bool]:

@@ -13,8 +13,8 @@ from commands.base import (
     UsageError,
     check_name,
     dry_run,
-    flag,
     shown,
+    take_flag,
     tokens,
 )
 from core.registry.events import MAX_VERSION, version_number
@@ -44,8 +44,6 @@ changes nothing."""
 _VERSION = re.compile(r"^[vV]?(-?\d+)$")
 _ALIAS = re.compile(r"^@([A-Za-z0-9_-]{1,64})$")
 OVERRIDE = "--override"
-# curly quotes, as Slack clients type them
-_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
 MAX_REASON = 300
 
 
@@ -61,29 +59,17 @@ class Deploy(BaseModel):
 def take_override(text: str, usage: str, example: str) -> tuple[str, str | None] | UsageError:
     """`text` without its `--override "<reason>"`, and the reason (None when there is no
     override). The reason is quoted, or the words after the flag up to the next `--flag`."""
-    words = text.translate(_QUOTES).split(" ")
-    at = next((i for i, w in enumerate(words) if flag(w) == OVERRIDE[2:]), None)
-    if at is None:
+    taken = take_flag(text, OVERRIDE[2:])
+    if taken is None:
+        return UsageError(f"The reason after `{OVERRIDE}` has no closing quote.", usage, example)
+    rest, reason = taken
+    if reason is None:
         return text, None
-    before, after = words[:at], " ".join(words[at + 1 :]).strip()
-    rest = ""
-    if after[:1] in ('"', "'"):
-        close = after.find(after[0], 1)
-        if close < 0:
-            return UsageError(
-                f"The reason after `{OVERRIDE}` has no closing quote.", usage, example
-            )
-        reason, rest = after[1:close], after[close + 1 :]
-    else:
-        taken = after.split()
-        cut = next((i for i, w in enumerate(taken) if flag(w) is not None), len(taken))
-        reason, rest = " ".join(taken[:cut]), " ".join(taken[cut:])
-    reason = " ".join(reason.split())
     if not reason:
         return UsageError(
             f'Say why you override the promotion order: `{OVERRIDE} "<reason>"`.', usage, example
         )
-    return " ".join([*before, rest]).strip(), reason[:MAX_REASON]
+    return rest, reason[:MAX_REASON]
 
 
 def _error(problem: str) -> UsageError:

@@ -21,10 +21,12 @@ from core.events import NullReporter
 from core.execution.leases import Leases
 from core.execution.rollout import Rollouts
 from core.execution.runner import ReporterFor, Runner
+from core.moments import UTC_ZONE, Moment, Zone
 from core.oncall.alerts import Alerts
 from core.oncall.checks.cache import ReadinessCache
 from core.oncall.checks.readiness import readiness
 from core.oncall.status import Problems, admin_problems
+from core.oncall.timemachine import ServedAt, served_at
 from core.oncall.watching import CHECK_S, Watcher
 from core.outbox import Outbox
 from core.registration import Registration
@@ -232,6 +234,19 @@ class Runtime:
         """What the last readiness check found wrong that `actor` administers (see
         `admin_problems`); never waits on a check."""
         return admin_problems(self.settings, actor, self.readiness.latest(), env=env)
+
+    def served_at(self, endpoint: str, moment: Moment, zone: Zone = UTC_ZONE) -> ServedAt:
+        """What served `endpoint` in every environment at `moment` (read in `zone` when it
+        names none), who switched it and by which operation; changes nothing."""
+        now = self.repos.db.now()
+        return served_at(
+            self.repos,
+            self.settings,
+            endpoint=endpoint,
+            at=moment.instant(now, zone.tz),
+            now=now,
+            zone=zone,
+        )
 
     def registry_is_empty(self) -> bool:
         return not self.registry.models()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from rich.console import Console
@@ -12,8 +13,23 @@ from commands.base import Context, UsageError
 from commands.registry import execute
 from core.admission.roles import Actor
 from core.config import CONSOLE_USER
+from core.moments import UTC_ZONE, Zone, zone_named
 from core.runtime import Runtime
 from core.scrub import scrub
+
+
+def local_zone() -> Zone:
+    """The machine's time zone, which the console reads and shows times in: `TZ`, else what
+    /etc/localtime links to; UTC when neither names a zone this machine knows."""
+    name = os.environ.get("TZ", "").removeprefix(":")
+    if not name:
+        try:
+            name = os.readlink("/etc/localtime").partition("zoneinfo/")[2]
+        except OSError:
+            name = ""
+    if name in ("UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"):
+        return UTC_ZONE
+    return zone_named(name) or UTC_ZONE
 
 
 class ConsoleApp:
@@ -22,6 +38,7 @@ class ConsoleApp:
         self.actor = actor
         self.console = console or Console(highlight=False)
         self.reporter = ConsoleReporter(self.console)
+        self.zone = local_zone()
 
     def run_line(self, line: str) -> bool:
         """Run one command line; True when it did what was asked."""
@@ -35,6 +52,7 @@ class ConsoleApp:
             actor=Actor(id=CONSOLE_USER, name=self.actor),
             reporter=self.reporter,
             text=line,
+            zone=lambda: self.zone,
         )
         try:
             reply = execute(line, ctx)

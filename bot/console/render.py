@@ -14,6 +14,7 @@ from core.admission.approvals import ApprovalRequested, Decided
 from core.admission.plans import PlanReport
 from core.events import EndpointStatus, Event, EventKind, Notice, Outcome, Refusal
 from core.marks import command, plain
+from core.oncall.timemachine import ServedAt
 from core.registry.runs import Registered
 from core.scrub import scrub
 
@@ -67,6 +68,8 @@ def render(console: Console, reply: Reply) -> None:
         _history(console, reply)
     elif isinstance(reply, PlanReport):
         _plan(console, reply)
+    elif isinstance(reply, ServedAt):
+        console.print(_shown(reply.text))
     elif isinstance(reply, ApprovalRequested):
         console.print(Panel(_shown(reply.text), title=f"approval request {reply.approval.id}"))
     elif isinstance(reply, Decided):

@@ -19,13 +19,15 @@ from commands.registry import COMMANDS
 
 EVENTS_PATH = "/slack/events"
 # what the bot reads and writes, and why: slash commands; posting progress and answers;
-# resolving `@group` handles in role lists; opening a DM when it cannot post in a channel;
+# resolving `@group` handles in role lists; each person's time zone (`/history --at`);
+# opening a DM when it cannot post in a channel;
 # reading mentions and DMs typed to it; reading its own threads back (in public and private
 # channels and DMs) before telling an end again, so a failure is not posted twice
 SCOPES = [
     "commands",
     "chat:write",
     "usergroups:read",
+    "users:read",
     "im:write",
     "app_mentions:read",
     "im:history",

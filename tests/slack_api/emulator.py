@@ -47,8 +47,7 @@ __all__ = [
 ]
 
 
-# what the app's manifest asks for, as an installed app is granted them (and users:read, for
-# the emulator's own tests of users.info)
+# what the app's manifest asks for, as an installed app is granted them
 GRANTED_SCOPES = (
     "commands",
     "chat:write",
@@ -226,10 +225,12 @@ class SlackEmulator:
         name: str,
         groups: list[str] | tuple[str, ...] = (),
         real_name: str | None = None,
+        tz: str = "",
     ) -> None:
+        """A person; `tz` (an IANA zone) is the time zone they set, which users.info gives."""
         with self._lock:
             self._world.add_user(
-                user_id, name=name, real_name=real_name or name, groups=list(groups)
+                user_id, name=name, real_name=real_name or name, groups=list(groups), tz=tz
             )
 
     def add_usergroup(self, group_id: str, *, handle: str, users: list[str]) -> None:

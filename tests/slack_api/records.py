@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 Args = Mapping[str, Any]
 Answer = dict[str, Any]
@@ -105,8 +107,19 @@ class User:
     name: str
     real_name: str
     is_bot: bool = False
+    tz: str = ""  # an IANA zone, as the user set it in Slack; "" leaves Slack's fields out
 
     def info(self, team_id: str) -> Answer:
+        zone: Answer = {}
+        if self.tz:
+            # as Slack answers: the zone's name, a label and its offset now, in seconds
+            now = datetime.now(ZoneInfo(self.tz))
+            offset = now.utcoffset()
+            zone = {
+                "tz": self.tz,
+                "tz_label": now.tzname() or self.tz,
+                "tz_offset": int(offset.total_seconds()) if offset is not None else 0,
+            }
         return {
             "id": self.id,
             "team_id": team_id,
@@ -120,6 +133,7 @@ class User:
                 "real_name": self.real_name,
                 "real_name_normalized": self.real_name,
             },
+            **zone,
         }
 
 

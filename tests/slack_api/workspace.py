@@ -86,8 +86,10 @@ class Workspace:
         self.channels[channel_id] = Channel(channel_id, name, member, is_im=is_im, private=private)
         self.history.setdefault(channel_id, [])
 
-    def add_user(self, user_id: str, *, name: str, real_name: str, groups: list[str]) -> None:
-        self.users[user_id] = User(user_id, name, real_name)
+    def add_user(
+        self, user_id: str, *, name: str, real_name: str, groups: list[str], tz: str = ""
+    ) -> None:
+        self.users[user_id] = User(user_id, name, real_name, tz=tz)
         for group_id in groups:
             group = self.usergroups.setdefault(group_id, Usergroup(group_id, group_id.lower()))
             if user_id not in group.users:

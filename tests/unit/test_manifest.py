@@ -72,8 +72,9 @@ def test_mentions_dms_and_the_app_home_are_subscribed_with_only_the_scopes_used(
     }
     assert made["features"]["app_home"]["home_tab_enabled"] is True
     scopes = made["oauth_config"]["scopes"]["bot"]
-    assert "users:read" not in scopes
     assert {"commands", "chat:write", "app_mentions:read", "im:history"} <= set(scopes)
+    # `/history <endpoint> --at …` reads and shows times in the asker's zone (users.info)
+    assert "users:read" in scopes
     # a failure told again is looked for in its thread first (conversations.replies)
     assert {"channels:history", "groups:history"} <= set(scopes)
 

@@ -30,10 +30,12 @@ from bot.slack.intake.jobs import (
     SlashCommand,
     job_of,
 )
+from bot.slack.intake.zones import ZoneDirectory
 from bot.slack.posting import oncall
 from bot.slack.posting.announce import SlackAnnouncer
 from bot.slack.posting.answers import TypedResponder
 from bot.slack.posting.approving import RequestMessages
+from bot.slack.posting.links import thread_link
 from bot.slack.posting.poster import Poster, Responder
 from bot.slack.posting.reporter import Respond, ThreadReporter
 from bot.slack.rendering import messages
@@ -44,6 +46,7 @@ from bot.slack.rendering.blocks import status as status_blocks
 from bot.slack.rendering.home import home_view
 from bot.slack.rendering.mrkdwn import escape, mention, named, shown
 from bot.slack.rendering.plans import plan as plan_blocks
+from bot.slack.rendering.served import served_at as served_blocks
 from commands.base import Context, HelpText, HistoryReport, Reply, StatusReport, UsageError
 from commands.naming import Naming
 from commands.registry import NAMESPACE, describe, parse
@@ -53,6 +56,7 @@ from core.admission.plans import PlanReport
 from core.admission.roles import Actor
 from core.events import LogReporter, Notice, Outcome, Refusal, Reporter
 from core.oncall.overview import overview
+from core.oncall.timemachine import ServedAt
 from core.outbox import ANSWER, Outbox
 from core.registry.runs import Registered
 from core.scrub import scrub_value
@@ -111,6 +115,7 @@ class Work:
             if entry.startswith("@")
         }
         self.groups = GroupDirectory(poster, handles, ttl_s=settings.group_cache_ttl_s)
+        self.zones = ZoneDirectory(poster)
         self.people = {
             entry
             for env in settings.environments
@@ -223,6 +228,7 @@ class Work:
             namespace=self.command,
             resume=row.attempts > 1,
             on_decided=lambda decided: self._decided(row, job, respond, decided),
+            zone=lambda: self.zones.zone_of(job.user_id),
         )
         # what is said while the command runs (a verdict shown, a thread's fallback) is not
         # its answer: a job taken again after only that runs the command again
@@ -327,6 +333,10 @@ class Work:
             self.requests.post(reply, job.channel_id, respond, job.naming)
         elif isinstance(reply, HistoryReport):
             text, blocks = history_blocks(reply, job.naming)
+            respond(text=text, blocks=blocks)
+        elif isinstance(reply, ServedAt):  # for the asker alone, like /history
+            links = {s.operation: thread_link(self.poster, s.where) for s in reply.served}
+            text, blocks = served_blocks(reply, links, job.naming)
             respond(text=text, blocks=blocks)
         elif isinstance(reply, PlanReport):  # for the asker alone, like /status
             text, blocks = plan_blocks(reply, job.naming)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from bot.slack.intake.jobs import RollbackClick
+from bot.slack.posting.links import CHANNEL, thread_link
 from bot.slack.posting.poster import Poster
 from bot.slack.rendering.blocks import Blocks, decided, fallback, section
 from bot.slack.rendering.ids import ROLLBACK
@@ -20,9 +20,6 @@ from commands.naming import DEFAULT, Naming
 from core.oncall.alerts import Alert, AlertKind
 
 log = logging.getLogger("chatops.slack")
-_CHANNEL = re.compile(r"[CGD][A-Z0-9]+")
-# a link Slack gave: nothing in it may close the `<…|…>` it is shown in
-_PERMALINK = re.compile(r"https://[A-Za-z0-9.-]+/archives/[A-Z0-9]+/p[0-9]+(\?[A-Za-z0-9_=&.-]+)?")
 
 
 class OnCall:
@@ -68,7 +65,7 @@ class OnCall:
         if alert.kind in (AlertKind.ROLLING_BACK, AlertKind.NOT_ROLLED_BACK):
             self._in_thread(alert.where, text)
             channel = str(alert.where.get("channel") or "")
-            if _CHANNEL.fullmatch(channel) and channel != self.channel:
+            if CHANNEL.fullmatch(channel) and channel != self.channel:
                 text += f" {self._thread_in(channel, alert.where)}"
             return self._to_oncall(text, [section(text)])
         if alert.kind is AlertKind.ROLLED_BACK:
@@ -87,10 +84,8 @@ class OnCall:
     def _thread_in(self, channel: str, where: dict[str, Any]) -> str:
         """Where the deploy's thread is, linked when Slack gives its permalink: on-call opens
         it in one click."""
-        ts = str(where.get("thread_ts") or where.get("ts") or "")
-        found = ts and self.poster.try_call("chat.getPermalink", channel=channel, message_ts=ts)
-        link = str((found or {}).get("permalink") or "")
-        if _PERMALINK.fullmatch(link):
+        link = thread_link(self.poster, {**where, "channel": channel})
+        if link:
             return THREAD_LINKED.format(link=link, channel=channel)
         return THREAD_IN.format(channel=channel)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.store.db import Database
@@ -36,6 +36,7 @@ class Interval:
     ended: datetime | None  # None: it serves still
     end: str  # "" while it serves, else an `End`
     detail: str
+    operation: str = ""  # the operation whose switch made it serve
 
     @property
     def failed(self) -> bool:
@@ -116,6 +117,28 @@ class ServedRepository:
             row = s.scalars(query.order_by(ServedRow.id.desc())).first()
             return _interval(row) if row is not None else None
 
+    def at(self, endpoint: str, moment: datetime) -> list[Interval]:
+        """What served the endpoint in each environment at `moment`: the intervals that had
+        begun by then and had not yet ended."""
+        moment = self.db.comparable(moment)
+        query = (
+            select(ServedRow)
+            .where(
+                ServedRow.endpoint == endpoint,
+                ServedRow.started_at <= moment,
+                (ServedRow.ended_at.is_(None)) | (ServedRow.ended_at > moment),
+            )
+            .order_by(ServedRow.env, ServedRow.started_at, ServedRow.id)
+        )
+        with self.db.session() as s:
+            return [_interval(row) for row in s.scalars(query)]
+
+    def begins(self) -> datetime | None:
+        """When the served history begins: the first switch recorded, None before any."""
+        with self.db.session() as s:
+            first = s.scalar(select(func.min(ServedRow.started_at)))
+            return aware(first) if first is not None else None
+
     def failed(
         self,
         env: str,
@@ -148,4 +171,5 @@ def _interval(row: ServedRow) -> Interval:
         ended=aware(row.ended_at) if row.ended_at is not None else None,
         end=row.end,
         detail=row.detail,
+        operation=row.operation_id,
     )

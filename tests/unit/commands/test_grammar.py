@@ -6,6 +6,7 @@ import pytest
 
 from commands.base import UsageError
 from commands.deploy import Deploy
+from commands.history import History
 from commands.registry import parse, split
 from commands.scale import Scale
 from commands.status import Status
@@ -169,7 +170,30 @@ MALFORMED = [
     ("/stop iris now", "Unexpected `now`: stopping takes only the endpoint and `in <env>`."),
     ("/history iris 500", "`500` is not a number of entries from 1 to 50."),
     ("/history iris 5 more", "Unexpected `more` after the number of entries."),
+    ("/history iris --at teatime", "`teatime` is not a moment: use an ISO date-time"),
+    ("/history iris --at", "Say which moment after `--at`: use an ISO date-time"),
+    ('/history iris --at "2h ago', "The moment after `--at` has no closing quote."),
+    ("/history --at 2h ago", "Say which endpoint: `history <endpoint> --at <moment>`."),
+    ("/history iris 5 --at now", "Unexpected `5`: `--at` takes no N."),
 ]
+
+
+@pytest.mark.parametrize(
+    ("line", "endpoint", "moment"),
+    [
+        ('/history iris --at "2026-12-01 14:00"', "iris", "2026-12-01 14:00"),
+        ("/history iris --at 2h ago", "iris", "2h ago"),
+        # a chat client's long dash and curly quotes, and the flag before the endpoint
+        ("/history \u2014at \u201cyesterday 14:00\u201d iris", "iris", "yesterday 14:00"),
+        ("/history iris --AT 2026-12-01T14:00Z", "iris", "2026-12-01T14:00Z"),
+    ],
+)
+def test_history_at_takes_a_moment_however_it_was_typed(
+    line: str, endpoint: str, moment: str
+) -> None:
+    found = parsed(line)
+    assert isinstance(found, History), found
+    assert found.endpoint == endpoint and found.at is not None and found.at.text == moment
 
 
 @pytest.mark.parametrize(("line", "expected"), MALFORMED)

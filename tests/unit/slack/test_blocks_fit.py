@@ -131,3 +131,35 @@ def test_marks_a_user_types_are_not_the_bots() -> None:
     name, rest = split(forged)
     assert (name, rest) == ("lock", "iris in dev <@U0CAROL> asked")
     assert shown(rest, DEFAULT) == "iris in dev &lt;@U0CAROL&gt; asked"
+
+
+def test_what_served_in_60_environments_fits_escaped_with_its_threads_linked() -> None:
+    from bot.slack.rendering.served import served_at
+    from core.moments import zone_named
+    from core.oncall.timemachine import ServedAt, Switch
+
+    zone = zone_named("Asia/Kolkata")
+    assert zone is not None
+    envs = tuple(f"env-{i}" for i in range(60))
+    served = tuple(
+        Switch(
+            env=env, model="iris", version=i + 1, since=NOW, until=None, operation=f"op-{i:010x}",
+            requester="<!channel> " + "r" * 400, approver="<@U0CAROL>",
+            where={"front": "slack", "channel": "C0OPS", "ts": "1.2"},
+        )
+        for i, env in enumerate(envs) if i % 2
+    )  # fmt: skip
+    report = ServedAt(
+        endpoint="iris", at=NOW, now=NOW, zone=zone, envs=envs, served=served, begins=NOW
+    )
+    links = {"op-0000000001": "https://acme.slack.com/archives/C0OPS/p12"}
+    text, blocks = served_at(report, links)
+    check_message(text, blocks)
+    shown_text = str(blocks)
+    assert "<!channel>" not in shown_text and "&lt;!channel&gt;" in shown_text
+    assert "approved by <@U0CAROL>" in shown_text  # the bot means the approver
+    assert "<https://acme.slack.com/archives/C0OPS/p12|its thread>" in shown_text
+    assert "its thread is in <#C0OPS>" in shown_text  # no permalink: the channel
+    assert "nothing served iris in env-0 at 2024-05-01 05:30 IST." in shown_text
+    assert blocks[-2]["elements"][0]["text"] == "… and 13 more environments"
+    assert blocks[-1]["elements"][0]["text"] == "Times in Asia/Kolkata"

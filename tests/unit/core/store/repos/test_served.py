@@ -3,6 +3,8 @@ now, in the transaction that saves the endpoint (fenced alike); stops and failur
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from core.store.models import Hold
@@ -59,3 +61,28 @@ def test_a_stale_run_writes_no_history(repos: Repositories, clock: FakeClock) ->
     assert repos.served.failed("dev", "iris", "down", op_id=op_id, hold=Hold.of(over))
     with pytest.raises(ValueError):
         repos.served.failed("dev", "iris", "down", op_id=op_id)
+
+
+def test_what_served_at_a_moment_includes_its_start_and_not_its_end(
+    repos: Repositories, clock: FakeClock
+) -> None:
+    assert repos.served.begins() is None
+    repos.endpoints.save(serving(version=1))
+    clock.advance(600)
+    repos.endpoints.save(serving(version=2))
+    clock.advance(60)
+    repos.endpoints.delete("dev", "iris")
+    (one,), (two,) = (repos.served.intervals("dev", "iris", v) for v in (1, 2))
+    first, second, stopped = one.started, two.started, two.ended
+    assert stopped is not None
+
+    def versions(moment: datetime) -> list[int]:
+        return [i.version for i in repos.served.at("iris", moment)]
+
+    assert repos.served.begins() == first
+    assert versions(first - timedelta(seconds=1)) == []
+    assert versions(first) == [1]
+    assert versions(second) == [2]  # v1 ended as v2 began: one version at a time
+    assert versions(second - timedelta(seconds=1)) == [1]
+    assert versions(stopped) == []
+    assert repos.served.at("other", second) == []
