@@ -58,20 +58,18 @@ def scrape(port: int, token: str | None = None) -> str:
     return answer.text
 
 
+def ended(bot: Bot, n: int) -> bool:
+    """Whether `n` operations are recorded and every one has ended (read once: the second
+    deploy may be recorded between two reads)."""
+    states = [op["state"] for op in bot.operations()]
+    return len(states) == n and not {"running", "queued"} & set(states)
+
+
 def run_deploys(bot: Bot, slack_api: SlackEmulator, *lines: str) -> list[str]:
     """Each deploy, one after the other, run to its end: their states."""
     for n, line in enumerate(lines, 1):
         assert post_command(bot.events_url, slack_api, "/deploy", line).status_code == 200
-        bot.wait_until(
-            lambda n=n: (
-                [op["state"] for op in bot.operations()].count("running")
-                + [op["state"] for op in bot.operations()].count("queued")
-                == 0
-                and len(bot.operations()) == n
-            ),
-            120,
-            f"deploy {line} to end",
-        )
+        bot.wait_until(lambda n=n: ended(bot, n), 120, f"deploy {line} to end")
     return [op["state"] for op in bot.operations()]
 
 

@@ -32,10 +32,19 @@ from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.socket_mode import SocketModeServer
 
 # `chatops run` as deployed, but writing the modules the front process loaded when it exits
+# (a front that stopped cleanly ends with os._exit)
 FRONT = """
-import atexit, sys
+import os, sys
 from pathlib import Path
-atexit.register(lambda: Path(sys.argv[1]).write_text("\\n".join(sorted(sys.modules))))
+exit_now = os._exit  # a front that stopped cleanly ends with it, skipping atexit
+
+
+def dump_then_exit(code):
+    Path(sys.argv[1]).write_text("\\n".join(sorted(sys.modules)))
+    exit_now(code)
+
+
+os._exit = dump_then_exit
 from bot.cli import main
 sys.exit(main(["run", "--mode", sys.argv[2]]))
 """

@@ -158,7 +158,7 @@ def test_finished_jobs_are_kept_as_long_as_the_settings_say(
     from core.runtime import Runtime
     from core.store.jobs import JobState
     from tests.clock import FakeClock
-    from tests.unit.core.test_jobs import FRONTS, KINDS, Asked
+    from tests.unit.core.store.test_jobs import FRONTS, KINDS, Asked
 
     monkeypatch.setenv("CHATOPS_KEEP_DONE_S", "3600")
     clock = FakeClock()
