@@ -19,7 +19,8 @@ codegen:
 	bash .ci/scripts/swagger-codegen.sh
 
 test: install codegen
-	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -n 2 --ignore=tests/readme
+	$(VENV)/bin/pytest tests/readme
 
 # the journey tests over the whole bot, long: more journeys, more steps, a new seed each run
 # (JOURNEYS_EXAMPLES=N for more; CHATOPS_JOURNEYS_VERBOSE=1 prints every step)

@@ -174,14 +174,3 @@ def runtime(settings: Settings, zygote: Zygote, clock: FakeClock) -> Iterator[Ru
     yield rt
     rt.shut_down_endpoints()
     rt.close()
-
-
-README_TESTS = Path(__file__).parent / "readme"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With `-n` (pytest-xdist, `--dist loadgroup`), README's transcripts run one after
-    another in one worker: they serve on the port README shows (18000)."""
-    for item in items:
-        if README_TESTS in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.xdist_group("readme"))
