@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, make_url, pool, text
 from sqlalchemy.exc import SQLAlchemyError
 
 ENV_VAR = "CHATOPS_TEST_POSTGRES_URL"
-DEFAULT_URL = "postgresql+psycopg://chatops:chatops@127.0.0.1:5432/chatops_test"
+DEFAULT_URL = "postgresql+psycopg://chatops:pg-test-Qx7w@127.0.0.1:5432/chatops_test"
 HOW = "run .ci/scripts/postgres.sh (as root) or set " + ENV_VAR
 
 

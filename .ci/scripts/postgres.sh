@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # PostgreSQL for the store tests: the Debian package, one cluster listening on 127.0.0.1 only,
-# role `chatops` (password `chatops`) owning database `chatops_test`. Safe to run again.
+# role `chatops` (password `pg-test-Qx7w`, no word the bot says: a scrubbed secret) owning database `chatops_test`. Safe to run again.
 # Prints the URL for the tests (CHATOPS_TEST_POSTGRES_URL) alone on stdout, progress on stderr;
 # exits non-zero with the reason when the server does not answer.
 set -euo pipefail
 
 ROLE=chatops
-PASSWORD=chatops
+PASSWORD=pg-test-Qx7w
 DATABASE=chatops_test
 CLUSTER=main
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core import scrub as scrubbing
 from core.admission.approvals import Approvals
 from core.admission.planner import Planner
 from core.admission.roles import Actor
@@ -31,6 +32,15 @@ ADMIN_PROD = Actor(id="U0APROD", name="pat")
 ADMIN_PROD_2 = Actor(id="U0APROD2", name="quinn", groups=frozenset({"prod-oncall"}))
 DEVELOPER = Actor(id="U0DEV", name="dev")
 VIEWER = Actor(id="U0VIEW", name="vic")
+
+
+@pytest.fixture(autouse=True)
+def fresh_scrubber(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process-wide scrubber as a bot starts it: what other tests of this process
+    registered (a CI database password `chatops`, the bot's own name) must not mask the
+    texts these tests read."""
+    monkeypatch.setattr(scrubbing, "_default", scrubbing.Scrubber())
+    scrubbing._default_roots()
 
 
 @pytest.fixture
