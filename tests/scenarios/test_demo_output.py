@@ -5,16 +5,14 @@ URI) reaches the terminal with the password in it."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.mlflow_server import MlflowServer
 
 PASSWORD = "s3cr3t-demo-pass"
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,32 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def tracking_server(tmp_path: Path) -> Iterator[int]:
     """`mlflow server` over SQLite on loopback (it ignores the credentials sent to it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    mlflow = Path(sys.executable).with_name("mlflow")
-    args = ["server", "--backend-store-uri", f"sqlite:///{tmp_path / 'm.db'}"]
-    args += ["--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"]
-    proc = subprocess.Popen(
-        [str(mlflow), *args, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its workers stop with it
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).is_success:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, "mlflow server exited"
-        assert time.monotonic() < deadline, "mlflow server did not start within 120 s"
-        time.sleep(0.25)
-    yield port
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(30)
+    with MlflowServer(tmp_path) as server:
+        yield server.port
 
 
 def test_chatops_demo_prints_no_password_of_the_tracking_uri(

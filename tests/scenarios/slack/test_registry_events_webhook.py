@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -38,6 +35,7 @@ from core.runtime import Runtime
 from core.store.jobs import JobQueue
 from core.targets.local.target import Zygote
 from tests.conftest import make_settings
+from tests.mlflow_server import MlflowServer
 from tests.scenarios.slack.conftest import ALICE, SIGNING_SECRET
 from tests.slack_api.emulator import SlackEmulator
 
@@ -64,49 +62,18 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`mlflow server` over SQLite, allowed to deliver webhooks to loopback over HTTP; two runs that
     logged an iris model, with accuracy 0.911 and 0.931."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
     env = {
-        **os.environ,
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         # the bot listens on plain HTTP here (behind TLS in a deployment)
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
         "MLFLOW_WEBHOOK_CACHE_TTL": "1",
     }
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "server.log", "w"),  # noqa: SIM115 (the server's whole life)
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, (root / "server.log").read_text()[-2000:]
-        assert time.monotonic() < deadline, "mlflow server did not start"
-        time.sleep(0.2)
+    server = MlflowServer(root, env=env).start()
+    uri = server.uri
     client = MlflowClient(uri)
     runs = {accuracy: _logged_run(uri, client, accuracy) for accuracy in (0.911, 0.931)}
     yield Server(uri=uri, client=client, runs=runs)
-    proc.terminate()
-    proc.wait(timeout=30)
+    server.stop()
 
 
 def _logged_run(uri: str, client: MlflowClient, accuracy: float) -> tuple[str, str, str | None]:

@@ -6,62 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
 from bot.cli import main as chatops
 from core.scrub import install_log_filter
+from tests.mlflow_server import MlflowServer
 from tests.scenarios.slack.conftest import RunningFront
 
 PASSWORD = "s3cr3t-pass"
 BOB = "U0BOB"  # a viewer: no role in any environment
-
-
-class MlflowServer:
-    """`mlflow server` over its own SQLite store, as a team would run it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> MlflowServer:
-        mlflow = Path(sys.executable).with_name("mlflow")
-        store = f"sqlite:///{self.root / 'm.db'}"
-        args = ["server", "--backend-store-uri", store, "--host", "127.0.0.1"]
-        self.proc = subprocess.Popen(
-            [str(mlflow), *args, "--port", str(self.port), "--workers", "1"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its workers stop with it
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).is_success:
-                    return self
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None, "mlflow server exited"
-            time.sleep(0.25)
-        raise AssertionError("mlflow server did not start within 120 s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(30)
 
 
 @pytest.fixture
