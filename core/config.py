@@ -22,6 +22,10 @@ PREFIX = "CHATOPS_"
 # what a command can name (a model, an endpoint, an environment): the grammar's rule
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 NAME_RULE = "letters, digits, `.`, `_` or `-`, starting with a letter or digit, at most 128"
+# what MLflow accepts as a registered model's alias
+ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+ALIAS_RULE = "letters, digits, `_` or `-`, at most 255"
+VERSION_ALIAS = re.compile(r"^[vV]\d+$")
 _SHOWN = 60  # how much of a wrong value a settings error quotes
 
 
@@ -81,6 +85,9 @@ class Environment(BaseModel):
     watch_s: float = Field(default=300.0, ge=0)
     max_error_rate: float = Field(default=0.05, ge=0, le=1)
     watch_min_requests: int = Field(default=20, ge=1)
+    # the registry alias that names what serves here (`@prod`): the bot moves it to the
+    # version each switch leaves serving, and announces it when it moves outside the bot
+    alias: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -88,6 +95,15 @@ class Environment(BaseModel):
         if not NAME.match(name):
             raise ValueError(f"expected a name commands can say: {NAME_RULE}")
         return name
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, alias: str | None) -> str | None:
+        if alias is not None and not ALIAS.match(alias):
+            raise ValueError(f"expected a registry alias: {ALIAS_RULE}")
+        if alias is not None and (alias.lower() == "latest" or VERSION_ALIAS.match(alias)):
+            raise ValueError("the registry reserves `latest` and v<number>; expected another")
+        return alias
 
     @property
     def is_production(self) -> bool:

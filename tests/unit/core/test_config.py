@@ -119,6 +119,22 @@ def test_an_environment_name_no_command_can_say_is_refused(
     )
 
 
+@pytest.mark.parametrize(
+    ("alias", "expected"),
+    [
+        ("prod.eu", "expected a registry alias: letters, digits, `_` or `-`, at most 255"),
+        ("latest", "the registry reserves `latest` and v<number>; expected another"),
+        ("V7", "the registry reserves `latest` and v<number>; expected another"),
+    ],
+)
+def test_an_alias_the_registry_would_refuse_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, alias: str, expected: str
+) -> None:
+    # else every switch would be told "the registry refused" long after the bot started
+    text = problem(monkeypatch, CHATOPS_ENVIRONMENTS=f'[{{"name": "prod", "alias": "{alias}"}}]')
+    assert text == f"CHATOPS_ENVIRONMENTS[0].alias given {alias!r}; {expected}"
+
+
 def test_a_password_given_in_a_wrong_value_is_not_repeated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
