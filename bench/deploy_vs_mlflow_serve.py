@@ -1,6 +1,7 @@
 """Time to a serving model: `/deploy` on the local target against `mlflow models serve`.
 
-    python bench/deploy_vs_mlflow_serve.py [--runs 3] [--check]
+    python bench/deploy_vs_mlflow_serve.py [--runs 3] [--check] [--cold-only] [--tree PATH]
+                                           [--json FILE]
 
 Measured on one machine in one run, all on loopback:
 - ours, warm: the bot is running (its model-server runtime warmed at start, as it does);
@@ -8,12 +9,15 @@ Measured on one machine in one run, all on loopback:
 - ours, cold: `chatops console -c "/deploy iris v1"` started from nothing -> first prediction.
 - theirs: `mlflow models serve -m models:/iris/1 --env-manager local` -> first successful /ping.
 The cold starts and `mlflow models serve` alternate, run by run.
-`--check` exits 1 unless ours (warm) <= 0.1x theirs and ours (cold) <= 1.0x.
+`--check` exits 1 unless ours (warm) <= 0.1x theirs and ours (cold) <= 1.0x. `--cold-only`
+leaves out the warm deploys; `--tree` starts the cold console of another checkout (an older
+commit, for a before/after figure); `--json` also writes the medians to a file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -91,14 +95,19 @@ def ours_warm(work: Path, uri: str, zygote: Zygote, run: int) -> float:
         runtime.close()
 
 
-def ours_cold(work: Path, uri: str, run: int) -> float:
+def ours_cold(work: Path, uri: str, run: int, tree: Path = ROOT) -> float:
     state = work / f"cold-{run}"
-    env = {**os.environ, "CHATOPS_STATE_DIR": str(state), "CHATOPS_MLFLOW_TRACKING_URI": uri}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "CHATOPS_STATE_DIR": str(state),
+        "CHATOPS_MLFLOW_TRACKING_URI": uri,
+    }
     begun = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "bot.cli", "console", "-c", "/deploy iris v1"],
         env=env,
-        cwd=ROOT,
+        cwd=tree,
         check=True,
         capture_output=True,
     )
@@ -107,7 +116,7 @@ def ours_cold(work: Path, uri: str, run: int) -> float:
     subprocess.run(
         [sys.executable, "-m", "bot.cli", "down"],
         env=env,
-        cwd=ROOT,
+        cwd=tree,
         check=True,
         capture_output=True,
     )
@@ -154,21 +163,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--check", action="store_true", help="fail unless ours <= 0.1x theirs")
+    parser.add_argument("--cold-only", action="store_true", help="no deploys on a running bot")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to start cold")
+    parser.add_argument("--json", type=Path, help="write the medians here too")
     args = parser.parse_args()
+    tree = args.tree.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         uri = f"sqlite:///{work / 'mlflow.db'}"
         create_demo_model(tracking_uri=uri, artifact_root=work / "artifacts")
-        zygote = Zygote(state_dir=work)
-        zygote._ensure()  # the bot warms this at start
-        try:
-            warm = [ours_warm(work, uri, zygote, i) for i in range(args.runs)]
-        finally:
-            zygote.close()
+        warm = []
+        if not args.cold_only:
+            zygote = Zygote(state_dir=work)
+            zygote._ensure()  # the bot warms this at start
+            try:
+                warm = [ours_warm(work, uri, zygote, i) for i in range(args.runs)]
+            finally:
+                zygote.close()
         # one after the other, so a machine shared with other work loads both alike
         cold, base = [], []
         for i in range(args.runs):
-            cold.append(ours_cold(work, uri, i))
+            cold.append(ours_cold(work, uri, i, tree))
             base.append(theirs(uri))
     rows = [
         ("ours, bot running: /deploy -> first prediction", warm),
@@ -177,9 +192,18 @@ def main() -> int:
     ]
     print(f"{'':66}{'median':>9}{'min':>9}{'max':>9}")
     for name, values in rows:
-        print(f"{name:66}{statistics.median(values):8.3f}s{min(values):8.3f}s{max(values):8.3f}s")
-    ratio = statistics.median(warm) / statistics.median(base)
+        if values:
+            print(
+                f"{name:66}{statistics.median(values):8.3f}s{min(values):8.3f}s{max(values):8.3f}s"
+            )
     cold_ratio = statistics.median(cold) / statistics.median(base)
+    if args.json:
+        medians = {"cold_s": statistics.median(cold), "theirs_s": statistics.median(base)}
+        args.json.write_text(json.dumps({**medians, "cold_ratio": cold_ratio}))
+    if not warm:
+        print(f"ratio (cold start): {cold_ratio:.3f}x   target <= 1.0x")
+        return 1 if args.check and cold_ratio > 1.0 else 0
+    ratio = statistics.median(warm) / statistics.median(base)
     print(
         f"ratio (bot running): {ratio:.3f}x   ratio (cold start): {cold_ratio:.3f}x   "
         f"target <= 0.1x (bot running), <= 1.0x (cold start)"

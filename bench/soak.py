@@ -2,6 +2,7 @@
 
     python bench/soak.py [--commands 20000] [--concurrency 20] [--deploy-every 500]
                          [--every 1000] [--tracemalloc DIR] [--log FILE]
+                         [--tree PATH] [--json FILE]
 
 Starts `chatops run --mode http` (a front process and its worker process, as deployed) against
 the Slack Web API emulator, with a registry holding the demo model and one local environment,
@@ -13,7 +14,8 @@ prints the resident memory (RSS) of the front, of its worker, of the model-serve
 zygote) and of the model servers, and the state database's size and row counts.
 `--tracemalloc DIR` has the worker trace its allocations (CHATOPS_TRACEMALLOC) and write a
 snapshot after the first `--every` commands and after the last, with what grew in between.
-`--commands 3000` takes a few minutes on 2 cores.
+`--commands 3000` takes a few minutes on 2 cores. `--tree` starts the bot of another checkout
+(an older commit, for a before/after figure); `--json` also writes the rows to a file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import signal
 import sqlite3
@@ -139,7 +142,10 @@ def main() -> int:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="more for the bot"
     )
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to start")
+    parser.add_argument("--json", type=Path, help="write the rows here too")
     args = parser.parse_args()
+    tree = args.tree.resolve()
     # the bot gets only what this benchmark sets (no database, lease or fail point of the shell)
     for name in [n for n in os.environ if n.startswith(("CHATOPS_", "SLACK_"))]:
         del os.environ[name]
@@ -165,7 +171,9 @@ def main() -> int:
             **extra,
             **dict(pair.split("=", 1) for pair in args.env),
         )
-        bot = Bot(env=env, state_dir=state, log=args.log or root / "bot.log", port=low)
+        env["PYTHONPATH"] = str(tree)
+        log = args.log or root / "bot.log"
+        bot = Bot(env=env, state_dir=state, log=log, port=low, tree=tree)
         db = state / "chatops.db"
         verifier = SignatureVerifier(SIGNING_SECRET)
         triggers = itertools.count(1)
@@ -178,6 +186,7 @@ def main() -> int:
                 f"{'servers':>7} {'db MB':>6} " + " ".join(f"{t:>10}" for t in TABLES)
             )
             print(header, flush=True)
+            kept: list[dict[str, float]] = []
             sent = 0
             while sent < args.commands:
                 batch = min(args.every, args.commands - sent)
@@ -207,6 +216,9 @@ def main() -> int:
                 ):
                     snapshot(procs, args.tracemalloc, sent)
                 size, rows = state_size(db)
+                kept.append(
+                    {"commands": sent, "state_mb": size, **{k: rss_mb(procs[k]) for k in procs}}
+                )
                 print(
                     f"{sent:>8} {(time.monotonic() - began) / 60:>5.1f} "
                     + " ".join(f"{rss_mb(procs[k]):>7.1f}" for k in procs)
@@ -216,6 +228,8 @@ def main() -> int:
                 )
         finally:
             bot.stop()
+    if args.json:
+        args.json.write_text(json.dumps({"rows": kept}, indent=1))
     return 0
 
 

@@ -124,6 +124,7 @@ class Bot:
     log: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    tree: Path = ROOT  # the checkout whose bot runs (a benchmark's "before" runs another)
 
     @property
     def events_url(self) -> str:
@@ -134,7 +135,7 @@ class Bot:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "run"],
                 env=self.env,
-                cwd=ROOT,
+                cwd=self.tree,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, for kill -9 of all of it
@@ -180,7 +181,7 @@ class Bot:
         subprocess.run(
             [sys.executable, "-m", "bot.cli", "down"],
             env=self.env,
-            cwd=ROOT,
+            cwd=self.tree,
             capture_output=True,
             check=False,
             timeout=120,
