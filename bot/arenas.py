@@ -6,7 +6,9 @@ watches and heartbeats on a pool of threads, so its resident memory grew with th
 ran (about 5 MB every 1,000 in `bench/soak.py`) though what it keeps did not (tracemalloc: a
 few hundred KB, SQLAlchemy's bounded caches filling). Two arenas keep it within a few MB:
 Python takes its small objects from pools of its own anyway, and the threads wait on the GIL
-more than on malloc.
+more than on malloc. What is freed stays the process's until glibc gives it back, which it
+does only from the top of the heap: `trim` gives back every free page, a round of the
+process's taker loop (`TRIM_S`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 
 M_ARENA_MAX = -8  # glibc's <malloc.h>
 ARENAS = 2
+TRIM_S = 60.0
 
 
 def few_arenas(most: int = ARENAS) -> bool:
@@ -30,3 +33,15 @@ def few_arenas(most: int = ARENAS) -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no mallopt to speak of)
         return False
     return bool(mallopt(M_ARENA_MAX, most))
+
+
+def trim() -> bool:
+    """Give the free pages of every malloc arena back to the system (glibc's `malloc_trim`);
+    whether there were some. A few milliseconds; nothing outside glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(malloc_trim(0))

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from bot.arenas import TRIM_S, trim
 from core.errors import StoreError
 from core.events import LogReporter, Reporter
 from core.execution.leases import let_lapse
-from core.execution.taking import Taker
+from core.execution.taking import Taker, rounds
 from core.oncall.alerts import Alerts, LogAlerts
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class Background:
             sources = self.jobs.sources() + sources  # quick answers are asked for first
         if self.registry is not None:
             sources += self.registry.sources()
+        sources.append(rounds("memory", trim, TRIM_S))  # freed memory back to the system
         self.taker = Taker(sources, poll_s=self.runtime.settings.runner_poll_s)
 
     @property
