@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from bot import serve
-from bot.process import background
 from core.config import Settings
 from core.errors import ChatOpsError
 from core.oncall.alerts import LogAlerts
@@ -156,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "check":
         return _check(settings, out)
     if args.cmd == "run":
+        from bot import serve
         from bot.slack.settings import Mode, SlackSettings
 
         slack = SlackSettings()
@@ -174,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
 
     zygote = Zygote(state_dir=settings.state_dir)
     if args.cmd in (None, "run", "console") and settings.serves_locally:
-        # Warm the model-server runtime while this process imports MLflow: both take seconds.
+        # Warm the model-server runtime while this process imports the rest, MLflow with it:
+        # both take seconds (nothing but the settings is imported before, for this).
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         zygote.prewarm()
     from core.runtime import Runtime
@@ -215,6 +215,8 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
                 f.write(text)
         return 0
     if args.cmd == "worker":
+        from bot import serve
+
         return serve.worker(runtime, out)
     if args.cmd == "down":
         stopped = runtime.shut_down_endpoints()
@@ -231,6 +233,8 @@ def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     app.offer_demo(ask=sys.stdin.isatty())
     # an operation a console (or bot) that died left unfinished is finished here; watch
     # windows and endpoints that go down are told here as they happen
+    from bot.process import background
+
     running = background(
         runtime,
         reporter_for=lambda _op: app.reporter,
