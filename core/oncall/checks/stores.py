@@ -6,7 +6,7 @@ from core.config import Settings
 from core.errors import RegistryError, StoreError
 from core.oncall.checks import Finding
 from core.registry.mlflow import Registry
-from core.store import migrate
+from core.store import intake, migrate
 
 REGISTRY = "registry"
 DATABASE = "database"
@@ -56,19 +56,24 @@ def database_finding(settings: Settings) -> Finding:
             "check CHATOPS_DATABASE_URL, the server and its credentials",
         )
     head = migrate.head()
+    jobs = _intake(settings)
+    if isinstance(jobs, Finding):
+        return jobs
     if new:
         # the bot (or `chatops db upgrade`) creates every table in it: nothing to fix
         return Finding.ok(
             DATABASE,
             "reachable and migrated",
-            f"new and empty: the bot creates its tables (revision {head}) when it starts",
+            f"new and empty: the bot creates its tables (revision {head}) when it starts{jobs}",
         )
     if revision == head:
         # how long the work of a bot that died unseen (another machine) waits to be taken over
         takeover = (
             f"a dead bot's work is taken over {settings.lease_s:g} s after it (CHATOPS_LEASE_S)"
         )
-        return Finding.ok(DATABASE, "reachable and migrated", f"at revision {head}; {takeover}")
+        return Finding.ok(
+            DATABASE, "reachable and migrated", f"at revision {head}; {takeover}{jobs}"
+        )
     if revision is None:
         detail = "has no schema yet (new, or made before migrations)"
     else:
@@ -79,3 +84,31 @@ def database_finding(settings: Settings) -> Finding:
         f"the state database {detail}",
         "run `chatops db upgrade` (the bot also migrates when it starts)",
     )
+
+
+def _intake(settings: Settings) -> str | Finding:
+    """What the state database's finding says of the intake file (on SQLite, where fronts
+    record jobs before they ack), or the problem with it."""
+    url = intake.url_of(settings.database_url)
+    path = intake.path_of(settings.database_url)
+    if url is None or path is None:
+        return ""
+    try:
+        at = intake.version(url)
+    except StoreError as exc:
+        return Finding.problem(
+            DATABASE,
+            "reachable and migrated",
+            exc.message,
+            f"check {path.name} beside the state database (the bot makes it when it starts)",
+        )
+    if at is None:
+        return f"; jobs are recorded in {path.name}, made when the bot starts"
+    if at > intake.SCHEMA:
+        return Finding.problem(
+            DATABASE,
+            "reachable and migrated",
+            f"the intake file {path.name} is at version {at}; this bot knows {intake.SCHEMA}",
+            "run the version of the bot that made it",
+        )
+    return f"; jobs are recorded in {path.name}"
