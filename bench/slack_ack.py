@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -238,6 +239,7 @@ def main() -> int:
             )
             state.dispose()
             log.close()
+        records = slow_records(Path(tmp) / "bot.log")
     bad = [r for r in results if r[2] != 200]
     backend = "PostgreSQL" if database.startswith("postgresql") else "SQLite"
     print(
@@ -253,7 +255,7 @@ def main() -> int:
         )
     print(
         f"meanwhile: {beside}; model traffic {traffic.sent} requests"
-        f" ({traffic.failed} failed) to {endpoint}"
+        f" ({traffic.failed} failed) to {endpoint}; front: {records}"
     )
     print(
         "load average (1, 5, 15 min) before "
@@ -319,13 +321,25 @@ def worker_meanwhile(state: Engine, began: float, ended: float) -> str:
             text("SELECT command, state, created_at, finished_at FROM operations")
         ).all()
         watches = conn.execute(text("SELECT count(*) FROM watches")).scalar_one()
+    busy = 0.0  # seconds of the window during which some operation was under way
     overlapping = []
-    for command, st, created, finished in ops:
+    for command, _state, created, finished in ops:
         created, finished = naive(created), naive(finished)
         if created <= end and (finished is None or finished >= start):
-            running = (min(finished or end, end) - max(created, start)).total_seconds()
-            overlapping.append(f"{command} ({st}, under way {running:.1f} s of them)")
-    return f"operations {', '.join(overlapping) or 'none'}; {watches} watch(es) recorded"
+            overlapping.append(command)
+            busy += (min(finished or end, end) - max(created, start)).total_seconds()
+    v2 = "with /deploy iris v2" if "/deploy iris v2" in overlapping else "without the v2 deploy"
+    return (
+        f"{len(overlapping)} operations under way ({v2}), {busy:.1f} operation-seconds in"
+        f" {ended - began:.1f} s; {watches} watch(es) recorded"
+    )
+
+
+def slow_records(log: Path) -> str:
+    """What the front logged of its records that took over 20 ms (the database's wait, apart
+    from the time the front waited for a CPU)."""
+    took = [int(m) for m in re.findall(r"recording a job took (\d+) ms", log.read_text())]
+    return f"records over 20 ms: {len(took)}" + (f" (max {max(took)} ms)" if took else "")
 
 
 def naive(moment: Any) -> Any:
