@@ -72,7 +72,10 @@ def version(url: str) -> int | None:
         with closing(sqlite3.connect(path, timeout=LOCK_WAIT_MS / 1000)) as db:
             return int(db.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.Error as exc:
-        raise StoreError(f"could not read the intake file: {type(exc).__name__}") from exc
+        raise StoreError(
+            f"could not read the intake file {path.name}: {type(exc).__name__}"
+            " (move it aside once no bot runs: the jobs in it are lost)"
+        ) from exc
 
 
 def prepare(url: str) -> None:
@@ -99,7 +102,10 @@ def prepare(url: str) -> None:
     except StoreError:
         raise
     except Exception as exc:  # SQLAlchemy's and the driver's errors alike
-        raise StoreError(f"could not prepare the intake file: {type(exc).__name__}") from exc
+        raise StoreError(
+            f"could not prepare the intake file {Path(make_url(url).database or '').name}:"
+            f" {type(exc).__name__}"
+        ) from exc
     finally:
         engine.dispose()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import sqlite3
 import time
 from contextlib import closing
@@ -181,3 +182,13 @@ def test_jobs_that_ended_are_pruned_from_the_intake_file(state: Path) -> None:
     queue.finish(later)  # a sweep, as part of finishing a job
     assert [r["key"] for r in rows(path)] == ["later"]
     db.close()
+
+
+def test_an_intake_file_that_is_no_database_is_named_in_the_refusal(state: Path) -> None:
+    path = state.with_name("chatops-intake.db")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database\n" * 512)
+    with pytest.raises(
+        StoreError, match=re.escape("could not read the intake file chatops-intake.db")
+    ):
+        JobQueue.open(f"sqlite:///{state}")
