@@ -104,7 +104,8 @@ class JobQueue:
             with conn.begin():
                 conn.execute(self._insert, values)
             return
-        deadline = time.monotonic() + BUSY_S
+        began = time.monotonic()
+        locked_at: float | None = None  # when the first try found the lock held
         raw = conn.connection.driver_connection  # a pragma here begins no transaction
         assert raw is not None
         raw.execute("PRAGMA busy_timeout=0")
@@ -113,13 +114,17 @@ class JobQueue:
                 try:
                     with conn.begin():
                         conn.execute(self._insert, values)
-                    return
+                    break
                 except OperationalError as exc:
-                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    if "locked" not in str(exc.orig) or time.monotonic() > began + BUSY_S:
                         raise
+                    locked_at = locked_at or time.monotonic()
                 time.sleep(0.0005)
         finally:
             raw.execute(f"PRAGMA busy_timeout={int(BUSY_S * 1000)}")
+        if locked_at is not None and (waited := time.monotonic() - locked_at) > 0.02:
+            # apart from the time this process waited for a CPU: who held the lock that long
+            log.warning("recording a job waited %.0f ms for the write lock", waited * 1000)
 
     def claim(
         self,
