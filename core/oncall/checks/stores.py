@@ -56,24 +56,21 @@ def database_finding(settings: Settings) -> Finding:
             "check CHATOPS_DATABASE_URL, the server and its credentials",
         )
     head = migrate.head()
-    jobs = _intake(settings)
-    if isinstance(jobs, Finding):
-        return jobs
+    if (unusable := _intake(settings)) is not None:
+        return unusable
     if new:
         # the bot (or `chatops db upgrade`) creates every table in it: nothing to fix
         return Finding.ok(
             DATABASE,
             "reachable and migrated",
-            f"new and empty: the bot creates its tables (revision {head}) when it starts{jobs}",
+            f"new and empty: the bot creates its tables (revision {head}) when it starts",
         )
     if revision == head:
         # how long the work of a bot that died unseen (another machine) waits to be taken over
         takeover = (
             f"a dead bot's work is taken over {settings.lease_s:g} s after it (CHATOPS_LEASE_S)"
         )
-        return Finding.ok(
-            DATABASE, "reachable and migrated", f"at revision {head}; {takeover}{jobs}"
-        )
+        return Finding.ok(DATABASE, "reachable and migrated", f"at revision {head}; {takeover}")
     if revision is None:
         detail = "has no schema yet (new, or made before migrations)"
     else:
@@ -86,13 +83,14 @@ def database_finding(settings: Settings) -> Finding:
     )
 
 
-def _intake(settings: Settings) -> str | Finding:
-    """What the state database's finding says of the intake file (on SQLite, where fronts
-    record jobs before they ack), or the problem with it."""
+def _intake(settings: Settings) -> Finding | None:
+    """The problem with the intake file (on SQLite, where fronts record jobs before they
+    ack), if any: unreadable, or made by a newer version. Not made yet is no problem: the bot
+    makes it when it starts."""
     url = intake.url_of(settings.database_url)
     path = intake.path_of(settings.database_url)
     if url is None or path is None:
-        return ""
+        return None
     try:
         at = intake.version(url)
     except StoreError as exc:
@@ -100,15 +98,13 @@ def _intake(settings: Settings) -> str | Finding:
             DATABASE,
             "reachable and migrated",
             exc.message,
-            f"check {path.name} beside the state database (the bot makes it when it starts)",
+            f"check {path.name} beside the state database",
         )
-    if at is None:
-        return f"; jobs are recorded in {path.name}, made when the bot starts"
-    if at > intake.SCHEMA:
+    if at is not None and at > intake.SCHEMA:
         return Finding.problem(
             DATABASE,
             "reachable and migrated",
             f"the intake file {path.name} is at version {at}; this bot knows {intake.SCHEMA}",
             "run the version of the bot that made it",
         )
-    return f"; jobs are recorded in {path.name}"
+    return None

@@ -192,3 +192,19 @@ def test_an_intake_file_that_is_no_database_is_named_in_the_refusal(state: Path)
         StoreError, match=re.escape("could not read the intake file chatops-intake.db")
     ):
         JobQueue.open(f"sqlite:///{state}")
+
+
+def test_chatops_check_reports_an_intake_file_a_newer_version_made(state: Path) -> None:
+    from core.config import Settings
+    from core.oncall.checks import Verdict
+    from core.oncall.checks.stores import database_finding
+
+    settings = Settings(state_dir=state.parent)
+    assert database_finding(settings).verdict is Verdict.OK  # not made yet: made at start
+    JobQueue.open(settings.database_url).db.close()
+    assert database_finding(settings).verdict is Verdict.OK
+    with closing(sqlite3.connect(state.with_name("chatops-intake.db"))) as db:
+        db.execute(f"PRAGMA user_version = {intake.SCHEMA + 1}")
+    found = database_finding(settings)
+    assert found.verdict is not Verdict.OK
+    assert f"chatops-intake.db is at version {intake.SCHEMA + 1}" in found.detail
