@@ -107,20 +107,34 @@ def rss_mb(group: list[psutil.Process]) -> float:
     return total / 2**20
 
 
+def intake_of(db: Path) -> Path:
+    """The file the jobs live in on SQLite, next to the state database (in it, for a bot of
+    a version before the intake file: `--tree`)."""
+    intake = db.with_name(f"{db.stem}-intake{db.suffix}")
+    return intake if intake.exists() else db
+
+
 def state_size(db: Path) -> tuple[float, dict[str, int]]:
-    """The state database's size in MB (its WAL included) and the rows of `TABLES`."""
-    size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*") if p.is_file())
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
-        rows = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
+    """The state database's size in MB with its intake file (WALs included) and the rows of
+    `TABLES`."""
+    files = {*db.parent.glob(db.name + "*"), *db.parent.glob(intake_of(db).name + "*")}
+    size = sum(p.stat().st_size for p in files if p.is_file())
+    rows = {}
+    for t in TABLES:
+        where = intake_of(db) if t == "jobs" else db
+        with closing(sqlite3.connect(f"file:{where}?mode=ro", uri=True, timeout=30)) as conn:
+            rows[t] = int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
     return size / 2**20, rows
 
 
 def unanswered(db: Path) -> int:
     """Jobs queued or running, and operations not ended: what the bot still owes."""
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
-        jobs = conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
-        ops = conn.execute("SELECT count(*) FROM operations WHERE state IN ('queued', 'running')")
-        return int(jobs.fetchone()[0]) + int(ops.fetchone()[0])
+    unfinished = "WHERE state IN ('queued', 'running')"
+    count = 0
+    for where, table in ((intake_of(db), "jobs"), (db, "operations")):
+        with closing(sqlite3.connect(f"file:{where}?mode=ro", uri=True, timeout=30)) as conn:
+            count += int(conn.execute(f"SELECT count(*) FROM {table} {unfinished}").fetchone()[0])
+    return count
 
 
 def wait_for(what: str, timeout: float, check: Callable[[], object]) -> None:

@@ -5,7 +5,8 @@ several bots). Errors of SQLAlchemy and the drivers leave here as `StoreError`."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import StoreError
-from core.store import migrate
+from core.store import intake, migrate
 from core.store.models import aware
 
 __all__ = ["Database", "aware", "failed"]
@@ -27,8 +28,16 @@ PG_CONNECT_TIMEOUT_S = 5
 
 
 class Database:
-    def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        """Open (and migrate) the database at `url`; `clock` decides every "now" stored."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        schema: Callable[[str], None] = migrate.upgrade,
+    ) -> None:
+        """Open (and migrate) the database at `url`; `clock` decides every "now" stored.
+        `schema` brings it to the schema this version needs (the state database's Alembic
+        migrations, unless told otherwise)."""
         migrate.prepare(url)
         address = make_url(url)
         if address.get_backend_name() == "postgresql" and "connect_timeout" not in address.query:
@@ -40,10 +49,24 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         elif self.engine.dialect.name == "postgresql":
             event.listen(self.engine, "connect", _postgres_utc)
-        migrate.upgrade(url)  # the schema comes from the migrations, on every backend
+        schema(url)  # the schema comes from the migrations, on every backend
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # the transaction this thread has open on this database, joined by nested sessions
         self._current: ContextVar[Session | None] = ContextVar(f"session-{id(self)}", default=None)
+        self._intake: Database | None = None
+        self._intake_guard = threading.Lock()
+
+    def intake(self) -> Database:
+        """Where the jobs fronts record before they ack live (`core.store.intake`): on SQLite
+        a file of its own next to this one, opened (and made) the first time it is asked
+        for; on other backends this database."""
+        with self._intake_guard:
+            if self._intake is None:
+                url = intake.url_of(self.url)
+                self._intake = (
+                    self if url is None else Database(url, clock=self.clock, schema=intake.prepare)
+                )
+            return self._intake
 
     @contextmanager
     def session(self, *, conflicts: bool = False) -> Iterator[Session]:
@@ -83,6 +106,8 @@ class Database:
         return moment
 
     def close(self) -> None:
+        if self._intake is not None and self._intake is not self:
+            self._intake.close()
         self.engine.dispose()
 
 

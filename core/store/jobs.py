@@ -1,4 +1,6 @@
-"""Jobs: what a front acknowledged, kept in the state database until a bot process ran it.
+"""Jobs: what a front acknowledged, kept until a bot process ran it: on SQLite in the intake
+file next to the state database (`core.store.intake`), so recording one never waits for the
+worker's writes to the state database; on PostgreSQL in the state database itself.
 
 A front records a job (a typed request: a command, a button click) before it acknowledges
 it, under the platform's own id for the request, so a retried delivery records nothing twice.
@@ -24,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from core.errors import StoreError
+from core.store import intake
 from core.store.db import Database
 from core.store.models import KEEP_DONE_S, JobRow, JobState, Operation, aware, new_id, utcnow
 from core.store.repos import leased
@@ -34,16 +37,25 @@ __all__ = ["JobQueue", "JobRow", "JobState"]
 
 log = logging.getLogger("chatops.core")
 BUSY_S = 5.0  # how long a write waits for SQLite's lock, as the store's connections do
+# how often a taker looks for jobs left in the state database's own table: while some are
+# left there, and once it was found empty
+ADOPT_AGAIN_S, ADOPT_IDLE_S = 5.0, 60.0
 
 
 class JobQueue:
     """The `jobs` table: fronts record, bot processes take, renew and finish."""
 
     def __init__(self, db: Database, *, keep_s: float = KEEP_DONE_S) -> None:
-        """`keep_s`: how long a job that ended is kept (its key refuses Slack's retries)."""
+        """The queue of the state database `db` (its jobs in `db.intake()`); jobs a version
+        before the intake file left in the state database are moved there first.
+        `keep_s`: how long a job that ended is kept (its key refuses Slack's retries)."""
         self.db = db
+        self.intake = db.intake()
         self.retention = Retention(keep_s)
-        self._sqlite = db.engine.dialect.name == "sqlite"
+        self._sqlite = self.intake.engine.dialect.name == "sqlite"
+        self._adopting = threading.Lock()
+        self._adopt_at = 0.0  # monotonic: when to look at the state database's own table next
+        self._adopt()
         # one writer at a time from this process: SQLite's busy handler sleeps in steps of
         # up to 100 ms when two connections of one process race for the write lock
         self._write = threading.Lock()
@@ -73,10 +85,10 @@ class JobQueue:
             "state": JobState.QUEUED.value,
             "owner": "",
             "attempts": 0,
-            "created_at": self.db.comparable(utcnow()),
+            "created_at": self.intake.comparable(utcnow()),
         }
         try:
-            with self._write, self.db.engine.connect() as conn:
+            with self._write, self.intake.engine.connect() as conn:
                 self._insert_now(conn, values)
         except IntegrityError:
             return None
@@ -92,7 +104,8 @@ class JobQueue:
             with conn.begin():
                 conn.execute(self._insert, values)
             return
-        deadline = time.monotonic() + BUSY_S
+        began = time.monotonic()
+        locked_at: float | None = None  # when the first try found the lock held
         raw = conn.connection.driver_connection  # a pragma here begins no transaction
         assert raw is not None
         raw.execute("PRAGMA busy_timeout=0")
@@ -101,13 +114,17 @@ class JobQueue:
                 try:
                     with conn.begin():
                         conn.execute(self._insert, values)
-                    return
+                    break
                 except OperationalError as exc:
-                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    if "locked" not in str(exc.orig) or time.monotonic() > began + BUSY_S:
                         raise
+                    locked_at = locked_at or time.monotonic()
                 time.sleep(0.0005)
         finally:
             raw.execute(f"PRAGMA busy_timeout={int(BUSY_S * 1000)}")
+        if locked_at is not None and (waited := time.monotonic() - locked_at) > 0.02:
+            # apart from the time this process waited for a CPU: who held the lock that long
+            log.warning("recording a job waited %.0f ms for the write lock", waited * 1000)
 
     def claim(
         self,
@@ -122,18 +139,20 @@ class JobQueue:
         lease lapsed), now held by `owner`; one conditional UPDATE each, so two processes
         never both take one."""
         now = utcnow()
+        if time.monotonic() >= self._adopt_at:
+            self._adopt()
         free = or_(
             JobRow.state == JobState.QUEUED,
             and_(
                 JobRow.state == JobState.RUNNING,
-                JobRow.lease_expires_at < self.db.comparable(now),
+                JobRow.lease_expires_at < self.intake.comparable(now),
             ),
         )
         wanted = [free, JobRow.front.in_(sorted(fronts)), JobRow.kind.in_(sorted(kinds))]
         if exclude:
             wanted.append(JobRow.id.not_in(sorted(exclude)))
         query = select(JobRow.id).where(*wanted).order_by(JobRow.created_at).limit(20)
-        with self.db.session() as s:
+        with self.intake.session() as s:
             candidates = list(s.scalars(query))
         return leased.take(
             self._writing,
@@ -173,7 +192,7 @@ class JobQueue:
     def finish(self, job: JobRow, state: JobState = JobState.DONE) -> None:
         """End `job` (only while this hold of it is current); now and then, jobs that ended
         over `keep_s` ago go (unfinished ones stay, however old)."""
-        now = self.db.now()
+        now = self.intake.now()
         with self._writing() as s:
             s.execute(
                 update(JobRow)
@@ -195,14 +214,14 @@ class JobQueue:
             gone = s.execute(
                 delete(JobRow).where(
                     JobRow.state.in_([JobState.DONE, JobState.ABANDONED]),
-                    ended < self.db.comparable(moment),
+                    ended < self.intake.comparable(moment),
                 )
             )
             return int(getattr(gone, "rowcount", 0) or 0)
 
     def unfinished(self, fronts: frozenset[str]) -> int:
         """How many jobs of `fronts` are queued or running."""
-        with self.db.session() as s:
+        with self.intake.session() as s:
             query = select(JobRow.id).where(
                 JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]),
                 JobRow.front.in_(sorted(fronts)),
@@ -217,12 +236,12 @@ class JobQueue:
             .where(JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
             .group_by(JobRow.kind, JobRow.state)
         )
-        with self.db.session() as s:
+        with self.intake.session() as s:
             rows = s.execute(query).all()
         return [(k, st, int(n), aware(first) if first else None) for k, st, n, first in rows]
 
     def get(self, job_id: str) -> JobRow | None:
-        with self.db.session() as s:
+        with self.intake.session() as s:
             return s.get(JobRow, job_id)
 
     def operation_of(self, job_id: str) -> Operation | None:
@@ -230,6 +249,23 @@ class JobQueue:
         query = select(Operation).where(Operation.job_id == job_id)
         with self.db.session() as s:
             return s.scalars(query.limit(1)).first()
+
+    def _adopt(self) -> None:
+        """Move what the state database's own `jobs` table still holds into the intake file
+        (`core.store.intake.adopt`): at start, then at a claim every few seconds while jobs
+        are left there (one running under a live lease moves once it lapses), else every
+        minute (a bot of the version before may still record there while bots are upgraded
+        one by one)."""
+        if self.intake is self.db or not self._adopting.acquire(blocking=False):
+            return
+        try:
+            left = intake.adopt(self.db.url, utcnow())
+        except StoreError as exc:  # tried again at the next claim
+            log.warning("%s", exc.message)
+            left = 1
+        finally:
+            self._adopting.release()
+        self._adopt_at = time.monotonic() + (ADOPT_AGAIN_S if left else ADOPT_IDLE_S)
 
     def _writing(self) -> Any:
         return _Writing(self)
@@ -245,7 +281,7 @@ class _Writing:
     def __enter__(self) -> Any:
         self.queue._write.acquire()
         try:
-            self._session = self.queue.db.session()
+            self._session = self.queue.intake.session()
             return self._session.__enter__()
         except BaseException:
             self.queue._write.release()

@@ -324,8 +324,10 @@ class Bot:
 
     # -- its state database ----------------------------------------------------------------
     def rows(self, table: str, where: str = "", *args: object) -> list[dict[str, Any]]:
+        # the jobs fronts record before they ack live in a file of their own
+        name = "chatops-intake.db" if table == "jobs" else "chatops.db"
         try:
-            with closing(sqlite3.connect(self.state_dir / "chatops.db", timeout=10)) as db:
+            with closing(sqlite3.connect(self.state_dir / name, timeout=10)) as db:
                 db.row_factory = sqlite3.Row
                 query = f"SELECT * FROM {table} {where}"
                 return [dict(r) for r in db.execute(query, args)]

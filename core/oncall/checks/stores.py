@@ -6,7 +6,7 @@ from core.config import Settings
 from core.errors import RegistryError, StoreError
 from core.oncall.checks import Finding
 from core.registry.mlflow import Registry
-from core.store import migrate
+from core.store import intake, migrate
 
 REGISTRY = "registry"
 DATABASE = "database"
@@ -56,6 +56,8 @@ def database_finding(settings: Settings) -> Finding:
             "check CHATOPS_DATABASE_URL, the server and its credentials",
         )
     head = migrate.head()
+    if (unusable := _intake(settings)) is not None:
+        return unusable
     if new:
         # the bot (or `chatops db upgrade`) creates every table in it: nothing to fix
         return Finding.ok(
@@ -79,3 +81,30 @@ def database_finding(settings: Settings) -> Finding:
         f"the state database {detail}",
         "run `chatops db upgrade` (the bot also migrates when it starts)",
     )
+
+
+def _intake(settings: Settings) -> Finding | None:
+    """The problem with the intake file (on SQLite, where fronts record jobs before they
+    ack), if any: unreadable, or made by a newer version. Not made yet is no problem: the bot
+    makes it when it starts."""
+    url = intake.url_of(settings.database_url)
+    path = intake.path_of(settings.database_url)
+    if url is None or path is None:
+        return None
+    try:
+        at = intake.version(url)
+    except StoreError as exc:
+        return Finding.problem(
+            DATABASE,
+            "reachable and migrated",
+            exc.message,
+            f"check {path.name} beside the state database",
+        )
+    if at is not None and at > intake.SCHEMA:
+        return Finding.problem(
+            DATABASE,
+            "reachable and migrated",
+            f"the intake file {path.name} is at version {at}; this bot knows {intake.SCHEMA}",
+            "run the version of the bot that made it",
+        )
+    return None

@@ -204,8 +204,10 @@ class Bot:
                 return []
             finally:
                 engine.dispose()
+        # on SQLite, the jobs fronts record before they ack live in a file of their own
+        name = "chatops-intake.db" if table == "jobs" else "chatops.db"
         try:
-            with closing(sqlite3.connect(self.state_dir / "chatops.db", timeout=10)) as db:
+            with closing(sqlite3.connect(self.state_dir / name, timeout=10)) as db:
                 db.row_factory = sqlite3.Row
                 return [dict(r) for r in db.execute(f"SELECT * FROM {table}")]
         except sqlite3.OperationalError as exc:  # not created or migrated yet

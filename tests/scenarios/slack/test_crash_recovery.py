@@ -5,6 +5,7 @@ deployment), finishes, and its Slack thread, the same one, gets the final messag
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
@@ -76,8 +77,10 @@ def test_a_deploy_acked_while_every_worker_was_busy_runs_after_the_bot_is_killed
     acked = post_command(bot.events_url, slack_api, "/deploy", "iris v1 to prod")
     assert acked.status_code == 200
     bot.kill9()
-    # the prod deploy was acknowledged, never begun
+    # the prod deploy was acknowledged, never begun: its job waits in the intake file
     assert [op["env"] for op in bot.operations()] == ["dev"]
+    waiting = [j for j in bot.rows("jobs") if j["state"] == "queued"]
+    assert [json.loads(j["payload"])["text"] for j in waiting] == ["iris v1 to prod"]
 
     bot.start()
 

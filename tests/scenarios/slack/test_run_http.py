@@ -111,7 +111,8 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
 
 
 def unfinished_jobs(state_dir: Path) -> int:
-    with closing(sqlite3.connect(state_dir / "chatops.db", timeout=10)) as db:
+    # the jobs fronts record before they ack live in a file of their own
+    with closing(sqlite3.connect(state_dir / "chatops-intake.db", timeout=10)) as db:
         (count,) = db.execute(
             "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"
         ).fetchone()
