@@ -204,6 +204,7 @@ class Rollouts:
             failed = f"v{current.version} was rolled back by itself: {brief.automatic}"
         self._record(run, op, target, mv, resources, url, started, failed)
         run.remember(version=mv.version)  # what /rollback goes back to
+        refused = self._write_back(run, op, brief, mv, current)
         watching.begin(
             self.repos,
             self.settings,
@@ -212,11 +213,32 @@ class Rollouts:
             deployment=started.deployment,
             before=current,
         )
-        return self._succeeded(run, op, mv, resources, url, latency_ms)
+        return self._succeeded(run, op, mv, resources, url, latency_ms, refused)
+
+    def _write_back(
+        self, run: Run, op: Operation, brief: Brief, mv: ModelVersion, before: Endpoint | None
+    ) -> str:
+        """Move the environment's alias to what serves now, before the endpoint is let go
+        (no one else may switch it meanwhile); "" when written or when there is nothing to
+        write, else why the registry refused."""
+        environment = self.settings.environment(op.env)
+        alias = environment.alias if environment is not None else None
+        if alias is None or brief.action == "scale":  # a scale changes no version
+            return ""
+        recorded = self.repos.operations.get(op.id)  # its thread, as recorded by now
+        value = steps.serving_value(recorded or op, brief, self.repos.clock.now())
+        return steps.write_back(
+            run, self.registry, env=op.env, alias=alias, mv=mv, value=value, before=before
+        )
 
     def _already_live(
         self, run: Run, op: Operation, mv: ModelVersion, resources: Resources, current: Endpoint
     ) -> Outcome:
+        if op.step in ("switch", steps.WRITE):
+            # resumed after its switch was recorded: the write back may be all that is left
+            refused = self._write_back(run, op, Brief.of(op), mv, None)
+            url = current.url
+            return self._succeeded(run, op, mv, resources, url, 0.0, refused)
         text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
         outcome = Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
         self._end(run, op, OperationState.SUCCEEDED, outcome, EventKind.SUCCEEDED)
@@ -269,8 +291,9 @@ class Rollouts:
         resources: Resources,
         url: str,
         latency_ms: float,
+        refused: str = "",
     ) -> Outcome:
-        text = f"{mv.label} is live at {url}"
+        text = f"{mv.label} is live at {url}" + (f"; {refused}" if refused else "")
         outcome = Outcome(
             ok=True,
             text=text,
@@ -304,9 +327,16 @@ class Rollouts:
         gone = self.repos.endpoints.delete(op.env, op.endpoint, op_id=run.op_id, hold=run.hold)
         if not gone and not self.repos.operations.holds(run.op_id, run.hold):
             raise LeaseLost(f"operation {op.id} was taken over by another bot process")
+        environment = self.settings.environment(op.env)
+        alias = environment.alias if environment is not None else None
+        refused = ""
+        if alias is not None and current is not None:
+            refused = steps.unwrite(run, self.registry, env=op.env, alias=alias, served=current)
         where = f" at {current.url}" if current else ""
         served = f"{brief.model} v{brief.version}{where}"
         text = f"{op.endpoint} in {op.env} is stopped (it served {served})."
+        if refused:
+            text += f" {refused[0].upper()}{refused[1:]}."
         outcome = Outcome(ok=True, text=text, operation=run.op_id)
         self._end(run, op, OperationState.SUCCEEDED, outcome, EventKind.SUCCEEDED)
         return outcome
