@@ -179,13 +179,15 @@ class Rollouts:
     ) -> Outcome:
         ep = EndpointRef(op.env, op.endpoint)
         resources = brief.resources
+        # taken over after its switch: what it switched to serves, the write-back may be left
+        switched = op.attempts > 1 and op.step in ("switch", steps.WRITE)
         deployment = steps.deployment_id(run, op)
         started: Started | None = None
         try:
             mv = steps.resolve(run, self.registry, op, brief)
             was_up = current is not None and target.health(ep).up
             if current is not None and was_up and steps.serves(current, mv, resources):
-                return self._already_live(run, op, mv, resources, current)
+                return self._already_live(run, op, mv, resources, current, switched)
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
             latency_ms = steps.smoke_test(run, target, ep, started, built)
@@ -204,6 +206,7 @@ class Rollouts:
             failed = f"v{current.version} was rolled back by itself: {brief.automatic}"
         self._record(run, op, target, mv, resources, url, started, failed)
         run.remember(version=mv.version)  # what /rollback goes back to
+        failpoints.hit("operation.switched")
         refused = self._write_back(run, op, brief, mv, current)
         watching.begin(
             self.repos,
@@ -232,13 +235,17 @@ class Rollouts:
         )
 
     def _already_live(
-        self, run: Run, op: Operation, mv: ModelVersion, resources: Resources, current: Endpoint
+        self,
+        run: Run,
+        op: Operation,
+        mv: ModelVersion,
+        resources: Resources,
+        current: Endpoint,
+        switched: bool = False,
     ) -> Outcome:
-        if op.step in ("switch", steps.WRITE):
-            # resumed after its switch was recorded: the write back may be all that is left
+        if switched:  # its own switch made it live: it ends as that switch would have
             refused = self._write_back(run, op, Brief.of(op), mv, None)
-            url = current.url
-            return self._succeeded(run, op, mv, resources, url, 0.0, refused)
+            return self._succeeded(run, op, mv, resources, current.url, 0.0, refused)
         text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
         outcome = Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
         self._end(run, op, OperationState.SUCCEEDED, outcome, EventKind.SUCCEEDED)

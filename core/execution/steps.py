@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from core import failpoints
 from core.errors import ChatOpsError, RegistryError
 from core.events import EventKind
 from core.execution.run import Brief, Run
@@ -154,7 +155,10 @@ def write_back(
         registry.mark_serving(
             model=mv.model, version=mv.version, alias=alias, tag=tag, value=value, before=old
         )
-        untagged = f", {tag} taken off v{old[1]}" if old and old != (mv.model, mv.version) else ""
+        untagged = ""
+        if old is not None and old != (mv.model, mv.version):
+            was = f"v{old[1]}" if old[0] == mv.model else f"{old[0]} v{old[1]}"
+            untagged = f" (taken off {was})"
         return f"@{alias} now names {mv.label}, tagged {tag}{untagged}"
 
     doing = f"moving @{alias} to {mv.label} in the registry"
@@ -199,6 +203,7 @@ def _written(run: Run, doing: str, refusing: str, write: Callable[[], str]) -> s
     if refused:
         run.emit(EventKind.INFO, WRITE, f"{refused.rstrip('.')} (what serves is unchanged)")
     run.remember(written=refused)
+    failpoints.hit("registry.written")
     return refused
 
 

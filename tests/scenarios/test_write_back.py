@@ -17,6 +17,8 @@ from core.admission.plans import PlanReport
 from core.config import Settings
 from core.events import Event, EventKind, Outcome
 from core.marks import plain
+from core.oncall.alerts import LogAlerts
+from core.oncall.watching import CHECK_S
 from core.registry.demo import create_demo_model
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
@@ -24,6 +26,7 @@ from tests.clock import FakeClock
 from tests.conftest import Recorder, make_settings
 from tests.mlflow_server import MlflowServer
 from tests.scenarios.test_deploy_scale_status import COLUMNS, ROWS, run
+from tests.scenarios.watch_support import fragile_settings, send
 
 TAG = "chatops.prod.serving"
 BODY = {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}
@@ -38,11 +41,10 @@ def own_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     return uri
 
 
-def with_alias(settings: Settings, alias: str = "prod") -> Settings:
-    """`settings` whose prod environment names `alias`."""
+def with_alias(settings: Settings, alias: str = "prod", *, env: str = "prod") -> Settings:
+    """`settings` whose environment `env` names `alias`."""
     envs = [
-        e.model_copy(update={"alias": alias}) if e.name == "prod" else e
-        for e in settings.environments
+        e.model_copy(update={"alias": alias}) if e.name == env else e for e in settings.environments
     ]
     return settings.model_copy(update={"environments": envs})
 
@@ -97,7 +99,7 @@ def test_each_switch_moves_the_alias_and_the_tag_and_a_stop_takes_them_off(
     assert aliases(client)["prod"] == "2"
     assert json.loads(tags(client, 2)[TAG])["operation"] == second.operation
     assert TAG not in tags(client, 1)  # v1 serves prod no more
-    assert f"tagged {TAG}, {TAG} taken off v1" in registry_lines(seen)[1][1]
+    assert f"@prod now names iris v2, tagged {TAG} (taken off v1) (" in registry_lines(seen)[1][1]
 
     back = run(writing, "/rollback iris in prod", seen := Recorder())
     assert isinstance(back, Outcome) and back.ok, seen.text
@@ -153,6 +155,37 @@ def test_the_plan_says_it_moves_the_alias(writing: Runtime) -> None:
     dev = run(writing, "/plan deploy iris v2 to dev")
     assert isinstance(dev, PlanReport) and dev.registry == "" and "registry:" not in dev.text
     assert run(writing, "/stop iris in prod").ok
+
+
+def test_the_watchs_automatic_rollback_moves_the_alias_back(
+    tmp_path: Path, zygote: Zygote, clock: FakeClock
+) -> None:
+    settings = with_alias(fragile_settings(tmp_path), "dev-serving", env="dev")
+    uri = settings.mlflow_tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    runtime = Runtime(settings, zygote=zygote, clock=clock)
+    try:
+        assert run(runtime, "/deploy iris v2").ok
+        deployed = run(runtime, "/deploy iris v3")
+        assert isinstance(deployed, Outcome) and deployed.ok
+        assert aliases(client)["dev-serving"] == "3"
+        watcher = runtime.watcher(alerts=LogAlerts(say=lambda _: None), runner=runtime.runner)
+        watcher.tick()
+
+        assert set(send(deployed.url, 30, 500.0)) == {500}
+        clock.advance(CHECK_S)
+        watcher.tick()
+        assert watcher.settle(120)
+
+        assert runtime.repos.endpoints.get("dev", "iris").version == 2  # type: ignore[union-attr]
+        assert aliases(client)["dev-serving"] == "2"
+        value = json.loads(tags(client, 2)["chatops.dev.serving"])
+        op = runtime.repos.operations.get(value["operation"])
+        assert op is not None and op.brief.get("automatic") and op.kind == "rollback"
+        assert "chatops.dev.serving" not in tags(client, 3)
+    finally:
+        runtime.shut_down_endpoints()
+        runtime.close()
 
 
 # -- a real `mlflow server` ----------------------------------------------------------------------
