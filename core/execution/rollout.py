@@ -187,7 +187,10 @@ class Rollouts:
             mv = steps.resolve(run, self.registry, op, brief)
             was_up = current is not None and target.health(ep).up
             if current is not None and was_up and steps.serves(current, mv, resources):
-                return self._already_live(run, op, mv, resources, current, switched)
+                if switched:  # its own switch made it live: it ends as that switch would have
+                    refused = self._write_back(run, op, brief, mv, None)
+                    return self._succeeded(run, op, mv, resources, current.url, 0.0, refused)
+                return self._already_live(run, op, mv, resources, current)
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
             latency_ms = steps.smoke_test(run, target, ep, started, built)
@@ -235,17 +238,8 @@ class Rollouts:
         )
 
     def _already_live(
-        self,
-        run: Run,
-        op: Operation,
-        mv: ModelVersion,
-        resources: Resources,
-        current: Endpoint,
-        switched: bool = False,
+        self, run: Run, op: Operation, mv: ModelVersion, resources: Resources, current: Endpoint
     ) -> Outcome:
-        if switched:  # its own switch made it live: it ends as that switch would have
-            refused = self._write_back(run, op, Brief.of(op), mv, None)
-            return self._succeeded(run, op, mv, resources, current.url, 0.0, refused)
         text = f"{mv.label} is already live at {current.url} with {resources.describe()}"
         outcome = Outcome(ok=True, text=text, operation=run.op_id, url=current.url)
         self._end(run, op, OperationState.SUCCEEDED, outcome, EventKind.SUCCEEDED)

@@ -237,9 +237,9 @@ class Registry:
         try:
             with self.guarded(doing):
                 yield
-        except NotFound:
+        except NotFound as exc:
             if not gone_ok:
-                raise RegistryError(f"MLflow has no such thing, while {doing}") from None
+                raise RegistryError(exc.message) from None
         except (requests.RequestException, OSError) as exc:
             why = unreachable(exc) or type(exc).__name__
             where = f"the MLflow registry at {scrub(self.registry_uri)}"
