@@ -241,9 +241,19 @@ def test_a_real_mlflow_server_is_written_back_and_a_refusal_leaves_the_endpoint_
         newest = runtime.repos.audit.entries(endpoint="iris", limit=1)[0]
         assert (newest.action, newest.outcome) == ("deploy", "succeeded")
         assert "the registry refused to move @prod to v2" in newest.detail
+        # a stop while the registry is still down stops all the same, and says what it left
+        stopped = run(runtime, "/stop iris in prod", seen := Recorder())
+        assert isinstance(stopped, Outcome) and stopped.ok, seen.text
+        assert plain(stopped.text).startswith(
+            f"iris in prod is stopped (it served iris v2 at {refused.url}). The registry "
+            f"refused to take @prod off iris v2: the MLflow registry at {server.uri} cannot "
+            "be reached (connection refused; "
+        ), stopped.text
+        assert runtime.repos.endpoints.get("prod", "iris") is None
         # the registry (read from the server's store) still says what was written before
         client = MlflowClient(tracking_uri=server.store, registry_uri=server.store)
         assert aliases(client)["prod"] == "1"
+        assert TAG in tags(client, 1)
     finally:
         server.stop()
         if runtime is not None:
