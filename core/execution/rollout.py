@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from core import failpoints
 from core.admission.gates import audited_as
@@ -48,6 +49,7 @@ from core.scrub import scrub, scrub_value
 from core.store.models import Endpoint, Hold, Operation, OperationState, aware
 from core.store.repos import Repositories
 from core.store.repos.endpoints import Serving
+from core.store.repos.served import Interval
 from core.targets.base import EndpointRef, Started, Target
 
 log = logging.getLogger("chatops.core")
@@ -179,16 +181,15 @@ class Rollouts:
     ) -> Outcome:
         ep = EndpointRef(op.env, op.endpoint)
         resources = brief.resources
-        # taken over after its switch: what it switched to serves, the write-back may be left
-        switched = op.attempts > 1 and op.step in ("switch", steps.WRITE)
         deployment = steps.deployment_id(run, op)
         started: Started | None = None
         try:
             mv = steps.resolve(run, self.registry, op, brief)
             was_up = current is not None and target.health(ep).up
             if current is not None and was_up and steps.serves(current, mv, resources):
-                if switched:  # its own switch made it live: it ends as that switch would have
-                    refused = self._write_back(run, op, brief, mv, None)
+                mine = self._switched(op)
+                if mine is not None:  # live by this very operation's switch, taken over after
+                    refused = self._write_back(run, op, brief, mv, self._before(op, mine))
                     return self._succeeded(run, op, mv, resources, current.url, 0.0, refused)
                 return self._already_live(run, op, mv, resources, current)
             built = steps.build(run, target, self.source, ep, mv)
@@ -210,7 +211,8 @@ class Rollouts:
         self._record(run, op, target, mv, resources, url, started, failed)
         run.remember(version=mv.version)  # what /rollback goes back to
         failpoints.hit("operation.switched")
-        refused = self._write_back(run, op, brief, mv, current)
+        before = (current.model, current.version) if current is not None else None
+        refused = self._write_back(run, op, brief, mv, before)
         watching.begin(
             self.repos,
             self.settings,
@@ -221,12 +223,32 @@ class Rollouts:
         )
         return self._succeeded(run, op, mv, resources, url, latency_ms, refused)
 
+    def _switched(self, op: Operation) -> Interval | None:
+        """What serves the endpoint, when an operation taken over after its switch was
+        recorded made it serve (its write-back and its end may be left); else None."""
+        if op.attempts <= 1:
+            return None
+        mine = self.repos.served.serving(op.env, op.endpoint)
+        return mine if mine is not None and mine.operation == op.id else None
+
+    def _before(self, op: Operation, mine: Interval) -> tuple[str, int] | None:
+        """The model and version that served the endpoint until `mine` began."""
+        just_before = mine.started - timedelta(microseconds=1)
+        prior = [i for i in self.repos.served.at(op.endpoint, just_before) if i.env == op.env]
+        return (prior[-1].model, prior[-1].version) if prior else None
+
     def _write_back(
-        self, run: Run, op: Operation, brief: Brief, mv: ModelVersion, before: Endpoint | None
+        self,
+        run: Run,
+        op: Operation,
+        brief: Brief,
+        mv: ModelVersion,
+        before: tuple[str, int] | None,
     ) -> str:
         """Move the environment's alias to what serves now, before the endpoint is let go
-        (no one else may switch it meanwhile); "" when written or when there is nothing to
-        write, else why the registry refused."""
+        (no one else may switch it meanwhile), taking the serving tag off `before` (what
+        served until now); "" when written or when there is nothing to write, else why the
+        registry refused."""
         environment = self.settings.environment(op.env)
         alias = environment.alias if environment is not None else None
         if alias is None or brief.action == "scale":  # a scale changes no version

@@ -140,16 +140,16 @@ def write_back(
     alias: str,
     mv: ModelVersion,
     value: str,
-    before: Endpoint | None,
+    before: tuple[str, int] | None,
 ) -> str:
-    """Move `@alias` to `mv`, tag it as serving `env` and untag what served `before`, once
-    per operation (a resumed one reads what was recorded). "" when written, else why the
-    registry refused: what serves stays as it is either way."""
+    """Move `@alias` to `mv`, tag it as serving `env` and untag what served `before` (model,
+    version), once per operation (a resumed one reads what was recorded). "" when written,
+    else why the registry refused: what serves stays as it is either way."""
     recorded = run.recall("written")
     if isinstance(recorded, str):
         return recorded
     tag = serving_tag(env)
-    old = (before.model, before.version) if before is not None else None
+    old = before
 
     def write() -> str:
         registry.mark_serving(

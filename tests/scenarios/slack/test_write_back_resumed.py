@@ -1,6 +1,7 @@
 """Write-back survives the death of the worker running it: `chatops run` as deployed, a fail
 point armed in its worker, the next worker taking the operation over. One dies after traffic
-moved and before the registry was written: the one taking over writes it. One dies after the
+moved and before the registry was written: the one taking over writes it (and takes the tag
+off the version that served before). One dies after the
 registry was written and that recorded: the one taking over does not write it again. Each
 deploy is told in one thread, where the write-back appears once."""
 
@@ -94,4 +95,12 @@ def test_a_worker_dying_around_the_write_back_leaves_it_written_once(
     assert TAG not in client.get_model_version("iris", "1").tags
     replies = thread_of(slack_api, second)
     assert sum("@dev now names iris v2" in r for r in replies) == 1, replies
+
+    # died after switching back to v1: the worker taking over also takes the tag off v2
+    third = deploy_dying_at(bot, slack_api, points, "operation.switched", "iris v1")
+    assert str(client.get_registered_model("iris").aliases["dev"]) == "1"
+    assert json.loads(client.get_model_version("iris", "1").tags[TAG])["operation"] == third["id"]
+    assert TAG not in client.get_model_version("iris", "2").tags
+    replies = thread_of(slack_api, third)
+    assert sum(f"@dev now names iris v1, tagged {TAG} (taken off v2)" in r for r in replies) == 1
     assert bot.rows("locks") == []
