@@ -25,6 +25,12 @@ class ModelVersion:
         return f"{self.model} v{self.version}"
 
 
+def serving_tag(env: str) -> str:
+    """The version tag the bot sets on the version that serves `env` (`chatops.prod.serving`),
+    when the environment names an alias to write back."""
+    return f"chatops.{env}.serving"
+
+
 def listed_metrics(metrics: dict[str, float], *, limit: int = 600, digits: int = 3) -> str:
     """`name value` for as many whole metrics as fit in `limit` characters (sorted by name),
     then how many more there are: a version may log thousands, a message holds a few."""

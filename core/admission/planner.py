@@ -17,6 +17,7 @@ from core.admission.plans import (
     a_role,
     deltas,
     found_text,
+    registry_text,
     resources_text,
     role_name,
     summary_text,
@@ -204,6 +205,7 @@ class Planner:
         details: dict[str, Any] = {"resources": resources_text(intent)}
         if action is Action.STOP:
             details["stops"] = f"every deployment of {intent.endpoint}: {serving}"
+            details["registry"] = registry_text(intent, None, live=False)
             return f"stop {intent.endpoint} in {intent.environment.name}", details
         details["serving"] = serving
         if mv is not None:
@@ -215,6 +217,7 @@ class Planner:
         live = (
             current is not None and mv is not None and up and serves(current, mv, intent.resources)
         )
+        details["registry"] = registry_text(intent, mv, live=live)
         return summary_text(intent, mv, live=live), details
 
     def _up(self, current: Endpoint | None) -> bool:

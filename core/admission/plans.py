@@ -10,7 +10,7 @@ from core.admission.gates import Requirement
 from core.admission.intents import Intent
 from core.admission.roles import Action, Role
 from core.events import Refusal
-from core.versions import ModelVersion
+from core.versions import ModelVersion, serving_tag
 
 PLANNED = "planned"  # the audit outcome of every plan
 VERB = {
@@ -57,6 +57,7 @@ class PlanReport:
     route: str = ""  # whether the asker may do it, or how to ask for it
     stops: str = ""  # a stop: what would stop
     underway: tuple[str, ...] = ()  # operations on the endpoint now
+    registry: str = ""  # what it would write back to the registry
 
     @property
     def ok(self) -> bool:
@@ -84,6 +85,7 @@ class PlanReport:
             ("resources", self.resources),
             ("build", self.build),
             ("would stop", self.stops),
+            ("registry", self.registry),
             ("approval", self.route),
             ("admins", ", ".join(self.approvers)),
             ("under way", "; ".join(self.underway)),
@@ -129,6 +131,30 @@ def summary_text(intent: Intent, mv: ModelVersion | None, *, live: bool) -> str:
     if live:
         return f"{line}: it serves so already, the deploy would change nothing"
     return line + (f", in place of v{current.version}" if current else "")
+
+
+def registry_text(intent: Intent, mv: ModelVersion | None, *, live: bool) -> str:
+    """What the command would write back to the registry, when its environment names an
+    alias: "" otherwise, and for what changes no version."""
+    alias, env, current = intent.environment.alias, intent.environment.name, intent.current
+    tag = serving_tag(env)
+    if alias is None or intent.action is Action.SCALE or live:
+        return ""
+    if intent.action is Action.STOP:
+        if current is None:
+            return ""
+        return (
+            f"then takes {tag} off {current.model} v{current.version}, and @{alias} "
+            "while it names that version"
+        )
+    if mv is None:
+        return ""
+    untag = (
+        f", taking it off v{current.version}"
+        if current is not None and (current.model, current.version) != (mv.model, mv.version)
+        else ""
+    )
+    return f"then moves @{alias} to v{mv.version} and tags it {tag}{untag}"
 
 
 def version_text(mv: ModelVersion) -> str:

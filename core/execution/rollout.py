@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from core import failpoints
 from core.admission.gates import audited_as
@@ -48,6 +49,7 @@ from core.scrub import scrub, scrub_value
 from core.store.models import Endpoint, Hold, Operation, OperationState, aware
 from core.store.repos import Repositories
 from core.store.repos.endpoints import Serving
+from core.store.repos.served import Interval
 from core.targets.base import EndpointRef, Started, Target
 
 log = logging.getLogger("chatops.core")
@@ -185,6 +187,10 @@ class Rollouts:
             mv = steps.resolve(run, self.registry, op, brief)
             was_up = current is not None and target.health(ep).up
             if current is not None and was_up and steps.serves(current, mv, resources):
+                mine = self._switched(op)
+                if mine is not None:  # live by this very operation's switch, taken over after
+                    refused = self._write_back(run, op, brief, mv, self._before(op, mine))
+                    return self._succeeded(run, op, mv, resources, current.url, 0.0, refused)
                 return self._already_live(run, op, mv, resources, current)
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
@@ -204,6 +210,9 @@ class Rollouts:
             failed = f"v{current.version} was rolled back by itself: {brief.automatic}"
         self._record(run, op, target, mv, resources, url, started, failed)
         run.remember(version=mv.version)  # what /rollback goes back to
+        failpoints.hit("operation.switched")
+        before = (current.model, current.version) if current is not None else None
+        refused = self._write_back(run, op, brief, mv, before)
         watching.begin(
             self.repos,
             self.settings,
@@ -212,7 +221,43 @@ class Rollouts:
             deployment=started.deployment,
             before=current,
         )
-        return self._succeeded(run, op, mv, resources, url, latency_ms)
+        return self._succeeded(run, op, mv, resources, url, latency_ms, refused)
+
+    def _switched(self, op: Operation) -> Interval | None:
+        """What serves the endpoint, when an operation taken over after its switch was
+        recorded made it serve (its write-back and its end may be left); else None."""
+        if op.attempts <= 1:
+            return None
+        mine = self.repos.served.serving(op.env, op.endpoint)
+        return mine if mine is not None and mine.operation == op.id else None
+
+    def _before(self, op: Operation, mine: Interval) -> tuple[str, int] | None:
+        """The model and version that served the endpoint until `mine` began."""
+        just_before = mine.started - timedelta(microseconds=1)
+        prior = [i for i in self.repos.served.at(op.endpoint, just_before) if i.env == op.env]
+        return (prior[-1].model, prior[-1].version) if prior else None
+
+    def _write_back(
+        self,
+        run: Run,
+        op: Operation,
+        brief: Brief,
+        mv: ModelVersion,
+        before: tuple[str, int] | None,
+    ) -> str:
+        """Move the environment's alias to what serves now, before the endpoint is let go
+        (no one else may switch it meanwhile), taking the serving tag off `before` (what
+        served until now); "" when written or when there is nothing to write, else why the
+        registry refused."""
+        environment = self.settings.environment(op.env)
+        alias = environment.alias if environment is not None else None
+        if alias is None or brief.action == "scale":  # a scale changes no version
+            return ""
+        recorded = self.repos.operations.get(op.id)  # its thread, as recorded by now
+        value = steps.serving_value(recorded or op, brief, self.repos.clock.now())
+        return steps.write_back(
+            run, self.registry, env=op.env, alias=alias, mv=mv, value=value, before=before
+        )
 
     def _already_live(
         self, run: Run, op: Operation, mv: ModelVersion, resources: Resources, current: Endpoint
@@ -269,8 +314,9 @@ class Rollouts:
         resources: Resources,
         url: str,
         latency_ms: float,
+        refused: str = "",
     ) -> Outcome:
-        text = f"{mv.label} is live at {url}"
+        text = f"{mv.label} is live at {url}" + (f"; {refused}" if refused else "")
         outcome = Outcome(
             ok=True,
             text=text,
@@ -304,9 +350,16 @@ class Rollouts:
         gone = self.repos.endpoints.delete(op.env, op.endpoint, op_id=run.op_id, hold=run.hold)
         if not gone and not self.repos.operations.holds(run.op_id, run.hold):
             raise LeaseLost(f"operation {op.id} was taken over by another bot process")
+        environment = self.settings.environment(op.env)
+        alias = environment.alias if environment is not None else None
+        refused = ""
+        if alias is not None and current is not None:
+            refused = steps.unwrite(run, self.registry, env=op.env, alias=alias, served=current)
         where = f" at {current.url}" if current else ""
         served = f"{brief.model} v{brief.version}{where}"
         text = f"{op.endpoint} in {op.env} is stopped (it served {served})."
+        if refused:
+            text += f" {refused[0].upper()}{refused[1:]}."
         outcome = Outcome(ok=True, text=text, operation=run.op_id)
         self._end(run, op, OperationState.SUCCEEDED, outcome, EventKind.SUCCEEDED)
         return outcome

@@ -126,12 +126,18 @@ class Run:
         return Step(say=say, remember=self.remember, recall=self.recall)
 
     @contextmanager
-    def step(self, name: str, doing: str) -> Iterator[Callable[[str], None]]:
+    def step(
+        self, name: str, doing: str, *, cancellable: bool = True
+    ) -> Iterator[Callable[[str], None]]:
+        """A step: recorded, then told as begun and as done (with the text given to the
+        function it yields). Not `cancellable`: a step after traffic moved, which a
+        cancelled operation still takes (there is nothing left to cancel)."""
         self.remember(step=name)
         failpoints.hit("step.recorded")
         if self.leases.handing_over:  # the step is recorded: whoever takes it over begins here
             raise HandedOver(f"operation {self.op_id} was left at {name}: this process stops")
-        self.go_on()  # every step boundary is where a cancelled operation stops
+        if cancellable:
+            self.go_on()  # every step boundary is where a cancelled operation stops
         self.emit(EventKind.STEP, name, doing)
         begun = time.monotonic()
         done: list[str] = []

@@ -4,12 +4,26 @@ the target, what it records. A step begins only while its operation is still wan
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from core import failpoints
+from core.errors import ChatOpsError, RegistryError
+from core.events import EventKind
 from core.execution.run import Brief, Run
-from core.registry.mlflow import ModelVersion, Registry
+from core.marks import unmarked
+from core.registry.mlflow import ModelVersion, Registry, serving_tag
 from core.resources import Resources
 from core.store.models import Endpoint, Operation, new_id
 from core.targets.base import Built, EndpointRef, ModelSource, Started, Target
 from core.versions import listed_metrics
+
+log = logging.getLogger("chatops.core")
+
+WRITE = "registry"  # the step that writes back to the registry what serves now
 
 
 def serves(current: Endpoint, mv: ModelVersion, resources: Resources) -> bool:
@@ -98,6 +112,99 @@ def switch(
         )
         done(f"{ep.name} now serves v{mv.version} with {resources.describe()}{before}")
     return url
+
+
+def serving_value(op: Operation, brief: Brief, since: datetime) -> str:
+    """What the serving tag says (JSON): since when (UTC), who asked (and who approved),
+    the operation, and its thread where a front recorded one (a Slack channel and message,
+    which `chat.getPermalink` turns into a link)."""
+    value: dict[str, Any] = {
+        "since": since.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "by": unmarked(op.requested_by or brief.actor_name),
+    }
+    if brief.approver:
+        value["approved_by"] = unmarked(brief.approver)
+    value["operation"] = op.id
+    where = op.reply_to or {}
+    channel, ts = where.get("channel"), where.get("thread_ts") or where.get("ts")
+    if channel and ts:
+        value["thread"] = {"front": str(where.get("front") or ""), "channel": channel, "ts": ts}
+    return json.dumps(value, separators=(",", ":"))
+
+
+def write_back(
+    run: Run,
+    registry: Registry,
+    *,
+    env: str,
+    alias: str,
+    mv: ModelVersion,
+    value: str,
+    before: tuple[str, int] | None,
+) -> str:
+    """Move `@alias` to `mv`, tag it as serving `env` and untag what served `before` (model,
+    version), once per operation (a resumed one reads what was recorded). "" when written,
+    else why the registry refused: what serves stays as it is either way."""
+    recorded = run.recall("written")
+    if isinstance(recorded, str):
+        return recorded
+    tag = serving_tag(env)
+    old = before
+
+    def write() -> str:
+        registry.mark_serving(
+            model=mv.model, version=mv.version, alias=alias, tag=tag, value=value, before=old
+        )
+        untagged = ""
+        if old is not None and old != (mv.model, mv.version):
+            was = f"v{old[1]}" if old[0] == mv.model else f"{old[0]} v{old[1]}"
+            untagged = f" (taken off {was})"
+        return f"@{alias} now names {mv.label}, tagged {tag}{untagged}"
+
+    doing = f"moving @{alias} to {mv.label} in the registry"
+    return _written(run, doing, f"the registry refused to move @{alias} to v{mv.version}", write)
+
+
+def unwrite(run: Run, registry: Registry, *, env: str, alias: str, served: Endpoint) -> str:
+    """Take the serving tag off what a stop stopped, and `@alias` while it names it still,
+    once per operation. "" when done, else why the registry refused."""
+    recorded = run.recall("written")
+    if isinstance(recorded, str):
+        return recorded
+    tag, label = serving_tag(env), f"{served.model} v{served.version}"
+
+    def write() -> str:
+        gone = registry.unmark_serving(
+            model=served.model, version=served.version, alias=alias, tag=tag
+        )
+        if gone:
+            return f"took {tag} and @{alias} off {label}"
+        return f"took {tag} off {label} (@{alias} did not name it: left as it is)"
+
+    doing = f"taking @{alias} and {tag} off {label} in the registry"
+    return _written(run, doing, f"the registry refused to take @{alias} off {label}", write)
+
+
+def _written(run: Run, doing: str, refusing: str, write: Callable[[], str]) -> str:
+    """The registry step: `write` while the operation is still this run's; a registry that
+    refuses is told in the thread and returned, never raised (traffic moved already)."""
+    refused = ""
+    try:
+        with run.step(WRITE, doing, cancellable=False) as done:
+            run.confirm()
+            done(write())
+    except RegistryError as exc:
+        refused = f"{refusing}: {exc.message}"
+    except ChatOpsError:
+        raise  # the operation is no longer this run's, or the store failed: not the registry
+    except Exception as exc:  # MLflow's client failing some other way is still its refusal
+        log.error("writing back to the registry failed: %s", type(exc).__name__, exc_info=exc)
+        refused = f"{refusing}: the MLflow client failed ({type(exc).__name__})"
+    if refused:
+        run.emit(EventKind.INFO, WRITE, f"{refused.rstrip('.')} (what serves is unchanged)")
+    run.remember(written=refused)
+    failpoints.hit("registry.written")
+    return refused
 
 
 def short(value: object, limit: int = 60) -> str:

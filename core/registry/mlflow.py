@@ -1,4 +1,5 @@
-"""The MLflow model registry, seen as the bot needs it: versions, aliases, metrics, artifacts.
+"""The MLflow model registry, seen as the bot needs it: versions, aliases, metrics, artifacts;
+and the one thing it writes there, which version serves an environment (`mark_serving`).
 
 MLflow's own exceptions are translated here into `core.errors`, so nothing above this module
 knows MLflow raised them. Every wait on a registry server is bounded (`bound_http_waits`): a
@@ -26,6 +27,7 @@ from core.errors import NotFound, RegistryError
 from core.marks import unmarked
 from core.scrub import scrub
 from core.versions import ModelVersion as ModelVersion  # re-exported: callers import it here
+from core.versions import serving_tag as serving_tag
 
 # the longest one registry call may wait on an unreachable or silent server
 REGISTRY_WAIT_S = 30.0
@@ -100,7 +102,8 @@ def translated(uri: str, doing: str, *, budget_s: float) -> Iterator[None]:
 
 
 class Registry:
-    """Read access to one MLflow registry (and the artifact copies the targets load)."""
+    """One MLflow registry: read (and the artifact copies the targets load), and written
+    only to say what serves an environment (its alias and a version tag)."""
 
     def __init__(
         self,
@@ -188,6 +191,59 @@ class Registry:
             aliases = sorted(self.client.get_registered_model(model).aliases or {})
             listed = ", ".join(f"@{a}" for a in aliases) or "none"
             raise NotFound(f"{model} has no alias @{alias} (aliases: {listed})") from None
+
+    # -- what serves an environment, written back ---------------------------------------
+    def mark_serving(
+        self,
+        *,
+        model: str,
+        version: int,
+        alias: str,
+        tag: str,
+        value: str,
+        before: tuple[str, int] | None = None,
+    ) -> None:
+        """Move `alias` of `model` to `version`, tag that version `tag` = `value`, and take
+        `tag` off `before` (the model and version that served until now: of another model,
+        its `alias` too, while it still names it). `RegistryError` says which write failed;
+        what was written before it stays."""
+        with self._writing(f"moving @{alias} of {model} to v{version}"):
+            self.client.set_registered_model_alias(model, alias, str(version))
+        with self._writing(f"tagging {model} v{version} {tag}"):
+            self.client.set_model_version_tag(model, str(version), tag, value)
+        if before is not None and before != (model, version):
+            self.unmark_serving(model=before[0], version=before[1], alias=alias, tag=tag)
+
+    def unmark_serving(self, *, model: str, version: int, alias: str, tag: str) -> bool:
+        """Take `tag` off `model` v`version`, and `alias` off `model` while it names that
+        version still (what it names otherwise is left alone). True when the alias was
+        taken off. Tags and aliases already gone are no error."""
+        with self._writing(f"taking {tag} off {model} v{version}", gone_ok=True):
+            self.client.delete_model_version_tag(model, str(version), tag)
+        aliases: dict[str, object] = {}
+        with self._writing(f"reading @{alias} of {model}", gone_ok=True):
+            aliases = dict(self.client.get_registered_model(model).aliases or {})
+        if str(aliases.get(alias, "")) != str(version):
+            return False
+        with self._writing(f"taking @{alias} off {model} v{version}", gone_ok=True):
+            self.client.delete_registered_model_alias(model, alias)
+            return True
+        return False  # the model or its alias went meanwhile
+
+    @contextmanager
+    def _writing(self, doing: str, *, gone_ok: bool = False) -> Iterator[None]:
+        """Around one write: every failure a `RegistryError` naming the write (an error of the
+        HTTP client underneath included); with `gone_ok`, a thing already gone is none."""
+        try:
+            with self.guarded(doing):
+                yield
+        except NotFound as exc:
+            if not gone_ok:
+                raise RegistryError(exc.message) from None
+        except (requests.RequestException, OSError) as exc:
+            why = unreachable(exc) or type(exc).__name__
+            where = f"the MLflow registry at {scrub(self.registry_uri)}"
+            raise RegistryError(f"{where} failed ({why}) while {doing}") from None
 
     def download(self, mv: ModelVersion, dest: Path) -> Path:
         """A local copy of the version's model artifacts (reused when already complete)."""
