@@ -96,6 +96,7 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     from bot.slack.app import EVENTS_PATH, SlackFront
     from bot.slack.intake.dispatch import FRONTS, WorkerProcess
     from bot.slack.settings import Mode
+    from core.store import migrate
     from core.store.jobs import JobQueue
 
     if (problem := missing(slack, mode)) is not None:
@@ -105,6 +106,9 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     register_settings(settings)  # this process logs too: its database URL, for one
     log = logging.getLogger("chatops.slack")
     try:
+        # a database not yet at this version's schema is migrated by a child process:
+        # Alembic stays out of this long-lived one
+        migrate.upgrade_apart(settings.database_url)
         queue = JobQueue.open(settings.database_url)
     except ChatOpsError as exc:
         out.print(f"[red]cannot start: {exc.message}[/]")
