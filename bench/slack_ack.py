@@ -151,7 +151,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
         response_url = api.response_url()
         try:
-            wait_healthy(f"http://127.0.0.1:{port}/healthz", bot)
+            wait_healthy(f"http://127.0.0.1:{port}/readyz", bot)
             time.sleep(6)  # the worker warms its model-server runtime at start, as it always does
             verifier = SignatureVerifier(SECRET)
             # a warm-up burst, not measured: connections, pools, the first real deploy
