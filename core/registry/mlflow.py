@@ -23,6 +23,7 @@ import requests
 from core import metrics
 from core.errors import NotFound, RegistryError
 from core.marks import unmarked
+from core.mlflow_imports import mlflow_imports
 from core.scrub import scrub
 from core.versions import ModelVersion as ModelVersion  # re-exported: callers import it here
 
@@ -81,7 +82,8 @@ def translated(uri: str, doing: str, *, budget_s: float) -> Iterator[None]:
     """MLflow's exceptions as `RegistryError` (`NotFound` when MLflow says there is no such
     thing): an unreachable registry named (without its credentials) with how long it was
     waited for."""
-    from mlflow.exceptions import MlflowException  # MLflow takes a second or more to import
+    with mlflow_imports():  # MLflow takes a second or more to import
+        from mlflow.exceptions import MlflowException
 
     begun = time.monotonic()
     try:
@@ -126,11 +128,13 @@ class Registry:
         # also when a command asks while the worker's warm-up is opening it
         with self._opening:
             if self._client is None:
-                from mlflow.tracking import MlflowClient
+                # opening it imports the store's modules too
+                with mlflow_imports():
+                    from mlflow.tracking import MlflowClient
 
-                self._client = MlflowClient(
-                    tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
-                )
+                    self._client = MlflowClient(
+                        tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
+                    )
             return self._client
 
     def models(self) -> list[str]:
@@ -179,7 +183,8 @@ class Registry:
         return sorted(int(v.version) for v in found)
 
     def _by_version(self, model: str, version: int):  # type: ignore[no-untyped-def]
-        from mlflow.exceptions import MlflowException
+        with mlflow_imports():
+            from mlflow.exceptions import MlflowException
 
         try:
             return self.client.get_model_version(model, str(version))
@@ -191,7 +196,8 @@ class Registry:
             raise NotFound(f"{model} has no version {version} (versions: {listed})") from None
 
     def _by_alias(self, model: str, alias: str):  # type: ignore[no-untyped-def]
-        from mlflow.exceptions import MlflowException
+        with mlflow_imports():
+            from mlflow.exceptions import MlflowException
 
         try:
             return self.client.get_model_version_by_alias(model, alias)
@@ -206,7 +212,8 @@ class Registry:
         """A local copy of the version's model artifacts (reused when already complete)."""
         if (dest / "MLmodel").exists():
             return dest
-        from mlflow.artifacts import download_artifacts
+        with mlflow_imports():
+            from mlflow.artifacts import download_artifacts
 
         partial = dest.with_name(dest.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
