@@ -80,4 +80,5 @@ print(sorted(map(str, said)))
         [sys.executable, "-c", probe, uri], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[-2] == "['MlflowClient', 'MlflowClient', 'NotFound', '[]']", done.stderr
+    said = done.stdout.split("\n")[-2]
+    assert said == "['MlflowClient', 'MlflowClient', 'NotFound', '[]']", done.stderr
