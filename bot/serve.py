@@ -64,8 +64,7 @@ def worker(runtime: Runtime, out: Console) -> int:
 def missing(slack: SlackSettings, mode: Mode) -> str | None:
     """What `mode` needs that the settings lack (a token, the signing secret), in words for
     whoever starts the bot; None when nothing is missing."""
-    from bot.slack.app import NO_SECRET
-    from bot.slack.settings import Mode
+    from bot.slack.settings import NO_SECRET, Mode
 
     if mode is Mode.CONSOLE:
         return None
@@ -93,11 +92,8 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     more (`/readyz` 503, the Socket Mode link closed, the HTTP port closed after the requests
     under way), starts no worker, and waits for its worker to hand over what it runs."""
     from bot.process import HANDOVER_S, Stopping
-    from bot.slack.app import EVENTS_PATH, SlackFront
-    from bot.slack.intake.dispatch import FRONTS, WorkerProcess
     from bot.slack.settings import Mode
     from core.store import migrate
-    from core.store.jobs import JobQueue
 
     if (problem := missing(slack, mode)) is not None:
         out.print(f"[red]cannot start: {problem}[/]")
@@ -106,13 +102,18 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     register_settings(settings)  # this process logs too: its database URL, for one
     log = logging.getLogger("chatops.slack")
     try:
-        # a database not yet at this version's schema is migrated by a child process:
-        # Alembic stays out of this long-lived one
-        migrate.upgrade_apart(settings.database_url)
+        # a database not yet at this version's schema is migrated by a child process
+        # (Alembic stays out of this long-lived one) while this one loads Bolt and uvicorn
+        migrate.upgrade_apart(settings.database_url, meanwhile=_load_the_front)
+        from core.store.jobs import JobQueue
+
         queue = JobQueue.open(settings.database_url)
     except ChatOpsError as exc:
         out.print(f"[red]cannot start: {exc.message}[/]")
         return 2
+    from bot.slack.app import EVENTS_PATH, SlackFront
+    from bot.slack.intake.dispatch import FRONTS, WorkerProcess
+
     # the worker process inherits the directory: the front's /metrics shows its counts
     metrics.share(settings.state_dir, clean=True)
     # the worker checks readiness and logs it (with Slack's checks for this front's mode):
@@ -190,6 +191,13 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
             side.close()
     log.info("the front stopped")
     exit_clean(0)
+
+
+def _load_the_front() -> None:
+    import uvicorn  # noqa: F401
+
+    import bot.slack.app  # noqa: F401
+    import core.store.jobs  # noqa: F401
 
 
 def exit_clean(code: int) -> NoReturn:

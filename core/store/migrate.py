@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,28 +137,36 @@ def _migrate(url: str, connection: Connection, *, adopt: bool) -> None:
         raise StoreError(f"could not migrate the state database: {exc}") from exc
 
 
-def upgrade_apart(url: str) -> None:
-    """`upgrade`, run in a child process when the database is not at `head()`: a
-    long-running process that only reads and writes rows (a Slack front) never loads
-    Alembic. The same errors as `upgrade`."""
+def upgrade_apart(url: str, meanwhile: Callable[[], object] = lambda: None) -> None:
+    """`upgrade`, run in a child process when the database is not at `head()`, while this
+    one does `meanwhile`: a long-running process that only reads and writes rows (a Slack
+    front) never loads Alembic. The same errors as `upgrade`."""
     import subprocess
     import sys
 
     try:
         if current(url) == head():
+            meanwhile()
             return
     except StoreError:
         pass  # the child says why, as `upgrade` would
     # the URL (it may hold a password) goes over stdin, never on a command line
-    done = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-c", f"import sys; from {__name__} import main; main(sys.stdin.read())"],
-        input=url,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    if done.returncode != 0:
-        said = done.stdout.strip().splitlines()
-        raise StoreError(said[-1] if said else "could not migrate the state database")
+    assert child.stdin is not None
+    child.stdin.write(url)
+    child.stdin.close()
+    try:
+        meanwhile()
+    finally:
+        said, _ = child.communicate()
+    if child.returncode != 0:
+        lines = said.strip().splitlines()
+        raise StoreError(lines[-1] if lines else "could not migrate the state database")
 
 
 def main(url: str) -> None:
