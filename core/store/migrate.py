@@ -157,13 +157,14 @@ def upgrade_apart(url: str, meanwhile: Callable[[], object] = lambda: None) -> N
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert child.stdin is not None
+    assert child.stdin is not None and child.stdout is not None
     child.stdin.write(url)
     child.stdin.close()
     try:
         meanwhile()
     finally:
-        said, _ = child.communicate()
+        said = child.stdout.read()  # a line, only when it failed
+        child.wait()
     if child.returncode != 0:
         lines = said.strip().splitlines()
         raise StoreError(lines[-1] if lines else "could not migrate the state database")
