@@ -5,9 +5,12 @@
 Starts `chatops run --mode http` (the front and its worker process) against the Slack Web
 API emulator and a registry holding the demo model, `--runs` times, each in a fresh state
 directory; reports for each start the time to the first `/healthz` and `/readyz` answers,
-the front's CPU time until then, and the resident memory (RSS) of the front, its worker and
-whatever else they started (the model-server runtime), 3 s after `/readyz`. `--environments
-cml` configures one CML environment (served by the CML emulator) instead of a local one.
+and to the answer of a signed `/mlops status` sent as soon as `/healthz` answered (the front
+records it, the worker answers it once it takes work), the front's CPU time until `/readyz`,
+and the resident memory (RSS) of the front, its worker and whatever else they started (the
+model-server runtime), 3 s after the worker is warm (it logs the readiness checks then).
+`--environments cml` configures one CML environment (served by the CML emulator) instead of
+a local one.
 `--tree` starts the bot of another checkout (an older commit, for a before/after figure).
 """
 
@@ -34,16 +37,20 @@ sys.path.insert(0, str(ROOT))
 from core.registry.demo import create_demo_model  # noqa: E402
 from emulators.cml import start_emulator  # noqa: E402
 from tests.conftest import free_port_range  # noqa: E402
+from tests.scenarios.slack.conftest import post_command  # noqa: E402
 from tests.slack_api.emulator import SlackEmulator  # noqa: E402
 
 TOKEN, SECRET, KEY_VAR = "xoxb-bench", "bench-signing-secret", "BENCH_CML_API_KEY"
+USER = "U0BENCH"
 
 
 def mb(processes: list[psutil.Process]) -> float:
     return sum(p.memory_info().rss for p in processes) / 2**20
 
 
-def start_once(tree: Path, env: dict[str, str], port: int, log: Path) -> dict[str, float]:
+def start_once(
+    tree: Path, env: dict[str, str], port: int, log: Path, slack: SlackEmulator
+) -> dict[str, float]:
     with open(log, "w") as out:
         began = time.monotonic()
         bot = subprocess.Popen(
@@ -55,8 +62,9 @@ def start_once(tree: Path, env: dict[str, str], port: int, log: Path) -> dict[st
         )
     base = f"http://127.0.0.1:{port}"
     seen: dict[str, float] = {}
+    answered = len(slack.responses)
     try:
-        while "readyz" not in seen:
+        while "readyz" not in seen or "answered" not in seen:
             for path in ("healthz", "readyz"):
                 if path in seen:
                     continue
@@ -65,13 +73,28 @@ def start_once(tree: Path, env: dict[str, str], port: int, log: Path) -> dict[st
                         seen[path] = time.monotonic() - began
                 except httpx.HTTPError:
                     break
+                if path == "healthz" and "healthz" in seen:
+                    asked = post_command(
+                        f"{base}/slack/events", slack, "/mlops", "status", user=USER, secret=SECRET
+                    )
+                    if asked.status_code != 200 or asked.content:
+                        raise SystemExit(f"the first command was not acked: {asked.text}")
+                if path == "readyz" and "readyz" in seen:
+                    cpu = psutil.Process(bot.pid).cpu_times()
+                    seen["front_cpu"] = cpu.user + cpu.system
+            if "answered" not in seen and len(slack.responses) > answered:
+                seen["answered"] = time.monotonic() - began
             if bot.poll() is not None or time.monotonic() - began > 180:
                 raise SystemExit(f"the bot did not get ready:\n{log.read_text()}")
             time.sleep(0.01)
         front = psutil.Process(bot.pid)
-        cpu = front.cpu_times()
-        seen["front_cpu"] = cpu.user + cpu.system
-        time.sleep(3)  # the readiness checks and warm-up of the first seconds settle
+        # memory once the worker is warm (registry open, model-server runtime up): it logs
+        # the readiness checks then; and the checks of the first seconds settle
+        while "Readiness: " not in log.read_text():
+            if bot.poll() is not None or time.monotonic() - began > 180:
+                raise SystemExit(f"the worker did not warm up:\n{log.read_text()}")
+            time.sleep(0.05)
+        time.sleep(3)
         others = front.children(recursive=True)
         worker = [p for p in others if "bot.slack.worker" in " ".join(p.cmdline())]
         seen["front_mb"] = mb([front])
@@ -102,7 +125,7 @@ def main() -> None:
     try:
         for run in range(args.runs):
             port, _ = free_port_range()
-            environment: dict[str, object] = {"name": "dev", "admins": ["U0BENCH"]}
+            environment: dict[str, object] = {"name": "dev", "admins": [USER]}
             if args.environments == "cml":
                 environment.update(target="cml", url=cml.url, api_key_env=KEY_VAR, project_id="p1")
             else:
@@ -120,12 +143,14 @@ def main() -> None:
                 "CHATOPS_ENVIRONMENTS": json.dumps([environment]),
                 KEY_VAR: "k3y",
             }
-            row = start_once(tree, env, port, work / f"bot{run}.log")
+            row = start_once(tree, env, port, work / f"bot{run}.log", slack)
             rows.append(row)
             print(
                 f"start {run + 1}: /healthz {row['healthz']:.2f} s, /readyz {row['readyz']:.2f} s,"
+                f" first command answered {row['answered']:.2f} s,"
                 f" front CPU {row['front_cpu']:.2f} s; RSS front {row['front_mb']:.0f} MB,"
-                f" worker {row['worker_mb']:.0f} MB, model-server runtime {row['rest_mb']:.0f} MB",
+                f" worker {row['worker_mb']:.0f} MB, model-server runtime {row['rest_mb']:.0f} MB"
+                f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
                 flush=True,
             )
     finally:
@@ -135,7 +160,8 @@ def main() -> None:
     median = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     print(
         f"median of {len(rows)} ({args.environments} environment): /healthz "
-        f"{median['healthz']:.2f} s, /readyz {median['readyz']:.2f} s, front CPU "
+        f"{median['healthz']:.2f} s, /readyz {median['readyz']:.2f} s, first command answered "
+        f"{median['answered']:.2f} s, front CPU "
         f"{median['front_cpu']:.2f} s; RSS front {median['front_mb']:.0f} MB, worker "
         f"{median['worker_mb']:.0f} MB, model-server runtime {median['rest_mb']:.0f} MB"
     )

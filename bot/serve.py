@@ -64,8 +64,7 @@ def worker(runtime: Runtime, out: Console) -> int:
 def missing(slack: SlackSettings, mode: Mode) -> str | None:
     """What `mode` needs that the settings lack (a token, the signing secret), in words for
     whoever starts the bot; None when nothing is missing."""
-    from bot.slack.app import NO_SECRET
-    from bot.slack.settings import Mode
+    from bot.slack.settings import NO_SECRET, Mode
 
     if mode is Mode.CONSOLE:
         return None
@@ -85,16 +84,16 @@ def missing(slack: SlackSettings, mode: Mode) -> str | None:
 
 
 def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console) -> int:
-    """The front, once its worker process said it can run commands: else exit code 2 and
-    why (a corrupt state database, a missing CML key, wrong settings), never a front that
-    acks what nobody will run. Until SIGTERM or SIGINT: then it takes nothing more (`/readyz`
-    503, the Socket Mode link closed, the HTTP port closed after the requests under way),
-    starts no worker, and waits for its worker to hand over what it runs."""
+    """The front: its port bound and `/healthz` answered at once, `/readyz` 503 until its
+    worker process said it can run commands; commands sent meanwhile are recorded, acked and
+    answered once it can (Socket Mode connects only then). A worker that cannot start ends
+    it with exit code 2 and why (a missing CML key, wrong settings); a state database it
+    cannot open, before anything is bound. Until SIGTERM or SIGINT: then it takes nothing
+    more (`/readyz` 503, the Socket Mode link closed, the HTTP port closed after the requests
+    under way), starts no worker, and waits for its worker to hand over what it runs."""
     from bot.process import HANDOVER_S, Stopping
-    from bot.slack.app import EVENTS_PATH, SlackFront
-    from bot.slack.intake.dispatch import WorkerProcess
     from bot.slack.settings import Mode
-    from core.store.jobs import JobQueue
+    from core.store import migrate
 
     if (problem := missing(slack, mode)) is not None:
         out.print(f"[red]cannot start: {problem}[/]")
@@ -103,10 +102,18 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     register_settings(settings)  # this process logs too: its database URL, for one
     log = logging.getLogger("chatops.slack")
     try:
+        # a database not yet at this version's schema is migrated by a child process
+        # (Alembic stays out of this long-lived one) while this one loads Bolt and uvicorn
+        migrate.upgrade_apart(settings.database_url, meanwhile=_load_the_front)
+        from core.store.jobs import JobQueue
+
         queue = JobQueue.open(settings.database_url)
     except ChatOpsError as exc:
         out.print(f"[red]cannot start: {exc.message}[/]")
         return 2
+    from bot.slack.app import EVENTS_PATH, SlackFront
+    from bot.slack.intake.dispatch import FRONTS, WorkerProcess
+
     # the worker process inherits the directory: the front's /metrics shows its counts
     metrics.share(settings.state_dir, clean=True)
     # the worker checks readiness and logs it (with Slack's checks for this front's mode):
@@ -122,18 +129,12 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     stopping.tell(lambda: front.drain(stopping.reason or "stopping"))
     stopping.install()
     side: HttpServer | None = None
+    server: HttpServer | None = None
+    serving: threading.Thread | None = None
     try:
-        problem = worker.start()
-        if stopping.stopped:
-            return 0
-        if problem is not None:
-            out.print(f"[red]cannot start: the worker process cannot run commands: {problem}[/]")
-            return 2
-        # What start-up built (Bolt, SQLAlchemy, the migrations) lives as long as the front:
-        # kept out of the collector, a full collection no longer walks it (40 ms and more
-        # under load, paid by every ack waiting behind it on the event loop).
-        gc.collect()
-        gc.freeze()
+        # The port is bound and served at once: `/healthz` answers while the worker starts,
+        # `/readyz` says it is starting, and a command sent meanwhile is recorded and acked
+        # like any other, and answered once the worker takes work.
         if mode is Mode.SOCKET:
             try:  # no Slack requests come over HTTP: only load balancers and Prometheus
                 side = front.side_server()
@@ -141,35 +142,62 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
                 out.print(f"[red]cannot serve /healthz and /metrics on port {slack.port}: {exc}[/]")
                 return 2
             threading.Thread(target=side.run, name="http", daemon=True).start()
-            out.print(
-                f"chatops: Slack Socket Mode (health: /healthz, ready: /readyz, metrics: "
-                f"/metrics on {slack.host}:{side.port})"
-            )
-            front.serve_socket_mode(stopping)  # until stopping: the link is closed then
         else:
             try:
                 server = front.http_server()
             except (ValueError, OSError) as exc:
                 out.print(f"[red]cannot start the Slack front: {exc}[/]")
                 return 2
-            out.print(
-                f"chatops: Slack HTTP mode on {slack.host}:{server.port}{EVENTS_PATH} "
-                "(health: /healthz, ready: /readyz, metrics: /metrics)"
-            )
             serving = threading.Thread(
                 target=_until_ended, args=(server.run, stopping), name="http", daemon=True
             )
             serving.start()  # signals stay with this thread: uvicorn takes none off a thread
+            out.print(
+                f"chatops: Slack HTTP mode on {slack.host}:{server.port}{EVENTS_PATH} "
+                "(health: /healthz, ready: /readyz, metrics: /metrics)"
+            )
+        problem = worker.start()
+        if problem is not None and not stopping.stopped:
+            out.print(f"[red]cannot start: the worker process cannot run commands: {problem}[/]")
+            waiting = 0
+            with contextlib.suppress(ChatOpsError):
+                waiting = front.queue.unfinished(FRONTS)
+            if waiting:
+                out.print(
+                    f"{waiting} command(s) recorded meanwhile wait in the state database: "
+                    "the next bot that starts on it answers them"
+                )
+            return 2
+        # What start-up built (Bolt, SQLAlchemy, the migrations) lives as long as the front:
+        # kept out of the collector, a full collection no longer walks it (40 ms and more
+        # under load, paid by every ack waiting behind it on the event loop).
+        gc.collect()
+        gc.freeze()
+        if side is not None:
+            out.print(
+                f"chatops: Slack Socket Mode (health: /healthz, ready: /readyz, metrics: "
+                f"/metrics on {slack.host}:{side.port})"
+            )
+            front.serve_socket_mode(stopping)  # until stopping: the link is closed then
+        else:
             stopping.wait()
-            server.close()  # the port closes; requests under way are answered first
-            serving.join(30)
         log.info("%s: taking nothing more; the worker hands over what it runs", stopping.reason)
     finally:
+        if server is not None and serving is not None:
+            server.close()  # the port closes; requests under way are answered first
+            serving.join(30)
         worker.close(within=HANDOVER_S + 10)
         if side is not None:
             side.close()
     log.info("the front stopped")
     exit_clean(0)
+
+
+def _load_the_front() -> None:
+    import uvicorn  # noqa: F401
+
+    import bot.slack.app  # noqa: F401
+    import core.store.jobs  # noqa: F401
 
 
 def exit_clean(code: int) -> NoReturn:

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack.intake.dispatch import Dispatcher, JobTaker, WorkerProcess
 from bot.slack.intake.listeners import Listeners
 from bot.slack.posting.poster import web_client
-from bot.slack.settings import SlackSettings
+from bot.slack.settings import NO_SECRET, SlackSettings
 from bot.slack.transport.http import SignedOnly
 from bot.slack.transport.routes import Routes, health, metrics, readiness
 from bot.slack.transport.webhook import WEBHOOK_PATH, registry_webhook
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatops.slack")
 
 EVENTS_PATH = "/slack/events"
-NO_SECRET = (
-    "SLACK_SIGNING_SECRET is not set: HTTP mode serves only requests Slack signed "
-    "(Basic Information → App Credentials → Signing Secret)"
-)
 
 
 class SlackFront:

@@ -12,6 +12,10 @@ from commands.registry import NAMESPACE, RESERVED
 from core.scrub import register_secret
 
 COMMAND_NAME = re.compile(r"^[a-z0-9_-]{1,31}$")
+NO_SECRET = (
+    "SLACK_SIGNING_SECRET is not set: HTTP mode serves only requests Slack signed "
+    "(Basic Information → App Credentials → Signing Secret)"
+)
 
 
 class Mode(StrEnum):

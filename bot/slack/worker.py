@@ -115,18 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     if settings.serves_locally:
         runtime.zygote.prewarm()
     os.nice(10)
-    # Work is taken at once: a worker started after another died resumes what that one left
-    # while the runtime warms (a deploy waits for it, a status does not). The front learns
-    # whose leases to end first, should this worker die before it is ready; ready is said
-    # only once a command would be answered at once.
+    # Work is taken at once, and the front is told it is ready then: commands are answered
+    # while the registry opens and the runtime warms (a deploy waits for the runtime, a
+    # status does not); a worker started after another died resumes what that one left.
+    # The front learns whose leases to end first, should this worker die right away.
     running = background(runtime, work=work, slack=slack)
     _say(out, taking=True, owner=running.owner)
     running.start()
-    runtime.warm_up(wait=True)
-    _say(out, ready=True, owner=running.owner)
-    snapshots.install("worker")  # CHATOPS_TRACEMALLOC: what it allocates from now on is traced
     # each line on stdin is a nudge; its end (the front closed it, or died) means stop
     threading.Thread(target=_nudges, args=(running, stopping), name="nudges", daemon=True).start()
+    _say(out, ready=True, owner=running.owner)
+    runtime.warm_up(wait=True)
+    snapshots.install("worker")  # CHATOPS_TRACEMALLOC: what it allocates from now on is traced
     # one paragraph in the log on what is not ready, Slack's checks for the front's mode too
     log_readiness(settings, slack, args.front or slack.mode)
     stopping.wait()

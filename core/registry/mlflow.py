@@ -11,23 +11,26 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
-from mlflow.artifacts import download_artifacts
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from core import metrics
 from core.errors import NotFound, RegistryError
 from core.marks import unmarked
+from core.mlflow_imports import mlflow_imports
 from core.scrub import scrub
 from core.versions import ModelVersion as ModelVersion  # re-exported: callers import it here
 from core.versions import serving_tag as serving_tag
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 # the longest one registry call may wait on an unreachable or silent server
 REGISTRY_WAIT_S = 30.0
@@ -81,6 +84,9 @@ def translated(uri: str, doing: str, *, budget_s: float) -> Iterator[None]:
     """MLflow's exceptions as `RegistryError` (`NotFound` when MLflow says there is no such
     thing): an unreachable registry named (without its credentials) with how long it was
     waited for."""
+    with mlflow_imports():  # MLflow takes a second or more to import
+        from mlflow.exceptions import MlflowException
+
     begun = time.monotonic()
     try:
         yield
@@ -117,15 +123,22 @@ class Registry:
         self.wait_s = wait_s
         bound_http_waits(wait_s)
         self._client: MlflowClient | None = None
+        self._opening = threading.Lock()
 
     @property
     def client(self) -> MlflowClient:
-        # Creating the client opens (and on first use migrates) the database: do it once.
-        if self._client is None:
-            self._client = MlflowClient(
-                tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
-            )
-        return self._client
+        # Creating the client opens (and on first use migrates) the database: do it once,
+        # also when a command asks while the worker's warm-up is opening it
+        with self._opening:
+            if self._client is None:
+                # opening it imports the store's modules too
+                with mlflow_imports():
+                    from mlflow.tracking import MlflowClient
+
+                    self._client = MlflowClient(
+                        tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
+                    )
+            return self._client
 
     def models(self) -> list[str]:
         """Names of every registered model, sorted."""
@@ -173,6 +186,9 @@ class Registry:
         return sorted(int(v.version) for v in found)
 
     def _by_version(self, model: str, version: int):  # type: ignore[no-untyped-def]
+        with mlflow_imports():
+            from mlflow.exceptions import MlflowException
+
         try:
             return self.client.get_model_version(model, str(version))
         except MlflowException as exc:
@@ -183,6 +199,9 @@ class Registry:
             raise NotFound(f"{model} has no version {version} (versions: {listed})") from None
 
     def _by_alias(self, model: str, alias: str):  # type: ignore[no-untyped-def]
+        with mlflow_imports():
+            from mlflow.exceptions import MlflowException
+
         try:
             return self.client.get_model_version_by_alias(model, alias)
         except MlflowException as exc:
@@ -249,6 +268,9 @@ class Registry:
         """A local copy of the version's model artifacts (reused when already complete)."""
         if (dest / "MLmodel").exists():
             return dest
+        with mlflow_imports():
+            from mlflow.artifacts import download_artifacts
+
         partial = dest.with_name(dest.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)

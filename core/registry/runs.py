@@ -13,17 +13,17 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from core.errors import NotFound, RegistryError
 from core.marks import command
+from core.mlflow_imports import mlflow_imports
 from core.registry.mlflow import REGISTRY_WAIT_S, bound_http_waits, translated
 from core.versions import listed_metrics
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SHOWN_EXPERIMENTS = 10
@@ -125,7 +125,10 @@ class RunRegistrar:
     def client(self) -> MlflowClient:
         # Creating the client opens (and on first use migrates) the database: do it once.
         if self._client is None:
-            with self._translated("opening the tracking store"):
+            # MLflow takes a second or more to import; opening the store imports more of it
+            with self._translated("opening the tracking store"), mlflow_imports():
+                from mlflow.tracking import MlflowClient
+
                 self._client = MlflowClient(
                     tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
                 )
@@ -156,6 +159,10 @@ class RunRegistrar:
             )
         run = self.latest_run(experiment) if run_id is None else self._run(experiment, run_id)
         name = model_name_for(experiment) if model is None else model
+        with mlflow_imports():
+            from mlflow.exceptions import MlflowException
+            from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
         with self._translated(f"registering run {run.run_id} as `{name}`"):
             try:
                 self.client.create_registered_model(name)
@@ -225,6 +232,10 @@ class RunRegistrar:
         return sorted(runs, key=lambda r: (r.info.end_time or 0, r.info.start_time), reverse=True)
 
     def _run(self, experiment: str, run_id: str) -> FinishedRun:
+        with mlflow_imports():
+            from mlflow.exceptions import MlflowException
+            from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
         experiment_id = self._experiment_id(experiment)
         with self._translated(f"reading run {run_id}"):
             try:
@@ -284,6 +295,9 @@ class RunRegistrar:
     def _has_run_model(self, artifact_uri: str) -> bool:
         # the run's own store: `list_artifacts(run_id)` also lists logged models, again through
         # the process-wide tracking URI
+        with mlflow_imports():
+            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         repo = get_artifact_repository(artifact_uri, tracking_uri=self.tracking_uri)
         return any(f.path == "model/MLmodel" for f in repo.list_artifacts("model"))
 

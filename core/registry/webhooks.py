@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.mlflow_imports import mlflow_imports
 from core.registry.events import MAX_VERSION, RegistryEvent, RegistryEventKind, version_number
 
 if TYPE_CHECKING:
@@ -136,7 +137,8 @@ def ensure_webhook(registry: Registry, *, url: str, secret: str) -> str:
     """The id of the tracking server's one webhook to `url` (or named as the bot names it),
     made when there is none and brought up to date when there is: never a second one.
     RegistryError when the server refuses (e.g. a private address it may not deliver to)."""
-    from mlflow.entities.webhook import WebhookAction, WebhookEntity, WebhookEvent
+    with mlflow_imports():
+        from mlflow.entities.webhook import WebhookAction, WebhookEntity, WebhookEvent
 
     # only here: the front checks deliveries without MLflow imported
     events = [WebhookEvent(WebhookEntity(e), WebhookAction(a)) for e, a in _KINDS]

@@ -5,26 +5,33 @@ one is left alone, and one that `create_all` made before there were migrations i
 (stamped 0001) instead of created again. Bot processes starting together against one
 database take turns: the migration runs in one transaction that first takes a lock (an
 advisory lock on PostgreSQL, the write lock on SQLite), so the later ones find it done.
+
+Alembic (with Mako, 12 MB) is loaded only when a database is not at `head()`: a process
+that opens a current one (a Slack front, a restarted bot) reads the revision with one query.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, pool, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import StoreError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version"  # alembic's own: one row, the revision the database is at
+# how each revision file names itself and the one it follows (the house template's lines)
+_REVISION = re.compile(r'^revision: str = "([^"]+)"$', re.M)
+_REVISES = re.compile(r'^down_revision: str \| None = (?:"([^"]+)"|None)$', re.M)
 ADOPTED_REVISION = "0001"
 # what create_all made before migrations: a database holding these is at ADOPTED_REVISION
 PRE_MIGRATION_TABLES = ("endpoints", "operations", "events", "audit", "approvals")
@@ -42,6 +49,8 @@ def exclusive() -> threading.Lock:
 
 def alembic_config(url: str, connection: Connection | None = None) -> Config:
     """Alembic's configuration for `url`, built in code: no alembic.ini is needed."""
+    from alembic.config import Config
+
     config = Config()
     # ConfigParser interpolates %; percent-encoded passwords must survive it
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
@@ -62,7 +71,24 @@ def alembic_config(url: str, connection: Connection | None = None) -> Config:
 
 @cache
 def head() -> str:
-    """The newest revision this version of the bot knows."""
+    """The newest revision this version of the bot knows: the one no other revises, read
+    from the revision files (alembic's own answer when they are not one plain line)."""
+    revises: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
+        source = path.read_text(encoding="utf-8")
+        named, follows = _REVISION.search(source), _REVISES.search(source)
+        if named is None or follows is None:
+            return _alembic_head()
+        revises[named.group(1)] = follows.group(1)
+    heads = set(revises) - set(revises.values())
+    if len(heads) != 1:
+        return _alembic_head()
+    return heads.pop()
+
+
+def _alembic_head() -> str:
+    from alembic.script import ScriptDirectory
+
     revision = ScriptDirectory.from_config(alembic_config("")).get_current_head()
     assert revision is not None
     return revision
@@ -88,20 +114,72 @@ def upgrade(url: str) -> None:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY}
                 )
             revision = _revision(connection)
-            if revision == head():
-                return
-            config = alembic_config(url, connection)
-            # alembic keeps the migration under way in module globals: one at a time here
-            with _ALEMBIC:
-                if revision is None and _adoptable(connection):
-                    command.stamp(config, ADOPTED_REVISION)
-                command.upgrade(config, "head")
+            if revision != head():
+                _migrate(url, connection, adopt=revision is None)
     except SQLAlchemyError as exc:
         raise StoreError(f"could not migrate the state database: {type(exc).__name__}") from exc
-    except CommandError as exc:
-        raise StoreError(f"could not migrate the state database: {exc}") from exc
     finally:
         engine.dispose()
+
+
+def _migrate(url: str, connection: Connection, *, adopt: bool) -> None:
+    from alembic import command
+    from alembic.util import CommandError
+
+    config = alembic_config(url, connection)
+    try:
+        # alembic keeps the migration under way in module globals: one at a time here
+        with _ALEMBIC:
+            if adopt and _adoptable(connection):
+                command.stamp(config, ADOPTED_REVISION)
+            command.upgrade(config, "head")
+    except CommandError as exc:
+        raise StoreError(f"could not migrate the state database: {exc}") from exc
+
+
+def upgrade_apart(url: str, meanwhile: Callable[[], object] = lambda: None) -> None:
+    """`upgrade`, run in a child process when the database is not at `head()`, while this
+    one does `meanwhile`: a long-running process that only reads and writes rows (a Slack
+    front) never loads Alembic. The same errors as `upgrade`."""
+    import subprocess
+    import sys
+
+    try:
+        if current(url) == head():
+            meanwhile()
+            return
+    except StoreError:
+        pass  # the child says why, as `upgrade` would
+    # the URL (it may hold a password) goes over stdin, never on a command line
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; from {__name__} import main; main(sys.stdin.read())"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(url)
+    child.stdin.close()
+    try:
+        meanwhile()
+    finally:
+        said = child.stdout.read()  # a line, only when it failed
+        child.wait()
+    if child.returncode != 0:
+        lines = said.strip().splitlines()
+        raise StoreError(lines[-1] if lines else "could not migrate the state database")
+
+
+def main(url: str) -> None:
+    """`upgrade_apart`'s child: migrates; on failure prints why and exits 1."""
+    import sys
+
+    try:
+        prepare(url)
+        upgrade(url)
+    except StoreError as exc:
+        print(exc.message)
+        sys.exit(1)
 
 
 def current(url: str) -> str | None:
@@ -112,7 +190,7 @@ def current(url: str) -> str | None:
     engine = _engine(url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return _stamped(connection)
     except SQLAlchemyError as exc:
         raise StoreError(f"could not read the state database: {type(exc).__name__}") from exc
     finally:
@@ -164,9 +242,25 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _stamped(connection: Connection) -> str | None:
+    """The revision the database says it is at (None: not stamped); alembic's answer when
+    its table holds anything but one row."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    if len(rows) == 1:
+        return str(rows[0][0])
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def _revision(connection: Connection) -> str | None:
-    revision = MigrationContext.configure(connection).get_current_revision()
+    revision = _stamped(connection)
     if revision is not None and revision != head():
+        from alembic.script import ScriptDirectory
+        from alembic.util import CommandError
+
         try:
             ScriptDirectory.from_config(alembic_config("")).get_revision(revision)
         except CommandError as exc:

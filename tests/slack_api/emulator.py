@@ -91,6 +91,7 @@ class SlackEmulator:
         self._target_ids = itertools.count(1)
         self._rate_limits: dict[str, list[int]] = {}
         self._failures: dict[str, list[str]] = {}
+        self._held: dict[str, threading.Event] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -247,12 +248,22 @@ class SlackEmulator:
         with self._lock:
             self._failures.setdefault(method, []).extend([error] * times)
 
+    def hold(self, method: str) -> threading.Event:
+        """Calls of ``method`` wait (unanswered, as behind a slow network) until the event
+        returned is set; other calls are answered meanwhile."""
+        with self._lock:
+            return self._held.setdefault(method, threading.Event())
+
     # -- serving -------------------------------------------------------------------------------
 
     def _call(
         self, method: str, args: dict[str, Any], token: str | None
     ) -> tuple[int, dict[str, str], Answer]:
         """Status, extra headers and JSON answer of one Web API call, recorded as it is made."""
+        with self._lock:
+            held = self._held.get(method)
+        if held is not None:
+            held.wait(60)
         with self._lock:
             status, headers = 200, {}
             try:

@@ -37,6 +37,8 @@ STOPPING_GRACE_S = 2.0
 TOOK_BACKOFF_S = 4.0
 # workers in a row that took work and died before they were ready: then the front is unready
 WARMING_CRASHES = 3
+# why the front is unready while its first worker starts: commands are recorded meanwhile
+STARTING = "the worker process is starting"
 
 
 class Dispatcher(Protocol):
@@ -44,6 +46,9 @@ class Dispatcher(Protocol):
 
     @property
     def unready(self) -> str | None: ...
+
+    @property
+    def refusing(self) -> str | None: ...
 
     def wait_idle(self, timeout: float | None = None) -> bool: ...
 
@@ -95,6 +100,7 @@ class JobTaker:
         self._renewing: threading.Thread | None = None
 
     unready: str | None = None
+    refusing: str | None = None
 
     def sources(self) -> list[Source]:
         return [
@@ -212,7 +218,7 @@ class WorkerProcess:
         self._closing = threading.Event()
         # waits before a restart; True: stop instead (the front is closing)
         self.pause = pause or self._closing_within
-        self.unready: str | None = "the worker process is starting"
+        self.unready: str | None = STARTING
         self.starts = 0
         self._backoff = 0.0
         self._lock = threading.Lock()
@@ -220,6 +226,12 @@ class WorkerProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.owner = ""  # the running worker's owner name, as it said when ready
         self._warming_crashes = 0  # workers in a row that took work and died before ready
+
+    @property
+    def refusing(self) -> str | None:
+        """Why commands are refused now: a worker could not start (nobody would run them).
+        None while the first one starts: what is recorded then waits for it."""
+        return None if self.unready == STARTING else self.unready
 
     def stopping(self) -> None:
         """The front is stopping: start no worker from now on, nor wait for one to be ready

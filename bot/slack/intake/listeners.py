@@ -194,7 +194,7 @@ class Listeners:
         return f"event:{event_id}" if event_id else ""
 
     def _record(self, ack: Ack, key: str, job: AnyJob, kind: str) -> None:
-        unready = self.dispatcher.unready
+        unready = self.dispatcher.refusing
         if unready is not None:
             if isinstance(job, (SlashCommand, Query, ButtonClick, AnnouncedAction, RollbackClick)):
                 ack(response_type="ephemeral", text=messages.NOT_READY.format(reason=unready))

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.errors import DeployFailed, RegistryError
+from core.mlflow_imports import mlflow_imports
 from core.targets.base import ModelSource
 from core.targets.cml.http import REDACTED
 from core.targets.cml.models import Model
@@ -42,8 +43,9 @@ def model_service_url(workspace_url: str) -> str:
 def input_example(source: ModelSource, mv: ModelVersion) -> dict[str, Any] | None:
     """The version's serving input example (MLflow logs it next to the model), or None. Only
     that one file is fetched: the workspace, not the bot, loads the model itself."""
-    from mlflow.artifacts import download_artifacts  # MLflow takes seconds to import
-    from mlflow.exceptions import MlflowException
+    with mlflow_imports():  # MLflow takes seconds to import
+        from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
 
     try:
         uri = source.download_uri(mv)

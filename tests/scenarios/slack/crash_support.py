@@ -140,15 +140,16 @@ class Bot:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, for kill -9 of all of it
             )
+        # /healthz answers at once; /readyz once the worker is ready (and has its signals)
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").json()["mode"] == "http":
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz").status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "the bot did not answer /healthz\n" + self.text
+            assert time.monotonic() < deadline, "the bot did not answer /readyz\n" + self.text
             time.sleep(0.1)
 
     def kill9(self) -> None:

@@ -53,7 +53,8 @@ def test_chatops_run_serves_slack_over_http_with_a_worker_process(
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{base}/healthz").json()["mode"] == "http":
+                healthy = httpx.get(f"{base}/healthz").json()["mode"] == "http"
+                if healthy and httpx.get(f"{base}/readyz").status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

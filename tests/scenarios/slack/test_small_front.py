@@ -1,6 +1,7 @@
-"""`chatops run` starts only what it needs: a front that never loads MLflow, pandas or
-scikit-learn (its worker process does, and logs the readiness checks), and no model-server
-runtime when no environment serves on this machine."""
+"""`chatops run` starts only what it needs: a front that never loads MLflow, pandas,
+scikit-learn or Alembic (its worker process does, and logs the readiness checks; a child
+process migrates a new state database), and no model-server runtime when no environment
+serves on this machine."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ from bot.cli import main
 sys.exit(main(["run", "--mode", sys.argv[2]]))
 """
 pytest_plugins = ["tests.scenarios.slack.crash_support"]  # the fixtures cml and make_bot
-HEAVY = ("mlflow", "pandas", "sklearn", "core.registry.mlflow", "core.runtime")
+# Alembic too: a new state database is migrated by a child process of the front
+HEAVY = ("mlflow", "pandas", "sklearn", "alembic", "mako", "core.registry.mlflow", "core.runtime")
 ZYGOTE = "core.targets.local.zygote"
 
 

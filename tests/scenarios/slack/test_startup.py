@@ -1,5 +1,6 @@
 """`chatops run` whose worker cannot run commands (a corrupt state database, a CML key that is
-not set) says why and exits 2 at once, instead of acking what nobody will run."""
+not set) says why and exits 2 at once, instead of acking what nobody will run (its port,
+served while the worker started, is closed)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,8 @@ def test_a_missing_cml_key_stops_the_bot_with_the_reason(
     assert "cannot start: the worker process cannot run commands: " in said
     assert "CHATOPS_TEST_UNSET_CML_KEY" in said
     assert took < 60
-    # one worker tried, not a loop of them; nothing was served meanwhile
+    # one worker tried, not a loop of them; the port it served meanwhile is closed
     assert said.count("the worker cannot start") == 1, said
-    assert "Slack HTTP mode on" not in said
     try:
         httpx.get(f"http://127.0.0.1:{low}/healthz", timeout=1)
         raise AssertionError("something still answers on the bot's port")

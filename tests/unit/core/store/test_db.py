@@ -7,6 +7,8 @@ the migrations. PostgreSQL tests skip when no server answers (see tests/db.py).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,37 @@ def test_a_database_from_a_newer_bot_is_refused(repos: Repositories, url: str) -
         connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(StoreError, match="revision 9999, which this version of the bot"):
         migrate.upgrade(url)
+
+
+def test_the_head_read_from_the_revision_files_is_alembics() -> None:
+    assert migrate.head() == migrate._alembic_head()
+
+
+def test_a_process_that_opens_a_current_database_never_loads_alembic(url: str) -> None:
+    # a Slack front: the database is migrated apart (in a child process) when it is new,
+    # and opening it then reads its revision with one query
+    said = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from core.store import migrate; from core.store.db import Database;"
+            "migrate.upgrade_apart(sys.argv[1]); Database(sys.argv[1]);"
+            "print(migrate.current(sys.argv[1]), sorted("
+            "m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split(maxsplit=1)
+    assert said == [migrate.head(), "[]\n"]
+
+
+def test_a_database_that_cannot_be_migrated_apart_says_why(repos: Repositories, url: str) -> None:
+    with repos.db.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match="revision 9999, which this version"):
+        migrate.upgrade_apart(url)
 
 
 def test_bots_starting_together_all_come_up_on_one_schema(url: str, engine: Engine) -> None:
