@@ -278,7 +278,7 @@ class RegistryFeed:
             return [rounds("registry events", self.poll, settings.registry_poll_s)]
         if self.mode is Delivery.WEBHOOK:
             found = [Source("the MLflow webhook to register", self._registering)]
-            if settings.registry_poll_s > 0:  # a deleted alias is no event the bot is sent
+            if settings.registry_poll_s > 0:  # a delivery may be lost; drift needs no event
                 found.append(rounds("drifted aliases", self.look, settings.registry_poll_s))
             return found
         return []

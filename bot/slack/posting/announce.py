@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatops.slack")
 MAX_BUTTON_VALUE = 2000
+ALIASES = frozenset({RegistryEventKind.ALIAS_CREATED, RegistryEventKind.ALIAS_DELETED})
 
 
 def announcement_blocks(a: Announcement) -> tuple[str, Blocks]:
@@ -181,10 +182,11 @@ class SlackAnnouncer:
             tag=job.tag,
             value=job.value,
         )
-        announcement = self.runtime.announcements.offer(event, source="webhook", front=FRONT)
-        if announcement is not None:
-            self.post(announcement)
-        if event.kind is RegistryEventKind.ALIAS_CREATED:  # it may have left what serves
+        if event.kind is not RegistryEventKind.ALIAS_DELETED:  # told by the drift it leaves
+            announcement = self.runtime.announcements.offer(event, source="webhook", front=FRONT)
+            if announcement is not None:
+                self.post(announcement)
+        if event.kind in ALIASES:  # it may have left what serves
             for drift in self.runtime.announcements.drifted(front=FRONT, model=event.model):
                 self.post(drift)
         return JobState.DONE

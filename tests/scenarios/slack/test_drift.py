@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.app import EVENTS_PATH, SlackFront
+from bot.slack.intake.jobs import RegistryNotice
 from bot.slack.posting.announce import SlackAnnouncer
 from bot.slack.posting.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
@@ -315,3 +316,44 @@ def test_alias_refuses_without_an_alias_a_version_the_registry_lacks_and_while_h
     moved = move(1, "prod")
     assert moved == Notice("@prod of iris now names v1: prod serves v1")
     assert _aliases(registry)["prod"] == 1
+
+
+def test_an_alias_event_from_the_webhook_looks_for_drift_at_once(
+    two_bots: tuple[Runtime, Runtime], registry: MlflowClient, slack_api: SlackEmulator
+) -> None:
+    """Delivered by MLflow's webhook (a tracking server): moved, then deleted."""
+    first, second = two_bots
+    slack_api.add_channel(ANNOUNCE, name="models", member=True)
+    poster = Poster(web_client(token=BOT_TOKEN, base_url=slack_api.api_url))
+    announcers = [
+        SlackAnnouncer(runtime=rt, poster=poster, channel=ANNOUNCE) for rt in (first, second)
+    ]
+    _deploy(first, 1)
+    registry.set_registered_model_alias("iris", "prod", "1")
+    created = RegistryNotice(
+        event="model_version_alias.created", model="iris", version=1, alias="prod"
+    )
+    for announcer in announcers:  # delivered to both: announced by one
+        announcer.notice(created)
+    assert _headlines(slack_api) == ["iris @prod now points at v1"]
+
+    registry.set_registered_model_alias("iris", "prod", "2")
+    moved = created.model_copy(update={"version": 2})
+    for announcer in announcers:
+        announcer.notice(moved)
+    registry.delete_registered_model_alias("iris", "prod")
+    deleted = RegistryNotice(
+        event="model_version_alias.deleted", model="iris", version=0, alias="prod"
+    )
+    for announcer in announcers:
+        announcer.notice(deleted)
+    assert _headlines(slack_api)[1:] == [
+        "iris @prod now points at v2",
+        "`@prod` now names iris v2, prod serves v1",
+        "`@prod` no longer names any version of iris, prod serves v1",
+    ]
+
+
+def _headlines(api: SlackEmulator) -> list[str]:
+    """What each announcement says, without the metrics it compares."""
+    return [m.text.split(" — ")[0] for m in api.messages(ANNOUNCE)]
