@@ -357,3 +357,34 @@ def test_an_alias_event_from_the_webhook_looks_for_drift_at_once(
 def _headlines(api: SlackEmulator) -> list[str]:
     """What each announcement says, without the metrics it compares."""
     return [m.text.split(" — ")[0] for m in api.messages(ANNOUNCE)]
+
+
+def test_a_drift_slack_refused_is_posted_once_by_the_next_bot_that_tries(
+    two_bots: tuple[Runtime, Runtime], registry: MlflowClient, slack_api: SlackEmulator
+) -> None:
+    first, second = two_bots
+    slack_api.add_channel(ANNOUNCE, name="models", member=True)
+    poster = Poster(web_client(token=BOT_TOKEN, base_url=slack_api.api_url))
+    announcers = [
+        SlackAnnouncer(runtime=rt, poster=poster, channel=ANNOUNCE) for rt in (first, second)
+    ]
+    _deploy(first, 1)
+    registry.set_registered_model_alias("iris", "prod", "1")
+    first.announcements.poll(front="slack")
+    registry.set_registered_model_alias("iris", "prod", "2")
+    slack_api.fail("chat.postMessage", "channel_not_found")  # Slack refuses the first post
+    (drift,) = first.announcements.drifted(front="slack")
+    announcers[0].post(drift)
+    assert slack_api.messages(ANNOUNCE) == []
+    # still owed: another bot posts it, buttons and all, once the first one's hold lapsed
+    assert not announcers[1].post_owed()
+    first.outbox.repo.let_lapse(first.outbox.owner)
+    assert announcers[1].post_owed()
+    (message,) = slack_api.messages(ANNOUNCE)
+    assert message.text == "`@prod` now names iris v2, prod serves v1"
+    (actions,) = [b for b in message.blocks if b["type"] == "actions"]
+    assert [b["text"]["text"] for b in actions["elements"]] == [
+        "Deploy v2 to prod",
+        "Move @prod back to v1",
+    ]
+    assert not announcers[0].post_owed() and not announcers[1].post_owed()
