@@ -5,6 +5,7 @@ each way back, each admitted as its typed command; /status marks the endpoint.""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -388,3 +389,25 @@ def test_a_drift_slack_refused_is_posted_once_by_the_next_bot_that_tries(
         "Move @prod back to v1",
     ]
     assert not announcers[0].post_owed() and not announcers[1].post_owed()
+
+
+def test_a_registry_that_cannot_take_the_write_is_said_so_and_nothing_moves(
+    tmp_path: Path, zygote: Zygote
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on: the registry refuses connections
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = make_settings(tmp_path / "state", f"http://127.0.0.1:{port}", registry_wait_s=2)
+    for env in settings.environments:
+        env.admins, env.alias = [ALICE], env.name
+    rt = Runtime(settings, zygote=zygote)
+    try:
+        line = "/alias iris v1 in prod"
+        refused = rt.aliases.move(model="iris", version=1, env="prod", actor=ADMIN, command=line)
+        assert isinstance(refused, Refusal)
+        assert refused.text.startswith("the registry did not move @prod of iris: the MLflow ")
+        assert "cannot be reached (connection refused" in refused.text
+        (row,) = rt.repos.audit.entries()
+        assert (row.command, row.outcome) == (line, "refused")
+    finally:
+        rt.close()
