@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from commands import (
+    alias,
     approve,
     cancel,
     deploy,
@@ -55,6 +56,7 @@ COMMANDS: dict[str, ModuleType] = {
         lock,
         unlock,
         cancel,
+        alias,
         history,
         help,
     )

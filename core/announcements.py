@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.config import Settings
+from core.drift import Drift, DriftGuard
 from core.errors import ChatOpsError, NotFound, RegistryError
 from core.execution.taking import Source, rounds
 from core.outbox import ANNOUNCE, Outbox
@@ -142,12 +143,19 @@ class Announcements:
         events: RegistryEventRepository,
         endpoints: EndpointRepository,
         outbox: Outbox,
+        drift: DriftGuard | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.events = events
         self.endpoints = endpoints
         self.outbox = outbox
+        self.drift = drift  # what serves against the environments' aliases
+
+    def drifted(self, *, front: str, model: str | None = None) -> list[Drift]:
+        """Endpoints whose environment's alias drifted from what they serve (of `model`,
+        when given), each announced once across bot processes (owed to `front`)."""
+        return [] if self.drift is None else self.drift.offer(front=front, model=model)
 
     @property
     def delivery(self) -> Delivery:
@@ -236,10 +244,13 @@ class Announcements:
             promote_env=promote,
         )
 
-    def follow(self, announce: Callable[[Announcement], None], *, front: str) -> RegistryFeed:
+    def follow(
+        self, announce: Callable[[Announcement | Drift], None], *, front: str
+    ) -> RegistryFeed:
         """How this process follows the registry (`delivery` says how), as sources of its
-        taker loop: polling hands each announcement to `announce` (owed to `front`); with a
-        tracking server the bot's webhook is registered (retried until the server takes it)."""
+        taker loop: polling hands each announcement, and each drift it finds, to `announce`
+        (owed to `front`); with a tracking server the bot's webhook is registered (retried
+        until the server takes it) and drift is looked for every `registry_poll_s`."""
         return RegistryFeed(self, announce, front=front)
 
 
@@ -247,7 +258,7 @@ class RegistryFeed:
     def __init__(
         self,
         announcements: Announcements,
-        announce: Callable[[Announcement], None],
+        announce: Callable[[Announcement | Drift], None],
         *,
         front: str,
         clock: Callable[[], float] = time.monotonic,
@@ -266,16 +277,28 @@ class RegistryFeed:
         if self.mode is Delivery.POLL:
             return [rounds("registry events", self.poll, settings.registry_poll_s)]
         if self.mode is Delivery.WEBHOOK:
-            return [Source("the MLflow webhook to register", self._registering)]
+            found = [Source("the MLflow webhook to register", self._registering)]
+            if settings.registry_poll_s > 0:  # a delivery may be lost; drift needs no event
+                found.append(rounds("drifted aliases", self.look, settings.registry_poll_s))
+            return found
         return []
 
     def poll(self) -> None:
-        """Announce what the registry says happened since the last look."""
+        """Announce what the registry says happened since the last look, then what drifted."""
         try:
             for announcement in self.announcements.poll(front=self.front):
                 self.announce(announcement)
         except ChatOpsError as exc:
             log.warning("could not look for registry events: %s", exc.message)
+        self.look()
+
+    def look(self, model: str | None = None) -> None:
+        """Announce the endpoints (of `model`, when given) whose alias drifted."""
+        try:
+            for drift in self.announcements.drifted(front=self.front, model=model):
+                self.announce(drift)
+        except ChatOpsError as exc:
+            log.warning("could not look for drifted aliases: %s", exc.message)
 
     def _registering(self) -> Callable[[], None] | None:
         if self.webhook_id is not None or self._clock() < self._retry_at:

@@ -117,3 +117,5 @@ class EndpointStatus:
     underway: str = ""
     # what it answered over the last minutes, as its target counts (or why it cannot)
     traffic: Traffic | None = None
+    # its environment's registry alias names another version: "@prod names v7"
+    drift: str = ""

@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from core.admission.aliases import AliasMover
 from core.admission.approvals import Approvals
 from core.admission.deployer import Deployer
 from core.admission.locker import Locker
@@ -16,6 +17,7 @@ from core.announcements import Announcements
 from core.audit import AuditLog
 from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Settings
+from core.drift import DriftGuard
 from core.errors import ChatOpsError
 from core.events import NullReporter
 from core.execution.leases import Leases
@@ -58,6 +60,7 @@ class Core:
     runner: Runner  # runs what a waiting caller has just had admitted
     deployer: Deployer
     outbox: Outbox  # what this process owes people, until it was sent
+    drift: DriftGuard  # what serves, judged against the environments' registry aliases
 
     def worker(
         self,
@@ -114,6 +117,14 @@ def wire(
         leases=leases,
         outbox=outbox,
     )
+    drift = DriftGuard(
+        settings=settings,
+        registry=registry,
+        endpoints=repos.endpoints,
+        operations=repos.operations,
+        events=repos.registry_events,
+        outbox=outbox,
+    )
     deployer = Deployer(
         settings=settings,
         repos=repos,
@@ -123,6 +134,7 @@ def wire(
         owner=leases.owner,
         run_here=runner.run,
         known_models=registry.models,
+        drift=drift,
     )
     return Core(
         settings=settings,
@@ -135,6 +147,7 @@ def wire(
         runner=runner,
         deployer=deployer,
         outbox=outbox,
+        drift=drift,
     )
 
 
@@ -189,16 +202,25 @@ class Runtime:
         self.deployer = self.core.deployer
         # what a change would do, by the same admission, changing nothing
         self.planner = Planner(deployer=self.deployer, registry=self.registry)
+        # an environment's registry alias moved by hand (what repairs a drifted one)
+        self.aliases = AliasMover(
+            admission=self.deployer.admission,
+            registry=self.registry,
+            endpoints=self.repos.endpoints,
+            operations=self.repos.operations,
+        )
         self.approvals = Approvals(
             settings=settings, repos=self.repos, registry=self.registry, deployer=self.deployer
         )
         # registry events (new versions, aliases, tags), each announced by one bot process
+        self.drift = self.core.drift
         self.announcements = Announcements(
             settings=settings,
             registry=self.registry,
             events=self.repos.registry_events,
             endpoints=self.repos.endpoints,
             outbox=self.outbox,
+            drift=self.drift,
         )
         self.registration = Registration(
             settings=settings,

@@ -123,6 +123,7 @@ def _endpoints(console: Console, report: StatusReport) -> None:
                 ("target", ep.target),
                 ("traffic", _shown(traffic(ep.traffic)) or "not counted"),
                 ("underway", _shown(ep.underway) or "nothing"),
+                ("alias", f"⚠ {_shown(ep.drift)}" if ep.drift else "agrees"),
             ]:
                 table.add_row(key, value)
             console.print(table)
@@ -149,7 +150,9 @@ def _endpoints(console: Console, report: StatusReport) -> None:
             f"v{ep.version}",
             ep.resources,
             str(ep.replicas),
-            _health(ep) + (f" · {_shown(ep.underway)}" if ep.underway else ""),
+            _health(ep)
+            + (f" · {_shown(ep.underway)}" if ep.underway else "")
+            + (f" · ⚠ {_shown(ep.drift)}" if ep.drift else ""),
             ago(ep.since),
             _shown(ep.url),
             _shown(traffic_brief(ep.traffic)),

@@ -20,6 +20,7 @@ from core.admission.locker import Locker
 from core.admission.roles import Action, Actor
 from core.audit import AuditLog
 from core.config import Environment, Settings
+from core.drift import DriftGuard
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
 from core.execution.run import Brief, where_of
 from core.marks import person
@@ -44,6 +45,7 @@ class Deployer:
         owner: str,
         run_here: RunHere,
         known_models: Callable[[], list[str]] | None = None,
+        drift: DriftGuard | None = None,
     ) -> None:
         self.settings = settings
         self.repos = repos
@@ -55,6 +57,7 @@ class Deployer:
         )
         self.owner = owner  # this process, in `operations.owner`, for what it runs at once
         self.run_here = run_here
+        self.drift = drift  # what /status marks as drifted from its environment's alias
         # what each change would do: the same for the command and for its plan
         self.intents = Intents(repos=repos, locker=locker, known_models=known_models)
 
@@ -379,10 +382,15 @@ class Deployer:
     def status(
         self, *, env: str | None = None, endpoint: str | None = None
     ) -> list[EndpointStatus] | Refusal:
-        """Every recorded endpoint (of `env`, or of all environments) with its live health."""
+        """Every recorded endpoint (of `env`, or of all environments) with its live health,
+        and whether its environment's registry alias drifted from what it serves."""
         if env is not None and isinstance(known := self.admission.env(env), Refusal):
             return known
-        return endpoint_statuses(self.repos, self.targets, env=env, endpoint=endpoint)
+        found = endpoint_statuses(self.repos, self.targets, env=env, endpoint=endpoint)
+        if isinstance(found, Refusal) or self.drift is None:
+            return found
+        marks = self.drift.marks(env=env)
+        return [dataclasses.replace(ep, drift=marks.get((ep.env, ep.name), "")) for ep in found]
 
 
 def _changed(intent: Intent, now: Endpoint | None) -> Refusal | None:

@@ -2,8 +2,8 @@
 
     viewer      everyone who can reach the bot: /status, /history, /help
     developer   /register, /promote (and what viewers do)
-    admin       /deploy, /scale, /rollback, /stop, /lock, /unlock, /cancel, approve and
-                reject (and all else)
+    admin       /deploy, /scale, /rollback, /stop, /lock, /unlock, /cancel, /alias, approve
+                and reject (and all else)
 
 Membership is by platform user id (`U0123ABCD`) or by group handle (`@mlops-admins`).
 """
@@ -31,6 +31,7 @@ class Action(StrEnum):
     UNLOCK = "unlock"
     CANCEL = "cancel"
     LOCK = "lock"
+    ALIAS = "alias"
     APPROVE = "approve"
     REJECT = "reject"
     REGISTER = "register"
@@ -48,6 +49,7 @@ NEEDS: dict[Action, Role] = {
     Action.UNLOCK: Role.ADMIN,
     Action.CANCEL: Role.ADMIN,
     Action.LOCK: Role.ADMIN,
+    Action.ALIAS: Role.ADMIN,
     Action.APPROVE: Role.ADMIN,
     Action.REJECT: Role.ADMIN,
     Action.REGISTER: Role.DEVELOPER,
@@ -56,6 +58,10 @@ NEEDS: dict[Action, Role] = {
     Action.HISTORY: Role.VIEWER,
     Action.HELP: Role.VIEWER,
 }
+
+
+# how a refusal names an action that is no verb of its own
+SAID = {Action.ALIAS: "move its registry alias"}
 
 
 @dataclass(frozen=True)
@@ -95,5 +101,5 @@ def authorize(env: Environment, actor: Actor, action: Action, *, hint: str = "")
     if role_in(env, actor) >= needed:
         return None
     who = "admins" if needed is Role.ADMIN else "developers and admins"
-    text = f"only {who} of {env.name} can {action.value}"
+    text = f"only {who} of {env.name} can {SAID.get(action, action.value)}"
     return Refusal(f"{text} — {hint}" if hint else text)

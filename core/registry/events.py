@@ -28,6 +28,9 @@ MAX_VERSION = 2**31 - 1
 class RegistryEventKind(StrEnum):
     VERSION_CREATED = "model_version.created"
     ALIAS_CREATED = "model_version_alias.created"
+    # told by MLflow's webhook without a version (0 here): never announced itself, it may
+    # leave an environment's alias naming nothing of what serves (`core.drift`)
+    ALIAS_DELETED = "model_version_alias.deleted"
     TAG_SET = "model_version_tag.set"
 
 
@@ -57,7 +60,7 @@ class RegistryEvent:
     @property
     def subject(self) -> str:
         """What changed, within its model."""
-        if self.kind is RegistryEventKind.ALIAS_CREATED:
+        if self.kind in (RegistryEventKind.ALIAS_CREATED, RegistryEventKind.ALIAS_DELETED):
             return f"alias:{self.alias}"
         if self.kind is RegistryEventKind.TAG_SET:
             return f"tag:{self.version}:{self.tag}"
@@ -70,12 +73,14 @@ class RegistryEvent:
             return str(self.version)
         if self.kind is RegistryEventKind.TAG_SET:
             return self.value
-        return ""
+        return ""  # a version registered; an alias deleted
 
     @property
     def label(self) -> str:
         if self.kind is RegistryEventKind.ALIAS_CREATED:
             return f"{self.model} @{self.alias} -> v{self.version}"
+        if self.kind is RegistryEventKind.ALIAS_DELETED:
+            return f"{self.model} @{self.alias} deleted"
         if self.kind is RegistryEventKind.TAG_SET:
             return f"{self.model} v{self.version} tag {self.tag}={self.value}"
         return f"{self.model} v{self.version} registered"

@@ -39,6 +39,7 @@ EVENTS = tuple(str(k) for k in RegistryEventKind)
 _KINDS = {
     ("model_version", "created"): RegistryEventKind.VERSION_CREATED,
     ("model_version_alias", "created"): RegistryEventKind.ALIAS_CREATED,
+    ("model_version_alias", "deleted"): RegistryEventKind.ALIAS_DELETED,
     ("model_version_tag", "set"): RegistryEventKind.TAG_SET,
 }
 
@@ -106,6 +107,11 @@ def event_of(body: bytes) -> RegistryEvent | None:
     if kind is None:
         return None
     data: dict[str, Any] = payload["data"]
+    if kind is RegistryEventKind.ALIAS_DELETED:  # MLflow tells no version with it
+        model = data.get("name")
+        if not isinstance(model, str) or not model:
+            raise MalformedDelivery("the event names no model")
+        return RegistryEvent(kind, model, 0, alias=_text(data, "alias"))
     model, given = data.get("name"), str(data.get("version", ""))
     if not isinstance(model, str) or not model or not given:
         raise MalformedDelivery("the event names no model and version")

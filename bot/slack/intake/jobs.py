@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from bot.slack.rendering.ids import DEPLOY_ANNOUNCED
+from bot.slack.rendering.ids import ALIAS_ANNOUNCED, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
 from commands.base import NAME
 from commands.naming import NAMESPACE, Naming
 from commands.registry import split
@@ -146,13 +146,17 @@ class RegistryNotice(_Named):
         return f"(registry event {self.event} of {self.model} v{self.version})"
 
 
+# what each button of an announcement stands for
+_ANNOUNCED = {DEPLOY_ANNOUNCED: "deploy", PROMOTE_ANNOUNCED: "promote", ALIAS_ANNOUNCED: "alias"}
+
+
 class AnnouncedAction(_Named):
-    """*Deploy to dev* or *Request promotion to prod* clicked on a registry announcement: run
-    as the command it stands for, by whoever clicked, its progress in the announcement's
-    thread."""
+    """*Deploy to dev* or *Request promotion to prod* clicked on a registry announcement, or
+    *Deploy v7 to prod* or *Move @prod back to v6* on a drifted alias's: run as the command
+    it stands for, by whoever clicked, its progress in the announcement's thread."""
 
     kind: Literal["announced"] = "announced"
-    action: Literal["deploy", "promote"]
+    action: Literal["deploy", "promote", "alias"]
     model: str
     version: int
     env: str
@@ -163,7 +167,8 @@ class AnnouncedAction(_Named):
 
     @property
     def line(self) -> str:
-        return f"/{self.namespace} {self.action} {self.model} v{self.version} to {self.env}"
+        where = "in" if self.action == "alias" else "to"
+        return f"/{self.namespace} {self.action} {self.model} v{self.version} {where} {self.env}"
 
     @property
     def entry(self) -> tuple[str, str]:
@@ -178,10 +183,11 @@ class AnnouncedAction(_Named):
         try:
             value = json.loads(str(action.get("value", "")))
             names = (str(value["model"]), str(value["env"]))
-            if not all(NAME.match(n) for n in names) or int(value["version"]) < 1:
+            kind = _ANNOUNCED.get(str(action.get("action_id")))
+            if kind is None or not all(NAME.match(n) for n in names) or int(value["version"]) < 1:
                 return None
             return cls(
-                action="deploy" if action.get("action_id") == DEPLOY_ANNOUNCED else "promote",
+                action=kind,  # type: ignore[arg-type]  # one of the Literal's, by _ANNOUNCED
                 model=str(value["model"]),
                 version=int(value["version"]),
                 env=str(value["env"]),

@@ -32,7 +32,14 @@ from bot.slack.intake.jobs import (
 )
 from bot.slack.posting.oncall import BROKEN_BUTTON, click_of
 from bot.slack.rendering import messages
-from bot.slack.rendering.ids import APPROVE, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, REJECT, ROLLBACK
+from bot.slack.rendering.ids import (
+    ALIAS_ANNOUNCED,
+    APPROVE,
+    DEPLOY_ANNOUNCED,
+    PROMOTE_ANNOUNCED,
+    REJECT,
+    ROLLBACK,
+)
 from bot.slack.rendering.mrkdwn import shown
 from commands import help as help_command
 from commands import history as history_command
@@ -69,7 +76,7 @@ class Listeners:
             app.command(f"/{name}")(self.on_command)
         for action in (APPROVE, REJECT):
             app.action(action)(self.on_decision)
-        for action in (DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED):
+        for action in (DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, ALIAS_ANNOUNCED):
             app.action(action)(self.on_announced)
         app.action(ROLLBACK)(self.on_rollback)
         app.event("app_mention")(self.on_mention)

@@ -1,5 +1,7 @@
 """Registry announcements in Slack: the message (escaped, within Slack's limits) with its
-*Deploy to dev* and *Request promotion to prod* buttons, posted to the announce channel.
+*Deploy to dev* and *Request promotion to prod* buttons, posted to the announce channel; and
+an environment's alias drifted from what serves there, with *Deploy v7 to prod* and *Move
+@prod back to v6*.
 
 The buttons only name the command they stand for; who may run it is decided by the core
 when the click is run as that command (`AnnouncedAction`), exactly as if it were typed.
@@ -15,9 +17,10 @@ from bot.slack.intake.jobs import FRONT, RegistryNotice
 from bot.slack.posting.poster import Poster
 from bot.slack.rendering import messages
 from bot.slack.rendering.blocks import Blocks, context, fallback, fields, metrics, section
-from bot.slack.rendering.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
+from bot.slack.rendering.ids import ALIAS_ANNOUNCED, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
 from bot.slack.rendering.mrkdwn import BUTTON, SECTION, escape, fit, fit_line
 from core.announcements import Announcement
+from core.drift import Drift, is_drift
 from core.outbox import ANNOUNCE
 from core.registry.events import RegistryEvent, RegistryEventKind
 from core.store.jobs import JobState
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatops.slack")
 MAX_BUTTON_VALUE = 2000
+ALIASES = frozenset({RegistryEventKind.ALIAS_CREATED, RegistryEventKind.ALIAS_DELETED})
 
 
 def announcement_blocks(a: Announcement) -> tuple[str, Blocks]:
@@ -83,6 +87,40 @@ def _buttons(a: Announcement) -> list[dict[str, Any]]:
     return out
 
 
+def drift_blocks(d: Drift) -> tuple[str, Blocks]:
+    """A drifted alias: what it names and what serves, and a button for each way back to
+    agreement (Deploy only when the alias names a version)."""
+    alias, model, env = escape(d.alias), escape(d.model), escape(d.env)
+    if d.named is None:
+        head = f"`@{alias}` no longer names any version of *{model}*, {env} serves *v{d.serving}*"
+    else:
+        head = f"`@{alias}` now names *{model} v{d.named}*, {env} serves *v{d.serving}*"
+    blocks: Blocks = [section(fit(head, SECTION)), context(messages.DRIFT_HOW)]
+    buttons = []
+    for action_id, version, label, style in (
+        (DEPLOY_ANNOUNCED, d.named, messages.DRIFT_DEPLOY, "primary"),
+        (ALIAS_ANNOUNCED, d.serving, messages.DRIFT_MOVE_BACK, None),
+    ):
+        if version is None:
+            continue
+        value = json.dumps({"model": d.model, "version": version, "env": d.env})
+        if len(value) > MAX_BUTTON_VALUE:
+            continue  # Slack refuses it; the typed command still works
+        text = label.format(version=version, env=d.env, alias=d.alias)
+        button: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": fit_line(text, BUTTON)},
+            "action_id": action_id,
+            "value": value,
+        }
+        if style:
+            button["style"] = style
+        buttons.append(button)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "announced", "elements": buttons})
+    return fallback(escape(d.text)), blocks
+
+
 class SlackAnnouncer:
     """Posts announcements to `channel` (none: registry events are not followed)."""
 
@@ -91,17 +129,20 @@ class SlackAnnouncer:
         self.poster = poster
         self.channel = channel
 
-    def post(self, a: Announcement) -> None:
+    def post(self, a: Announcement | Drift) -> None:
         """Post `a`; marked sent once posted. One Slack refused stays owed: a bot process
         posts it again once its lease lapses, until it was tried `max_attempts` times."""
-        text, blocks = announcement_blocks(a)
+        if isinstance(a, Drift):
+            (text, blocks), label = drift_blocks(a), a.label
+        else:
+            (text, blocks), label = announcement_blocks(a), a.event.label
         if self.poster.try_call("chat.postMessage", channel=self.channel, text=text, blocks=blocks):
-            log.info("announced %s", a.event.label)
+            log.info("announced %s", label)
             self.runtime.outbox.sent(a.owed)
         else:
             log.error(
                 "could not announce %s in the announce channel: tried again in %.0f s",
-                a.event.label,
+                label,
                 self.runtime.outbox.lease_s,
             )
 
@@ -116,7 +157,11 @@ class SlackAnnouncer:
             self.runtime.outbox.sent(owed.id)
             return True
         try:
-            announcement = Announcement.of(owed.payload, owed=owed.id)
+            announcement: Announcement | Drift = (
+                Drift.of(owed.payload, owed=owed.id)
+                if is_drift(owed.payload)
+                else Announcement.of(owed.payload, owed=owed.id)
+            )
         except (KeyError, TypeError, ValueError):
             log.error("announcement %s cannot be read by this version: dropped", owed.id)
             self.runtime.outbox.sent(owed.id)
@@ -137,9 +182,13 @@ class SlackAnnouncer:
             tag=job.tag,
             value=job.value,
         )
-        announcement = self.runtime.announcements.offer(event, source="webhook", front=FRONT)
-        if announcement is not None:
-            self.post(announcement)
+        if event.kind is not RegistryEventKind.ALIAS_DELETED:  # told by the drift it leaves
+            announcement = self.runtime.announcements.offer(event, source="webhook", front=FRONT)
+            if announcement is not None:
+                self.post(announcement)
+        if event.kind in ALIASES:  # it may have left what serves
+            for drift in self.runtime.announcements.drifted(front=FRONT, model=event.model):
+                self.post(drift)
         return JobState.DONE
 
     def follow(self) -> RegistryFeed | None:

@@ -149,6 +149,8 @@ def _endpoint(ep: EndpointStatus, *, detail: bool) -> str:
         line += f"\n:bar_chart: {fit_line(escape(seen), SECTION // 4)}"
     if ep.underway:
         line += f"\n:hourglass_flowing_sand: {escape(ep.underway)}"
+    if ep.drift:
+        line += f"\n:warning: {escape(ep.drift)}"
     return line
 
 

@@ -94,6 +94,8 @@ def _endpoint_line(ep: EndpointStatus, naming: Naming) -> str:
         line += f"\n:bar_chart: {fit_line(escape(answered), SECTION // 4)}"
     if ep.underway:
         line += f"\n:hourglass_flowing_sand: {shown(ep.underway, naming)}"
+    if ep.drift:
+        line += f"\n:warning: {escape(ep.drift)}"
     return line
 
 

@@ -7,4 +7,6 @@ REJECT = "reject"
 # on a registry announcement
 DEPLOY_ANNOUNCED = "announced_deploy"
 PROMOTE_ANNOUNCED = "announced_promote"
+# on an alias announced drifted from what serves: move it back (Deploy is DEPLOY_ANNOUNCED)
+ALIAS_ANNOUNCED = "announced_alias"
 ROLLBACK = "rollback"  # on an endpoint announced down to on-call

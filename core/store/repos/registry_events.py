@@ -56,6 +56,33 @@ class RegistryEventRepository:
         seq = 0 if latest is None else latest.seq + 1
         return self._insert(event, seq=seq, source=source, owed=owed)
 
+    def once(
+        self,
+        *,
+        kind: str,
+        model: str,
+        version: int,
+        subject: str,
+        state: str,
+        source: str,
+        owed: OwedRow | None = None,
+    ) -> bool:
+        """True when this call is the first ever, from any process, to record that `subject`
+        of `model` was `state` (its caller announces it); False ever after, whatever it was
+        in between. `owed` is recorded with it, in the same transaction, or not at all."""
+        row = RegistryEventRow(
+            key=_key(model, subject, 0, state),
+            kind=kind,
+            model=model,
+            version=version,
+            subject=subject,
+            state=state,
+            seq=0,
+            source=source,
+            at=self.db.now(),
+        )
+        return self._add(row, owed)
+
     def _insert(
         self, event: RegistryEvent, *, seq: int, source: str, owed: OwedRow | None = None
     ) -> bool:
@@ -70,6 +97,9 @@ class RegistryEventRepository:
             source=source,
             at=self.db.now(),
         )
+        return self._add(row, owed)
+
+    def _add(self, row: RegistryEventRow, owed: OwedRow | None) -> bool:
         try:
             with self.db.session(conflicts=True) as s:
                 s.add(row)

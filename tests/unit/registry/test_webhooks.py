@@ -93,9 +93,10 @@ def test_without_a_configured_secret_nothing_is_taken() -> None:
         assert refused is not None and refused.reason == "no webhook secret is configured"
 
 
-def test_the_three_registry_events_are_read_from_mlflows_payloads() -> None:
+def test_the_four_registry_events_are_read_from_mlflows_payloads() -> None:
     from mlflow.webhooks.types import (
         ModelVersionAliasCreatedPayload,
+        ModelVersionAliasDeletedPayload,
         ModelVersionCreatedPayload,
         ModelVersionTagSetPayload,
     )
@@ -109,6 +110,11 @@ def test_the_three_registry_events_are_read_from_mlflows_payloads() -> None:
     alias = ModelVersionAliasCreatedPayload.example()
     assert event_of(body("model_version_alias", "created", alias)) == RegistryEvent(
         RegistryEventKind.ALIAS_CREATED, "example_model", 1, alias=alias["alias"]
+    )
+    # a deleted alias names no version: the drift it may leave is what is announced
+    deleted = ModelVersionAliasDeletedPayload.example()
+    assert event_of(body("model_version_alias", "deleted", deleted)) == RegistryEvent(
+        RegistryEventKind.ALIAS_DELETED, "example_model", 0, alias=deleted["alias"]
     )
     tag = ModelVersionTagSetPayload.example()
     assert event_of(body("model_version_tag", "set", tag)) == RegistryEvent(
@@ -128,6 +134,8 @@ def test_the_three_registry_events_are_read_from_mlflows_payloads() -> None:
         b'{"entity": "model_version", "action": "created", "data": {"name": "m", "version": "x"}}',
         b'{"entity": "model_version_alias", "action": "created", '
         b'"data": {"name": "m", "version": "1"}}',
+        b'{"entity": "model_version_alias", "action": "deleted", "data": {"name": "m"}}',
+        b'{"entity": "model_version_alias", "action": "deleted", "data": {"alias": "prod"}}',
         b"\xff\xfe",
     ],
 )

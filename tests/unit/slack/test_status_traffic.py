@@ -68,3 +68,15 @@ def test_the_home_tab_shows_traffic_too() -> None:
     quiet = replace(BUSY, requests=0, errors=0, by_version={}, span_s=42)
     _, blocks = status(StatusReport(endpoints=[endpoint(1, quiet)], detail=False, env=None))
     assert ":bar_chart: no requests over the last 42s" in blocks[1]["text"]["text"]
+
+
+def test_status_and_the_home_mark_an_endpoint_whose_alias_drifted() -> None:
+    drifted = replace(endpoint(1, BUSY), env="prod", drift="@prod names v13")
+    eps = [drifted, endpoint(2, BUSY)]
+    _, blocks = status(StatusReport(endpoints=eps, detail=False, env=None))
+    shown = str(blocks)
+    assert shown.count(":warning: @prod names v13") == 1
+    seen = Overview(endpoints=eps, to_decide=[], requests=[], operations=[])
+    view = home_view(seen, production=frozenset())
+    texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
+    assert sum(":warning: @prod names v13" in t for t in texts) == 1
