@@ -21,6 +21,7 @@ from commands import (
     scale,
     status,
     stop,
+    token,
     unlock,
 )
 from commands.base import MAX_TEXT, Context, Reply, UsageError, shown
@@ -56,6 +57,7 @@ COMMANDS: dict[str, ModuleType] = {
         unlock,
         cancel,
         history,
+        token,
         help,
     )
 }

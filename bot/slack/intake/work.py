@@ -62,6 +62,7 @@ from core.registry.runs import Registered
 from core.scrub import scrub_value
 from core.store.jobs import JobRow, JobState
 from core.store.models import Operation
+from core.tokens import Issued
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -229,6 +230,7 @@ class Work:
             resume=row.attempts > 1,
             on_decided=lambda decided: self._decided(row, job, respond, decided),
             zone=lambda: self.zones.zone_of(job.user_id),
+            private=True,  # every answer of a command goes to its asker alone unless public
         )
         # what is said while the command runs (a verdict shown, a thread's fallback) is not
         # its answer: a job taken again after only that runs the command again
@@ -344,6 +346,8 @@ class Work:
         elif isinstance(reply, Registered):
             text, blocks = registered_blocks(reply, job.naming)
             respond(response_type="in_channel", text=text, blocks=blocks)
+        elif isinstance(reply, Issued):  # to the asker alone; the secret put in last
+            respond(text=self._shown(job, reply.text), reveal=reply.secret)
         elif isinstance(reply, Notice):
             respond(response_type="in_channel", text=self._shown(job, reply.text))
         elif isinstance(reply, Outcome):
@@ -419,7 +423,9 @@ class Answers:
         self.final = True
 
     def __call__(self, **message: object) -> None:
-        said = {"message": scrub_value(message), "final": self.final}
+        # a secret shown once is never recorded: sent again, the answer says it is gone
+        kept = {k: v for k, v in message.items() if k != "reveal"}
+        said = {"message": scrub_value(kept), "final": self.final}
         owed = self.outbox.owe(ANSWER, said, front=FRONT, job_id=self.job_id)
         failpoints.hit("answer.recorded")
         self.respond(**message)
