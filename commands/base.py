@@ -113,7 +113,8 @@ class Context:
     that the request is taken again after the process that first ran it died (`resume`), and
     where a decided promotion request reports (`on_decided`: the front shows the verdict on
     the request and hands back the reporter of its thread), the time zone the asker
-    reads times in (`zone`), and whether its answer is for the asker's eyes only (`private`)."""
+    reads times in (`zone`), whether its answer is for the asker's eyes only (`private`), and
+    whether a deploy they may only ask for becomes a request (`or_request`)."""
 
     core: Runtime
     actor: Actor
@@ -128,6 +129,9 @@ class Context:
     # the front shows the answer to the asker alone (Slack: ephemeral or in their DM), so it
     # may show a secret made for them (a personal API token)
     private: bool = False
+    # the asker says only "serve this" (MLflow's `create_deployment`): a deploy they may not
+    # run but may ask for becomes a promotion request (the core decides which)
+    or_request: bool = False
 
     def time_zone(self) -> Zone:
         return self.zone() if self.zone is not None else UTC_ZONE
