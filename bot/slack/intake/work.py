@@ -228,7 +228,7 @@ class Work:
                 link = thread_link(self.poster, (where.where if where else None) or {})
             said = api_answer(reply, naming, call=job.call, name=job.name, link=link)
             if isinstance(reply, ApprovalRequested) and job.wait:
-                said = self._decided(reply, said)
+                said = self._once_decided(reply, said)
         except Exception as exc:
             log.exception("an API call (%s) failed unexpectedly", job.line)
             failed = f"{job.line} failed unexpectedly ({type(exc).__name__}); nothing more known."
@@ -242,7 +242,7 @@ class Work:
         opened = self.poster.try_call("conversations.open", users=user)
         return str(((opened or {}).get("channel") or {}).get("id") or user)
 
-    def _decided(self, requested: ApprovalRequested, said: dict[str, Any]) -> dict[str, Any]:
+    def _once_decided(self, requested: ApprovalRequested, said: dict[str, Any]) -> dict[str, Any]:
         """The answer to a request once it was decided, or expired undecided (`said`, the
         pending answer, says so then)."""
         approvals = self.runtime.approvals

@@ -184,3 +184,55 @@ def test_a_token_used_from_two_places_at_once_works_within_its_rate(
     assert "Too many calls" in limited[0].json()["error"]
     other = token(api_front.runtime, BOB)
     assert call(api_front, "GET", "dev/deployments", other).status_code == 200
+
+
+def test_a_developer_who_waits_hears_the_decision(api_front: RunningFront) -> None:
+    secret = token(api_front.runtime, BOB)
+    events = api_front.url + EVENTS_PATH
+    with ThreadPoolExecutor(2) as pool:
+        for verb, version, said in (
+            ("reject", 1, "not before the freeze ends"),
+            ("approve", 2, ""),
+        ):
+            body = {"model_uri": f"models:/iris/{version}", "config": {"wait": "true"}}
+            waiting = pool.submit(call, api_front, "POST", "prod/deployments", secret, json=body)
+            api_front.api.wait_for(
+                lambda _api, version=version: asked(api_front, version), timeout=60
+            )
+            assert not waiting.done()  # it waits for the decision
+            request = asked(api_front, version)
+            assert request is not None
+            post_command(events, api_front.api, f"/{verb}", f"{request.id} {said}".strip())
+            answer = waiting.result(timeout=120)
+            body = answer.json()
+            assert body["request"] == request.id and body["decided_by"] == f"<@{ALICE}>"
+            if verb == "reject":
+                assert answer.status_code == 403 and body["state"] == "rejected"
+                assert body["reason"] == said
+            else:
+                assert answer.status_code == 200 and body["state"] == "approved"
+
+
+def asked(front: RunningFront, version: int) -> Any:
+    """Bob's pending request for iris `version`, once it is open."""
+    mine = front.runtime.approvals.asked_by(Actor(id=BOB, name=BOB))
+    return next((r for r in mine if r.version == version and r.state == "pending"), None)
+
+
+def test_no_token_reaches_logs_audit_metrics_or_errors(
+    api_front: RunningFront, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = token(api_front.runtime, ALICE)
+    call(api_front, "POST", "dev/deployments", secret, json={"model_uri": f"models:/{secret}/1"})
+    call(api_front, "GET", f"dev/deployments/{secret}", secret)
+    call(api_front, "GET", "dev/deployments", secret + "x")
+    call(api_front, "POST", "dev/deployments", secret, json={"model_uri": "models:/iris/1"})
+    answers = [
+        call(api_front, "GET", "dev/deployments", secret).text,
+        httpx.get(f"{api_front.url}/metrics").text,
+        api_front.runtime.deployer.audit.export(fmt="json"),
+        caplog.text,
+        "\n".join(m.text for m in api_front.api.messages(OPS)),
+    ]
+    for text in answers:
+        assert secret not in text

@@ -114,6 +114,7 @@ def bot(slack_api: SlackEmulator, registry_uri: str, tmp_path: Path) -> Iterator
         )
 
 
+@pytest.mark.timeout(600)  # a bot, its worker and eight MLflow CLI processes on busy cores
 def test_mlflows_cli_and_client_deploy_through_the_bot_as_their_users(
     bot: Bot, tmp_path: Path
 ) -> None:
