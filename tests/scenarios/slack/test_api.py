@@ -90,6 +90,17 @@ def test_an_admin_deploys_lists_gets_and_stops_as_in_slack(api_front: RunningFro
         d["name"] for d in call(api_front, "GET", "dev/deployments", secret).json()["deployments"]
     ] == ["iris"]
 
+    # update: another version on the same endpoint, named in the path
+    updated = call(
+        api_front, "PUT", "dev/deployments/iris", secret, json={"model_uri": "models:/iris/2"}
+    )
+    assert updated.status_code == 200 and updated.json()["state"] == "succeeded", updated.text
+    assert call(api_front, "GET", "dev/deployments/iris", secret).json()["version"] == 2
+    elsewhere = call(
+        api_front, "PUT", "dev/deployments/roses", secret, json={"model_uri": "models:/iris/1"}
+    )
+    assert elsewhere.status_code == 400 and "name it iris" in elsewhere.json()["error"]
+
     stopped = call(api_front, "DELETE", "dev/deployments/iris", secret)
     assert stopped.status_code == 200 and stopped.json()["state"] == "succeeded", stopped.text
     missing = call(api_front, "GET", "dev/deployments/iris", secret)

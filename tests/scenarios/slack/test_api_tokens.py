@@ -10,7 +10,8 @@ from commands.registry import execute
 from core.admission.roles import Actor
 from core.events import NullReporter
 from core.runtime import Runtime
-from tests.scenarios.slack.conftest import RunningFront
+from tests.scenarios.slack.conftest import ALICE, OPS, RunningFront, texts
+from tests.scenarios.slack.test_namespace_mentions_home import DM, direct, mention, post_event
 
 SECRET = re.compile(r"chatops_[A-Za-z0-9_-]{44,}")
 
@@ -53,3 +54,19 @@ def test_the_console_gives_no_tokens(runtime: Runtime) -> None:
     reply = execute("/token", ctx)
     assert not reply.ok and "only where the bot can show one to you alone" in reply.text
     assert runtime.tokens.listed(ctx.actor).tokens == []
+
+
+def test_a_token_asked_for_in_a_dm_or_a_mention_is_shown_to_its_owner_alone(
+    running_front: RunningFront,
+) -> None:
+    api = running_front.api
+    api.add_channel(DM, name="alice-dm", member=True, is_im=True)
+    post_event(running_front, direct("token"), event_id="Ev1")
+    api.wait_for(lambda a: SECRET.search(texts(a.messages(DM))) is not None, timeout=30)
+    post_event(running_front, mention("token"), event_id="Ev2")
+    api.wait_for(lambda a: any(SECRET.search(e.text) for e in a.ephemerals), timeout=30)
+    (ephemeral,) = api.ephemerals
+    assert ephemeral.user == ALICE and ephemeral.channel == OPS
+    # nothing of it in the channel itself
+    assert SECRET.search(texts(api.messages(OPS))) is None
+    assert len(running_front.runtime.tokens.listed(Actor(id=ALICE, name=ALICE)).tokens) == 2
