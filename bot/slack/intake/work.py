@@ -218,7 +218,7 @@ class Work:
                 reporter=reporter,
                 text=job.line,
                 namespace=self.command,
-                or_request=job.call == "create",
+                or_request=job.call in ("create", "update"),
             )
             reply = module.run(parsed, ctx)
             link = thread_link(self.poster, reporter.where) if reporter.ts else ""

@@ -119,6 +119,11 @@ def test_a_developer_asks_and_a_viewer_is_refused_as_in_slack(api_front: Running
     shown = [m for m in api_front.api.messages(OPS) if request["request"] in str(m.blocks)]
     assert shown, [m.text for m in api_front.api.messages(OPS)]
 
+    # an update is the same ask
+    again = call(
+        api_front, "PUT", "prod/deployments/iris", token(api_front.runtime, BOB), json=body
+    )
+    assert again.status_code == 202 and again.json()["request"] != request["request"]
     refused = call(
         api_front, "POST", "prod/deployments", token(api_front.runtime, CAROL), json=body
     )
