@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the front that only parses need not import MLflow
     from core.registry.runs import Registered
     from core.runtime import Runtime
     from core.store.models import AuditRow
+    from core.tokens import Issued, Revoked, TokenList
 
 
 class CommandName(StrEnum):
@@ -100,6 +101,7 @@ def history_line(e: AuditRow) -> str:
 Reply: TypeAlias = (
     "Outcome | Notice | Refusal | UsageError | HelpText | StatusReport | HistoryReport"
     " | ApprovalRequested | Decided | Registered | PlanReport | ServedAt"
+    " | Issued | TokenList | Revoked"
 )
 
 
@@ -110,8 +112,9 @@ class Context:
     A front may say more: the namespace its commands are typed through (`/mlops deploy …`),
     that the request is taken again after the process that first ran it died (`resume`), and
     where a decided promotion request reports (`on_decided`: the front shows the verdict on
-    the request and hands back the reporter of its thread), and the time zone the asker
-    reads times in (`zone`)."""
+    the request and hands back the reporter of its thread), the time zone the asker
+    reads times in (`zone`), whether its answer is for the asker's eyes only (`private`), and
+    whether a deploy they may only ask for becomes a request (`or_request`)."""
 
     core: Runtime
     actor: Actor
@@ -123,6 +126,12 @@ class Context:
     # the asker's time zone, asked for only when a command reads or shows a time; UTC
     # when the front knows none
     zone: Callable[[], Zone] | None = None
+    # the front shows the answer to the asker alone (Slack: ephemeral or in their DM), so it
+    # may show a secret made for them (a personal API token)
+    private: bool = False
+    # the asker says only "serve this" (MLflow's `create_deployment`): a deploy they may not
+    # run but may ask for becomes a promotion request (the core decides which)
+    or_request: bool = False
 
     def time_zone(self) -> Zone:
         return self.zone() if self.zone is not None else UTC_ZONE

@@ -125,6 +125,10 @@ def parse(text: str) -> Deploy | UsageError:
 def run(cmd: Deploy, ctx: Context) -> Reply:
     if cmd.dry_run:
         return plan(cmd, ctx)
+    if ctx.or_request and cmd.override is None:
+        asked = _asked(cmd, ctx)
+        del asked["override"]
+        return ctx.core.approvals.deploy_or_request(**asked, reporter=ctx.reporter)
     return ctx.core.deployer.deploy(**_asked(cmd, ctx), reporter=ctx.reporter)
 
 

@@ -22,6 +22,7 @@ from commands import (
     scale,
     status,
     stop,
+    token,
     unlock,
 )
 from commands.base import MAX_TEXT, Context, Reply, UsageError, shown
@@ -58,6 +59,7 @@ COMMANDS: dict[str, ModuleType] = {
         cancel,
         alias,
         history,
+        token,
         help,
     )
 }

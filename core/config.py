@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     start_timeout_s: float = 60.0
     # how long a /promote approval request stays open
     approval_ttl_s: float = 24 * 3600.0
+    # how long a personal API token (`/mlops token`) works after it was made
+    api_token_ttl_s: float = Field(default=90 * 24 * 3600.0, gt=0)
     # an operation's hold on its endpoint lapses after this, should its bot die mid-way
     lock_ttl_s: float = 2 * 3600.0
     # a bot process holds an operation this long past its last heartbeat (every third of

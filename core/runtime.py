@@ -41,6 +41,7 @@ from core.store.repos import Repositories
 from core.targets.base import Target, quiet_step
 from core.targets.cml.target import CMLTarget
 from core.targets.local.target import LocalTarget, Zygote
+from core.tokens import Tokens
 
 log = logging.getLogger("chatops.core")
 
@@ -229,6 +230,8 @@ class Runtime:
                 tracking_uri=settings.mlflow_tracking_uri, wait_s=settings.registry_wait_s
             ),
         )
+        # personal API tokens: what the HTTP API (`mlflow deployments`) acts on a user's behalf by
+        self.tokens = Tokens(self.repos.tokens, ttl_s=settings.api_token_ttl_s)
         # the environments, registry and database as `chatops check` sees them (the front
         # checks Slack with its own token); started by `warm_up`
         self.readiness = ReadinessCache(lambda: readiness(settings), clock=clock)

@@ -2,10 +2,11 @@
 texts) passes `scrub` first, so no credential and no server path reaches a person or a file.
 
 It removes what it can recognise by its shape (URL userinfo, token-like query values, Slack
-tokens, bearer and basic credentials) and what the process knows to be secret: the values
-registered at start (`register_secret`, `register_settings`). Absolute paths under the roots
-the process knows (state directory, home, temporary directories, the Python environment) are
-shortened to their last component, which is what a reader needs to recognise them.
+tokens, the bot's own API tokens, bearer and basic credentials) and what the process knows
+to be secret: the values registered at start (`register_secret`, `register_settings`).
+Absolute paths under the roots the process knows (state directory, home, temporary
+directories, the Python environment) are shortened to their last component, which is what a
+reader needs to recognise them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ _PAIR_SECRET = re.compile(
     re.IGNORECASE,
 )
 _SLACK_TOKEN = re.compile(r"\bx(?:ox[a-z]|app)-[A-Za-z0-9-]+")
+# the bot's own personal API tokens (`core.tokens`): `chatops_` and a long random secret
+_API_TOKEN = re.compile(r"\bchatops_[A-Za-z0-9_-]{44,}")
 _BEARER = re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 # base64 with a digit, symbol or inner capital: "Basic authentication" is prose
 _BASIC = re.compile(r"\b(Basic)\s+(?=[A-Za-z0-9+/]+[0-9+/=A-Z])[A-Za-z0-9+/]{8,}=*")
@@ -102,6 +105,7 @@ class Scrubber:
         text = _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
         text = _PAIR_SECRET.sub(lambda m: m.group(1) + MASK, text)
         text = _SLACK_TOKEN.sub(MASK, text)
+        text = _API_TOKEN.sub(MASK, text)
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
         text = _BASIC.sub(lambda m: f"{m.group(1)} {MASK}", text)
         return _PATH.sub(self._shorten, text)

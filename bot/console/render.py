@@ -17,6 +17,7 @@ from core.marks import command, plain
 from core.oncall.timemachine import ServedAt
 from core.registry.runs import Registered
 from core.scrub import scrub
+from core.tokens import Revoked, TokenList
 
 
 def _shown(text: str) -> str:
@@ -56,7 +57,7 @@ def render(console: Console, reply: Reply) -> None:
         console.print(f"[red]{_shown(reply.text)}[/]")
     elif isinstance(reply, Refusal):
         console.print(f"[yellow]{_shown(reply.text)}[/]")
-    elif isinstance(reply, (Notice, Registered)):
+    elif isinstance(reply, (Notice, Registered, TokenList, Revoked)):
         console.print(f"[green]{_shown(reply.text)}[/]")
     elif isinstance(reply, HelpText):
         console.print(_shown(describe(reply.command)))

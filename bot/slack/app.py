@@ -21,10 +21,14 @@ from bot.slack.intake.dispatch import Dispatcher, JobTaker, WorkerProcess
 from bot.slack.intake.listeners import Listeners
 from bot.slack.posting.poster import web_client
 from bot.slack.settings import NO_SECRET, SlackSettings
+from bot.slack.transport.api import PREFIX as API_PREFIX
+from bot.slack.transport.api import Api, RateLimit
 from bot.slack.transport.http import SignedOnly
 from bot.slack.transport.routes import Routes, health, metrics, readiness
 from bot.slack.transport.webhook import WEBHOOK_PATH, registry_webhook
+from commands.naming import Naming
 from core.metrics.page import Exposition
+from core.tokens import tokens_in
 
 if TYPE_CHECKING:
     from bot.process import Stopping
@@ -69,6 +73,9 @@ class SlackFront:
         )
         # why this front takes nothing more (SIGTERM, SIGINT): `/readyz` says it from then on
         self.stopping: str | None = None
+        # each API token's calls, over every route table this front serves
+        self.api_limit = RateLimit(settings.api_calls_per_minute)
+
         if runtime is not None:
             from bot.process import slack_work
 
@@ -107,7 +114,23 @@ class SlackFront:
             metrics(Exposition.of(self.queue), token=token.get_secret_value() if token else None),
         )
         routes.add(WEBHOOK_PATH, registry_webhook(self.queue, self.dispatcher))
+        routes.add_prefix(API_PREFIX, self.api())
         return routes
+
+    def api(self) -> Api:
+        """The HTTP API (`/api/v1/…`) for MLflow's `mlflow deployments -t chatops:/<env>`:
+        each call the command of its token's owner, run by this front's workers."""
+        settings = self.settings
+        channel = settings.api_channel or settings.announce_channel
+        return Api(
+            queue=self.queue,
+            dispatcher=self.dispatcher,
+            tokens=tokens_in(self.queue.db),
+            naming=Naming(settings.command, settings.direct_commands),
+            limit=self.api_limit,
+            channel=channel,
+            wait_s=settings.api_wait_s,
+        )
 
     def asgi(self) -> Callable[..., Awaitable[None]]:
         """The HTTP front: `routes("http")` and `/slack/events` for Bolt (only what Slack

@@ -49,6 +49,14 @@ class SlackSettings(BaseSettings):
     announce_channel: str = Field(default="", validation_alias="CHATOPS_ANNOUNCE_CHANNEL")
     oncall_channel: str = Field(default="", validation_alias="CHATOPS_ONCALL_CHANNEL")
 
+    # the HTTP API (`/api/v1`, MLflow's `mlflow deployments -t chatops:/<env>`): the channel
+    # where what it asks reports (operations' threads, promotion requests; empty: the
+    # announce channel, else the asker's DM with the bot), how many calls one token may make
+    # a minute, and how long a call waits for its answer
+    api_channel: str = Field(default="", validation_alias="CHATOPS_API_CHANNEL")
+    api_calls_per_minute: int = Field(default=60, ge=1, validation_alias="CHATOPS_API_RATE")
+    api_wait_s: float = Field(default=3600.0, gt=0, validation_alias="CHATOPS_API_WAIT_S")
+
     # the one command that takes the whole grammar (`/mlops deploy …`), and whether the
     # commands Slack leaves free are offered on their own too (`/deploy …`); an Enterprise
     # Grid org, where another app may own `/deploy`, turns them off

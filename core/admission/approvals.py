@@ -187,6 +187,42 @@ class Approvals:
             approval=row, candidate=candidate, live=live, production=environment.is_production
         )
 
+    def deploy_or_request(
+        self,
+        *,
+        model: str,
+        version: int | None,
+        alias: str | None,
+        env: str | None,
+        actor: Actor,
+        command: str,
+        reporter: Reporter,
+    ) -> ApprovalRequested | Outcome | Refusal:
+        """What a caller that only says "serve this" gets (MLflow's `create_deployment`): the
+        deploy when `actor` may deploy in `env`; when they may only ask, a request for the
+        admins (of a version number: an alias may move before it is decided); else the
+        deploy's own refusal."""
+        environment = self.settings.environment(env)
+        may_ask = (
+            environment is not None
+            and version is not None
+            and authorize(environment, actor, Action.DEPLOY) is not None
+            and authorize(environment, actor, Action.PROMOTE) is None
+        )
+        if may_ask and version is not None:
+            return self.request(
+                model=model, version=version, env=env, actor=actor, reason="", command=command
+            )
+        return self.deployer.deploy(
+            model=model,
+            version=version,
+            alias=alias,
+            env=env,
+            actor=actor,
+            command=command,
+            reporter=reporter,
+        )
+
     def settle(
         self,
         approval_id: str,

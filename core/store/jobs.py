@@ -189,6 +189,21 @@ class JobQueue:
         mine = (JobRow.owner == owner, JobRow.state == JobState.RUNNING)
         return leased.let_lapse(self._writing, JobRow, mine=mine, now=utcnow())
 
+    def answer(self, job: JobRow, result: dict[str, Any]) -> None:
+        """Keep what `job` answered, for the front that waits for it (the HTTP API), while
+        this hold of it is current."""
+        with self._writing() as s:
+            s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job.id,
+                    JobRow.owner == job.owner,
+                    JobRow.attempts == job.attempts,
+                )
+                .values(result=result)
+                .execution_options(synchronize_session=False)
+            )
+
     def finish(self, job: JobRow, state: JobState = JobState.DONE) -> None:
         """End `job` (only while this hold of it is current); now and then, jobs that ended
         over `keep_s` ago go (unfinished ones stay, however old)."""

@@ -131,6 +131,8 @@ class JobRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # what the job answered, for a front that waits for it (the HTTP API); None for others
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, nullable=True)
 
 
 class DeliveryRow(Base):
@@ -208,6 +210,19 @@ class ApprovalRow(Base):
     decision_reason: Mapped[str] = mapped_column(Text, default="")
     # where the front showed the request (Slack: channel and message ts), to update it
     where: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class TokenRow(Base):
+    """A personal API token: only the SHA-256 of its secret is kept, never the secret."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class LockRow(Base):

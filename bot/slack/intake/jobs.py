@@ -224,6 +224,27 @@ class RollbackClick(_Named):
         return "rollback", f"{self.endpoint} in {self.env} from v{self.version}"
 
 
+class ApiCall(_Named):
+    """A call to the HTTP API (`/api/v1`, MLflow's `mlflow deployments`) by the owner of a
+    token, as the command it stands for (`line`, built from names the API checked); the
+    worker runs it like a typed line and records its answer for the waiting call."""
+
+    kind: Literal["api"] = "api"
+    call: Literal["create", "update", "delete", "list", "get"]
+    line: str
+    user_id: str
+    token_id: str = ""  # which token: never the secret
+    env: str
+    name: str = ""
+    wait: bool = False  # a developer's request: answer once it was decided
+    channel_id: str = ""  # where operations and requests report (empty: the asker's DM)
+    response_url: str = ""
+
+    @property
+    def entry(self) -> tuple[str, str]:
+        return split(self.line, namespace=self.namespace)
+
+
 # what a job is queued as (`JobRow.kind`): quick queries never wait behind operations
 QUERIES = frozenset({"query"})  # registry notices too: announcing never waits on a deploy
 OPERATIONS = frozenset({"command", "decision"})
@@ -238,6 +259,7 @@ AnyJob = (
     | RegistryNotice
     | AnnouncedAction
     | RollbackClick
+    | ApiCall
 )
 _JOB: TypeAdapter[AnyJob] = TypeAdapter(Annotated[AnyJob, Field(discriminator="kind")])
 

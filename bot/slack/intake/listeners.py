@@ -44,6 +44,7 @@ from bot.slack.rendering.mrkdwn import shown
 from commands import help as help_command
 from commands import history as history_command
 from commands import status as status_command
+from commands import token as token_command
 from commands.base import UsageError
 from commands.naming import NAMESPACE, Naming
 from commands.plan import is_plan
@@ -52,7 +53,7 @@ from core.errors import StoreError
 from core.store.jobs import JobQueue
 
 log = logging.getLogger("chatops.slack")
-QUICK = (status_command, history_command, help_command)
+QUICK = (status_command, history_command, help_command, token_command)
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s,:]*")
 
 

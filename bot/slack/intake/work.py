@@ -12,7 +12,8 @@ that died before sending it is sent by the next one.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -21,6 +22,7 @@ from bot.slack.intake.jobs import (
     FRONT,
     AnnouncedAction,
     AnyJob,
+    ApiCall,
     ButtonClick,
     DirectMessage,
     HomeOpened,
@@ -39,6 +41,7 @@ from bot.slack.posting.links import thread_link
 from bot.slack.posting.poster import Poster, Responder
 from bot.slack.posting.reporter import Respond, ThreadReporter
 from bot.slack.rendering import messages
+from bot.slack.rendering.api import answer as api_answer
 from bot.slack.rendering.blocks import history as history_blocks
 from bot.slack.rendering.blocks import registered as registered_blocks
 from bot.slack.rendering.blocks import section
@@ -61,7 +64,8 @@ from core.outbox import ANSWER, Outbox
 from core.registry.runs import Registered
 from core.scrub import scrub_value
 from core.store.jobs import JobRow, JobState
-from core.store.models import Operation
+from core.store.models import Operation, aware
+from core.tokens import Issued
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -149,6 +153,8 @@ class Work:
             return JobState.ABANDONED
         if isinstance(job, RegistryNotice):
             return self.announcer.notice(job)
+        if isinstance(job, ApiCall):
+            return self._api(row, job)
         if isinstance(job, HomeOpened):
             self.home_seen.add(job.user_id)
             self._refresh_home(job)
@@ -177,6 +183,82 @@ class Work:
         # a side effect: a Home that cannot be refreshed never becomes the command's answer
         self._refresh_home(job)
         return JobState.DONE
+
+    def _api(self, row: JobRow, job: ApiCall) -> JobState:
+        """A call to the HTTP API: the command it stands for, run as its token's owner
+        through the command table; its answer kept for the call that waits for it. What
+        the operation says goes to its thread (the API channel, else the owner's DM)."""
+        naming = job.naming
+        try:
+            if row.attempts > 1 and (op := self.queue.operation_of(row.id)) is not None:
+                said = {"status": 202, "body": {"state": op.state, "operation": op.id}}
+                self.queue.answer(row, said)
+                return JobState.DONE
+            found = parse(*job.entry)
+            if isinstance(found, UsageError):
+                self.queue.answer(row, api_answer(found, naming, call=job.call))
+                return JobState.DONE
+            module, parsed = found
+            channel = job.channel_id or self._dm(job.user_id)
+            told: list[dict[str, object]] = []  # what the requester would have been told
+            reporter = ThreadReporter(
+                poster=self.poster,
+                channel=channel,
+                user=job.user_id,
+                command=job.line,
+                respond=lambda **message: told.append(message),
+                bot_name=self.bot_name,
+                min_interval=self.min_interval,
+                job=row.id,
+                naming=naming,
+            )
+            ctx = Context(
+                core=self.runtime,
+                actor=self._actor(job),
+                reporter=reporter,
+                text=job.line,
+                namespace=self.command,
+                or_request=job.call in ("create", "update"),
+            )
+            reply = module.run(parsed, ctx)
+            link = thread_link(self.poster, reporter.where) if reporter.ts else ""
+            if isinstance(reply, ApprovalRequested):
+                self.requests.post(reply, channel, reporter.respond, naming)
+                where = self.runtime.approvals.lookup(reply.approval.id)
+                link = thread_link(self.poster, (where.where if where else None) or {})
+            said = api_answer(reply, naming, call=job.call, name=job.name, link=link)
+            if isinstance(reply, ApprovalRequested) and job.wait:
+                said = self._once_decided(reply, said)
+        except Exception as exc:
+            log.exception("an API call (%s) failed unexpectedly", job.line)
+            failed = f"{job.line} failed unexpectedly ({type(exc).__name__}); nothing more known."
+            said = {"status": 500, "body": {"error": failed}}
+        self.queue.answer(row, said)
+        return JobState.DONE
+
+    def _dm(self, user: str) -> str:
+        """The DM channel of the bot with `user` (their user id, should Slack not open one:
+        the reporter then says where it could not post)."""
+        opened = self.poster.try_call("conversations.open", users=user)
+        return str(((opened or {}).get("channel") or {}).get("id") or user)
+
+    def _once_decided(self, requested: ApprovalRequested, said: dict[str, Any]) -> dict[str, Any]:
+        """The answer to a request once it was decided, or expired undecided (`said`, the
+        pending answer, says so then)."""
+        approvals = self.runtime.approvals
+        while True:
+            row = approvals.lookup(requested.approval.id)
+            if row is None or row.state != "pending":
+                break
+            if aware(row.expires_at) <= self.runtime.repos.db.now():
+                break
+            time.sleep(self.runtime.settings.runner_poll_s)
+        body = dict(said["body"])
+        if row is None or row.state == "pending":
+            return {"status": 408, "body": {**body, "state": "expired"}}
+        body.update(state=row.state, decided_by=row.decided_by, reason=row.decision_reason)
+        status = 200 if row.state == "approved" else 403
+        return {"status": status, "body": body}
 
     def _responder(self, job: Asked) -> Respond:
         """How the requester of `job` is answered: its `response_url`, or (typed text has
@@ -229,6 +311,7 @@ class Work:
             resume=row.attempts > 1,
             on_decided=lambda decided: self._decided(row, job, respond, decided),
             zone=lambda: self.zones.zone_of(job.user_id),
+            private=True,  # every answer of a command goes to its asker alone unless public
         )
         # what is said while the command runs (a verdict shown, a thread's fallback) is not
         # its answer: a job taken again after only that runs the command again
@@ -344,6 +427,8 @@ class Work:
         elif isinstance(reply, Registered):
             text, blocks = registered_blocks(reply, job.naming)
             respond(response_type="in_channel", text=text, blocks=blocks)
+        elif isinstance(reply, Issued):  # to the asker alone; the secret put in last
+            respond(text=self._shown(job, reply.text), reveal=reply.secret)
         elif isinstance(reply, Notice):
             respond(response_type="in_channel", text=self._shown(job, reply.text))
         elif isinstance(reply, Outcome):
@@ -419,7 +504,9 @@ class Answers:
         self.final = True
 
     def __call__(self, **message: object) -> None:
-        said = {"message": scrub_value(message), "final": self.final}
+        # a secret shown once is never recorded: sent again, the answer says it is gone
+        kept = {k: v for k, v in message.items() if k != "reveal"}
+        said = {"message": scrub_value(kept), "final": self.final}
         owed = self.outbox.owe(ANSWER, said, front=FRONT, job_id=self.job_id)
         failpoints.hit("answer.recorded")
         self.respond(**message)

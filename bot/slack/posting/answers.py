@@ -8,7 +8,9 @@ import logging
 from typing import Any
 
 from bot.slack.intake.jobs import DirectMessage, Mention
-from bot.slack.posting.poster import Poster
+from bot.slack.posting.poster import Poster, revealed
+from bot.slack.rendering.mrkdwn import FALLBACK, defuse, fit
+from core.scrub import scrub
 
 log = logging.getLogger("chatops.slack")
 
@@ -26,8 +28,12 @@ class TypedResponder:
         text: str,
         response_type: str = "ephemeral",
         blocks: list[dict[str, Any]] | None = None,
+        reveal: str = "",
     ) -> None:
         job = self.job
+        if reveal:  # never through `Poster.call`, whose scrubbing would mask it
+            self._reveal(text, reveal)
+            return
         where = {"channel": job.channel_id, "text": text, "blocks": blocks}
         if job.thread_ts:
             where["thread_ts"] = job.thread_ts
@@ -35,3 +41,21 @@ class TypedResponder:
             self.poster.try_call("chat.postEphemeral", user=job.user_id, **where)
         else:
             self.poster.try_call("chat.postMessage", **where)
+
+    def _reveal(self, text: str, secret: str) -> None:
+        """A text holding a secret made for the requester: to them alone (ephemeral in a
+        channel, a plain reply in their DM), scrubbed first and the secret put in last."""
+        job = self.job
+        where = {
+            "channel": job.channel_id,
+            "text": revealed(fit(defuse(scrub(text)), FALLBACK), secret),
+        }
+        if job.thread_ts:
+            where["thread_ts"] = job.thread_ts
+        method = "chat.postEphemeral" if isinstance(job, Mention) else "chat.postMessage"
+        if isinstance(job, Mention):
+            where["user"] = job.user_id
+        try:
+            self.poster.client.api_call(method, json=where)
+        except Exception as exc:  # its type only: never a text that could hold the secret
+            log.warning("%s failed: %s", method, type(exc).__name__)

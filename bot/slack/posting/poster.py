@@ -28,6 +28,7 @@ from tenacity import (
 from bot.slack.rendering.mrkdwn import FALLBACK, defuse, fit
 from core import metrics
 from core.scrub import scrub, scrub_value
+from core.tokens import SHOWN_ONCE
 
 log = logging.getLogger("chatops.slack")
 
@@ -127,6 +128,12 @@ class Poster:
         return None
 
 
+def revealed(text: str, secret: str) -> str:
+    """`text` (scrubbed already) with the secret shown once where it says; without one (an
+    answer sent again after its process stopped), that it is not shown again."""
+    return text.replace(SHOWN_ONCE, secret or "(shown once only: make a new one)")
+
+
 def _defused(value: Any) -> Any:
     """Every text of a message or its blocks, defused (see `mrkdwn.defuse`)."""
     if isinstance(value, str):
@@ -159,12 +166,16 @@ class Responder:
         text: str,
         response_type: str = "ephemeral",
         blocks: list[dict[str, Any]] | None = None,
+        reveal: str = "",
     ) -> None:
+        """`reveal`: the one secret made for the requester (`core.tokens.SHOWN_ONCE` in
+        `text` says where), put in after the text was scrubbed."""
         if not self.url:
             log.warning("no response_url to answer on")
             return
         # the last edge before Slack
         text, blocks = fit(defuse(scrub(text)), FALLBACK), _defused(scrub_value(blocks))
+        text = revealed(text, reveal)
         # never replace_original: a button's message changes only through chat.update
         try:
             response = WebhookClient(self.url, timeout=15).send(

@@ -2,7 +2,8 @@
 
 The HTTP front serves Slack's `/slack/events` through it; in Socket Mode a small server on
 PORT serves the same table without it, so load balancers and Prometheus reach the bot
-either way. A route is one line: `routes.add(path, app)`.
+either way. A route is one line: `routes.add(path, app)` (`add_prefix` for a whole folder,
+as the HTTP API's).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Routes:
 
     def __init__(self) -> None:
         self._apps: dict[str, App] = {}
+        self._prefixes: dict[str, App] = {}
 
     def add(self, path: str, app: App) -> Routes:
         if path in self._apps:
@@ -32,14 +34,24 @@ class Routes:
         self._apps[path] = app
         return self
 
+    def add_prefix(self, prefix: str, app: App) -> Routes:
+        """`app` serves every path under `prefix` (which ends with `/`)."""
+        if not prefix.endswith("/") or prefix in self._prefixes:
+            raise ValueError(f"{prefix} is served already, or is no folder")
+        self._prefixes[prefix] = app
+        return self
+
     @property
     def paths(self) -> list[str]:
-        return sorted(self._apps)
+        return sorted([*self._apps, *(f"{p}…" for p in self._prefixes)])
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return  # lifespan is off; websockets are not served
-        app = self._apps.get(scope.get("path", ""))
+        path = scope.get("path", "")
+        app = self._apps.get(path) or next(
+            (a for p, a in self._prefixes.items() if path.startswith(p)), None
+        )
         if app is None:
             await answer(send, 404, b"not found", TEXT)
             return

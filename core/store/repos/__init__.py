@@ -18,6 +18,7 @@ from core.store.repos.operations import OperationRepository
 from core.store.repos.outbox import OutboxRepository
 from core.store.repos.registry_events import RegistryEventRepository
 from core.store.repos.served import ServedRepository
+from core.store.repos.tokens import TokenRepository
 from core.store.repos.watches import WatchRepository
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Repositories",
     "ServedRepository",
     "Serving",
+    "TokenRepository",
     "WatchRepository",
 ]
 
@@ -50,6 +52,7 @@ class Repositories:
         self.registry_events = RegistryEventRepository(db)
         self.watches = WatchRepository(db)
         self.outbox = OutboxRepository(db, keep_s=keep_done_s)
+        self.tokens = TokenRepository(db)
 
     @classmethod
     def open(

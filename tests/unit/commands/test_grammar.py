@@ -142,13 +142,13 @@ MALFORMED = [
         "/help fly",
         "There is no command `fly` to explain (commands: deploy, scale, rollback, stop, "
         "plan, status, register, promote, approve, reject, lock, unlock, cancel, alias, "
-        "history, help).",
+        "history, token, help).",
     ),
     (
         "/launch iris",
         "There is no command `launch` (commands: deploy, scale, rollback, stop, plan, "
         "status, register, promote, approve, reject, lock, unlock, cancel, alias, "
-        "history, help).",
+        "history, token, help).",
     ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
     ("/deploy `rm -rf /` v1", "`'rm` is not a valid model name"),

@@ -58,6 +58,12 @@ CASES = [
     ("connect with password=hunter22 now", "connect with password=*** now"),
     # Slack tokens of every kind
     ("bot xoxb-1111-2222-abcDEF", "bot ***"),
+    # the bot's own API tokens, by their prefix and length, whichever process sees them
+    ("token chatops_" + "aZ9_-" * 10 + " used", "token *** used"),
+    (
+        "metric chatops_slack_api_requests_total stays",
+        "metric chatops_slack_api_requests_total stays",
+    ),
     ("user xoxp-1-2-3-abc, app xapp-1-A01-99-ff", "user ***, app ***"),
     ("refresh xoxe-1-My0xYZ", "refresh ***"),
     # bearer and basic credentials; prose that only looks like them stays
