@@ -217,6 +217,12 @@ def _click(url: str, api: SlackEmulator, user: str, message: Any, label: str) ->
     return name
 
 
+def _typed(api: SlackEmulator, needle: str) -> list[str]:
+    """What typed /mlops commands were answered, that say `needle`."""
+    said = [str(r.body.get("text", "")) for r in api.responses if r.name == "/mlops"]
+    return [t for t in said if needle in t]
+
+
 def _told(api: SlackEmulator, name: str, message: Any) -> str:
     """What the clicker was answered, privately or in the announcement's thread."""
     private = [str(r.body.get("text", "")) for r in api.responses if r.name == name]
@@ -260,9 +266,16 @@ def test_the_buttons_of_a_drift_are_the_typed_commands_of_whoever_clicks(
     assert _told(slack_api, asked, message) == (
         "only admins of prod can deploy — ask for it with `/promote iris v2 to prod`"
     )
+    typed = post_command(front, slack_api, "/mlops", "deploy iris v2 to prod", user=BOB)
+    assert typed.status_code == 200
+    slack_api.wait_for(lambda api: _typed(api, "only admins"))
+    assert _typed(slack_api, "only admins") == [_told(slack_api, asked, message)]
     asked = _click(front, slack_api, BOB, message, "Move @prod back to v1")
     slack_api.wait_for(lambda api: _told(api, asked, message))
     assert _told(slack_api, asked, message) == "only admins of prod can move its registry alias"
+    typed = post_command(front, slack_api, "/mlops", "alias iris v1 in prod", user=BOB)
+    slack_api.wait_for(lambda api: len(_typed(api, "only admins")) == 2)
+    assert _typed(slack_api, "only admins")[1] == _told(slack_api, asked, message)
     assert _aliases(registry) == {"champion": 2, "prod": 2}
     assert first.repos.endpoints.get("prod", "iris").version == 1  # type: ignore[union-attr]
 
@@ -276,7 +289,8 @@ def test_the_buttons_of_a_drift_are_the_typed_commands_of_whoever_clicks(
     rows = [r for r in first.repos.audit.entries(limit=10) if r.command.startswith("/mlops alias")]
     assert [(r.actor_name, r.command, r.outcome) for r in rows] == [
         (f"<@{ALICE}>", "/mlops alias iris v1 in prod", "succeeded"),
-        (f"<@{BOB}>", "/mlops alias iris v1 in prod", "refused"),
+        (f"<@{BOB}>", "/mlops alias iris v1 in prod", "refused"),  # typed
+        (f"<@{BOB}>", "/mlops alias iris v1 in prod", "refused"),  # clicked
     ]
     assert first.announcements.drifted(front="slack") == []
 
