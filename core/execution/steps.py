@@ -149,15 +149,15 @@ def write_back(
     if isinstance(recorded, str):
         return recorded
     tag = serving_tag(env)
-    old = before
 
     def write() -> str:
         registry.mark_serving(
-            model=mv.model, version=mv.version, alias=alias, tag=tag, value=value, before=old
+            model=mv.model, version=mv.version, alias=alias, tag=tag, value=value, before=before
         )
         untagged = ""
-        if old is not None and old != (mv.model, mv.version):
-            was = f"v{old[1]}" if old[0] == mv.model else f"{old[0]} v{old[1]}"
+        if before is not None and before != (mv.model, mv.version):
+            model, version = before
+            was = f"v{version}" if model == mv.model else f"{model} v{version}"
             untagged = f" (taken off {was})"
         return f"@{alias} now names {mv.label}, tagged {tag}{untagged}"
 

@@ -1,9 +1,9 @@
 """Write-back survives the death of the worker running it: `chatops run` as deployed, a fail
 point armed in its worker, the next worker taking the operation over. One dies after traffic
 moved and before the registry was written: the one taking over writes it (and takes the tag
-off the version that served before). One dies after the
-registry was written and that recorded: the one taking over does not write it again. Each
-deploy is told in one thread, where the write-back appears once."""
+off the version that served before). One dies after the registry was written and that
+recorded: the one taking over does not write it again. Each deploy is told in one thread,
+where the write-back appears once."""
 
 from __future__ import annotations
 
