@@ -14,11 +14,15 @@ names the job), the operation carries on by itself, and a job taken again only l
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -42,6 +46,46 @@ BUSY_S = 5.0  # how long a write waits for SQLite's lock, as the store's connect
 ADOPT_AGAIN_S, ADOPT_IDLE_S = 5.0, 60.0
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+_WRITERS: WeakKeyDictionary[Database, ThreadPoolExecutor] = WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+_HERE = threading.local()  # `writing`: this thread is an intake's writer thread
+
+
+def _writer_of(db: Database) -> ThreadPoolExecutor:
+    """The one thread of this process that writes a bot process's changes to the intake file
+    `db`, started with its first queue: at the priority the process had then. A worker
+    process lowers its priority once its runtime is built; a thread of lower priority that
+    holds SQLite's write lock when the CPU is busy keeps the front's record (and its ack)
+    waiting, so the lock is only ever taken at the priority the front has."""
+    with _WRITERS_GUARD:
+        writer = _WRITERS.get(db)
+        if writer is None:
+            writer = ThreadPoolExecutor(1, thread_name_prefix="intake-writer")
+            writer.submit(_mark_writer).result()  # its thread starts now, at this priority
+            _WRITERS[db] = writer
+        return writer
+
+
+def _mark_writer() -> None:
+    _HERE.writing = True
+
+
+def _on_writer(
+    method: Callable[Concatenate[JobQueue, P], T],
+) -> Callable[Concatenate[JobQueue, P], T]:
+    """Run `method` on the intake's writer thread (SQLite), waiting for it."""
+
+    def run(queue: JobQueue, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if queue._writer is None or getattr(_HERE, "writing", False):
+            return method(queue, *args, **kwargs)
+        return queue._writer.submit(method, queue, *args, **kwargs).result()
+
+    functools.update_wrapper(run, method)  # its name and contract
+    return run
+
+
 class JobQueue:
     """The `jobs` table: fronts record, bot processes take, renew and finish."""
 
@@ -53,6 +97,10 @@ class JobQueue:
         self.intake = db.intake()
         self.retention = Retention(keep_s)
         self._sqlite = self.intake.engine.dialect.name == "sqlite"
+        # bot processes' writes (claims, renewals, finishes) go through one thread of the
+        # priority the process had when it was built (see `_writer_of`); a front's record,
+        # whose process keeps its priority, does not
+        self._writer = _writer_of(self.intake) if self._sqlite and self.intake is not db else None
         self._adopting = threading.Lock()
         self._adopt_at = 0.0  # monotonic: when to look at the state database's own table next
         self._adopt()
@@ -126,6 +174,7 @@ class JobQueue:
             # apart from the time this process waited for a CPU: who held the lock that long
             log.warning("recording a job waited %.0f ms for the write lock", waited * 1000)
 
+    @_on_writer
     def claim(
         self,
         owner: str,
@@ -167,6 +216,7 @@ class JobQueue:
             },
         )
 
+    @_on_writer
     def renew(self, job_ids: list[str], owner: str, *, lease_s: float) -> None:
         """Extend `owner`'s leases on `job_ids` (those it still holds)."""
         if not job_ids:
@@ -183,12 +233,14 @@ class JobQueue:
                 .execution_options(synchronize_session=False)
             )
 
+    @_on_writer
     def let_lapse(self, owner: str) -> int:
         """End `owner`'s leases on the jobs it runs now, so another process takes them again
         (see `core.execution.leases.let_lapse`); how many."""
         mine = (JobRow.owner == owner, JobRow.state == JobState.RUNNING)
         return leased.let_lapse(self._writing, JobRow, mine=mine, now=utcnow())
 
+    @_on_writer
     def answer(self, job: JobRow, result: dict[str, Any]) -> None:
         """Keep what `job` answered, for the front that waits for it (the HTTP API), while
         this hold of it is current."""
@@ -204,6 +256,7 @@ class JobQueue:
                 .execution_options(synchronize_session=False)
             )
 
+    @_on_writer
     def finish(self, job: JobRow, state: JobState = JobState.DONE) -> None:
         """End `job` (only while this hold of it is current); now and then, jobs that ended
         over `keep_s` ago go (unfinished ones stay, however old)."""
@@ -222,6 +275,7 @@ class JobQueue:
         if (before := self.retention.due(now)) is not None:
             self.forget_ended_before(before)
 
+    @_on_writer
     def forget_ended_before(self, moment: datetime) -> int:
         """Delete the jobs that ended (done or abandoned) before `moment`; how many."""
         ended = func.coalesce(JobRow.finished_at, JobRow.created_at)
@@ -274,13 +328,17 @@ class JobQueue:
         if self.intake is self.db or not self._adopting.acquire(blocking=False):
             return
         try:
-            left = intake.adopt(self.db.url, utcnow())
+            left = self._moved()
         except StoreError as exc:  # tried again at the next claim
             log.warning("%s", exc.message)
             left = 1
         finally:
             self._adopting.release()
         self._adopt_at = time.monotonic() + (ADOPT_AGAIN_S if left else ADOPT_IDLE_S)
+
+    @_on_writer
+    def _moved(self) -> int:
+        return intake.adopt(self.db.url, utcnow())
 
     def _writing(self) -> Any:
         return _Writing(self)

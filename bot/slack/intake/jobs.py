@@ -1,8 +1,8 @@
 """The requests the Slack front acknowledges, as typed jobs: a slash command, a mention of the
 bot, a direct message to it, a button click, the App Home opened.
 
-The front records one of these in the state database before it acks (`core.store.jobs.JobQueue`);
-the worker reads it back with `job_of` and runs it.
+The front records one of these before it acks (`core.store.jobs.JobQueue`: on SQLite in the
+intake file beside the state database); the worker reads it back with `job_of` and runs it.
 """
 
 from __future__ import annotations

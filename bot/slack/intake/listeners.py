@@ -1,7 +1,7 @@
 """Slash-command, event and button listeners: the same for HTTP and Socket Mode.
 
 A listener only parses and records: slash-command text that does not parse, and help, are
-answered in the ack (ephemeral); everything else is recorded as a job in the state database
+answered in the ack (ephemeral); everything else is recorded as a job (`core.store.jobs`)
 before the ack, so an acknowledged request survives any process that would run it. Mentions
 and DMs are always recorded (an event's ack carries no answer): the worker answers them where
 they were typed. A retried delivery (same Slack id, `event_id` for events) records nothing.

@@ -208,3 +208,44 @@ def test_chatops_check_reports_an_intake_file_a_newer_version_made(state: Path) 
     found = database_finding(settings)
     assert found.verdict is not Verdict.OK
     assert f"chatops-intake.db is at version {intake.SCHEMA + 1}" in found.detail
+
+
+def test_a_worker_of_lower_priority_holds_the_intake_lock_only_at_the_priority_it_was_built_with(
+    state: Path,
+) -> None:
+    """A worker lowers its priority once built; had its threads held the intake's write lock,
+    a busy CPU would keep the front's record waiting behind them."""
+    import os
+    import threading
+
+    from sqlalchemy import event
+
+    db = Database(f"sqlite:///{state}")
+    queue = JobQueue(db)  # built at the process's priority, as a worker's runtime is
+    writes: list[tuple[str, int]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("UPDATE", "DELETE")):
+            nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            writes.append((statement.split()[0].upper(), nice))
+
+    event.listen(queue.intake.engine, "before_cursor_execute", seen)
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    done: list[int] = []
+
+    def lowered() -> None:
+        os.nice(10)  # this thread only, as the worker's threads after it lowered its own
+        queue.record(key="k", front="slack", job=Asked(text="a"), kind="command")
+        taken = queue.claim("worker", lease_s=60, fronts=FRONTS, kinds=KINDS)
+        assert taken is not None
+        queue.renew([taken.id], "worker", lease_s=60)
+        queue.finish(taken)
+        done.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=lowered)
+    thread.start()
+    thread.join(30)
+    assert done == [before + 10]
+    assert [w for w, _ in writes][:3] == ["UPDATE", "UPDATE", "UPDATE"]  # claim, renew, finish
+    assert {nice for _, nice in writes} == {before}
+    db.close()
