@@ -49,6 +49,7 @@ MASKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d+(\.\d+)?( req)?/min\b"), "<rate>/min"),
     (re.compile(r"\b\d+(\.\d+)?% errors"), "<n>% errors"),
     (re.compile(r"\berrors in \d+\b"), "errors in <n>"),
+    (re.compile(r"\b\d+ MB resident\b"), "<n> MB resident"),
     (re.compile(r"\bprivate ports \d+(, \d+)*"), "private ports <ports>"),
     (re.compile(r"\b(127\.0\.0\.1|localhost):\d+"), r"\1:<port>"),
     (re.compile(r"\brun [0-9a-f]{8}\b"), "run <id>"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -122,6 +123,10 @@ def test_scale_keeps_the_url_and_loses_no_request(runtime: Runtime) -> None:
     assert (ep.model, ep.version, ep.up, ep.replicas) == ("iris", 2, True, 2)
     assert ep.resources == "2 cpu, 512 MB"
     assert ep.detail.startswith("4/4 processes up")  # 2 replicas x 2 cpu
+    # each model-server process's own memory, as its watchdog reads it against the limit
+    largest = re.fullmatch(r"4/4 processes up, at most (\d+) MB resident per process", ep.detail)
+    assert largest is not None, ep.detail
+    assert 20 < int(largest.group(1)) < 512, ep.detail
 
 
 def test_restarted_bot_adopts_live_endpoints_and_shows_dead_ones_down(

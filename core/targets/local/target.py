@@ -374,6 +374,9 @@ class LocalTarget:
         detail = f"{len(pids)}/{len(dep['workers'])} processes up"
         if restarts:
             detail += f", {restarts} restart(s)"
+        largest = _largest_resident_mb(pids)
+        if largest is not None:  # what each process's watchdog holds to the memory limit
+            detail += f", at most {largest:.0f} MB resident per process"
         return Health(
             up=ok and bool(pids),
             url=url,
@@ -403,3 +406,18 @@ class LocalTarget:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _largest_resident_mb(pids: list[int]) -> float | None:
+    """The resident memory of the largest of the model-server processes `pids` (each is held
+    to the endpoint's memory limit by its own watchdog; forked from one runtime, they share
+    pages, so a sum would overstate them); None when none can be read."""
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            found.append(psutil.Process(pid).memory_info().rss / 2**20)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return max(found) if found else None
