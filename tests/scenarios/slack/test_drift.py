@@ -27,6 +27,7 @@ from core.admission.roles import Actor
 from core.config import Settings
 from core.drift import Drift
 from core.events import Notice, Outcome, Refusal
+from core.marks import unmarked
 from core.registry.demo import create_demo_model
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
@@ -328,9 +329,15 @@ def test_alias_refuses_without_an_alias_a_version_the_registry_lacks_and_while_h
     assert isinstance(held, Refusal) and "under way: it moves @prod itself" in held.text
     assert "prod" not in _aliases(registry)
     assert first.worker().run_pending() == 1
-    moved = move(1, "prod")
-    assert moved == Notice("@prod of iris now names v1: prod serves v1")
-    assert _aliases(registry)["prod"] == 1
+    assert _aliases(registry)["prod"] == 1  # the deploy moved it itself (write-back)
+    assert move(1, "prod") == Notice("@prod of iris names v1 already")
+    moved = move(2, "prod")
+    assert isinstance(moved, Notice)
+    assert unmarked(moved.text) == (
+        "@prod of iris now names v2 (it named v1); prod serves v1 (`deploy iris v2 to prod` "
+        "serves v2)"
+    )
+    assert _aliases(registry)["prod"] == 2
 
 
 def test_an_alias_event_from_the_webhook_looks_for_drift_at_once(
