@@ -4,10 +4,11 @@
 
 Runs, each for this checkout and (with `--before`) for the commit REV checked out beside it,
 one right after the other so a busy machine loads both alike:
-- `start`: bench/front_start.py, a local environment: start -> `/healthz`, start -> `/readyz`
-  and a first command answered, RSS of the front, its worker and the model-server runtime;
-- `cml`: bench/front_start.py --environments cml: the RSS of a bot whose environments are all
-  on CML, all its processes together;
+- `start`: bench/front_start.py --restart, a local environment: a bot restarted on its state
+  database, start -> `/healthz`, start -> `/readyz` and a first command answered, RSS of the
+  front, its worker and the model-server runtime;
+- `cml`: the same with --environments cml: the RSS of a bot whose environments are all on
+  CML, all its processes together;
 - `ack`: bench/slack_ack.py: signed slash commands acked while deploys run, p50/p99/max;
 - `cold`: bench/deploy_vs_mlflow_serve.py --cold-only: `chatops console -c "/deploy iris v1"`
   to the first prediction, against `mlflow models serve` to its first `/ping`;
@@ -95,8 +96,8 @@ def measure(bench: str, tree: Path, out: Path, args: argparse.Namespace) -> dict
     """One benchmark of `tree`'s bot, run by this checkout's bench scripts; its figures."""
     runs = str(args.runs)
     command = {
-        "start": ["front_start.py", "--runs", runs],
-        "cml": ["front_start.py", "--runs", runs, "--environments", "cml"],
+        "start": ["front_start.py", "--runs", runs, "--restart"],
+        "cml": ["front_start.py", "--runs", runs, "--restart", "--environments", "cml"],
         "ack": ["slack_ack.py"],
         "cold": ["deploy_vs_mlflow_serve.py", "--cold-only", "--runs", runs],
         "soak": ["soak.py", "--commands", str(args.soak)],

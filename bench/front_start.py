@@ -1,6 +1,7 @@
 """Start-up of the Slack front as deployed: time to `/healthz` and `/readyz`, and memory.
 
     python bench/front_start.py [--runs 3] [--environments local|cml] [--tree PATH]
+                                [--restart] [--json FILE]
 
 Starts `chatops run --mode http` (the front and its worker process) against the Slack Web
 API emulator and a registry holding the demo model, `--runs` times, each in a fresh state
@@ -12,6 +13,9 @@ model-server runtime), 3 s after the worker is warm (it logs the readiness check
 `--environments cml` configures one CML environment (served by the CML emulator) instead of
 a local one.
 `--tree` starts the bot of another checkout (an older commit, for a before/after figure).
+`--restart` has each start find its state database made and current (`chatops db upgrade`
+first, not timed): a bot restarted, rather than one started for the first time. `--json` also
+writes the medians to a file.
 """
 
 from __future__ import annotations
@@ -114,6 +118,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--environments", choices=["local", "cml"], default="local")
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to start")
+    parser.add_argument("--restart", action="store_true", help="a state database made before")
+    parser.add_argument("--json", type=Path, help="write the medians here too")
     args = parser.parse_args()
     tree = args.tree.resolve()
     work = Path(tempfile.mkdtemp(prefix="chatops-front-"))
@@ -143,6 +149,14 @@ def main() -> None:
                 "CHATOPS_ENVIRONMENTS": json.dumps([environment]),
                 KEY_VAR: "k3y",
             }
+            if args.restart:
+                subprocess.run(
+                    [sys.executable, "-m", "bot.cli", "db", "upgrade"],
+                    env=env,
+                    cwd=tree,
+                    check=True,
+                    capture_output=True,
+                )
             row = start_once(tree, env, port, work / f"bot{run}.log", slack)
             rows.append(row)
             print(
@@ -165,6 +179,8 @@ def main() -> None:
         f"{median['front_cpu']:.2f} s; RSS front {median['front_mb']:.0f} MB, worker "
         f"{median['worker_mb']:.0f} MB, model-server runtime {median['rest_mb']:.0f} MB"
     )
+    if args.json:
+        args.json.write_text(json.dumps(median))
 
 
 if __name__ == "__main__":
