@@ -2,7 +2,9 @@
 their own next to the state database (`chatops.db` -> `chatops-intake.db`), so an ack never
 waits for SQLite's one writer while a worker records steps, watches and traffic in the state
 database. Both sides keep their transactions short there: the front's INSERT, and a worker's
-claim, lease renewals and finish. On PostgreSQL the jobs stay in the state database (row
+claim, lease renewals and finish, written from one thread of the priority the worker had
+before it lowered its own (`core.store.jobs`), so the lock is never held by a thread a busy
+CPU leaves waiting. On PostgreSQL the jobs stay in the state database (row
 locks, no single writer): `url_of` says so with None.
 
 The file's schema is versioned by SQLite's `user_version`, not by Alembic: `prepare` brings it

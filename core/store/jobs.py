@@ -80,7 +80,11 @@ def _on_writer(
     def run(queue: JobQueue, /, *args: P.args, **kwargs: P.kwargs) -> T:
         if queue._writer is None or getattr(_HERE, "writing", False):
             return method(queue, *args, **kwargs)
-        return queue._writer.submit(method, queue, *args, **kwargs).result()
+        try:
+            done = queue._writer.submit(method, queue, *args, **kwargs)
+        except RuntimeError:  # the interpreter is exiting: its threads take nothing new
+            return method(queue, *args, **kwargs)
+        return done.result()
 
     functools.update_wrapper(run, method)  # its name and contract
     return run

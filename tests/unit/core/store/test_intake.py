@@ -249,3 +249,16 @@ def test_a_worker_of_lower_priority_holds_the_intake_lock_only_at_the_priority_i
     assert [w for w, _ in writes][:3] == ["UPDATE", "UPDATE", "UPDATE"]  # claim, renew, finish
     assert {nice for _, nice in writes} == {before}
     db.close()
+
+
+def test_a_queue_still_writes_once_its_writer_thread_is_gone(state: Path) -> None:
+    """At interpreter exit the writer thread takes nothing new: a hand-over still ends leases."""
+    db = Database(f"sqlite:///{state}")
+    queue = JobQueue(db)
+    queue.record(key="k", front="slack", job=Asked(text="a"), kind="command")
+    assert queue.claim("worker", lease_s=60, fronts=FRONTS, kinds=KINDS) is not None
+    assert queue._writer is not None
+    queue._writer.shutdown()
+    assert queue.let_lapse("worker") == 1
+    assert queue.claim("next", lease_s=60, fronts=FRONTS, kinds=KINDS) is not None
+    db.close()
