@@ -288,9 +288,9 @@ def test_the_buttons_of_a_drift_are_the_typed_commands_of_whoever_clicks(
     assert _aliases(registry)["prod"] == 1
     rows = [r for r in first.repos.audit.entries(limit=10) if r.command.startswith("/mlops alias")]
     assert [(r.actor_name, r.command, r.outcome) for r in rows] == [
-        (f"<@{ALICE}>", "/mlops alias iris v1 in prod", "succeeded"),
+        (f"<@{ALICE}>", "/mlops alias iris v1 in prod if serving", "succeeded"),
         (f"<@{BOB}>", "/mlops alias iris v1 in prod", "refused"),  # typed
-        (f"<@{BOB}>", "/mlops alias iris v1 in prod", "refused"),  # clicked
+        (f"<@{BOB}>", "/mlops alias iris v1 in prod if serving", "refused"),  # clicked
     ]
     assert first.announcements.drifted(front="slack") == []
 
@@ -328,6 +328,9 @@ def test_alias_refuses_without_an_alias_a_version_the_registry_lacks_and_while_h
     assert isinstance(held, Refusal) and "under way: it moves @prod itself" in held.text
     assert "prod" not in _aliases(registry)
     assert first.worker().run_pending() == 1
+    assert _aliases(registry)["prod"] == 1  # the deploy wrote it back
+    assert move(1, "prod") == Notice("@prod of iris names v1 already")
+    registry.delete_registered_model_alias("iris", "prod")
     moved = move(1, "prod")
     assert moved == Notice("@prod of iris now names v1: prod serves v1")
     assert _aliases(registry)["prod"] == 1
