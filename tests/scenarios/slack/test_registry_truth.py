@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,18 @@ def test_an_admins_deploy_moves_the_alias_and_no_drift_is_ever_announced_for_it(
         assert _drifts(slack_api) == [], slack_api.summary()
         _sound(slack_api)
 
+    # what @prod named at a moment between the two deploys: v1, which served then
+    (first,) = rt.repos.served.intervals("prod", "iris", 1)
+    assert first.ended is not None
+    between = first.started + (first.ended - first.started) / 2
+    moment = f"{between.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z"
+    asked = post_command(url, slack_api, "/mlops", f"history iris --at {moment}")
+    assert asked.is_success
+    slack_api.wait_for(lambda api: any("What served iris" in t for t in _said(api)), 30)
+    (told,) = [t for t in _said(slack_api) if "What served iris" in t]
+    assert "prod: iris v1 since " in told and "; @prod named v1" in told, told
+    _sound(slack_api)
+
 
 def _drift_message(api: SlackEmulator) -> Any:
     (message,) = [m for m in api.messages(ANNOUNCE) if m.text.startswith(DRIFT)]
@@ -182,6 +195,12 @@ def test_a_hand_moved_alias_is_repaired_with_one_click_and_its_buttons_then_chan
     assert _drifts(slack_api) == ["`@prod` now names iris v2, prod serves v1"]  # once
     message = _drift_message(slack_api)
     _sound(slack_api)
+    # the time machine tells the moved alias from what served
+    moment = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}Z"
+    assert post_command(url, slack_api, "/mlops", f"history iris --at {moment}").is_success
+    slack_api.wait_for(lambda api: any("What served iris" in t for t in _said(api)), 30)
+    (told,) = [t for t in _said(slack_api) if "What served iris" in t]
+    assert "prod: iris v1 since " in told and "; @prod named v2" in told, told
 
     # an admin deploys what the alias names, with one click: alias and serving agree
     _click(url, slack_api, ALICE, message, "Deploy v2 to prod")
