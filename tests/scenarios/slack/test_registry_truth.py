@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -23,12 +24,16 @@ from bot.slack.posting.poster import Poster, web_client
 from bot.slack.settings import SlackSettings
 from commands.registry import COMMANDS
 from core.config import Settings
+from core.events import Outcome
 from core.registry.demo import create_demo_model
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
 from tests.conftest import make_settings
+from tests.mlflow_server import MlflowServer
 from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, SIGNING_SECRET, post_command
 from tests.scenarios.slack.test_drift import ANNOUNCE, BOB, _aliases, _click, _told
+from tests.scenarios.test_deploy_scale_status import ADMIN, run
+from tests.scenarios.test_write_back import BODY, StopsTheRegistry
 from tests.slack_api.emulator import SlackEmulator
 
 DRIFT = "`@prod` "  # how every drift announcement begins, and no other message
@@ -232,3 +237,52 @@ def test_a_hand_moved_alias_is_repaired_with_one_click_and_its_buttons_then_chan
         rt.announcements.poll(front="slack")
     assert len(_drifts(slack_api)) == 2
     _sound(slack_api)
+
+
+def test_a_real_registry_that_refuses_the_write_back_leaves_the_endpoint_live_and_one_drift(
+    tmp_path: Path, zygote: Zygote, slack_api: SlackEmulator
+) -> None:
+    """A real `mlflow server`, down the moment traffic moved: the deploy ends live and says
+    the registry refused; once the server is back, the drift this left is announced once."""
+    (tmp_path / "mlflow").mkdir()
+    server = MlflowServer(tmp_path / "mlflow").start()
+    rt: Runtime | None = None
+    try:
+        create_demo_model(tracking_uri=server.uri, artifact_root=tmp_path / "artifacts")
+        settings = _settings(tmp_path / "state", server.uri, registry_wait_s=2.0)
+        for env in settings.environments:
+            env.admins.append(ADMIN.id)
+        rt = Runtime(settings, zygote=zygote)
+        slack_api.add_channel(ANNOUNCE, name="models", member=True)
+        feed = _webhook(rt, slack_api).follow()
+        assert feed is not None
+        client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+        assert run(rt, "/deploy iris v1 to prod").ok
+        feed.poll()
+        assert _aliases(client)["prod"] == 1
+
+        refused = run(rt, "/deploy iris v2 to prod", seen := StopsTheRegistry(server))
+        assert isinstance(refused, Outcome) and refused.ok, seen.text
+        assert "; the registry refused to move @prod to v2: " in refused.text
+        assert "unexpected" not in seen.text.lower()
+        answer = httpx.post(refused.url, json=BODY, timeout=10)
+        assert answer.status_code == 200 and answer.headers["x-model"] == "iris/2"
+        for _ in range(3):  # a registry that cannot be read announces nothing, nor fails
+            feed.poll()
+        assert _drifts(slack_api) == []
+
+        server.start()  # back: @prod still names v1 while v2 serves, told once
+        for _ in range(5):
+            feed.poll()
+        assert _drifts(slack_api) == ["`@prod` now names iris v1, prod serves v2"]
+        (actions,) = [b for b in _drift_message(slack_api).blocks if b["type"] == "actions"]
+        assert [b["text"]["text"] for b in actions["elements"]] == [
+            "Deploy v1 to prod",
+            "Move @prod back to v2",
+        ]
+        _sound(slack_api)
+    finally:
+        server.stop()
+        if rt is not None:
+            rt.shut_down_endpoints()
+            rt.close()
