@@ -25,15 +25,19 @@ from bot.slack.settings import SlackSettings
 from commands.registry import COMMANDS
 from core.config import Settings
 from core.events import Outcome
+from core.oncall.alerts import LogAlerts
+from core.oncall.watching import CHECK_S
 from core.registry.demo import create_demo_model
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
+from tests.clock import FakeClock
 from tests.conftest import make_settings
 from tests.mlflow_server import MlflowServer
 from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, SIGNING_SECRET, post_command
 from tests.scenarios.slack.test_drift import ANNOUNCE, BOB, _aliases, _click, _told
 from tests.scenarios.test_deploy_scale_status import ADMIN, run
-from tests.scenarios.test_write_back import BODY, StopsTheRegistry
+from tests.scenarios.test_write_back import BODY, StopsTheRegistry, with_alias
+from tests.scenarios.watch_support import fragile_settings, send
 from tests.slack_api.emulator import SlackEmulator
 
 DRIFT = "`@prod` "  # how every drift announcement begins, and no other message
@@ -286,3 +290,47 @@ def test_a_real_registry_that_refuses_the_write_back_leaves_the_endpoint_live_an
         if rt is not None:
             rt.shut_down_endpoints()
             rt.close()
+
+
+def test_the_watchs_automatic_rollback_moves_the_alias_back_and_announces_no_drift(
+    tmp_path: Path, zygote: Zygote, clock: FakeClock, slack_api: SlackEmulator
+) -> None:
+    settings = with_alias(fragile_settings(tmp_path), "dev-serving", env="dev")
+    settings = settings.model_copy(update={"registry_poll_s": 0.01})
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    rt = Runtime(settings, zygote=zygote, clock=clock)
+    slack_api.add_channel(ANNOUNCE, name="models", member=True)
+    feed = _webhook(rt, slack_api).follow()
+    assert feed is not None
+    stop = threading.Event()
+
+    def polling() -> None:  # at its fastest, through the deploys and the rollback
+        while not stop.is_set():
+            feed.poll()
+
+    poller = threading.Thread(target=polling, daemon=True)
+    poller.start()
+    try:
+        assert run(rt, "/deploy iris v2").ok
+        deployed = run(rt, "/deploy iris v3")
+        assert isinstance(deployed, Outcome) and deployed.ok
+        watcher = rt.watcher(alerts=LogAlerts(say=lambda _: None), runner=rt.runner)
+        watcher.tick()
+        assert set(send(deployed.url, 30, 500.0)) == {500}
+        clock.advance(CHECK_S)
+        watcher.tick()
+        assert watcher.settle(120)
+        assert rt.repos.endpoints.get("dev", "iris").version == 2  # type: ignore[union-attr]
+        assert _aliases(client)["dev-serving"] == 2
+        stop.set()
+        poller.join(30)
+        for _ in range(5):
+            feed.poll()
+        drifts = [m.text for m in slack_api.messages(ANNOUNCE) if m.text.startswith("`@")]
+        assert drifts == [], slack_api.summary()
+        _sound(slack_api)
+    finally:
+        stop.set()
+        poller.join(30)
+        rt.shut_down_endpoints()
+        rt.close()
