@@ -1,4 +1,4 @@
-"""`alias <model> v<N> [in <env>]`"""
+"""`alias <model> v<N> [in <env>] [if serving]`"""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from commands.base import Context, Reply, UsageError, check_name, shown, tokens
 
 NAME = "alias"
 SUMMARY = "move an environment's registry alias to a version, serving nothing new (admins)"
-USAGE = "alias <model> v<N> [in <env>]"
-EXAMPLES = ["alias iris v6 in prod"]
+USAGE = "alias <model> v<N> [in <env>] [if serving]"
+EXAMPLES = ["alias iris v6 in prod", "alias iris v6 in prod if serving"]
 DETAILS = """\
 An environment that names a registry alias (`"alias": "prod"` in its settings) has the
 registry say what serves there: `@prod` of a model names the version prod serves. When the
@@ -19,7 +19,9 @@ alias moves outside the bot, the announce channel is told ("`@prod` now names ir
 serves v6") with a button for each way back to agreement: /deploy the version it names, or
 this command, which moves the alias back and changes nothing that serves. Refused while an
 operation is under way on the endpoint (its rollout moves the alias itself when it ends), and
-for an environment that names no alias. A registry that refuses the write says so."""
+for an environment that names no alias. A registry that refuses the write says so.
+`if serving` moves it only while the environment serves that version (what a drift's *Move
+back* button runs: once something else serves, the click changes nothing and says so)."""
 
 _VERSION = re.compile(r"^[vV]?(\d{1,9})$")
 
@@ -28,6 +30,7 @@ class Alias(BaseModel):
     model: str
     version: int
     env: str | None = None
+    if_serving: bool = False
 
 
 def _error(problem: str) -> UsageError:
@@ -36,6 +39,9 @@ def _error(problem: str) -> UsageError:
 
 def parse(text: str) -> Alias | UsageError:
     words = tokens(text)
+    if_serving = [w.lower() for w in words[-2:]] == ["if", "serving"]
+    if if_serving:
+        words = words[:-2]
     if not words:
         return _error("Say which model, which version its alias names, and where.")
     model, rest = words[0], words[1:]
@@ -58,10 +64,15 @@ def parse(text: str) -> Alias | UsageError:
             return bad
         if len(rest) > 2:
             return _error(f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
-    return Alias(model=model, version=version, env=env)
+    return Alias(model=model, version=version, env=env, if_serving=if_serving)
 
 
 def run(cmd: Alias, ctx: Context) -> Reply:
     return ctx.core.aliases.move(
-        model=cmd.model, version=cmd.version, env=cmd.env, actor=ctx.actor, command=ctx.text
+        model=cmd.model,
+        version=cmd.version,
+        env=cmd.env,
+        actor=ctx.actor,
+        command=ctx.text,
+        if_serving=cmd.if_serving,
     )

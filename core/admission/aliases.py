@@ -31,10 +31,18 @@ class AliasMover:
         self.operations = operations
 
     def move(
-        self, *, model: str, version: int, env: str | None, actor: Actor, command: str
+        self,
+        *,
+        model: str,
+        version: int,
+        env: str | None,
+        actor: Actor,
+        command: str,
+        if_serving: bool = False,
     ) -> Notice | Refusal:
         """Make the alias `env` names (`@prod`) name `model` v`version` in the registry;
-        what serves is left as it is. The attempt is audited whatever became of it."""
+        what serves is left as it is (`if_serving`: only while `env` serves that version).
+        The attempt is audited whatever became of it."""
         environment = self.admission.admit(Action.ALIAS, actor, command, env, model)
         if isinstance(environment, Refusal):
             return environment
@@ -59,6 +67,14 @@ class AliasMover:
                     f"under way: it moves @{alias} itself when it ends; nothing was moved"
                 )
             )
+        serving = self.endpoints.get(name, model)
+        if if_serving and (serving is None or serving.version != version):
+            now = (
+                f"nothing of {model} serves in {name} now"
+                if serving is None
+                else f"{name} serves {model} v{serving.version} now, not v{version}"
+            )
+            return audited(Refusal(f"{now}: @{alias} was not moved"))
         try:
             self.registry.resolve(model, version=version)
             before = aliases_of(self.registry, model).get(alias)
@@ -70,7 +86,6 @@ class AliasMover:
         except RegistryError as exc:
             return audited(Refusal(f"the registry did not move @{alias} of {model}: {exc.message}"))
         was = f" (it named v{before})" if before is not None else ""
-        serving = self.endpoints.get(name, model)
         if serving is None:
             now = f"; nothing of {model} serves in {name}"
         elif serving.version == version:

@@ -30,6 +30,10 @@ class Switch:
     requester: str  # as the front recorded them (a person mark renders them)
     approver: str
     where: dict[str, Any] = field(default_factory=dict)  # where the operation reported
+    alias: str = ""  # the registry alias its environment names ("" none)
+    named: int | None = None  # the version `alias` named at the moment asked (None: none)
+    refused: bool = False  # the registry refused the switch's write-back, and nothing since
+    known: bool = False  # whether what `alias` named then is known
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,18 @@ class ServedAt:
         op = f" in operation {s.operation}" if s.operation else ""
         return (
             f"{s.env}: {s.model} v{s.version} since {self.when(s.since)}{until}{by}{approved}{op}"
+            + self.alias_note(s)
         )
+
+    def alias_note(self, s: Switch) -> str:
+        """What the environment's registry alias named at the moment: `; @prod named v6`."""
+        if not s.alias or not s.known:
+            return ""
+        if s.refused:
+            return f"; @{s.alias} was not moved to it (the registry refused)"
+        if s.named is None:
+            return f"; @{s.alias} named no version"
+        return f"; @{s.alias} named v{s.named}"
 
     @property
     def text(self) -> str:
@@ -128,14 +143,28 @@ def served_at(
         now=now,
         zone=zone,
         envs=tuple(envs),
-        served=tuple(_switch(repos, i) for i in intervals),
+        served=tuple(_switch(repos, settings, i, at) for i in intervals),
         begins=repos.served.begins(),
     )
 
 
-def _switch(repos: Repositories, interval: Interval) -> Switch:
+def _switch(repos: Repositories, settings: Settings, interval: Interval, at: datetime) -> Switch:
     op = repos.operations.get(interval.operation) if interval.operation else None
     brief = (op.brief if op is not None else None) or {}
+    environment = settings.environment(interval.env)
+    alias = (environment.alias if environment is not None else None) or ""
+    named: int | None = None
+    refused, known = False, False
+    if alias:
+        # the switch's own write-back, then any move of the alias seen after it, by `at`
+        written = (op.remote or {}).get("written") if op is not None else None
+        if isinstance(written, str):
+            named, refused, known = interval.version, bool(written), True
+        moves = repos.registry_events.alias_moves(
+            interval.model, alias, since=interval.started, until=at
+        )
+        if moves:
+            named, refused, known = moves[-1][1], False, True
     return Switch(
         env=interval.env,
         model=interval.model,
@@ -146,4 +175,8 @@ def _switch(repos: Repositories, interval: Interval) -> Switch:
         requester=op.requested_by if op is not None else "",
         approver=str(brief.get("approver") or ""),
         where=dict(op.reply_to or {}) if op is not None else {},
+        alias=alias,
+        named=named,
+        refused=refused,
+        known=known,
     )

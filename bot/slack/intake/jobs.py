@@ -167,8 +167,9 @@ class AnnouncedAction(_Named):
 
     @property
     def line(self) -> str:
-        where = "in" if self.action == "alias" else "to"
-        return f"/{self.namespace} {self.action} {self.model} v{self.version} {where} {self.env}"
+        if self.action == "alias":  # moved back only while what it is moved to serves
+            return f"/{self.namespace} alias {self.model} v{self.version} in {self.env} if serving"
+        return f"/{self.namespace} {self.action} {self.model} v{self.version} to {self.env}"
 
     @property
     def entry(self) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -130,6 +131,24 @@ class RegistryEventRepository:
         )
         with self.db.session() as s:
             return {(r.model, r.subject): r.state for r in s.execute(query)}
+
+    def alias_moves(
+        self, model: str, alias: str, *, since: datetime, until: datetime
+    ) -> list[tuple[datetime, int | None]]:
+        """When `@alias` of `model` was seen moved (to a version; None: deleted) between
+        `since` and `until`, oldest first."""
+        query = (
+            select(RegistryEventRow.at, RegistryEventRow.state)
+            .where(
+                RegistryEventRow.model == model,
+                RegistryEventRow.subject == f"alias:{alias}",
+                RegistryEventRow.at >= self.db.comparable(since),
+                RegistryEventRow.at <= self.db.comparable(until),
+            )
+            .order_by(RegistryEventRow.at, RegistryEventRow.seq)
+        )
+        with self.db.session() as s:
+            return [(r.at, int(r.state) if r.state.isdigit() else None) for r in s.execute(query)]
 
     def baselined(self) -> bool:
         """Whether the registry's state was taken in once already (by any process)."""

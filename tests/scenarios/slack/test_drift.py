@@ -289,9 +289,9 @@ def test_the_buttons_of_a_drift_are_the_typed_commands_of_whoever_clicks(
     assert _aliases(registry)["prod"] == 1
     rows = [r for r in first.repos.audit.entries(limit=10) if r.command.startswith("/mlops alias")]
     assert [(r.actor_name, r.command, r.outcome) for r in rows] == [
-        (f"<@{ALICE}>", "/mlops alias iris v1 in prod", "succeeded"),
+        (f"<@{ALICE}>", "/mlops alias iris v1 in prod if serving", "succeeded"),
         (f"<@{BOB}>", "/mlops alias iris v1 in prod", "refused"),  # typed
-        (f"<@{BOB}>", "/mlops alias iris v1 in prod", "refused"),  # clicked
+        (f"<@{BOB}>", "/mlops alias iris v1 in prod if serving", "refused"),  # clicked
     ]
     assert first.announcements.drifted(front="slack") == []
 
