@@ -124,9 +124,11 @@ def _endpoints(console: Console, report: StatusReport) -> None:
                 ("target", ep.target),
                 ("traffic", _shown(traffic(ep.traffic)) or "not counted"),
                 ("underway", _shown(ep.underway) or "nothing"),
-                ("alias", f"⚠ {_shown(ep.drift)}" if ep.drift else "agrees"),
+                # only a drifted endpoint says it (an environment may name no alias)
+                ("alias", f"⚠ {_shown(ep.drift)}" if ep.drift else ""),
             ]:
-                table.add_row(key, value)
+                if key != "alias" or value:
+                    table.add_row(key, value)
             console.print(table)
         return
     table = Table(title="Endpoints")
