@@ -163,7 +163,7 @@ class Api:
             raise Problem(413, f"The body is over {MAX_BODY // 1024} KiB.")
         try:
             body = json.loads(raw or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
             raise Problem(400, "The body is not JSON.") from None
         if not isinstance(body, dict):
             raise Problem(400, "The body is not a JSON object.")

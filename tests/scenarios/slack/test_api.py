@@ -184,6 +184,16 @@ def test_bad_calls_are_told_what_was_wrong_and_change_nothing(api_front: Running
     assert call(api_front, "GET", "dev/deployments", secret).json() == {"deployments": []}
 
 
+def test_a_deeply_nested_body_is_told_it_is_not_json(api_front: RunningFront) -> None:
+    """JSON nested deeper than Python parses (a few KiB of `[`) is a 400, not a 500."""
+    secret = token(api_front.runtime, ALICE)
+    for body in (b"[" * 60_000, b'{"model_uri": ' * 4_000):
+        answer = call(api_front, "POST", "dev/deployments", secret, content=body)
+        assert answer.status_code == 400, answer.text[:200]
+        assert answer.json() == {"error": "The body is not JSON."}
+    assert call(api_front, "GET", "dev/deployments", secret).json() == {"deployments": []}
+
+
 def test_a_token_used_from_two_places_at_once_works_within_its_rate(
     api_front: RunningFront,
 ) -> None:
