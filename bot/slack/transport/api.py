@@ -199,11 +199,13 @@ class Api:
             model, version = _model(body.get("model_uri"))
             given = str(body.get("name") or name or model)
             _name(given, "deployment name")
-            if given != model:
+            # the path's name too: a body's name never redirects an update to another endpoint
+            wrong = next((n for n in (given, name) if n and n != model), None)
+            if wrong is not None:
                 raise Problem(
                     400,
                     f"The bot names each endpoint after its model: name it {model} "
-                    f"(`--name {model}`), not {given}.",
+                    f"(`--name {model}`), not {wrong}.",
                 )
             wait = _wait({**query, **_config(body.get("config"))})
             common["name"] = model

@@ -194,6 +194,16 @@ def test_a_deeply_nested_body_is_told_it_is_not_json(api_front: RunningFront) ->
     assert call(api_front, "GET", "dev/deployments", secret).json() == {"deployments": []}
 
 
+def test_an_update_deploys_only_the_endpoint_its_path_names(api_front: RunningFront) -> None:
+    """`PUT …/deployments/roses` whose body says iris is refused, not run as a deploy of iris."""
+    secret = token(api_front.runtime, ALICE)
+    body = {"name": "iris", "model_uri": "models:/iris/1"}
+    answer = call(api_front, "PUT", "dev/deployments/roses", secret, json=body)
+    assert answer.status_code == 400, answer.text
+    assert "name it iris" in answer.json()["error"] and "not roses" in answer.json()["error"]
+    assert call(api_front, "GET", "dev/deployments", secret).json() == {"deployments": []}
+
+
 def test_a_token_used_from_two_places_at_once_works_within_its_rate(
     api_front: RunningFront,
 ) -> None:
