@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from mlflow.deployments import get_deploy_client
+from mlflow.exceptions import MlflowException
 
 from bot.slack.app import EVENTS_PATH, SlackFront
 from bot.slack.settings import SlackSettings
@@ -22,6 +24,7 @@ from tests.scenarios.slack.conftest import ALICE, OPS, RunningFront, post_comman
 from tests.slack_api.emulator import SlackEmulator
 
 BOB, CAROL = "U0BOB", "U0CAROL"  # a developer of prod; a viewer
+IRIS = [{"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4}]
 
 
 @pytest.fixture
@@ -202,6 +205,30 @@ def test_an_update_deploys_only_the_endpoint_its_path_names(api_front: RunningFr
     assert answer.status_code == 400, answer.text
     assert "name it iris" in answer.json()["error"] and "not roses" in answer.json()["error"]
     assert call(api_front, "GET", "dev/deployments", secret).json() == {"deployments": []}
+
+
+def test_the_plugin_keeps_a_deployment_name_inside_its_target(
+    api_front: RunningFront, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name such as `../../dev/deployments/iris` given to a `chatops:/prod` client is
+    refused on the caller's machine: it never reaches (nor stops) iris in dev."""
+    secret = token(api_front.runtime, ALICE)
+    body = {"model_uri": "models:/iris/1"}
+    assert call(api_front, "POST", "dev/deployments", secret, json=body).status_code == 200
+    monkeypatch.setenv("CHATOPS_URL", api_front.url)
+    monkeypatch.setenv("CHATOPS_TOKEN", secret)
+    prod = get_deploy_client("chatops:/prod")
+    for name in ("../../dev/deployments/iris", "iris/..", "iris?x=1", "iris#x", "ïris", "x" * 200):
+        for act, kwargs in (
+            (prod.delete_deployment, {}),
+            (prod.get_deployment, {}),
+            (prod.update_deployment, {"model_uri": "models:/iris/2"}),
+            (prod.predict, {"inputs": IRIS}),
+        ):
+            with pytest.raises(MlflowException, match="is not a valid deployment name"):
+                act(name, **kwargs)
+    served = call(api_front, "GET", "dev/deployments/iris", secret).json()
+    assert (served["state"], served["version"]) == ("up", 1)
 
 
 def test_a_token_used_from_two_places_at_once_works_within_its_rate(
