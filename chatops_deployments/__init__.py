@@ -84,6 +84,12 @@ class ChatOpsDeploymentClient(BaseDeploymentClient):
                 f"{' and '.join(missing)} not set: {URL_VARIABLE} is the bot's address, "
                 f"{TOKEN_VARIABLE} your personal token (`/mlops token` in Slack)."
             )
+        if not (token.isascii() and token.isprintable()) or " " in token:
+            # never shown: a garbled token is still most of a secret
+            raise MlflowException(
+                f"{TOKEN_VARIABLE} holds characters no token has (quotes, spaces or another "
+                "character pasted with it?): set it to the token alone, `chatops_…`."
+            )
         self.url = url
         self._http = httpx.Client(
             base_url=f"{url}/api/v1/{self.env}",

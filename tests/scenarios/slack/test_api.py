@@ -231,6 +231,22 @@ def test_the_plugin_keeps_a_deployment_name_inside_its_target(
     assert (served["state"], served["version"]) == ("up", 1)
 
 
+def test_the_plugin_says_a_pasted_token_is_garbled_without_showing_it(
+    api_front: RunningFront, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token pasted with typographic quotes or a non-breaking space: a clear error that
+    names CHATOPS_TOKEN and does not show it, not a UnicodeEncodeError."""
+    secret = token(api_front.runtime, ALICE)
+    monkeypatch.setenv("CHATOPS_URL", api_front.url)
+    for garbled in (f"\u201c{secret}\u201d", f"{secret}\u00a0x", f"{secret} {secret}"):
+        monkeypatch.setenv("CHATOPS_TOKEN", garbled)
+        with pytest.raises(MlflowException, match="CHATOPS_TOKEN") as raised:
+            get_deploy_client("chatops:/dev").list_deployments()
+        assert secret[8:] not in str(raised.value)
+    monkeypatch.setenv("CHATOPS_TOKEN", f"  {secret}\n")
+    assert get_deploy_client("chatops:/dev").list_deployments() == []
+
+
 def test_a_token_used_from_two_places_at_once_works_within_its_rate(
     api_front: RunningFront,
 ) -> None:
