@@ -59,6 +59,7 @@ class TokenInfo:
     expires_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expired: bool = False  # its expiry is past: it opens nothing
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class TokenList:
             state = (
                 f"revoked {t.revoked_at:%Y-%m-%d %H:%M} UTC"
                 if t.revoked_at
+                else f"expired {t.expires_at:%Y-%m-%d}"
+                if t.expired
                 else f"expires {t.expires_at:%Y-%m-%d}"
             )
             lines.append(f"  {t.id}  made {t.created_at:%Y-%m-%d %H:%M} UTC, {used}, {state}")
@@ -124,7 +127,8 @@ class Tokens:
 
     def listed(self, actor: Actor) -> TokenList:
         rows = self.repo.of_user(actor.id)[:LISTED]
-        return TokenList([_info(r) for r in rows])
+        now = self.repo.db.now()
+        return TokenList([_info(r, now) for r in rows])
 
     def revoke(self, actor: Actor, token_id: str) -> Revoked | Refusal:
         if self.repo.revoke(token_id, user_id=actor.id):
@@ -145,8 +149,9 @@ class Tokens:
         return Holder(token_id=row.id, user_id=row.user_id)
 
 
-def _info(row: TokenRow) -> TokenInfo:
+def _info(row: TokenRow, now: datetime) -> TokenInfo:
     return TokenInfo(
+        expired=aware(row.expires_at) <= now,
         id=row.id,
         created_at=aware(row.created_at),
         expires_at=aware(row.expires_at),
