@@ -2,11 +2,11 @@
 chatops:/<env>` (the `chatops` deployments plugin) calls, as the owner of a personal token.
 
 A front like Slack's: it checks who calls (`Authorization: Bearer chatops_…`: a token that is
-missing, forged, expired or revoked is 401, with no detail), keeps each token to its rate
-(429 with `Retry-After`), translates the call into the command it stands for (`deploy iris
-v3 to prod`, `status in prod`, `stop iris in prod`) from names it checked, records it as a
-job and waits for the answer a worker runs it to: the same admission, refusals and texts as
-a typed command. It decides nothing.
+missing, forged, expired or revoked is 401, with no detail; a database that cannot say is
+503), keeps each token to its rate (429 with `Retry-After`), translates the call into the
+command it stands for (`deploy iris v3 to prod`, `status in prod`, `stop iris in prod`) from
+names it checked, records it as a job and waits for the answer a worker runs it to: the
+same admission, refusals and texts as a typed command. It decides nothing.
 
     GET    /api/v1/<env>/deployments          list      `status in <env>`
     GET    /api/v1/<env>/deployments/<name>   get       `status <name> in <env>`
@@ -112,7 +112,13 @@ class Api:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.lower(): v for k, v in scope.get("headers") or []}
-        holder = await asyncio.to_thread(self._holder, headers.get(b"authorization", b""))
+        try:
+            holder = await asyncio.to_thread(self._holder, headers.get(b"authorization", b""))
+        except StoreError as exc:  # nobody is let in, nor told their token is bad
+            log.warning("could not check an API token: %s", exc.message)
+            text = "The bot cannot check tokens now (its state database failed); try again."
+            await _send(send, 503, {"error": text}, [*HEADERS, (b"retry-after", b"5")])
+            return
         if holder is None:
             await _send(send, 401, {"error": "unauthorized"}, UNAUTHORIZED)
             return
@@ -144,11 +150,7 @@ class Api:
         scheme, _, secret = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
             return None
-        try:
-            return self.tokens.holder(secret.strip())
-        except StoreError as exc:  # nobody is let in on a database that cannot say who
-            log.warning("could not check an API token: %s", exc.message)
-            return None
+        return self.tokens.holder(secret.strip())
 
     async def _body(
         self, scope: dict[str, Any], receive: Any, headers: dict[bytes, bytes]

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 from mlflow.deployments import get_deploy_client
 from mlflow.exceptions import MlflowException
 
@@ -245,6 +246,29 @@ def test_the_plugin_says_a_pasted_token_is_garbled_without_showing_it(
         assert secret[8:] not in str(raised.value)
     monkeypatch.setenv("CHATOPS_TOKEN", f"  {secret}\n")
     assert get_deploy_client("chatops:/dev").list_deployments() == []
+
+
+def test_a_database_that_cannot_check_tokens_is_a_503_not_a_bad_token(
+    api_front: RunningFront, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the state database cannot say whose a token is, the caller is told to try again
+    (503), not that their token is unknown, revoked or expired (which has them make a new one)."""
+    secret = token(api_front.runtime, ALICE)
+    engine = api_front.runtime.repos.db.engine
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("ALTER TABLE api_tokens RENAME TO api_tokens_away"))
+    answer = call(api_front, "GET", "dev/deployments", secret)
+    assert answer.status_code == 503, answer.text
+    assert "try again" in answer.json()["error"] and secret not in answer.text
+    assert int(answer.headers["Retry-After"]) >= 1
+    monkeypatch.setenv("CHATOPS_URL", api_front.url)
+    monkeypatch.setenv("CHATOPS_TOKEN", secret)
+    with pytest.raises(MlflowException) as raised:
+        get_deploy_client("chatops:/dev").list_deployments()
+    assert "revoked" not in str(raised.value) and "try again" in str(raised.value)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("ALTER TABLE api_tokens_away RENAME TO api_tokens"))
+    assert call(api_front, "GET", "dev/deployments", secret).status_code == 200
 
 
 def test_a_token_used_from_two_places_at_once_works_within_its_rate(
