@@ -35,8 +35,10 @@ from bot.slack.intake.jobs import FRONT, ApiCall
 from bot.slack.transport.http import read_body
 from commands.base import NAME
 from commands.naming import Naming
+from core.admission.approvals import settled_in
 from core.errors import StoreError
 from core.store.jobs import JobQueue, JobState
+from core.store.models import ApprovalRow
 from core.tokens import Holder, Tokens
 
 log = logging.getLogger("chatops.api")
@@ -107,6 +109,7 @@ class Api:
         self.tokens = tokens
         self.naming = naming
         self.limit = limit
+        self.settled = settled_in(queue.db)
         self.channel = channel
         self.wait_s = wait_s
 
@@ -228,13 +231,40 @@ class Api:
                 said = row.result or {}
                 if not said:
                     return 500, {"error": f"`{call.line}` could not be run; try again."}
-                return int(said.get("status", 500)), dict(said.get("body") or {})
+                status, body = int(said.get("status", 500)), dict(said.get("body") or {})
+                if call.wait and status == 202 and body.get("state") == "pending":
+                    return await self._decided(body, deadline, call)
+                return status, body
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 0.5)
+        return self._still_running(call)
+
+    async def _decided(
+        self, pending: dict[str, Any], deadline: float, call: ApiCall
+    ) -> tuple[int, dict[str, Any]]:
+        """The answer to the request `pending` opened, once it was decided or expired: waited
+        for here, so that no worker is held while people decide."""
+        while time.monotonic() < deadline:
+            done, row = await asyncio.to_thread(self.settled, str(pending.get("request", "")))
+            if done:
+                return _decided(pending, row)
+            await asyncio.sleep(0.5)
+        return self._still_running(call)
+
+    def _still_running(self, call: ApiCall) -> tuple[int, dict[str, Any]]:
         return 504, {
             "error": f"`{call.line}` is still running after {self.wait_s:.0f} s; what it "
             "started carries on and reports in its Slack thread."
         }
+
+
+def _decided(pending: dict[str, Any], row: ApprovalRow | None) -> tuple[int, dict[str, Any]]:
+    """The answer `pending` (a request just opened) became once it was settled (`row`)."""
+    if row is None or row.state == "pending":
+        return 408, {**pending, "state": "expired"}
+    body = {**pending, "state": row.state, "decided_by": row.decided_by}
+    body["reason"] = row.decision_reason
+    return (200 if row.state == "approved" else 403), body
 
 
 def _name(value: str, what: str) -> None:

@@ -316,6 +316,29 @@ def test_a_developer_who_waits_hears_the_decision(api_front: RunningFront) -> No
                 assert answer.status_code == 200 and body["state"] == "approved"
 
 
+@pytest.fixture
+def one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATOPS_SLACK_WORKERS", "1")
+
+
+def test_a_developer_who_waits_holds_no_worker_while_the_request_is_open(
+    one_worker: None, api_front: RunningFront
+) -> None:
+    """A call waiting for a decision (`-C wait=true`) does not hold one of the bot's workers:
+    with a single one, the admin's `/approve` and every other command still run."""
+    secret = token(api_front.runtime, BOB)
+    events = api_front.url + EVENTS_PATH
+    with ThreadPoolExecutor(1) as pool:
+        body = {"model_uri": "models:/iris/1", "config": {"wait": "true"}}
+        waiting = pool.submit(call, api_front, "POST", "prod/deployments", secret, json=body)
+        api_front.api.wait_for(lambda _api: asked(api_front, 1) is not None, timeout=60)
+        request = asked(api_front, 1)
+        post_command(events, api_front.api, "/approve", request.id)
+        answer = waiting.result(timeout=90)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "approved" and answer.json()["request"] == request.id
+
+
 def asked(front: RunningFront, version: int) -> Any:
     """Bob's pending request for iris `version`, once it is open."""
     mine = front.runtime.approvals.asked_by(Actor(id=BOB, name=BOB))
