@@ -90,7 +90,7 @@ class ChatOpsDeploymentClient(BaseDeploymentClient):
                 f"{TOKEN_VARIABLE} holds characters no token has (quotes, spaces or another "
                 "character pasted with it?): set it to the token alone, `chatops_…`."
             )
-        self.url = url
+        self.url = re.sub(r"//[^/@]*@", "//", url, count=1)  # shown in errors: no password
         self._http = httpx.Client(
             base_url=f"{url}/api/v1/{self.env}",
             headers={"Authorization": f"Bearer {token}"},

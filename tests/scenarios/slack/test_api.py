@@ -4,6 +4,7 @@ token."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -269,6 +270,24 @@ def test_a_database_that_cannot_check_tokens_is_a_503_not_a_bad_token(
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text("ALTER TABLE api_tokens_away RENAME TO api_tokens"))
     assert call(api_front, "GET", "dev/deployments", secret).status_code == 200
+
+
+def test_the_plugin_says_the_bot_is_down_without_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no bot at CHATOPS_URL, a clear error that shows neither the token nor a password
+    in the URL (a bot behind a proxy's basic authentication)."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = "chatops_" + "A" * 48
+    monkeypatch.setenv("CHATOPS_URL", f"http://ops:proxy-password@127.0.0.1:{port}/")
+    monkeypatch.setenv("CHATOPS_TOKEN", secret)
+    with pytest.raises(MlflowException, match="did not answer") as raised:
+        get_deploy_client("chatops:/dev").list_deployments()
+    said = str(raised.value)
+    assert f"http://127.0.0.1:{port}" in said, said
+    assert "proxy-password" not in said and secret not in said, said
 
 
 def test_a_token_used_from_two_places_at_once_works_within_its_rate(
