@@ -67,6 +67,7 @@ class TokenList:
     """The asker's own tokens: never a secret, never another user's."""
 
     tokens: list[TokenInfo]
+    more: int = 0  # how many were left out (those that no longer work go first)
     ok: bool = True
 
     @property
@@ -86,6 +87,8 @@ class TokenList:
                 else f"expires {t.expires_at:%Y-%m-%d}"
             )
             lines.append(f"  {t.id}  made {t.created_at:%Y-%m-%d %H:%M} UTC, {used}, {state}")
+        if self.more:
+            lines.append(f"  … and {self.more} more not shown (revoked or expired ones last).")
         return "\n".join(lines)
 
 
@@ -126,9 +129,11 @@ class Tokens:
         return Issued(id=row.id, secret=secret, expires_at=aware(row.expires_at))
 
     def listed(self, actor: Actor) -> TokenList:
-        rows = self.repo.of_user(actor.id)[:LISTED]
         now = self.repo.db.now()
-        return TokenList([_info(r, now) for r in rows])
+        infos = [_info(r, now) for r in self.repo.of_user(actor.id)]
+        # those that still work first (newest first, as stored), then the rest
+        infos.sort(key=lambda t: t.revoked_at is not None or t.expired)
+        return TokenList(infos[:LISTED], more=max(0, len(infos) - LISTED))
 
     def revoke(self, actor: Actor, token_id: str) -> Revoked | Refusal:
         if self.repo.revoke(token_id, user_id=actor.id):

@@ -87,3 +87,22 @@ def test_an_expired_token_is_listed_as_expired(
     listed = api.responses[0].body["text"]
     assert f"expired {issued.expires_at:%Y-%m-%d}" in listed, listed
     assert "expires" not in listed, listed
+
+
+def test_a_working_token_is_listed_however_many_were_revoked(
+    running_front: RunningFront, clock: FakeClock
+) -> None:
+    """`/mlops token list` shows the tokens that still work before revoked ones, and says how
+    many it left out, rather than silently cutting the list at its newest twenty."""
+    api, tokens = running_front.api, running_front.runtime.tokens
+    alice = Actor(id=ALICE, name="alice")
+    kept = tokens.issue(alice)
+    for _ in range(21):
+        clock.advance(60)
+        tokens.revoke(alice, tokens.issue(alice).id)
+    running_front.post("/mlops", "token list")
+    api.wait_for(lambda a: len(a.responses) == 1, timeout=30)
+    listed = api.responses[0].body["text"]
+    lines = listed.splitlines()
+    assert kept.id in lines[1], listed
+    assert "2 more not shown" in listed, listed
