@@ -67,7 +67,7 @@ class TokenList:
     """The asker's own tokens: never a secret, never another user's."""
 
     tokens: list[TokenInfo]
-    more: int = 0  # how many were left out (those that no longer work go first)
+    more: int = 0  # how many were left out (those that still work are listed first)
     ok: bool = True
 
     @property
