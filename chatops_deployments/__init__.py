@@ -34,7 +34,8 @@ __all__ = ["ChatOpsDeploymentClient", "run_local", "target_help"]
 log = logging.getLogger("mlflow.deployments.chatops")
 URL_VARIABLE, TOKEN_VARIABLE = "CHATOPS_URL", "CHATOPS_TOKEN"
 FLAVOR = "python_function"
-_TARGET = re.compile(r"chatops:/+([A-Za-z0-9][A-Za-z0-9_.-]{0,127})/?")
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"  # the bot's rule for names (core.config.NAME)
+_TARGET = re.compile(rf"chatops:/+({_NAME})/?")
 # a call that deploys answers when the rollout ended: minutes; connecting stays quick
 TIMEOUT = httpx.Timeout(30.0, read=None)
 
@@ -83,7 +84,13 @@ class ChatOpsDeploymentClient(BaseDeploymentClient):
                 f"{' and '.join(missing)} not set: {URL_VARIABLE} is the bot's address, "
                 f"{TOKEN_VARIABLE} your personal token (`/mlops token` in Slack)."
             )
-        self.url = url
+        if not (token.isascii() and token.isprintable()) or " " in token:
+            # never shown: a garbled token is still most of a secret
+            raise MlflowException(
+                f"{TOKEN_VARIABLE} holds characters no token has (quotes, spaces or another "
+                "character pasted with it?): set it to the token alone, `chatops_…`."
+            )
+        self.url = re.sub(r"//[^/@]*@", "//", url, count=1)  # shown in errors: no password
         self._http = httpx.Client(
             base_url=f"{url}/api/v1/{self.env}",
             headers={"Authorization": f"Bearer {token}"},
@@ -112,6 +119,7 @@ class ChatOpsDeploymentClient(BaseDeploymentClient):
         endpoint: str | None = None,
     ) -> dict[str, Any]:
         _flavor(flavor)
+        name = _named(name)
         if not model_uri:
             raise MlflowException(
                 "Say which version to serve (-m models:/<model>/<version>); resources change "
@@ -123,13 +131,13 @@ class ChatOpsDeploymentClient(BaseDeploymentClient):
     def delete_deployment(
         self, name: str, config: dict[str, Any] | None = None, endpoint: str | None = None
     ) -> None:
-        self._call("DELETE", f"/deployments/{name}")
+        self._call("DELETE", f"/deployments/{_named(name)}")
 
     def list_deployments(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         return list(self._call("GET", "/deployments").get("deployments") or [])
 
     def get_deployment(self, name: str, endpoint: str | None = None) -> dict[str, Any]:
-        return self._call("GET", f"/deployments/{name}")
+        return self._call("GET", f"/deployments/{_named(name)}")
 
     def predict(
         self, deployment_name: str | None = None, inputs: Any = None, endpoint: str | None = None
@@ -201,6 +209,18 @@ def _scoring(url: str) -> str:
     (`…/invocations`, CML's `…/model`) or of the server it is under."""
     url = url.rstrip("/")
     return url if url.endswith(("/invocations", "/model")) else f"{url}/invocations"
+
+
+def _named(name: str) -> str:
+    """`name` as the bot takes it, else refused here: a name with `/`, `..`, `?` or `#` would
+    reach another path than this target's (`../../dev/deployments/iris` from chatops:/prod)."""
+    if not isinstance(name, str) or re.fullmatch(_NAME, name) is None:
+        shown = str(name)[:40].replace("`", "'")
+        raise MlflowException(
+            f"`{shown}` is not a valid deployment name: use letters, digits, `.`, `_` or `-`, "
+            "starting with a letter or digit (the model's name, e.g. --name iris)."
+        )
+    return name
 
 
 def _flavor(flavor: str | None) -> None:

@@ -59,6 +59,7 @@ class TokenInfo:
     expires_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expired: bool = False  # its expiry is past: it opens nothing
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class TokenList:
     """The asker's own tokens: never a secret, never another user's."""
 
     tokens: list[TokenInfo]
+    more: int = 0  # how many were left out (those that still work are listed first)
     ok: bool = True
 
     @property
@@ -80,9 +82,13 @@ class TokenList:
             state = (
                 f"revoked {t.revoked_at:%Y-%m-%d %H:%M} UTC"
                 if t.revoked_at
+                else f"expired {t.expires_at:%Y-%m-%d}"
+                if t.expired
                 else f"expires {t.expires_at:%Y-%m-%d}"
             )
             lines.append(f"  {t.id}  made {t.created_at:%Y-%m-%d %H:%M} UTC, {used}, {state}")
+        if self.more:
+            lines.append(f"  … and {self.more} more not shown (revoked or expired ones last).")
         return "\n".join(lines)
 
 
@@ -123,8 +129,11 @@ class Tokens:
         return Issued(id=row.id, secret=secret, expires_at=aware(row.expires_at))
 
     def listed(self, actor: Actor) -> TokenList:
-        rows = self.repo.of_user(actor.id)[:LISTED]
-        return TokenList([_info(r) for r in rows])
+        now = self.repo.db.now()
+        infos = [_info(r, now) for r in self.repo.of_user(actor.id)]
+        # those that still work first (newest first, as stored), then the rest
+        infos.sort(key=lambda t: t.revoked_at is not None or t.expired)
+        return TokenList(infos[:LISTED], more=max(0, len(infos) - LISTED))
 
     def revoke(self, actor: Actor, token_id: str) -> Revoked | Refusal:
         if self.repo.revoke(token_id, user_id=actor.id):
@@ -145,8 +154,9 @@ class Tokens:
         return Holder(token_id=row.id, user_id=row.user_id)
 
 
-def _info(row: TokenRow) -> TokenInfo:
+def _info(row: TokenRow, now: datetime) -> TokenInfo:
     return TokenInfo(
+        expired=aware(row.expires_at) <= now,
         id=row.id,
         created_at=aware(row.created_at),
         expires_at=aware(row.expires_at),

@@ -12,8 +12,7 @@ that died before sending it is sent by the next one.
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
@@ -64,7 +63,7 @@ from core.outbox import ANSWER, Outbox
 from core.registry.runs import Registered
 from core.scrub import scrub_value
 from core.store.jobs import JobRow, JobState
-from core.store.models import Operation, aware
+from core.store.models import Operation
 from core.tokens import Issued
 
 if TYPE_CHECKING:
@@ -226,9 +225,8 @@ class Work:
                 self.requests.post(reply, channel, reporter.respond, naming)
                 where = self.runtime.approvals.lookup(reply.approval.id)
                 link = thread_link(self.poster, (where.where if where else None) or {})
+            # a caller that waits for the decision waits in the API front, holding no worker
             said = api_answer(reply, naming, call=job.call, name=job.name, link=link)
-            if isinstance(reply, ApprovalRequested) and job.wait:
-                said = self._once_decided(reply, said)
         except Exception as exc:
             log.exception("an API call (%s) failed unexpectedly", job.line)
             failed = f"{job.line} failed unexpectedly ({type(exc).__name__}); nothing more known."
@@ -241,24 +239,6 @@ class Work:
         the reporter then says where it could not post)."""
         opened = self.poster.try_call("conversations.open", users=user)
         return str(((opened or {}).get("channel") or {}).get("id") or user)
-
-    def _once_decided(self, requested: ApprovalRequested, said: dict[str, Any]) -> dict[str, Any]:
-        """The answer to a request once it was decided, or expired undecided (`said`, the
-        pending answer, says so then)."""
-        approvals = self.runtime.approvals
-        while True:
-            row = approvals.lookup(requested.approval.id)
-            if row is None or row.state != "pending":
-                break
-            if aware(row.expires_at) <= self.runtime.repos.db.now():
-                break
-            time.sleep(self.runtime.settings.runner_poll_s)
-        body = dict(said["body"])
-        if row is None or row.state == "pending":
-            return {"status": 408, "body": {**body, "state": "expired"}}
-        body.update(state=row.state, decided_by=row.decided_by, reason=row.decision_reason)
-        status = 200 if row.state == "approved" else 403
-        return {"status": status, "body": body}
 
     def _responder(self, job: Asked) -> Respond:
         """How the requester of `job` is answered: its `response_url`, or (typed text has

@@ -2,11 +2,11 @@
 chatops:/<env>` (the `chatops` deployments plugin) calls, as the owner of a personal token.
 
 A front like Slack's: it checks who calls (`Authorization: Bearer chatops_…`: a token that is
-missing, forged, expired or revoked is 401, with no detail), keeps each token to its rate
-(429 with `Retry-After`), translates the call into the command it stands for (`deploy iris
-v3 to prod`, `status in prod`, `stop iris in prod`) from names it checked, records it as a
-job and waits for the answer a worker runs it to: the same admission, refusals and texts as
-a typed command. It decides nothing.
+missing, forged, expired or revoked is 401, with no detail; a database that cannot say is
+503), keeps each token to its rate (429 with `Retry-After`), translates the call into the
+command it stands for (`deploy iris v3 to prod`, `status in prod`, `stop iris in prod`) from
+names it checked, records it as a job and waits for the answer a worker runs it to: the
+same admission, refusals and texts as a typed command. It decides nothing.
 
     GET    /api/v1/<env>/deployments          list      `status in <env>`
     GET    /api/v1/<env>/deployments/<name>   get       `status <name> in <env>`
@@ -35,8 +35,10 @@ from bot.slack.intake.jobs import FRONT, ApiCall
 from bot.slack.transport.http import read_body
 from commands.base import NAME
 from commands.naming import Naming
+from core.admission.approvals import settled_in
 from core.errors import StoreError
 from core.store.jobs import JobQueue, JobState
+from core.store.models import ApprovalRow
 from core.tokens import Holder, Tokens
 
 log = logging.getLogger("chatops.api")
@@ -107,12 +109,19 @@ class Api:
         self.tokens = tokens
         self.naming = naming
         self.limit = limit
+        self.settled = settled_in(queue.db)
         self.channel = channel
         self.wait_s = wait_s
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.lower(): v for k, v in scope.get("headers") or []}
-        holder = await asyncio.to_thread(self._holder, headers.get(b"authorization", b""))
+        try:
+            holder = await asyncio.to_thread(self._holder, headers.get(b"authorization", b""))
+        except StoreError as exc:  # nobody is let in, nor told their token is bad
+            log.warning("could not check an API token: %s", exc.message)
+            text = "The bot cannot check tokens now (its state database failed); try again."
+            await _send(send, 503, {"error": text}, [*HEADERS, (b"retry-after", b"5")])
+            return
         if holder is None:
             await _send(send, 401, {"error": "unauthorized"}, UNAUTHORIZED)
             return
@@ -144,11 +153,7 @@ class Api:
         scheme, _, secret = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
             return None
-        try:
-            return self.tokens.holder(secret.strip())
-        except StoreError as exc:  # nobody is let in on a database that cannot say who
-            log.warning("could not check an API token: %s", exc.message)
-            return None
+        return self.tokens.holder(secret.strip())
 
     async def _body(
         self, scope: dict[str, Any], receive: Any, headers: dict[bytes, bytes]
@@ -163,7 +168,7 @@ class Api:
             raise Problem(413, f"The body is over {MAX_BODY // 1024} KiB.")
         try:
             body = json.loads(raw or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
             raise Problem(400, "The body is not JSON.") from None
         if not isinstance(body, dict):
             raise Problem(400, "The body is not a JSON object.")
@@ -199,11 +204,13 @@ class Api:
             model, version = _model(body.get("model_uri"))
             given = str(body.get("name") or name or model)
             _name(given, "deployment name")
-            if given != model:
+            # the path's name too: a body's name never redirects an update to another endpoint
+            wrong = next((n for n in (given, name) if n and n != model), None)
+            if wrong is not None:
                 raise Problem(
                     400,
                     f"The bot names each endpoint after its model: name it {model} "
-                    f"(`--name {model}`), not {given}.",
+                    f"(`--name {model}`), not {wrong}.",
                 )
             wait = _wait({**query, **_config(body.get("config"))})
             common["name"] = model
@@ -224,13 +231,40 @@ class Api:
                 said = row.result or {}
                 if not said:
                     return 500, {"error": f"`{call.line}` could not be run; try again."}
-                return int(said.get("status", 500)), dict(said.get("body") or {})
+                status, body = int(said.get("status", 500)), dict(said.get("body") or {})
+                if call.wait and status == 202 and body.get("state") == "pending":
+                    return await self._decided(body, deadline, call)
+                return status, body
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 0.5)
+        return self._still_running(call)
+
+    async def _decided(
+        self, pending: dict[str, Any], deadline: float, call: ApiCall
+    ) -> tuple[int, dict[str, Any]]:
+        """The answer to the request `pending` opened, once it was decided or expired: waited
+        for here, so that no worker is held while people decide."""
+        while time.monotonic() < deadline:
+            done, row = await asyncio.to_thread(self.settled, str(pending.get("request", "")))
+            if done:
+                return _decided(pending, row)
+            await asyncio.sleep(0.5)
+        return self._still_running(call)
+
+    def _still_running(self, call: ApiCall) -> tuple[int, dict[str, Any]]:
         return 504, {
             "error": f"`{call.line}` is still running after {self.wait_s:.0f} s; what it "
             "started carries on and reports in its Slack thread."
         }
+
+
+def _decided(pending: dict[str, Any], row: ApprovalRow | None) -> tuple[int, dict[str, Any]]:
+    """The answer `pending` (a request just opened) became once it was settled (`row`)."""
+    if row is None or row.state == "pending":
+        return 408, {**pending, "state": "expired"}
+    body = {**pending, "state": row.state, "decided_by": row.decided_by}
+    body["reason"] = row.decision_reason
+    return (200 if row.state == "approved" else 403), body
 
 
 def _name(value: str, what: str) -> None:

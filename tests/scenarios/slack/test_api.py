@@ -4,6 +4,7 @@ token."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
+from mlflow.deployments import get_deploy_client
+from mlflow.exceptions import MlflowException
 
 from bot.slack.app import EVENTS_PATH, SlackFront
 from bot.slack.settings import SlackSettings
@@ -22,6 +26,7 @@ from tests.scenarios.slack.conftest import ALICE, OPS, RunningFront, post_comman
 from tests.slack_api.emulator import SlackEmulator
 
 BOB, CAROL = "U0BOB", "U0CAROL"  # a developer of prod; a viewer
+IRIS = [{"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4}]
 
 
 @pytest.fixture
@@ -184,6 +189,107 @@ def test_bad_calls_are_told_what_was_wrong_and_change_nothing(api_front: Running
     assert call(api_front, "GET", "dev/deployments", secret).json() == {"deployments": []}
 
 
+def test_a_deeply_nested_body_is_told_it_is_not_json(api_front: RunningFront) -> None:
+    """JSON nested deeper than Python parses (a few KiB of `[`) is a 400, not a 500."""
+    secret = token(api_front.runtime, ALICE)
+    for body in (b"[" * 60_000, b'{"model_uri": ' * 4_000):
+        answer = call(api_front, "POST", "dev/deployments", secret, content=body)
+        assert answer.status_code == 400, answer.text[:200]
+        assert answer.json() == {"error": "The body is not JSON."}
+    assert call(api_front, "GET", "dev/deployments", secret).json() == {"deployments": []}
+
+
+def test_an_update_deploys_only_the_endpoint_its_path_names(api_front: RunningFront) -> None:
+    """`PUT …/deployments/roses` whose body says iris is refused, not run as a deploy of iris."""
+    secret = token(api_front.runtime, ALICE)
+    body = {"name": "iris", "model_uri": "models:/iris/1"}
+    answer = call(api_front, "PUT", "dev/deployments/roses", secret, json=body)
+    assert answer.status_code == 400, answer.text
+    assert "name it iris" in answer.json()["error"] and "not roses" in answer.json()["error"]
+    assert call(api_front, "GET", "dev/deployments", secret).json() == {"deployments": []}
+
+
+def test_the_plugin_keeps_a_deployment_name_inside_its_target(
+    api_front: RunningFront, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name such as `../../dev/deployments/iris` given to a `chatops:/prod` client is
+    refused on the caller's machine: it never reaches (nor stops) iris in dev."""
+    secret = token(api_front.runtime, ALICE)
+    body = {"model_uri": "models:/iris/1"}
+    assert call(api_front, "POST", "dev/deployments", secret, json=body).status_code == 200
+    monkeypatch.setenv("CHATOPS_URL", api_front.url)
+    monkeypatch.setenv("CHATOPS_TOKEN", secret)
+    prod = get_deploy_client("chatops:/prod")
+    for name in ("../../dev/deployments/iris", "iris/..", "iris?x=1", "iris#x", "ïris", "x" * 200):
+        for act, kwargs in (
+            (prod.delete_deployment, {}),
+            (prod.get_deployment, {}),
+            (prod.update_deployment, {"model_uri": "models:/iris/2"}),
+            (prod.predict, {"inputs": IRIS}),
+        ):
+            with pytest.raises(MlflowException, match="is not a valid deployment name"):
+                act(name, **kwargs)
+    served = call(api_front, "GET", "dev/deployments/iris", secret).json()
+    assert (served["state"], served["version"]) == ("up", 1)
+
+
+def test_the_plugin_says_a_pasted_token_is_garbled_without_showing_it(
+    api_front: RunningFront, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token pasted with typographic quotes or a non-breaking space: a clear error that
+    names CHATOPS_TOKEN and does not show it, not a UnicodeEncodeError."""
+    secret = token(api_front.runtime, ALICE)
+    monkeypatch.setenv("CHATOPS_URL", api_front.url)
+    for garbled in (f"\u201c{secret}\u201d", f"{secret}\u00a0x", f"{secret} {secret}"):
+        monkeypatch.setenv("CHATOPS_TOKEN", garbled)
+        with pytest.raises(MlflowException, match="CHATOPS_TOKEN") as raised:
+            get_deploy_client("chatops:/dev").list_deployments()
+        assert secret[8:] not in str(raised.value)
+    monkeypatch.setenv("CHATOPS_TOKEN", f"  {secret}\n")
+    assert get_deploy_client("chatops:/dev").list_deployments() == []
+
+
+def test_a_database_that_cannot_check_tokens_is_a_503_not_a_bad_token(
+    api_front: RunningFront, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the state database cannot say whose a token is, the caller is told to try again
+    (503), not that their token is unknown, revoked or expired (which has them make a new one)."""
+    secret = token(api_front.runtime, ALICE)
+    engine = api_front.runtime.repos.db.engine
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("ALTER TABLE api_tokens RENAME TO api_tokens_away"))
+    answer = call(api_front, "GET", "dev/deployments", secret)
+    assert answer.status_code == 503, answer.text
+    assert "try again" in answer.json()["error"] and secret not in answer.text
+    assert int(answer.headers["Retry-After"]) >= 1
+    monkeypatch.setenv("CHATOPS_URL", api_front.url)
+    monkeypatch.setenv("CHATOPS_TOKEN", secret)
+    with pytest.raises(MlflowException) as raised:
+        get_deploy_client("chatops:/dev").list_deployments()
+    assert "revoked" not in str(raised.value) and "try again" in str(raised.value)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("ALTER TABLE api_tokens_away RENAME TO api_tokens"))
+    assert call(api_front, "GET", "dev/deployments", secret).status_code == 200
+
+
+def test_the_plugin_says_the_bot_is_down_without_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no bot at CHATOPS_URL, a clear error that shows neither the token nor a password
+    in the URL (a bot behind a proxy's basic authentication)."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = "chatops_" + "A" * 48
+    monkeypatch.setenv("CHATOPS_URL", f"http://ops:proxy-password@127.0.0.1:{port}/")
+    monkeypatch.setenv("CHATOPS_TOKEN", secret)
+    with pytest.raises(MlflowException, match="did not answer") as raised:
+        get_deploy_client("chatops:/dev").list_deployments()
+    said = str(raised.value)
+    assert f"http://127.0.0.1:{port}" in said, said
+    assert "proxy-password" not in said and secret not in said, said
+
+
 def test_a_token_used_from_two_places_at_once_works_within_its_rate(
     api_front: RunningFront,
 ) -> None:
@@ -227,6 +333,29 @@ def test_a_developer_who_waits_hears_the_decision(api_front: RunningFront) -> No
                 assert body["reason"] == said
             else:
                 assert answer.status_code == 200 and body["state"] == "approved"
+
+
+@pytest.fixture
+def one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATOPS_SLACK_WORKERS", "1")
+
+
+def test_a_developer_who_waits_holds_no_worker_while_the_request_is_open(
+    one_worker: None, api_front: RunningFront
+) -> None:
+    """A call waiting for a decision (`-C wait=true`) does not hold one of the bot's workers:
+    with a single one, the admin's `/approve` and every other command still run."""
+    secret = token(api_front.runtime, BOB)
+    events = api_front.url + EVENTS_PATH
+    with ThreadPoolExecutor(1) as pool:
+        body = {"model_uri": "models:/iris/1", "config": {"wait": "true"}}
+        waiting = pool.submit(call, api_front, "POST", "prod/deployments", secret, json=body)
+        api_front.api.wait_for(lambda _api: asked(api_front, 1) is not None, timeout=60)
+        request = asked(api_front, 1)
+        post_command(events, api_front.api, "/approve", request.id)
+        answer = waiting.result(timeout=90)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "approved" and answer.json()["request"] == request.id
 
 
 def asked(front: RunningFront, version: int) -> Any:

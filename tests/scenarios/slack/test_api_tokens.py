@@ -10,6 +10,7 @@ from commands.registry import execute
 from core.admission.roles import Actor
 from core.events import NullReporter
 from core.runtime import Runtime
+from tests.clock import FakeClock
 from tests.scenarios.slack.conftest import ALICE, OPS, RunningFront, texts
 from tests.scenarios.slack.test_namespace_mentions_home import DM, direct, mention, post_event
 
@@ -70,3 +71,38 @@ def test_a_token_asked_for_in_a_dm_or_a_mention_is_shown_to_its_owner_alone(
     # nothing of it in the channel itself
     assert SECRET.search(texts(api.messages(OPS))) is None
     assert len(running_front.runtime.tokens.listed(Actor(id=ALICE, name=ALICE)).tokens) == 2
+
+
+def test_an_expired_token_is_listed_as_expired(
+    running_front: RunningFront, clock: FakeClock
+) -> None:
+    """`/mlops token list` after a token's expiry says it expired, not that it expires on a
+    day already past."""
+    api, runtime = running_front.api, running_front.runtime
+    issued = runtime.tokens.issue(Actor(id=ALICE, name="alice"))
+    clock.advance(runtime.settings.api_token_ttl_s + 60)
+    assert runtime.tokens.holder(issued.secret) is None
+    running_front.post("/mlops", "token list")
+    api.wait_for(lambda a: len(a.responses) == 1, timeout=30)
+    listed = api.responses[0].body["text"]
+    assert f"expired {issued.expires_at:%Y-%m-%d}" in listed, listed
+    assert "expires" not in listed, listed
+
+
+def test_a_working_token_is_listed_however_many_were_revoked(
+    running_front: RunningFront, clock: FakeClock
+) -> None:
+    """`/mlops token list` shows the tokens that still work before revoked ones, and says how
+    many it left out, rather than silently cutting the list at its newest twenty."""
+    api, tokens = running_front.api, running_front.runtime.tokens
+    alice = Actor(id=ALICE, name="alice")
+    kept = tokens.issue(alice)
+    for _ in range(21):
+        clock.advance(60)
+        tokens.revoke(alice, tokens.issue(alice).id)
+    running_front.post("/mlops", "token list")
+    api.wait_for(lambda a: len(a.responses) == 1, timeout=30)
+    listed = api.responses[0].body["text"]
+    lines = listed.splitlines()
+    assert kept.id in lines[1], listed
+    assert "2 more not shown" in listed, listed
