@@ -34,6 +34,7 @@ from core.registry.mlflow import Registry
 from core.registry.webhooks import ensure_webhook
 from core.store.repos.endpoints import EndpointRepository
 from core.store.repos.registry_events import RegistryEventRepository
+from core.versions import serving_tag
 
 log = logging.getLogger("chatops.registry")
 SEEN = "seen"  # recorded without an announcement: it was so before the bot followed the registry
@@ -166,7 +167,11 @@ class Announcements:
         bot process; else None (someone else announces it, or did; or the registry has no
         such version: nothing is recorded, nothing offered for a version that is not
         there). A registry that cannot be asked now does not stop it: the event is
-        announced without metrics. It is owed to `front` until it is marked sent."""
+        announced without metrics. It is owed to `front` until it is marked sent. What the
+        bot speaks of otherwise is recorded, not announced (`spoken_for`)."""
+        if self.spoken_for(event):
+            self.events.record(event, source=SEEN)
+            return None
         try:
             mine = version_facts(self.registry, event.model, event.version)
         except NotFound as exc:
@@ -180,6 +185,17 @@ class Announcements:
         if not self.events.record(event, source=source, owed=owed):
             return None
         return replace(announcement, owed=owed.id)
+
+    def spoken_for(self, event: RegistryEvent) -> bool:
+        """Whether the bot tells of `event` another way: the serving tags it writes back
+        (the operation's thread says so), and any move of an alias an environment names
+        (the deploy that wrote it says so; one made by hand is a drift, announced as such
+        with its buttons)."""
+        if event.kind is RegistryEventKind.TAG_SET:
+            return any(event.tag == serving_tag(e.name) for e in self.settings.environments)
+        if event.kind is RegistryEventKind.ALIAS_CREATED:
+            return any(event.alias == e.alias for e in self.settings.environments if e.alias)
+        return False
 
     def poll(self, *, front: str) -> list[Announcement]:
         """What changed in the registry since anyone last looked, each announced once. The

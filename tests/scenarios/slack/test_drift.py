@@ -355,9 +355,19 @@ def test_an_alias_event_from_the_webhook_looks_for_drift_at_once(
     created = RegistryNotice(
         event="model_version_alias.created", model="iris", version=1, alias="prod"
     )
-    for announcer in announcers:  # delivered to both: announced by one
+    tagged = RegistryNotice(
+        event="model_version_tag.set",
+        model="iris",
+        version=1,
+        tag="chatops.prod.serving",
+        value='{"since": "2026-12-06T15:00:00Z"}',
+    )
+    for announcer in announcers:  # delivered to both: what the deploy wrote, no news
         announcer.notice(created)
-    assert _headlines(slack_api) == ["iris @prod now points at v1"]
+        announcer.notice(tagged)
+    # an environment's alias is told by the deploy that moved it, or as a drift: never
+    # as one more "now points at" beside them
+    assert _headlines(slack_api) == []
 
     registry.set_registered_model_alias("iris", "prod", "2")
     moved = created.model_copy(update={"version": 2})
@@ -369,8 +379,7 @@ def test_an_alias_event_from_the_webhook_looks_for_drift_at_once(
     )
     for announcer in announcers:
         announcer.notice(deleted)
-    assert _headlines(slack_api)[1:] == [
-        "iris @prod now points at v2",
+    assert _headlines(slack_api) == [
         "`@prod` now names iris v2, prod serves v1",
         "`@prod` no longer names any version of iris, prod serves v1",
     ]
