@@ -22,10 +22,8 @@ from core.errors import NotFound, RegistryError
 from core.events import Outcome, Refusal, Reporter
 from core.marks import command, person
 from core.registry.mlflow import ModelVersion, Registry
-from core.store.db import Database
 from core.store.models import ApprovalRow, aware
 from core.store.repos import Repositories
-from core.store.repos.approvals import ApprovalRepository
 from core.versions import listed_metrics
 
 
@@ -456,15 +454,3 @@ class Approvals:
     ) -> Refusal:
         self._audit(actor, action, command, env, endpoint, "refused", detail=refusal.text)
         return refusal
-
-
-def settled_in(db: Database) -> Callable[[str], tuple[bool, ApprovalRow | None]]:
-    """For a front that has only the state database `db` and waits for a decision (the HTTP
-    API's `wait=true`): whether a request is settled (decided, expired or gone), with its row."""
-    repo = ApprovalRepository(db)
-
-    def settled(approval_id: str) -> tuple[bool, ApprovalRow | None]:
-        row = repo.get(approval_id)
-        return (row is None or row.state != "pending" or repo.expired(row)), row
-
-    return settled

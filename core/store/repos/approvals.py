@@ -55,6 +55,12 @@ class ApprovalRepository:
         """Whether the request's time to be decided has run out."""
         return aware(row.expires_at) < self.db.now()
 
+    def settled(self, approval_id: str) -> tuple[bool, ApprovalRow | None]:
+        """Whether a request is settled (decided, expired or gone), with its row: what a
+        front that waits for a decision reads (the HTTP API's `wait=true`)."""
+        row = self.get(approval_id)
+        return (row is None or row.state != "pending" or self.expired(row)), row
+
     def decide(self, approval_id: str, *, state: str, by: str, reason: str) -> bool:
         """Move a pending request to `state`; False when it was no longer pending (someone
         else decided first): one decision, however many clicks arrive at once."""
