@@ -35,10 +35,10 @@ from bot.slack.intake.jobs import FRONT, ApiCall
 from bot.slack.transport.http import read_body
 from commands.base import NAME
 from commands.naming import Naming
+from core.admission.waiting import settled_in
 from core.errors import StoreError
 from core.store.jobs import JobQueue, JobState
 from core.store.models import ApprovalRow
-from core.store.repos.approvals import ApprovalRepository
 from core.tokens import Holder, Tokens
 
 log = logging.getLogger("chatops.api")
@@ -109,7 +109,7 @@ class Api:
         self.tokens = tokens
         self.naming = naming
         self.limit = limit
-        self.settled = ApprovalRepository(queue.db).settled
+        self.settled = settled_in(queue.db)
         self.channel = channel
         self.wait_s = wait_s
 
