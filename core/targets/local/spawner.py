@@ -65,8 +65,13 @@ class Zygote:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         root = str(Path(__file__).resolve().parents[3])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        # Its parent ends it (`close`), so a Ctrl-C to the bot's process group must not: one
+        # arriving while it starts would stop its interpreter mid-import with a fatal error.
+        # SIGINT is ignored from before its interpreter starts (the shell's trap; `exec`
+        # keeps it), and what it forks inherits that.
+        command = [self.python, "-m", "core.targets.local.zygote", str(self._log)]
         return subprocess.Popen(
-            [self.python, "-m", "core.targets.local.zygote", str(self._log)],
+            ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "zygote", *command],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
