@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,6 +206,9 @@ def test_a_hand_moved_alias_is_repaired_with_one_click_and_its_buttons_then_chan
     message = _drift_message(slack_api)
     _sound(slack_api)
     # the time machine tells the moved alias from what served
+    # a moment is said to the second: the next whole second is after the move, whenever in
+    # its second the move came (an earlier one may come before it)
+    time.sleep(1.001 - datetime.now(UTC).microsecond / 1e6)
     moment = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}Z"
     assert post_command(url, slack_api, "/mlops", f"history iris --at {moment}").is_success
     slack_api.wait_for(lambda api: any("What served iris" in t for t in _said(api)), 30)
