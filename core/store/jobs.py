@@ -251,11 +251,7 @@ class JobQueue:
         with self._writing() as s:
             s.execute(
                 update(JobRow)
-                .where(
-                    JobRow.id == job.id,
-                    JobRow.owner == job.owner,
-                    JobRow.attempts == job.attempts,
-                )
+                .where(*_this_hold(job))
                 .values(result=result)
                 .execution_options(synchronize_session=False)
             )
@@ -268,11 +264,7 @@ class JobQueue:
         with self._writing() as s:
             s.execute(
                 update(JobRow)
-                .where(
-                    JobRow.id == job.id,
-                    JobRow.owner == job.owner,
-                    JobRow.attempts == job.attempts,
-                )
+                .where(*_this_hold(job))
                 .values(state=state, finished_at=now, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -369,3 +361,9 @@ class _Writing:
             return self._session.__exit__(*exc)
         finally:
             self.queue._write.release()
+
+
+def _this_hold(job: JobRow) -> tuple[Any, ...]:
+    """The conditions under which a write is still `job`'s holder's: its row, owner and
+    attempt unchanged since it was taken."""
+    return (JobRow.id == job.id, JobRow.owner == job.owner, JobRow.attempts == job.attempts)
