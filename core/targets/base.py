@@ -127,6 +127,59 @@ class Traffic:
         return self.requests * 60 / max(span, 1.0)
 
 
+@dataclass(frozen=True)
+class Side:
+    """What one version answered the endpoint's callers since its requests were last split."""
+
+    version: int
+    deployment: str
+    requests: int = 0
+    errors: int = 0  # answers with status 5xx
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class Shadowed:
+    """The candidate's answers to copies of callers' requests (callers never see them),
+    compared with what the callers were answered."""
+
+    requests: int = 0  # copies sent to the candidate
+    errors: int = 0  # copies it failed: 5xx, refused, or no answer in time
+    compared: int = 0  # copies both versions answered with a prediction
+    agreed: int = 0  # of those, identical predictions (numbers within the tolerance)
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.compared if self.compared else None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The serving version and a candidate side by side, since the endpoint's requests were
+    last split between them (`Target.split`). `known` is False where the target cannot split
+    or count (`detail` says why)."""
+
+    known: bool
+    canary: int = 0  # percent of callers' requests the candidate answers
+    shadow: int = 0  # percent of the others copied to the candidate
+    serving: Side | None = None
+    candidate: Side | None = None
+    shadowed: Shadowed = field(default_factory=Shadowed)
+    since_s: float = 0.0  # seconds since the split was last set
+    detail: str = ""
+
+
 class ModelSource(Protocol):
     """Where a target gets a version's artifacts (the registry, seen through what targets
     need of it)."""
@@ -188,6 +241,28 @@ class Target(Protocol):
         """`new` takes the traffic; then every other active deployment of the endpoint is
         retired, whatever the bot's records say. Returns the endpoint URL; raises when
         another deployment could not be retired."""
+        ...
+
+    def split(
+        self,
+        ep: EndpointRef,
+        candidate: str,
+        *,
+        canary: int,
+        shadow: int,
+        tolerance: float,
+        step: Step,
+    ) -> None:
+        """`candidate` (started and smoke-tested, not serving) answers `canary` percent of
+        the endpoint's requests, and gets a copy of `shadow` percent of the others, its
+        answers discarded and compared (numbers agree within `tolerance`). Counts start again
+        from zero; asked again with what is set already, it changes nothing (counts go on).
+        `canary=0, shadow=0` gives every request back to what serves. `switch` and `discard`
+        end any split. A `ChatOpsError` says why a target cannot split."""
+        ...
+
+    def compare(self, ep: EndpointRef, candidate: str) -> Comparison:
+        """The serving version and `candidate` since the split was last set (never raises)."""
         ...
 
     def discard(self, ep: EndpointRef, deployment: str, step: Step) -> None:

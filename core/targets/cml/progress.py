@@ -51,3 +51,12 @@ def no_traffic(model: str) -> str:
         "CML API v2 reports no request counts, errors or latency for models: see "
         f"Model Deployments > {model} > Monitoring in the workspace"
     )
+
+
+def no_split(model: str) -> str:
+    """Why a CML endpoint takes no canary or shadow traffic."""
+    return (
+        f"canary and shadow traffic need the local target: on Cloudera AI Workbench, {model} "
+        "serves one active deployment at a time, so a new version takes all of its traffic at "
+        "the switch"
+    )

@@ -27,6 +27,7 @@ from core.errors import ConfigError, DeployFailed, TargetError
 from core.resources import Resources
 from core.targets.base import (
     Built,
+    Comparison,
     EndpointRef,
     Health,
     ModelSource,
@@ -45,7 +46,7 @@ from core.targets.cml.models import DeploymentStatus, ModelDeployment
 from core.targets.cml.naming import Neighbours, model_name
 from core.targets.cml.placements import Placed, Placements
 from core.targets.cml.poller import Poller
-from core.targets.cml.progress import deployment_detail, no_traffic, short
+from core.targets.cml.progress import deployment_detail, no_split, no_traffic, short
 from core.targets.cml.retiring import Retirer
 from core.targets.cml.serving import ModelService, model_service_url
 from core.targets.cml.starting import DEPLOYMENT_TAG as DEPLOYMENT_TAG
@@ -293,6 +294,23 @@ class CMLTarget:
     def traffic(self, ep: EndpointRef, window_s: float = 300.0) -> Traffic:
         """Unknown: CML API v2 offers no request metrics; the detail says where they are."""
         return Traffic(window_s=window_s, detail=no_traffic(model_name(ep)))
+
+    def split(
+        self,
+        ep: EndpointRef,
+        candidate: str,
+        *,
+        canary: int,
+        shadow: int,
+        tolerance: float,
+        step: Step,
+    ) -> None:
+        """Refused: a Workbench model serves one active deployment at a time."""
+        if canary or shadow:
+            raise DeployFailed(no_split(model_name(ep)))
+
+    def compare(self, ep: EndpointRef, candidate: str) -> Comparison:
+        return Comparison(known=False, detail=no_split(model_name(ep)))
 
     def close(self) -> None:
         self.service.close()

@@ -21,6 +21,7 @@ from core.errors import BuildFailed, ChatOpsError, DeployFailed, StepTimeout, Ta
 from core.resources import Resources
 from core.targets.base import (
     Built,
+    Comparison,
     EndpointRef,
     Health,
     ModelSource,
@@ -403,6 +404,22 @@ class LocalTarget:
             return Traffic(window_s=window_s, detail=messages.traffic_unreadable(exc.message))
         except (ValueError, KeyError, TypeError) as exc:  # an answer not as this bot expects
             return Traffic(window_s=window_s, detail=messages.traffic_unreadable(repr(exc)))
+
+    def split(
+        self,
+        ep: EndpointRef,
+        candidate: str,
+        *,
+        canary: int,
+        shadow: int,
+        tolerance: float,
+        step: Step,
+    ) -> None:
+        if canary or shadow:
+            raise DeployFailed("canary and shadow traffic are not available on this endpoint yet")
+
+    def compare(self, ep: EndpointRef, candidate: str) -> Comparison:
+        return Comparison(known=False, detail="canary and shadow traffic are not counted yet")
 
     def close(self) -> None:
         self._http.close()
