@@ -202,6 +202,18 @@ def take_flag(text: str, name: str) -> tuple[str, str | None] | None:
     return " ".join([*before, rest]).strip(), " ".join(value.split())
 
 
+def take_word(text: str, name: str) -> tuple[str, str | None]:
+    """`text` without its `--name <word>`, and the word ("" when the flag ends the text, None
+    when the flag is not there)."""
+    words = tokens(text)
+    at = next((i for i, w in enumerate(words) if flag(w) == name), None)
+    if at is None:
+        return text, None
+    value = words[at + 1] if at + 1 < len(words) and flag(words[at + 1]) is None else ""
+    kept = words[:at] + words[at + 1 + (1 if value else 0) :]
+    return " ".join(kept), value
+
+
 def dry_run(text: str) -> tuple[str, bool]:
     """`text` without its `--dry-run` flag (wherever it was typed), and whether it had one."""
     words = tokens(text)

@@ -1,4 +1,5 @@
-"""`deploy <model> v<N> | <N> | @<alias> [to <env>] [--override "<reason>"] [--dry-run]`"""
+"""`deploy <model> v<N> | <N> | @<alias> [to <env>] [--canary <N>,<N>] [--shadow <N>]
+[--override "<reason>"] [--dry-run]`"""
 
 from __future__ import annotations
 
@@ -15,17 +16,23 @@ from commands.base import (
     dry_run,
     shown,
     take_flag,
+    take_word,
     tokens,
 )
+from core.config import canary_steps
 from core.registry.events import MAX_VERSION, version_number
 
 NAME = "deploy"
 SUMMARY = "serve a registered model version on its endpoint"
-USAGE = 'deploy <model> v<N>|<N>|@<alias> [to <env>] [--override "<reason>"] [--dry-run]'
+USAGE = (
+    "deploy <model> v<N>|<N>|@<alias> [to <env>] [--canary <N>,<N>] [--shadow <N>] "
+    '[--override "<reason>"] [--dry-run]'
+)
 EXAMPLES = [
     "deploy iris v2",
     "deploy iris 2 to prod",
     "deploy iris @champion",
+    "deploy iris v3 to prod --canary 10,50 --shadow 20",
     'deploy iris v2 to prod --override "hotfix for incident 42"',
     "deploy iris v2 to prod --dry-run",
 ]
@@ -37,6 +44,14 @@ Resources stay those of the endpoint (or the environment's defaults): change the
 An environment with a promotion order takes a version only after it served healthy long
 enough in the one before (e.g. 30 min in dev); an admin may deploy anyway with
 `--override "<reason>"`, which is audited and said in the operation's thread.
+
+`--canary 10,50` (local endpoints) lets the new version answer 10% of requests, then 50%,
+before it takes them all; `--shadow 20` copies 20% of requests to it and compares its answers
+with what serves (callers get only the serving version's). Each step bakes for the
+environment's `bake_s`; its card in the thread shows both versions side by side, with
+Promote, Hold and Abort (`/canary iris promote|hold|abort`). A new version that fails more,
+answers slower or predicts otherwise than the environment allows is aborted by itself.
+Unset, an environment's `rollout` policy decides; `--canary 0` switches at once.
 
 `--dry-run` (or `/plan deploy …`) shows what it would do and what would stop it, and
 changes nothing."""
@@ -54,6 +69,8 @@ class Deploy(BaseModel):
     env: str | None = None
     override: str | None = None  # an admin's reason to deploy against the promotion order
     dry_run: bool = False
+    canary: list[int] | None = None  # None: the environment's rollout policy
+    shadow: int | None = None
 
 
 def take_override(text: str, usage: str, example: str) -> tuple[str, str | None] | UsageError:
@@ -76,12 +93,52 @@ def _error(problem: str) -> UsageError:
     return UsageError(problem, USAGE, EXAMPLES[0])
 
 
+def take_gradual(text: str) -> tuple[str, list[int] | None, int | None] | UsageError:
+    """`text` without its `--canary <N>,<N>` and `--shadow <N>`, and their values (None when
+    not given)."""
+    text, canary = take_word(text, "canary")
+    text, shadow = take_word(text, "shadow")
+    steps: list[int] | None = None
+    if canary is not None:
+        parts = [p.strip().rstrip("%") for p in canary.split(",")]
+        if not canary or not all(p.isdigit() and len(p) <= 3 for p in parts):
+            return UsageError(
+                "Give the canary's shares in percent, rising: `--canary 10,50` "
+                "(`--canary 0`: no canary).",
+                USAGE,
+                EXAMPLES[3],
+            )
+        steps = [int(p) for p in parts]
+        if steps == [0]:
+            steps = []
+        else:
+            try:
+                canary_steps(steps)
+            except ValueError as exc:
+                return UsageError(f"`--canary {shown(canary)}`: {exc}.", USAGE, EXAMPLES[3])
+    copied: int | None = None
+    if shadow is not None:
+        value = shadow.rstrip("%")
+        if not value.isdigit() or not 0 <= int(value) <= 100:
+            return UsageError(
+                "Give the share of requests to copy to the new version, 0 to 100: `--shadow 20`.",
+                USAGE,
+                EXAMPLES[3],
+            )
+        copied = int(value)
+    return text, steps, copied
+
+
 def parse(text: str) -> Deploy | UsageError:
     text, dry = dry_run(text)
-    taken = take_override(text, USAGE, EXAMPLES[3])
+    taken = take_override(text, USAGE, EXAMPLES[4])
     if isinstance(taken, UsageError):
         return taken
     text, override = taken
+    gradual = take_gradual(text)
+    if isinstance(gradual, UsageError):
+        return gradual
+    text, canary, shadow = gradual
     words = tokens(text)
     if not words:
         return _error("Say which model and version to deploy.")
@@ -118,7 +175,14 @@ def parse(text: str) -> Deploy | UsageError:
         if len(rest) > 2:
             return _error(f"Unexpected `{shown(' '.join(rest[2:]))}` after the environment.")
     return Deploy(
-        model=model, version=version, alias=alias, env=env, override=override, dry_run=dry
+        model=model,
+        version=version,
+        alias=alias,
+        env=env,
+        override=override,
+        dry_run=dry,
+        canary=canary,
+        shadow=shadow,
     )
 
 
@@ -148,4 +212,6 @@ def _asked(cmd: Deploy, ctx: Context) -> dict[str, Any]:
         "actor": ctx.actor,
         "command": ctx.text,
         "override": cmd.override,
+        "canary": cmd.canary,
+        "shadow": cmd.shadow,
     }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 # the command table's names, in the order help lists them (commands.registry checks it)
 NAMES = (
     "deploy", "scale", "rollback", "stop", "plan", "status", "register", "promote", "approve",
-    "reject", "lock", "unlock", "cancel", "alias", "history", "token", "help",
+    "reject", "lock", "unlock", "cancel", "canary", "alias", "history", "token", "help",
 )  # fmt: skip
 
 # The one command that takes the whole grammar: `/mlops deploy iris v1` (its name configurable).

@@ -9,6 +9,7 @@ from typing import Any
 from commands import (
     alias,
     approve,
+    canary,
     cancel,
     deploy,
     help,
@@ -57,6 +58,7 @@ COMMANDS: dict[str, ModuleType] = {
         lock,
         unlock,
         cancel,
+        canary,
         alias,
         history,
         token,

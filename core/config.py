@@ -6,6 +6,7 @@ Everything has an embedded default, so the bot runs with no configuration at all
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -44,6 +45,55 @@ class PromotionOrder(BaseModel):
 
     after: str
     minutes: float = Field(default=30.0, ge=0)
+
+
+MAX_CANARY_STEPS = 5
+
+
+def canary_steps(steps: list[int]) -> list[int]:
+    """`steps` if they make a canary (1 to 99 percent, rising, at most five), else
+    ValueError saying why."""
+    if len(steps) > MAX_CANARY_STEPS:
+        raise ValueError(f"at most {MAX_CANARY_STEPS} canary steps; 100% comes after the last")
+    for share in steps:
+        if not 1 <= share <= 99:
+            raise ValueError(
+                f"{share}% is not a canary share: expected 1 to 99 (100 is the switch)"
+            )
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise ValueError("canary shares must rise step by step, e.g. 10,50")
+    return steps
+
+
+class Thresholds(BaseModel):
+    """A candidate that passes one of these at any step of a canary is aborted by itself;
+    judged once it answered `min_requests` (unset: not judged on that)."""
+
+    error_rate: float | None = Field(default=0.05, ge=0, le=1)
+    p99_ms: float | None = Field(default=None, gt=0)
+    # the share of shadowed predictions that differ from the serving version's
+    disagreement: float | None = Field(default=None, ge=0, le=1)
+    min_requests: int = Field(default=20, ge=1)
+
+
+class Rollout(BaseModel):
+    """How a deploy here reaches all traffic: `steps` (percent of requests the new version
+    answers, each for `bake_s`) and `shadow` (percent of requests copied to it, its answers
+    compared). No steps and no shadow: the switch moves all traffic at once."""
+
+    steps: list[int] = Field(default_factory=list)
+    shadow: int = Field(default=0, ge=0, le=100)
+    bake_s: float = Field(default=300.0, ge=0)
+    # after `bake_s` the next step begins by itself; else an admin promotes it
+    auto_promote: bool = False
+    # numbers in predictions agree within this (absolute)
+    tolerance: float = Field(default=0.0, ge=0)
+    abort: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[int]) -> list[int]:
+        return canary_steps(steps)
 
 
 CONSOLE_USER = "console"  # the user id of whoever types at the console front
@@ -88,6 +138,8 @@ class Environment(BaseModel):
     # the registry alias that names what serves here (`@prod`): the bot moves it to the
     # version each switch leaves serving, and announces it when it moves outside the bot
     alias: str | None = None
+    # canary steps and shadow traffic of a deploy here (local target only)
+    rollout: Rollout = Field(default_factory=Rollout)
 
     @field_validator("name")
     @classmethod
@@ -120,6 +172,11 @@ class Environment(BaseModel):
             )
         if self.target == "cml" and not (self.url and self.project_id):
             raise ValueError("target cml given without `url` or `project_id`; expected both")
+        if self.target == "cml" and (self.rollout.steps or self.rollout.shadow):
+            raise ValueError(
+                "rollout steps or shadow given for a cml environment; canary and shadow traffic "
+                "need the local target (a Workbench model serves one deployment at a time)"
+            )
         return self
 
 
@@ -173,6 +230,8 @@ class Settings(BaseSettings):
     # failed instead of resumed; and after this many takeovers, too
     operation_timeout_s: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # how often a canary's counts are read, judged and shown, and its gate looked at
+    canary_look_s: float = Field(default=5.0, gt=0)
     # how often a bot process looks for queued operations and ones whose holder died
     runner_poll_s: float = Field(default=1.0, gt=0)
     # the longest one call to the MLflow registry waits on a server that refuses or is silent

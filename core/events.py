@@ -19,6 +19,7 @@ class EventKind(StrEnum):
     INFO = "info"  # something worth saying inside a step
     SUCCEEDED = "succeeded"  # the operation ended well (message: the end state)
     FAILED = "failed"  # the operation ended badly (message: cause; data: log_tail, serving)
+    CARD = "card"  # a canary step as it stands (data: both versions side by side), kept current
 
 
 # in the data of a final event (SUCCEEDED, FAILED): the id of the outbox row it is owed as

@@ -197,6 +197,8 @@ class Approvals:
         actor: Actor,
         command: str,
         reporter: Reporter,
+        canary: list[int] | None = None,
+        shadow: int | None = None,
     ) -> ApprovalRequested | Outcome | Refusal:
         """What a caller that only says "serve this" gets (MLflow's `create_deployment`): the
         deploy when `actor` may deploy in `env`; when they may only ask, a request for the
@@ -221,6 +223,8 @@ class Approvals:
             actor=actor,
             command=command,
             reporter=reporter,
+            canary=canary,
+            shadow=shadow,
         )
 
     def settle(

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 
 from core.admission.gates import Admission, Automatic, promotion_hint
+from core.admission.gradual import gradual_of
 from core.admission.intents import Intent, Intents
 from core.admission.locker import Locker
 from core.admission.roles import Action, Actor
@@ -22,6 +23,7 @@ from core.audit import AuditLog
 from core.config import Environment, Settings
 from core.drift import DriftGuard
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
+from core.execution.canary import share_now
 from core.execution.run import Brief, where_of
 from core.marks import person
 from core.oncall.status import endpoint_statuses
@@ -114,6 +116,44 @@ class Deployer:
         )
         return self.admission.audited(Action.CANCEL, actor, command, name, endpoint, asked)
 
+    def canary(
+        self,
+        *,
+        endpoint: str,
+        env: str | None,
+        decision: str,
+        at: int | None,
+        actor: Actor,
+        command: str,
+    ) -> Notice | Refusal:
+        """Promote, hold or abort the canary of the deploy under way on the endpoint (only
+        while it is at `at` percent, when given); whichever process runs it acts on it at its
+        next look."""
+        environment = self.admission.admit(Action.CANARY, actor, command, env, endpoint)
+        if isinstance(environment, Refusal):
+            return environment
+        name = environment.name
+        found = [
+            (op, share)
+            for op in self.repos.operations.running()
+            if (op.env, op.endpoint) == (name, endpoint) and (share := share_now(op)) is not None
+        ]
+        answer: Notice | Refusal
+        if not found:
+            answer = Refusal(
+                f"no canary is under way on {endpoint} in {name}: nothing to {decision}"
+            )
+        elif at is not None and found[0][1] != at:
+            answer = Refusal(
+                f"the canary of {endpoint} in {name} is at {found[0][1]}% now, no longer at "
+                f"{at}%: nothing was done (ask again at this step if it is still wanted)"
+            )
+        else:
+            op, share = found[0]
+            self.repos.operations.decide(op.id, decision=decision, by=actor.shown, at=share)
+            answer = Notice(canary_told(decision, endpoint, name, share, op.id))
+        return self.admission.audited(Action.CANARY, actor, command, name, endpoint, answer)
+
     # -- deploy ----------------------------------------------------------------------------
     def deploy(
         self,
@@ -128,11 +168,15 @@ class Deployer:
         approver: Actor | None = None,
         wait: bool = True,
         override: str | None = None,
+        canary: list[int] | None = None,
+        shadow: int | None = None,
     ) -> Outcome | Refusal:
         """Serve `model` at `version` (or `alias`) on the endpoint of the same name in `env`.
         With `approver`, it is that admin's approval of `actor`'s request that is checked.
         `wait=False` queues the operation for any bot process instead of running it here.
-        `override`: an admin's reason to deploy against `env`'s promotion order."""
+        `override`: an admin's reason to deploy against `env`'s promotion order. `canary`
+        and `shadow` (unset: the environment's rollout policy) let the new version meet
+        traffic step by step before it takes it all."""
         where = self.settings.environment(env)
         if override is not None and where is not None:  # said before "only admins deploy"
             no = self.admission.override_refused(where, model, override, approver or actor)
@@ -151,6 +195,11 @@ class Deployer:
         )
         if isinstance(environment, Refusal):
             return environment
+        gradual = gradual_of(environment, canary, shadow)
+        if isinstance(gradual, Refusal):
+            return self.admission.audited(
+                Action.DEPLOY, actor, command, environment.name, model, gradual, approver
+            )
         intent = self.intents.deploy(
             environment, model=model, version=version, alias=alias, actor=actor, approver=approver
         )
@@ -175,6 +224,7 @@ class Deployer:
             approver=approver,
             wait=wait,
             overridden=order,
+            gradual=gradual,
         )
 
     # -- scale -----------------------------------------------------------------------------
@@ -299,6 +349,7 @@ class Deployer:
         approver: Actor | None = None,
         wait: bool = True,
         overridden: str = "",
+        gradual: tuple[list[int], int] = ([], 0),
     ) -> Outcome | Refusal:
         """Check `intent` (`gates`), lock the endpoint and record the operation; have it run
         here and now (held by this process), or with `wait=False` leave it queued for any
@@ -341,6 +392,8 @@ class Deployer:
             approver=approver.shown if approver else "",
             overridden=overridden,
             automatic=automatic,
+            canary=list(gradual[0]),
+            shadow=gradual[1],
         )
         try:
             op = self.repos.operations.enqueue(
@@ -391,6 +444,20 @@ class Deployer:
             return found
         marks = self.drift.marks(env=env)
         return [dataclasses.replace(ep, drift=marks.get((ep.env, ep.name), "")) for ep in found]
+
+
+def canary_told(decision: str, endpoint: str, env: str, share: int, op_id: str) -> str:
+    what = {
+        "promote": "promoted: the next step begins at its next look",
+        "hold": "held at this step past its bake time, until promoted or aborted",
+        "abort": (
+            "aborted: every request goes back to what serves, the new version stops and the "
+            "deploy ends failed"
+        ),
+    }[decision]
+    return (
+        f"the canary of {endpoint} in {env} at {share}% ({op_id}) is {what}; its thread says when"
+    )
 
 
 def _changed(intent: Intent, now: Endpoint | None) -> Refusal | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from core.admission.deployer import Deployer
 from core.admission.gates import Requirement, promotion_hint
+from core.admission.gradual import described, gradual_of
 from core.admission.intents import Intent
 from core.admission.plans import (
     PLANNED,
@@ -53,9 +54,11 @@ class Planner:
         actor: Actor,
         command: str,
         override: str | None = None,
+        canary: list[int] | None = None,
+        shadow: int | None = None,
     ) -> PlanReport | Refusal:
         """What the deploy would do, `override` (an admin's reason to deploy against the
-        promotion order) honoured as the deploy honours it."""
+        promotion order) and its canary honoured as the deploy honours them."""
         environment = self.admission.env(env)
         if isinstance(environment, Refusal):
             return self._recorded(Action.DEPLOY, actor, command, env, model, environment)
@@ -67,6 +70,9 @@ class Planner:
         if isinstance(candidate, ModelVersion):
             version, alias = candidate.version, None
         hint = promotion_hint(self.settings, model, version, alias, environment.name, actor=actor)
+        gradual = gradual_of(environment, canary, shadow)
+        if isinstance(gradual, Refusal) and not isinstance(intent, Refusal):
+            intent = gradual
         return self._plan(
             Action.DEPLOY,
             environment.name,
@@ -77,6 +83,7 @@ class Planner:
             command,
             hint,
             override=override,
+            gradual=([], 0) if isinstance(gradual, Refusal) else gradual,
         )
 
     def scale(
@@ -136,6 +143,7 @@ class Planner:
         hint: str = "",
         *,
         override: str | None = None,
+        gradual: tuple[list[int], int] | None = None,
     ) -> PlanReport:
         environment = self.settings.environment(env)
         assert environment is not None
@@ -170,6 +178,9 @@ class Planner:
                 requirements.append(Requirement("version", refusal=candidate))
             mv = candidate if isinstance(candidate, ModelVersion) else None
             summary, details = self._details(intent, mv)
+            if gradual is not None:
+                first = intent.current is None or not self._up(intent.current)
+                details["traffic"] = described(environment, *gradual, first=first)
         report = PlanReport(
             action=action.value,
             env=env,

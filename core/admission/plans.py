@@ -58,6 +58,7 @@ class PlanReport:
     stops: str = ""  # a stop: what would stop
     underway: tuple[str, ...] = ()  # operations on the endpoint now
     registry: str = ""  # what it would write back to the registry
+    traffic: str = ""  # a deploy: how the new version meets traffic (at once, or a canary)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +85,7 @@ class PlanReport:
             ("metrics", "; ".join(m.describe() for m in self.metrics)),
             ("resources", self.resources),
             ("build", self.build),
+            ("traffic", self.traffic),
             ("would stop", self.stops),
             ("registry", self.registry),
             ("approval", self.route),

@@ -30,6 +30,7 @@ class Action(StrEnum):
     STOP = "stop"
     UNLOCK = "unlock"
     CANCEL = "cancel"
+    CANARY = "canary"
     LOCK = "lock"
     ALIAS = "alias"
     APPROVE = "approve"
@@ -48,6 +49,7 @@ NEEDS: dict[Action, Role] = {
     Action.STOP: Role.ADMIN,
     Action.UNLOCK: Role.ADMIN,
     Action.CANCEL: Role.ADMIN,
+    Action.CANARY: Role.ADMIN,
     Action.LOCK: Role.ADMIN,
     Action.ALIAS: Role.ADMIN,
     Action.APPROVE: Role.ADMIN,

@@ -49,16 +49,23 @@ class Leases:
         self._wake = threading.Event()
         self._closed = False
         self._handing_over = False
+        self._stopping = threading.Event()
         self._beat: threading.Thread | None = None
 
     def hand_over(self) -> None:
         """This process stops: each operation it runs stops at its next step boundary, its
         step recorded, for another process to take over (see `let_lapse`)."""
         self._handing_over = True
+        self._stopping.set()
 
     @property
     def handing_over(self) -> bool:
         return self._handing_over
+
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds` inside a step (a canary between two looks), less once this process
+        hands over."""
+        self._stopping.wait(seconds)
 
     @contextmanager
     def hold(self, op_id: str) -> Iterator[None]:

@@ -36,7 +36,8 @@ from core.errors import (
     StoreError,
 )
 from core.events import OWED, EventKind, Outcome, Reporter
-from core.execution import steps
+from core.execution import canary, steps
+from core.execution.canary import Canary
 from core.execution.leases import Leases
 from core.execution.run import Brief, Run, span, where_of
 from core.marks import person
@@ -195,6 +196,15 @@ class Rollouts:
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
             latency_ms = steps.smoke_test(run, target, ep, started, built)
+            if brief.gradual and current is not None and was_up:
+                self._canary(run, op, brief, target, ep, mv, started, current)
+            elif brief.gradual and op.attempts <= 1:
+                run.emit(
+                    EventKind.INFO,
+                    "canary",
+                    f"no canary: nothing serves {op.endpoint} in {op.env} yet to hold one beside, "
+                    f"so v{mv.version} takes every request at the switch",
+                )
             url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
         except LeaseLost:
             raise  # the deployment is the new holder's now: leave it be
@@ -222,6 +232,54 @@ class Rollouts:
             before=current,
         )
         return self._succeeded(run, op, mv, resources, url, latency_ms, refused)
+
+    def _canary(
+        self,
+        run: Run,
+        op: Operation,
+        brief: Brief,
+        target: Target,
+        ep: EndpointRef,
+        mv: ModelVersion,
+        started: Started,
+        current: Endpoint,
+    ) -> None:
+        """The new version meets traffic step by step beside what serves (`canary.py`)."""
+        environment = self.settings.environment(op.env)
+        assert environment is not None  # checked when the run began
+        try:
+            serving_metrics = self.registry.resolve(current.model, version=current.version).metrics
+        except Exception:  # the deltas are a nicety: a registry that fails them stops nothing
+            serving_metrics = {}
+        deadline = aware(op.created_at) + timedelta(seconds=self.settings.operation_timeout_s)
+        Canary(
+            run=run,
+            op=op,
+            brief=brief,
+            target=target,
+            ep=ep,
+            mv=mv,
+            started=started,
+            serving=current.version,
+            policy=environment.rollout,
+            clock=self.repos.clock,
+            look_s=self.settings.canary_look_s,
+            pause=self.leases.pause,
+            deadline=deadline,
+            metrics=serving_metrics,
+        ).carry_out()
+
+    def _end_canary(self, run: Run, op: Operation) -> None:
+        """A canary an operation that is not to go on left splitting traffic (its bot
+        process died in it): every request back to what serves, the new deployment stopped.
+        Never two versions sharing traffic without an operation that owns them."""
+        fresh = self.repos.operations.get(op.id)
+        deployment = str((fresh.remote or {}).get("deployment") or "") if fresh else ""
+        target = self.targets.get(op.env)
+        if fresh is None or fresh.step != canary.STEP or not deployment or target is None:
+            return
+        started = Started(deployment=deployment, url="")
+        self._discard(run, target, EndpointRef(op.env, op.endpoint), started)
 
     def _switched(self, op: Operation) -> Interval | None:
         """What serves the endpoint, when an operation taken over after its switch was
@@ -462,6 +520,7 @@ class Rollouts:
         recorded leaves the operation to be taken over."""
         try:
             current = self.repos.endpoints.get(op.env, op.endpoint) if known else None
+            self._end_canary(run, op)
             return self._failed(run, op, current, exc)
         except LeaseLost:
             return self._lost(run)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core import failpoints
@@ -48,6 +48,15 @@ class Brief:
     approver: str = ""
     overridden: str = ""  # who overrode the promotion order, what it said, and why
     automatic: str = ""  # why the bot asked for it by itself ("" when a person asked)
+    # a deploy's canary: percent of requests the new version answers, step by step, before
+    # it takes them all; and percent copied to it (shadow), its answers compared
+    canary: list[int] = field(default_factory=list)
+    shadow: int = 0
+
+    @property
+    def gradual(self) -> bool:
+        """Whether the new version meets traffic step by step before the switch."""
+        return bool(self.canary or self.shadow)
 
     @classmethod
     def of(cls, op: Operation) -> Brief:
@@ -90,6 +99,16 @@ class Run:
             self.reporter.report(Event(self.op_id, kind, step, message, elapsed, dict(data)))
         except Exception:  # telling people must never stop the work itself
             log.exception("reporting %s of %s failed", kind, self.op_id)
+
+    def card(self, message: str, data: dict[str, Any]) -> None:
+        """Show where a long step stands (a canary's both versions): fronts keep one card
+        current in place. Not recorded: the step's own events are."""
+        elapsed = time.monotonic() - self.started
+        event = Event(self.op_id, EventKind.CARD, "", scrub(message), elapsed, scrub_value(data))
+        try:
+            self.reporter.report(event)
+        except Exception:  # telling people must never stop the work itself
+            log.exception("reporting the card of %s failed", self.op_id)
 
     def remember(self, *, step: str | None = None, **remote: Any) -> None:
         """Record the step and remote ids, while the operation is still this run's."""

@@ -101,6 +101,9 @@ class Operation(Base):
     job_id: Mapped[str] = mapped_column(String(32), default="", index=True)
     # who asked to stop it at its next step (`/cancel`), from whichever process
     cancelled_by: Mapped[str] = mapped_column(String(128), default="")
+    # what an admin decided on its canary, from whichever process: {"decision": promote,
+    # hold or abort, "by": who, "at": the share it was decided at}
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, nullable=True)
 
 
 # how long finished jobs, sent outbox rows and remembered deliveries are kept (the settings'

@@ -243,6 +243,14 @@ class OperationRepository:
             if op is not None:
                 op.cancelled_by = by
 
+    def decide(self, op_id: str, *, decision: str, by: str, at: int) -> None:
+        """Record an admin's decision on the operation's canary at `at` percent; whoever runs
+        it acts on it at its next look (`gate`)."""
+        with self.db.session() as s:
+            op = s.get(Operation, op_id)
+            if op is not None:
+                op.gate = {"decision": decision, "by": by, "at": at}
+
     def set_reply_to(self, op_id: str, reply_to: Mapping[str, Any], *, hold: Hold) -> bool:
         """Where a front reports the operation now, merged into what was known; only while
         `hold` holds it (False when it does not)."""

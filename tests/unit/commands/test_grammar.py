@@ -141,13 +141,13 @@ MALFORMED = [
     (
         "/help fly",
         "There is no command `fly` to explain (commands: deploy, scale, rollback, stop, "
-        "plan, status, register, promote, approve, reject, lock, unlock, cancel, alias, "
+        "plan, status, register, promote, approve, reject, lock, unlock, cancel, canary, alias, "
         "history, token, help).",
     ),
     (
         "/launch iris",
         "There is no command `launch` (commands: deploy, scale, rollback, stop, plan, "
-        "status, register, promote, approve, reject, lock, unlock, cancel, alias, "
+        "status, register, promote, approve, reject, lock, unlock, cancel, canary, alias, "
         "history, token, help).",
     ),
     ("/deploy " + "x" * 600, "That is 600 characters: commands are at most 500."),
