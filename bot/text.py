@@ -33,6 +33,14 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f}s" if seconds < 60 else f"{seconds / 60:.0f} min"
 
 
+def span(seconds: float) -> str:
+    """A wait as people say it: 45 s, 12 min, 2 h 5 min."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
+
+
 def traffic(seen: Traffic | None) -> str:
     """What an endpoint answered, in one line: `12 req/min over the last 5 min · 1.5% errors
     (3 of 200) · p50 3.1 ms · p99 12 ms · served by v2`; or, where its target cannot count,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -29,8 +31,11 @@ def _shown(text: str) -> str:
 class ConsoleReporter:
     """Each event as one line, as it happens."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, card_every_s: float = 30.0) -> None:
         self.console = console
+        # a canary's card, as one line: at each new step, then at most this often
+        self.card_every_s = card_every_s
+        self._card: tuple[object, float] | None = None
 
     def report(self, event: Event) -> None:
         c, msg, t = self.console, _shown(event.message), f"[dim]{event.elapsed_s:6.2f}s[/]"
@@ -42,6 +47,11 @@ class ConsoleReporter:
             c.print(f"{t} [green]✓[/] {msg}")
         elif event.kind is EventKind.INFO:
             c.print(f"{t}   {msg}")
+        elif event.kind is EventKind.CARD:
+            step, last = self._card or (None, 0.0)
+            if step != event.data.get("step") or event.elapsed_s - last >= self.card_every_s:
+                self._card = (event.data.get("step"), event.elapsed_s)
+                c.print(f"{t}   [magenta]{_shown(card_line(event.data))}[/]")
         elif event.kind is EventKind.SUCCEEDED:
             c.print(f"{t} [bold green]✔ {msg}[/]")
         elif event.kind is EventKind.FAILED:
@@ -50,6 +60,32 @@ class ConsoleReporter:
             if tail:
                 c.print(Panel(_shown(tail), title="log tail", border_style="red"))
             c.print(f"       [yellow]{_shown(str(event.data.get('serving', '')))}[/]")
+
+
+def card_line(data: dict[str, Any]) -> str:
+    """A canary's card in one line: each version's share, requests, errors and p99, what
+    the shadow agreed, and how long it baked."""
+    share = int(data.get("share") or 0)
+    parts = []
+    for i, side in enumerate(data.get("sides") or []):
+        if not side:
+            continue
+        rate = side.get("error_rate")
+        p99 = side.get("p99_ms")
+        parts.append(
+            f"v{side.get('version')} {share if i else 100 - share}%: "
+            f"{side.get('requests', 0)} req, "
+            f"{'no errors' if not rate else f'{rate:.1%} errors'}"
+            + (f", p99 {p99:.0f} ms" if isinstance(p99, int | float) else "")
+        )
+    copied = data.get("shadowed") or {}
+    if copied.get("requests"):
+        agreement = copied.get("agreement")
+        agreed = f", agreement {agreement:.1%}" if agreement is not None else ""
+        parts.append(f"shadow: {copied['requests']} copied{agreed}")
+    baked = f"baked {float(data.get('baked_s') or 0):.0f} of {float(data.get('bake_s') or 0):.0f} s"
+    held = f", held by {data['held_by']}" if data.get("held_by") else ""
+    return f"canary at {share}% · " + " · ".join(parts) + f" · {baked}{held}"
 
 
 def render(console: Console, reply: Reply) -> None:

@@ -23,7 +23,6 @@ from core.audit import AuditLog
 from core.config import Environment, Settings
 from core.drift import DriftGuard
 from core.events import EndpointStatus, Notice, Outcome, Refusal, Reporter
-from core.execution.canary import share_now
 from core.execution.run import Brief, where_of
 from core.marks import person
 from core.oncall.status import endpoint_statuses
@@ -136,7 +135,7 @@ class Deployer:
         found = [
             (op, share)
             for op in self.repos.operations.running()
-            if (op.env, op.endpoint) == (name, endpoint) and (share := share_now(op)) is not None
+            if (op.env, op.endpoint) == (name, endpoint) and (share := op.canary_share) is not None
         ]
         answer: Notice | Refusal
         if not found:

@@ -27,11 +27,11 @@ from core.clock import Clock
 from core.config import Rollout, Thresholds
 from core.errors import Cancelled, HandedOver
 from core.execution.run import Brief, Run, span
-from core.registry.mlflow import ModelVersion
-from core.store.models import Operation, aware
+from core.store.models import CANARY_STEP, Operation, aware
 from core.targets.base import Comparison, EndpointRef, Side, Started, Target
+from core.versions import ModelVersion
 
-STEP = "canary"
+STEP = CANARY_STEP
 PROMOTE, HOLD, ABORT = "promote", "hold", "abort"
 DECISIONS = (PROMOTE, HOLD, ABORT)
 
@@ -43,14 +43,6 @@ class Aborted(Cancelled):
 def shares(brief: Brief) -> list[int]:
     """The shares of a canary's steps: only shadow traffic is one step at 0%."""
     return list(brief.canary) or [0]
-
-
-def share_now(op: Operation) -> int | None:
-    """The share the canary of `op` is at (None: it is not in a canary)."""
-    if op.step != STEP:
-        return None
-    at = (op.remote or {}).get("canary_at")
-    return int(at) if isinstance(at, int) else None
 
 
 @dataclass(frozen=True)
@@ -153,8 +145,10 @@ class Canary:
                 tolerance=self.policy.tolerance,
                 step=self.run.target_step(STEP),
             )
+            seen: dict[str, Any] = {}
             while True:
                 compared = self.target.compare(self.ep, self.started.deployment)
+                seen = self._record(compared, seen)
                 baked = max(0.0, (self.clock.now() - since).total_seconds())
                 gate = self._gate(share)
                 held = gate is not None and gate["decision"] == HOLD
@@ -180,6 +174,21 @@ class Canary:
                 if self.run.leases.handing_over:
                     raise HandedOver(f"operation {self.op.id} was left in its canary")
                 self.pause(self.look_s)
+
+    def _record(self, c: Comparison, before: dict[str, Any]) -> dict[str, Any]:
+        """What the new version answered so far, recorded when it changed (for `/metrics`,
+        which reads the database)."""
+        cand = c.candidate
+        seen = {
+            "requests": (cand.requests if cand else 0),
+            "errors": (cand.errors if cand else 0),
+            "shadowed": c.shadowed.requests,
+            "compared": c.shadowed.compared,
+            "agreed": c.shadowed.agreed,
+        }
+        if seen != before:
+            self.run.remember(canary_seen=seen)
+        return seen
 
     def _since(self, share: int) -> datetime:
         """When the step at `share` began: recorded once, so a resumed one bakes only what

@@ -93,6 +93,8 @@ class StateCollector:
         yield waiting
         yield oldest
 
+        yield from self._canaries()
+
         jobs = GaugeMetricFamily(
             "chatops_slack_jobs",
             "Slack requests acknowledged and not yet run (queued) or running, by kind",
@@ -128,6 +130,48 @@ class StateCollector:
         owed_oldest.add_metric([], _age(now, since))
         yield owed
         yield owed_oldest
+
+    def _canaries(self) -> Iterator[Metric]:
+        """Each canary under way: its shares and what its new version answered so far."""
+        labels = ["env", "endpoint", "version"]
+        share = GaugeMetricFamily(
+            "chatops_canary_share_percent",
+            "Percent of an endpoint's requests its new version answers in a canary",
+            labels=labels,
+        )
+        shadow = GaugeMetricFamily(
+            "chatops_canary_shadow_percent",
+            "Percent of an endpoint's requests copied to its new version in a canary",
+            labels=labels,
+        )
+        agreement = GaugeMetricFamily(
+            "chatops_canary_agreement_ratio",
+            "Share of shadowed requests the new version predicted as what serves did",
+            labels=labels,
+        )
+        answered = GaugeMetricFamily(
+            "chatops_canary_requests",
+            "Requests a canary's new version answered (and failed) since its step began",
+            labels=[*labels, "outcome"],
+        )
+        for op in self.operations.running():
+            at = op.canary_share
+            if at is None:
+                continue
+            remote = op.remote or {}
+            key = [op.env, op.endpoint, str(remote.get("resolved") or "")]
+            share.add_metric(key, float(at))
+            shadow.add_metric(key, float((op.brief or {}).get("shadow") or 0))
+            seen = remote.get("canary_seen") or {}
+            if seen.get("compared"):
+                agreement.add_metric(key, float(seen["agreed"]) / float(seen["compared"]))
+            requests, errors = int(seen.get("requests") or 0), int(seen.get("errors") or 0)
+            answered.add_metric([*key, "ok"], float(requests - errors))
+            answered.add_metric([*key, "error"], float(errors))
+        yield share
+        yield shadow
+        yield agreement
+        yield answered
 
 
 def _age(now: datetime, since: list[datetime]) -> float:

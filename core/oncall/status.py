@@ -34,16 +34,22 @@ def endpoint_statuses(
             known = ", ".join(sorted({r.name for r in repos.endpoints.every(env)})) or "none"
             return Refusal(f"there is no endpoint `{endpoint}`{where} (endpoints: {known})")
 
+    busy = {(op.env, op.endpoint): op for op in repos.operations.running()}
+
     # every endpoint at once: on a remote target each check is network round trips
-    def look(row: Endpoint) -> tuple[Health, Traffic]:
+    def look(row: Endpoint) -> tuple[Health, Traffic, str]:
         target, ref = targets[row.env], EndpointRef(row.env, row.name)
-        return target.health(ref), target.traffic(ref, TRAFFIC_WINDOW_S)
+        op = busy.get((row.env, row.name))
+        return (
+            target.health(ref),
+            target.traffic(ref, TRAFFIC_WINDOW_S),
+            _underway(op, target, ref),
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, min(32, len(rows)))) as pool:
         seen = list(pool.map(look, rows))
-    busy = {(op.env, op.endpoint): op for op in repos.operations.running()}
     result = []
-    for row, (health, traffic) in zip(rows, seen, strict=True):
+    for row, (health, traffic, underway) in zip(rows, seen, strict=True):
         result.append(
             EndpointStatus(
                 env=row.env,
@@ -57,19 +63,43 @@ def endpoint_statuses(
                 url=row.url,
                 target=row.target,
                 detail=health.detail,
-                underway=_underway(busy.get((row.env, row.name))),
+                underway=underway,
                 traffic=traffic,
             )
         )
     return result
 
 
-def _underway(op: Operation | None) -> str:
+def _underway(op: Operation | None, target: Target, ref: EndpointRef) -> str:
     if op is None:
         return ""
     at = f"at {op.step}" if op.step else op.state
     again = f" (attempt {op.attempts})" if op.attempts > 1 else ""
+    share = op.canary_share
+    if share is not None:
+        at = f"in its canary: {canary_text(op, share, target, ref)}"
     return f"{op.kind} by {person(op.requested_by)}, {at}{again}"
+
+
+def canary_text(op: Operation, share: int, target: Target, ref: EndpointRef) -> str:
+    """Where a canary stands: `v3 answers 10% of requests, 20% copied to it, agreement
+    98.4% of 250`."""
+    brief = op.brief or {}
+    version = (op.remote or {}).get("resolved") or brief.get("version")
+    shadow = int(brief.get("shadow") or 0)
+    text = f"v{version} answers {share}% of requests"
+    if shadow:
+        text += f", {shadow}% of the rest copied to it"
+    deployment = str((op.remote or {}).get("deployment") or "")
+    seen = target.compare(ref, deployment) if deployment else None
+    if seen is not None and seen.known:
+        agreement = seen.shadowed.agreement
+        if agreement is not None:
+            text += f", agreement {agreement:.1%} of {seen.shadowed.compared}"
+        if seen.candidate is not None and seen.candidate.requests:
+            rate = seen.candidate.error_rate or 0.0
+            text += f", {rate:.1%} errors in {seen.candidate.requests}"
+    return text
 
 
 @dataclass(frozen=True)

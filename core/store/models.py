@@ -105,10 +105,21 @@ class Operation(Base):
     # hold or abort, "by": who, "at": the share it was decided at}
     gate: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, nullable=True)
 
+    @property
+    def canary_share(self) -> int | None:
+        """The percent of requests its new version answers while in its canary step
+        (`core.execution.canary`); None when it is not in one."""
+        at = (self.remote or {}).get("canary_at")
+        return at if self.step == CANARY_STEP and isinstance(at, int) else None
+
 
 # how long finished jobs, sent outbox rows and remembered deliveries are kept (the settings'
 # `keep_done_s`): longer than any platform retries a delivery
 KEEP_DONE_S = 24 * 3600.0
+
+
+# the step of a rollout in which its new version meets traffic beside what serves
+CANARY_STEP = "canary"
 
 
 class JobState(StrEnum):

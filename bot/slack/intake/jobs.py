@@ -225,6 +225,54 @@ class RollbackClick(_Named):
         return "rollback", f"{self.endpoint} in {self.env} from v{self.version}"
 
 
+class CanaryClick(_Named):
+    """Promote, Hold or Abort clicked on a canary's card: `/canary` as typed, only while the
+    canary is still at the share the card showed."""
+
+    kind: Literal["canary-click"] = "canary-click"
+    env: str
+    endpoint: str
+    decision: Literal["promote", "hold", "abort"]
+    at: int
+    user_id: str
+    channel_id: str = ""
+    thread_ts: str | None = None  # the deploy's thread, where the card is
+    response_url: str = ""
+
+    @property
+    def line(self) -> str:
+        typed = self.naming.typed(f"canary {self.endpoint} {self.decision} in {self.env}")
+        return f"{typed} (button, at {self.at}%)"
+
+    @property
+    def entry(self) -> tuple[str, str]:
+        return "canary", f"{self.endpoint} {self.decision} in {self.env} at {self.at}%"
+
+    @classmethod
+    def of_click(cls, body: dict[str, Any]) -> CanaryClick | None:
+        """The click as the command it stands for; None when its value is not one the bot
+        wrote (names it would not take, a decision it does not know)."""
+        action = (body.get("actions") or [{}])[0]
+        try:
+            value = json.loads(str(action.get("value") or ""))
+            names = (str(value["endpoint"]), str(value["env"]))
+            if not all(NAME.match(n) for n in names):
+                return None
+            message = body.get("message") or {}
+            return cls(
+                env=names[1],
+                endpoint=names[0],
+                decision=value["decision"],
+                at=int(value["at"]),
+                user_id=str((body.get("user") or {}).get("id", "")),
+                channel_id=str((body.get("channel") or {}).get("id", "")),
+                thread_ts=str(message.get("thread_ts") or message.get("ts") or "") or None,
+                response_url=str(body.get("response_url", "")),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
 class ApiCall(_Named):
     """A call to the HTTP API (`/api/v1`, MLflow's `mlflow deployments`) by the owner of a
     token, as the command it stands for (`line`, built from names the API checked); the
@@ -260,6 +308,7 @@ AnyJob = (
     | RegistryNotice
     | AnnouncedAction
     | RollbackClick
+    | CanaryClick
     | ApiCall
 )
 _JOB: TypeAdapter[AnyJob] = TypeAdapter(Annotated[AnyJob, Field(discriminator="kind")])

@@ -23,6 +23,7 @@ from bot.slack.intake.jobs import (
     AnnouncedAction,
     AnyJob,
     ButtonClick,
+    CanaryClick,
     DirectMessage,
     HomeOpened,
     Mention,
@@ -35,12 +36,14 @@ from bot.slack.rendering import messages
 from bot.slack.rendering.ids import (
     ALIAS_ANNOUNCED,
     APPROVE,
+    CANARY_ACTIONS,
     DEPLOY_ANNOUNCED,
     PROMOTE_ANNOUNCED,
     REJECT,
     ROLLBACK,
 )
 from bot.slack.rendering.mrkdwn import shown
+from commands import canary as canary_command
 from commands import help as help_command
 from commands import history as history_command
 from commands import status as status_command
@@ -53,7 +56,7 @@ from core.errors import StoreError
 from core.store.jobs import JobQueue
 
 log = logging.getLogger("chatops.slack")
-QUICK = (status_command, history_command, help_command, token_command)
+QUICK = (status_command, history_command, help_command, token_command, canary_command)
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s,:]*")
 
 
@@ -80,6 +83,8 @@ class Listeners:
         for action in (DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, ALIAS_ANNOUNCED):
             app.action(action)(self.on_announced)
         app.action(ROLLBACK)(self.on_rollback)
+        for action in CANARY_ACTIONS:
+            app.action(action)(self.on_canary)
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home)
@@ -118,6 +123,17 @@ class Listeners:
         job = job.model_copy(update=self._naming)
         stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
         self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "command")
+
+    def on_canary(self, ack: Ack, body: dict[str, Any]) -> None:
+        """Promote, Hold or Abort on a canary's card: `/canary` as the clicker typed it,
+        quick (never behind the deploy it decides)."""
+        job = CanaryClick.of_click(body)
+        if job is None:
+            ack(response_type="ephemeral", text=BROKEN_BUTTON)
+            return
+        job = job.model_copy(update=self._naming)
+        stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
+        self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "query")
 
     def on_command(self, ack: Ack, command: dict[str, Any]) -> None:
         job = SlashCommand(
@@ -204,7 +220,10 @@ class Listeners:
     def _record(self, ack: Ack, key: str, job: AnyJob, kind: str) -> None:
         unready = self.dispatcher.refusing
         if unready is not None:
-            if isinstance(job, (SlashCommand, Query, ButtonClick, AnnouncedAction, RollbackClick)):
+            if isinstance(
+                job,
+                (SlashCommand, Query, ButtonClick, AnnouncedAction, RollbackClick, CanaryClick),
+            ):
                 ack(response_type="ephemeral", text=messages.NOT_READY.format(reason=unready))
             else:
                 ack()  # an event's ack carries no answer; Slack would retry it meanwhile

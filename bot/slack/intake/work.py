@@ -23,6 +23,7 @@ from bot.slack.intake.jobs import (
     AnyJob,
     ApiCall,
     ButtonClick,
+    CanaryClick,
     DirectMessage,
     HomeOpened,
     Mention,
@@ -79,6 +80,7 @@ Asked = (
     | ButtonClick
     | AnnouncedAction
     | oncall.RollbackClick
+    | CanaryClick
 )
 
 
@@ -364,7 +366,7 @@ class Work:
         thread_ts: str | None = None,
     ) -> ThreadReporter:
         if thread_ts is None and isinstance(
-            job, (Mention, DirectMessage, AnnouncedAction, oncall.RollbackClick)
+            job, (Mention, DirectMessage, AnnouncedAction, oncall.RollbackClick, CanaryClick)
         ):
             thread_ts = job.thread_ts  # typed in a thread, or a click on an announcement
         return ThreadReporter(

@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.slack.posting.poster import NO_ACCESS, Poster
 from bot.slack.rendering import messages
 from bot.slack.rendering.blocks import Blocks, context, fallback, fields, section
+from bot.slack.rendering.canary import card
 from bot.slack.rendering.mrkdwn import escape, shown, tail
 from bot.text import duration
 from commands.naming import DEFAULT, NAMESPACE, Naming
@@ -35,6 +36,8 @@ log = logging.getLogger("chatops.slack")
 
 # the metadata `event_type` of a message the bot owed: its `event_payload` is {"owed": row id}
 OWED_EVENT = "chatops_owed"
+# the step whose card is kept current in its thread (core.execution.canary.STEP)
+CARD_STEP = "canary"
 # how many pages of a thread are read looking for a reply already posted
 MAX_THREAD_PAGES = 20
 
@@ -90,6 +93,10 @@ class ThreadReporter:
         self._timer: threading.Timer | None = None
         self._last_update = 0.0
         self._dirty = False
+        # the card of the canary step under way: its data, its reply's ts, when last shown
+        self._card: dict[str, Any] = {}
+        self._card_ts: str | None = None
+        self._card_shown = 0.0
 
     @classmethod
     def resuming(
@@ -150,8 +157,12 @@ class ThreadReporter:
         if event.kind is EventKind.STEP:
             self._step = event.step
             self._set_status(messages.RUNNING.format(step=message, elapsed=elapsed))
+        elif event.kind is EventKind.CARD:
+            self._show_card(event.data)
         elif event.kind in (EventKind.DONE, EventKind.INFO):
             mark = ":heavy_check_mark:" if event.kind is EventKind.DONE else ":small_blue_diamond:"
+            if event.kind is EventKind.DONE and event.step == CARD_STEP:
+                self._end_card(f"{mark} {message}")
             self._reply(f"{mark} {message}")
             self._set_status(messages.RUNNING.format(step=message, elapsed=elapsed))
         elif event.kind is EventKind.SUCCEEDED:
@@ -306,10 +317,48 @@ class ThreadReporter:
         except SlackClientError as exc:
             log.warning("chat.update failed: %s", type(exc).__name__)
 
+    # -- a canary's card -------------------------------------------------------------------
+    def _show_card(self, data: dict[str, Any]) -> None:
+        """The card of the step under way: posted in the thread at its first look, then
+        edited in place (at most about once a second); a new step gets a card of its own."""
+        if self.ts is None:
+            return
+        same = self._card_ts is not None and data.get("step") == self._card.get("step")
+        self._card = data
+        text, blocks = card(data)
+        if not same:
+            sent = self.poster.try_call(
+                "chat.postMessage",
+                channel=self.channel,
+                thread_ts=self.thread_ts or self.ts,
+                text=text,
+                blocks=blocks,
+            )
+            self._card_ts = str(sent.get("ts")) if sent else None
+            self._card_shown = time.monotonic()
+            return
+        if time.monotonic() - self._card_shown < self.min_interval:
+            return
+        self._card_shown = time.monotonic()
+        self.poster.try_call(
+            "chat.update", channel=self.channel, ts=self._card_ts, text=text, blocks=blocks
+        )
+
+    def _end_card(self, ended: str) -> None:
+        """The card as it last stood, its buttons replaced by how the step ended."""
+        if self._card_ts is None or not self._card:
+            return
+        text, blocks = card(self._card, ended=ended)
+        self.poster.try_call(
+            "chat.update", channel=self.channel, ts=self._card_ts, text=text, blocks=blocks
+        )
+        self._card_ts, self._card = None, {}
+
     def _failure(self, event: Event, elapsed: str) -> None:
         serving = self.shown(str(event.data.get("serving") or ""))
         log_tail = escape(str(event.data.get("log_tail") or ""))
         failed = messages.FAILED.format(text=self.shown(event.message))
+        self._end_card(failed)
         lines = [failed]
         if serving:
             lines.append(messages.STILL_SERVING.format(serving=serving))
