@@ -25,6 +25,8 @@ from core.targets.base import (
     EndpointRef,
     Health,
     ModelSource,
+    Shadowed,
+    Side,
     SmokeTested,
     Started,
     Step,
@@ -415,11 +417,51 @@ class LocalTarget:
         tolerance: float,
         step: Step,
     ) -> None:
-        if canary or shadow:
-            raise DeployFailed("canary and shadow traffic are not available on this endpoint yet")
+        """The serving deployment's workers send `canary` percent of the requests they take
+        to `candidate`'s workers and copy `shadow` percent of the others to them (split.py).
+        A canary request the candidate fails (5xx, refused, no answer in time) is answered
+        by the serving version instead, and counted as the candidate's error."""
+        whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (canary, shadow))
+        if not (
+            whole
+            and 0 <= canary <= 100
+            and 0 <= shadow <= 100
+            and isinstance(tolerance, int | float)
+            and 0 <= tolerance < math.inf
+        ):
+            raise DeployFailed(messages.split_bad(canary, shadow, tolerance))
+        request = {
+            "op": "split",
+            "candidate": candidate,
+            "canary": canary,
+            "shadow": shadow,
+            "tolerance": float(tolerance),
+        }
+        reply = self._call(ep, request)
+        if reply is None:
+            raise TargetUnavailable(messages.split_refused(ep.name, messages.SPLIT_NO_HOST))
+        if not reply.get("ok"):
+            error = str(reply.get("error"))
+            if "unknown op" in error:
+                raise DeployFailed(messages.split_refused(ep.name, messages.SPLIT_OLD_HOST))
+            raise DeployFailed(messages.split_refused(ep.name, error))
+        if reply.get("changed"):
+            step.say(
+                f"{candidate} answers {canary}% of the requests of {ep.name}"
+                + (f" and gets a copy of {shadow}% of the others" if shadow else "")
+            )
 
     def compare(self, ep: EndpointRef, candidate: str) -> Comparison:
-        return Comparison(known=False, detail="canary and shadow traffic are not counted yet")
+        """What the serving version and `candidate` answered since the split was set, as the
+        endpoint's host adds up its workers' counts; after a switch or discard ended the
+        split, what it had counted until then. Percentiles are over all of that time."""
+        try:
+            reply = self._call(ep, {"op": "compare", "candidate": candidate})
+            return _comparison(reply, candidate)
+        except ChatOpsError as exc:
+            return Comparison(known=False, detail=messages.split_unreadable(exc.message))
+        except (ValueError, KeyError, TypeError) as exc:  # an answer not as this bot expects
+            return Comparison(known=False, detail=messages.split_unreadable(repr(exc)))
 
     def close(self) -> None:
         self._http.close()
@@ -438,3 +480,57 @@ def _largest_resident_mb(pids: list[int]) -> float | None:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return max(found) if found else None
+
+
+def _comparison(reply: dict[str, Any] | None, candidate: str) -> Comparison:
+    """The host's answer to `compare`, as the target reports it."""
+    if reply is None:
+        return Comparison(known=False, detail=messages.SPLIT_NO_HOST)
+    if not reply.get("ok"):
+        error = str(reply.get("error"))
+        old = "unknown op" in error
+        return Comparison(
+            known=False, detail=messages.SPLIT_OLD_HOST if old else messages.split_unreadable(error)
+        )
+    found = reply.get("split")
+    if not found:
+        return Comparison(known=False, detail=messages.split_none(candidate))
+
+    def side(data: dict[str, Any]) -> Side | None:
+        if "version" not in data:
+            return None
+        counts = traffic.Counts.from_dict(data)
+        return Side(
+            version=int(data["version"]),
+            deployment=str(data["deployment"]),
+            requests=counts.requests,
+            errors=counts.errors,
+            p50_ms=counts.percentile_ms(0.5),
+            p99_ms=counts.percentile_ms(0.99),
+        )
+
+    copies = dict(reply["shadowed"])
+    counted = traffic.Counts.from_dict(copies)
+    dropped = int(copies.get("dropped", 0))
+    detail = (
+        f"{dropped} shadow copies dropped (too many waited for the candidate)" if dropped else ""
+    )
+    if reply.get("ended"):
+        detail = "; ".join(p for p in ("the split has ended", detail) if p)
+    return Comparison(
+        known=True,
+        canary=0 if reply.get("ended") else int(found["canary"]),
+        shadow=0 if reply.get("ended") else int(found["shadow"]),
+        serving=side(dict(reply["serving"])),
+        candidate=side(dict(reply["candidate"])),
+        shadowed=Shadowed(
+            requests=counted.requests,
+            errors=counted.errors,
+            compared=int(copies["compared"]),
+            agreed=int(copies["agreed"]),
+            p50_ms=counted.percentile_ms(0.5),
+            p99_ms=counted.percentile_ms(0.99),
+        ),
+        since_s=float(found["since_s"]),
+        detail=detail,
+    )
