@@ -5,6 +5,8 @@ endpoint's requests are split with it, and every answer names the version that g
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from core.registry.source import RegistrySource
 from core.resources import Resources
 from core.runtime import Runtime
 from core.targets.base import Comparison, EndpointRef, quiet_step
+from core.targets.local.control import call
 from core.targets.local.target import LocalTarget, Zygote
 from tests.clock import FakeClock
 from tests.conftest import make_settings
@@ -110,6 +113,7 @@ def _settled(rt: Runtime, candidate: str, done: Callable[[Comparison], bool]) ->
 def test_the_candidate_answers_the_asked_share_and_the_counts_match_what_callers_saw(
     rt: Runtime,
 ) -> None:
+    assert run(rt, f"/scale {TWIN} 2cpu 1gb").ok  # two serving processes, each dealing
     candidate = _candidate(rt, SAME_AGAIN)
     before = _compare(rt, candidate)
     assert not before.known and candidate in before.detail
@@ -196,6 +200,23 @@ def test_a_failing_candidate_is_counted_so_and_callers_get_the_serving_answer(
     # what it answers well, callers get from it
     seen, _ = _send(rt, 100)
     assert seen == {f"{TWIN}/{SAME} 200": 50, f"{TWIN}/{FAILING} 200": 50}
+
+    # a candidate whose processes are gone refuses: counted so, callers served all the same
+    for pid in _pids(rt, candidate):
+        os.kill(pid, signal.SIGKILL)
+    seen, _ = _send(rt, 40)
+    assert seen == {f"{TWIN}/{SAME} 200": 40}
+    found = _compare(rt, candidate)
+    assert found.candidate is not None and found.serving is not None
+    assert (found.candidate.requests, found.candidate.errors) == (120, 70)
+    assert (found.serving.requests, found.serving.errors) == (190, 0)
+
+
+def _pids(rt: Runtime, deployment: str) -> list[int]:
+    status = call(_target(rt).layout.control_path(REF), {"op": "status"}, what=TWIN)
+    assert status is not None
+    (dep,) = [d for d in status["deployments"] if d["deployment"] == deployment]
+    return [w["pid"] for w in dep["workers"]]
 
 
 def test_discard_and_switch_end_the_split(rt: Runtime) -> None:

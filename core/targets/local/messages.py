@@ -125,3 +125,10 @@ def split_unreadable(problem: str) -> str:
 
 def split_none(candidate: str) -> str:
     return f"no requests of the endpoint are split with {candidate}"
+
+
+SPLIT_ENDED = "the split has ended (a switch or discard): counts until then"
+
+
+def shadow_dropped(n: int) -> str:
+    return f"{n} shadow cop{'y' if n == 1 else 'ies'} dropped: too many waited for the candidate"

@@ -36,9 +36,12 @@ import mmap
 import os
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.targets.local.traffic import BOUNDS_S, GROUP, SPLIT_AT, Counts, Region
+
+if TYPE_CHECKING:
+    from core.targets.base import Comparison
 
 MAX_PORTS = 64
 # board cells: generation, canary %, shadow %, tolerance (a double), port count, ports
@@ -123,8 +126,8 @@ def agree(a: Any, b: Any, tolerance: float) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if tolerance == 0:
-            return bool(a == b)
+        if a == b or (math.isnan(a) and math.isnan(b)):  # the same answer, NaN included
+            return True
         return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= tolerance
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(agree(x, y, tolerance) for x, y in zip(a, b, strict=True))
@@ -382,3 +385,60 @@ class Splitter:
                 counts=self.counts,
                 pool=self.pool,
             )
+
+
+def summary(reply: dict[str, Any] | None, candidate: str) -> Comparison:
+    """The host's answer to `compare`, as the target reports it; unknown, with why, when no
+    host ran, it could not say, or no split with `candidate` was ever set."""
+    # here: a worker in a model's environment never needs them
+    from core.targets.base import Comparison, Shadowed, Side
+    from core.targets.local import messages
+
+    if reply is None:
+        return Comparison(known=False, detail=messages.SPLIT_NO_HOST)
+    if not reply.get("ok"):
+        error = str(reply.get("error"))
+        old = "unknown op" in error
+        return Comparison(
+            known=False, detail=messages.SPLIT_OLD_HOST if old else messages.split_unreadable(error)
+        )
+    found = reply.get("split")
+    if not found:
+        return Comparison(known=False, detail=messages.split_none(candidate))
+
+    def side(data: dict[str, Any]) -> Side | None:
+        if "version" not in data:
+            return None
+        counts = Counts.from_dict(data)
+        return Side(
+            version=int(data["version"]),
+            deployment=str(data["deployment"]),
+            requests=counts.requests,
+            errors=counts.errors,
+            p50_ms=counts.percentile_ms(0.5),
+            p99_ms=counts.percentile_ms(0.99),
+        )
+
+    copies = dict(reply["shadowed"])
+    counted = Counts.from_dict(copies)
+    dropped = int(copies.get("dropped", 0))
+    said = [messages.SPLIT_ENDED] if reply.get("ended") else []
+    if dropped:
+        said.append(messages.shadow_dropped(dropped))
+    return Comparison(
+        known=True,
+        canary=0 if reply.get("ended") else int(found["canary"]),
+        shadow=0 if reply.get("ended") else int(found["shadow"]),
+        serving=side(dict(reply["serving"])),
+        candidate=side(dict(reply["candidate"])),
+        shadowed=Shadowed(
+            requests=counted.requests,
+            errors=counted.errors,
+            compared=int(copies["compared"]),
+            agreed=int(copies["agreed"]),
+            p50_ms=counted.percentile_ms(0.5),
+            p99_ms=counted.percentile_ms(0.99),
+        ),
+        since_s=float(found["since_s"]),
+        detail="; ".join(said),
+    )

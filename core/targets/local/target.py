@@ -25,15 +25,13 @@ from core.targets.base import (
     EndpointRef,
     Health,
     ModelSource,
-    Shadowed,
-    Side,
     SmokeTested,
     Started,
     Step,
     Traffic,
     quiet_step,
 )
-from core.targets.local import messages, requirements, traffic
+from core.targets.local import messages, requirements, split, traffic
 from core.targets.local.control import accepts, bindable, call, who_holds
 from core.targets.local.host import log_tail
 from core.targets.local.layout import Layout, PortBook
@@ -457,7 +455,7 @@ class LocalTarget:
         split, what it had counted until then. Percentiles are over all of that time."""
         try:
             reply = self._call(ep, {"op": "compare", "candidate": candidate})
-            return _comparison(reply, candidate)
+            return split.summary(reply, candidate)
         except ChatOpsError as exc:
             return Comparison(known=False, detail=messages.split_unreadable(exc.message))
         except (ValueError, KeyError, TypeError) as exc:  # an answer not as this bot expects
@@ -480,57 +478,3 @@ def _largest_resident_mb(pids: list[int]) -> float | None:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return max(found) if found else None
-
-
-def _comparison(reply: dict[str, Any] | None, candidate: str) -> Comparison:
-    """The host's answer to `compare`, as the target reports it."""
-    if reply is None:
-        return Comparison(known=False, detail=messages.SPLIT_NO_HOST)
-    if not reply.get("ok"):
-        error = str(reply.get("error"))
-        old = "unknown op" in error
-        return Comparison(
-            known=False, detail=messages.SPLIT_OLD_HOST if old else messages.split_unreadable(error)
-        )
-    found = reply.get("split")
-    if not found:
-        return Comparison(known=False, detail=messages.split_none(candidate))
-
-    def side(data: dict[str, Any]) -> Side | None:
-        if "version" not in data:
-            return None
-        counts = traffic.Counts.from_dict(data)
-        return Side(
-            version=int(data["version"]),
-            deployment=str(data["deployment"]),
-            requests=counts.requests,
-            errors=counts.errors,
-            p50_ms=counts.percentile_ms(0.5),
-            p99_ms=counts.percentile_ms(0.99),
-        )
-
-    copies = dict(reply["shadowed"])
-    counted = traffic.Counts.from_dict(copies)
-    dropped = int(copies.get("dropped", 0))
-    detail = (
-        f"{dropped} shadow copies dropped (too many waited for the candidate)" if dropped else ""
-    )
-    if reply.get("ended"):
-        detail = "; ".join(p for p in ("the split has ended", detail) if p)
-    return Comparison(
-        known=True,
-        canary=0 if reply.get("ended") else int(found["canary"]),
-        shadow=0 if reply.get("ended") else int(found["shadow"]),
-        serving=side(dict(reply["serving"])),
-        candidate=side(dict(reply["candidate"])),
-        shadowed=Shadowed(
-            requests=counted.requests,
-            errors=counted.errors,
-            compared=int(copies["compared"]),
-            agreed=int(copies["agreed"]),
-            p50_ms=counted.percentile_ms(0.5),
-            p99_ms=counted.percentile_ms(0.99),
-        ),
-        since_s=float(found["since_s"]),
-        detail=detail,
-    )
