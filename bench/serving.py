@@ -13,6 +13,15 @@ worker count, then 64 connections, 1 row, at 1, 2 and 4 workers. Each cell is me
 machine shared with other work loads both alike; the table reports medians and their ratios.
 `--check` exits 1 unless ours >= 1.2x theirs in requests/s with a p99 no worse, in every cell
 of the matrix.
+
+    python bench/serving.py --split [--rounds 3] [--duration 4] [--check]
+
+measures ours alone, what splitting requests with a candidate costs: `/deploy iris v1`, then
+iris v2 started beside it (as a canary rollout starts it), and 8 connections of 1-row bodies
+with no split, with a split of 0% (canary 0, shadow 0: every request read the split and served
+by v1), canary 10% and canary 100% (every request relayed to v2); in each round no split is
+measured before v2 starts and after it is discarded. `--check` then exits 1 unless a split of
+0% serves at least 0.95x the requests/s of no split.
 """
 
 from __future__ import annotations
@@ -43,8 +52,11 @@ from core.admission.roles import Actor  # noqa: E402
 from core.config import CONSOLE_USER, Settings  # noqa: E402
 from core.events import NullReporter  # noqa: E402
 from core.registry.demo import create_demo_model  # noqa: E402
+from core.registry.source import RegistrySource  # noqa: E402
+from core.resources import Resources  # noqa: E402
 from core.runtime import Runtime  # noqa: E402
-from core.targets.local.target import Zygote  # noqa: E402
+from core.targets.base import EndpointRef, quiet_step  # noqa: E402
+from core.targets.local.target import LocalTarget, Zygote  # noqa: E402
 
 COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
@@ -136,6 +148,30 @@ class Ours:
         wait_ok(lambda: httpx.post(self.url, content=body(1), headers=_JSON))
         return self.url
 
+    def _target(self) -> tuple[LocalTarget, EndpointRef]:
+        env = self.runtime.settings.default_environment
+        target = self.runtime.deployer.targets[env]
+        assert isinstance(target, LocalTarget)
+        return target, EndpointRef(env, "iris")
+
+    def candidate(self, version: int, deployment: str) -> str:
+        """`version` started beside what serves, checked, not serving (as a canary starts)."""
+        target, ep = self._target()
+        mv = self.runtime.registry.resolve("iris", version=version)
+        built = target.build(ep, mv, RegistrySource(self.runtime.registry), quiet_step())
+        resources = Resources(cpu=1, memory_mb=1024, replicas=1)
+        started = target.start(ep, mv, built, resources, deployment, quiet_step())
+        target.smoke_test(ep, started, built, quiet_step())
+        return deployment
+
+    def split(self, candidate: str, canary: int) -> None:
+        target, ep = self._target()
+        target.split(ep, candidate, canary=canary, shadow=0, tolerance=0.0, step=quiet_step())
+
+    def discard(self, candidate: str) -> None:
+        target, ep = self._target()
+        target.discard(ep, candidate, quiet_step())
+
     def close(self) -> None:
         self.runtime.shut_down_endpoints()
         self.runtime.close()
@@ -212,12 +248,59 @@ def row(label: str, runs: dict[str, list[Run]]) -> tuple[str, float, float]:
     return line, ratio, ours_p99 / theirs_p99
 
 
+SPLITS = {"no split": None, "split 0%": 0, "canary 10%": 10, "canary 100%": 100}
+
+
+def split_cost(args: argparse.Namespace) -> int:
+    """Ours with no split against ours with a split of 0%, 10% and 100% (`--split`)."""
+    runs: dict[str, list[Run]] = {name: [] for name in SPLITS}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        uri = f"sqlite:///{work / 'mlflow.db'}"
+        create_demo_model(tracking_uri=uri, artifact_root=work / "artifacts")
+        (work / "body-1.json").write_bytes(body(1))
+        script = work / "post-1.lua"
+        script.write_text(SCRIPT.format(body=work / "body-1.json"))
+        ours = Ours(work, uri)
+        try:
+            url = ours.serve(1)
+            wrk(url, script, 8, 1)  # warm up: first requests pay lazy imports
+            for r in range(args.rounds):
+                # no split measured before and after the split ones, so a machine getting
+                # busier or quieter over a round weighs on both alike
+                runs["no split"].append(wrk(url, script, 8, args.duration))
+                candidate = ours.candidate(2, f"bench-candidate-{r}")
+                for name, canary in SPLITS.items():
+                    if canary is not None:
+                        ours.split(candidate, canary)
+                        runs[name].append(wrk(url, script, 8, args.duration))
+                ours.discard(candidate)  # which ends the split
+                runs["no split"].append(wrk(url, script, 8, args.duration))
+        finally:
+            ours.close()
+    base = statistics.median(r.rps for r in runs["no split"])
+    print(f"{os.cpu_count()} cores, {args.rounds} rounds of {args.duration:g} s, interleaved")
+    print("| 8 conn., 1 row | req/s | vs no split | p99 |\n|---|---|---|---|")
+    ratios = {}
+    for name, found in runs.items():
+        rps = statistics.median(r.rps for r in found)
+        ratios[name] = rps / base
+        p99 = statistics.median(r.p99_ms for r in found)
+        print(f"| {name} | {rps:,.0f} | {ratios[name]:.3f}x | {p99:.1f} ms |")
+    return 1 if args.check and ratios["split 0%"] < 0.95 else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement")
     parser.add_argument("--check", action="store_true", help="fail unless >= 1.2x, p99 no worse")
+    parser.add_argument(
+        "--split", action="store_true", help="ours with no split against a split of 0%%"
+    )
     args = parser.parse_args()
+    if args.split:
+        return split_cost(args)
     header = (
         "| | ours req/s | theirs req/s | ratio | ours p99 | theirs p99 |\n|---|---|---|---|---|---|"
     )

@@ -3,8 +3,9 @@
 Such a worker cannot be forked from the warm runtime: its packages are not the runtime's. The
 endpoint host forks as for any worker, and the child executes the environment's interpreter
 on this module, handing it the endpoint's shared listening socket, the pipe it reports ready
-on and the memory it counts its traffic in; from there it is the same worker (server.py):
-private port, SIGUSR1 to take the endpoint's traffic, SIGTERM to drain, memory limit enforced.
+on, the memory it counts its traffic in and the one its host writes the split in; from there
+it is the same worker (server.py): private port, SIGUSR1 to take the endpoint's traffic,
+SIGTERM to drain, memory limit enforced.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ def exec_worker(
     shared: socket.socket,
     ready_fd: int,
     counts_fd: int,
+    split_fd: int,
 ) -> NoReturn:
     """Replace this (freshly forked) process with a worker running in `python`'s environment."""
-    for fd in (shared.fileno(), ready_fd, counts_fd):
+    for fd in (shared.fileno(), ready_fd, counts_fd, split_fd):
         os.set_inheritable(fd, True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(PYTHONPATH=code, PYTHONNOUSERSITE="1")
-    fds = [str(shared.fileno()), str(ready_fd), str(counts_fd)]
+    fds = [str(fd) for fd in (shared.fileno(), ready_fd, counts_fd, split_fd)]
     argv = [python, "-m", __name__, json.dumps(asdict(spec)), *fds]
     os.execve(python, argv, env)
 
@@ -41,7 +43,7 @@ def exec_worker(
 def main() -> None:
     spec = WorkerSpec(**json.loads(sys.argv[1]))
     shared = socket.socket(fileno=int(sys.argv[2]))
-    run_worker(spec, shared, int(sys.argv[3]), int(sys.argv[4]))
+    run_worker(spec, shared, *(int(fd) for fd in sys.argv[3:7]))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.targets.local import traffic
+from core.targets.local import split, traffic
 from core.targets.local.envworker import exec_worker
 from core.targets.local.server import WorkerSpec, run_worker
 
@@ -93,6 +93,23 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(_CONTROL.sub("", _ESCAPE.sub("", line)) for line in text.splitlines()[-lines:])
 
 
+@dataclass
+class Split:
+    """The endpoint's requests split with a candidate deployment (split.py)."""
+
+    candidate: str
+    canary: int
+    shadow: int
+    tolerance: float
+    generation: int
+    set_at: float = field(default_factory=time.monotonic)
+    # what workers whose counts were let go had counted for it
+    gone: split.Totals = field(default_factory=split.Totals)
+
+    def key(self) -> tuple[str, int, int, float]:
+        return self.candidate, self.canary, self.shadow, self.tolerance
+
+
 class Host:
     def __init__(
         self, *, endpoint: str, listener: socket.socket, control: socket.socket, log_dir: Path
@@ -106,6 +123,10 @@ class Host:
         self.selector.register(control, selectors.EVENT_READ, "control")
         self.stopping = False
         self.began = time.monotonic()  # traffic is counted from here on
+        self.board = split.Board()  # the split every worker reads
+        self.generation = 0
+        self.split: Split | None = None
+        self.ended: dict[str, dict[str, Any]] = {}  # candidate -> its last split, as it ended
 
     # -- workers ---------------------------------------------------------------------------
     def _fork_worker(self, dep: Deployment) -> Worker:
@@ -127,8 +148,9 @@ class Host:
                         shared=self.listener,
                         ready_fd=write_fd,
                         counts_fd=counts.fd,
+                        split_fd=self.board.fd,
                     )
-                run_worker(dep.spec, self.listener, write_fd, counts.fd)
+                run_worker(dep.spec, self.listener, write_fd, counts.fd, self.board.fd)
             finally:
                 os._exit(3)
         os.close(write_fd)
@@ -215,15 +237,22 @@ class Host:
             self.deployments[spec.deployment] = dep
             dep.workers = [self._fork_worker(dep) for _ in range(dep.workers_wanted)]
             return {"ok": True, "deployment": dep.as_dict()}
+        if op == "split":
+            return self._set_split(request)
+        if op == "compare":
+            return {"ok": True, **self._compare(str(request.get("candidate")))}
         if op in ("activate", "retire"):
             target = self.deployments.get(str(request.get("deployment")))
             if target is None:
                 return {"ok": False, "error": f"no deployment {request.get('deployment')}"}
             if op == "retire":
+                if self.split is not None and self.split.candidate == target.spec.deployment:
+                    self._end_split()
                 self._retire(target)
                 return {"ok": True}
             if target.state not in ("ready", "active"):
                 return {"ok": False, "error": f"deployment is {target.state}, not ready"}
+            self._end_split()  # a switch: the deployment activated serves everything
             try:
                 # the port takes connections only from the first activation on: until some
                 # deployment serves, a client is refused at once instead of left hanging
@@ -234,6 +263,7 @@ class Host:
             target.state = "active"
             return {"ok": True}
         if op == "shutdown":
+            self._end_split()
             for d in self.deployments.values():
                 self._retire(d)
             # refuse new connections now, while the workers finish what they hold: the
@@ -243,6 +273,79 @@ class Host:
             self.stopping = True
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+    # -- the split with a candidate -----------------------------------------------------------
+    def _set_split(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = str(request.get("candidate"))
+        canary, shadow = int(request.get("canary", 0)), int(request.get("shadow", 0))
+        tolerance = float(request.get("tolerance", 0.0))
+        if not (0 <= canary <= 100 and 0 <= shadow <= 100):
+            return {"ok": False, "error": "canary and shadow are percents, 0 to 100"}
+        if not 0 <= tolerance < float("inf"):
+            return {"ok": False, "error": "the tolerance is a number, 0 or more"}
+        candidate = self.deployments.get(name)
+        if candidate is None:
+            return {"ok": False, "error": f"no deployment {name}"}
+        if candidate.state != "ready":
+            return {"ok": False, "error": f"deployment {name} is {candidate.state}, not ready"}
+        if self._serving() is None:
+            return {"ok": False, "error": "no deployment serves the endpoint"}
+        wanted = (name, canary, shadow, tolerance)
+        if self.split is not None and self.split.key() == wanted:
+            return {"ok": True, "generation": self.split.generation, "changed": False}
+        self._end_split()
+        ports = [
+            w.private_port for w in candidate.workers if w.private_port and w.exit_code is None
+        ]
+        self.generation += 1
+        self.split = Split(name, canary, shadow, tolerance, self.generation)
+        self.board.set(
+            self.generation, canary=canary, shadow=shadow, tolerance=tolerance, ports=ports
+        )
+        return {"ok": True, "generation": self.generation, "changed": True}
+
+    def _serving(self) -> Deployment | None:
+        active = [d for d in self.deployments.values() if d.state == "active"]
+        return active[-1] if active else None
+
+    def _end_split(self) -> None:
+        """Gives every request back to what serves; what the split counted stays readable."""
+        if self.split is None:
+            return
+        self.ended = {self.split.candidate: {**self._compare(self.split.candidate), "ended": True}}
+        self.board.clear()
+        self.split = None
+
+    def _compare(self, candidate: str) -> dict[str, Any]:
+        """What the serving deployment and `candidate` answered since the split was set."""
+        current = self.split
+        if current is None or current.candidate != candidate:
+            return self.ended.get(candidate) or {"split": None}
+        totals = split.Totals()
+        totals.merge(current.gone)
+        for dep in self.deployments.values():
+            for worker in dep.counted:
+                if worker.counts is not None:
+                    totals.add(worker.counts.cells, current.generation)
+        serving = self._serving()
+        cand = self.deployments.get(candidate)
+        found = totals.as_dict()
+        if serving is not None:
+            found["serving"].update(
+                deployment=serving.spec.deployment, version=serving.spec.version
+            )
+        if cand is not None:
+            found["candidate"].update(deployment=candidate, version=cand.spec.version)
+        return {
+            "split": {
+                "candidate": candidate,
+                "canary": current.canary,
+                "shadow": current.shadow,
+                "tolerance": current.tolerance,
+                "since_s": time.monotonic() - current.set_at,
+            },
+            **found,
+        }
 
     def _traffic(self, window_s: float) -> dict[str, Any]:
         """What every worker answered over the window, per version; the counts of workers
@@ -261,6 +364,8 @@ class Host:
                         dep.answered_before[0] + gone[0],
                         dep.answered_before[1] + gone[1],
                     )
+                    if self.split is not None:  # what it counted for the split stays
+                        self.split.gone.add(worker.counts.cells, self.split.generation)
                     worker.counts.close()
                     dep.counted.remove(worker)
                     continue

@@ -99,3 +99,36 @@ TRAFFIC_OLD_HOST = (
 
 def traffic_unreadable(problem: str) -> str:
     return f"not counted: its server host did not say ({problem})"
+
+
+SPLIT_NO_HOST = "no server process of it is running"
+SPLIT_OLD_HOST = (
+    "its server host started before the bot could split traffic between two versions; "
+    "stop the endpoint and deploy it again to use canary or shadow traffic"
+)
+
+
+def split_refused(endpoint: str, problem: str) -> str:
+    return f"could not split the requests of {endpoint}: {problem}"
+
+
+def split_bad(canary: object, shadow: object, tolerance: object) -> str:
+    return (
+        f"canary and shadow are whole percents from 0 to 100 and the tolerance a number of 0 "
+        f"or more (asked: canary {canary}, shadow {shadow}, tolerance {tolerance})"
+    )
+
+
+def split_unreadable(problem: str) -> str:
+    return f"not counted: its server host did not say ({problem})"
+
+
+def split_none(candidate: str) -> str:
+    return f"no requests of the endpoint are split with {candidate}"
+
+
+SPLIT_ENDED = "the split has ended (a switch or discard): counts until then"
+
+
+def shadow_dropped(n: int) -> str:
+    return f"{n} shadow cop{'y' if n == 1 else 'ies'} dropped: too many waited for the candidate"

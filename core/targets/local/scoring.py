@@ -19,6 +19,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from core.targets.local.split import Splitter
     from core.targets.local.traffic import Tally
 
 Scope = dict[str, Any]
@@ -30,6 +31,8 @@ PLAIN = b"text/plain; charset=utf-8"
 _NOT_FOUND = b'{"detail":"Not Found"}'
 _NOT_ALLOWED = b'{"detail":"Method Not Allowed"}'
 _FAILED = b"Internal Server Error"
+# what of a candidate's answer is relayed to the caller (the length is set anew)
+_RELAYED = frozenset((b"content-type", b"x-model", b"x-deployment", b"allow"))
 
 
 class Scorer:
@@ -104,6 +107,8 @@ class ScoringApp:
         self.draining = False  # set when the worker retires: every answer closes its connection
         # set when the worker takes the endpoint's traffic: the smoke test is not counted
         self.tally: Tally | None = None
+        # the endpoint's split with a candidate, read per request once it takes the traffic
+        self.splitter: Splitter | None = None
         self.version = VERSION.encode()
         self.extra = [
             (b"x-model", f"{model}/{version}".encode()),
@@ -123,6 +128,17 @@ class ScoringApp:
                 return
             body = await _body(receive)
             content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+            split, copy = None, True
+            if self.tally is not None and self.splitter is not None:
+                split = self.splitter.current()
+                if split is not None and split.canary_turn():
+                    relayed = await split.forward(body, content_type)
+                    if relayed is not None:  # else it failed, and what serves answers
+                        status, headers, answer = relayed
+                        self.tally.record(status, began)
+                        await self._relay(send, status, headers, answer)
+                        return
+                    copy = False  # no copy of a request the candidate just failed
             try:
                 status, mimetype, answer = self.scorer.invoke(
                     body, None if content_type is None else content_type.decode("latin-1")
@@ -134,7 +150,13 @@ class ScoringApp:
             # the worker is killed the moment after
             if self.tally is not None:
                 self.tally.record(status, began)
+            if split is None:
+                await self._send(send, status, mimetype, answer)
+                return
+            split.served(status, began)
             await self._send(send, status, mimetype, answer)
+            if copy and status == 200 and split.shadow_turn():  # after the caller's answer
+                split.mirror(body, content_type, answer)
         elif path in ("/ping", "/health", "/version"):
             if method != "GET":  # HEAD included, as there
                 await self._send(send, 405, JSON, _NOT_ALLOWED, allow=b"GET")
@@ -143,6 +165,17 @@ class ScoringApp:
             await self._send(send, 200, JSON, answer)
         else:
             await self._send(send, 404, JSON, _NOT_FOUND)
+
+    async def _relay(
+        self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """The candidate's answer, as it gave it (its own `X-Model` included)."""
+        kept = [(k, v) for k, v in headers if k in _RELAYED]
+        if self.draining:
+            kept.append((b"connection", b"close"))
+        kept.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": kept})
+        await send({"type": "http.response.body", "body": body})
 
     async def _send(
         self,

@@ -7,7 +7,8 @@ smoke test), starts taking the endpoint's traffic on SIGUSR1, and on SIGTERM sto
 closes idle connections, answers what it already holds with `Connection: close` and exits.
 The endpoint's listening socket is shared by every worker of every deployment, so traffic
 never meets a closed port during a switch. From SIGUSR1 on, it counts each answer of the
-scoring route in memory its host reads (traffic.py).
+scoring route in memory its host reads (traffic.py), and splits the scoring requests with a
+candidate deployment when its host says so (split.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from core.targets.local.split import Splitter
 from core.targets.local.traffic import Tally
 
 KEEP_ALIVE_S = 5
@@ -186,14 +188,18 @@ async def _serve(
     await worker.drain()
 
 
-def run_worker(spec: WorkerSpec, shared: socket.socket, ready_fd: int, counts_fd: int) -> None:
+def run_worker(
+    spec: WorkerSpec, shared: socket.socket, ready_fd: int, counts_fd: int, split_fd: int
+) -> None:
     """Load, verify, report ready on `ready_fd`, serve until SIGTERM, counting what the
-    endpoint's clients are answered in the memory of `counts_fd`. Never returns."""
+    endpoint's clients are answered in the memory of `counts_fd`, and splitting its requests
+    with a candidate as the memory of `split_fd` says (split.py). Never returns."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR1})
     _die_with_parent()
     try:
         app = _load(spec)
         tally = Tally(counts_fd)
+        app.splitter = Splitter(split_fd, tally.cells)
         import gc
 
         # what the warm runtime and the model left is there for the worker's life: out of

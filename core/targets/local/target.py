@@ -31,7 +31,7 @@ from core.targets.base import (
     Traffic,
     quiet_step,
 )
-from core.targets.local import messages, requirements, traffic
+from core.targets.local import messages, requirements, split, traffic
 from core.targets.local.control import accepts, bindable, call, who_holds
 from core.targets.local.host import log_tail
 from core.targets.local.layout import Layout, PortBook
@@ -415,11 +415,51 @@ class LocalTarget:
         tolerance: float,
         step: Step,
     ) -> None:
-        if canary or shadow:
-            raise DeployFailed("canary and shadow traffic are not available on this endpoint yet")
+        """The serving deployment's workers send `canary` percent of the requests they take
+        to `candidate`'s workers and copy `shadow` percent of the others to them (split.py).
+        A canary request the candidate fails (5xx, refused, no answer in time) is answered
+        by the serving version instead, and counted as the candidate's error."""
+        whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (canary, shadow))
+        if not (
+            whole
+            and 0 <= canary <= 100
+            and 0 <= shadow <= 100
+            and isinstance(tolerance, int | float)
+            and 0 <= tolerance < math.inf
+        ):
+            raise DeployFailed(messages.split_bad(canary, shadow, tolerance))
+        request = {
+            "op": "split",
+            "candidate": candidate,
+            "canary": canary,
+            "shadow": shadow,
+            "tolerance": float(tolerance),
+        }
+        reply = self._call(ep, request)
+        if reply is None:
+            raise TargetUnavailable(messages.split_refused(ep.name, messages.SPLIT_NO_HOST))
+        if not reply.get("ok"):
+            error = str(reply.get("error"))
+            if "unknown op" in error:
+                raise DeployFailed(messages.split_refused(ep.name, messages.SPLIT_OLD_HOST))
+            raise DeployFailed(messages.split_refused(ep.name, error))
+        if reply.get("changed"):
+            step.say(
+                f"{candidate} answers {canary}% of the requests of {ep.name}"
+                + (f" and gets a copy of {shadow}% of the others" if shadow else "")
+            )
 
     def compare(self, ep: EndpointRef, candidate: str) -> Comparison:
-        return Comparison(known=False, detail="canary and shadow traffic are not counted yet")
+        """What the serving version and `candidate` answered since the split was set, as the
+        endpoint's host adds up its workers' counts; after a switch or discard ended the
+        split, what it had counted until then. Percentiles are over all of that time."""
+        try:
+            reply = self._call(ep, {"op": "compare", "candidate": candidate})
+            return split.summary(reply, candidate)
+        except ChatOpsError as exc:
+            return Comparison(known=False, detail=messages.split_unreadable(exc.message))
+        except (ValueError, KeyError, TypeError) as exc:  # an answer not as this bot expects
+            return Comparison(known=False, detail=messages.split_unreadable(repr(exc)))
 
     def close(self) -> None:
         self._http.close()

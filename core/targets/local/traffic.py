@@ -37,7 +37,13 @@ BOUNDS_S = tuple(0.0001 * 2 ** (i / 4) for i in range(81))
 _HEAD = 3  # epoch, requests, errors
 STRIDE = _HEAD + len(BOUNDS_S) + 1
 TOTALS = KEPT * STRIDE  # the cell of the running total of requests; errors in the next one
-SIZE = (TOTALS + 2) * 8
+# After the totals, what the worker counted since the endpoint's requests were last split with
+# a candidate (split.py): three groups (serving, candidate, shadow copies), each a generation
+# stamp, requests, errors, compared, agreed, dropped and a latency histogram.
+SPLIT_AT = TOTALS + 2
+GROUP = 6 + len(BOUNDS_S) + 1
+GROUPS = 3
+SIZE = (SPLIT_AT + GROUPS * GROUP) * 8
 
 
 def _epoch(now: float) -> int:
@@ -49,15 +55,15 @@ class Region:
     """Memory one worker counts into and its host reads: an unnamed file, so a worker that
     executes another interpreter (a model's own environment) can map it from its descriptor."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = SIZE) -> None:
         if hasattr(os, "memfd_create"):
             self.fd = os.memfd_create("chatops-traffic")
         else:
             fd, path = tempfile.mkstemp(prefix="chatops-traffic-")
             os.unlink(path)
             self.fd = fd
-        os.ftruncate(self.fd, SIZE)
-        self.map = mmap.mmap(self.fd, SIZE)
+        os.ftruncate(self.fd, size)
+        self.map = mmap.mmap(self.fd, size)
         self.cells = memoryview(self.map).cast("Q")
 
     def forked(self) -> None:
