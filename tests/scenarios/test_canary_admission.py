@@ -100,7 +100,10 @@ def test_a_canary_in_a_cml_environment_is_refused_and_changes_nothing(
     )
     rt = Runtime(settings, zygote=zygote, clock=FakeClock())
     try:
-        for line in ("/deploy iris v2 to prod --canary 10,50", "/deploy iris v2 to prod --shadow 5"):
+        for line in (
+            "/deploy iris v2 to prod --canary 10,50",
+            "/deploy iris v2 to prod --shadow 5",
+        ):
             refused = run(rt, line)
             assert isinstance(refused, Refusal)
             assert "canary and shadow traffic need the local target" in plain(refused.text)
