@@ -191,7 +191,12 @@ def _main(args: argparse.Namespace, *, stopping: Stopping | None, door: Doorkeep
         from bot import serve
         from bot.slack.settings import Mode, SlackSettings
 
-        slack = SlackSettings()
+        try:
+            slack = SlackSettings()
+        except ValueError as exc:  # PORT=http, say: nothing starts (a port held is closed)
+            said = escape(scrub(str(exc)))
+            out.print(f"[red]cannot start, the Slack settings are wrong: {said}[/]")
+            return 2
         mode = slack.mode if args.mode == "auto" else Mode(args.mode)
         if (missing := serve.missing(slack, mode)) is not None:
             out.print(f"[red]cannot start: {missing}[/]")

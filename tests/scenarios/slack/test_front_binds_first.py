@@ -222,3 +222,32 @@ def test_without_a_signing_secret_the_port_is_never_served(
     said = log.read_text()
     assert "cannot start: SLACK_SIGNING_SECRET is not set" in said, said
     assert answered == []
+
+
+def test_a_wrong_slack_setting_is_said_without_a_traceback_and_the_port_closes(
+    slack_api: SlackEmulator, registry_uri: str, tmp_path: Path
+) -> None:
+    low, _ = free_port_range()
+    for wrong in ({"PORT": "http"}, {"CHATOPS_SLACK_WORKERS": "many"}):
+        env = bot_environment(
+            slack_api,
+            port=low,
+            state_dir=tmp_path / "state",
+            tracking_uri=registry_uri,
+            environments=[{"name": "dev", "port_range": [low + 1, low + 9], "admins": [ALICE]}],
+            **wrong,
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "run", "--mode", "http"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        said = done.stdout + done.stderr
+        assert done.returncode == 2, said
+        assert said.startswith("cannot start, the Slack settings are wrong: "), said
+        assert next(iter(wrong)) in said and "Traceback" not in said, said
+        assert SIGNING_SECRET not in said
+        assert status_code(f"http://127.0.0.1:{low}/healthz") == 0
