@@ -99,6 +99,7 @@ class Doorkeeper:
         self._held: list[socket.socket] = []
         self._wake_r, self._wake_w = socket.socketpair()
         self._ending = False
+        self._handed = False
         self._thread = threading.Thread(target=self._serve, name="doorkeeper", daemon=True)
         self._thread.start()
 
@@ -121,16 +122,19 @@ class Doorkeeper:
         """Stop answering; the listening socket (connections not yet accepted wait in its
         backlog) and the connections accepted but not answered, their requests unread."""
         self._end()
+        self._handed = True
         held, self._held = self._held, []
         return self.socket, held
 
     def close(self) -> None:
-        """Stop answering and close the port and every connection held (idempotent)."""
+        """Stop answering and close the port and every connection held (idempotent); once
+        handed over, they are the app's: nothing is closed."""
         self._end()
         for conn in self._held:
             conn.close()
         self._held = []
-        self.socket.close()
+        if not self._handed:
+            self.socket.close()
 
     def _end(self) -> None:
         if self._ending:

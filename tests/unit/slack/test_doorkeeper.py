@@ -3,6 +3,7 @@ what it answers itself, and what it keeps, unread, for the app."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 from collections.abc import Iterator
@@ -107,6 +108,8 @@ def test_everything_else_is_kept_unread_for_the_app(door: Doorkeeper) -> None:
             post.recv(1)
         # a connection that comes now waits in the backlog, for the app to accept it
         late = socket.create_connection(("127.0.0.1", port(door)), timeout=10)
+        door.close()  # what the front does on its way out: the app's socket stays open
+        listening.setblocking(True)
         accepted, _ = listening.accept()
         accepted.close()
         late.close()
@@ -115,3 +118,16 @@ def test_everything_else_is_kept_unread_for_the_app(door: Doorkeeper) -> None:
             conn.close()
         for client in (post, metrics, silent):
             client.close()
+
+
+def test_a_front_that_cannot_start_closes_the_port_and_what_it_held(door: Doorkeeper) -> None:
+    client = socket.create_connection(("127.0.0.1", port(door)), timeout=10)
+    client.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+    assert ask(door, "GET", "/healthz").status == 200
+    at = port(door)
+    door.close()
+    with contextlib.suppress(ConnectionResetError):
+        assert client.recv(100) == b""  # never answered: Slack sends it again
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", at), timeout=10)
+    client.close()
