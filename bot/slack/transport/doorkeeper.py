@@ -116,7 +116,8 @@ class Doorkeeper:
 
     def serves(self, host: str, port: int) -> bool:
         """Whether this is the port the settings chose."""
-        return (host, port) == (self.address.host, self.address.port) and not self._ending
+        bound = self.socket.getsockname()[1]
+        return host == self.address.host and port in (bound, self.address.port) and not self._ending
 
     def hand_over(self) -> tuple[socket.socket, list[socket.socket]]:
         """Stop answering; the listening socket (connections not yet accepted wait in its

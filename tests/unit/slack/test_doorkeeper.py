@@ -6,12 +6,19 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from bot.slack.app import HttpServer
 from bot.slack.transport.doorkeeper import Address, Doorkeeper, wanted
+from bot.slack.transport.http import read_body
+from bot.slack.transport.routes import answer
+from tests.conftest import free_port_range
 
 HTTP = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3cret"}
 
@@ -131,3 +138,42 @@ def test_a_front_that_cannot_start_closes_the_port_and_what_it_held(door: Doorke
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", at), timeout=10)
     client.close()
+
+
+async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = await read_body(receive, 1 << 10)
+    await answer(send, 200, b"app: " + (body or b""))
+
+
+def test_uvicorn_answers_what_the_door_held_on_the_same_port(door: Doorkeeper) -> None:
+    at = port(door)
+    client = socket.create_connection(("127.0.0.1", at), timeout=10)
+    client.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    assert ask(door, "GET", "/healthz").status == 200
+    server = HttpServer(_echo, host="127.0.0.1", port=at, door=door)
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
+    try:
+        assert server.port == at
+        held = http.client.HTTPResponse(client)
+        held.begin()
+        assert (held.status, held.read()) == (200, b"app: hello")
+        # the app serves the port from now on, health checks too (here: the echo app)
+        later = httpx.post(f"http://127.0.0.1:{at}/healthz", content=b"x", timeout=10)
+        assert later.text == "app: x"
+    finally:
+        server.close()
+        serving.join(30)
+        client.close()
+
+
+def test_a_port_the_settings_did_not_choose_is_given_back() -> None:
+    guessed, chosen = free_port_range(2)
+    door = Doorkeeper(Address("127.0.0.1", guessed, "http"), unready=lambda: "starting")
+    server = HttpServer(_echo, host="127.0.0.1", port=chosen, door=door)
+    try:
+        assert server.port == chosen
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", guessed), timeout=10)
+    finally:
+        server.socket.close()
