@@ -141,12 +141,12 @@ def _door(args: argparse.Namespace) -> tuple[Stopping | None, Doorkeeper | None]
     and SIGTERM and SIGINT taken (the front ends cleanly once it sees them); else nothing."""
     if args.cmd != "run":
         return None, None
-    from bot.slack.transport.doorkeeper import Doorkeeper, wanted
+    from bot.slack.transport.doorkeeper import STARTING, Doorkeeper, wanted
     from bot.stopping import Stopping
 
     stopping = Stopping()
     door = Doorkeeper.open(
-        wanted(args.mode, os.environ), unready=lambda: stopping.reason or "the front is starting"
+        wanted(args.mode, os.environ), unready=lambda: stopping.reason or STARTING
     )
     if door is None:
         return None, None

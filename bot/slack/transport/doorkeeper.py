@@ -31,6 +31,7 @@ PEEK = 8192
 # a health check's request line arrives in one segment; one sent slower is the app's after this
 DECIDE_S = 2.0
 HEALTH = frozenset({"/healthz", "/readyz"})
+STARTING = "the front is starting"  # what `/readyz` says until the app answers it
 
 
 @dataclass(frozen=True)
