@@ -7,20 +7,21 @@ import contextlib
 import faulthandler
 import getpass
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
-from core.config import Settings
-from core.errors import ChatOpsError
-from core.oncall.alerts import LogAlerts
-from core.scrub import install_log_filter, scrub
-
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bot.slack.transport.doorkeeper import Doorkeeper
+    from bot.stopping import Stopping
+    from core.config import Settings
     from core.runtime import Runtime
+
+# Nothing heavy is imported before `main` runs: a Slack front binds its port first (see
+# `_door`), and its settings, SQLAlchemy, Bolt and uvicorn load while it answers `/healthz`.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,6 +128,39 @@ def main(argv: list[str] | None = None) -> int:
 
         return manifest(argv[1:])
     args = _parser().parse_args(argv)
+    stopping, door = _door(args)
+    try:
+        return _main(args, stopping=stopping, door=door)
+    finally:
+        if door is not None:
+            door.close()  # a front that did not start: its port closes, what it held with it
+
+
+def _door(args: argparse.Namespace) -> tuple[Stopping | None, Doorkeeper | None]:
+    """For `chatops run` as a Slack front: its port held and `/healthz` answered from now on,
+    and SIGTERM and SIGINT taken (the front ends cleanly once it sees them); else nothing."""
+    if args.cmd != "run":
+        return None, None
+    from bot.slack.transport.doorkeeper import STARTING, Doorkeeper, wanted
+    from bot.stopping import Stopping
+
+    stopping = Stopping()
+    door = Doorkeeper.open(
+        wanted(args.mode, os.environ), unready=lambda: stopping.reason or STARTING
+    )
+    if door is None:
+        return None, None
+    return stopping.install(), door
+
+
+def _main(args: argparse.Namespace, *, stopping: Stopping | None, door: Doorkeeper | None) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from core.config import Settings
+    from core.errors import ChatOpsError
+    from core.scrub import install_log_filter, scrub
+
     with contextlib.suppress(OSError, ValueError):  # a stderr with no file (captured): none
         faulthandler.enable()  # a crash in a library's C code leaves its Python stack in the log
     install_log_filter()  # what is logged before logging is configured goes out scrubbed too
@@ -157,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         from bot import serve
         from bot.slack.settings import Mode, SlackSettings
 
-        slack = SlackSettings()
+        try:
+            slack = SlackSettings()
+        except ValueError as exc:  # PORT=http, say: nothing starts (a port held is closed)
+            said = escape(scrub(str(exc)))
+            out.print(f"[red]cannot start, the Slack settings are wrong: {said}[/]")
+            return 2
         mode = slack.mode if args.mode == "auto" else Mode(args.mode)
         if (missing := serve.missing(slack, mode)) is not None:
             out.print(f"[red]cannot start: {missing}[/]")
@@ -165,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         if mode is not Mode.CONSOLE:
             # The front records and acks; its worker process builds the core, runs jobs and
             # logs the readiness checks (they import MLflow, which the front never loads).
-            return serve.run_slack(settings, slack, mode, out)
+            return serve.run_slack(settings, slack, mode, out, stopping=stopping, door=door)
+        if stopping is not None:  # the console takes Ctrl-C itself
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         from bot.check import log_readiness
 
         log_readiness(settings, slack, mode)
@@ -197,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _console(args: argparse.Namespace, runtime: Runtime, out: Console) -> int:
     from bot.console.app import ConsoleApp
+    from core.oncall.alerts import LogAlerts
 
     actor = getattr(args, "actor", None) or runtime.settings.console_user or _login()
     app = ConsoleApp(runtime, actor=actor, console=out)
@@ -267,7 +310,7 @@ def _cml_demo(settings: Settings, out: Console) -> int:
     import secrets
 
     from bot.console.app import ConsoleApp
-    from core.config import CONSOLE_USER, Environment
+    from core.config import CONSOLE_USER, Environment, Settings
     from core.runtime import Runtime
     from emulators.cml import start_emulator
 

@@ -20,9 +20,10 @@ from core.errors import ChatOpsError
 from core.scrub import install_log_filter, register_settings
 
 if TYPE_CHECKING:
-    from bot.process import Stopping
     from bot.slack.app import HttpServer
     from bot.slack.settings import Mode, SlackSettings
+    from bot.slack.transport.doorkeeper import Doorkeeper
+    from bot.stopping import Stopping
     from core.runtime import Runtime
 
 
@@ -31,8 +32,9 @@ def worker(runtime: Runtime, out: Console) -> int:
     is configured (else in the log), until SIGINT or SIGTERM; then what it runs is handed
     over at the next step boundary."""
     from bot.arenas import few_arenas
-    from bot.process import HANDOVER_S, Stopping, background, slack_work
+    from bot.process import HANDOVER_S, background, slack_work
     from bot.slack.settings import SlackSettings
+    from bot.stopping import Stopping
 
     few_arenas()  # before its work starts threads: its RSS stays flat over thousands of jobs
     configure_logging()
@@ -83,18 +85,33 @@ def missing(slack: SlackSettings, mode: Mode) -> str | None:
     return None
 
 
-def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console) -> int:
+def run_slack(
+    settings: Settings,
+    slack: SlackSettings,
+    mode: Mode,
+    out: Console,
+    *,
+    stopping: Stopping | None = None,
+    door: Doorkeeper | None = None,
+) -> int:
     """The front: its port bound and `/healthz` answered at once, `/readyz` 503 until its
     worker process said it can run commands; commands sent meanwhile are recorded, acked and
     answered once it can (Socket Mode connects only then). A worker that cannot start ends
     it with exit code 2 and why (a missing CML key, wrong settings); a state database it
-    cannot open, before anything is bound. Until SIGTERM or SIGINT: then it takes nothing
-    more (`/readyz` 503, the Socket Mode link closed, the HTTP port closed after the requests
-    under way), starts no worker, and waits for its worker to hand over what it runs."""
-    from bot.process import HANDOVER_S, Stopping
+    cannot open, before a worker is started (the port closed with it). Until SIGTERM or
+    SIGINT: then it takes nothing more (`/readyz` 503, the Socket Mode link closed, the HTTP
+    port closed after the requests under way), starts no worker, and waits for its worker to
+    hand over what it runs.
+
+    `door` holds the port from the process's first milliseconds (`/healthz` answered while
+    this loads) and hands it, with the requests it kept, to the HTTP server; `stopping`
+    took the signals since then: one that came meanwhile ends the front here, cleanly."""
+    from bot.process import HANDOVER_S
     from bot.slack.settings import Mode
+    from bot.stopping import Stopping
     from core.store import migrate
 
+    stopping = stopping or Stopping()
     if (problem := missing(slack, mode)) is not None:
         out.print(f"[red]cannot start: {problem}[/]")
         return 2
@@ -109,8 +126,12 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
 
         queue = JobQueue.open(settings.database_url)
     except ChatOpsError as exc:
+        if stopping.stopped:  # Ctrl-C to the group reached the migration too
+            return _stopped_early(stopping, log)
         out.print(f"[red]cannot start: {exc.message}[/]")
         return 2
+    if stopping.stopped:
+        return _stopped_early(stopping, log)
     from bot.slack.app import EVENTS_PATH, SlackFront
     from bot.slack.intake.dispatch import FRONTS, WorkerProcess
 
@@ -124,7 +145,8 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
     except ValueError as exc:
         out.print(f"[red]cannot start the Slack front: {exc}[/]")
         return 2
-    stopping = Stopping()
+    if stopping.stopped:
+        return _stopped_early(stopping, log)
     stopping.tell(worker.stopping)  # from the signal on, no worker is started again
     stopping.tell(lambda: front.drain(stopping.reason or "stopping"))
     stopping.install()
@@ -137,14 +159,14 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
         # like any other, and answered once the worker takes work.
         if mode is Mode.SOCKET:
             try:  # no Slack requests come over HTTP: only load balancers and Prometheus
-                side = front.side_server()
+                side = front.side_server(door=door)
             except OSError as exc:
                 out.print(f"[red]cannot serve /healthz and /metrics on port {slack.port}: {exc}[/]")
                 return 2
             threading.Thread(target=side.run, name="http", daemon=True).start()
         else:
             try:
-                server = front.http_server()
+                server = front.http_server(door=door)
             except (ValueError, OSError) as exc:
                 out.print(f"[red]cannot start the Slack front: {exc}[/]")
                 return 2
@@ -191,6 +213,11 @@ def run_slack(settings: Settings, slack: SlackSettings, mode: Mode, out: Console
             side.close()
     log.info("the front stopped")
     exit_clean(0)
+
+
+def _stopped_early(stopping: Stopping, log: logging.Logger) -> int:
+    log.info("%s before the front served: it ends with nothing started", stopping.reason)
+    return 0
 
 
 def _load_the_front() -> None:

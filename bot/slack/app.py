@@ -31,8 +31,9 @@ from core.metrics.page import Exposition
 from core.tokens import tokens_in
 
 if TYPE_CHECKING:
-    from bot.process import Stopping
+    from bot.slack.transport.doorkeeper import Doorkeeper
     from bot.slack.transport.socket_mode import AckingSocketModeHandler
+    from bot.stopping import Stopping
     from core.runtime import Runtime
     from core.store.jobs import JobQueue
 
@@ -160,21 +161,28 @@ class SlackFront:
             ) from None
         return {str(found[k]) for k in ("team_id", "enterprise_id") if found.get(k)}
 
-    def http_server(self, *, host: str | None = None, port: int | None = None) -> HttpServer:
-        """The HTTP front, bound but not yet serving: `.run()` blocks, `.close()` stops."""
+    def http_server(
+        self, *, host: str | None = None, port: int | None = None, door: Doorkeeper | None = None
+    ) -> HttpServer:
+        """The HTTP front, bound (or on the port `door` held) but not yet serving: `.run()`
+        blocks, `.close()` stops."""
         return HttpServer(
             self.asgi(),
             host=host or self.settings.host,
             port=self.settings.port if port is None else port,
+            door=door,
         )
 
-    def side_server(self, *, host: str | None = None, port: int | None = None) -> HttpServer:
+    def side_server(
+        self, *, host: str | None = None, port: int | None = None, door: Doorkeeper | None = None
+    ) -> HttpServer:
         """Socket Mode's HTTP server: `routes("socket")`, without `/slack/events` (events come
-        over the socket), bound but not yet serving."""
+        over the socket), bound (or on the port `door` held) but not yet serving."""
         return HttpServer(
             self.routes("socket"),
             host=host or self.settings.host,
             port=self.settings.port if port is None else port,
+            door=door,
         )
 
     # -- Socket Mode -----------------------------------------------------------------------
@@ -227,20 +235,59 @@ class SlackFront:
 
 
 class HttpServer:
-    """uvicorn on a socket bound at once, so the port is known before serving (port 0 too)."""
+    """uvicorn on a socket bound at once, so the port is known before serving (port 0 too);
+    or on the socket a `Doorkeeper` held for it since the process started, with the requests
+    it kept (they are this server's first)."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        *,
+        host: str,
+        port: int,
+        door: Doorkeeper | None = None,
+    ) -> None:
         import uvicorn
 
-        self.socket = socket.create_server((host, port), reuse_port=False)
-        # accepted connections inherit it: without, small acks wait on delayed TCP ACKs
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.held: list[socket.socket] = []
+        if door is not None and door.serves(host, port):
+            self.socket, self.held = door.hand_over()
+        else:
+            if door is not None:  # the settings chose another port than the door guessed
+                door.close()
+            self.socket = socket.create_server((host, port), reuse_port=False)
+            # accepted connections inherit it: without, small acks wait on delayed TCP ACKs
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = int(self.socket.getsockname()[1])
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self.server = uvicorn.Server(config)
 
     def run(self) -> None:
-        self.server.run(sockets=[self.socket])
+        if not self.held:
+            self.server.run(sockets=[self.socket])
+            return
+        with asyncio.Runner(loop_factory=self.server.config.get_loop_factory()) as runner:
+            runner.run(self._serve_held())
+
+    async def _serve_held(self) -> None:
+        # uvicorn takes the listening socket; the connections the door accepted become its
+        # connections as if it had accepted them (its protocol, its shutdown), served first
+        config = self.server.config
+        if not config.loaded:
+            config.load()
+        loop = asyncio.get_running_loop()
+        held, self.held = self.held, []
+        for conn in held:
+            try:
+                await loop.connect_accepted_socket(
+                    lambda: config.http_protocol_class(  # type: ignore[call-arg]
+                        config=config, server_state=self.server.server_state, app_state={}
+                    ),
+                    conn,
+                )
+            except OSError:  # the client left meanwhile
+                conn.close()
+        await self.server.serve(sockets=[self.socket])
 
     def close(self) -> None:
         self.server.should_exit = True

@@ -28,8 +28,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot import snapshots
 from bot.arenas import few_arenas
 from bot.check import log_readiness
-from bot.process import HANDOVER_S, Background, Stopping, background, slack_work
+from bot.process import HANDOVER_S, Background, background, slack_work
 from bot.slack.settings import Mode, SlackSettings
+from bot.stopping import Stopping
 from core import metrics
 from core.config import Settings
 from core.errors import ChatOpsError

@@ -63,6 +63,8 @@ def test_a_command_sent_while_the_worker_starts_is_acked_at_once_and_answered_on
         )
     try:
         until("/healthz 200", lambda: status_code(f"{base}/healthz") == 200, log)
+        # the front's door answers first ("the front is starting"), the app once it is built
+        until("the app serves", lambda: "the worker" in httpx.get(f"{base}/readyz").text, log)
         readyz = httpx.get(f"{base}/readyz", timeout=2)
         assert readyz.status_code == 503
         assert readyz.json() == {"ready": False, "reason": "the worker process is starting"}
