@@ -38,6 +38,11 @@ class Outbox:
         if any); its id, for `sent`. `about`: as `row` takes it."""
         return self.repo.add(self.row(kind, payload, **about))
 
+    def hand_on(self, kind: str, payload: dict[str, Any], **about: str) -> str:
+        """Record what is owed for whichever process tells `kind` to take at its next round
+        (this one cannot tell it: an operation's alert to on-call); its id."""
+        return self.repo.add(self.repo.row(kind, payload, owner="", lease_s=0, **about))
+
     def row(
         self,
         kind: str,

@@ -37,7 +37,12 @@ DECISIONS = (PROMOTE, HOLD, ABORT)
 
 
 class Aborted(Cancelled):
-    """A canary stopped, by an admin or by itself: what it started is discarded."""
+    """A canary stopped, by an admin or by itself (`by_itself`: on-call hears of it too):
+    what it started is discarded."""
+
+    def __init__(self, message: str, *, by_itself: bool = False) -> None:
+        super().__init__(message)
+        self.by_itself = by_itself
 
 
 def shares(brief: Brief) -> list[int]:
@@ -155,7 +160,7 @@ class Canary:
                 self._show(compared, share, index, steps, baked, held, gate)
                 verdict = judge(compared, self.policy.abort, new)
                 if verdict.why:
-                    raise Aborted(f"aborted by itself at {share}%: {verdict.why}")
+                    raise Aborted(f"aborted by itself at {share}%: {verdict.why}", by_itself=True)
                 if gate is not None and gate["decision"] == ABORT:
                     raise Aborted(f"aborted by {gate['by']} at {share}%")
                 if gate is not None and gate["decision"] == PROMOTE:
@@ -167,7 +172,8 @@ class Canary:
                 if self.clock.now() >= self.deadline:
                     raise Aborted(
                         f"aborted by itself at {share}%: no one promoted it before the "
-                        "operation's time ran out (operation_timeout_s)"
+                        "operation's time ran out (operation_timeout_s)",
+                        by_itself=True,
                     )
                 self.run.go_on()  # a /cancel stops it as any step
                 self.run.confirm()

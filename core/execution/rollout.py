@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from datetime import timedelta
 
 from core import failpoints
@@ -42,7 +43,8 @@ from core.execution.leases import Leases
 from core.execution.run import Brief, Run, span, where_of
 from core.marks import person
 from core.oncall import watching
-from core.outbox import FINAL, Outbox
+from core.oncall.alerts import Alert, AlertKind
+from core.outbox import ALERT, FINAL, Outbox
 from core.registry.mlflow import ModelVersion, Registry
 from core.registry.source import RegistrySource
 from core.resources import Resources
@@ -433,6 +435,7 @@ class Rollouts:
         *,
         error: str = "",
         message: str | None = None,
+        alert: Alert | None = None,
         **data: object,
     ) -> bool:
         """End the operation: its state, the release of its endpoint, its audit row and its
@@ -459,6 +462,10 @@ class Rollouts:
                         self.locker.release(*run.lock)
                     self._audit(op, outcome)
                     owed = self.outbox.owe(FINAL, final, front=op.front, operation_id=run.op_id)
+                    if alert is not None:  # told by whichever process tells on-call
+                        self.outbox.hand_on(
+                            ALERT, asdict(alert), front=op.front, operation_id=run.op_id
+                        )
         except StoreError as exc:
             # nothing of the end was kept, the lock included: the operation is left to be
             # taken over once its lease lapses, and ended then (what it did is recorded)
@@ -541,6 +548,17 @@ class Rollouts:
             )
         told = isinstance(exc, NotFound | Cancelled)
         text = exc.message if told else f"failed: {exc.message}"
+        alert = None
+        if isinstance(exc, canary.Aborted) and exc.by_itself:
+            alert = Alert(
+                AlertKind.ABORTED,
+                op.env,
+                op.endpoint,
+                f"{op.endpoint} in {op.env}: the canary of {person(op.requested_by)}'s deploy was "
+                f"{exc.message}; {serving}",
+                where=dict((self.repos.operations.get(op.id) or op).reply_to or {}),
+                version=current.version if current is not None else None,
+            )
         outcome = Outcome(
             ok=False,
             text=f"{text}\n{serving}",
@@ -556,6 +574,7 @@ class Rollouts:
             EventKind.FAILED,
             error=exc.message,
             message=text,
+            alert=alert,
             log_tail=exc.log_tail,
             serving=serving,
         )

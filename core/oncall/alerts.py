@@ -25,6 +25,7 @@ class AlertKind(StrEnum):
     NOT_ROLLED_BACK = "not_rolled_back"  # a watch failed, no rollback (why in text): both
     DOWN = "down"  # an endpoint went down between rollouts: on-call, with a rollback offer
     UP = "up"  # it is up again (or gone): its announcement loses the offer
+    ABORTED = "aborted"  # a canary aborted by itself: on-call (its thread hears the deploy end)
 
 
 @dataclass(frozen=True)

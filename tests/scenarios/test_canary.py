@@ -19,6 +19,7 @@ from core.admission.roles import Actor
 from core.config import Rollout, Thresholds
 from core.events import Event, EventKind, Notice, Outcome, Refusal
 from core.marks import plain
+from core.outbox import ALERT
 from core.runtime import Runtime
 from core.targets.base import EndpointRef
 from core.targets.local.target import LocalTarget, Zygote
@@ -208,6 +209,7 @@ def test_an_admin_aborts_a_canary_and_what_served_serves_alone_again(
     endpoint = rt.repos.endpoints.get("dev", TWIN)
     assert endpoint is not None and endpoint.version == SAME
     assert rt.repos.locks.get("dev", TWIN) is None  # the endpoint is free again
+    assert rt.outbox.take(ALERT, frozenset({""})) is None  # on-call hears only automatic aborts
 
 
 def test_a_failing_new_version_is_aborted_by_itself_and_never_takes_all_traffic(
@@ -223,6 +225,12 @@ def test_a_failing_new_version_is_aborted_by_itself_and_never_takes_all_traffic(
     assert text.startswith(f"aborted by itself at 50%: v{FAILING} failed ")
     assert "more than the 5% allowed" in text
     assert _send(rt, 50, FAILS_ON_V5) == Counter({f"{TWIN}/{SAME} 200": 50})
+    # on-call is owed it, in the transaction that ended the deploy; an admin's abort is not
+    owed = rt.outbox.take(ALERT, frozenset({""}))
+    assert owed is not None and owed.payload["kind"] == "aborted"
+    said = plain(owed.payload["text"])
+    assert said.startswith(f"{TWIN} in dev: the canary of alice's deploy was aborted by itself")
+    assert said.endswith(f"; {TWIN} v{SAME} still serves at {rt.deployer.targets['dev'].url(REF)}")
 
 
 def test_a_shadow_that_disagrees_is_aborted_by_itself_and_callers_only_saw_what_serves(

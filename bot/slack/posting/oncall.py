@@ -68,6 +68,12 @@ class OnCall:
             if CHANNEL.fullmatch(channel) and channel != self.channel:
                 text += f" {self._thread_in(channel, alert.where)}"
             return self._to_oncall(text, [section(text)])
+        if alert.kind is AlertKind.ABORTED:  # its thread heard it as the deploy's end
+            text = f":no_entry: {text}"
+            channel = str(alert.where.get("channel") or "")
+            if CHANNEL.fullmatch(channel) and channel != self.channel:
+                text += f" {self._thread_in(channel, alert.where)}"
+            return self._to_oncall(text, [section(text)])
         if alert.kind is AlertKind.ROLLED_BACK:
             mark = ":white_check_mark:" if alert.ok else ":x:"
             return self._to_oncall(
