@@ -179,7 +179,10 @@ class Canary:
                 self.run.confirm()
                 if self.run.leases.handing_over:
                     raise HandedOver(f"operation {self.op.id} was left in its canary")
-                self.pause(self.look_s)
+                wait = self.look_s
+                if self.policy.auto_promote and not held:  # promoted at its bake time, not after
+                    wait = min(wait, max(0.05, self.policy.bake_s - baked))
+                self.pause(wait)
 
     def _record(self, c: Comparison, before: dict[str, Any]) -> dict[str, Any]:
         """What the new version answered so far, recorded when it changed (for `/metrics`,

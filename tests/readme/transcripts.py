@@ -50,10 +50,11 @@ MASKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d+(\.\d+)?% errors"), "<n>% errors"),
     (re.compile(r"\berrors in \d+\b"), "errors in <n>"),
     (re.compile(r"\b\d+ MB resident\b"), "<n> MB resident"),
+    (re.compile(r"\bbaked \d+ s:"), "baked <n> s:"),  # a canary step, promoted at its bake time
     (re.compile(r"\bprivate ports \d+(, \d+)*"), "private ports <ports>"),
     (re.compile(r"\b(127\.0\.0\.1|localhost):\d+"), r"\1:<port>"),
     (re.compile(r"\brun [0-9a-f]{8}\b"), "run <id>"),
-    (re.compile(r"\b(op|apr|job)-[0-9a-f]{6,}\b"), r"\1-<id>"),
+    (re.compile(r"\b(op|apr|job|dep)-[0-9a-f]{6,}\b"), r"\1-<id>"),
     (re.compile(r"(?<![\w/])/(tmp|home|root|Users|var)/\S+"), "<path>"),
 ]
 
