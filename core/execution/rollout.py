@@ -25,7 +25,7 @@ from core.admission.gates import audited_as
 from core.admission.locker import Locker
 from core.audit import AuditLog
 from core.clock import Clock
-from core.config import Settings
+from core.config import Rollout, Settings
 from core.errors import (
     Cancelled,
     ChatOpsError,
@@ -196,8 +196,17 @@ class Rollouts:
                     return self._succeeded(run, op, mv, resources, current.url, 0.0, refused)
                 return self._already_live(run, op, mv, resources, current)
             built = steps.build(run, target, self.source, ep, mv)
+            other = current is not None and (current.model, current.version) != (
+                mv.model,
+                mv.version,
+            )
+            answer = steps.served_answer(run, target, ep, built, current, was_up and other)
+            served = (
+                (current.version, answer) if current is not None and answer is not None else None
+            )
             started = steps.start(run, target, ep, mv, built, resources, deployment)
-            latency_ms = steps.smoke_test(run, target, ep, started, built)
+            tolerance = self._rollout(op).tolerance
+            latency_ms = steps.smoke_test(run, target, ep, started, built, served, tolerance)
             if brief.gradual and current is not None and was_up:
                 self._canary(run, op, brief, target, ep, mv, started, current)
             elif brief.gradual and op.attempts <= 1:
@@ -234,6 +243,10 @@ class Rollouts:
             before=current,
         )
         return self._succeeded(run, op, mv, resources, url, latency_ms, refused)
+
+    def _rollout(self, op: Operation) -> Rollout:
+        environment = self.settings.environment(op.env)
+        return environment.rollout if environment is not None else Rollout()
 
     def _canary(
         self,

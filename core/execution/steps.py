@@ -15,6 +15,7 @@ from core.errors import ChatOpsError, RegistryError
 from core.events import EventKind
 from core.execution.run import Brief, Run
 from core.marks import unmarked
+from core.predictions import rows_agreeing
 from core.registry.mlflow import ModelVersion, Registry, serving_tag
 from core.resources import Resources
 from core.store.models import Endpoint, Operation, new_id
@@ -80,14 +81,57 @@ def start(
     return started
 
 
-def smoke_test(run: Run, target: Target, ep: EndpointRef, started: Started, built: Built) -> float:
+def served_answer(
+    run: Run, target: Target, ep: EndpointRef, built: Built, current: Endpoint | None, up: bool
+) -> Any | None:
+    """What serves the endpoint predicts for the input example, asked once before the new
+    version starts (on some platforms it takes the traffic as soon as it is up) and recorded,
+    so a resumed run compares with the same; None when there is nothing to compare with."""
+    if current is None or not up or built.example is None:
+        return None
+    recorded = run.recall("served_prediction")
+    if isinstance(recorded, dict):
+        return recorded.get("prediction")
+    prediction = target.score(ep, built.example)
+    run.remember(served_prediction={"prediction": prediction})
+    return prediction
+
+
+def smoke_test(
+    run: Run,
+    target: Target,
+    ep: EndpointRef,
+    started: Started,
+    built: Built,
+    served: tuple[int, Any] | None = None,
+    tolerance: float = 0.0,
+) -> float:
+    """Health check and smoke test; with `served` (the version that serves and its answer to
+    the input example), the prediction diff of the new version against it."""
     with run.step("check", "health check and smoke test on the input example") as done:
         tested = target.smoke_test(ep, started, built, run.target_step("check"))
         if built.example is None:
             done("health check passed (no input example to smoke-test with)")
         else:
-            done(f"smoke test answered {short(tested.prediction)} in {tested.latency_ms:.0f} ms")
+            said = f"smoke test answered {short(tested.prediction)} in {tested.latency_ms:.0f} ms"
+            done(said + diff(served, tested.prediction, tolerance))
     return tested.latency_ms
+
+
+def diff(served: tuple[int, Any] | None, prediction: Any, tolerance: float) -> str:
+    """`; as v1 on all 3 rows`, or how it differs from what serves; "" with nothing to
+    compare with."""
+    if served is None or served[1] is None or prediction is None:
+        return ""
+    version, answer = served
+    agreed, rows = rows_agreeing(answer, prediction, tolerance)
+    counted = "the row" if rows == 1 else f"all {rows} rows"
+    if agreed == rows:
+        return f"; it predicts as v{version} on {counted} of the example"
+    return (
+        f"; it predicts otherwise than v{version} on {rows - agreed} of {rows} row"
+        f"{'s' if rows != 1 else ''} of the example (v{version} answered {short(answer)})"
+    )
 
 
 def switch(

@@ -243,6 +243,11 @@ class Target(Protocol):
         another deployment could not be retired."""
         ...
 
+    def score(self, ep: EndpointRef, example: dict[str, Any]) -> Any | None:
+        """What serves the endpoint predicts for `example` (a request body), for the diff with
+        a new version; None when it cannot say (nothing serves, it failed). Never raises."""
+        ...
+
     def split(
         self,
         ep: EndpointRef,

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from core.config import Environment
-from core.errors import ConfigError, DeployFailed, TargetError
+from core.errors import ChatOpsError, ConfigError, DeployFailed, TargetError
 from core.resources import Resources
 from core.targets.base import (
     Built,
@@ -211,6 +211,18 @@ class CMLTarget:
                 f"the smoke test was answered by another deployment than {short(placed.id)}"
             )
         return SmokeTested(latency_ms=answer.latency_ms, prediction=answer.prediction)
+
+    def score(self, ep: EndpointRef, example: dict[str, Any]) -> Any | None:
+        """The example through the model service, answered by what serves it now (asked
+        before a new deployment is made: CML sends a model's traffic to its newest)."""
+        try:
+            with self._explained():
+                model = self.workspace.model_named(model_name(ep), required=True)
+                assert model is not None
+            auth = model.auth_enabled if model.auth_enabled is not None else self.env.model_auth
+            return self.service.predict(model, example, auth=auth).prediction
+        except ChatOpsError:
+            return None
 
     def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
         """`new` (deployed) takes the traffic; every other deployment of the model CML lists

@@ -282,6 +282,15 @@ class LocalTarget:
             )
         return SmokeTested(latency_ms=latency, prediction=response.json().get("predictions"))
 
+    def score(self, ep: EndpointRef, example: dict[str, Any]) -> Any | None:
+        try:
+            response = self._http.post(self.url(ep), json=example)
+            if response.status_code != 200:
+                return None
+            return response.json().get("predictions")
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+
     def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
         """`new` takes the traffic; every other deployment taking it (whatever the caller
         remembers) is retired, and is gone when this returns. One started beside it by
