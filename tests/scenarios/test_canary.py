@@ -183,6 +183,8 @@ def test_an_admin_promotes_a_canary_step_by_step_and_the_new_version_then_serves
     outcome = _finished(worker, result)
     assert outcome.ok, outcome.text
     assert _send(rt, 50) == Counter({f"{TWIN}/{SAME_AGAIN} 200": 50})
+    (checked,) = [e.message for e in cards.events if e.kind is EventKind.DONE and e.step == "check"]
+    assert f"; it predicts as v{SAME} on all 2 rows of the example" in checked
     done = [e.message for e in cards.events if e.kind is EventKind.DONE and e.step == "canary"]
     assert [d.split(" after ")[0] for d in done] == ["10% promoted by bob", "50% promoted by bob"]
     audited = [(a.action, a.outcome) for a in rt.repos.audit.entries(endpoint=TWIN)]
