@@ -57,7 +57,8 @@ def workspace(api: SlackEmulator) -> None:
 
 
 def environments(low: int, *, watch_s: float) -> list[dict[str, Any]]:
-    """dev and prod, both local, each its own ports; prod is production and takes from dev."""
+    """dev and prod, both local, each its own ports; prod is production and takes from dev;
+    dev's canaries promote themselves."""
     watch = {"watch_s": watch_s, "watch_min_requests": 5, "max_error_rate": 0.2}
     return [
         {
@@ -66,6 +67,9 @@ def environments(low: int, *, watch_s: float) -> list[dict[str, Any]]:
             "admins": [ALICE, DAN],
             "developers": [BOB],
             "limits": {"cpu": 2, "memory_mb": 2048, "replicas": 2},
+            # a canary asked for here (`--canary`, `--shadow`) promotes itself: journeys wait
+            # for what they started before their next step
+            "rollout": {"bake_s": 2, "auto_promote": True},
             **watch,
         },
         {

@@ -121,6 +121,7 @@ def command_lines(draw: st.DrawFn, requests: list[str]) -> str:
                 "lock",
                 "unlock",
                 "cancel",
+                "canary",
                 "help",
                 "nonsense",
             ]
@@ -157,6 +158,9 @@ def command_lines(draw: st.DrawFn, requests: list[str]) -> str:
         return f"reject {request} {draw(reasons())}"
     if verb == "lock":
         return f"lock {endpoint}{_env(env)} {draw(reasons())}"
+    if verb == "canary":
+        decision = draw(st.sampled_from(["promote", "abort", "hold"]))
+        return f"canary {endpoint} {decision}{_env(env)}"
     if verb == "help":
         return "help" + (f" {draw(st.sampled_from(sorted(DIRECT)))}" if draw(st.booleans()) else "")
     return draw(st.text(alphabet="abcdez019 -_@<>&*`'", max_size=30))
@@ -168,7 +172,12 @@ def admin_lines(draw: st.DrawFn) -> str:
     verb = draw(st.sampled_from(["deploy", "deploy", "deploy", "rollback", "rollback", "scale"]))
     if verb == "deploy":
         version = draw(st.sampled_from(["v1", "v2", "v2", "v3"]))
-        return f"deploy flaky {version}{_env(env, 'to')}"
+        # now and then a canary in dev, where it promotes itself (elsewhere it would wait
+        # for an admin's promote, and the journey for it)
+        gradual = draw(st.sampled_from(["", "", " --canary 50", " --shadow 50 --canary 20"]))
+        if env != "dev":
+            gradual = ""
+        return f"deploy flaky {version}{_env(env, 'to')}{gradual}"
     if verb == "scale":
         return f"scale flaky 1cpu 1gb {draw(st.integers(1, 2))} replicas{_env(env)}"
     return f"rollback flaky{_env(env)}"
