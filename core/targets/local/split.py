@@ -185,7 +185,8 @@ class Pool:
             except BaseException:  # timed out or cancelled mid-answer: the connection is spent
                 writer.close()
                 raise
-            if keep and len(idle) < IDLE_KEPT:
+            # kept unless the split changed meanwhile (its connections were let go)
+            if keep and len(idle) < IDLE_KEPT and self.idle.get(port) is idle:
                 idle.append((reader, writer))
             else:
                 writer.close()
