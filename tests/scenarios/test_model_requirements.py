@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 import textwrap
+import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +20,10 @@ import pytest
 
 from core.config import Settings
 from core.events import EventKind, Outcome
+from core.registry.source import RegistrySource
+from core.resources import Resources
 from core.runtime import Runtime
-from core.targets.base import EndpointRef
+from core.targets.base import EndpointRef, quiet_step
 from core.targets.local.target import LocalTarget, Zygote
 from tests.clock import FakeClock
 from tests.conftest import Recorder, make_settings
@@ -215,3 +219,33 @@ def test_a_uv_environment_serves_the_model_from_its_own_environment_and_reuses_i
     }
     # a worker in the model's own environment counts what it answers as a forked one does
     assert prod.traffic(EndpointRef("prod", "jokes")).by_version == {1: 21, 2: 1}
+
+
+def test_a_worker_in_its_own_environment_splits_requests_with_a_candidate(
+    jokes_runtime: Runtime,
+) -> None:
+    """The split reaches a worker that runs in a model's own environment (its descriptor
+    passed through the interpreter it executes): jokes v1 serves from its uv environment, v2
+    from the runtime beside it takes half of the requests and a copy of the others."""
+    outcome = run(jokes_runtime, "/deploy jokes v1 to prod", Recorder())
+    assert isinstance(outcome, Outcome) and outcome.ok
+    prod, ref = _local(jokes_runtime, "prod"), EndpointRef("prod", "jokes")
+    mv = jokes_runtime.registry.resolve("jokes", version=2)
+    built = prod.build(ref, mv, RegistrySource(jokes_runtime.registry), quiet_step())
+    resources = Resources(cpu=1, memory_mb=1024, replicas=1)
+    started = prod.start(ref, mv, built, resources, "candidate", quiet_step())
+    prod.smoke_test(ref, started, built, quiet_step())
+
+    prod.split(ref, "candidate", canary=50, shadow=100, tolerance=0.0, step=quiet_step())
+    with httpx.Client(timeout=10) as client:
+        answers = [client.post(outcome.url, json=BODY) for _ in range(20)]
+    seen = Counter((a.headers["x-model"], a.json()["predictions"][0]) for a in answers)
+    assert seen == {("jokes/1", "0.6.0"): 10, ("jokes/2", "plain"): 10}
+    found = prod.compare(ref, "candidate")
+    assert found.serving is not None and found.candidate is not None
+    assert (found.serving.requests, found.candidate.requests) == (10, 10)
+    deadline = time.monotonic() + 30  # the copies are answered after their callers
+    while found.shadowed.compared < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = prod.compare(ref, "candidate")
+    assert (found.shadowed.compared, found.shadowed.agreed) == (10, 0)  # "plain" is no version

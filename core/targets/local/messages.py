@@ -132,3 +132,12 @@ SPLIT_ENDED = "the split has ended (a switch or discard): counts until then"
 
 def shadow_dropped(n: int) -> str:
     return f"{n} shadow cop{'y' if n == 1 else 'ies'} dropped: too many waited for the candidate"
+
+
+def split_set(endpoint: str, candidate: str, canary: int, shadow: int) -> str:
+    if not canary and not shadow:
+        return f"every request of {endpoint} is answered by the serving version again"
+    if not canary:
+        return f"{candidate} gets a copy of {shadow}% of the requests of {endpoint}"
+    said = f"{candidate} answers {canary}% of the requests of {endpoint}"
+    return said + (f" and gets a copy of {shadow}% of the others" if shadow else "")

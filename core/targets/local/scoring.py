@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+from core.targets.local.split import CANARY_HEADER
+
 if TYPE_CHECKING:
     from core.targets.local.split import Splitter
     from core.targets.local.traffic import Tally
@@ -109,6 +111,8 @@ class ScoringApp:
         self.tally: Tally | None = None
         # the endpoint's split with a candidate, read per request once it takes the traffic
         self.splitter: Splitter | None = None
+        # before it takes the traffic: counts the canary requests a serving worker relays
+        self.standby: Tally | None = None
         self.version = VERSION.encode()
         self.extra = [
             (b"x-model", f"{model}/{version}".encode()),
@@ -128,17 +132,19 @@ class ScoringApp:
                 return
             body = await _body(receive)
             content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+            tally, total = self.tally, True
             split, copy = None, True
-            if self.tally is not None and self.splitter is not None:
+            if tally is not None and self.splitter is not None:
                 split = self.splitter.current()
                 if split is not None and split.canary_turn():
                     relayed = await split.forward(body, content_type)
                     if relayed is not None:  # else it failed, and what serves answers
-                        status, headers, answer = relayed
-                        self.tally.record(status, began)
-                        await self._relay(send, status, headers, answer)
+                        # counted by the candidate, whose answer it is
+                        await self._relay(send, *relayed)
                         return
                     copy = False  # no copy of a request the candidate just failed
+            elif self.standby is not None and any(k == CANARY_HEADER for k, _ in scope["headers"]):
+                tally, total = self.standby, False  # a canary request relayed for a caller
             try:
                 status, mimetype, answer = self.scorer.invoke(
                     body, None if content_type is None else content_type.decode("latin-1")
@@ -148,8 +154,8 @@ class ScoringApp:
                 status, mimetype, answer = 500, PLAIN, _FAILED
             # counted before it is sent: an answer its caller got is counted, even when
             # the worker is killed the moment after
-            if self.tally is not None:
-                self.tally.record(status, began)
+            if tally is not None:
+                tally.record(status, began, total=total)
             if split is None:
                 await self._send(send, status, mimetype, answer)
                 return

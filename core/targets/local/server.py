@@ -169,6 +169,7 @@ async def _serve(
     private_sock.setblocking(False)
     await worker.listen(private_sock)
 
+    app.standby = tally  # a candidate counts the canary requests relayed to it
     activation: list[asyncio.Task[None]] = []
 
     def activate() -> None:

@@ -10,9 +10,11 @@ Shares are dealt by an accumulator per worker, not drawn at random: a worker giv
 candidate `canary` of every 100 requests it takes, to the request, so the endpoint's share is
 the asked one within one request per worker. A canary request is relayed to one of the
 candidate's workers (in turn) over a keep-alive connection, and its answer (status, content
-type, body, `X-Model`) goes to the caller. When the candidate refuses, fails (5xx) or does
-not answer within `CANARY_TIMEOUT_S`, the serving version answers instead: the caller gets an
-answer, the candidate is counted with an error. A shadow copy leaves after the caller has
+type, body, `X-Model`) goes to the caller; the candidate counts it in its own traffic
+(traffic.py: the endpoint's `/status` shows it under the candidate's version). When the
+candidate refuses, fails (5xx) or does not answer within `CANARY_TIMEOUT_S`, the serving
+version answers instead: the caller gets an answer, the candidate is counted with an error
+(and the endpoint's traffic counts both answers). A shadow copy leaves after the caller has
 its answer; at most `SHADOW_IN_FLIGHT` copies per worker wait for the candidate, the ones over
 that are dropped (and counted as dropped). Both answers are compared: identical predictions
 in JSON `{"predictions": ...}` bodies, numbers within the tolerance element by element.
@@ -55,6 +57,7 @@ SHADOW_TIMEOUT_S = 10.0
 SHADOW_IN_FLIGHT = 16
 IDLE_KEPT = 64  # idle connections to the candidate a worker keeps, per candidate worker
 _FAILED = 503  # what a refusal or no answer counts as
+CANARY_HEADER = b"x-chatops-canary"  # on a request relayed to the candidate for a caller
 
 
 class Board(Region):
@@ -156,7 +159,9 @@ class Pool:
     def __init__(self) -> None:
         self.idle: dict[int, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
 
-    async def post(self, port: int, body: bytes, content_type: bytes | None) -> Answer:
+    async def post(
+        self, port: int, body: bytes, content_type: bytes | None, *, canary: bool = False
+    ) -> Answer:
         """The candidate worker's answer to `POST /invocations`. A kept connection the
         candidate closed meanwhile (its keep-alive ended) is tried once more on a new one."""
         idle = self.idle.setdefault(port, [])
@@ -171,7 +176,7 @@ class Pool:
                     with contextlib.suppress(OSError):
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                answer, keep = await _exchange(reader, writer, port, body, content_type)
+                answer, keep = await _exchange(reader, writer, port, body, content_type, canary)
             except (ConnectionError, asyncio.IncompleteReadError):
                 writer.close()
                 if reused:
@@ -180,7 +185,8 @@ class Pool:
             except BaseException:  # timed out or cancelled mid-answer: the connection is spent
                 writer.close()
                 raise
-            if keep and len(idle) < IDLE_KEPT:
+            # kept unless the split changed meanwhile (its connections were let go)
+            if keep and len(idle) < IDLE_KEPT and self.idle.get(port) is idle:
                 idle.append((reader, writer))
             else:
                 writer.close()
@@ -199,6 +205,7 @@ async def _exchange(
     port: int,
     body: bytes,
     content_type: bytes | None,
+    canary: bool,
 ) -> tuple[Answer, bool]:
     head = b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n" % (
         port,
@@ -206,6 +213,8 @@ async def _exchange(
     )
     if content_type is not None:
         head += b"Content-Type: " + content_type + b"\r\n"
+    if canary:  # the candidate counts it as its answer to the endpoint's caller
+        head += CANARY_HEADER + b": 1\r\n"
     writer.write(head + b"\r\n" + body)
     await writer.drain()
     line = await reader.readline()
@@ -305,9 +314,9 @@ class Split:
         began = time.monotonic()
         try:
             answer = await asyncio.wait_for(
-                self.pool.post(self._port(), body, content_type), CANARY_TIMEOUT_S
+                self.pool.post(self._port(), body, content_type, canary=True), CANARY_TIMEOUT_S
             )
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except Exception:  # refused, no answer in time, an answer that is no HTTP: its failure
             self.record(CANDIDATE, _FAILED, time.monotonic() - began)
             return None
         self.record(CANDIDATE, answer[0], time.monotonic() - began)
@@ -329,7 +338,7 @@ class Split:
             status, _, answer = await asyncio.wait_for(
                 self.pool.post(self._port(), body, content_type), SHADOW_TIMEOUT_S
             )
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except Exception:  # refused, no answer in time, an answer that is no HTTP: its failure
             self.record(SHADOW, _FAILED, None)
             return
         finally:

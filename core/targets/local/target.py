@@ -453,10 +453,7 @@ class LocalTarget:
                 raise DeployFailed(messages.split_refused(ep.name, messages.SPLIT_OLD_HOST))
             raise DeployFailed(messages.split_refused(ep.name, error))
         if reply.get("changed"):
-            step.say(
-                f"{candidate} answers {canary}% of the requests of {ep.name}"
-                + (f" and gets a copy of {shadow}% of the others" if shadow else "")
-            )
+            step.say(messages.split_set(ep.name, candidate, canary, shadow))
 
     def compare(self, ep: EndpointRef, candidate: str) -> Comparison:
         """What the serving version and `candidate` answered since the split was set, as the

@@ -97,8 +97,10 @@ class Tally:
         self._zero = memoryview(bytes(STRIDE * 8)).cast("Q")
         self.clock = clock
 
-    def record(self, status: int, began: float) -> None:
-        """One answer with HTTP `status`, whose request arrived at `began` (the clock's time)."""
+    def record(self, status: int, began: float, *, total: bool = True) -> None:
+        """One answer with HTTP `status`, whose request arrived at `began` (the clock's time);
+        `total=False` leaves it out of the running totals (a candidate's answer to a request
+        a serving worker relayed to it: its totals are since its own switch)."""
         now = self.clock()
         epoch = int(now // BUCKET_S) + 1
         base = (epoch % KEPT) * STRIDE
@@ -110,10 +112,12 @@ class Tally:
             cells[base : base + STRIDE] = self._zero
             cells[base] = epoch
         cells[base + 1] += 1
-        cells[TOTALS] += 1
+        if total:
+            cells[TOTALS] += 1
         if status >= 500:
             cells[base + 2] += 1
-            cells[TOTALS + 1] += 1
+            if total:
+                cells[TOTALS + 1] += 1
         cells[base + _HEAD + bisect.bisect_right(BOUNDS_S, now - began)] += 1
 
 
