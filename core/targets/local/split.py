@@ -33,13 +33,13 @@ import asyncio
 import bisect
 import contextlib
 import json
-import math
 import mmap
 import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from core.predictions import agree
 from core.targets.local.traffic import BOUNDS_S, GROUP, SPLIT_AT, Counts, Region
 
 if TYPE_CHECKING:
@@ -122,21 +122,6 @@ class Totals:
         serving, candidate, shadow = (g.as_dict() for g in self.groups)
         shadow.update(compared=self.compared, agreed=self.agreed, dropped=self.dropped)
         return {"serving": serving, "candidate": candidate, "shadowed": shadow}
-
-
-def agree(a: Any, b: Any, tolerance: float) -> bool:
-    """Whether two decoded predictions are the same, numbers within `tolerance`."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if a == b or (math.isnan(a) and math.isnan(b)):  # the same answer, NaN included
-            return True
-        return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= tolerance
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(agree(x, y, tolerance) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(agree(a[k], b[k], tolerance) for k in a)
-    return a is b or bool(a == b)
 
 
 def predictions(body: bytes) -> tuple[bool, Any]:

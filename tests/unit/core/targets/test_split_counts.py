@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 
+from core.predictions import agree
 from core.targets.local import messages, split
-from core.targets.local.split import CANDIDATE, SERVING, Board, Splitter, Totals, agree
+from core.targets.local.split import CANDIDATE, SERVING, Board, Splitter, Totals
 from core.targets.local.traffic import Region
 
 
