@@ -137,6 +137,7 @@ def wire(
         known_models=registry.models,
         drift=drift,
     )
+    rollouts.decide = deployer.canary  # what a canary decides by itself is a command too
     return Core(
         settings=settings,
         repos=repos,

@@ -22,7 +22,9 @@ from core.store.repos import Repositories
 from core.targets.base import Target
 
 R = TypeVar("R", bound=Outcome | Notice | Refusal)
-AUTOMATIC = frozenset({Action.ROLLBACK})  # what the bot may ask for by itself
+# what the bot may ask for by itself: roll back what its watch found failing, abort a canary
+# past its environment's thresholds
+AUTOMATIC = frozenset({Action.ROLLBACK, Action.CANARY})
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,7 @@ class Canary:
         pause: Callable[[float], None],
         deadline: datetime,
         metrics: dict[str, float],
+        abort: Callable[[str, int], None],
     ) -> None:
         self.run = run
         self.op = op
@@ -125,6 +126,9 @@ class Canary:
         self.pause = pause
         self.deadline = deadline
         self.metrics = metrics  # the registry's metrics of what serves, for the deltas
+        # the bot's own `/canary <endpoint> abort` (why, at which share): admitted and audited
+        # as the command it is, before the run stops
+        self.abort = abort
 
     def carry_out(self) -> None:
         """Every step, from where the operation got to; returns when the last one is
@@ -160,7 +164,7 @@ class Canary:
                 self._show(compared, share, index, steps, baked, held, gate)
                 verdict = judge(compared, self.policy.abort, new)
                 if verdict.why:
-                    raise Aborted(f"aborted by itself at {share}%: {verdict.why}", by_itself=True)
+                    self._by_itself(share, verdict.why)
                 if gate is not None and gate["decision"] == ABORT:
                     raise Aborted(f"aborted by {gate['by']} at {share}%")
                 if gate is not None and gate["decision"] == PROMOTE:
@@ -170,10 +174,10 @@ class Canary:
                     done(f"{share}% baked {span(baked)}: promoted by itself")
                     break
                 if self.clock.now() >= self.deadline:
-                    raise Aborted(
-                        f"aborted by itself at {share}%: no one promoted it before the "
-                        "operation's time ran out (operation_timeout_s)",
-                        by_itself=True,
+                    self._by_itself(
+                        share,
+                        "no one promoted it before the operation's time ran out "
+                        "(operation_timeout_s)",
                     )
                 self.run.go_on()  # a /cancel stops it as any step
                 self.run.confirm()
@@ -183,6 +187,12 @@ class Canary:
                 if self.policy.auto_promote and not held:  # promoted at its bake time, not after
                     wait = min(wait, max(0.05, self.policy.bake_s - baked))
                 self.pause(wait)
+
+    def _by_itself(self, share: int, why: str) -> None:
+        """Abort as the bot's own command (audited as such); the run stops whatever became
+        of it: a failing candidate never goes on meeting traffic."""
+        self.abort(why, share)
+        raise Aborted(f"aborted by itself at {share}%: {why}", by_itself=True)
 
     def _record(self, c: Comparison, before: dict[str, Any]) -> dict[str, Any]:
         """What the new version answered so far, recorded when it changed (for `/metrics`,

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 
 from core import failpoints
-from core.admission.gates import audited_as
+from core.admission.gates import Automatic, audited_as
 from core.admission.locker import Locker
 from core.audit import AuditLog
 from core.clock import Clock
@@ -43,7 +44,7 @@ from core.execution.leases import Leases
 from core.execution.run import Brief, Run, span, where_of
 from core.marks import person
 from core.oncall import watching
-from core.oncall.alerts import Alert, AlertKind
+from core.oncall.alerts import BOT, Alert, AlertKind
 from core.outbox import ALERT, FINAL, Outbox
 from core.registry.mlflow import ModelVersion, Registry
 from core.registry.source import RegistrySource
@@ -70,8 +71,12 @@ class Rollouts:
         locker: Locker,
         audit: AuditLog,
         outbox: Outbox,
+        decide: Callable[..., object] | None = None,
     ) -> None:
         self.settings = settings
+        # the command table's way to a canary decision (`Deployer.canary`): what the run
+        # decides by itself enters as the bot's own command
+        self.decide = decide
         self.repos = repos
         self.registry = registry
         self.targets = targets
@@ -282,7 +287,24 @@ class Rollouts:
             pause=self.leases.pause,
             deadline=deadline,
             metrics=serving_metrics,
+            abort=lambda why, share: self._abort(op, why, share),
         ).carry_out()
+
+    def _abort(self, op: Operation, why: str, share: int) -> None:
+        """`/canary <endpoint> abort` asked by the bot itself, admitted and audited as one."""
+        if self.decide is None:
+            return
+        try:
+            self.decide(
+                endpoint=op.endpoint,
+                env=op.env,
+                decision="abort",
+                at=share,
+                actor=Automatic(id=BOT, name=BOT, why=why),
+                command=f"canary {op.endpoint} abort in {op.env} at {share}% (by itself: {why})",
+            )
+        except ChatOpsError as exc:  # the abort goes on all the same: only its record failed
+            log.error("the canary abort of %s could not be recorded: %s", op.id, exc.message)
 
     def _end_canary(self, run: Run, op: Operation) -> None:
         """A canary an operation that is not to go on left splitting traffic (its bot

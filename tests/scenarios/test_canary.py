@@ -227,6 +227,12 @@ def test_a_failing_new_version_is_aborted_by_itself_and_never_takes_all_traffic(
     assert text.startswith(f"aborted by itself at 50%: v{FAILING} failed ")
     assert "more than the 5% allowed" in text
     assert _send(rt, 50, FAILS_ON_V5) == Counter({f"{TWIN}/{SAME} 200": 50})
+    # the abort is the bot's own command, audited as such
+    (row,) = [a for a in rt.repos.audit.entries(endpoint=TWIN) if a.action == "auto-canary"]
+    assert (row.actor_name, row.outcome) == ("chatops", "succeeded")
+    assert row.command.startswith(
+        f"canary {TWIN} abort in dev at 50% (by itself: v{FAILING} failed "
+    )
     # on-call is owed it, in the transaction that ended the deploy; an admin's abort is not
     owed = rt.outbox.take(ALERT, frozenset({""}))
     assert owed is not None and owed.payload["kind"] == "aborted"
