@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from core.targets.local.split import CANARY_HEADER
+from core.targets.local.split import CANARY_HEADER, PROBE_HEADER
 
 if TYPE_CHECKING:
     from core.targets.local.split import Splitter
@@ -134,7 +134,9 @@ class ScoringApp:
             content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
             tally, total = self.tally, True
             split, copy = None, True
-            if tally is not None and self.splitter is not None:
+            if any(k == PROBE_HEADER for k, _ in scope["headers"]):
+                tally = None  # the bot's own prediction diff: no caller's traffic, not split
+            elif tally is not None and self.splitter is not None:
                 split = self.splitter.current()
                 if split is not None and split.canary_turn():
                     relayed = await split.forward(body, content_type)

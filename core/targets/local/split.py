@@ -58,6 +58,7 @@ SHADOW_IN_FLIGHT = 16
 IDLE_KEPT = 64  # idle connections to the candidate a worker keeps, per candidate worker
 _FAILED = 503  # what a refusal or no answer counts as
 CANARY_HEADER = b"x-chatops-canary"  # on a request relayed to the candidate for a caller
+PROBE_HEADER = b"x-chatops-probe"  # on the bot's own request (prediction diff): not counted
 
 
 class Board(Region):

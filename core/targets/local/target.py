@@ -283,8 +283,12 @@ class LocalTarget:
         return SmokeTested(latency_ms=latency, prediction=response.json().get("predictions"))
 
     def score(self, ep: EndpointRef, example: dict[str, Any]) -> Any | None:
+        """Asked through the endpoint, marked as the bot's own: its traffic counts only what
+        its callers asked, and no split sends it to a candidate."""
         try:
-            response = self._http.post(self.url(ep), json=example)
+            response = self._http.post(
+                self.url(ep), json=example, headers={split.PROBE_HEADER.decode(): "1"}
+            )
             if response.status_code != 200:
                 return None
             return response.json().get("predictions")
