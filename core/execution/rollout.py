@@ -36,7 +36,7 @@ from core.errors import (
     StoreError,
 )
 from core.events import OWED, EventKind, Outcome, Reporter
-from core.execution import canary, steps
+from core.execution import steps
 from core.execution.canary import Canary
 from core.execution.leases import Leases
 from core.execution.run import Brief, Run, span, where_of
@@ -147,10 +147,13 @@ class Rollouts:
         age = max(0.0, (self.repos.clock.now() - aware(op.created_at)).total_seconds())
         limit = self.settings.operation_timeout_s
         if age > limit:
+            # a canary's new version did take traffic: `_end_canary` tells what became of it
+            untouched = op.canary_share is None
             raise StepTimeout(
                 f"not resumed: it was asked for {span(age)} ago, longer than "
-                f"operation_timeout_s ({span(limit)}) allows. Nothing it may have started "
-                "took traffic; run the command again if it is still wanted."
+                f"operation_timeout_s ({span(limit)}) allows. "
+                + ("Nothing it may have started took traffic. " if untouched else "")
+                + "Run the command again if it is still wanted."
             )
         if op.attempts > self.settings.max_attempts:
             raise ChatOpsError(
@@ -269,17 +272,39 @@ class Rollouts:
             metrics=serving_metrics,
         ).carry_out()
 
-    def _end_canary(self, run: Run, op: Operation) -> None:
+    def _end_canary(self, run: Run, op: Operation) -> str:
         """A canary an operation that is not to go on left splitting traffic (its bot
         process died in it): every request back to what serves, the new deployment stopped.
-        Never two versions sharing traffic without an operation that owns them."""
+        Never two versions sharing traffic without an operation that owns them. What became
+        of it, for the operation's final word ("" when it was in no canary)."""
         fresh = self.repos.operations.get(op.id)
-        deployment = str((fresh.remote or {}).get("deployment") or "") if fresh else ""
+        remote = (fresh.remote or {}) if fresh is not None else {}
+        deployment = str(remote.get("deployment") or "")
         target = self.targets.get(op.env)
-        if fresh is None or fresh.step != canary.STEP or not deployment or target is None:
-            return
-        started = Started(deployment=deployment, url="")
-        self._discard(run, target, EndpointRef(op.env, op.endpoint), started)
+        share = fresh.canary_share if fresh is not None else None
+        if share is None or not deployment or target is None:
+            return ""
+        if not self.repos.operations.holds(run.op_id, run.hold):
+            return ""  # another process runs it now, canary included
+        resolved = remote.get("resolved")
+        new = f"v{resolved}" if isinstance(resolved, int) else "the new version"
+        current = self.repos.endpoints.get(op.env, op.endpoint)
+        old = f"v{current.version}" if current is not None else "what serves"
+        shadow = op.brief.get("shadow")
+        took = (
+            f"{new} answered {share}% of the requests beside {old}"
+            if share
+            else f"{new} got a copy of {shadow if isinstance(shadow, int) else 'some'}% of the "
+            f"requests {old} answered"
+        )
+        try:
+            target.discard(EndpointRef(op.env, op.endpoint), deployment, run.target_step("discard"))
+        except ChatOpsError as exc:
+            log.warning("could not stop %s: %s", deployment, exc.message)
+            return f"In its canary {took}; it could not be stopped: {exc.message}"
+        said = f"In its canary {took}: every request went back to {old}, and {new} was stopped"
+        run.emit(EventKind.INFO, "discard", said)
+        return said
 
     def _switched(self, op: Operation) -> Interval | None:
         """What serves the endpoint, when an operation taken over after its switch was
@@ -520,7 +545,9 @@ class Rollouts:
         recorded leaves the operation to be taken over."""
         try:
             current = self.repos.endpoints.get(op.env, op.endpoint) if known else None
-            self._end_canary(run, op)
+            ended = self._end_canary(run, op)
+            if ended:
+                exc = type(exc)(f"{exc.message.rstrip('.')}. {ended}.", log_tail=exc.log_tail)
             return self._failed(run, op, current, exc)
         except LeaseLost:
             return self._lost(run)
