@@ -351,13 +351,19 @@ class Rollouts:
         return outcome
 
     def _discard(self, run: Run, target: Target, ep: EndpointRef, started: Started | None) -> None:
-        """Stop the new deployment of a failed or cancelled rollout (it never took traffic),
-        while the operation is still ours; a failure to stop is logged, the first one told."""
+        """Stop the new deployment of a failed or cancelled rollout (it never took all the
+        traffic; a canary's share goes back to what serves), while the operation is still
+        ours; a failure to stop is logged, the first one told."""
         if started is None or not self.repos.operations.holds(run.op_id, run.hold):
             return
         try:
             target.discard(ep, started.deployment, run.target_step("discard"))
-            run.emit(EventKind.INFO, "discard", "the new deployment was stopped unused")
+            said = (
+                "the new deployment was stopped: every request goes to what served before"
+                if isinstance(run.recall("canary_at"), int)
+                else "the new deployment was stopped unused"
+            )
+            run.emit(EventKind.INFO, "discard", said)
         except ChatOpsError as exc:
             log.warning("could not stop %s: %s", started.deployment, exc.message)
 

@@ -204,6 +204,8 @@ def test_an_admin_aborts_a_canary_and_what_served_serves_alone_again(
     assert not outcome.ok
     assert plain(outcome.text).startswith("aborted by bob at 25%")
     assert f"{TWIN} v{SAME} still serves" in plain(outcome.text)
+    told = [e.message for e in cards.events if e.step == "discard"]
+    assert told == ["the new deployment was stopped: every request goes to what served before"]
     assert _send(rt, 100) == Counter({f"{TWIN}/{SAME} 200": 100})
     endpoint = rt.repos.endpoints.get("dev", TWIN)
     assert endpoint is not None and endpoint.version == SAME
