@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -247,16 +248,18 @@ def test_a_canary_not_to_be_resumed_gives_every_request_back_and_stops_the_new_v
 def test_sigterm_mid_canary_hands_it_over_at_once_and_the_next_bot_goes_on(
     slack_api: SlackEmulator, make_bot: Callable[..., Bot], own_registry: str
 ) -> None:
-    # the lease is long: a takeover that comes sooner did not wait for it to lapse
-    bot = make_bot(dict(DEV), tracking_uri=own_registry, **LOOK)
+    # the lease is long: a takeover that comes sooner did not wait for it to lapse; and the
+    # first bot looks at its canary every 60 s: a stop that comes sooner did not wait for it
+    bot = make_bot(dict(DEV), tracking_uri=own_registry, CHATOPS_CANARY_LOOK_S="60")
     bot.env["CHATOPS_LEASE_S"] = "60"
     url, op = start_canary(bot, slack_api)
     assert split_at_10(send(url, 200), 200)
-    card_counting(slack_api, op, 200)
 
     assert bot.proc is not None
+    asked = time.monotonic()
     bot.proc.send_signal(signal.SIGTERM)  # the front alone, as Kubernetes signals it
-    assert bot.proc.wait(30) == 0, bot.text
+    assert bot.proc.wait(60) == 0, bot.text
+    assert time.monotonic() - asked < 20, bot.text
     bot.proc = None
     left = canary_op(bot)
     assert left is not None and baking_at_10(left) and left["attempts"] == 1, left
@@ -264,6 +267,7 @@ def test_sigterm_mid_canary_hands_it_over_at_once_and_the_next_bot_goes_on(
     assert ends <= datetime.now(UTC), left  # its lease ended on the way out
     assert split_at_10(send(url, 200), 200)  # the split unchanged meanwhile
 
+    bot.env.update(LOOK)
     bot.start()
     resumed = wait_canary(
         bot, lambda o: baking_at_10(o) and o["attempts"] == 2, "the canary taken over", 30
