@@ -201,13 +201,8 @@ class Rollouts:
             latency_ms = steps.smoke_test(run, target, ep, started, built)
             if brief.gradual and current is not None and was_up:
                 self._canary(run, op, brief, target, ep, mv, started, current)
-            elif brief.gradual and op.attempts <= 1:
-                run.emit(
-                    EventKind.INFO,
-                    "canary",
-                    f"no canary: nothing serves {op.endpoint} in {op.env} yet to hold one beside, "
-                    f"so v{mv.version} takes every request at the switch",
-                )
+            elif brief.gradual:
+                self._no_canary(run, op, mv, current)
             url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
         except LeaseLost:
             raise  # the deployment is the new holder's now: leave it be
@@ -271,6 +266,36 @@ class Rollouts:
             deadline=deadline,
             metrics=serving_metrics,
         ).carry_out()
+
+    @staticmethod
+    def _no_canary(run: Run, op: Operation, mv: ModelVersion, current: Endpoint | None) -> None:
+        """Why a deploy asked for with a canary switches at once: nothing serves beside which
+        to hold one (told once), or what served is down, the canary it held included."""
+        new = f"v{mv.version}"
+        if current is None:
+            if op.attempts <= 1:
+                run.emit(
+                    EventKind.INFO,
+                    "canary",
+                    f"no canary: nothing serves {op.endpoint} in {op.env} yet to hold one "
+                    f"beside, so {new} takes every request at the switch",
+                )
+            return
+        old = f"{current.model} v{current.version}"
+        share = op.canary_share  # as the process that ran it before left it
+        if share is None:
+            why = f"no canary: {old} is down"
+        else:
+            took = (
+                f"beside which {new} answered {share}% of the requests"
+                if share
+                else f"whose requests {new} got copies of"
+            )
+            why = (
+                f"no canary any more: {old}, {took}, is down (it stopped with the bot process "
+                "running the canary)"
+            )
+        run.emit(EventKind.INFO, "canary", f"{why}, so {new} takes every request at the switch")
 
     def _end_canary(self, run: Run, op: Operation) -> str:
         """A canary an operation that is not to go on left splitting traffic (its bot

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from core.registry.demo import create_demo_model
@@ -276,3 +277,33 @@ def test_sigterm_mid_canary_hands_it_over_at_once_and_the_next_bot_goes_on(
     card_counting(slack_api, op, 400)
     promote_and_end(bot, slack_api, url, op)
     assert "unexpected" not in bot.text, bot.text
+
+
+def test_a_canary_whose_serving_version_died_with_the_bot_says_why_it_switches_at_once(
+    slack_api: SlackEmulator, make_bot: Callable[..., Bot], own_registry: str
+) -> None:
+    bot = make_bot(dict(DEV), tracking_uri=own_registry, **LOOK)
+    url, _ = start_canary(bot, slack_api)
+    port = httpx.URL(url).port or 0
+    hosts = serving_processes(port)
+    bot.kill9()
+    for process in hosts:  # the machine went down: the endpoint's host and servers too
+        process.kill()
+    psutil.wait_procs(hosts, timeout=10)
+
+    bot.start()
+    ended = wait_canary(bot, lambda o: o["state"] in ("succeeded", "failed"), "the deploy's end")
+    assert (ended["state"], ended["attempts"]) == ("succeeded", 2), (ended, bot.text)
+    assert send(url, 20) == Counter({"iris/2 200": 20})
+    parent = ended["reply_to"]["ts"]
+    slack_api.wait_for(
+        lambda api: any(m.ts == parent and "iris v2 is live" in m.text for m in api.messages(OPS)),
+        timeout=30,
+    )
+    replies = [m.text for m in slack_api.messages(OPS) if m.thread_ts == parent]
+    told = [r for r in replies if "no canary any more" in r]
+    assert told == [
+        ":small_blue_diamond: no canary any more: iris v1, beside which v2 answered 10% of the "
+        "requests, is down (it stopped with the bot process running the canary), so v2 takes "
+        "every request at the switch"
+    ], replies
