@@ -199,10 +199,13 @@ class Rollouts:
             built = steps.build(run, target, self.source, ep, mv)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
             latency_ms = steps.smoke_test(run, target, ep, started, built)
-            if brief.gradual and current is not None and was_up:
-                self._canary(run, op, brief, target, ep, mv, started, current)
-            elif brief.gradual:
-                self._no_canary(run, op, mv, current)
+            # taken over at its switch, a rollout is past its canary: traffic may have moved
+            # to the new version already, and no canary can be held beside that
+            if brief.gradual and op.step != "switch":
+                if current is not None and was_up:
+                    self._canary(run, op, brief, target, ep, mv, started, current)
+                else:
+                    self._no_canary(run, op, mv, current)
             url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
         except LeaseLost:
             raise  # the deployment is the new holder's now: leave it be
@@ -210,6 +213,7 @@ class Rollouts:
             self._discard(run, target, ep, started)
             failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
             return self._failed(run, op, current, failure)
+        failpoints.hit("traffic.switched")
         run.confirm()
         # what served before and was down when replaced ended in a failure, not a switch
         down = f"v{current.version} was down when v{mv.version} replaced it" if current else ""

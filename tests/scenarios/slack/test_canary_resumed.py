@@ -307,3 +307,25 @@ def test_a_canary_whose_serving_version_died_with_the_bot_says_why_it_switches_a
         "requests, is down (it stopped with the bot process running the canary), so v2 takes "
         "every request at the switch"
     ], replies
+
+
+def test_a_worker_dying_once_a_promoted_canary_switched_leaves_the_new_version_live(
+    slack_api: SlackEmulator, make_bot: Callable[..., Bot], own_registry: str, tmp_path: Path
+) -> None:
+    points = tmp_path / "points"
+    points.mkdir()
+    bot = make_bot(dict(DEV), tracking_uri=own_registry, CHATOPS_FAILPOINTS=str(points), **LOOK)
+    url, op = start_canary(bot, slack_api)
+    # the worker dies once v2 took every request, before that was recorded
+    (points / "traffic.switched").touch()
+    answered = post_command(bot.events_url, slack_api, "/mlops", "canary iris promote")
+    assert answered.status_code == 200, answered.text
+    bot.wait_until(lambda: not (points / "traffic.switched").exists(), 60, "the worker dying")
+
+    ended = wait_canary(bot, lambda o: o["state"] in ("succeeded", "failed"), "the deploy's end")
+    assert (ended["state"], ended["attempts"]) == ("succeeded", 2), (ended, bot.text)
+    # the next worker went on with the switch, not with the canary v2 had left behind it
+    assert send(url, 50) == Counter({"iris/2 200": 50})
+    (endpoint,) = bot.rows("endpoints")
+    assert (endpoint["version"], endpoint["deployment"]) == (2, op["remote"]["deployment"])
+    live_once(slack_api, ended)
