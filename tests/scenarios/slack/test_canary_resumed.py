@@ -6,7 +6,9 @@ step bakes only what is left of it, the card comes back in the deploy's thread, 
 admin's `/mlops canary iris promote` to the new process makes v2 live, told once. A canary
 whose operation is not to go on (taken over too often, or too old) gives every request back
 to v1 and stops v2 before it ends failed. SIGTERM hands the canary over at once, the split
-unchanged, and the next bot goes on with it."""
+unchanged, and the next bot goes on with it. A worker dying once the promoted canary moved
+every request to v2 leaves v2 live; and when v1 went down with the bot, the thread says why
+v2 takes every request at once."""
 
 from __future__ import annotations
 
