@@ -21,6 +21,7 @@ EXIT_CODE = 86  # what a process that died at a fail point exits with
 # every point, so a test can go through them all; `hit` refuses a name not listed here
 POINTS = (
     "step.recorded",  # an operation's step was recorded, its work not begun
+    "traffic.switched",  # traffic moved to the new deployment; what serves not yet recorded
     "operation.switched",  # traffic moved and what serves was recorded; no write-back yet
     "registry.written",  # the write-back to the registry was made and recorded; no end yet
     "operation.ended",  # the transaction ending an operation committed, nothing told yet

@@ -38,8 +38,8 @@ from core.errors import (
     StoreError,
 )
 from core.events import OWED, EventKind, Outcome, Reporter
-from core.execution import canary, steps
-from core.execution.canary import Canary
+from core.execution import steps
+from core.execution.canary import Aborted, Canary
 from core.execution.leases import Leases
 from core.execution.run import Brief, Run, span, where_of
 from core.marks import person
@@ -154,10 +154,13 @@ class Rollouts:
         age = max(0.0, (self.repos.clock.now() - aware(op.created_at)).total_seconds())
         limit = self.settings.operation_timeout_s
         if age > limit:
+            # a canary's new version did take traffic: `_end_canary` tells what became of it
+            untouched = op.canary_share is None
             raise StepTimeout(
                 f"not resumed: it was asked for {span(age)} ago, longer than "
-                f"operation_timeout_s ({span(limit)}) allows. Nothing it may have started "
-                "took traffic; run the command again if it is still wanted."
+                f"operation_timeout_s ({span(limit)}) allows. "
+                + ("Nothing it may have started took traffic. " if untouched else "")
+                + "Run the command again if it is still wanted."
             )
         if op.attempts > self.settings.max_attempts:
             raise ChatOpsError(
@@ -212,15 +215,13 @@ class Rollouts:
             started = steps.start(run, target, ep, mv, built, resources, deployment)
             tolerance = self._rollout(op).tolerance
             latency_ms = steps.smoke_test(run, target, ep, started, built, served, tolerance)
-            if brief.gradual and current is not None and was_up:
-                self._canary(run, op, brief, target, ep, mv, started, current)
-            elif brief.gradual and op.attempts <= 1:
-                run.emit(
-                    EventKind.INFO,
-                    "canary",
-                    f"no canary: nothing serves {op.endpoint} in {op.env} yet to hold one beside, "
-                    f"so v{mv.version} takes every request at the switch",
-                )
+            # taken over at its switch, a rollout is past its canary: traffic may have moved
+            # to the new version already, and no canary can be held beside that
+            if brief.gradual and op.step != "switch":
+                if current is not None and was_up:
+                    self._canary(run, op, brief, target, ep, mv, started, current)
+                else:
+                    self._no_canary(run, op, mv, current)
             url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
         except LeaseLost:
             raise  # the deployment is the new holder's now: leave it be
@@ -228,6 +229,7 @@ class Rollouts:
             self._discard(run, target, ep, started)
             failure = exc if isinstance(exc, ChatOpsError) else _unexpected(exc, op)
             return self._failed(run, op, current, failure)
+        failpoints.hit("traffic.switched")
         run.confirm()
         # what served before and was down when replaced ended in a failure, not a switch
         down = f"v{current.version} was down when v{mv.version} replaced it" if current else ""
@@ -306,17 +308,69 @@ class Rollouts:
         except ChatOpsError as exc:  # the abort goes on all the same: only its record failed
             log.error("the canary abort of %s could not be recorded: %s", op.id, exc.message)
 
-    def _end_canary(self, run: Run, op: Operation) -> None:
+    @staticmethod
+    def _no_canary(run: Run, op: Operation, mv: ModelVersion, current: Endpoint | None) -> None:
+        """Why a deploy asked for with a canary switches at once: nothing serves beside which
+        to hold one (told once), or what served is down, the canary it held included."""
+        new = f"v{mv.version}"
+        if current is None:
+            if op.attempts <= 1:
+                run.emit(
+                    EventKind.INFO,
+                    "canary",
+                    f"no canary: nothing serves {op.endpoint} in {op.env} yet to hold one "
+                    f"beside, so {new} takes every request at the switch",
+                )
+            return
+        old = f"{current.model} v{current.version}"
+        share = op.canary_share  # as the process that ran it before left it
+        if share is None:
+            why = f"no canary: {old} is down"
+        else:
+            took = (
+                f"beside which {new} answered {share}% of the requests"
+                if share
+                else f"whose requests {new} got copies of"
+            )
+            why = (
+                f"no canary any more: {old}, {took}, is down (it stopped with the bot process "
+                "running the canary)"
+            )
+        run.emit(EventKind.INFO, "canary", f"{why}, so {new} takes every request at the switch")
+
+    def _end_canary(self, run: Run, op: Operation) -> str:
         """A canary an operation that is not to go on left splitting traffic (its bot
         process died in it): every request back to what serves, the new deployment stopped.
-        Never two versions sharing traffic without an operation that owns them."""
+        Never two versions sharing traffic without an operation that owns them. What became
+        of it, for the operation's final word ("" when it was in no canary)."""
         fresh = self.repos.operations.get(op.id)
-        deployment = str((fresh.remote or {}).get("deployment") or "") if fresh else ""
+        remote = (fresh.remote or {}) if fresh is not None else {}
+        deployment = str(remote.get("deployment") or "")
         target = self.targets.get(op.env)
-        if fresh is None or fresh.step != canary.STEP or not deployment or target is None:
-            return
-        started = Started(deployment=deployment, url="")
-        self._discard(run, target, EndpointRef(op.env, op.endpoint), started)
+        share = fresh.canary_share if fresh is not None else None
+        if share is None or not deployment or target is None:
+            return ""
+        if not self.repos.operations.holds(run.op_id, run.hold):
+            return ""  # another process runs it now, canary included
+        resolved = remote.get("resolved")
+        new = f"v{resolved}" if isinstance(resolved, int) else "the new version"
+        current = self.repos.endpoints.get(op.env, op.endpoint)
+        old = f"v{current.version}" if current is not None else "what serves"
+        shadow = op.brief.get("shadow")
+        took = (
+            f"{new} answered {share}% of the requests beside {old}"
+            if share
+            else f"{new} got a copy of {shadow if isinstance(shadow, int) else 'some'}% of the "
+            f"requests {old} answered"
+        )
+        try:
+            target.discard(EndpointRef(op.env, op.endpoint), deployment, run.target_step("discard"))
+        except ChatOpsError as exc:
+            log.warning("could not stop %s: %s", deployment, exc.message)
+            return f"In its canary {took}; it could not be stopped: {exc.message}"
+        said = f"In its canary {took}: every request went back to {old}, and {new} was stopped"
+        run.emit(EventKind.INFO, "discard", said)
+        return said
 
     def _switched(self, op: Operation) -> Interval | None:
         """What serves the endpoint, when an operation taken over after its switch was
@@ -363,13 +417,19 @@ class Rollouts:
         return outcome
 
     def _discard(self, run: Run, target: Target, ep: EndpointRef, started: Started | None) -> None:
-        """Stop the new deployment of a failed or cancelled rollout (it never took traffic),
-        while the operation is still ours; a failure to stop is logged, the first one told."""
+        """Stop the new deployment of a failed or cancelled rollout (it never took all the
+        traffic; a canary's share goes back to what serves), while the operation is still
+        ours; a failure to stop is logged, the first one told."""
         if started is None or not self.repos.operations.holds(run.op_id, run.hold):
             return
         try:
             target.discard(ep, started.deployment, run.target_step("discard"))
-            run.emit(EventKind.INFO, "discard", "the new deployment was stopped unused")
+            said = (
+                "the new deployment was stopped: every request goes to what served before"
+                if isinstance(run.recall("canary_at"), int)
+                else "the new deployment was stopped unused"
+            )
+            run.emit(EventKind.INFO, "discard", said)
         except ChatOpsError as exc:
             log.warning("could not stop %s: %s", started.deployment, exc.message)
 
@@ -562,7 +622,9 @@ class Rollouts:
         recorded leaves the operation to be taken over."""
         try:
             current = self.repos.endpoints.get(op.env, op.endpoint) if known else None
-            self._end_canary(run, op)
+            ended = self._end_canary(run, op)
+            if ended:
+                exc = type(exc)(f"{exc.message.rstrip('.')}. {ended}.", log_tail=exc.log_tail)
             return self._failed(run, op, current, exc)
         except LeaseLost:
             return self._lost(run)
@@ -584,7 +646,7 @@ class Rollouts:
         told = isinstance(exc, NotFound | Cancelled)
         text = exc.message if told else f"failed: {exc.message}"
         alert = None
-        if isinstance(exc, canary.Aborted) and exc.by_itself:
+        if isinstance(exc, Aborted) and exc.by_itself:
             alert = Alert(
                 AlertKind.ABORTED,
                 op.env,

@@ -5,10 +5,12 @@ trail say meanwhile. Decisions are typed commands of another admin, as a click w
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -207,6 +209,8 @@ def test_an_admin_aborts_a_canary_and_what_served_serves_alone_again(
     assert not outcome.ok
     assert plain(outcome.text).startswith("aborted by bob at 25%")
     assert f"{TWIN} v{SAME} still serves" in plain(outcome.text)
+    told = [e.message for e in cards.events if e.step == "discard"]
+    assert told == ["the new deployment was stopped: every request goes to what served before"]
     assert _send(rt, 100) == Counter({f"{TWIN}/{SAME} 200": 100})
     endpoint = rt.repos.endpoints.get("dev", TWIN)
     assert endpoint is not None and endpoint.version == SAME
@@ -278,3 +282,50 @@ def test_a_step_is_promoted_by_itself_after_its_bake_time_unless_held(
     assert outcome.ok
     done = [e.message for e in cards.events if e.kind is EventKind.DONE and e.step == "canary"]
     assert done and done[0].startswith("10% baked 61 s: promoted by itself")
+
+
+def test_a_canary_handed_over_bakes_only_what_is_left_of_its_step_in_the_next_process(
+    make: Callable[[Rollout], Runtime],
+    tmp_path: Path,
+    twin_uri: str,
+    zygote: Zygote,
+    clock: FakeClock,
+) -> None:
+    policy = Rollout(bake_s=60, auto_promote=True)
+    rt = make(policy)
+    cards, worker, result = _deploy(rt, f"/deploy {TWIN} v{SAME_AGAIN} --canary 10")
+    cards.card(share=10)
+    seen = _send(rt, 200)
+    clock.advance(40)
+    cards.card(share=10, when=lambda c: c["baked_s"] >= 40)  # type: ignore[operator]
+    rt.leases.hand_over()  # this process stops: it leaves the canary where it is
+    assert _finished(worker, result).elsewhere
+
+    # the next process takes it over, on the same endpoint, from what was recorded
+    after = _runtime(tmp_path, twin_uri, zygote, clock, policy)
+    try:
+        op = after.runner.take()
+        assert op is not None and op.attempts == 2 and op.canary_share == 10
+        more = Cards()
+        resumed: list[object] = []
+        taken = threading.Thread(
+            target=lambda: resumed.append(after.runner.run(op, more)), daemon=True
+        )
+        taken.start()
+        counted = sum(seen.values())
+
+        def all_counted(card: dict[str, Any]) -> bool:  # the counts go on from the first life
+            return sum(side["requests"] for side in card["sides"]) == counted
+
+        card = more.card(share=10, when=all_counted)
+        assert 40 <= card["baked_s"] < 60, card  # type: ignore[operator]
+        clock.advance(21)  # 61 s since the step began, 21 s since the takeover
+        outcome = _finished(taken, resumed)
+        assert outcome.ok, more.text
+        done = [e.message for e in more.events if e.kind is EventKind.DONE and e.step == "canary"]
+        # promoted 21 s (and the real seconds the test took) after the takeover, not 60
+        baked = [int(n) for n in re.findall(r"^10% baked (\d+) s: promoted by itself", done[0])]
+        assert baked and 61 <= baked[0] < 90, done
+        assert _send(after, 50) == Counter({f"{TWIN}/{SAME_AGAIN} 200": 50})
+    finally:
+        after.close()
