@@ -34,6 +34,7 @@ from bot.stopping import Stopping
 from core import metrics
 from core.config import Settings
 from core.errors import ChatOpsError
+from core.mlflow_imports import registry_only
 from core.runtime import Runtime
 from core.scrub import install_log_filter
 
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         if slack.bot_token is None:
             raise ChatOpsError("SLACK_BOT_TOKEN is not set")
         settings = Settings()
+        if not settings.serves_locally:
+            # it only reads and writes the registry (the model-server runtime, started only
+            # for a local environment, loads models): MLflow without pandas and scipy
+            registry_only()
         metrics.share(settings.state_dir)  # counted where the front's /metrics reads
         runtime = Runtime(settings)
     except Exception as exc:

@@ -1,7 +1,7 @@
 """`chatops run` starts only what it needs: a front that never loads MLflow, pandas,
 scikit-learn or Alembic (its worker process does, and logs the readiness checks; a child
 process migrates a new state database), and no model-server runtime when no environment
-serves on this machine."""
+serves on this machine, whose worker then never loads pandas or scipy either."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ pytest_plugins = ["tests.scenarios.slack.crash_support"]  # the fixtures cml and
 # Alembic too: a new state database is migrated by a child process of the front
 HEAVY = ("mlflow", "pandas", "sklearn", "alembic", "mako", "core.registry.mlflow", "core.runtime")
 ZYGOTE = "core.targets.local.zygote"
+# what `import mlflow` would load for its datasets and evaluation, seen by their native code
+DATA_LIBRARIES = ("pandas", "scipy")
 
 
 @pytest.fixture
@@ -151,7 +153,21 @@ def zygotes(root: psutil.Process) -> list[psutil.Process]:
     return found
 
 
-def test_a_bot_with_only_cml_environments_starts_no_model_server_runtime(
+def data_libraries(process: psutil.Process) -> list[str]:
+    """The data libraries whose compiled modules `process` has mapped."""
+    parts = {part for m in process.memory_maps() for part in Path(m.path).parts}
+    return sorted(set(DATA_LIBRARIES) & parts)
+
+
+def the_worker(front: psutil.Process) -> psutil.Process:
+    workers = [
+        p for p in front.children(recursive=True) if "bot.slack.worker" in " ".join(p.cmdline())
+    ]
+    assert len(workers) == 1, front.children()
+    return workers[0]
+
+
+def test_a_bot_with_only_cml_environments_starts_no_model_server_runtime_nor_pandas(
     slack_api: SlackEmulator,
     cml: RunningEmulator,  # before make_bot: it stops after the bot does
     make_bot: Callable[..., Bot],
@@ -166,8 +182,11 @@ def test_a_bot_with_only_cml_environments_starts_no_model_server_runtime(
     slack_api.wait_for(
         lambda api: any("is live at" in m.text for m in api.messages(OPS)), timeout=120
     )
-    assert zygotes(psutil.Process(bot.proc.pid)) == []
+    front = psutil.Process(bot.proc.pid)
+    assert zygotes(front) == []
     assert not (bot.state_dir / "logs" / "zygote.log").exists()
+    # the worker resolved the version and fetched its input example through MLflow's client
+    assert data_libraries(the_worker(front)) == []
 
 
 def test_the_console_with_only_cml_environments_starts_no_model_server_runtime(
