@@ -199,11 +199,16 @@ class Rollouts:
             if brief.gradual and current is not None and was_up:
                 self._canary(run, op, brief, target, ep, mv, started, current)
             elif brief.gradual and op.attempts <= 1:
+                beside = (
+                    f"nothing serves {op.endpoint} in {op.env} yet to hold one beside"
+                    if current is None
+                    else f"v{current.version}, which served {op.endpoint} in {op.env}, is down: "
+                    "no requests to share with it"
+                )
                 run.emit(
                     EventKind.INFO,
                     "canary",
-                    f"no canary: nothing serves {op.endpoint} in {op.env} yet to hold one beside, "
-                    f"so v{mv.version} takes every request at the switch",
+                    f"no canary: {beside}, so v{mv.version} takes every request at the switch",
                 )
             url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
         except LeaseLost:

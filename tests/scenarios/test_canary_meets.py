@@ -6,6 +6,10 @@ during and after; `/canary` aimed at the wrong environment or step."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,9 +27,11 @@ from core.oncall.alerts import LogAlerts
 from core.oncall.watching import CHECK_S
 from core.runtime import Runtime
 from core.store.models import WatchState
+from core.targets.base import EndpointRef
+from core.targets.local.host import MAX_RESTARTS
 from core.targets.local.target import Zygote
 from tests.clock import FakeClock
-from tests.conftest import make_settings
+from tests.conftest import Recorder, make_settings
 from tests.local.twin import FAILING, FAILS_ON_V5, SAME, SAME_AGAIN, TWIN, log_twin
 from tests.scenarios.test_canary import (
     _as_bob,
@@ -236,3 +242,36 @@ def test_canary_aimed_at_another_environment_or_step_changes_nothing(
     assert _finished(worker, result).ok
     done = [e.message for e in cards.events if e.kind is EventKind.DONE and e.step == "canary"]
     assert [d.split(" after ")[0] for d in done] == ["10% promoted by bob"]
+
+
+def _kill_serving(rt: Runtime) -> None:
+    """SIGKILL twin's model servers until their host gives up restarting them."""
+    target = rt.targets["dev"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = target._call(EndpointRef("dev", TWIN), {"op": "status"})  # type: ignore[attr-defined]
+        (dep,) = [d for d in status["deployments"] if d["state"] == "active"]
+        alive = [w["pid"] for w in dep["workers"] if w["alive"]]
+        if not alive and all(w["restarts"] >= MAX_RESTARTS for w in dep["workers"]):
+            return
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    raise AssertionError("the model servers kept coming back")
+
+
+def test_a_canary_asked_for_beside_a_version_that_is_down_says_why_it_has_none(
+    make: Callable[..., Runtime],
+) -> None:
+    rt = make(Rollout(bake_s=3600))
+    _kill_serving(rt)
+    recorder = Recorder()
+    outcome = run(rt, f"/deploy {TWIN} v{SAME_AGAIN} --canary 10", recorder)
+    assert outcome.ok, outcome.text
+    said = [e.message for e in recorder.events if e.kind is EventKind.INFO]
+    assert (
+        f"no canary: v{SAME}, which served {TWIN} in dev, is down: no requests to share with it, "
+        f"so v{SAME_AGAIN} takes every request at the switch"
+    ) in said, said
+    assert _send(rt, 10) == Counter({f"{TWIN}/{SAME_AGAIN} 200": 10})
