@@ -143,14 +143,21 @@ class Deployer:
                 f"no canary is under way on {endpoint} in {name}: nothing to {decision}"
             )
         elif at is not None and found[0][1] != at:
-            answer = Refusal(
-                f"the canary of {endpoint} in {name} is at {found[0][1]}% now, no longer at "
-                f"{at}%: nothing was done (ask again at this step if it is still wanted)"
-            )
+            answer = _moved_on(endpoint, name, found[0][1], at)
         else:
             op, share = found[0]
-            self.repos.operations.decide(op.id, decision=decision, by=actor.shown, at=share)
-            answer = Notice(canary_told(decision, endpoint, name, share, op.id))
+            if self.repos.operations.decide(op.id, decision=decision, by=actor.shown, at=share):
+                answer = Notice(canary_told(decision, endpoint, name, share, op.id))
+            else:  # it moved on (or ended) between the two reads: the decision would be ignored
+                fresh = self.repos.operations.get(op.id)
+                now = fresh.canary_share if fresh is not None else None
+                answer = (
+                    _moved_on(endpoint, name, now, share)
+                    if now is not None
+                    else Refusal(
+                        f"no canary is under way on {endpoint} in {name}: nothing to {decision}"
+                    )
+                )
         return self.admission.audited(Action.CANARY, actor, command, name, endpoint, answer)
 
     # -- deploy ----------------------------------------------------------------------------
@@ -456,6 +463,13 @@ def canary_told(decision: str, endpoint: str, env: str, share: int, op_id: str) 
     }[decision]
     return (
         f"the canary of {endpoint} in {env} at {share}% ({op_id}) is {what}; its thread says when"
+    )
+
+
+def _moved_on(endpoint: str, env: str, now: int, asked: int) -> Refusal:
+    return Refusal(
+        f"the canary of {endpoint} in {env} is at {now}% now, no longer at {asked}%: nothing "
+        "was done (ask again at this step if it is still wanted)"
     )
 
 

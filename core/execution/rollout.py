@@ -325,7 +325,10 @@ class Rollouts:
         old = f"{current.model} v{current.version}"
         share = op.canary_share  # as the process that ran it before left it
         if share is None:
-            why = f"no canary: {old} is down"
+            why = (
+                f"no canary: v{current.version}, which served {op.endpoint} in {op.env}, is "
+                "down: no requests to share with it"
+            )
         else:
             took = (
                 f"beside which {new} answered {share}% of the requests"

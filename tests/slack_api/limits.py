@@ -1,14 +1,15 @@
 """What Slack refuses in a message, checked as Slack checks it: the blocks by slack_sdk's own
 models (`Block.parse(...)` and `validate_json()`, the element inside each block too), and
 the limits slack_sdk does not check (a context's texts, a field's 2,000 characters, the
-number of blocks, the fallback text). A refusal is the error code Slack answers with."""
+number of blocks, the fallback text, a button's confirm dialog). A refusal is the error code
+Slack answers with."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from slack_sdk.errors import SlackObjectFormationError
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, ConfirmObject
 
 MAX_TEXT = 4_000  # a message's `text`: longer is msg_too_long
 MAX_BLOCKS = 50
@@ -63,6 +64,15 @@ def _check_texts(raw: dict[str, Any], *, where: str) -> None:
         text = element.get("text") if isinstance(element, dict) else None
         if element.get("type") in ("mrkdwn", "plain_text") and len(str(text)) > MAX_TEXT_OBJECT:
             raise Refused("invalid_blocks", f"{where}: a text over {MAX_TEXT_OBJECT} characters")
+    for element in [*(raw.get("elements") or []), raw.get("accessory")]:
+        confirm = element.get("confirm") if isinstance(element, dict) else None
+        if confirm is None:
+            continue
+        # slack_sdk checks a confirm dialog only when asked (its text: 300 characters at most)
+        try:
+            ConfirmObject.parse(confirm).validate_json()  # type: ignore[union-attr]
+        except (SlackObjectFormationError, AttributeError, TypeError) as exc:
+            raise Refused("invalid_blocks", f"{where}: a confirm dialog: {exc}") from None
 
 
 def check_message(text: Any, blocks: Any) -> None:

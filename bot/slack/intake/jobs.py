@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from bot.slack.rendering.ids import ALIAS_ANNOUNCED, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
+from bot.slack.rendering.ids import ALIAS_ANNOUNCED, CANARY, DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
 from commands.base import NAME
 from commands.naming import NAMESPACE, Naming
 from commands.registry import split
@@ -251,19 +251,26 @@ class CanaryClick(_Named):
     @classmethod
     def of_click(cls, body: dict[str, Any]) -> CanaryClick | None:
         """The click as the command it stands for; None when its value is not one the bot
-        wrote (names it would not take, a decision it does not know)."""
+        wrote (names it would not take, a decision it does not know or not the button's, a
+        share that is not a whole percent)."""
         action = (body.get("actions") or [{}])[0]
         try:
             value = json.loads(str(action.get("value") or ""))
             names = (str(value["endpoint"]), str(value["env"]))
             if not all(NAME.match(n) for n in names):
                 return None
+            # a Hold button whose value says abort would abort without the confirm dialog
+            if action.get("action_id") != f"{CANARY}_{value['decision']}":
+                return None
+            at = value["at"]
+            if type(at) is not int or not 0 <= at <= 100:  # 10.5 or true is no share it wrote
+                return None
             message = body.get("message") or {}
             return cls(
                 env=names[1],
                 endpoint=names[0],
                 decision=value["decision"],
-                at=int(value["at"]),
+                at=at,
                 user_id=str((body.get("user") or {}).get("id", "")),
                 channel_id=str((body.get("channel") or {}).get("id", "")),
                 thread_ts=str(message.get("thread_ts") or message.get("ts") or "") or None,

@@ -11,6 +11,7 @@ from bot.slack.rendering.ids import APPROVE, REJECT
 from bot.slack.rendering.mrkdwn import (
     BLOCKS,
     BUTTON,
+    CONFIRM,
     FALLBACK,
     FIELD,
     HEADER,
@@ -241,8 +242,11 @@ def decision_buttons(a: ApprovalRow, *, production: bool) -> dict[str, Any]:
             "title": {"type": "plain_text", "text": f"Deploy to {a.env}?"[:100]},
             "text": {
                 "type": "mrkdwn",
-                "text": messages.CONFIRM_PRODUCTION.format(
-                    model=a.model, version=a.version, env=a.env
+                "text": fit_line(
+                    messages.CONFIRM_PRODUCTION.format(
+                        model=escape(a.model), version=a.version, env=escape(a.env)
+                    ),
+                    CONFIRM,
                 ),
             },
             "confirm": {"type": "plain_text", "text": "Approve and deploy"},

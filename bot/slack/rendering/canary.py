@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.slack.rendering.blocks import Blocks, context, fallback, fields, section
 from bot.slack.rendering.ids import CANARY
-from bot.slack.rendering.mrkdwn import BUTTON, escape, fit_line
+from bot.slack.rendering.mrkdwn import BUTTON, CONFIRM, escape, fit_line
 from bot.text import latency, span
 
 ABORT_CONFIRM = (
@@ -142,11 +142,14 @@ def _buttons(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "title": {"type": "plain_text", "text": "Abort the canary?"},
                 "text": {
                     "type": "mrkdwn",
-                    "text": ABORT_CONFIRM.format(
-                        endpoint=escape(str(data.get("endpoint"))),
-                        env=escape(str(data.get("env"))),
-                        serving=data.get("serving_version"),
-                        version=data.get("version"),
+                    "text": fit_line(
+                        ABORT_CONFIRM.format(
+                            endpoint=escape(str(data.get("endpoint"))),
+                            env=escape(str(data.get("env"))),
+                            serving=data.get("serving_version"),
+                            version=data.get("version"),
+                        ),
+                        CONFIRM,
                     ),
                 },
                 "confirm": {"type": "plain_text", "text": "Abort"},

@@ -23,6 +23,7 @@ SECTION = 3000
 FIELD = 2000
 HEADER = 150
 BUTTON = 75
+CONFIRM = 300  # the text of a button's confirm dialog
 FALLBACK = 4000
 BLOCKS = 50
 HOME_BLOCKS = 100

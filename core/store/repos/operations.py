@@ -243,13 +243,16 @@ class OperationRepository:
             if op is not None:
                 op.cancelled_by = by
 
-    def decide(self, op_id: str, *, decision: str, by: str, at: int) -> None:
+    def decide(self, op_id: str, *, decision: str, by: str, at: int) -> bool:
         """Record an admin's decision on the operation's canary at `at` percent; whoever runs
-        it acts on it at its next look (`gate`)."""
+        it acts on it at its next look (`gate`). False, recording nothing, when the canary is
+        no longer at `at` (it moved on since it was read): a decision it would ignore."""
         with self.db.session() as s:
-            op = s.get(Operation, op_id)
-            if op is not None:
-                op.gate = {"decision": decision, "by": by, "at": at}
+            op = s.get(Operation, op_id, with_for_update=True)
+            if op is None or op.canary_share != at:
+                return False
+            op.gate = {"decision": decision, "by": by, "at": at}
+            return True
 
     def set_reply_to(self, op_id: str, reply_to: Mapping[str, Any], *, hold: Hold) -> bool:
         """Where a front reports the operation now, merged into what was known; only while

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.slack.rendering.blocks import approval, history, registered, status
+from bot.slack.rendering.canary import card as canary_card
 from bot.slack.rendering.mrkdwn import SECTION, escape, fit, shown, tail
 from commands.base import HistoryReport, StatusReport
 from commands.naming import DEFAULT
@@ -163,3 +164,47 @@ def test_what_served_in_60_environments_fits_escaped_with_its_threads_linked() -
     assert "nothing served iris in env-0 at 2024-05-01 05:30 IST." in shown_text
     assert blocks[-2]["elements"][0]["text"] == "… and 13 more environments"
     assert blocks[-1]["elements"][0]["text"] == "Times in Asia/Kolkata"
+
+
+LONGEST = 128  # the longest name of a model, an endpoint or an environment (config.NAME)
+
+
+def _canary_card_data(name: str, env: str) -> dict[str, object]:
+    side = {"requests": 10**9, "errors": 10**8, "error_rate": 0.1, "p50_ms": 1.5, "p99_ms": 9e5}
+    return {
+        "env": env, "endpoint": name, "model": name, "version": 99999, "serving_version": 99998,
+        "share": 50, "shadow": 100, "step": 5, "steps": 5, "next": 100, "baked_s": 10**7,
+        "bake_s": 10**7, "auto_promote": False, "held_by": "<@U1> " * 40, "known": False,
+        "detail": "<!channel> " + "d" * 5000,
+        "sides": [{**side, "version": 99998}, {**side, "version": 99999}],
+        "shadowed": {"requests": 10**9, "errors": 1, "compared": 10**9, "agreement": 0.5,
+                     "p50_ms": 1.0, "p99_ms": 2.0},
+        "metrics": [{"name": f"{'k' * 250}{i}", "value": 1e300, "delta": -1e300} for i in range(6)],
+    }  # fmt: skip
+
+
+def test_a_canary_card_with_the_longest_names_is_one_slack_accepts_with_or_without_buttons() -> (
+    None
+):
+    data = _canary_card_data("m" * LONGEST, "e" * LONGEST)
+    text, blocks = canary_card(data)
+    check_message(text, blocks)
+    buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    (abort,) = [e for e in buttons if "confirm" in e]
+    said = abort["confirm"]["text"]["text"]
+    assert said.startswith("Send every request of mmm") and "characters)" in said
+    check_message(*canary_card(data, ended="promoted by <@U1>"))
+    assert "<!channel>" not in str(blocks)
+
+
+def test_approving_in_production_with_the_longest_names_asks_in_a_dialog_slack_accepts() -> None:
+    req = ApprovalRequested(
+        approval=ApprovalRow(
+            id="r1", model="m" * LONGEST, version=99999, env="e" * LONGEST, requester_id="U1",
+            requester_name="<@U1>", reason="r" * 3000, command="", expires_at=NOW,
+        ),
+        candidate=ModelVersion("m" * LONGEST, 99999, "s", None, "READY", NOW),
+        live=None,
+        production=True,
+    )  # fmt: skip
+    check_message(*approval(req))

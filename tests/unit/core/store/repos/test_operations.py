@@ -196,3 +196,18 @@ def test_previous_version_is_the_last_other_version_that_succeeded(repos: Reposi
     assert ops.previous_version("dev", "iris", 2) == 1
     assert ops.previous_version("dev", "iris", 1) == 2
     assert ops.previous_version("prod", "iris", 2) is None
+
+
+def test_a_canary_decision_is_recorded_only_while_the_canary_is_at_its_share(
+    repos: Repositories,
+) -> None:
+    ops = repos.operations
+    (op_id,) = queue(repos, 1)
+    assert not ops.decide(op_id, decision="abort", by="U1", at=10)  # not in its canary yet
+    ops.record(op_id, step="canary", remote={"canary_at": 10})
+    assert not ops.decide(op_id, decision="abort", by="U1", at=50)
+    assert ops.get(op_id).gate is None  # type: ignore[union-attr]
+    assert ops.decide(op_id, decision="hold", by="U1", at=10)
+    ops.record(op_id, step="canary", remote={"canary_at": 50})  # it moved on meanwhile
+    assert not ops.decide(op_id, decision="abort", by="U2", at=10)
+    assert ops.get(op_id).gate == {"decision": "hold", "by": "U1", "at": 10}  # type: ignore[union-attr]
