@@ -38,6 +38,8 @@ log = logging.getLogger("chatops.slack")
 OWED_EVENT = "chatops_owed"
 # the step whose card is kept current in its thread (core.execution.canary.STEP)
 CARD_STEP = "canary"
+# the metadata `event_type` of a canary's card: its `event_payload` is {"operation", "step"}
+CARD_EVENT = "chatops_card"
 # how many pages of a thread are read looking for a reply already posted
 MAX_THREAD_PAGES = 20
 
@@ -97,6 +99,9 @@ class ThreadReporter:
         self._card: dict[str, Any] = {}
         self._card_ts: str | None = None
         self._card_shown = 0.0
+        # reporting an operation another bot process began: its card may be in the thread
+        self.resumed = ts is not None
+        self._cards_looked_for: set[object] = set()
 
     @classmethod
     def resuming(
@@ -158,7 +163,7 @@ class ThreadReporter:
             self._step = event.step
             self._set_status(messages.RUNNING.format(step=message, elapsed=elapsed))
         elif event.kind is EventKind.CARD:
-            self._show_card(event.data)
+            self._show_card(event)
         elif event.kind in (EventKind.DONE, EventKind.INFO):
             mark = ":heavy_check_mark:" if event.kind is EventKind.DONE else ":small_blue_diamond:"
             if event.kind is EventKind.DONE and event.step == CARD_STEP:
@@ -238,8 +243,13 @@ class ThreadReporter:
         """Whether the thread holds a reply carrying `owed` (posted by a bot process that died
         before marking it sent). A thread that cannot be read counts as not: the reply is
         then said twice rather than never."""
+        return self._found(OWED_EVENT, {"owed": owed}) is not None
+
+    def _found(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The reply of the thread whose metadata is `event_type` with `payload`; None when
+        there is none, or the thread cannot be read."""
         if self.ts is None:
-            return False
+            return None
         cursor = None
         for _page in range(MAX_THREAD_PAGES):
             try:
@@ -253,19 +263,21 @@ class ThreadReporter:
                 )
             except SlackApiError as exc:
                 log.warning("conversations.replies failed: %s", exc.response.get("error"))
-                return False
+                return None
             except SlackClientError as exc:
                 log.warning("conversations.replies failed: %s", type(exc).__name__)
-                return False
+                return None
             for message in page.get("messages") or []:
                 metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == OWED_EVENT and payload.get("owed") == owed:
-                    return True
+                found = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == event_type and all(
+                    found.get(k) == v for k, v in payload.items()
+                ):
+                    return dict(message)
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
-                return False
-        return False
+                return None
+        return None
 
     def _set_status(self, status: str, *, final: bool = False) -> None:
         with self._lock:
@@ -318,12 +330,21 @@ class ThreadReporter:
             log.warning("chat.update failed: %s", type(exc).__name__)
 
     # -- a canary's card -------------------------------------------------------------------
-    def _show_card(self, data: dict[str, Any]) -> None:
+    def _show_card(self, event: Event) -> None:
         """The card of the step under way: posted in the thread at its first look, then
-        edited in place (at most about once a second); a new step gets a card of its own."""
+        edited in place (at most about once a second); a new step gets a card of its own.
+        Resumed from another bot process, it edits the card that one posted."""
+        data = event.data
         if self.ts is None:
             return
-        same = self._card_ts is not None and data.get("step") == self._card.get("step")
+        step = data.get("step")
+        mark = {"operation": event.operation, "step": step}
+        if self._card_ts is None and self.resumed and step not in self._cards_looked_for:
+            self._cards_looked_for.add(step)
+            posted = self._found(CARD_EVENT, mark)
+            if posted is not None:
+                self._card_ts, self._card = str(posted.get("ts")), {"step": step}
+        same = self._card_ts is not None and step == self._card.get("step")
         self._card = data
         text, blocks = card(data)
         if not same:
@@ -333,6 +354,7 @@ class ThreadReporter:
                 thread_ts=self.thread_ts or self.ts,
                 text=text,
                 blocks=blocks,
+                metadata={"event_type": CARD_EVENT, "event_payload": mark},
             )
             self._card_ts = str(sent.get("ts")) if sent else None
             self._card_shown = time.monotonic()

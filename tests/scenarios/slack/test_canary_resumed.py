@@ -188,6 +188,9 @@ def test_a_canary_killed_mid_bake_is_taken_over_where_it_was_and_promoted_by_an_
     after = send(url, 200)
     assert split_at_10(after, 200), after
     card_counting(slack_api, op, 1000)
+    # one card: the process that took over edits the one the first posted, buttons and all
+    (shown,) = cards(slack_api, op)
+    assert shown.updates > 0
 
     promote_and_end(bot, slack_api, url, op)
     assert len(serving_processes(port)) == 2  # v1's model server drained and stopped
