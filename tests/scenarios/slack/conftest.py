@@ -97,6 +97,58 @@ def post_command(
     )
 
 
+def post_click(
+    url: str,
+    api: SlackEmulator,
+    user: str,
+    *,
+    action_id: str,
+    value: str,
+    message_ts: str,
+    thread_ts: str | None = None,
+    block_id: str = "",
+    channel: str = OPS,
+    response: str = "",
+) -> httpx.Response:
+    """A button click (`block_actions`) signed exactly as Slack signs it, on the message
+    `message_ts` of `channel`; what is posted to its response_url is recorded under
+    `response` (default: `click-<user>`)."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower()},
+        "api_app_id": "A0001",
+        "team": {"id": "T0001"},
+        "trigger_id": "1.2.3",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+        "channel": {"id": channel, "name": channel.lower()},
+        "message": {"ts": message_ts, "text": "clicked"}
+        | ({"thread_ts": thread_ts} if thread_ts else {}),
+        "response_url": api.response_url(response or f"click-{user}"),
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": value,
+                "type": "button",
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
+    return httpx.post(
+        url,
+        content=body,
+        timeout=10,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": signature,
+        },
+    )
+
+
 @dataclass
 class RunningFront:
     front: SlackFront
@@ -106,6 +158,9 @@ class RunningFront:
 
     def post(self, command: str, text: str = "", **options: Any) -> httpx.Response:
         return post_command(self.url, self.api, command, text, **options)
+
+    def click(self, user: str, **options: Any) -> httpx.Response:
+        return post_click(self.url, self.api, user, **options)
 
     def drain(self, timeout: float = 60) -> None:
         """Wait until every operation the front started has ended."""

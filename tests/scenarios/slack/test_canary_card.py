@@ -8,20 +8,18 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from slack_sdk.signature import SignatureVerifier
 
 from core.config import Rollout, Settings
 from core.targets.base import EndpointRef
 from core.targets.local.target import LocalTarget
 from tests.conftest import make_settings
-from tests.scenarios.slack.conftest import ALICE, OPS, SIGNING_SECRET, RunningFront, texts
+from tests.scenarios.slack.conftest import ALICE, OPS, RunningFront, texts
 from tests.scenarios.test_deploy_scale_status import COLUMNS, ROWS
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.records import Message
@@ -71,40 +69,16 @@ def _buttons(message: Message) -> dict[str, dict[str, Any]]:
 
 
 def _click(front: RunningFront, user: str, card: Message, action_id: str, value: str) -> str:
-    """A signed block_actions request as Slack sends it; the name of its response_url."""
+    """A signed click on `card`; the name its response_url records answers under."""
     name = f"click-{user}-{action_id}-{time.monotonic()}"
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower()},
-        "api_app_id": "A0001",
-        "team": {"id": "T0001"},
-        "trigger_id": "1.2.3",
-        "container": {"type": "message", "message_ts": card.ts, "channel_id": OPS},
-        "channel": {"id": OPS, "name": "ops"},
-        "message": {"ts": card.ts, "thread_ts": card.thread_ts, "text": card.text},
-        "response_url": front.api.response_url(name),
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "canary-1",
-                "value": value,
-                "type": "button",
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-    answer = httpx.post(
-        front.url,
-        content=body,
-        timeout=10,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        },
+    answer = front.click(
+        user,
+        action_id=action_id,
+        value=value,
+        message_ts=card.ts,
+        thread_ts=card.thread_ts,
+        block_id="canary-1",
+        response=name,
     )
     assert answer.status_code == 200
     return name

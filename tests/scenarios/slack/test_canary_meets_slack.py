@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 from pathlib import Path
 
-import httpx
 import pytest
-from slack_sdk.signature import SignatureVerifier
 
 from core.config import Rollout, Settings
 from tests.conftest import make_settings
-from tests.scenarios.slack.conftest import ALICE, OPS, SIGNING_SECRET, RunningFront, texts
+from tests.scenarios.slack.conftest import ALICE, OPS, RunningFront, texts
 from tests.scenarios.slack.test_canary_card import _answer, _buttons, _card, _click, _until
 from tests.scenarios.slack.test_slack_approvals import click, request_message
 from tests.slack_api.emulator import SlackEmulator
@@ -28,38 +25,14 @@ def _forge(front: RunningFront, card: Message, action_id: str, value: str) -> st
     """A click signed as Slack signs it, by an admin; what they were told (in the
     acknowledgement, else at the click's response_url)."""
     name = f"forged-{action_id}-{time.monotonic()}"
-    payload = {
-        "type": "block_actions",
-        "user": {"id": ALICE, "username": "alice"},
-        "api_app_id": "A0001",
-        "team": {"id": "T0001"},
-        "trigger_id": "1.2.3",
-        "container": {"type": "message", "message_ts": card.ts, "channel_id": OPS},
-        "channel": {"id": OPS, "name": "ops"},
-        "message": {"ts": card.ts, "thread_ts": card.thread_ts, "text": card.text},
-        "response_url": front.api.response_url(name),
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "canary-1",
-                "value": value,
-                "type": "button",
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-    answer = httpx.post(
-        front.url,
-        content=body,
-        timeout=10,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        },
+    answer = front.click(
+        ALICE,
+        action_id=action_id,
+        value=value,
+        message_ts=card.ts,
+        thread_ts=card.thread_ts,
+        block_id="canary-1",
+        response=name,
     )
     assert answer.status_code == 200, answer.text
     acked = answer.json().get("text") if answer.content else None

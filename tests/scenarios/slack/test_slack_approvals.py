@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-import urllib.parse
 from pathlib import Path
 
 import httpx
 import pytest
-from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.intake.groups import GroupDirectory
 from bot.slack.posting.poster import Poster, web_client
@@ -22,7 +19,6 @@ from tests.scenarios.slack.conftest import (
     ALICE,
     BOT_TOKEN,
     OPS,
-    SIGNING_SECRET,
     RunningFront,
 )
 from tests.slack_api.emulator import SlackEmulator
@@ -46,38 +42,8 @@ def people(slack_api: SlackEmulator) -> None:
 
 
 def click(front: RunningFront, user: str, action: str, request: str, ts: str) -> httpx.Response:
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower()},
-        "api_app_id": "A0001",
-        "team": {"id": "T0001"},
-        "trigger_id": "1.2.3",
-        "container": {"type": "message", "message_ts": ts, "channel_id": OPS},
-        "channel": {"id": OPS, "name": "ops"},
-        "message": {"ts": ts, "text": "request"},
-        "response_url": front.api.response_url(f"click-{user}"),
-        "actions": [
-            {
-                "action_id": action,
-                "block_id": f"decide-{request}",
-                "value": request,
-                "type": "button",
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-    return httpx.post(
-        front.url,
-        content=body,
-        timeout=10,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        },
+    return front.click(
+        user, action_id=action, value=request, message_ts=ts, block_id=f"decide-{request}"
     )
 
 

@@ -6,14 +6,10 @@ Time moves by the test's clock: each `tick` is one round of the watcher."""
 from __future__ import annotations
 
 import json
-import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.intake.work import Work
 from bot.slack.posting.oncall import OnCall
@@ -27,7 +23,6 @@ from tests.scenarios.slack.conftest import (
     ALICE,
     BOT_TOKEN,
     OPS,
-    SIGNING_SECRET,
     RunningFront,
     texts,
 )
@@ -84,38 +79,13 @@ def thread_of(api: SlackEmulator, channel: str, text: str) -> list[str]:
 
 
 def click_rollback(front: RunningFront, user: str, message_ts: str, value: str) -> None:
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower()},
-        "api_app_id": "A0001",
-        "team": {"id": "T0001"},
-        "trigger_id": "1.2.3",
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": ONCALL},
-        "channel": {"id": ONCALL, "name": "oncall"},
-        "message": {"ts": message_ts, "text": "down"},
-        "response_url": front.api.response_url(f"click-{user}"),
-        "actions": [
-            {
-                "action_id": "rollback",
-                "block_id": "rollback-dev-iris",
-                "value": value,
-                "type": "button",
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-    answer = httpx.post(
-        front.url,
-        content=body,
-        timeout=10,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        },
+    answer = front.click(
+        user,
+        action_id="rollback",
+        value=value,
+        message_ts=message_ts,
+        block_id="rollback-dev-iris",
+        channel=ONCALL,
     )
     assert answer.status_code == 200
     front.drain()
