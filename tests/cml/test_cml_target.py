@@ -15,7 +15,7 @@ from conftest_target import KEY_VAR, CMLRig, RigFactory, cml_environment, make_t
 
 from core.admission.roles import Actor
 from core.errors import ConfigError, DeployFailed
-from core.events import Outcome, Refusal
+from core.events import EventKind, Outcome, Refusal
 from core.registry.mlflow import Registry
 from core.registry.source import RegistrySource
 from core.resources import Resources
@@ -150,8 +150,12 @@ def test_deploy_predict_scale_under_traffic_and_status(
 
 def test_a_rollback_reuses_the_earlier_build_and_status_needs_one_call(cml: CMLRig) -> None:
     assert deploy(cml, 1).ok
-    two = deploy(cml, 2)
+    said = Recorder()
+    two = deploy(cml, 2, said)
     assert two.ok, two.text
+    # the prediction diff: v1 was asked before v2's deployment took the model's traffic
+    (checked,) = [e.message for e in said.events if e.kind is EventKind.DONE and e.step == "check"]
+    assert "; it predicts otherwise than v1 on 1 of 3 rows of the example (v1 answered [" in checked
     back = deploy(cml, 1)
     assert back.ok, back.text
     model_id = remote(cml, back)["cml_model_id"]
