@@ -25,10 +25,17 @@ THREADS = textwrap.dedent(
     if sys.argv[1] == "few":
         assert few_arenas()
 
+    # all eight alive at once, each holding its arena: on a busy machine threads that ran
+    # one after another would hand one arena on to the next, whatever the setting
+    together = threading.Barrier(8)
+
     def work():
+        first = bytearray(8192)
+        together.wait()
         for _ in range(200):
             kept = [bytearray(8192) for _ in range(20)]
             del kept
+        del first
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
