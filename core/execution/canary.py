@@ -27,7 +27,7 @@ from core.clock import Clock
 from core.config import Rollout, Thresholds
 from core.errors import Cancelled, HandedOver
 from core.execution.run import Brief, Run, span
-from core.store.models import CANARY_STEP, Operation, aware
+from core.store.models import CANARY_STEP, Endpoint, Operation, aware
 from core.targets.base import Comparison, EndpointRef, Side, Started, Target
 from core.versions import ModelVersion
 
@@ -300,3 +300,53 @@ def _deltas(before: dict[str, float], now: dict[str, float]) -> list[dict[str, A
     """The registry metrics both versions logged: the new one's value and its change."""
     shared = sorted(set(before) & set(now))[:6]
     return [{"name": k, "value": now[k], "delta": now[k] - before[k]} for k in shared]
+
+
+def none_held(op: Operation, mv: ModelVersion, current: Endpoint | None) -> str:
+    """Why a deploy asked for with a canary switches at once: nothing serves beside which to
+    hold one (told once: "" when resumed), or what served is down, the canary it held
+    included."""
+    new = f"v{mv.version}"
+    if current is None:
+        if op.attempts > 1:
+            return ""
+        return (
+            f"no canary: nothing serves {op.endpoint} in {op.env} yet to hold one beside, so "
+            f"{new} takes every request at the switch"
+        )
+    old = f"{current.model} v{current.version}"
+    share = op.canary_share  # as the process that ran it before left it
+    if share is None:
+        why = (
+            f"no canary: v{current.version}, which served {op.endpoint} in {op.env}, is "
+            "down: no requests to share with it"
+        )
+    else:
+        took = (
+            f"beside which {new} answered {share}% of the requests"
+            if share
+            else f"whose requests {new} got copies of"
+        )
+        why = (
+            f"no canary any more: {old}, {took}, is down (it stopped with the bot process "
+            "running the canary)"
+        )
+    return f"{why}, so {new} takes every request at the switch"
+
+
+def what_it_took(
+    op: Operation, remote: dict[str, Any], share: int, current: Endpoint | None
+) -> tuple[str, str, str]:
+    """The new version, what serves, and what the new one took of its traffic in a canary
+    left at `share`, for the final word of an operation that is not to go on."""
+    resolved = remote.get("resolved")
+    new = f"v{resolved}" if isinstance(resolved, int) else "the new version"
+    old = f"v{current.version}" if current is not None else "what serves"
+    shadow = op.brief.get("shadow")
+    took = (
+        f"{new} answered {share}% of the requests beside {old}"
+        if share
+        else f"{new} got a copy of {shadow if isinstance(shadow, int) else 'some'}% of the "
+        f"requests {old} answered"
+    )
+    return new, old, took

@@ -38,7 +38,7 @@ from core.errors import (
     StoreError,
 )
 from core.events import OWED, EventKind, Outcome, Reporter
-from core.execution import steps
+from core.execution import canary, steps
 from core.execution.canary import Aborted, Canary
 from core.execution.leases import Leases
 from core.execution.run import Brief, Run, span, where_of
@@ -221,7 +221,9 @@ class Rollouts:
                 if current is not None and was_up:
                     self._canary(run, op, brief, target, ep, mv, started, current)
                 else:
-                    self._no_canary(run, op, mv, current)
+                    said = canary.none_held(op, mv, current)
+                    if said:
+                        run.emit(EventKind.INFO, canary.STEP, said)
             url = steps.switch(run, target, ep, mv, resources, started, current, was_up)
         except LeaseLost:
             raise  # the deployment is the new holder's now: leave it be
@@ -267,8 +269,6 @@ class Rollouts:
         current: Endpoint,
     ) -> None:
         """The new version meets traffic step by step beside what serves (`canary.py`)."""
-        environment = self.settings.environment(op.env)
-        assert environment is not None  # checked when the run began
         try:
             serving_metrics = self.registry.resolve(current.model, version=current.version).metrics
         except Exception:  # the deltas are a nicety: a registry that fails them stops nothing
@@ -283,7 +283,7 @@ class Rollouts:
             mv=mv,
             started=started,
             serving=current.version,
-            policy=environment.rollout,
+            policy=self._rollout(op),
             clock=self.repos.clock,
             look_s=self.settings.canary_look_s,
             pause=self.leases.pause,
@@ -308,39 +308,6 @@ class Rollouts:
         except ChatOpsError as exc:  # the abort goes on all the same: only its record failed
             log.error("the canary abort of %s could not be recorded: %s", op.id, exc.message)
 
-    @staticmethod
-    def _no_canary(run: Run, op: Operation, mv: ModelVersion, current: Endpoint | None) -> None:
-        """Why a deploy asked for with a canary switches at once: nothing serves beside which
-        to hold one (told once), or what served is down, the canary it held included."""
-        new = f"v{mv.version}"
-        if current is None:
-            if op.attempts <= 1:
-                run.emit(
-                    EventKind.INFO,
-                    "canary",
-                    f"no canary: nothing serves {op.endpoint} in {op.env} yet to hold one "
-                    f"beside, so {new} takes every request at the switch",
-                )
-            return
-        old = f"{current.model} v{current.version}"
-        share = op.canary_share  # as the process that ran it before left it
-        if share is None:
-            why = (
-                f"no canary: v{current.version}, which served {op.endpoint} in {op.env}, is "
-                "down: no requests to share with it"
-            )
-        else:
-            took = (
-                f"beside which {new} answered {share}% of the requests"
-                if share
-                else f"whose requests {new} got copies of"
-            )
-            why = (
-                f"no canary any more: {old}, {took}, is down (it stopped with the bot process "
-                "running the canary)"
-            )
-        run.emit(EventKind.INFO, "canary", f"{why}, so {new} takes every request at the switch")
-
     def _end_canary(self, run: Run, op: Operation) -> str:
         """A canary an operation that is not to go on left splitting traffic (its bot
         process died in it): every request back to what serves, the new deployment stopped.
@@ -355,17 +322,8 @@ class Rollouts:
             return ""
         if not self.repos.operations.holds(run.op_id, run.hold):
             return ""  # another process runs it now, canary included
-        resolved = remote.get("resolved")
-        new = f"v{resolved}" if isinstance(resolved, int) else "the new version"
         current = self.repos.endpoints.get(op.env, op.endpoint)
-        old = f"v{current.version}" if current is not None else "what serves"
-        shadow = op.brief.get("shadow")
-        took = (
-            f"{new} answered {share}% of the requests beside {old}"
-            if share
-            else f"{new} got a copy of {shadow if isinstance(shadow, int) else 'some'}% of the "
-            f"requests {old} answered"
-        )
+        new, old, took = canary.what_it_took(op, remote, share, current)
         try:
             target.discard(EndpointRef(op.env, op.endpoint), deployment, run.target_step("discard"))
         except ChatOpsError as exc:

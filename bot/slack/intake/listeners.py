@@ -107,33 +107,34 @@ class Listeners:
     def on_announced(self, ack: Ack, body: dict[str, Any]) -> None:
         """A button of a registry announcement: run as the command it stands for."""
         job = AnnouncedAction.of_click(body, namespace=self.command)
-        if job is None:
-            ack(response_type="ephemeral", text=messages.ANNOUNCE_BAD_BUTTON)
-            return
-        job = job.model_copy(update=self._naming)
-        stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
-        self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "command")
+        self._clicked(ack, body, job, "command", broken=messages.ANNOUNCE_BAD_BUTTON)
 
     def on_rollback(self, ack: Ack, body: dict[str, Any]) -> None:
         """Roll back clicked on an endpoint announced down: a job the core admits."""
-        job = click_of(body)
-        if job is None:
-            ack(response_type="ephemeral", text=BROKEN_BUTTON)
-            return
-        job = job.model_copy(update=self._naming)
-        stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
-        self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "command")
+        self._clicked(ack, body, click_of(body), "command")
 
     def on_canary(self, ack: Ack, body: dict[str, Any]) -> None:
         """Promote, Hold or Abort on a canary's card: `/canary` as the clicker typed it,
         quick (never behind the deploy it decides)."""
-        job = CanaryClick.of_click(body)
+        self._clicked(ack, body, CanaryClick.of_click(body), "query")
+
+    def _clicked(
+        self,
+        ack: Ack,
+        body: dict[str, Any],
+        job: AnnouncedAction | RollbackClick | CanaryClick | None,
+        kind: str,
+        *,
+        broken: str = BROKEN_BUTTON,
+    ) -> None:
+        """A button that stands for a command, recorded as that command of whoever clicked,
+        once per click; a button the bot did not make (`job` None) is answered `broken`."""
         if job is None:
-            ack(response_type="ephemeral", text=BROKEN_BUTTON)
+            ack(response_type="ephemeral", text=broken)
             return
         job = job.model_copy(update=self._naming)
         stamp = (body.get("actions") or [{}])[0].get("action_ts") or ""
-        self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, "query")
+        self._record(ack, f"action:{job.user_id}:{stamp}" if stamp else "", job, kind)
 
     def on_command(self, ack: Ack, command: dict[str, Any]) -> None:
         job = SlashCommand(

@@ -11,7 +11,7 @@ candidate `canary` of every 100 requests it takes, to the request, so the endpoi
 the asked one within one request per worker. A canary request is relayed to one of the
 candidate's workers (in turn) over a keep-alive connection, and its answer (status, content
 type, body, `X-Model`) goes to the caller; the candidate counts it in its own traffic
-(traffic.py: the endpoint's `/status` shows it under the candidate's version). When the
+(traffic.py: the endpoint's status shows it under the candidate's version). When the
 candidate refuses, fails (5xx) or does not answer within `CANARY_TIMEOUT_S`, the serving
 version answers instead: the caller gets an answer, the candidate is counted with an error
 (and the endpoint's traffic counts both answers). A shadow copy leaves after the caller has
