@@ -1,5 +1,6 @@
 """Whether two versions predict alike: a shadow copy's answer against the caller's, and a
-new version's answer to the input example against what serves (the prediction diff).
+new version's answers to the input example and the run's evaluation dataset against what
+serves (the prediction diff), with each one's quality against the dataset's targets.
 
 Only the standard library here: a model-server worker running in a model's own environment
 imports this."""
@@ -7,6 +8,7 @@ imports this."""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -35,3 +37,74 @@ def rows_agreeing(a: Any, b: Any, tolerance: float) -> tuple[int, int]:
         if columns and len({n for _, n in columns}) == 1:
             return min(ok for ok, _ in columns), columns[0][1]
     return int(agree(a, b, tolerance)), 1
+
+
+def quality(predictions: Any, targets: Any) -> tuple[str, float] | None:
+    """How well `predictions` (one per row) meet the dataset's `targets`: ("accuracy", the
+    share equal) for labels, ("mean absolute error", …) for numbers that are not whole;
+    None when they cannot be set side by side (other shapes, other lengths)."""
+    if not isinstance(predictions, list) or not isinstance(targets, list) or not targets:
+        return None
+    if len(predictions) != len(targets):
+        return None
+    scalar = (bool, int, float, str)
+    if not all(isinstance(p, scalar) for p in predictions):
+        return None
+    if not all(isinstance(t, scalar) for t in targets):
+        return None
+    numbers = [t for t in targets if isinstance(t, float) and not isinstance(t, bool)]
+    if numbers and not all(math.isfinite(t) and t.is_integer() for t in numbers):
+        if not all(isinstance(p, int | float) and not isinstance(p, bool) for p in predictions):
+            return None
+        return "mean absolute error", sum(
+            abs(float(p) - float(t)) for p, t in zip(predictions, targets, strict=True)
+        ) / len(targets)
+    same = sum(agree(p, t, 0.0) for p, t in zip(predictions, targets, strict=True))
+    return "accuracy", same / len(targets)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A prediction diff on a run's evaluation dataset: the new version against what served,
+    row by row, and each one's quality against the dataset's targets where it has them. Kept
+    with the rollout (`as_dict`), so a plan can say what an earlier rollout measured."""
+
+    model: str
+    version: int  # the new version
+    against: int  # what served
+    dataset: str  # as people know it
+    agreed: int
+    rows: int
+    metric: str = ""  # "accuracy", …; "" without targets
+    mine: float | None = None
+    theirs: float | None = None
+
+    def said(self) -> str:
+        """`v3 predicts as v2 on 44 of 45 rows; accuracy 0.978 against v2's 0.956 (+0.022)`"""
+        if self.agreed == self.rows:
+            text = f"v{self.version} predicts as v{self.against} on all {self.rows} rows"
+        else:
+            text = (
+                f"v{self.version} predicts otherwise than v{self.against} on "
+                f"{self.rows - self.agreed} of {self.rows} rows"
+            )
+        if self.metric and self.mine is not None and self.theirs is not None:
+            change = self.mine - self.theirs
+            text += (
+                f"; {self.metric} {self.mine:.3f} against v{self.against}'s {self.theirs:.3f}"
+                f" ({change:+.3f})"
+            )
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, value: Any) -> Measured | None:
+        """From `as_dict`'s record; None for anything else."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            return cls(**value)
+        except TypeError:
+            return None

@@ -17,7 +17,9 @@ from core.admission.plans import (
     PlanReport,
     a_role,
     deltas,
+    diff_text,
     found_text,
+    measured_text,
     registry_text,
     resources_text,
     role_name,
@@ -29,6 +31,8 @@ from core.errors import ChatOpsError
 from core.events import Refusal
 from core.execution.steps import serves
 from core.marks import person
+from core.predictions import Measured
+from core.registry import evaluation
 from core.registry.mlflow import ModelVersion, Registry
 from core.store.models import Endpoint
 from core.targets.base import EndpointRef
@@ -225,11 +229,31 @@ class Planner:
             if action is not Action.SCALE and current is not None:
                 was = self._resolve(current.model, current.version, None)
                 details["metrics"] = deltas(mv, was)
+                if up and (current.model, current.version) != (mv.model, mv.version):
+                    details["diff"] = self._diff(mv, current)
         live = (
             current is not None and mv is not None and up and serves(current, mv, intent.resources)
         )
         details["registry"] = registry_text(intent, mv, live=live)
         return summary_text(intent, mv, live=live), details
+
+    def _diff(self, mv: ModelVersion, current: Endpoint) -> str:
+        """What the rollout would score `mv` on beside what serves, and what the newest
+        rollout that scored these two versions found."""
+        try:
+            found = evaluation.logged(self.registry, mv)
+            dataset = found.described() if found else "its run logged no evaluation dataset"
+        except ChatOpsError as exc:
+            dataset = f"its evaluation dataset could not be looked up: {exc.message}"
+        for op, value in self.repos.operations.remembered("diff"):
+            measured = Measured.of(value)
+            if measured is not None and (measured.model, measured.version, measured.against) == (
+                mv.model,
+                mv.version,
+                current.version,
+            ):
+                return diff_text(mv, current, dataset, measured_text(op, measured))
+        return diff_text(mv, current, dataset, "")
 
     def _up(self, current: Endpoint | None) -> bool:
         target = self.targets.get(current.env) if current else None

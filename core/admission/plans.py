@@ -10,6 +10,8 @@ from core.admission.gates import Requirement
 from core.admission.intents import Intent
 from core.admission.roles import Action, Role
 from core.events import Refusal
+from core.predictions import Measured
+from core.store.models import Endpoint, Operation
 from core.versions import ModelVersion, serving_tag
 
 PLANNED = "planned"  # the audit outcome of every plan
@@ -59,6 +61,7 @@ class PlanReport:
     underway: tuple[str, ...] = ()  # operations on the endpoint now
     registry: str = ""  # what it would write back to the registry
     traffic: str = ""  # a deploy: how the new version meets traffic (at once, or a canary)
+    diff: str = ""  # what the new version is scored on beside what serves, and what was found
 
     @property
     def ok(self) -> bool:
@@ -86,6 +89,7 @@ class PlanReport:
             ("resources", self.resources),
             ("build", self.build),
             ("traffic", self.traffic),
+            ("prediction diff", self.diff),
             ("would stop", self.stops),
             ("registry", self.registry),
             ("approval", self.route),
@@ -188,3 +192,19 @@ def resources_text(intent: Intent) -> str:
 
 def _num(value: float, sign: str = "") -> str:
     return f"{value:{sign}.3f}" if abs(value) < 1000 else f"{value:{sign}.4g}"
+
+
+def diff_text(mv: ModelVersion, current: Endpoint, dataset: str, measured: str) -> str:
+    """What the rollout scores `mv` on beside what serves before the switch (`dataset`: the
+    run's evaluation dataset described, or why there is none), and what an earlier rollout
+    found (`measured`, "" when none measured it)."""
+    text = (
+        f"before the switch, v{mv.version} is scored beside v{current.version} on the input example"
+    )
+    text += f" and the {dataset}" if dataset.startswith("evaluation") else f" ({dataset})"
+    return text + (f"; {measured}" if measured else "")
+
+
+def measured_text(op: Operation, measured: Measured) -> str:
+    when = (op.finished_at or op.created_at).strftime("%Y-%m-%d %H:%M UTC")
+    return f"measured {when} by the {op.kind} in {op.env} ({op.id}): {measured.said()}"

@@ -212,9 +212,16 @@ class Rollouts:
             served = (
                 (current.version, answer) if current is not None and answer is not None else None
             )
+            dataset = steps.evaluation(run, self.registry, mv, built) if was_up and other else None
+            scored = steps.served_scores(run, target, ep, dataset) if dataset else None
             started = steps.start(run, target, ep, mv, built, resources, deployment)
             tolerance = self._rollout(op).tolerance
             latency_ms = steps.smoke_test(run, target, ep, started, built, served, tolerance)
+            if dataset is not None and current is not None:
+                versions = (mv, current.version)
+                steps.evaluation_diff(
+                    run, target, ep, started, dataset, versions, scored, tolerance
+                )
             # taken over at its switch, a rollout is past its canary: traffic may have moved
             # to the new version already, and no canary can be held beside that
             if brief.gradual and op.step != "switch":

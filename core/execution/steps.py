@@ -15,7 +15,9 @@ from core.errors import ChatOpsError, RegistryError
 from core.events import EventKind
 from core.execution.run import Brief, Run
 from core.marks import unmarked
-from core.predictions import rows_agreeing
+from core.predictions import Measured, quality, rows_agreeing
+from core.registry import evaluation as evaluations
+from core.registry.evaluation import EvaluationSet
 from core.registry.mlflow import ModelVersion, Registry, serving_tag
 from core.resources import Resources
 from core.store.models import Endpoint, Operation, new_id
@@ -25,6 +27,7 @@ from core.versions import listed_metrics
 log = logging.getLogger("chatops.core")
 
 WRITE = "registry"  # the step that writes back to the registry what serves now
+DIFF = "diff"  # the step that scores the new version beside what serves on the run's dataset
 
 
 def serves(current: Endpoint, mv: ModelVersion, resources: Resources) -> bool:
@@ -95,6 +98,91 @@ def served_answer(
     prediction = target.score(ep, built.example)
     run.remember(served_prediction={"prediction": prediction})
     return prediction
+
+
+def evaluation(
+    run: Run, registry: Registry, mv: ModelVersion, built: Built
+) -> EvaluationSet | None:
+    """The evaluation dataset `mv`'s run logged, for the prediction diff; None when it logged
+    none, or the model has no input example to shape its rows by (its smoke test says so).
+    One that cannot be read is told and the rollout goes on: the diff informs, it decides
+    nothing."""
+    if built.example is None:
+        return None
+    try:
+        found = evaluations.logged(registry, mv)
+        return evaluations.read(registry, found, built.example) if found is not None else None
+    except ChatOpsError as exc:
+        run.emit(
+            EventKind.INFO, DIFF, f"no prediction diff on the evaluation dataset: {exc.message}"
+        )
+        return None
+
+
+def served_scores(
+    run: Run, target: Target, ep: EndpointRef, dataset: EvaluationSet
+) -> list[Any] | None:
+    """What serves predicts for every row of `dataset`, asked once before the new version
+    starts, as `served_answer` is (and recorded, so a resumed run compares with the same)."""
+    recorded = run.recall("served_scores")
+    if isinstance(recorded, dict):
+        return recorded.get("predictions")
+    predictions = scores(target, ep, dataset)
+    run.remember(served_scores={"predictions": predictions})
+    return predictions
+
+
+def scores(
+    target: Target, ep: EndpointRef, dataset: EvaluationSet, started: Started | None = None
+) -> list[Any] | None:
+    """A prediction per row of `dataset`, from what serves or the `started` deployment;
+    None when any request went unanswered or the answers are not one per row."""
+    answers: list[Any] = []
+    for body in dataset.bodies():
+        got = target.score(ep, body, started)
+        if not isinstance(got, list):
+            return None
+        answers += got
+    return answers if len(answers) == len(dataset.rows) else None
+
+
+def evaluation_diff(
+    run: Run,
+    target: Target,
+    ep: EndpointRef,
+    started: Started,
+    dataset: EvaluationSet,
+    versions: tuple[ModelVersion, int],
+    served: list[Any] | None,
+    tolerance: float,
+) -> None:
+    """The new version (`versions`: new, serving) scored on `dataset` beside what served
+    answered, row by row and against the dataset's targets; recorded for later plans."""
+    mv, against = versions
+    version = mv.version
+    doing = f"scoring v{version} beside v{against} on the {dataset.described()}"
+    with run.step(DIFF, doing) as done:
+        mine = scores(target, ep, dataset, started)
+        if mine is None or served is None:
+            silent = f"v{version}" if mine is None else f"v{against}"
+            done(f"no prediction diff: {silent} did not answer a prediction per row")
+            return
+        agreed, rows = rows_agreeing(served, mine, tolerance)
+        targets = list(dataset.targets)
+        now, before = quality(mine, targets), quality(served, targets)
+        measured = Measured(
+            model=mv.model,
+            version=version,
+            against=against,
+            dataset=dataset.name,
+            agreed=agreed,
+            rows=rows,
+            metric=now[0] if now and before else "",
+            mine=now[1] if now and before else None,
+            theirs=before[1] if now and before else None,
+        )
+        run.remember(diff=measured.as_dict())
+        done(measured.said())
 
 
 def smoke_test(

@@ -243,9 +243,12 @@ class Target(Protocol):
         another deployment could not be retired."""
         ...
 
-    def score(self, ep: EndpointRef, example: dict[str, Any]) -> Any | None:
-        """What serves the endpoint predicts for `example` (a request body), for the diff with
-        a new version; None when it cannot say (nothing serves, it failed). Never raises."""
+    def score(
+        self, ep: EndpointRef, body: dict[str, Any], started: Started | None = None
+    ) -> Any | None:
+        """What serves the endpoint predicts for `body` (a request body, as the input example
+        is sent), or with `started` what that new deployment predicts, for the diff of the
+        two; None when it cannot say (nothing serves, it failed). Never raises."""
         ...
 
     def split(

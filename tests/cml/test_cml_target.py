@@ -156,6 +156,11 @@ def test_a_rollback_reuses_the_earlier_build_and_status_needs_one_call(cml: CMLR
     # the prediction diff: v1 was asked before v2's deployment took the model's traffic
     (checked,) = [e.message for e in said.events if e.kind is EventKind.DONE and e.step == "check"]
     assert "; it predicts otherwise than v1 on 1 of 3 rows of the example (v1 answered [" in checked
+    # and on the run's evaluation dataset, v2 answering from its own new deployment
+    (scored,) = [e.message for e in said.events if e.kind is EventKind.DONE and e.step == "diff"]
+    assert scored.startswith(
+        "v2 predicts otherwise than v1 on 4 of 45 rows; accuracy 0.911 against v1's 0.822"
+    )
     back = deploy(cml, 1)
     assert back.ok, back.text
     model_id = remote(cml, back)["cml_model_id"]

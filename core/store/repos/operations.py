@@ -77,6 +77,14 @@ class OperationRepository:
                     return int(version)
         return None
 
+    def remembered(self, key: str, *, limit: int = 200) -> list[tuple[Operation, Any]]:
+        """What the newest `limit` operations recorded under `key`, newest first (those that
+        recorded it)."""
+        query = select(Operation).order_by(Operation.created_at.desc()).limit(limit)
+        with self.db.session() as s:
+            found = [(op, (op.remote or {}).get(key)) for op in s.scalars(query)]
+        return [(op, value) for op, value in found if value is not None]
+
     def events(self, op_id: str) -> list[EventRow]:
         query = select(EventRow).where(EventRow.operation_id == op_id).order_by(EventRow.id)
         with self.db.session() as s:

@@ -212,17 +212,26 @@ class CMLTarget:
             )
         return SmokeTested(latency_ms=answer.latency_ms, prediction=answer.prediction)
 
-    def score(self, ep: EndpointRef, example: dict[str, Any]) -> Any | None:
-        """The example through the model service, answered by what serves it now (asked
-        before a new deployment is made: CML sends a model's traffic to its newest)."""
+    def score(
+        self, ep: EndpointRef, body: dict[str, Any], started: Started | None = None
+    ) -> Any | None:
+        """`body` through the model service, answered by what serves it now (asked before a
+        new deployment is made: CML sends a model's traffic to its newest), or once
+        `started`, by that new deployment: an answer from any other is no answer."""
         try:
             with self._explained():
                 model = self.workspace.model_named(model_name(ep), required=True)
                 assert model is not None
+                placed = (
+                    self.placements.locate(model_name(ep), started.deployment) if started else None
+                )
             auth = model.auth_enabled if model.auth_enabled is not None else self.env.model_auth
-            return self.service.predict(model, example, auth=auth).prediction
+            answer = self.service.predict(model, body, auth=auth)
         except ChatOpsError:
             return None
+        if placed and placed.crn and answer.deployment_crn not in ("", placed.crn):
+            return None
+        return answer.prediction
 
     def switch(self, ep: EndpointRef, new: str, step: Step) -> str:
         """`new` (deployed) takes the traffic; every other deployment of the model CML lists

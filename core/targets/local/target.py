@@ -282,13 +282,20 @@ class LocalTarget:
             )
         return SmokeTested(latency_ms=latency, prediction=response.json().get("predictions"))
 
-    def score(self, ep: EndpointRef, example: dict[str, Any]) -> Any | None:
-        """Asked through the endpoint, marked as the bot's own: its traffic counts only what
-        its callers asked, and no split sends it to a candidate."""
+    def score(
+        self, ep: EndpointRef, body: dict[str, Any], started: Started | None = None
+    ) -> Any | None:
+        """What serves is asked through the endpoint, marked as the bot's own: its traffic
+        counts only what its callers asked, and no split sends it to a candidate. A new
+        deployment is asked on its private port, as its smoke test is."""
+        url, headers = self.url(ep), {split.PROBE_HEADER.decode(): "1"}
+        if started is not None:
+            dep = self._deployment(ep, started.deployment)
+            if dep is None or not dep["workers"]:
+                return None
+            url, headers = f"http://127.0.0.1:{dep['workers'][0]['private_port']}/invocations", {}
         try:
-            response = self._http.post(
-                self.url(ep), json=example, headers={split.PROBE_HEADER.decode(): "1"}
-            )
+            response = self._http.post(url, json=body, headers=headers)
             if response.status_code != 200:
                 return None
             return response.json().get("predictions")

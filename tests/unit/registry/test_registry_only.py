@@ -12,10 +12,12 @@ from pathlib import Path
 ROOT = Path(__file__).parents[3]
 
 PROBE = """
+import json
 import sys
 from pathlib import Path
 
 from core.mlflow_imports import registry_only
+from core.registry import evaluation
 from core.registry.demo import DEMO_EXPERIMENT
 from core.registry.mlflow import Registry
 from core.registry.runs import RunRegistrar
@@ -31,6 +33,9 @@ taken_off = registry.unmark_serving(model="iris", version=1, alias="probe", tag=
 copied = (registry.download(champion, copy) / "MLmodel").exists()
 run = RunRegistrar(tracking_uri=uri).latest_run(DEMO_EXPERIMENT)
 print(champion.label, "probe" in marked, taken_off, copied, bool(run.run_id))
+found = evaluation.logged(registry, champion)
+example = json.loads((copy / "serving_input_example.json").read_text())
+print(evaluation.read(registry, found, example).described())
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("pandas", "scipy")) == [])
 if sys.argv[2] != "registry-only":
     import mlflow.sklearn
@@ -57,7 +62,11 @@ def test_a_registry_only_process_uses_the_registry_without_pandas_or_scipy(
     registry_uri: str, tmp_path: Path
 ) -> None:
     said = probe(registry_uri, "registry-only", tmp_path)
-    assert said == ["iris v2 True True True True", "True"]
+    assert said == [
+        "iris v2 True True True True",
+        "evaluation dataset `iris-test` (45 rows, target `species`)",  # for the prediction diff
+        "True",
+    ]
 
 
 def test_any_other_process_loads_models_after_it_opened_the_registry(
@@ -65,4 +74,4 @@ def test_any_other_process_loads_models_after_it_opened_the_registry(
 ) -> None:
     said = probe(registry_uri, "whole", tmp_path)
     assert said[0] == "iris v2 True True True True"
-    assert said[2] == "[0]"  # iris v2 says setosa
+    assert said[3] == "[0]"  # iris v2 says setosa

@@ -1,0 +1,164 @@
+"""A version's evaluation dataset as its run logged it, read from a real MLflow registry: a
+dataset input with the context `evaluation` (a JSON table or a CSV file), else a logged table
+named `eval…`; shaped as the input example is; every way it cannot be read says why."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.data.pandas_dataset import from_pandas
+
+from core.errors import RegistryError
+from core.predictions import Measured, quality
+from core.registry import evaluation
+from core.registry.mlflow import Registry
+from core.versions import ModelVersion
+
+EXAMPLE = {"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 2.0]]}}
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.create_experiment("e", artifact_location=(tmp_path / "artifacts").as_uri())
+    return Registry(tracking_uri=uri)
+
+
+def version_of(run_id: str) -> ModelVersion:
+    return ModelVersion("m", 3, "src", run_id, "READY", datetime.now(UTC))
+
+
+def a_run(registry: Registry, log) -> ModelVersion:  # type: ignore[no-untyped-def]
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("e").experiment_id) as run:
+        log()
+    return version_of(run.info.run_id)
+
+
+def test_a_dataset_logged_for_evaluation_is_read_in_the_examples_columns_and_types(
+    registry: Registry,
+) -> None:
+    frame = pd.DataFrame({"b": [1, 2, 3], "a": [0.5, 1.5, 2.5], "kind": ["x", "y", "x"]})
+
+    def log() -> None:
+        mlflow.log_table(frame, "tables/holdout.json")
+        mlflow.log_input(from_pandas(frame, name="training"), context="training")
+        dataset = from_pandas(
+            frame, source=mlflow.get_artifact_uri("tables/holdout.json"), name="holdout"
+        )
+        mlflow.log_input(dataset, context="evaluation")
+
+    mv = a_run(registry, log)
+    found = evaluation.logged(registry, mv)
+    assert found is not None and found.name == "holdout" and found.rows == 3
+    assert found.described() == "evaluation dataset `holdout` (3 rows)"
+    read = evaluation.read(registry, found, EXAMPLE)
+    assert read.columns == ("a", "b")  # the example's order: what the model takes
+    assert read.rows == ((0.5, 1.0), (1.5, 2.0), (2.5, 3.0))  # b as floats, as the example
+    assert isinstance(read.rows[0][1], float)
+    assert (read.target, read.targets) == ("kind", ("x", "y", "x"))
+    assert read.described() == "evaluation dataset `holdout` (3 rows, target `kind`)"
+    assert read.bodies() == [
+        {"dataframe_split": {"columns": ["a", "b"], "data": [[0.5, 1.0], [1.5, 2.0], [2.5, 3.0]]}}
+    ]
+
+
+def test_a_csv_file_named_as_the_datasets_source_is_read(
+    registry: Registry, tmp_path: Path
+) -> None:
+    csv = tmp_path / "eval.csv"
+    csv.write_text("a,b,label,note\n1,2,0,n\n3.5,4,1,m\n")
+    frame = pd.read_csv(csv)
+
+    def log() -> None:
+        mlflow.log_input(from_pandas(frame, source=str(csv), name="csv"), context="evaluation")
+
+    found = evaluation.logged(registry, a_run(registry, log))
+    assert found is not None
+    read = evaluation.read(registry, found, EXAMPLE)
+    assert read.rows == ((1.0, 2.0), (3.5, 4.0))
+    assert (read.target, read.targets) == ("label", (0, 1))  # two left over: the one so named
+
+
+def test_else_a_logged_table_named_eval_and_the_rows_scored_are_bounded(
+    registry: Registry,
+) -> None:
+    frame = pd.DataFrame({"a": [float(i) for i in range(1200)], "b": 1.0, "y": 0})
+
+    def log() -> None:
+        mlflow.log_table(frame.head(2), "predictions.json")  # not named for evaluation
+        mlflow.log_table(frame, "evaluation/iris.json")
+
+    mv = a_run(registry, log)
+    found = evaluation.logged(registry, mv)
+    assert found is not None and found.uri == f"runs:/{mv.run_id}/evaluation/iris.json"
+    read = evaluation.read(registry, found, EXAMPLE)
+    assert len(read.rows) == evaluation.MAX_ROWS and read.total == 1200
+    assert read.described() == (
+        "evaluation dataset `evaluation/iris.json` (the first 1,000 of 1,200 rows, target `y`)"
+    )
+    assert [len(b["dataframe_split"]["data"]) for b in read.bodies()] == [250] * 4
+
+
+def test_a_run_that_logged_none_has_none(registry: Registry) -> None:
+    def log() -> None:
+        mlflow.log_table(pd.DataFrame({"a": [1]}), "results.json")
+
+    assert evaluation.logged(registry, a_run(registry, log)) is None
+    assert evaluation.logged(registry, version_of("")) is None  # no run at all
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "says"),
+    [
+        ('{"columns": ["a"], "data": [[1]]}', "e.json", "lacks the model's input column(s) `b`"),
+        ('{"columns": ["a", "b"], "data": []}', "e.json", "has no rows"),
+        ('{"rows": 3}', "e.json", "is no table: a JSON table has `columns` and `data`"),
+        ("a,b\n1,2,3\n", "e.csv", "is no table"),
+        ("PAR1", "e.parquet", "is a .parquet: the prediction diff reads JSON tables"),
+    ],
+)
+def test_a_dataset_that_cannot_be_read_says_why(
+    registry: Registry, tmp_path: Path, content: str, name: str, says: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    source = json.dumps({"uri": str(path)})
+
+    def log() -> None:
+        frame = pd.DataFrame({"a": [1]})
+        dataset = from_pandas(frame, source=str(path), name="broken")
+        mlflow.log_input(dataset, context="evaluation")
+
+    mv = a_run(registry, log)
+    found = evaluation.logged(registry, mv)
+    assert found is not None and json.loads(source)["uri"] in found.uri
+    with pytest.raises(RegistryError) as raised:
+        evaluation.read(registry, found, EXAMPLE)
+    assert says in raised.value.message
+    assert raised.value.message.startswith("evaluation dataset `broken`")
+
+
+def test_quality_is_accuracy_for_labels_and_mean_absolute_error_for_numbers() -> None:
+    assert quality([0, 1, 2, 2], [0, 1, 1, 2]) == ("accuracy", 0.75)
+    assert quality(["a", "b"], ["a", "a"]) == ("accuracy", 0.5)
+    assert quality([1.0, 2.5], [1.5, 2.0]) == ("mean absolute error", 0.5)
+    assert quality([[0.1, 0.9]], [1]) is None  # probabilities are not set beside labels
+    assert quality([0, 1], [0]) is None
+
+
+def test_a_measured_diff_says_what_differs_and_by_how_much() -> None:
+    measured = Measured("iris", 3, 2, "iris-test", 44, 45, "accuracy", 0.978, 0.956)
+    assert measured.said() == (
+        "v3 predicts otherwise than v2 on 1 of 45 rows; accuracy 0.978 against v2's 0.956 (+0.022)"
+    )
+    assert Measured.of(measured.as_dict()) == measured
+    assert Measured.of({"version": 3}) is None
+    same = Measured("iris", 3, 2, "iris-test", 45, 45)
+    assert same.said() == "v3 predicts as v2 on all 45 rows"
