@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.errors import RegistryError
 from core.marks import unmarked
@@ -46,9 +47,11 @@ class Logged:
     name: str  # as people know it
     uri: str  # what MLflow fetches
     rows: int | None = None  # as the dataset's profile says, when it does
+    refused: str = ""  # why the bot does not fetch it
 
     def described(self) -> str:
-        counted = f" ({self.rows:,} rows)" if self.rows is not None else ""
+        rows = self.rows
+        counted = f" ({rows:,} row{'s' if rows != 1 else ''})" if rows is not None else ""
         return f"evaluation dataset `{self.name}`{counted}"
 
 
@@ -99,7 +102,9 @@ def logged(registry: Registry, mv: ModelVersion) -> Logged | None:
         dataset = given.dataset
         uri = _source_uri(dataset.source)
         if uri:
-            return Logged(unmarked(dataset.name or Path(uri).name), uri, _rows(dataset.profile))
+            name = unmarked(dataset.name or PurePosixPath(uri).name)
+            refused = _outside(uri, _experiment_artifacts(registry, run.info.experiment_id))
+            return Logged(name, uri, _rows(dataset.profile), refused)
     for table in _tables(run.data.tags.get(LOGGED_ARTIFACTS_TAG)):
         if any(part.lower().startswith("eval") for part in PurePosixPath(table).parts):
             return Logged(unmarked(table), f"runs:/{mv.run_id}/{table}")
@@ -109,6 +114,8 @@ def logged(registry: Registry, mv: ModelVersion) -> Logged | None:
 def read(registry: Registry, found: Logged, example: dict[str, Any] | None) -> EvaluationSet:
     """The dataset `logged` found, shaped as `example` (the input example) is; `RegistryError`
     saying why when it cannot be read or does not fit the model's input."""
+    if found.refused:
+        raise RegistryError(f"{found.described()} {found.refused}")
     columns, data = _table(registry, found)
     if not data:
         raise RegistryError(f"{found.described()} has no rows")
@@ -151,6 +158,30 @@ def _source_uri(source: str | None) -> str:
         if isinstance(value, str) and value and not value.startswith(("http://", "https://")):
             return value
     return ""
+
+
+def _experiment_artifacts(registry: Registry, experiment_id: str) -> str:
+    with registry.guarded("reading the run's experiment"):
+        return str(registry.client.get_experiment(experiment_id).artifact_location or "")
+
+
+def _outside(uri: str, artifacts: str) -> str:
+    """Why a source on this machine's disk is not fetched: only the artifacts of the run's
+    experiment are (MLflow keeps one record of a dataset logged by several runs of it, with
+    the first one's source; a path anywhere else would have the bot read its own files for
+    whoever logs runs); "" for those and for any store MLflow fetches from elsewhere
+    (`s3://`, `runs:/`, …)."""
+    scheme = urlsplit(uri).scheme
+    if scheme not in ("", "file"):
+        return ""
+    mine = Path(urlsplit(artifacts).path or artifacts).resolve()
+    path = Path(urlsplit(uri).path if scheme else uri).resolve()
+    if urlsplit(artifacts).scheme in ("", "file") and path.is_relative_to(mine):
+        return ""
+    return (
+        "lies outside the artifacts of its run's experiment on this machine: only the "
+        "registry's own files are read"
+    )
 
 
 def _rows(profile: str | None) -> int | None:

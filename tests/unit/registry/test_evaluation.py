@@ -4,7 +4,6 @@ named `eval…`; shaped as the input example is; every way it cannot be read say
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,7 +76,9 @@ def test_a_csv_file_named_as_the_datasets_source_is_read(
     frame = pd.read_csv(csv)
 
     def log() -> None:
-        mlflow.log_input(from_pandas(frame, source=str(csv), name="csv"), context="evaluation")
+        mlflow.log_artifact(str(csv))
+        source = mlflow.get_artifact_uri("eval.csv")
+        mlflow.log_input(from_pandas(frame, source=source, name="csv"), context="evaluation")
 
     found = evaluation.logged(registry, a_run(registry, log))
     assert found is not None
@@ -129,20 +130,44 @@ def test_a_dataset_that_cannot_be_read_says_why(
 ) -> None:
     path = tmp_path / name
     path.write_text(content)
-    source = json.dumps({"uri": str(path)})
 
     def log() -> None:
-        frame = pd.DataFrame({"a": [1]})
-        dataset = from_pandas(frame, source=str(path), name="broken")
+        mlflow.log_artifact(str(path), "data")
+        dataset = from_pandas(
+            pd.DataFrame({"a": [1]}), source=mlflow.get_artifact_uri(f"data/{name}"), name="broken"
+        )
         mlflow.log_input(dataset, context="evaluation")
 
     mv = a_run(registry, log)
     found = evaluation.logged(registry, mv)
-    assert found is not None and json.loads(source)["uri"] in found.uri
+    assert found is not None and found.uri.endswith(f"/data/{name}")
     with pytest.raises(RegistryError) as raised:
         evaluation.read(registry, found, EXAMPLE)
     assert says in raised.value.message
     assert raised.value.message.startswith("evaluation dataset `broken`")
+
+
+def test_a_file_outside_the_runs_artifacts_is_never_read(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Whoever logs runs must not have the bot read its own files: a dataset naming a path
+    on the bot's machine outside the run's artifacts is refused before anything is read."""
+    secret = tmp_path / "secrets.csv"
+    secret.write_text("a,b\n1,2\n")
+
+    def log() -> None:
+        frame = pd.DataFrame({"a": [1], "b": [2]})
+        mlflow.log_input(from_pandas(frame, source=str(secret), name="x"), context="evaluation")
+
+    found = evaluation.logged(registry, a_run(registry, log))
+    assert found is not None and found.refused
+    with pytest.raises(RegistryError) as raised:
+        evaluation.read(registry, found, EXAMPLE)
+    assert raised.value.message == (
+        "evaluation dataset `x` (1 row) lies outside the artifacts of its run's experiment on "
+        "this machine: only the registry's own files are read"
+    )
+    assert "1,2" not in raised.value.message
 
 
 def test_quality_is_accuracy_for_labels_and_mean_absolute_error_for_numbers() -> None:
