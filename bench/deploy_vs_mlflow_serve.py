@@ -104,14 +104,16 @@ def ours_cold(work: Path, uri: str, run: int, tree: Path = ROOT) -> float:
         "CHATOPS_MLFLOW_TRACKING_URI": uri,
     }
     begun = time.perf_counter()
-    subprocess.run(
+    said = subprocess.run(
         [sys.executable, "-m", "bot.cli", "console", "-c", "/deploy iris v1"],
-        env=env,
+        env={**env, "COLUMNS": "300"},
         cwd=tree,
         check=True,
         capture_output=True,
-    )
-    url = Runtime(Settings(state_dir=state, mlflow_tracking_uri=uri)).repos.endpoints.every()[0].url
+        text=True,
+    ).stdout
+    # the URL as the console says it, once the command returned (as a user reads it)
+    url = said.rpartition(" is live at ")[2].split()[0]
     done = wait_ok(lambda: httpx.post(url, json=BODY))
     subprocess.run(
         [sys.executable, "-m", "bot.cli", "down"],

@@ -235,7 +235,9 @@ class Runtime:
         self.tokens = Tokens(self.repos.tokens, ttl_s=settings.api_token_ttl_s)
         # the environments, registry and database as `chatops check` sees them (the front
         # checks Slack with its own token); started by `warm_up`
-        self.readiness = ReadinessCache(lambda: readiness(settings), clock=clock)
+        self.readiness = ReadinessCache(
+            lambda: readiness(settings, registry=self.registry), clock=clock
+        )
 
     def warm_up(self, *, wait: bool = False) -> None:
         """Start the model-server runtime (when an environment serves locally) and open the
@@ -245,11 +247,14 @@ class Runtime:
         if local and not self.zygote.ready:
             self.zygote.prewarm()
         if not wait:
-            threading.Thread(target=lambda: self.registry.client, daemon=True).start()
-            self.readiness.start()
+            # one after the other: both import MLflow, and a command waits for the first
+            threading.Thread(target=self._open_then_check, name="warm-up", daemon=True).start()
             return
         if local:
             self.zygote.wait_ready()
+        self._open_then_check()
+
+    def _open_then_check(self) -> None:
         try:
             self.registry.client  # noqa: B018 (opening it is the point)
         except Exception as exc:  # the first command that needs it reports the registry

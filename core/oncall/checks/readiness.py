@@ -12,6 +12,7 @@ from core.oncall.checks import Finding, Report, env_scope
 from core.oncall.checks.cml import cml_findings, resources_finding, shared_project_findings
 from core.oncall.checks.events import registry_events_finding
 from core.oncall.checks.stores import database_finding, registry_finding
+from core.registry.mlflow import Registry
 
 
 def environment_findings(
@@ -26,14 +27,17 @@ def environment_findings(
     ]
 
 
-def readiness(settings: Settings, *, front: Iterable[Finding] = ()) -> Report:
+def readiness(
+    settings: Settings, *, front: Iterable[Finding] = (), registry: Registry | None = None
+) -> Report:
     """Runs every check; `front` are the findings of the front in use (Slack), placed before
-    the database's. Never raises for what it checks: a failure is a finding."""
+    the database's; `registry`, the process's own when it has one open. Never raises for
+    what it checks: a failure is a finding."""
     findings: list[Finding] = []
     for env in settings.environments:
         findings += environment_findings(env)
     findings += shared_project_findings(settings.environments)
-    findings.append(registry_finding(settings))
+    findings.append(registry_finding(settings, registry))
     findings.append(registry_events_finding(settings))
     findings += front
     findings.append(database_finding(settings))

@@ -12,10 +12,12 @@ REGISTRY = "registry"
 DATABASE = "database"
 
 
-def registry_finding(settings: Settings) -> Finding:
-    """The registry answers a listing within the bounded wait every registry call has."""
+def registry_finding(settings: Settings, registry: Registry | None = None) -> Finding:
+    """The registry answers a listing within the bounded wait every registry call has; asked
+    through `registry` when the process has it open already (opening a second client costs
+    as much again), else through one of its own."""
     uri = settings.mlflow_tracking_uri
-    registry = Registry(tracking_uri=uri, wait_s=settings.registry_wait_s)
+    registry = registry or Registry(tracking_uri=uri, wait_s=settings.registry_wait_s)
     # MLflow migrates a database-backed registry with alembic when it opens it
     local = not uri.startswith(("http://", "https://", "databricks"))
     try:

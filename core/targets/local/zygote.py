@@ -99,6 +99,11 @@ def main() -> None:
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         replies.write(json.dumps(reply) + "\n")
+    # its owner closed our stdin: nothing is left to flush or hand over (the hosts it forked
+    # are their own processes), so the interpreter's teardown of MLflow, scikit-learn and
+    # pandas, over half a second its owner would wait for, is skipped
+    replies.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
