@@ -41,26 +41,34 @@ def rows_agreeing(a: Any, b: Any, tolerance: float) -> tuple[int, int]:
 
 def quality(predictions: Any, targets: Any) -> tuple[str, float] | None:
     """How well `predictions` (one per row) meet the dataset's `targets`: ("accuracy", the
-    share equal) for labels, ("mean absolute error", …) for numbers that are not whole;
-    None when they cannot be set side by side (other shapes, other lengths)."""
+    share equal) for labels, ("mean absolute error", …) when the model predicts numbers that
+    are not whole; None when they cannot be set side by side (other shapes, other lengths, a
+    missing value)."""
     if not isinstance(predictions, list) or not isinstance(targets, list) or not targets:
         return None
     if len(predictions) != len(targets):
         return None
     scalar = (bool, int, float, str)
-    if not all(isinstance(p, scalar) for p in predictions):
+    if not all(isinstance(v, scalar) for v in [*predictions, *targets]):
         return None
-    if not all(isinstance(t, scalar) for t in targets):
-        return None
-    numbers = [t for t in targets if isinstance(t, float) and not isinstance(t, bool)]
-    if numbers and not all(math.isfinite(t) and t.is_integer() for t in numbers):
-        if not all(isinstance(p, int | float) and not isinstance(p, bool) for p in predictions):
+    if any(isinstance(v, float) and not math.isfinite(v) for v in [*predictions, *targets]):
+        return None  # a missing value: no figure rather than a NaN one
+    # a regression predicts numbers that are not whole (whatever its targets look like)
+    if any(isinstance(p, float) and not p.is_integer() for p in predictions):
+        if not all(_number(v) for v in [*predictions, *targets]):
             return None
-        return "mean absolute error", sum(
+        return MAE, sum(
             abs(float(p) - float(t)) for p, t in zip(predictions, targets, strict=True)
         ) / len(targets)
     same = sum(agree(p, t, 0.0) for p, t in zip(predictions, targets, strict=True))
     return "accuracy", same / len(targets)
+
+
+MAE = "mean absolute error"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -82,17 +90,19 @@ class Measured:
     def said(self) -> str:
         """`v3 predicts as v2 on 44 of 45 rows; accuracy 0.978 against v2's 0.956 (+0.022)`"""
         if self.agreed == self.rows:
-            text = f"v{self.version} predicts as v{self.against} on all {self.rows} rows"
+            counted = "the only row" if self.rows == 1 else f"all {self.rows} rows"
+            text = f"v{self.version} predicts as v{self.against} on {counted}"
         else:
             text = (
                 f"v{self.version} predicts otherwise than v{self.against} on "
-                f"{self.rows - self.agreed} of {self.rows} rows"
+                f"{self.rows - self.agreed} of {self.rows} row{'s' if self.rows != 1 else ''}"
             )
         if self.metric and self.mine is not None and self.theirs is not None:
             change = self.mine - self.theirs
+            better = ", lower is better" if self.metric == MAE else ""
             text += (
                 f"; {self.metric} {self.mine:.3f} against v{self.against}'s {self.theirs:.3f}"
-                f" ({change:+.3f})"
+                f" ({change:+.3f}{better})"
             )
         return text
 
@@ -108,3 +118,15 @@ class Measured:
             return cls(**value)
         except TypeError:
             return None
+
+
+def storable(value: Any) -> Any:
+    """`value` as a JSON column takes it: NaN and infinities (which PostgreSQL refuses) as
+    None, in lists and objects too."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: storable(v) for k, v in value.items()}
+    return value

@@ -240,11 +240,15 @@ class Planner:
     def _diff(self, mv: ModelVersion, current: Endpoint) -> str:
         """What the rollout would score `mv` on beside what serves, and what the newest
         rollout that scored these two versions found."""
+        dataset, unread = "", "its run logged none"
         try:
             found = evaluation.logged(self.registry, mv)
-            dataset = found.described() if found else "its run logged no evaluation dataset"
+            if found is not None:
+                dataset, unread = found.described(), evaluation.unread(found)
         except ChatOpsError as exc:
-            dataset = f"its evaluation dataset could not be looked up: {exc.message}"
+            unread = f"it could not be looked up: {exc.message}"
+        except Exception as exc:  # a plan says what it could not find out, and goes on
+            unread = f"it could not be looked up: {type(exc).__name__}"
         for op, value in self.repos.operations.remembered("diff"):
             measured = Measured.of(value)
             if measured is not None and (measured.model, measured.version, measured.against) == (
@@ -252,8 +256,8 @@ class Planner:
                 mv.version,
                 current.version,
             ):
-                return diff_text(mv, current, dataset, measured_text(op, measured))
-        return diff_text(mv, current, dataset, "")
+                return diff_text(mv, current, dataset, unread, measured_text(op, measured))
+        return diff_text(mv, current, dataset, unread, "")
 
     def _up(self, current: Endpoint | None) -> bool:
         target = self.targets.get(current.env) if current else None

@@ -194,14 +194,15 @@ def _num(value: float, sign: str = "") -> str:
     return f"{value:{sign}.3f}" if abs(value) < 1000 else f"{value:{sign}.4g}"
 
 
-def diff_text(mv: ModelVersion, current: Endpoint, dataset: str, measured: str) -> str:
-    """What the rollout scores `mv` on beside what serves before the switch (`dataset`: the
-    run's evaluation dataset described, or why there is none), and what an earlier rollout
-    found (`measured`, "" when none measured it)."""
+def diff_text(mv: ModelVersion, current: Endpoint, dataset: str, unread: str, measured: str) -> str:
+    """What the rollout scores `mv` on beside what serves before the switch: the input
+    example, and the run's evaluation dataset (`dataset`, described) unless `unread` says why
+    not; and what an earlier rollout found (`measured`, "" when none measured it)."""
     text = (
-        f"before the switch, v{mv.version} is scored beside v{current.version} on the input example"
+        f"before the switch, v{mv.version} is scored beside v{current.version} on the input "
+        "example (when the model has one)"
     )
-    text += f" and the {dataset}" if dataset.startswith("evaluation") else f" ({dataset})"
+    text += f"; not on an evaluation dataset: {unread}" if unread else f" and the {dataset}"
     return text + (f"; {measured}" if measured else "")
 
 

@@ -213,11 +213,12 @@ class Rollouts:
                 (current.version, answer) if current is not None and answer is not None else None
             )
             dataset = steps.evaluation(run, self.registry, mv, built) if was_up and other else None
-            scored = steps.served_scores(run, target, ep, dataset) if dataset else None
+            serving = current.version if current is not None else None
+            scored = steps.served_scores(run, target, ep, dataset, serving)
             started = steps.start(run, target, ep, mv, built, resources, deployment)
             tolerance = self._rollout(op).tolerance
             latency_ms = steps.smoke_test(run, target, ep, started, built, served, tolerance)
-            if dataset is not None and current is not None:
+            if dataset is not None and scored is not None and current is not None:
                 versions = (mv, current.version)
                 steps.evaluation_diff(
                     run, target, ep, started, dataset, versions, scored, tolerance

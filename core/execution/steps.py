@@ -15,7 +15,7 @@ from core.errors import ChatOpsError, RegistryError
 from core.events import EventKind
 from core.execution.run import Brief, Run
 from core.marks import unmarked
-from core.predictions import Measured, quality, rows_agreeing
+from core.predictions import Measured, quality, rows_agreeing, storable
 from core.registry import evaluation as evaluations
 from core.registry.evaluation import EvaluationSet
 from core.registry.mlflow import ModelVersion, Registry, serving_tag
@@ -95,7 +95,7 @@ def served_answer(
     recorded = run.recall("served_prediction")
     if isinstance(recorded, dict):
         return recorded.get("prediction")
-    prediction = target.score(ep, built.example)
+    prediction = storable(target.score(ep, built.example))
     run.remember(served_prediction={"prediction": prediction})
     return prediction
 
@@ -113,21 +113,36 @@ def evaluation(
         found = evaluations.logged(registry, mv)
         return evaluations.read(registry, found, built.example) if found is not None else None
     except ChatOpsError as exc:
-        run.emit(
-            EventKind.INFO, DIFF, f"no prediction diff on the evaluation dataset: {exc.message}"
-        )
-        return None
+        why = exc.message
+    except Exception as exc:  # whatever the file holds, the rollout goes on
+        log.exception("reading the evaluation dataset of %s failed", mv.label)
+        why = f"reading it failed: {type(exc).__name__}"
+    run.emit(EventKind.INFO, DIFF, f"no prediction diff on the evaluation dataset: {why}")
+    return None
 
 
 def served_scores(
-    run: Run, target: Target, ep: EndpointRef, dataset: EvaluationSet
+    run: Run,
+    target: Target,
+    ep: EndpointRef,
+    dataset: EvaluationSet | None,
+    serving: int | None,
 ) -> list[Any] | None:
-    """What serves predicts for every row of `dataset`, asked once before the new version
-    starts, as `served_answer` is (and recorded, so a resumed run compares with the same)."""
+    """What serves (v`serving`) predicts for every row of `dataset`, asked once before the
+    new version starts, as `served_answer` is, and recorded even when there is nothing to
+    ask (no dataset): a resumed run never asks the endpoint again, which by then the new
+    version may answer."""
     recorded = run.recall("served_scores")
     if isinstance(recorded, dict):
         return recorded.get("predictions")
-    predictions = scores(target, ep, dataset)
+    predictions = storable(scores(target, ep, dataset)) if dataset is not None else None
+    if dataset is not None and predictions is None:
+        run.emit(
+            EventKind.INFO,
+            DIFF,
+            f"no prediction diff on the {dataset.described()}: v{serving} did not answer a "
+            "prediction per row of it",
+        )
     run.remember(served_scores={"predictions": predictions})
     return predictions
 
@@ -153,19 +168,23 @@ def evaluation_diff(
     started: Started,
     dataset: EvaluationSet,
     versions: tuple[ModelVersion, int],
-    served: list[Any] | None,
+    served: list[Any],
     tolerance: float,
 ) -> None:
     """The new version (`versions`: new, serving) scored on `dataset` beside what served
-    answered, row by row and against the dataset's targets; recorded for later plans."""
+    answered, row by row and against the dataset's targets; recorded for later plans (and
+    what served answered let go: the operation's record stays small)."""
     mv, against = versions
     version = mv.version
     doing = f"scoring v{version} beside v{against} on the {dataset.described()}"
     with run.step(DIFF, doing) as done:
-        mine = scores(target, ep, dataset, started)
-        if mine is None or served is None:
-            silent = f"v{version}" if mine is None else f"v{against}"
-            done(f"no prediction diff: {silent} did not answer a prediction per row")
+        recorded = Measured.of(run.recall("diff"))
+        if recorded is not None:  # measured before this operation was taken over
+            done(recorded.said())
+            return
+        mine = storable(scores(target, ep, dataset, started))
+        if mine is None:
+            done(f"no prediction diff: v{version} did not answer a prediction per row")
             return
         agreed, rows = rows_agreeing(served, mine, tolerance)
         targets = list(dataset.targets)
@@ -181,7 +200,7 @@ def evaluation_diff(
             mine=now[1] if now and before else None,
             theirs=before[1] if now and before else None,
         )
-        run.remember(diff=measured.as_dict())
+        run.remember(diff=storable(measured.as_dict()), served_scores={"predictions": None})
         done(measured.said())
 
 

@@ -16,9 +16,12 @@ Read with the standard library: a worker that serves no model locally has no pan
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import math
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -72,7 +75,7 @@ class EvaluationSet:
             {
                 "dataframe_split": {
                     "columns": list(self.columns),
-                    "data": [list(r) for r in self.rows[i : i + CHUNK_ROWS]],
+                    "data": [[_finite(v) for v in r] for r in self.rows[i : i + CHUNK_ROWS]],
                 }
             }
             for i in range(0, len(self.rows), CHUNK_ROWS)
@@ -111,11 +114,25 @@ def logged(registry: Registry, mv: ModelVersion) -> Logged | None:
     return None
 
 
+def unread(found: Logged) -> str:
+    """Why the dataset `found` names would not be read, as far as its name and source tell
+    (a plan asks without fetching it); "" when it would be fetched."""
+    if found.refused:
+        return f"{found.described()} {found.refused}"
+    suffix = PurePosixPath(found.uri).suffix.lower()
+    if suffix not in (".json", ".csv"):
+        return (
+            f"{found.described()} is a {suffix or 'file without a suffix'}: the prediction "
+            "diff reads JSON tables (mlflow.log_table) and CSV files"
+        )
+    return ""
+
+
 def read(registry: Registry, found: Logged, example: dict[str, Any] | None) -> EvaluationSet:
     """The dataset `logged` found, shaped as `example` (the input example) is; `RegistryError`
     saying why when it cannot be read or does not fit the model's input."""
-    if found.refused:
-        raise RegistryError(f"{found.described()} {found.refused}")
+    if why := unread(found):
+        raise RegistryError(why)
     columns, data = _table(registry, found)
     if not data:
         raise RegistryError(f"{found.described()} has no rows")
@@ -174,9 +191,12 @@ def _outside(uri: str, artifacts: str) -> str:
     scheme = urlsplit(uri).scheme
     if scheme not in ("", "file"):
         return ""
+    # MLflow decodes what a file URI escapes (`%2E%2E`): a path is taken only as written
+    plain = not any(c in uri for c in "%?#\x00")
     mine = Path(urlsplit(artifacts).path or artifacts).resolve()
-    path = Path(urlsplit(uri).path if scheme else uri).resolve()
-    if urlsplit(artifacts).scheme in ("", "file") and path.is_relative_to(mine):
+    path = Path(urlsplit(uri).path if scheme else uri)
+    local = urlsplit(artifacts).scheme in ("", "file")
+    if plain and local and path.is_absolute() and path.resolve().is_relative_to(mine):
         return ""
     return (
         "lies outside the artifacts of its run's experiment on this machine: only the "
@@ -212,11 +232,7 @@ def _table(registry: Registry, found: Logged) -> tuple[list[str], list[list[Any]
         from mlflow.artifacts import download_artifacts
 
     suffix = PurePosixPath(found.uri).suffix.lower()
-    if suffix not in (".json", ".csv"):
-        raise RegistryError(
-            f"{found.described()} is a {suffix or 'file without a suffix'}: the prediction "
-            "diff reads JSON tables (mlflow.log_table) and CSV files"
-        )
+    _size_known(registry, found)
     with tempfile.TemporaryDirectory(prefix="chatops-evaluation-") as tmp:
         try:
             with registry.guarded(f"fetching {found.described()}"):
@@ -225,24 +241,45 @@ def _table(registry: Registry, found: Logged) -> tuple[list[str], list[list[Any]
                         artifact_uri=found.uri, dst_path=tmp, tracking_uri=registry.tracking_uri
                     )
                 )
-            size = local.stat().st_size
-            if size > MAX_BYTES:
-                raise RegistryError(
-                    f"{found.described()} is {size / 2**20:.0f} MB: the prediction diff reads "
-                    f"at most {MAX_BYTES // 2**20} MB"
-                )
-            text = local.read_text(encoding="utf-8")
+            _not_too_large(found, local.stat().st_size)
+            text = local.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise RegistryError(
                 f"could not fetch {found.described()}: {type(exc).__name__}"
             ) from None
     try:
         return _csv(text) if suffix == ".csv" else _json(text)
-    except (ValueError, KeyError, TypeError, csv.Error):
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError, csv.Error):
         raise RegistryError(
             f"{found.described()} is no table: a JSON table has `columns` and `data`, as "
             "mlflow.log_table writes it, and a CSV file a header row"
         ) from None
+
+
+def _size_known(registry: Registry, found: Logged) -> None:
+    """Refuse a file too large before it is fetched, where its size can be asked: a file on
+    this machine, or a run's artifact (the registry lists its size)."""
+    scheme = urlsplit(found.uri).scheme
+    if scheme in ("", "file"):
+        with contextlib.suppress(OSError):
+            _not_too_large(found, os.stat(urlsplit(found.uri).path).st_size)
+        return
+    if scheme == "runs":
+        run_id, _, path = urlsplit(found.uri).path.lstrip("/").partition("/")
+        folder = str(PurePosixPath(path).parent)
+        with registry.guarded(f"listing the artifacts of run {run_id[:8]}"):
+            listed = registry.client.list_artifacts(run_id, None if folder == "." else folder)
+        size = next((f.file_size for f in listed if f.path == path), None)
+        if isinstance(size, int):
+            _not_too_large(found, size)
+
+
+def _not_too_large(found: Logged, size: int) -> None:
+    if size > MAX_BYTES:
+        raise RegistryError(
+            f"{found.described()} is {size / 2**20:.0f} MB: the prediction diff reads at most "
+            f"{MAX_BYTES // 2**20} MB"
+        )
 
 
 def _json(text: str) -> tuple[list[str], list[list[Any]]]:
@@ -250,9 +287,13 @@ def _json(text: str) -> tuple[list[str], list[list[Any]]]:
     if isinstance(table, dict) and isinstance(table.get("dataframe_split"), dict):
         table = table["dataframe_split"]
     if isinstance(table, list):  # records
+        if not all(isinstance(record, dict) for record in table):
+            raise ValueError("records that are not objects")
         columns = list(table[0]) if table else []
-        return columns, [[record[c] for c in columns] for record in table]
-    columns, data = [str(c) for c in table["columns"]], table["data"]
+        return _named(columns), [[record[c] for c in columns] for record in table]
+    if not isinstance(table, dict) or not isinstance(table.get("columns"), list):
+        raise ValueError("no list of columns")
+    columns, data = _named(table["columns"]), table["data"]
     if not isinstance(data, list) or any(
         not isinstance(r, list) or len(r) != len(columns) for r in data
     ):
@@ -260,11 +301,18 @@ def _json(text: str) -> tuple[list[str], list[list[Any]]]:
     return columns, data
 
 
+def _named(columns: list[Any]) -> list[str]:
+    names = [str(c) for c in columns]
+    if len(set(names)) != len(names):
+        raise ValueError("a column named twice")
+    return names
+
+
 def _csv(text: str) -> tuple[list[str], list[list[Any]]]:
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         raise ValueError("no header")
-    columns, data = rows[0], [r for r in rows[1:] if r]
+    columns, data = _named(rows[0]), [r for r in rows[1:] if r]
     if any(len(r) != len(columns) for r in data):
         raise ValueError("rows of other widths than the header")
     return columns, [[_parsed(v) for v in r] for r in data]
@@ -285,7 +333,8 @@ def _example_columns(example: dict[str, Any] | None) -> tuple[list[str], dict[st
     split = (example or {}).get("dataframe_split")
     if isinstance(split, dict) and isinstance(split.get("columns"), list):
         columns = [str(c) for c in split["columns"]]
-        first = (split.get("data") or [[]])[0]
+        data = split.get("data")
+        first = data[0] if isinstance(data, list) and data else []
         values = first if isinstance(first, list) and len(first) == len(columns) else []
         return columns, {c: type(v) for c, v in zip(columns, values, strict=False)}
     records = (example or {}).get("dataframe_records")
@@ -299,6 +348,11 @@ def _target(columns: list[str], sent: list[str]) -> str:
     if len(rest) == 1:
         return rest[0]
     return next((c for c in rest if c.lower() in TARGET_NAMES), "")
+
+
+def _finite(value: Any) -> Any:
+    """A missing value as JSON has it: NaN and infinities are no JSON numbers."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _typed(value: Any, kind: type | None) -> Any:

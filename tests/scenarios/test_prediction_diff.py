@@ -48,6 +48,11 @@ def test_a_deploy_scores_both_versions_on_the_evaluation_dataset_before_its_swit
     steps = [e.step for e in said.events if e.kind is EventKind.DONE]
     assert steps.index("diff") == steps.index("check") + 1  # scored before traffic moves
     assert steps.index("diff") < steps.index("switch")
+    # kept: what was measured; let go: what v1 answered (the record stays small)
+    assert outcome.operation is not None
+    op = runtime.repos.operations.get(outcome.operation)
+    assert op is not None and op.remote["diff"]["agreed"] == 41
+    assert op.remote["served_scores"] == {"predictions": None}
 
     # the bot's own scoring is no traffic of the endpoint's callers
     seen = runtime.deployer.targets["dev"].traffic(EndpointRef("dev", "iris"))
@@ -59,8 +64,8 @@ def test_a_deploy_scores_both_versions_on_the_evaluation_dataset_before_its_swit
     row = re.search(r"prediction diff: (.*)", plan)
     assert row is not None, plan
     assert row.group(1).startswith(
-        "before the switch, v2 is scored beside v1 on the input example and the evaluation "
-        "dataset `iris-test` (45 rows); measured "
+        "before the switch, v2 is scored beside v1 on the input example (when the model has one)"
+        " and the evaluation dataset `iris-test` (45 rows); measured "
     )
     assert re.search(r"by the deploy in dev \(op-[0-9a-f]+\): " + re.escape(V2_OVER_V1), plan)
 
@@ -71,22 +76,23 @@ def test_a_plan_for_two_versions_never_scored_together_says_what_would_be_scored
     assert run(runtime, "/deploy iris v2").ok
     plan = run(runtime, "/plan deploy iris v1").text
     assert (
-        "prediction diff: before the switch, v1 is scored beside v2 on the input example and "
-        "the evaluation dataset `iris-test` (45 rows)\n"
+        "prediction diff: before the switch, v1 is scored beside v2 on the input example (when "
+        "the model has one) and the evaluation dataset `iris-test` (45 rows)\n"
     ) in plan
     assert "prediction diff" not in run(runtime, "/plan deploy iris v2").text  # it serves
 
 
 @pytest.fixture(scope="module")
 def spoilt_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The demo model, whose v2 run's evaluation table was overwritten with no table."""
+    """The demo model, whose runs' evaluation table was overwritten with rows that are not
+    records (a list of lists)."""
     root = tmp_path_factory.mktemp("spoilt")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     create_demo_model(tracking_uri=uri, artifact_root=root / "artifacts")
     tables = sorted((root / "artifacts").glob("*/artifacts/evaluation.json"))
     assert len(tables) == 2
     for table in tables:
-        table.write_text('{"rows": "none"}')
+        table.write_text("[[1, 2, 3]]")
     return uri
 
 

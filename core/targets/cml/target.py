@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from core.config import Environment
-from core.errors import ChatOpsError, ConfigError, DeployFailed, TargetError
+from core.errors import ConfigError, DeployFailed, TargetError
 from core.resources import Resources
 from core.targets.base import (
     Built,
@@ -227,10 +227,12 @@ class CMLTarget:
                 )
             auth = model.auth_enabled if model.auth_enabled is not None else self.env.model_auth
             answer = self.service.predict(model, body, auth=auth)
-        except ChatOpsError:
+        except Exception:  # an answer or none: what the diff is told, never a failed rollout
             return None
-        if placed and placed.crn and answer.deployment_crn not in ("", placed.crn):
-            return None
+        if started is not None and (
+            placed is None or not placed.crn or answer.deployment_crn != placed.crn
+        ):
+            return None  # answered by another deployment, or by one we cannot tell
         return answer.prediction
 
     def switch(self, ep: EndpointRef, new: str, step: Step) -> str:

@@ -13,7 +13,7 @@ import pytest
 from mlflow.data.pandas_dataset import from_pandas
 
 from core.errors import RegistryError
-from core.predictions import Measured, quality
+from core.predictions import Measured, quality, storable
 from core.registry import evaluation
 from core.registry.mlflow import Registry
 from core.versions import ModelVersion
@@ -123,6 +123,10 @@ def test_a_run_that_logged_none_has_none(registry: Registry) -> None:
         ('{"rows": 3}', "e.json", "is no table: a JSON table has `columns` and `data`"),
         ("a,b\n1,2,3\n", "e.csv", "is no table"),
         ("PAR1", "e.parquet", "is a .parquet: the prediction diff reads JSON tables"),
+        ("[[1, 2, 3]]", "e.json", "is no table"),  # rows, not records
+        ("[" * 100_000 + "]" * 100_000, "e.json", "is no table"),  # nested past recursion
+        ('{"columns": "ab", "data": [["x", "y"]]}', "e.json", "is no table"),
+        ('{"columns": ["a", "a"], "data": [[1, 2]]}', "e.json", "is no table"),
     ],
 )
 def test_a_dataset_that_cannot_be_read_says_why(
@@ -170,12 +174,59 @@ def test_a_file_outside_the_runs_artifacts_is_never_read(
     assert "1,2" not in raised.value.message
 
 
+@pytest.mark.parametrize(
+    "escaped",
+    ["%2E%2E/%2E%2E/secrets.csv", "%2E%2E%2F%2E%2E%2Fsecrets.csv", "x/../../../secrets.csv?"],
+)
+def test_an_escaped_path_cannot_leave_the_experiments_artifacts(
+    registry: Registry, tmp_path: Path, escaped: str
+) -> None:
+    """MLflow decodes a file URI's escapes when it fetches it: a source is taken only as
+    written, never decoded past the guard."""
+    (tmp_path / "secrets.csv").write_text("a,b\n1,2\n")
+    inside = (tmp_path / "artifacts").as_uri()
+
+    def log() -> None:
+        frame = pd.DataFrame({"a": [1], "b": [2]})
+        dataset = from_pandas(frame, source=f"{inside}/{escaped}", name="x")
+        mlflow.log_input(dataset, context="evaluation")
+
+    found = evaluation.logged(registry, a_run(registry, log))
+    assert found is not None and found.refused
+    assert "outside the artifacts" in evaluation.unread(found)
+
+
+def test_a_bom_csv_is_read_as_its_header_says(registry: Registry, tmp_path: Path) -> None:
+    csv = tmp_path / "eval.csv"
+    csv.write_bytes("a,b,label\n1,2,0\n".encode("utf-8-sig"))
+
+    def log() -> None:
+        mlflow.log_artifact(str(csv))
+        dataset = from_pandas(
+            pd.DataFrame({"a": [1]}), source=mlflow.get_artifact_uri("eval.csv"), name="b"
+        )
+        mlflow.log_input(dataset, context="evaluation")
+
+    found = evaluation.logged(registry, a_run(registry, log))
+    assert found is not None
+    read = evaluation.read(registry, found, EXAMPLE)
+    assert read.columns == ("a", "b") and read.targets == (0,)
+
+
+def test_missing_values_are_sent_as_json_has_them() -> None:
+    dataset = evaluation.EvaluationSet("d", ("a",), ((float("nan"),), (float("inf"),), (1.0,)), 3)
+    assert dataset.bodies()[0]["dataframe_split"]["data"] == [[None], [None], [1.0]]
+
+
 def test_quality_is_accuracy_for_labels_and_mean_absolute_error_for_numbers() -> None:
     assert quality([0, 1, 2, 2], [0, 1, 1, 2]) == ("accuracy", 0.75)
     assert quality(["a", "b"], ["a", "a"]) == ("accuracy", 0.5)
     assert quality([1.0, 2.5], [1.5, 2.0]) == ("mean absolute error", 0.5)
     assert quality([[0.1, 0.9]], [1]) is None  # probabilities are not set beside labels
     assert quality([0, 1], [0]) is None
+    # a regression with whole-number targets (prices) is judged by its error, not matches
+    assert quality([249_999.5, 100_000.5], [250_000, 100_000]) == ("mean absolute error", 0.5)
+    assert quality([1.5, float("nan")], [1.0, 2.0]) is None  # a missing value: no figure
 
 
 def test_a_measured_diff_says_what_differs_and_by_how_much() -> None:
@@ -187,3 +238,10 @@ def test_a_measured_diff_says_what_differs_and_by_how_much() -> None:
     assert Measured.of({"version": 3}) is None
     same = Measured("iris", 3, 2, "iris-test", 45, 45)
     assert same.said() == "v3 predicts as v2 on all 45 rows"
+    assert Measured("m", 3, 2, "d", 1, 1).said() == "v3 predicts as v2 on the only row"
+    assert Measured("m", 3, 2, "d", 0, 1).said() == "v3 predicts otherwise than v2 on 1 of 1 row"
+    worse = Measured("m", 3, 2, "d", 0, 2, "mean absolute error", 0.3, 0.1)
+    assert worse.said().endswith(
+        "; mean absolute error 0.300 against v2's 0.100 (+0.200, lower is better)"
+    )
+    assert storable({"p": [1.0, float("nan")], "q": float("inf")}) == {"p": [1.0, None], "q": None}
