@@ -37,7 +37,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def repos(url: str, clock: FakeClock) -> Iterator[Repositories]:
-    migrate.upgrade(url)  # explicit, so these tests cover the migrations whatever open does
+    migrate.upgrade(url, replay=True)  # explicit: these tests cover the migrations themselves
     repos = Repositories.open(url, clock=clock)
     yield repos
     repos.close()
