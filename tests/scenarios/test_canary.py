@@ -8,12 +8,11 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from commands.base import Context, StatusReport
 from commands.registry import execute
@@ -26,7 +25,7 @@ from core.runtime import Runtime
 from core.targets.base import EndpointRef
 from core.targets.local.target import LocalTarget, Zygote
 from tests.clock import FakeClock
-from tests.conftest import Recorder, make_settings
+from tests.conftest import Recorder
 from tests.local.twin import (
     FAILING,
     FAILS_ON_V5,
@@ -35,51 +34,12 @@ from tests.local.twin import (
     SAME,
     SAME_AGAIN,
     TWIN,
-    log_twin,
 )
+from tests.scenarios.conftest import canary_runtime
 from tests.scenarios.test_deploy_scale_status import run
 
 BOB = Actor(id="console", name="bob")  # another admin: the console's user id is one
 REF = EndpointRef("dev", TWIN)
-
-
-@pytest.fixture(scope="module")
-def twin_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("twin")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    log_twin(uri, root)
-    return uri
-
-
-def _runtime(
-    tmp_path: Path, uri: str, zygote: Zygote, clock: FakeClock, policy: Rollout
-) -> Runtime:
-    settings = make_settings(tmp_path / "state", uri, canary_look_s=0.05)
-    settings.environments[0] = settings.environments[0].model_copy(update={"rollout": policy})
-    return Runtime(settings, zygote=zygote, clock=clock)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def make(
-    tmp_path: Path, twin_uri: str, zygote: Zygote, clock: FakeClock
-) -> Iterator[Callable[[Rollout], Runtime]]:
-    made: list[Runtime] = []
-
-    def build(policy: Rollout) -> Runtime:
-        rt = _runtime(tmp_path, twin_uri, zygote, clock, policy)
-        made.append(rt)
-        assert run(rt, f"/deploy {TWIN} v{SAME}").ok
-        return rt
-
-    yield build
-    for rt in made:
-        rt.shut_down_endpoints()
-        rt.close()
 
 
 class Cards(Recorder):
@@ -302,7 +262,7 @@ def test_a_canary_handed_over_bakes_only_what_is_left_of_its_step_in_the_next_pr
     assert _finished(worker, result).elsewhere
 
     # the next process takes it over, on the same endpoint, from what was recorded
-    after = _runtime(tmp_path, twin_uri, zygote, clock, policy)
+    after = canary_runtime(tmp_path / "state0", twin_uri, zygote, clock, policy)
     try:
         op = after.runner.take()
         assert op is not None and op.attempts == 2 and op.canary_share == 10

@@ -11,11 +11,8 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-import pytest
 from mlflow import MlflowClient
 
 from commands.base import StatusReport
@@ -29,10 +26,9 @@ from core.runtime import Runtime
 from core.store.models import WatchState
 from core.targets.base import EndpointRef
 from core.targets.local.host import MAX_RESTARTS
-from core.targets.local.target import Zygote
 from tests.clock import FakeClock
-from tests.conftest import Recorder, make_settings
-from tests.local.twin import FAILING, FAILS_ON_V5, SAME, SAME_AGAIN, TWIN, log_twin
+from tests.conftest import Recorder
+from tests.local.twin import FAILING, FAILS_ON_V5, SAME, SAME_AGAIN, TWIN
 from tests.scenarios.test_canary import (
     _as_bob,
     _deploy,
@@ -42,45 +38,6 @@ from tests.scenarios.test_canary import (
 from tests.scenarios.test_deploy_scale_status import run
 
 ALIAS = "dev-serving"
-
-
-@pytest.fixture(scope="module")
-def twin_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("twin")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    log_twin(uri, root)
-    return uri
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def make(
-    tmp_path: Path,
-    twin_uri: str,
-    zygote: Zygote,
-    clock: FakeClock,
-) -> Iterator[Callable[..., Runtime]]:
-    """A runtime whose `dev` has `policy` (and `update`), serving twin v1."""
-    made: list[Runtime] = []
-
-    def build(policy: Rollout, **update: Any) -> Runtime:
-        settings = make_settings(tmp_path / f"state{len(made)}", twin_uri, canary_look_s=0.05)
-        settings.environments[0] = settings.environments[0].model_copy(
-            update={"rollout": policy, **update}
-        )
-        rt = Runtime(settings, zygote=zygote, clock=clock)
-        made.append(rt)
-        assert run(rt, f"/deploy {TWIN} v{SAME}").ok
-        return rt
-
-    yield build
-    for rt in made:
-        rt.shut_down_endpoints()
-        rt.close()
 
 
 def _aliases(uri: str) -> dict[str, str]:

@@ -82,6 +82,19 @@ def post_command(
             "trigger_id": trigger_id or f"{next(_TRIGGERS)}.{int(time.time())}",
         }
     )
+    return signed_post(url, body, secret=secret, timestamp=timestamp, headers=headers)
+
+
+def signed_post(
+    url: str,
+    body: str,
+    *,
+    secret: str = SIGNING_SECRET,
+    timestamp: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """`body`, form-encoded, posted as Slack posts it: signed with `secret` at `timestamp`
+    (now, unless given)."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
     return httpx.post(
@@ -134,19 +147,7 @@ def post_click(
             }
         ],
     }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-    return httpx.post(
-        url,
-        content=body,
-        timeout=10,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        },
-    )
+    return signed_post(url, urllib.parse.urlencode({"payload": json.dumps(payload)}))
 
 
 @dataclass

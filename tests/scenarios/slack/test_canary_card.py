@@ -70,6 +70,16 @@ def _buttons(message: Message) -> dict[str, dict[str, Any]]:
 
 def _click(front: RunningFront, user: str, card: Message, action_id: str, value: str) -> str:
     """A signed click on `card`; the name its response_url records answers under."""
+    answer, name = _clicked(front, user, card, action_id, value)
+    assert answer.status_code == 200
+    return name
+
+
+def _clicked(
+    front: RunningFront, user: str, card: Message, action_id: str, value: str
+) -> tuple[httpx.Response, str]:
+    """A signed click on a button of `card`: its acknowledgement, and the name its
+    response_url records answers under."""
     name = f"click-{user}-{action_id}-{time.monotonic()}"
     answer = front.click(
         user,
@@ -80,8 +90,7 @@ def _click(front: RunningFront, user: str, card: Message, action_id: str, value:
         block_id="canary-1",
         response=name,
     )
-    assert answer.status_code == 200
-    return name
+    return answer, name
 
 
 def _answer(api: SlackEmulator, name: str) -> str:

@@ -5,7 +5,6 @@ forged with values the bot never wrote get a clear answer and change nothing."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,14 @@ import pytest
 from core.config import Rollout, Settings
 from tests.conftest import make_settings
 from tests.scenarios.slack.conftest import ALICE, OPS, RunningFront, texts
-from tests.scenarios.slack.test_canary_card import _answer, _buttons, _card, _click, _until
+from tests.scenarios.slack.test_canary_card import (
+    _answer,
+    _buttons,
+    _card,
+    _click,
+    _clicked,
+    _until,
+)
 from tests.scenarios.slack.test_slack_approvals import click, request_message
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.records import Message
@@ -24,16 +30,7 @@ BOB = "U0BOB"  # a developer of dev
 def _forge(front: RunningFront, card: Message, action_id: str, value: str) -> str:
     """A click signed as Slack signs it, by an admin; what they were told (in the
     acknowledgement, else at the click's response_url)."""
-    name = f"forged-{action_id}-{time.monotonic()}"
-    answer = front.click(
-        ALICE,
-        action_id=action_id,
-        value=value,
-        message_ts=card.ts,
-        thread_ts=card.thread_ts,
-        block_id="canary-1",
-        response=name,
-    )
+    answer, name = _clicked(front, ALICE, card, action_id, value)
     assert answer.status_code == 200, answer.text
     acked = answer.json().get("text") if answer.content else None
     return str(acked) if acked else _answer(front.api, name)

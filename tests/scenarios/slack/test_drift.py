@@ -13,10 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from mlflow.tracking import MlflowClient
-from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.app import EVENTS_PATH, SlackFront
 from bot.slack.intake.jobs import RegistryNotice
@@ -32,7 +30,13 @@ from core.registry.demo import create_demo_model
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
 from tests.conftest import Recorder, make_settings
-from tests.scenarios.slack.conftest import ALICE, BOT_TOKEN, SIGNING_SECRET, post_command
+from tests.scenarios.slack.conftest import (
+    ALICE,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    post_command,
+    signed_post,
+)
 from tests.slack_api.emulator import SlackEmulator
 
 ANNOUNCE = "C0MODELS"
@@ -201,19 +205,7 @@ def _click(url: str, api: SlackEmulator, user: str, message: Any, label: str) ->
         "response_url": api.response_url(name),
         "actions": [{**button, "block_id": "announced", "action_ts": str(time.time())}],
     }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-    answer = httpx.post(
-        url,
-        content=body,
-        timeout=10,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        },
-    )
+    answer = signed_post(url, urllib.parse.urlencode({"payload": json.dumps(payload)}))
     assert answer.status_code == 200
     return name
 

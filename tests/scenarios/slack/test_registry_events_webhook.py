@@ -21,7 +21,6 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.webhooks.delivery import _generate_hmac_signature
-from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.app import SlackFront
 from bot.slack.settings import SlackSettings
@@ -36,7 +35,7 @@ from core.store.jobs import JobQueue
 from core.targets.local.target import Zygote
 from tests.conftest import make_settings
 from tests.mlflow_server import MlflowServer
-from tests.scenarios.slack.conftest import ALICE, SIGNING_SECRET
+from tests.scenarios.slack.conftest import ALICE, signed_post
 from tests.slack_api.emulator import SlackEmulator
 
 SECRET = "mlflow-webhook-secret-5d1e"
@@ -190,18 +189,7 @@ def _click(bot: Bot, api: SlackEmulator, user: str, message: Any, label: str) ->
         "actions": [{**button, "block_id": "announced", "action_ts": str(time.time())}],
     }
     body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-    answer = httpx.post(
-        f"{bot.url}/slack/events",
-        content=body,
-        timeout=10,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-        },
-    )
+    answer = signed_post(f"{bot.url}/slack/events", body)
     assert answer.status_code == 200
 
 

@@ -4,16 +4,13 @@ an answer, and nothing fails unexpectedly behind the ack."""
 from __future__ import annotations
 
 import logging
-import time
 import urllib.parse
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from slack_sdk.signature import SignatureVerifier
 
-from tests.scenarios.slack.conftest import ALICE, OPS, SIGNING_SECRET, RunningFront
+from tests.scenarios.slack.conftest import ALICE, OPS, RunningFront, signed_post
 
 FIELDS = st.fixed_dictionaries(
     {},
@@ -54,20 +51,8 @@ FIELDS = st.fixed_dictionaries(
 def test_any_payload_gets_an_answer(
     running_front: RunningFront, caplog: pytest.LogCaptureFixture, fields: dict[str, str]
 ) -> None:
-    body = urllib.parse.urlencode(fields)
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
     with caplog.at_level(logging.ERROR):
-        response = httpx.post(
-            running_front.url,
-            content=body,
-            timeout=10,
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": stamp,
-                "X-Slack-Signature": signature,
-            },
-        )
+        response = signed_post(running_front.url, urllib.parse.urlencode(fields))
         running_front.drain()
     if "command" not in fields:  # a signed form that is no slash command is not Slack's
         assert response.status_code == 400
