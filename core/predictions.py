@@ -121,8 +121,8 @@ class Measured:
 
 
 def storable(value: Any) -> Any:
-    """`value` as a JSON column takes it: NaN and infinities (which PostgreSQL refuses) as
-    None, in lists and objects too."""
+    """`value` as JSON has it: NaN and infinities, which are no JSON numbers (a request body
+    cannot carry them, PostgreSQL's JSON refuses them), as None, in lists and objects too."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, list):

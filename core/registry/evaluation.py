@@ -20,7 +20,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 from core.errors import RegistryError
 from core.marks import unmarked
 from core.mlflow_imports import mlflow_imports
+from core.predictions import storable
 from core.registry.mlflow import Registry
 from core.versions import ModelVersion
 
@@ -75,7 +75,7 @@ class EvaluationSet:
             {
                 "dataframe_split": {
                     "columns": list(self.columns),
-                    "data": [[_finite(v) for v in r] for r in self.rows[i : i + CHUNK_ROWS]],
+                    "data": storable([list(r) for r in self.rows[i : i + CHUNK_ROWS]]),
                 }
             }
             for i in range(0, len(self.rows), CHUNK_ROWS)
@@ -348,11 +348,6 @@ def _target(columns: list[str], sent: list[str]) -> str:
     if len(rest) == 1:
         return rest[0]
     return next((c for c in rest if c.lower() in TARGET_NAMES), "")
-
-
-def _finite(value: Any) -> Any:
-    """A missing value as JSON has it: NaN and infinities are no JSON numbers."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _typed(value: Any, kind: type | None) -> Any:
