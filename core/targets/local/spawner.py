@@ -40,10 +40,17 @@ class Zygote:
 
     def prewarm(self) -> None:
         """Start the process now and let it warm in the background; the first spawn waits
-        for it if needed."""
-        with self._lock:
-            if self._proc is None and self._launched is None:
+        for it if needed. Never waits itself: while a start is being waited for (under the
+        lock, for seconds), that start is the warm-up, and the caller goes on."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self.ready:
+                return
+            if self._launched is None:
                 self._launched = self._launch()
+        finally:
+            self._lock.release()
 
         def warm() -> None:
             with contextlib.suppress(TargetUnavailable):  # told at the first spawn instead
