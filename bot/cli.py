@@ -237,7 +237,7 @@ def _main(args: argparse.Namespace, *, stopping: Stopping | None, door: Doorkeep
         from core.mlflow_imports import registry_only
 
         registry_only()
-    from core.targets.local.target import Zygote
+    from core.targets.local.spawner import Zygote  # alone: the runtime starts first
 
     zygote = Zygote(state_dir=settings.state_dir)
     if args.cmd in (None, "run", "console") and settings.serves_locally:

@@ -6,6 +6,7 @@ version the runtime does not have), the models real MLflow models in a registry 
 from __future__ import annotations
 
 import importlib.metadata
+import platform
 import sys
 import textwrap
 import time
@@ -48,7 +49,8 @@ class Plain(mlflow.pyfunc.PythonModel):
 """
 
 
-def _log(module: Path, cls: str, name: str, reqs: list[str], *, ship: bool) -> None:
+def _log(module: Path, cls: str, name: str, reqs: list[str], *, ship: bool) -> str:
+    """Logs and registers a version; its artifacts' folder."""
     import mlflow.pyfunc
     import pandas as pd
     from mlflow.models import ModelSignature
@@ -57,7 +59,7 @@ def _log(module: Path, cls: str, name: str, reqs: list[str], *, ship: bool) -> N
     model_class = getattr(__import__(module.stem), cls)
     with mlflow.start_run(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name="model",
             python_model=model_class(),
             code_paths=[str(module)] if ship else None,
@@ -68,12 +70,14 @@ def _log(module: Path, cls: str, name: str, reqs: list[str], *, ship: bool) -> N
             ),
             input_example=pd.DataFrame({"x": [1.0]}),
         )
+    location = mlflow.MlflowClient().get_logged_model(info.model_id).artifact_location
+    return location.removeprefix("file://")
 
 
 @pytest.fixture(scope="module")
 def jokes_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`jokes` v1 needs pyjokes 0.6.0, v2 needs nothing the runtime lacks; `unshipped` v1 and
-    v2 are the same, logged without their code."""
+    v2 are the same, logged without their code; `elder` v1 was logged with Python 3.9."""
     import cloudpickle
     import mlflow
 
@@ -95,6 +99,9 @@ def jokes_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _log(module, "Plain", "jokes", needs[:2], ship=True)
         _log(unshipped, "Plain", "unshipped", needs[:2], ship=False)
         _log(unshipped, "Jokes", "unshipped", needs, ship=False)
+        elder = Path(_log(module, "Plain", "elder", needs[:2], ship=True))
+        env = (elder / "python_env.yaml").read_text()
+        (elder / "python_env.yaml").write_text(env.replace(platform.python_version(), "3.9.18"))
     finally:
         sys.path.remove(str(root))
         sys.modules.pop("jokes_model", None)
@@ -149,6 +156,21 @@ def test_a_plain_environment_refuses_a_model_whose_package_is_missing_and_nothin
         if c.status == psutil.CONN_LISTEN and low <= c.laddr.port <= high
     ]
     assert listening == []  # nothing of the endpoint listens anywhere in its range
+
+
+def test_a_model_logged_with_another_python_is_served_and_the_thread_says_so(
+    jokes_runtime: Runtime,
+) -> None:
+    recorder = Recorder()
+    outcome = run(jokes_runtime, "/deploy elder v1", recorder)
+
+    assert isinstance(outcome, Outcome) and outcome.ok, outcome.text
+    served = ".".join(platform.python_version_tuple()[:2])
+    built = [e.message for e in recorder.events if e.step == "build"]
+    assert any(f"logged with Python 3.9, served with Python {served}" in m for m in built), built
+    assert outcome.url is not None
+    answer = httpx.post(outcome.url, json=BODY)
+    assert answer.json() == {"predictions": ["plain", "plain"]}
 
 
 def test_a_model_logged_without_its_code_is_refused_at_build_naming_the_module(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,11 @@ def unmet(label: str, problems: Sequence[Unmet], env: str, source: str) -> str:
         f'"env_manager": "uv" on environment {env} to serve this model from its own '
         f"environment, built from its requirements."
     )
+
+
+def other_python(logged: str) -> str:
+    served = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return f"logged with Python {logged}, served with Python {served}"
 
 
 def missing_modules(label: str, modules: Sequence[str]) -> str:

@@ -51,6 +51,18 @@ class Requirements:
         text = "\n".join(sorted(" ".join(line.split()).lower() for line in self.lines))
         return hashlib.sha256(f"{text}\npython {self.python}".encode()).hexdigest()
 
+    @property
+    def other_python(self) -> str:
+        """The Python release it was logged with ("3.10") when that is not the one that serves
+        it (pickles and compiled extensions may not load across them), else ""."""
+        try:
+            logged = Version(self.python)
+        except InvalidVersion:
+            return ""
+        if (logged.major, logged.minor) == sys.version_info[:2]:
+            return ""
+        return f"{logged.major}.{logged.minor}"
+
 
 @dataclass(frozen=True)
 class Unmet:

@@ -84,7 +84,8 @@ def _load(spec: WorkerSpec) -> Any:
     from core.targets.local.scoring import Scorer, ScoringApp
 
     started = time.perf_counter()
-    scorer = Scorer(mlflow.pyfunc.load_model(spec.model_path))
+    # the bot checked its requirements before starting it (MLflow's check is a second of reading)
+    scorer = Scorer(mlflow.pyfunc.load_model(spec.model_path, suppress_warnings=True))
     example = os.path.join(spec.model_path, "serving_input_example.json")
     if os.path.exists(example):
         with open(example, "rb") as f:

@@ -162,6 +162,8 @@ class LocalTarget:
         example = json.loads(example_path.read_text()) if example_path.exists() else None
         detail = "artifacts fetched and verified" + ("" if example else " (no input example)")
         reqs = requirements.read(path)
+        if reqs.other_python:
+            detail += f"; {messages.other_python(reqs.other_python)}"
         unmet = requirements.unmet(reqs)
         if unmet and self.env.env_manager != "uv":
             raise BuildFailed(messages.unmet(mv.label, unmet, self.env.name, reqs.source))

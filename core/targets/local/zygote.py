@@ -16,11 +16,16 @@ from typing import Any
 
 
 def _warm_up() -> None:
-    """Import and exercise what serving a model touches, so the forks inherit it done.
+    """Import and exercise what serving a model touches, so the forks inherit it done: MLflow's
+    loading and scoring, scikit-learn, and skops, which MLflow saves scikit-learn models with.
 
-    The model is saved with a signature rather than an input example: MLflow validates an
-    input example by loading and scoring the model once more, which a cold start would wait for.
+    The warm model is written by hand as a pyfunc model with a loader of its own (`_load_pyfunc`
+    below), not with `mlflow.sklearn.save_model`: saving checks the model's requirements against
+    what is installed, a second of reading every distribution's metadata that serving never
+    needs (the bot checks a model's requirements itself before it starts one, and its model
+    servers load with MLflow's own check left out).
     """
+    import pickle
     import warnings
 
     import mlflow.pyfunc
@@ -29,7 +34,7 @@ def _warm_up() -> None:
     import pandas as pd
     import psutil  # noqa: F401
     import uvicorn.protocols.http.httptools_impl  # noqa: F401
-    from mlflow.models import infer_signature
+    from mlflow.models import Model, infer_signature
     from sklearn.linear_model import LogisticRegression
 
     from core.targets.local.scoring import Scorer
@@ -39,12 +44,30 @@ def _warm_up() -> None:
     body = json.dumps({"dataframe_split": frame.to_dict(orient="split")}).encode()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        path = os.path.join(tmp, "warm")
-        signature = infer_signature(frame, estimator.predict(frame))
-        mlflow.sklearn.save_model(
-            estimator, path, signature=signature, pip_requirements=["scikit-learn"]
+        try:
+            import skops.io
+        except ImportError:  # an MLflow that saves scikit-learn models without it
+            pass
+        else:
+            skopsed = os.path.join(tmp, "warm.skops")
+            skops.io.dump(estimator, skopsed)
+            skops.io.load(skopsed)
+        with open(os.path.join(tmp, "model.pkl"), "wb") as f:
+            pickle.dump(estimator, f)
+        model = Model(signature=infer_signature(frame, estimator.predict(frame)))
+        mlflow.pyfunc.add_to_model(model, loader_module=__spec__.name, data="model.pkl")
+        model.save(os.path.join(tmp, "MLmodel"))
+        Scorer(mlflow.pyfunc.load_model(tmp, suppress_warnings=True)).invoke(
+            body, "application/json"
         )
-        Scorer(mlflow.pyfunc.load_model(path)).invoke(body, "application/json")
+
+
+def _load_pyfunc(path: str) -> Any:
+    """The warm-up's model, as MLflow loads a pyfunc model whose loader module this is."""
+    import pickle
+
+    with open(path, "rb") as f:
+        return pickle.load(f)
 
 
 def _spawn_host(request: dict[str, Any]) -> dict[str, Any]:

@@ -137,3 +137,11 @@ def test_a_pickled_class_from_a_module_not_shipped_is_found_without_loading_it(
         (model / "code" / "custom_scorer.py").write_text(module.read_text())
 
     assert missing_modules(model) == missing
+
+
+def test_a_model_logged_with_another_python_release_is_told_patch_releases_are_not() -> None:
+    here = platform.python_version_tuple()
+    assert Requirements((), "3.9.18").other_python == "3.9"
+    assert Requirements((), f"{here[0]}.{here[1]}.99").other_python == ""
+    assert Requirements((), "").other_python == ""  # it does not say: nothing to tell
+    assert Requirements((), "three").other_python == ""
