@@ -13,7 +13,8 @@ A block that only exports settings prints nothing; it is followed, unseen, by
 
 Only a command's standard output is compared: MLflow's log lines go to standard error.
 What differs from run to run is masked on both sides by the substitutions in MASKS (elapsed
-times, durations, ports, ids, dates, traffic figures), and rich tables are compared cell by
+times, durations, ports, ids, dates, traffic figures), a line that shows or not with timing
+alone (UNTIMED) is left out of both, and rich tables are compared cell by
 cell, a wrapped row joined again, whatever their widths."""
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ MASKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![\w/])/(tmp|home|root|Users|var)/\S+"), "<path>"),
 ]
 
+# lines shown or not depending on timing alone, left out of both sides: a cold console's
+# deploy says it waits for the model-server runtime when it reaches that step first
+UNTIMED = re.compile(r"^\s*(\d+\.\d\ds )?\s*waiting for the model-server runtime to warm up\b")
+
 ROW = re.compile(r"^[│┃]")
 RULE = re.compile(r"^[┏┡┗└┌├╞┢┣]")
 
@@ -87,7 +92,7 @@ def normalize(text: str) -> list[str]:
         if row is not None:
             lines.append(_row(row))
             row = None
-        if RULE.match(line) or not line.strip():
+        if RULE.match(line) or not line.strip() or UNTIMED.match(line):
             continue
         lines.append(" ".join(mask(line).split()))
     if row is not None:

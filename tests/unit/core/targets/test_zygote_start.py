@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from commands.base import Context
-from commands.registry import execute
-from core.admission.roles import Actor
-from core.config import CONSOLE_USER
-from core.events import NullReporter
 from core.runtime import Runtime
 from core.targets.local.target import Zygote
 from tests.conftest import make_settings
+from tests.scenarios.test_deploy_scale_status import run
 
 
 @pytest.fixture
@@ -61,13 +57,7 @@ def test_a_command_is_answered_while_it_warms(
     runtime = Runtime(make_settings(tmp_path / "state", registry_uri), zygote=warming)
     try:
         assert returns_at_once(runtime.warm_up)
-        ctx = Context(
-            core=runtime,
-            actor=Actor(id=CONSOLE_USER, name="console"),
-            reporter=NullReporter(),
-            text="/status",
-        )
-        outcome = execute("/status", ctx)
+        outcome = run(runtime, "/status")
         assert outcome.ok, outcome
         assert not warming.ready
     finally:
