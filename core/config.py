@@ -21,7 +21,7 @@ from core.resources import Resources
 
 PREFIX = "CHATOPS_"
 # what a command can name (a model, an endpoint, an environment): the grammar's rule
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")  # \Z: "iris\n" is no name
 NAME_RULE = "letters, digits, `.`, `_` or `-`, starting with a letter or digit, at most 128"
 # what MLflow accepts as a registered model's alias
 ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")

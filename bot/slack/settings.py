@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from commands.registry import NAMESPACE, RESERVED
 from core.scrub import register_secret
 
-COMMAND_NAME = re.compile(r"^[a-z0-9_-]{1,31}$")
+COMMAND_NAME = re.compile(r"^[a-z0-9_-]{1,31}\Z")
 NO_SECRET = (
     "SLACK_SIGNING_SECRET is not set: HTTP mode serves only requests Slack signed "
     "(Basic Information → App Credentials → Signing Secret)"

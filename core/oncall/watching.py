@@ -274,7 +274,9 @@ class Watcher:
             return
         if not self.watches.finish(w.id, self.owner, state, why):
             return
-        self._pending.append(self._pool.submit(self._roll_back, w, why, back, failed, command))
+        rollback = self._pool.submit(self._roll_back, w, why, back, failed, command)
+        # the rollbacks still under way: one that ended is let go (a bot runs for months)
+        self._pending = [*(f for f in self._pending if not f.done()), rollback]
 
     def _back_to(self, w: WatchRow) -> tuple[int | None, str]:
         """The version to roll back to; or None, and why there is none the bot may go to."""

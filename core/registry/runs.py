@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 SHOWN_EXPERIMENTS = 10
 SHOWN_SKIPS = 5
 # enough for any sane experiment; a bound so one bad experiment cannot stall the bot

@@ -16,6 +16,7 @@ from bot.slack.rendering.ids import ALIAS_ANNOUNCED, CANARY, DEPLOY_ANNOUNCED, P
 from commands.base import NAME
 from commands.naming import NAMESPACE, Naming
 from commands.registry import split
+from core.registry.events import version_number
 
 FRONT = "slack"
 
@@ -185,12 +186,12 @@ class AnnouncedAction(_Named):
             value = json.loads(str(action.get("value", "")))
             names = (str(value["model"]), str(value["env"]))
             kind = _ANNOUNCED.get(str(action.get("action_id")))
-            if kind is None or not all(NAME.match(n) for n in names) or int(value["version"]) < 1:
+            if kind is None or not all(NAME.match(n) for n in names):
                 return None
             return cls(
                 action=kind,  # type: ignore[arg-type]  # one of the Literal's, by _ANNOUNCED
                 model=str(value["model"]),
-                version=int(value["version"]),
+                version=clicked_version(value["version"]),
                 env=str(value["env"]),
                 user_id=str((body.get("user") or {}).get("id", "")),
                 channel_id=str((body.get("channel") or {}).get("id", "")),
@@ -200,6 +201,17 @@ class AnnouncedAction(_Named):
             )
         except (ValueError, TypeError, KeyError):
             return None
+
+
+def clicked_version(raw: object) -> int:
+    """The version a button's value names: the whole number the bot wrote there. A forged
+    `2.5`, `"2"` or `true` names none (`int()` would read 2, 2 and 1): ValueError."""
+    number = (
+        version_number(str(raw)) if isinstance(raw, int) and not isinstance(raw, bool) else None
+    )
+    if number is None:
+        raise ValueError(f"a button's version is a whole number from 1, not {raw!r}")
+    return number
 
 
 class RollbackClick(_Named):

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from bot.slack.intake.jobs import RollbackClick
+from bot.slack.intake.jobs import RollbackClick, clicked_version
 from bot.slack.posting.links import CHANNEL, thread_link
 from bot.slack.posting.poster import Poster
 from bot.slack.rendering.blocks import Blocks, decided, fallback, section
@@ -173,7 +173,7 @@ def click_of(body: dict[str, Any]) -> RollbackClick | None:
         return RollbackClick(
             env=str(value["env"]),
             endpoint=str(value["endpoint"]),
-            version=int(value["version"]),
+            version=clicked_version(value["version"]),
             user_id=str((body.get("user") or {}).get("id", "")),
             channel_id=str((body.get("channel") or {}).get("id", "")),
             thread_ts=str((body.get("message") or {}).get("ts") or "") or None,

@@ -201,3 +201,12 @@ def test_finished_jobs_are_kept_longer_than_slack_retries(monkeypatch: pytest.Mo
     assert Settings().keep_done_s == 24 * 3600
     said = problem(monkeypatch, CHATOPS_KEEP_DONE_S="60")
     assert said.startswith("CHATOPS_KEEP_DONE_S given '60'; expected") and "600" in said
+
+
+def test_an_environment_name_ending_in_a_line_break_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = problem(monkeypatch, CHATOPS_ENVIRONMENTS='[{"name": "prod\\n"}]')  # shown without it
+    assert text.startswith(
+        "CHATOPS_ENVIRONMENTS[0].name given 'prod'; expected a name commands can say"
+    )

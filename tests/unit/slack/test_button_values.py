@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from bot.slack.intake.jobs import AnnouncedAction
-from bot.slack.rendering.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED
+from bot.slack.posting.oncall import click_of
+from bot.slack.rendering.ids import DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED, ROLLBACK
 from commands.deploy import Deploy
 from commands.registry import parse
 
@@ -43,6 +44,11 @@ def test_a_click_on_deploy_is_the_deploy_the_button_names() -> None:
         {"model": "--override", "version": 2, "env": "dev"},
         {"model": "churn", "version": -1, "env": "dev"},
         {"model": "", "version": 2, "env": "dev"},
+        {"model": "churn\n", "version": 2, "env": "dev"},
+        {"model": "churn", "version": 2.5, "env": "dev"},  # int() reads 2
+        {"model": "churn", "version": True, "env": "dev"},  # int() reads 1
+        {"model": "churn", "version": "2", "env": "dev"},  # the bot writes a number
+        {"model": "churn", "version": 2**31, "env": "dev"},  # beyond what MLflow numbers
     ],
 )
 @pytest.mark.parametrize("action_id", [DEPLOY_ANNOUNCED, PROMOTE_ANNOUNCED])
@@ -50,3 +56,10 @@ def test_a_forged_value_that_would_say_more_than_the_button_is_refused(
     action_id: str, value: dict[str, Any]
 ) -> None:
     assert AnnouncedAction.of_click(_click(action_id, value), namespace="chatops") is None
+
+
+@pytest.mark.parametrize("version", [2.5, True, "2", 0])
+def test_a_roll_back_click_with_a_version_the_bot_never_wrote_is_refused(version: object) -> None:
+    value = {"env": "prod", "endpoint": "iris", "version": version}
+    assert click_of(_click(ROLLBACK, value)) is None
+    assert click_of(_click(ROLLBACK, {**value, "version": 2})) is not None
